@@ -1,0 +1,144 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parseDocument } from 'yaml';
+import type * as z from 'zod';
+import {
+  type CertificateSpec,
+  type Config,
+  type ConfigFile,
+  defaultCertName,
+  ENV_KEYS,
+  EnvSchema,
+  FileSchema,
+} from './schema.js';
+
+/** Every problem found in the configuration, each naming its variable and what to change. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.problems = problems;
+  }
+}
+
+function pathOf(issue: z.core.$ZodIssue): string {
+  return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+}
+
+function describe(prefix: string, issue: z.core.$ZodIssue): string {
+  const path = pathOf(issue);
+  // An issue on a list element: "ACME_DOMAINS[1]" reads worse than "ACME_DOMAINS".
+  const where = prefix ? `${prefix}${path ? ` ${path}` : ''}` : path.replace(/\[\d+\]$/, '');
+  return `${where}: ${issue.message}`;
+}
+
+/** Reads NAME or NAME_FILE (Docker secrets) for every known variable; empty means unset. */
+function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ENV_KEYS) {
+    const direct = env[key];
+    const file = env[`${key}_FILE`];
+    if (direct && file) {
+      problems.push(`${key}: set either ${key} or ${key}_FILE, not both`);
+      continue;
+    }
+    if (file) {
+      try {
+        out[key] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`${key}_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); mount the secret file there or fix the path`);
+      }
+    } else if (direct !== undefined && direct !== '') {
+      out[key] = direct;
+    }
+  }
+  return out;
+}
+
+function readConfigFile(path: string, problems: string[]): ConfigFile | undefined {
+  const where = `MAILCERTS_CONFIG (${path})`;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path and the volume`);
+    return undefined;
+  }
+  let data: unknown;
+  if (extname(path) === '.json') {
+    try {
+      data = JSON.parse(text);
+    } catch (err) {
+      problems.push(`${where}: not valid JSON: ${(err as Error).message}`);
+      return undefined;
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) problems.push(`${where}: not valid YAML: ${e.message.split('\n')[0]}`);
+      return undefined;
+    }
+    data = doc.toJS();
+  }
+  const parsed = FileSchema.safeParse(data);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(describe(where, issue));
+    return undefined;
+  }
+  return parsed.data;
+}
+
+/** Builds the configuration from the environment (and MAILCERTS_CONFIG); throws ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const raw = readEnv(env, problems);
+  const parsed = EnvSchema.safeParse(raw);
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue));
+  const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems) : undefined;
+
+  if (raw.HTTP01_MODE === 'webroot' && !raw.HTTP01_WEBROOT) {
+    problems.push('HTTP01_WEBROOT: is required when HTTP01_MODE=webroot: set it to the document root your web server serves on port 80');
+  }
+  if (raw.MAILCERTS_CONFIG && raw.ACME_DOMAINS) {
+    problems.push('ACME_DOMAINS: set either ACME_DOMAINS or the certificates in MAILCERTS_CONFIG, not both');
+  } else if (!raw.MAILCERTS_CONFIG && !raw.ACME_DOMAINS) {
+    problems.push('ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)');
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+
+  const certificates: CertificateSpec[] = file
+    ? file.certificates.map((c) => ({
+        name: c.name ?? defaultCertName(c.domains),
+        domains: c.domains,
+        keyType: c.keyType ?? e.ACME_KEY_TYPE,
+        challenge: c.challenge ?? e.ACME_CHALLENGE,
+      }))
+    : [{ name: defaultCertName(e.ACME_DOMAINS!), domains: e.ACME_DOMAINS!, keyType: e.ACME_KEY_TYPE, challenge: e.ACME_CHALLENGE }];
+
+  const seen = new Set<string>();
+  certificates.forEach((c, i) => {
+    const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
+    if (seen.has(c.name)) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`);
+    seen.add(c.name);
+    if (c.challenge === 'dns-01') {
+      problems.push(`${where}: dns-01 is not supported yet; use http-01 (Cloudflare DNS-01 is coming in the next release)`);
+    } else if (c.domains.some((d) => d.startsWith('*.'))) {
+      problems.push(`${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`);
+    }
+  });
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    certificates,
+    acme: { directoryUrl: e.ACME_DIRECTORY.url, directoryName: e.ACME_DIRECTORY.name, email: e.ACME_EMAIL, timeoutMs: e.ACME_TIMEOUT },
+    http01: { mode: e.HTTP01_MODE, port: e.HTTP01_PORT, address: e.HTTP01_ADDRESS, webroot: e.HTTP01_WEBROOT },
+    certsDir: e.CERTS_DIR,
+    stateDir: e.STATE_DIR,
+    files: { keyMode: e.KEY_FILE_MODE, certMode: 0o644, owner: e.KEY_FILE_OWNER, group: e.KEY_FILE_GROUP },
+    renewCheckIntervalMs: e.RENEW_CHECK_INTERVAL,
+    dockerReload: e.DOCKER_RELOAD,
+    logLevel: e.LOG_LEVEL,
+  };
+}

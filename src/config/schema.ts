@@ -1,0 +1,173 @@
+import { isIP } from 'node:net';
+import * as z from 'zod';
+import { parseDuration } from '../util/duration.js';
+
+export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+export const CHALLENGES = ['http-01', 'dns-01'] as const;
+export type Challenge = (typeof CHALLENGES)[number];
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const DIRECTORIES: Record<string, string> = {
+  letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
+  'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+};
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** Why a DNS name is unusable, or undefined when it is fine. Expects lower case. */
+export function dnsNameProblem(name: string): string | undefined {
+  const bare = name.startsWith('*.') ? name.slice(2) : name;
+  if (/[^\x00-\x7f]/.test(name)) return 'contains non-ASCII characters: use the punycode (xn--) form';
+  if (bare.includes('*')) return 'a wildcard is only allowed as the whole first label, as in *.example.com';
+  if (bare.length > 253) return 'is longer than 253 characters';
+  const labels = bare.split('.');
+  if (!labels.every((l) => LABEL.test(l))) return 'is not a valid DNS name (letters, digits and hyphens between dots)';
+  if (labels.length < 2) return 'needs at least two labels, as in mail.example.com';
+  return undefined;
+}
+
+const dnsName = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .check((ctx) => {
+    const problem = dnsNameProblem(ctx.value);
+    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: `"${ctx.value}" ${problem}` });
+  });
+
+const domainList = z
+  .array(dnsName)
+  .min(1, 'needs at least one name')
+  .check((ctx) => {
+    const seen = new Set<string>();
+    for (const d of ctx.value) {
+      if (seen.has(d)) ctx.issues.push({ code: 'custom', input: d, message: `"${d}" is listed twice` });
+      seen.add(d);
+    }
+  });
+
+const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+
+const certName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit');
+
+const keyType = z.enum(KEY_TYPES, { error: () => `use one of ${KEY_TYPES.join(', ')}` });
+const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
+
+const duration = (min: number, example: string) =>
+  z.string().transform((s, ctx) => {
+    const ms = parseDuration(s);
+    if (ms === undefined || ms < min) {
+      ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not a duration of at least ${min / 1000}s; write it like ${example}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const fileMode = z.string().transform((s, ctx) => {
+  if (!/^0?[0-7]{3}$/.test(s)) {
+    ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not an octal file mode such as 0600 or 0640` });
+    return z.NEVER;
+  }
+  const mode = parseInt(s, 8);
+  if (mode & 0o007) {
+    ctx.issues.push({ code: 'custom', input: s, message: `${s} lets every local user read the private key; use 0600, or 0640 with KEY_FILE_GROUP` });
+    return z.NEVER;
+  }
+  return mode;
+});
+
+const numericId = (what: string) =>
+  z.string().regex(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`).transform(Number);
+
+const port = z
+  .string()
+  .regex(/^\d+$/, 'use a port number between 1 and 65535')
+  .transform(Number)
+  .pipe(z.number().int().min(1, 'use a port number between 1 and 65535').max(65535, 'use a port number between 1 and 65535'));
+
+const bool = z.stringbool({ error: () => 'use true or false' });
+
+/** The environment, one field per variable. Empty values count as unset (compose writes FOO= as ""). */
+export const EnvSchema = z
+  .object({
+    ACME_DOMAINS: csv.pipe(domainList).optional(),
+    ACME_EMAIL: z.email({ error: () => 'use a mail address such as postmaster@example.com' }).optional(),
+    ACME_DIRECTORY: z
+      .string()
+      .transform((s, ctx) => {
+        const known = DIRECTORIES[s];
+        if (known) return { name: s, url: known };
+        let url: URL | undefined;
+        try { url = new URL(s); } catch { /* reported below */ }
+        if (url?.protocol !== 'https:') {
+          ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is neither ${Object.keys(DIRECTORIES).join(' nor ')} nor an https:// directory URL` });
+          return z.NEVER;
+        }
+        return { name: url.host, url: url.href };
+      })
+      .default({ name: 'letsencrypt', url: DIRECTORIES.letsencrypt! }),
+    ACME_CHALLENGE: challenge.default('http-01'),
+    ACME_KEY_TYPE: keyType.default('ec-256'),
+    ACME_TIMEOUT: duration(1000, '30s').default(30_000),
+    HTTP01_MODE: z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }).default('standalone'),
+    HTTP01_PORT: port.default(80),
+    HTTP01_ADDRESS: z.string().refine((s) => isIP(s) !== 0, 'use an IP address such as 0.0.0.0 or ::; leave it unset for all interfaces').optional(),
+    HTTP01_WEBROOT: z.string().startsWith('/', 'use an absolute path, the web server\'s document root').optional(),
+    CERTS_DIR: z.string().startsWith('/', 'use an absolute path').default('/etc/ssl/mail'),
+    STATE_DIR: z.string().startsWith('/', 'use an absolute path').default('/var/lib/mailcerts'),
+    KEY_FILE_MODE: fileMode.default(0o600),
+    KEY_FILE_OWNER: numericId('user').optional(),
+    KEY_FILE_GROUP: numericId('group').optional(),
+    RENEW_CHECK_INTERVAL: duration(10_000, '12h').default(43_200_000),
+    DOCKER_RELOAD: bool.default(true),
+    LOG_LEVEL: z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+    MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
+  });
+
+export type Env = z.output<typeof EnvSchema>;
+export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
+
+/** Variables whose values must never be logged. Filled as secret-bearing settings arrive. */
+export const SECRET_KEYS: readonly string[] = [];
+
+/** The optional config file: a list of certificates; everything else comes from the environment. */
+export const FileSchema = z.strictObject({
+  certificates: z
+    .array(
+      z.strictObject({
+        name: certName.optional(),
+        domains: domainList,
+        keyType: keyType.optional(),
+        challenge: challenge.optional(),
+      }),
+    )
+    .min(1, 'list at least one certificate'),
+});
+export type ConfigFile = z.output<typeof FileSchema>;
+
+export interface CertificateSpec {
+  name: string;
+  domains: string[];
+  keyType: KeyType;
+  challenge: Challenge;
+}
+
+export interface Config {
+  certificates: CertificateSpec[];
+  acme: { directoryUrl: string; directoryName: string; email?: string; timeoutMs: number };
+  http01: { mode: 'standalone' | 'webroot'; port: number; address?: string; webroot?: string };
+  certsDir: string;
+  stateDir: string;
+  files: { keyMode: number; certMode: number; owner?: number; group?: number };
+  renewCheckIntervalMs: number;
+  dockerReload: boolean;
+  logLevel: (typeof LOG_LEVELS)[number];
+}
+
+/** The certificate's default name: its first domain, "*." spelt "wildcard.". */
+export function defaultCertName(domains: string[]): string {
+  return domains[0]!.replace(/^\*\./, 'wildcard.');
+}

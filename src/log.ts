@@ -1,0 +1,24 @@
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+/** Keys that may carry secrets anywhere in a log record; their values are replaced. */
+const REDACT = [
+  'token', '*.token', 'apiToken', '*.apiToken', 'authorization', '*.authorization', 'headers.authorization',
+  'accountKey', '*.accountKey', 'privateKey', '*.privateKey', 'key', '*.key', 'hmacKey', '*.hmacKey',
+  'keyAuthorization', '*.keyAuthorization', 'password', '*.password',
+];
+
+/** JSON lines, one per step. Call sites bind `cert`, `domain` and `container` where they apply. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { app: 'mailcerts' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACT, censor: '[redacted]' },
+    },
+    destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}

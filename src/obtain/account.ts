@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as acme from 'acme-client';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { readJson, replaceFile, writeJson } from '../state/files.js';
+import { acmeStep } from './acme-http.js';
+import { createPrivateKey } from './keys.js';
+
+interface AccountRecord {
+  url: string;
+  directory: string;
+  email?: string;
+  createdAt: string;
+}
+
+/** One account per CA directory: STATE_DIR/accounts/<directory host>/ holds the key (0600) and its URL. */
+function accountDir(config: Config): string {
+  const host = new URL(config.acme.directoryUrl).host.replace(/[^a-zA-Z0-9.-]/g, '_');
+  return join(config.stateDir, 'accounts', host);
+}
+
+async function loadOrCreateKey(path: string, log: Logger): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the account key ${path}: ${(err as Error).message}`);
+  }
+  const pem = await createPrivateKey('ec-256');
+  await replaceFile(path, pem, 0o600);
+  log.info({ step: 'account' }, 'created a new account key');
+  return Buffer.from(pem);
+}
+
+/**
+ * An ACME client for the configured CA with the account registered. The stored key is reused
+ * across restarts; newAccount with a known key returns the existing account (RFC 8555 7.3.1).
+ */
+export async function openAccount(config: Config, log: Logger): Promise<{ client: acme.Client; accountUrl: string; reused: boolean }> {
+  const dir = accountDir(config);
+  const key = await loadOrCreateKey(join(dir, 'account.key'), log);
+  const recordPath = join(dir, 'account.json');
+  const stored = await readJson<AccountRecord>(recordPath);
+  const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key });
+  await acmeStep('account', { cert: '(account)' }, () =>
+    client.createAccount({ termsOfServiceAgreed: true, contact: config.acme.email ? [`mailto:${config.acme.email}`] : [] }),
+  );
+  const accountUrl = client.getAccountUrl();
+  const reused = stored?.url === accountUrl;
+  if (!reused || stored?.email !== config.acme.email) {
+    await writeJson(recordPath, { url: accountUrl, directory: config.acme.directoryUrl, email: config.acme.email, createdAt: stored?.createdAt ?? new Date().toISOString() } satisfies AccountRecord);
+  }
+  log.info({ step: 'account', account: accountUrl, reused }, reused ? 'account reused' : 'account registered');
+  return { client, accountUrl, reused };
+}
+
+export async function readAccountUrl(config: Config): Promise<string | undefined> {
+  return (await readJson<AccountRecord>(join(accountDir(config), 'account.json')))?.url;
+}

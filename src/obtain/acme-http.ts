@@ -1,0 +1,137 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import * as acme from 'acme-client';
+import type { AxiosError, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
+import { sleep } from '../util/abort.js';
+
+/** What the CA answered when a call failed: acme-client keeps only the detail text. */
+export interface AcmeProblem {
+  status?: number;
+  type?: string;
+  detail?: string;
+  retryAfterMs?: number;
+  /** Network-level failure (no HTTP answer), e.g. ECONNREFUSED or ECONNABORTED (timeout). */
+  code?: string;
+}
+
+export type AcmeStep = 'directory' | 'account' | 'order' | 'authorization' | 'finalize' | 'download';
+
+const problemScope = new AsyncLocalStorage<{ last?: AcmeProblem }>();
+
+export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function shortType(type: string | undefined): string | undefined {
+  return type?.replace('urn:ietf:params:acme:error:', '');
+}
+
+/** An ACME failure naming the certificate, the domain, the step and what the CA said. */
+export class AcmeError extends Error {
+  override name = 'AcmeError';
+  readonly step: AcmeStep;
+  readonly problem: AcmeProblem;
+  constructor(step: AcmeStep, where: { cert: string; domain?: string }, cause: unknown, problem: AcmeProblem) {
+    const said = problem.code
+      ? `no answer from the CA (${problem.code})`
+      : `the CA said: ${problem.detail ?? (cause instanceof Error ? cause.message : String(cause))}` +
+        (problem.type || problem.status ? ` (${[shortType(problem.type), problem.status && `HTTP ${problem.status}`].filter(Boolean).join(', ')})` : '');
+    const domain = where.domain ? `, domain ${where.domain}` : '';
+    super(`certificate "${where.cert}"${domain}: ${step} failed: ${said}${hint(step, problem, where.domain)}`, { cause });
+    this.step = step;
+    this.problem = problem;
+  }
+}
+
+function hint(step: AcmeStep, p: AcmeProblem, domain?: string): string {
+  const type = shortType(p.type);
+  if (p.code === 'ECONNABORTED' || p.code === 'ETIMEDOUT') return '. The CA did not answer in time: check the network, or raise ACME_TIMEOUT';
+  if (p.code) return '. Check that ACME_DIRECTORY is right and that this host can reach it';
+  if (type === 'rateLimited') return `. The CA rate-limits this request${p.retryAfterMs ? `; it asks to wait ${Math.ceil(p.retryAfterMs / 60_000)} min` : ''}; mailcerts retries later`;
+  if (step === 'authorization' && ['connection', 'unauthorized', 'incorrectResponse', 'dns', 'tls'].includes(type ?? '')) {
+    return `. The CA could not fetch http://${domain ?? '<domain>'}/.well-known/acme-challenge/…: make sure the name resolves to this host and that port 80 reaches mailcerts (HTTP01_PORT / HTTP01_MODE)`;
+  }
+  if (type === 'rejectedIdentifier' || type === 'malformed') return '. Check the names in ACME_DOMAINS';
+  if (type === 'externalAccountRequired') return '. This CA needs external account binding';
+  if (step === 'account') return '. Check ACME_DIRECTORY and ACME_EMAIL';
+  return '';
+}
+
+/** Runs one ACME step; any failure becomes an AcmeError carrying the CA's problem. */
+export async function acmeStep<T>(step: AcmeStep, where: { cert: string; domain?: string }, fn: () => Promise<T>): Promise<T> {
+  const store: { last?: AcmeProblem } = {};
+  return problemScope.run(store, async () => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof AcmeError) throw err;
+      throw new AcmeError(step, where, err, store.last ?? {});
+    }
+  });
+}
+
+/** Records a problem seen outside a failed HTTP call (e.g. an invalid authorization body). */
+export function problemFrom(status: number | undefined, body: unknown, headers?: Record<string, unknown>): AcmeProblem {
+  const b = (body ?? {}) as { type?: unknown; detail?: unknown };
+  return {
+    status,
+    type: typeof b.type === 'string' ? b.type : undefined,
+    detail: typeof b.detail === 'string' ? b.detail.replace(/\n/g, ' ') : undefined,
+    retryAfterMs: parseRetryAfter(headers?.['retry-after']),
+  };
+}
+
+export interface AcmeHttpOptions {
+  timeoutMs: number;
+  /** Retries of 429, 5xx and network errors within one call. */
+  retries: number;
+  /** A Retry-After longer than this is not waited out inside the call; the scheduler retries later. */
+  retryAfterCapMs: number;
+}
+
+type RetryConfig = InternalAxiosRequestConfig & { retryAttempt?: number; retryValidateStatus?: ((s: number) => boolean) | null };
+
+/**
+ * acme-client's axios instance has no timeout and waits out any Retry-After. Replace its retry
+ * interceptor with one that caps the wait and records the ACME problem of every failed answer.
+ */
+export function configureAcmeHttp(opts: AcmeHttpOptions): void {
+  const ax = acme.axios;
+  ax.defaults.timeout = opts.timeoutMs;
+  ax.interceptors.response.clear();
+  ax.interceptors.response.use(null, async (error: AxiosError) => {
+    const config = error.config as RetryConfig | undefined;
+    const response = error.response as AxiosResponse | undefined;
+    if (!config) throw error;
+    const store = problemScope.getStore();
+    if (response && response.status >= 400) {
+      if (store) store.last = problemFrom(response.status, response.data, response.headers as Record<string, unknown>);
+    } else if (!response && store) {
+      store.last = { code: error.code ?? 'network error' };
+    }
+    const transient = !response || response.status === 429 || response.status >= 500;
+    const attempt = (config.retryAttempt ?? 0) + 1;
+    if (transient && attempt <= opts.retries) {
+      const asked = response ? parseRetryAfter(response.headers['retry-after']) : undefined;
+      if (asked === undefined || asked <= opts.retryAfterCapMs) {
+        config.retryAttempt = attempt;
+        await sleep(asked ?? 500 * 2 ** attempt);
+        return ax.request(config);
+      }
+    }
+    if (!response) throw error;
+    const validate = config.retryValidateStatus;
+    if (!validate || validate(response.status)) return response;
+    throw error;
+  });
+}
+
+/** acme-client keeps its raw API client private; the order flow needs headers (Retry-After) when polling. */
+interface RawApi {
+  apiRequest(url: string, payload: unknown, validStatusCodes: number[]): Promise<AxiosResponse>;
+}
+export function rawApi(client: acme.Client): RawApi {
+  return (client as unknown as { api: RawApi }).api;
+}

@@ -1,0 +1,108 @@
+import * as acme from 'acme-client';
+import type { CertificateSpec } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { sleep } from '../util/abort.js';
+import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi } from './acme-http.js';
+import { createPrivateKey } from './keys.js';
+import type { Http01Solver } from './solvers/types.js';
+
+export interface Issued {
+  privateKey: string;
+  fullchain: string;
+}
+
+export interface PollOptions {
+  /** First wait; each next one grows by half, up to maxIntervalMs. */
+  minIntervalMs: number;
+  maxIntervalMs: number;
+  /** A Retry-After above this is clamped (polls are cheap; the CA hint is a guide). */
+  retryAfterCapMs: number;
+  deadlineMs: number;
+}
+
+export const DEFAULT_POLL: PollOptions = { minIntervalMs: 250, maxIntervalMs: 5_000, retryAfterCapMs: 30_000, deadlineMs: 300_000 };
+
+interface OrderContext {
+  client: acme.Client;
+  spec: CertificateSpec;
+  solver: Http01Solver;
+  log: Logger;
+  signal?: AbortSignal;
+  poll?: PollOptions;
+}
+
+type Resource = { status: string; challenges?: { type: string; error?: unknown }[]; error?: unknown; [k: string]: unknown };
+
+/** Polls an order or authorization until it leaves pending/processing; short, growing waits. */
+async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: string[], domain?: string): Promise<Resource> {
+  const opts = ctx.poll ?? DEFAULT_POLL;
+  const where = { cert: ctx.spec.name, domain };
+  const deadline = Date.now() + opts.deadlineMs;
+  let wait = opts.minIntervalMs;
+  for (;;) {
+    const resp = await acmeStep(step, where, () => rawApi(ctx.client).apiRequest(url, null, [200]));
+    const body = resp.data as Resource;
+    if (done.includes(body.status)) return body;
+    if (body.status === 'invalid') {
+      const failed = body.challenges?.find((c) => c.error)?.error ?? body.error;
+      throw new AcmeError(step, where, new Error(`${step} is invalid`), problemFrom(undefined, failed ?? { detail: `the ${step} became invalid` }));
+    }
+    if (body.status !== 'pending' && body.status !== 'processing' && body.status !== 'ready') {
+      throw new AcmeError(step, where, new Error(`unexpected status "${body.status}"`), { detail: `unexpected status "${body.status}"` });
+    }
+    const asked = problemFrom(resp.status, {}, resp.headers as Record<string, unknown>).retryAfterMs;
+    const next = Math.min(asked ?? wait, opts.retryAfterCapMs);
+    if (Date.now() + next > deadline) {
+      throw new AcmeError(step, where, new Error('timeout'), { detail: `still "${body.status}" after ${Math.round(opts.deadlineMs / 1000)}s` });
+    }
+    if (!(await sleep(next, ctx.signal))) throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
+    wait = Math.min(Math.ceil(wait * 1.5), opts.maxIntervalMs);
+  }
+}
+
+/** Orders a certificate with the manual flow: authorizations one at a time, own polling, own timeouts. */
+export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
+  const { client, spec, solver, log } = ctx;
+  const cert = spec.name;
+  const privateKey = await createPrivateKey(spec.keyType);
+  const order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers: spec.domains.map((value) => ({ type: 'dns', value })) }));
+  log.info({ step: 'order', order: order.url }, 'order created');
+
+  const authorizations = await acmeStep('authorization', { cert }, () => client.getAuthorizations(order));
+  await solver.begin();
+  try {
+    for (const authz of authorizations) {
+      const domain = authz.identifier.value;
+      if (authz.status === 'valid') {
+        log.info({ step: 'authorization', domain }, 'authorization already valid');
+        continue;
+      }
+      const challenge = authz.challenges.find((c) => c.type === 'http-01');
+      if (!challenge) {
+        throw new AcmeError('authorization', { cert, domain }, new Error('no http-01'), {
+          detail: `the CA offers no http-01 challenge for this name (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
+        });
+      }
+      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+      await solver.present(challenge.token, keyAuthorization);
+      try {
+        await acmeStep('authorization', { cert, domain }, () => client.completeChallenge(challenge));
+        await pollStatus(ctx, 'authorization', authz.url, ['valid'], domain);
+        log.info({ step: 'authorization', domain }, 'authorization valid');
+      } finally {
+        await solver.remove(challenge.token);
+      }
+    }
+  } finally {
+    await solver.end();
+  }
+
+  await pollStatus(ctx, 'order', order.url, ['ready', 'valid']);
+  const [, csr] = await acme.crypto.createCsr({ altNames: spec.domains, commonName: spec.domains[0]!.length <= 64 ? spec.domains[0] : undefined }, privateKey);
+  await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr));
+  const valid = await pollStatus(ctx, 'finalize', order.url, ['valid']);
+  log.info({ step: 'finalize' }, 'order valid');
+  const fullchain = await acmeStep('download', { cert }, () => client.getCertificate(valid as unknown as acme.Order));
+  log.info({ step: 'download' }, 'certificate downloaded');
+  return { privateKey, fullchain };
+}

@@ -1,0 +1,112 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../../log.js';
+import { UserError } from '../../util/errors.js';
+import { CHALLENGE_PREFIX, type Http01Solver, TOKEN_PATTERN } from './types.js';
+
+const MAX_URL = 512;
+
+/**
+ * A minimal HTTP listener that answers only for tokens of orders in flight and 404s everything else.
+ * It never serves files, accepts no request body and is open only while an order needs it.
+ */
+export class StandaloneHttp01 implements Http01Solver {
+  private readonly tokens = new Map<string, string>();
+  private server: Server | undefined;
+  private users = 0;
+  private readonly port: number;
+  private readonly address: string | undefined;
+  private readonly log: Logger;
+
+  constructor(opts: { port: number; address?: string; log: Logger }) {
+    this.port = opts.port;
+    this.address = opts.address;
+    this.log = opts.log.child({ solver: 'http-01-standalone' });
+  }
+
+  /** The bound port (useful when configured as 0). */
+  get boundPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  async begin(): Promise<void> {
+    this.users++;
+    if (this.server) return;
+    const server = createServer({ maxHeaderSize: 4096, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 1_000 }, (req, res) =>
+      this.handle(req, res),
+    );
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      if (socket.writable && !socket.writableEnded) {
+        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      }
+      socket.destroy();
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ port: this.port, host: this.address, ipv6Only: false }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.users--;
+      const code = (err as NodeJS.ErrnoException).code;
+      const where = `${this.address ?? '*'}:${this.port}`;
+      if (code === 'EADDRINUSE') throw new UserError(`HTTP-01 listener: ${where} is already in use; stop the other server or use HTTP01_MODE=webroot`);
+      if (code === 'EACCES') throw new UserError(`HTTP-01 listener: no permission to bind ${where}; run with CAP_NET_BIND_SERVICE or set HTTP01_PORT above 1023 and map port 80 to it`);
+      throw err;
+    }
+    this.server = server;
+    this.log.info({ step: 'http-01', port: this.boundPort }, 'challenge listener open');
+  }
+
+  async present(token: string, keyAuthorization: string): Promise<void> {
+    if (!TOKEN_PATTERN.test(token)) throw new Error(`the CA sent a malformed challenge token`);
+    this.tokens.set(token, keyAuthorization);
+  }
+
+  async remove(token: string): Promise<void> {
+    this.tokens.delete(token);
+  }
+
+  async end(): Promise<void> {
+    this.users = Math.max(0, this.users - 1);
+    if (this.users > 0 || !this.server) return;
+    const server = this.server;
+    this.server = undefined;
+    this.tokens.clear();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.log.info({ step: 'http-01' }, 'challenge listener closed');
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    res.setHeader('Connection', 'close');
+    res.setHeader('Cache-Control', 'no-store');
+    const reply = (status: number, body = '') => {
+      res.statusCode = status;
+      res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+      res.setHeader('Content-Length', Buffer.byteLength(body));
+      res.end(req.method === 'HEAD' ? undefined : body);
+      if (status >= 400 && req.readable) req.destroy(); // never read what a client tries to push
+    };
+    const url = req.url ?? '';
+    const length = Number(req.headers['content-length'] ?? 0);
+    if (req.headers['transfer-encoding'] || length > 0) return reply(413);
+    if (url.length > MAX_URL) return reply(414);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return reply(405);
+    }
+    const token = url.startsWith(CHALLENGE_PREFIX) ? url.slice(CHALLENGE_PREFIX.length) : '';
+    const keyAuthorization = TOKEN_PATTERN.test(token) ? this.tokens.get(token) : undefined;
+    if (keyAuthorization === undefined) {
+      this.log.debug({ step: 'http-01', status: 404 }, 'unknown challenge request');
+      return reply(404);
+    }
+    this.log.info({ step: 'http-01', status: 200, from: req.socket.remoteAddress }, 'served a challenge');
+    reply(200, keyAuthorization);
+  }
+}

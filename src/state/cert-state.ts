@@ -1,0 +1,26 @@
+import { join } from 'node:path';
+import { readJson, writeJson } from './files.js';
+
+/** What mailcerts remembers about one certificate between passes and restarts. */
+export interface CertState {
+  /** sha256 of the published bytes that the mail containers were last reloaded with. */
+  deployedDigest?: string;
+  lastSuccessAt?: string;
+  lastAttemptAt?: string;
+  lastError?: string;
+  failures: number;
+  /** Earliest next attempt after a failure (backoff). */
+  nextAttemptAt?: string;
+}
+
+export function certStatePath(stateDir: string, name: string): string {
+  return join(stateDir, 'certificates', name, 'state.json');
+}
+
+export async function readCertState(stateDir: string, name: string): Promise<CertState> {
+  return (await readJson<CertState>(certStatePath(stateDir, name))) ?? { failures: 0 };
+}
+
+export async function writeCertState(stateDir: string, name: string, state: CertState): Promise<void> {
+  await writeJson(certStatePath(stateDir, name), state);
+}
