@@ -1,0 +1,50 @@
+import { join } from 'node:path';
+import type { CertificateSpec, Config } from '../config/schema.js';
+import { AtomicDir, type PublishFile } from './atomic-dir.js';
+import { type Bundle, BundleError, bundleFiles, digestOf, parseBundle } from './bundle.js';
+
+export const FILE_NAMES = ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'privkey-fullchain.pem'];
+
+/**
+ * Where a certificate is published. One certificate: the top of CERTS_DIR. Several: CERTS_DIR/<name>/
+ * each, and the first one also at the top (so /etc/ssl/mail/fullchain.pem always works).
+ */
+export function publishDirs(config: Config, spec: CertificateSpec): AtomicDir[] {
+  if (config.certificates.length === 1) return [new AtomicDir(config.certsDir)];
+  const own = new AtomicDir(join(config.certsDir, spec.name));
+  return config.certificates[0]!.name === spec.name ? [own, new AtomicDir(config.certsDir)] : [own];
+}
+
+export interface Published {
+  bundle: Bundle;
+  digest: string;
+  version: string;
+}
+
+/** The certificate as currently published, or undefined (none yet). Throws BundleError when the files are broken. */
+export async function readPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
+  const dir = publishDirs(config, spec)[0]!;
+  const version = await dir.currentVersion();
+  const files = version ? await dir.read(FILE_NAMES) : undefined;
+  if (!version || !files) return undefined;
+  const bundle = parseBundle(files.get('fullchain.pem')!.toString(), files.get('privkey.pem')!.toString(), `the published certificate in ${dir.dir}`);
+  return { bundle, digest: digestOf(FILE_NAMES.map((name) => ({ name, data: files.get(name)! }))), version };
+}
+
+export function filesFor(config: Config, bundle: Bundle): PublishFile[] {
+  return bundleFiles(bundle).map((f) =>
+    f.secret
+      ? { name: f.name, data: f.data, mode: config.files.keyMode, owner: config.files.owner, group: config.files.group }
+      : { name: f.name, data: f.data, mode: config.files.certMode },
+  );
+}
+
+/** Publishes a checked bundle into every directory of the certificate; reports whether anything changed. */
+export async function publishBundle(config: Config, spec: CertificateSpec, bundle: Bundle): Promise<{ changed: boolean; digest: string }> {
+  const files = filesFor(config, bundle);
+  let changed = false;
+  for (const dir of publishDirs(config, spec)) changed = (await dir.publish(files)).changed || changed;
+  return { changed, digest: digestOf(files) };
+}
+
+export { BundleError };

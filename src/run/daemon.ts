@@ -1,0 +1,33 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { sleep } from '../util/abort.js';
+import { errorMessage } from '../util/errors.js';
+import type { Engine } from './engine.js';
+
+/** The check interval with ±5% random jitter, so that many hosts do not hit the CA together. */
+export function nextCheckDelay(intervalMs: number, random = Math.random): number {
+  return Math.round(intervalMs * (0.95 + 0.1 * random()));
+}
+
+/**
+ * A pass at start, then one per check interval, or earlier when a certificate's renewal time or
+ * backoff ends. Returns when the signal aborts; a pass in progress finishes its publish first.
+ */
+export async function runDaemon(engine: Engine, config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  log.info({ step: 'daemon', certificates: config.certificates.map((c) => c.name) }, 'mailcerts started');
+  while (!signal.aborted) {
+    let wakeAt = Date.now() + nextCheckDelay(config.renewCheckIntervalMs);
+    try {
+      const result = await engine.pass({ signal });
+      for (const c of result.certs) if (c.nextAt && c.nextAt.getTime() < wakeAt) wakeAt = c.nextAt.getTime();
+    } catch (err) {
+      log.error({ step: 'daemon', error: errorMessage(err) }, 'pass failed');
+      wakeAt = Math.min(wakeAt, Date.now() + 60_000);
+    }
+    if (signal.aborted) break;
+    const delay = Math.max(1_000, wakeAt - Date.now());
+    log.info({ step: 'daemon', nextPassAt: new Date(Date.now() + delay).toISOString() }, 'waiting for the next pass');
+    await sleep(delay, signal);
+  }
+  log.info({ step: 'daemon' }, 'mailcerts stopped');
+}

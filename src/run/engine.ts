@@ -1,0 +1,194 @@
+import type { CertificateSpec, Config } from '../config/schema.js';
+import { connectDocker, pingDocker, type ReloadResult, reloadAll } from '../deploy/docker.js';
+import type { Logger } from '../log.js';
+import { openAccount } from '../obtain/account.js';
+import { configureAcmeHttp } from '../obtain/acme-http.js';
+import { orderCertificate } from '../obtain/order.js';
+import { StandaloneHttp01 } from '../obtain/solvers/http01-standalone.js';
+import { WebrootHttp01 } from '../obtain/solvers/http01-webroot.js';
+import type { Http01Solver } from '../obtain/solvers/types.js';
+import { backoffDelay, type Decision, decide } from '../plan/renewal.js';
+import { BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
+import { type Published, publishBundle, readPublished } from '../publish/publisher.js';
+import { type CertState, readCertState, writeCertState } from '../state/cert-state.js';
+import { acquireLock } from '../state/lock.js';
+import { raceAbort } from '../util/abort.js';
+import { errorMessage } from '../util/errors.js';
+
+export interface CertOutcome {
+  name: string;
+  /** ok: a valid certificate is published and deployed; failed: see error. */
+  ok: boolean;
+  decision: Decision['action'];
+  reason: string;
+  issued: boolean;
+  published: boolean;
+  error?: string;
+  /** When this certificate next needs attention (renewal time or end of backoff). */
+  nextAt?: Date;
+}
+
+export interface PassResult {
+  certs: CertOutcome[];
+  reloads: ReloadResult[];
+  ok: boolean;
+}
+
+export interface PassOptions {
+  force?: boolean;
+  /** Restrict the pass to this certificate name. */
+  only?: string;
+  signal?: AbortSignal;
+}
+
+interface Working {
+  spec: CertificateSpec;
+  state: CertState;
+  outcome: CertOutcome;
+  published?: Published;
+  log: Logger;
+}
+
+/** Runs passes over the configured certificates: plan → obtain → publish → deploy. */
+export class Engine {
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly solver: Http01Solver;
+
+  constructor(config: Config, log: Logger) {
+    this.config = config;
+    this.log = log;
+    configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 2, retryAfterCapMs: 30_000 });
+    this.solver =
+      config.http01.mode === 'webroot'
+        ? new WebrootHttp01({ webroot: config.http01.webroot!, log })
+        : new StandaloneHttp01({ port: config.http01.port, address: config.http01.address, log });
+  }
+
+  async pass(opts: PassOptions = {}): Promise<PassResult> {
+    const specs = this.config.certificates.filter((c) => !opts.only || c.name === opts.only);
+    if (specs.length === 0) throw new Error(`no certificate named "${opts.only}"; known: ${this.config.certificates.map((c) => c.name).join(', ')}`);
+    const release = await acquireLock(this.config.stateDir);
+    try {
+      const work: Working[] = [];
+      let account: Awaited<ReturnType<typeof openAccount>> | undefined;
+      for (const spec of specs) {
+        const w = await this.prepare(spec, opts.force ?? false);
+        work.push(w);
+        if (w.outcome.decision !== 'issue' || opts.signal?.aborted) continue;
+        try {
+          account ??= await openAccount(this.config, this.log);
+          await this.issue(w, account.client, opts.signal);
+        } catch (err) {
+          this.fail(w, errorMessage(err), 'issuance failed');
+        }
+        await writeCertState(this.config.stateDir, spec.name, w.state);
+      }
+      const reloads = opts.signal?.aborted ? [] : await this.deploy(work);
+      const certs = work.map((w) => w.outcome);
+      return { certs, reloads, ok: certs.every((c) => c.ok) };
+    } finally {
+      await release();
+    }
+  }
+
+  private async prepare(spec: CertificateSpec, force: boolean): Promise<Working> {
+    const log = this.log.child({ cert: spec.name });
+    const state = await readCertState(this.config.stateDir, spec.name);
+    let published: Published | undefined;
+    let broken: string | undefined;
+    try {
+      published = await readPublished(this.config, spec);
+    } catch (err) {
+      if (!(err instanceof BundleError)) throw err;
+      broken = err.message;
+      log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');
+    }
+    const decision = decide({ spec, published: published?.bundle, broken, state, now: new Date(), force });
+    log.info({ step: 'plan', decision: decision.action, reason: decision.reason }, `plan: ${decision.action}`);
+    const outcome: CertOutcome = {
+      name: spec.name,
+      ok: decision.action === 'keep',
+      decision: decision.action,
+      reason: decision.reason,
+      issued: false,
+      published: false,
+      error: decision.action === 'wait' ? state.lastError : undefined,
+      nextAt: decision.action === 'keep' ? decision.renewAt : decision.action === 'wait' ? decision.until : undefined,
+    };
+    return { spec, state, outcome, published, log };
+  }
+
+  private async issue(w: Working, client: Awaited<ReturnType<typeof openAccount>>['client'], signal?: AbortSignal): Promise<void> {
+    const { spec, log } = w;
+    w.state.lastAttemptAt = new Date().toISOString();
+    const issued = await raceAbort(orderCertificate({ client, spec, solver: this.solver, log, signal }), signal, `certificate "${spec.name}": order`);
+    w.outcome.issued = true;
+    const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
+    checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);
+    log.info({ step: 'validate', serial: bundle.serial, notAfter: bundle.notAfter.toISOString() }, 'new certificate checked');
+    // From here on, no cancellation: a publish always completes.
+    const { changed } = await publishBundle(this.config, spec, bundle);
+    w.outcome.published = changed;
+    log.info({ step: 'publish', changed, serial: bundle.serial }, changed ? 'published' : 'identical files already published');
+    w.published = await readPublished(this.config, spec);
+    Object.assign(w.state, { failures: 0, lastError: undefined, nextAttemptAt: undefined, lastSuccessAt: new Date().toISOString() });
+    w.outcome.ok = true;
+    w.outcome.nextAt = undefined;
+  }
+
+  private fail(w: Working, error: string, msg: string): void {
+    w.state.failures += 1;
+    w.state.lastError = error;
+    const next = new Date(Date.now() + backoffDelay(w.state.failures));
+    w.state.nextAttemptAt = next.toISOString();
+    w.outcome.ok = false;
+    w.outcome.error = error;
+    w.outcome.nextAt = next;
+    w.log.error({ step: 'report', error, failures: w.state.failures, nextAttemptAt: w.state.nextAttemptAt }, msg);
+  }
+
+  /** Makes sure every certificate is also in its other directories, then reloads when a published set is not yet deployed. */
+  private async deploy(work: Working[]): Promise<ReloadResult[]> {
+    const pending: Working[] = [];
+    for (const w of work) {
+      if (!w.published) continue;
+      if (w.outcome.decision !== 'issue') {
+        const { changed } = await publishBundle(this.config, w.spec, w.published.bundle); // fills a missing copy (e.g. the top of CERTS_DIR)
+        if (changed) w.log.info({ step: 'publish' }, 'restored a missing published copy');
+      }
+      if (w.state.deployedDigest !== w.published.digest) pending.push(w);
+    }
+    if (pending.length === 0) return [];
+    if (!this.config.dockerReload) {
+      this.log.info({ step: 'reload' }, 'DOCKER_RELOAD=false: not reloading any container');
+      for (const w of pending) await this.markDeployed(w);
+      return [];
+    }
+    let results: ReloadResult[];
+    try {
+      const docker = connectDocker();
+      await pingDocker(docker);
+      results = await reloadAll(docker, this.log);
+    } catch (err) {
+      results = [{ container: '(docker)', ok: false, error: errorMessage(err) }];
+    }
+    const failed = results.filter((r) => !r.ok);
+    for (const w of pending) {
+      if (failed.length === 0) {
+        await this.markDeployed(w);
+      } else {
+        this.fail(w, failed.map((r) => `container ${r.container}: ${r.error}`).join('; '), 'deployment failed');
+        await writeCertState(this.config.stateDir, w.spec.name, w.state);
+      }
+    }
+    return results;
+  }
+
+  private async markDeployed(w: Working): Promise<void> {
+    w.state.deployedDigest = w.published!.digest;
+    if (w.outcome.decision !== 'issue') Object.assign(w.state, { failures: 0, lastError: undefined, nextAttemptAt: undefined });
+    await writeCertState(this.config.stateDir, w.spec.name, w.state);
+    w.log.info({ step: 'deploy', serial: w.published!.bundle.serial }, 'deployed');
+  }
+}
