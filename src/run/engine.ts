@@ -7,7 +7,7 @@ import { orderCertificate } from '../obtain/order.js';
 import { StandaloneHttp01 } from '../obtain/solvers/http01-standalone.js';
 import { WebrootHttp01 } from '../obtain/solvers/http01-webroot.js';
 import type { Http01Solver } from '../obtain/solvers/types.js';
-import { backoffDelay, type Decision, decide } from '../plan/renewal.js';
+import { backoffDelay, type Decision, decide, renewalTime } from '../plan/renewal.js';
 import { BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
 import { type Published, publishBundle, readPublished } from '../publish/publisher.js';
 import { type CertState, readCertState, writeCertState } from '../state/cert-state.js';
@@ -80,7 +80,7 @@ export class Engine {
           account ??= await openAccount(this.config, this.log);
           await this.issue(w, account.client, opts.signal);
         } catch (err) {
-          this.fail(w, errorMessage(err), 'issuance failed');
+          this.fail(w, 'obtain', errorMessage(err), 'issuance failed');
         }
         await writeCertState(this.config.stateDir, spec.name, w.state);
       }
@@ -132,13 +132,19 @@ export class Engine {
     w.outcome.published = changed;
     log.info({ step: 'publish', changed, serial: bundle.serial }, changed ? 'published' : 'identical files already published');
     w.published = await readPublished(this.config, spec);
-    Object.assign(w.state, { failures: 0, lastError: undefined, nextAttemptAt: undefined, lastSuccessAt: new Date().toISOString() });
-    w.outcome.ok = true;
-    w.outcome.nextAt = undefined;
+    this.clearFailure(w);
+    w.state.lastSuccessAt = new Date().toISOString();
+    w.outcome.nextAt = renewalTime(bundle.notBefore, bundle.notAfter);
   }
 
-  private fail(w: Working, error: string, msg: string): void {
+  private clearFailure(w: Working): void {
+    Object.assign(w.state, { failures: 0, lastError: undefined, failedStep: undefined, nextAttemptAt: undefined });
+    Object.assign(w.outcome, { ok: true, error: undefined });
+  }
+
+  private fail(w: Working, step: 'obtain' | 'deploy', error: string, msg: string): void {
     w.state.failures += 1;
+    w.state.failedStep = step;
     w.state.lastError = error;
     const next = new Date(Date.now() + backoffDelay(w.state.failures));
     w.state.nextAttemptAt = next.toISOString();
@@ -178,7 +184,7 @@ export class Engine {
       if (failed.length === 0) {
         await this.markDeployed(w);
       } else {
-        this.fail(w, failed.map((r) => `container ${r.container}: ${r.error}`).join('; '), 'deployment failed');
+        this.fail(w, 'deploy', failed.map((r) => `container ${r.container}: ${r.error}`).join('; '), 'deployment failed');
         await writeCertState(this.config.stateDir, w.spec.name, w.state);
       }
     }
@@ -186,9 +192,13 @@ export class Engine {
   }
 
   private async markDeployed(w: Working): Promise<void> {
-    w.state.deployedDigest = w.published!.digest;
-    if (w.outcome.decision !== 'issue') Object.assign(w.state, { failures: 0, lastError: undefined, nextAttemptAt: undefined });
+    const { bundle, digest } = w.published!;
+    w.state.deployedDigest = digest;
+    if (w.state.failedStep === 'deploy') {
+      this.clearFailure(w);
+      w.outcome.nextAt = renewalTime(bundle.notBefore, bundle.notAfter);
+    }
     await writeCertState(this.config.stateDir, w.spec.name, w.state);
-    w.log.info({ step: 'deploy', serial: w.published!.bundle.serial }, 'deployed');
+    w.log.info({ step: 'deploy', serial: bundle.serial }, 'deployed');
   }
 }

@@ -8,6 +8,8 @@ export interface CertState {
   lastSuccessAt?: string;
   lastAttemptAt?: string;
   lastError?: string;
+  /** Which stage the last failure came from: a deploy failure is cleared by the next good deploy. */
+  failedStep?: 'obtain' | 'deploy';
   failures: number;
   /** Earliest next attempt after a failure (backoff). */
   nextAttemptAt?: string;

@@ -1,0 +1,21 @@
+export function pebbleMissing(): string | undefined;
+export interface Pebble {
+  directoryUrl: string;
+  caFile: string;
+  httpPort: number;
+  dnsPort: number;
+  dnsMgmtPort: number;
+  mgmtPort: number;
+  root(): Promise<string>;
+  stop(): Promise<void>;
+}
+export function startPebble(opts: {
+  dir: string;
+  acmePort?: number;
+  mgmtPort?: number;
+  httpPort?: number;
+  dnsPort?: number;
+  dnsMgmtPort?: number;
+  env?: Record<string, string>;
+  bin?: string;
+}): Promise<Pebble>;

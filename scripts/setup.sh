@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian machine for the demo and the tests; safe to run again.
+#   - Debian packages: docker.io, pebble (+ pebble-challtestsrv), debootstrap, openssl
+#   - Node 24 into .tools/ (the machine may have an older Node)
+#   - npm dependencies, the build, a running dockerd (loopback only), the Postfix+Dovecot test image
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf 'setup: %s\n' "$*"; }
+
+need=()
+for pair in docker:docker.io dockerd:docker.io pebble:pebble pebble-challtestsrv:pebble debootstrap:debootstrap openssl:openssl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+
+if [ ! -x .tools/node_modules/.bin/node ] || ! .tools/node_modules/.bin/node -e 'process.exit(+process.versions.node.split(".")[0] >= 24 ? 0 : 1)'; then
+  log "installing Node 24 into .tools/"
+  npm i --prefix .tools --no-save --no-audit --no-fund node@24 >/dev/null 2>&1
+fi
+export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+log "node $(node --version)"
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund >/dev/null 2>&1 || npm ci --no-audit --no-fund
+fi
+log "build"
+npm run -s build
+
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd (no bridge, no iptables: containers use host or no networking)"
+  mkdir -p /var/log
+  nohup dockerd --bridge=none --iptables=false --ip6tables=false --ip-masq=false >/var/log/mailcerts-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { tail -n 20 /var/log/mailcerts-dockerd.log; echo "setup: dockerd did not start" >&2; exit 1; }
+fi
+bash scripts/mail-image.sh
+log "ready"

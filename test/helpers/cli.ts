@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from './mailstack.js';
+
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The JSON log lines (from stdout for run/renew, stderr for status/check). */
+  logs: Record<string, unknown>[];
+}
+
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split('\n').flatMap((l) => {
+    if (!l.startsWith('{')) return [];
+    try {
+      return [JSON.parse(l) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Runs `node dist/cli.js ...` with only the given environment (plus PATH and DOCKER_HOST). */
+export function runCli(args: string[], env: Record<string, string | undefined>, opts: { onStart?: (pid: number) => void } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { PATH: process.env.PATH, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    if (child.pid) opts.onStart?.(child.pid);
+    child.on('close', (code) => resolve({ code, stdout, stderr, logs: [...jsonLines(stdout), ...jsonLines(stderr)] }));
+  });
+}
+
+export function logsWith(run: CliRun, fields: Record<string, unknown>): Record<string, unknown>[] {
+  return run.logs.filter((l) => Object.entries(fields).every(([k, v]) => l[k] === v));
+}

@@ -1,0 +1,50 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
+import { MAIL_IMAGE, removeTestContainers } from '../helpers/mailstack.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** Fails (never skips) when a real component is missing, and says how to get it. */
+function requireComponents(): void {
+  const problems: string[] = [];
+  const pebble = pebbleMissing();
+  if (pebble) problems.push(pebble);
+  try {
+    execFileSync('docker', ['info'], { stdio: 'pipe' });
+    try {
+      execFileSync('docker', ['image', 'inspect', MAIL_IMAGE], { stdio: 'pipe' });
+    } catch {
+      problems.push(`the Docker image ${MAIL_IMAGE} is missing: run "bash scripts/mail-image.sh"`);
+    }
+  } catch {
+    problems.push('no Docker Engine answers (docker info failed): run "bash scripts/setup.sh", which starts dockerd');
+  }
+  if (problems.length) throw new Error(`The integration tests need real components:\n - ${problems.join('\n - ')}`);
+}
+
+export default async function setup(project: TestProject) {
+  requireComponents();
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+  if (!existsSync(join(ROOT, 'dist', 'cli.js'))) throw new Error('the build produced no dist/cli.js');
+  const work = join(ROOT, '.test-work', 'integration');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  await removeTestContainers();
+  const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort: 24000, mgmtPort: 25000, httpPort: 25002, dnsPort: 28053, dnsMgmtPort: 28055 });
+  project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, root: await pebble.root() });
+  project.provide('workDir', work);
+  return async () => {
+    await removeTestContainers();
+    await pebble.stop();
+  };
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pebble: { directoryUrl: string; caFile: string; httpPort: number; mgmtPort: number; root: string };
+    workDir: string;
+  }
+}
