@@ -149,6 +149,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // Work abandoned on shutdown (an HTTP call to the CA) must not hold the process open.
+    setTimeout(() => process.exit(code), 3_000).unref();
   },
   (err: unknown) => {
     process.stderr.write(`mailcerts: ${errorMessage(err)}\n`);

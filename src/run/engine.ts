@@ -80,6 +80,12 @@ export class Engine {
           account ??= await openAccount(this.config, this.log);
           await this.issue(w, account.client, opts.signal);
         } catch (err) {
+          if (opts.signal?.aborted) {
+            // A stop is not a failure: no backoff, the next start simply tries again.
+            Object.assign(w.outcome, { ok: false, error: 'cancelled: shutting down' });
+            w.log.info({ step: 'order' }, 'order abandoned on shutdown');
+            continue;
+          }
           this.fail(w, 'obtain', errorMessage(err), 'issuance failed');
         }
         await writeCertState(this.config.stateDir, spec.name, w.state);

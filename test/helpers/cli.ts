@@ -24,7 +24,7 @@ function jsonLines(text: string): Record<string, unknown>[] {
 }
 
 /** Runs `node dist/cli.js ...` with only the given environment (plus PATH and DOCKER_HOST). */
-export function runCli(args: string[], env: Record<string, string | undefined>, opts: { onStart?: (pid: number) => void } = {}): Promise<CliRun> {
+export function runCli(args: string[], env: Record<string, string | undefined>, opts: { onStart?: (pid: number) => void; onLine?: (line: Record<string, unknown>, pid: number) => void } = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { PATH: process.env.PATH, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}), ...env },
@@ -32,7 +32,14 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    let partial = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      if (!opts.onLine) return;
+      const lines = (partial + d).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of jsonLines(lines.join('\n'))) opts.onLine(l, child.pid!);
+    });
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
     if (child.pid) opts.onStart?.(child.pid);

@@ -1,0 +1,152 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
+import { logsWith, runCli } from '../helpers/cli.js';
+import { containerLogs, docker, removeTestContainers, seedSelfSigned, startContainer } from '../helpers/mailstack.js';
+
+const pebble = inject('pebble');
+const work = join(inject('workDir'), 'modes');
+const base = (name: string) => {
+  const dir = join(work, name);
+  mkdirSync(join(dir, 'certs'), { recursive: true });
+  return {
+    dir,
+    env: {
+      ACME_DIRECTORY: pebble.directoryUrl,
+      NODE_EXTRA_CA_CERTS: pebble.caFile,
+      HTTP01_PORT: String(pebble.httpPort),
+      CERTS_DIR: join(dir, 'certs'),
+      STATE_DIR: join(dir, 'state'),
+    } as Record<string, string>,
+  };
+};
+
+let server: Server | undefined;
+/** Stands in for a web server that owns port 80: serves files from a webroot, or hangs. */
+function webServer(handler: Parameters<typeof createServer>[1]): Promise<void> {
+  server = createServer(handler);
+  return new Promise((resolve) => server!.listen(pebble.httpPort, resolve));
+}
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  server = undefined;
+});
+afterAll(removeTestContainers);
+
+describe('HTTP01_MODE=webroot', () => {
+  it('writes the token files where the web server serves them, and removes them afterwards', async () => {
+    const { dir, env } = base('webroot');
+    const webroot = join(dir, 'www');
+    mkdirSync(webroot);
+    const served: string[] = [];
+    await webServer((req, res) => {
+      const file = join(webroot, decodeURIComponent(new URL(req.url!, 'http://x').pathname));
+      if (!file.startsWith(webroot) || !existsSync(file)) return res.writeHead(404).end();
+      served.push(req.url!);
+      res.end(readFileSync(file));
+    });
+    const r = await runCli(['run', '--once'], { ...env, ACME_DOMAINS: 'web.example.test', HTTP01_MODE: 'webroot', HTTP01_WEBROOT: webroot, DOCKER_RELOAD: 'false' });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(served.length).toBeGreaterThan(0);
+    expect(served.every((u) => u.startsWith('/.well-known/acme-challenge/'))).toBe(true);
+    expect(readdirSync(join(webroot, '.well-known', 'acme-challenge'))).toEqual([]);
+    expect(readFileSync(join(env.CERTS_DIR!, 'cert.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
+  });
+});
+
+describe('several certificates from a config file', () => {
+  it('publishes each into its own directory and the first also at the top', async () => {
+    const { dir, env } = base('multi');
+    const file = join(dir, 'mailcerts.yml');
+    writeFileSync(file, `certificates:\n  - name: mail\n    domains: [mail.example.org, smtp.example.org]\n  - domains: [imap.example.net]\n    keyType: rsa-2048\n`);
+    const r = await runCli(['run', '--once'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const certs = env.CERTS_DIR!;
+    const read = (...p: string[]) => readFileSync(join(certs, ...p), 'utf8');
+    expect(read('mail', 'fullchain.pem')).toBe(read('fullchain.pem'));
+    expect(read('mail', 'privkey.pem')).toBe(read('privkey.pem'));
+    expect(read('imap.example.net', 'cert.pem')).not.toBe(read('cert.pem'));
+    expect(readlinkSync(join(certs, 'imap.example.net', 'fullchain.pem'))).toBe('..data/fullchain.pem');
+    const { X509Certificate } = await import('node:crypto');
+    expect(new X509Certificate(read('imap.example.net', 'cert.pem')).publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+
+    const status = JSON.parse((await runCli(['status', '--json'], { ...env, MAILCERTS_CONFIG: file })).stdout);
+    expect(status.map((s: { name: string; keyType: string }) => [s.name, s.keyType])).toEqual([['mail', 'ec-256'], ['imap.example.net', 'rsa-2048']]);
+
+    // A changed name list is a reason to renew; the unchanged certificate is left alone.
+    writeFileSync(file, `certificates:\n  - name: mail\n    domains: [mail.example.org, smtp.example.org, pop.example.org]\n  - domains: [imap.example.net]\n    keyType: rsa-2048\n`);
+    const again = await runCli(['run', '--once'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
+    expect(again.code).toBe(0);
+    expect(logsWith(again, { cert: 'mail', step: 'plan', reason: 'names changed (+pop.example.org)' })).toHaveLength(1);
+    expect(logsWith(again, { cert: 'imap.example.net', step: 'plan', decision: 'keep' })).toHaveLength(1);
+  });
+});
+
+describe('reload actions other than the presets', () => {
+  it('signal:SIGHUP, exec:<command> and restart each reach their container', async () => {
+    const { env } = base('actions');
+    await seedSelfSigned(env.CERTS_DIR!);
+    const signalled = await startContainer({ name: 'dovecot-signal', role: 'dovecot', certsDir: env.CERTS_DIR!, network: 'none', reload: 'signal:SIGHUP' });
+    const execd = await startContainer({ name: 'dovecot-exec', role: 'dovecot', certsDir: env.CERTS_DIR!, network: 'none', reload: "exec:doveadm reload" });
+    const restarted = await startContainer({ name: 'postfix-restart', role: 'postfix', certsDir: env.CERTS_DIR!, network: 'none', reload: 'restart' });
+    await new Promise((r) => setTimeout(r, 1000));
+    const startedAt = await docker('inspect', '-f', '{{.State.StartedAt}}', restarted);
+    const r = await runCli(['run', '--once'], { ...env, ACME_DOMAINS: 'actions.example.test' });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await containerLogs(signalled)).toMatch(/SIGHUP received - reloading configuration/);
+    expect(await containerLogs(execd)).toMatch(/SIGHUP received - reloading configuration/);
+    expect(logsWith(r, { container: execd, command: 'doveadm reload', exitCode: 0 })).toHaveLength(1);
+    expect(await docker('inspect', '-f', '{{.State.StartedAt}}', restarted)).not.toBe(startedAt);
+    expect(await docker('inspect', '-f', '{{.State.Running}}', restarted)).toBe('true');
+    await removeTestContainers();
+  });
+});
+
+describe('stopping', () => {
+  it('SIGTERM during an order ends the daemon within seconds, publishing nothing', async () => {
+    const { dir, env } = base('sigterm');
+    const webroot = join(dir, 'www');
+    mkdirSync(webroot);
+    await webServer(() => { /* never answers: the CA keeps the authorization pending */ });
+    let sentAt = 0;
+    const r = await runCli(['run'], { ...env, ACME_DOMAINS: 'slow.example.test', HTTP01_MODE: 'webroot', HTTP01_WEBROOT: webroot, DOCKER_RELOAD: 'false' }, {
+      onLine: (line, pid) => {
+        if (line.msg === 'wrote challenge file' && !sentAt) {
+          sentAt = Date.now();
+          setTimeout(() => process.kill(pid, 'SIGTERM'), 300);
+        }
+      },
+    });
+    const took = Date.now() - sentAt;
+    expect(sentAt, r.stdout).toBeGreaterThan(0);
+    expect(r.code).toBe(0);
+    expect(took).toBeLessThan(5_000);
+    expect(logsWith(r, { step: 'daemon', msg: 'mailcerts stopped' })).toHaveLength(1);
+    expect(logsWith(r, { step: 'publish' })).toHaveLength(0);
+    expect(existsSync(join(env.CERTS_DIR!, '..data'))).toBe(false);
+    expect(readdirSync(join(webroot, '.well-known', 'acme-challenge'))).toEqual([]);
+    expect(existsSync(join(env.STATE_DIR!, 'pass.lock'))).toBe(false);
+    expect(logsWith(r, { step: 'order', msg: 'order abandoned on shutdown' })).toHaveLength(1);
+    // A stop is not a failure: no backoff recorded.
+    expect(existsSync(join(env.STATE_DIR!, 'certificates', 'slow.example.test', 'state.json'))).toBe(false);
+  });
+
+  it('the idle daemon stops at once on SIGTERM', async () => {
+    const { env } = base('idle');
+    let sentAt = 0;
+    const r = await runCli(['run'], { ...env, ACME_DOMAINS: 'idle.example.test', DOCKER_RELOAD: 'false', RENEW_CHECK_INTERVAL: '1h' }, {
+      onLine: (line, pid) => {
+        if (line.msg === 'waiting for the next pass' && !sentAt) {
+          sentAt = Date.now();
+          process.kill(pid, 'SIGTERM');
+        }
+      },
+    });
+    expect(r.code, r.stdout).toBe(0);
+    expect(Date.now() - sentAt).toBeLessThan(2_000);
+    expect(logsWith(r, { step: 'report' })).toHaveLength(0);
+    expect(logsWith(r, { step: 'publish', changed: true })).toHaveLength(1);
+  });
+});

@@ -1,0 +1,73 @@
+import { copyFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { logsWith, runCli } from '../helpers/cli.js';
+import { containerLogs, ROOT, removeTestContainers, seedSelfSigned, startContainer } from '../helpers/mailstack.js';
+
+const pebble = inject('pebble');
+const dir = join(inject('workDir'), 'reload-targets');
+const certs = join(dir, 'certs');
+const env = {
+  ACME_DIRECTORY: pebble.directoryUrl,
+  NODE_EXTRA_CA_CERTS: pebble.caFile,
+  ACME_DOMAINS: 'mx.example.test',
+  HTTP01_PORT: String(pebble.httpPort),
+  CERTS_DIR: certs,
+  STATE_DIR: join(dir, 'state'),
+};
+const reloads = async (name: string) => (await containerLogs(name)).match(/postfix\/master\[\d+\]: reload/g)?.length ?? 0;
+
+let a: string;
+let b: string;
+let broken: string;
+let odd: string;
+
+beforeAll(async () => {
+  mkdirSync(certs, { recursive: true });
+  await seedSelfSigned(certs);
+  // Own network namespaces: three Postfix instances with the same ports do not collide.
+  a = await startContainer({ name: 'postfix-a', role: 'postfix', certsDir: certs, network: 'none', reload: 'postfix' });
+  b = await startContainer({ name: 'postfix-b', role: 'postfix', certsDir: certs, network: 'none', reload: 'postfix' });
+  const mainCf = join(dir, 'broken-main.cf');
+  copyFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), mainCf);
+  broken = await startContainer({ name: 'postfix-broken', role: 'postfix', certsDir: certs, network: 'none', reload: 'postfix', mainCf });
+  odd = await startContainer({ name: 'postfix-odd-label', role: 'postfix', certsDir: certs, network: 'none', reload: 'reboot-please' });
+  await new Promise((r) => setTimeout(r, 1500)); // let the three masters start
+  appendFileSync(mainCf, 'this line is broken\n'); // broken after start, as by an admin's edit
+});
+afterAll(removeTestContainers);
+
+describe('reload targets: every labelled container, validation before reload', () => {
+  it('reloads both good containers, refuses the broken one with Postfix\'s own words, and reports it', async () => {
+    const before = { a: await reloads(a), b: await reloads(b), broken: await reloads(broken) };
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, 'a failed container makes run --once fail').toBe(1);
+
+    expect(await reloads(a)).toBe(before.a + 1);
+    expect(await reloads(b)).toBe(before.b + 1);
+    expect(await reloads(broken)).toBe(before.broken);
+
+    const refused = logsWith(r, { step: 'reload', container: broken, msg: 'container not reloaded' });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]!.error).toMatch(/validation failed, not reloaded: "postconf -n" exited with 1/);
+    expect(refused[0]!.error).toContain(`missing '=' after attribute name: "this line is broken"`);
+    expect(logsWith(r, { step: 'reload', container: broken, command: 'postfix reload' })).toHaveLength(0);
+
+    const badLabel = logsWith(r, { step: 'reload', container: odd, msg: 'container not reloaded' });
+    expect(badLabel[0]!.error).toMatch(/unknown reload "reboot-please"; use postfix, dovecot, restart, signal:<NAME> or exec:<command>/);
+
+    const report = logsWith(r, { step: 'report', msg: 'certificate failed' });
+    expect(report[0]!.error).toContain(`container ${broken}:`);
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout)[0];
+    expect(status.deployed).toBe(false);
+    expect(status.lastError).toContain(broken);
+  });
+
+  it('check lists every labelled container and flags the bad label', async () => {
+    const r = await runCli(['check'], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain(`${a}: postconf -n, postfix check, then postfix reload`);
+    expect(r.stdout).toContain(`${b}: postconf -n, postfix check, then postfix reload`);
+    expect(r.stdout).toMatch(new RegExp(`${odd}: INVALID LABEL mailcerts.reload=reboot-please`));
+  });
+});
