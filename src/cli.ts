@@ -54,7 +54,7 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
   out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
   configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 1, retryAfterCapMs: 5_000 });
   try {
-    const dir = await acmeStep('directory', { cert: '(check)' }, () => acme.axios.get(config.acme.directoryUrl, { validateStatus: (s) => s === 200 }));
+    const dir = await acmeStep('directory', {}, () => acme.axios.get(config.acme.directoryUrl, { validateStatus: (s) => s === 200 }));
     if (typeof dir.data?.newOrder !== 'string') throw new UserError(`${config.acme.directoryUrl} answered, but it is not an ACME directory; check ACME_DIRECTORY`);
     out(`CA directory: ok (${config.acme.directoryUrl})`);
   } catch (err) {

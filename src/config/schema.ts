@@ -27,25 +27,21 @@ export function dnsNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-const dnsName = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .check((ctx) => {
-    const problem = dnsNameProblem(ctx.value);
-    if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: `"${ctx.value}" ${problem}` });
-  });
-
+/** A list of DNS names, lower-cased; each bad or repeated name is reported at its position. */
 const domainList = z
-  .array(dnsName)
-  .min(1, 'needs at least one name')
+  .array(z.string())
   .check((ctx) => {
+    if (ctx.value.length === 0) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'needs at least one name' });
     const seen = new Set<string>();
-    for (const d of ctx.value) {
-      if (seen.has(d)) ctx.issues.push({ code: 'custom', input: d, message: `"${d}" is listed twice` });
-      seen.add(d);
-    }
-  });
+    ctx.value.forEach((raw, i) => {
+      const name = raw.trim().toLowerCase();
+      const problem = dnsNameProblem(name);
+      if (problem) ctx.issues.push({ code: 'custom', input: raw, path: [i], message: `"${name}" ${problem}`, continue: true });
+      else if (seen.has(name)) ctx.issues.push({ code: 'custom', input: raw, path: [i], message: `"${name}" is listed twice`, continue: true });
+      seen.add(name);
+    });
+  })
+  .transform((names) => names.map((n) => n.trim().toLowerCase()));
 
 const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 

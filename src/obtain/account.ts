@@ -42,7 +42,7 @@ export async function openAccount(config: Config, log: Logger): Promise<{ client
   const recordPath = join(dir, 'account.json');
   const stored = await readJson<AccountRecord>(recordPath);
   const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key });
-  await acmeStep('account', { cert: '(account)' }, () =>
+  await acmeStep('account', {}, () =>
     client.createAccount({ termsOfServiceAgreed: true, contact: config.acme.email ? [`mailto:${config.acme.email}`] : [] }),
   );
   const accountUrl = client.getAccountUrl();

@@ -33,13 +33,13 @@ export class AcmeError extends Error {
   override name = 'AcmeError';
   readonly step: AcmeStep;
   readonly problem: AcmeProblem;
-  constructor(step: AcmeStep, where: { cert: string; domain?: string }, cause: unknown, problem: AcmeProblem) {
+  constructor(step: AcmeStep, where: { cert?: string; domain?: string }, cause: unknown, problem: AcmeProblem) {
     const said = problem.code
       ? `no answer from the CA (${problem.code})`
       : `the CA said: ${problem.detail ?? (cause instanceof Error ? cause.message : String(cause))}` +
         (problem.type || problem.status ? ` (${[shortType(problem.type), problem.status && `HTTP ${problem.status}`].filter(Boolean).join(', ')})` : '');
-    const domain = where.domain ? `, domain ${where.domain}` : '';
-    super(`certificate "${where.cert}"${domain}: ${step} failed: ${said}${hint(step, problem, where.domain)}`, { cause });
+    const subject = where.cert ? `certificate "${where.cert}"${where.domain ? `, domain ${where.domain}` : ''}` : step === 'directory' ? 'the CA directory' : 'the ACME account';
+    super(`${subject}: ${step} failed: ${said}${hint(step, problem, where.domain)}`, { cause });
     this.step = step;
     this.problem = problem;
   }
@@ -60,7 +60,7 @@ function hint(step: AcmeStep, p: AcmeProblem, domain?: string): string {
 }
 
 /** Runs one ACME step; any failure becomes an AcmeError carrying the CA's problem. */
-export async function acmeStep<T>(step: AcmeStep, where: { cert: string; domain?: string }, fn: () => Promise<T>): Promise<T> {
+export async function acmeStep<T>(step: AcmeStep, where: { cert?: string; domain?: string }, fn: () => Promise<T>): Promise<T> {
   const store: { last?: AcmeProblem } = {};
   return problemScope.run(store, async () => {
     try {

@@ -1,0 +1,59 @@
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+
+const work = join(inject('workDir'), 'bad-input');
+const pebble = inject('pebble');
+
+describe('bad input changes nothing', () => {
+  it('a bad configuration names each wrong variable, exits 78 and writes nothing', async () => {
+    const certs = join(work, 'certs');
+    const state = join(work, 'state');
+    const r = await runCli(['run', '--once'], { ACME_DOMAINS: 'mail.example.com,no_good', HTTP01_PORT: '0', KEY_FILE_MODE: '0666', CERTS_DIR: certs, STATE_DIR: state });
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('ACME_DOMAINS: "no_good" is not a valid DNS name');
+    expect(r.stderr).toContain('HTTP01_PORT: use a port number between 1 and 65535');
+    expect(r.stderr).toContain('KEY_FILE_MODE: 0666 lets every local user read the private key');
+    expect(r.stderr).toContain('Nothing was changed.');
+    expect(existsSync(certs) || existsSync(state)).toBe(false);
+  });
+
+  it('a failed validation: the error names the certificate, the domain, the step and what the CA said; nothing is published', async () => {
+    const certs = join(work, 'refused', 'certs');
+    mkdirSync(certs, { recursive: true });
+    // mailcerts listens on another port than the one the CA connects to, as when port 80 does not reach it.
+    const env = { ACME_DIRECTORY: pebble.directoryUrl, NODE_EXTRA_CA_CERTS: pebble.caFile, HTTP01_PORT: String(pebble.httpPort + 1), CERTS_DIR: certs, STATE_DIR: join(work, 'refused', 'state'), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'unreachable.example.test' };
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code).toBe(1);
+    const failed = r.logs.find((l) => l.msg === 'issuance failed');
+    expect(failed?.error, r.stdout).toMatch(/^certificate "unreachable.example.test", domain unreachable.example.test: authorization failed: the CA said: .+ \(connection\)\. The CA could not fetch http:\/\/unreachable.example.test\/.well-known\/acme-challenge\/…: make sure the name resolves to this host and that port 80 reaches mailcerts/);
+    expect(readdirSync(certs)).toEqual([]);
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout)[0];
+    expect(status.failures).toBe(1);
+    expect(status.nextReason).toMatch(/backing off after 1 failure\(s\), next try in (59|60)s/);
+  });
+
+  it('an unreachable CA: a clear error with a hint, and the backoff is recorded', async () => {
+    const dir = join(work, 'unreachable');
+    const r = await runCli(['run', '--once'], { ACME_DOMAINS: 'mail.example.test', ACME_DIRECTORY: 'https://127.0.0.1:1/dir', CERTS_DIR: join(dir, 'certs'), STATE_DIR: join(dir, 'state'), DOCKER_RELOAD: 'false', ACME_TIMEOUT: '2s' });
+    expect(r.code).toBe(1);
+    const failed = r.logs.find((l) => l.msg === 'issuance failed');
+    expect(failed?.error).toMatch(/^the ACME account: account failed: no answer from the CA \(ECONNREFUSED\)\. Check that ACME_DIRECTORY is right and that this host can reach it/);
+    expect(existsSync(join(dir, 'certs', '..data'))).toBe(false);
+  });
+
+  it('a broken published file is reported and replaced by a fresh certificate', async () => {
+    const dir = join(work, 'broken-published');
+    const env = { ACME_DIRECTORY: pebble.directoryUrl, NODE_EXTRA_CA_CERTS: pebble.caFile, HTTP01_PORT: String(pebble.httpPort), CERTS_DIR: join(dir, 'certs'), STATE_DIR: join(dir, 'state'), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'fix.example.test' };
+    expect((await runCli(['run', '--once'], env)).code).toBe(0);
+    const { readlinkSync } = await import('node:fs');
+    const version = readlinkSync(join(dir, 'certs', '..data'));
+    writeFileSync(join(dir, 'certs', version, 'privkey.pem'), '-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n');
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code).toBe(0);
+    expect(r.logs.find((l) => l.msg === 'published certificate is unusable')?.error, r.stdout).toMatch(/the private key cannot be parsed/);
+    expect(r.logs.find((l) => l.step === 'plan' && l.decision)?.reason).toMatch(/^the published files are unusable/);
+    expect(readlinkSync(join(dir, 'certs', '..data'))).not.toBe(version);
+  });
+});

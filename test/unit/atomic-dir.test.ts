@@ -1,0 +1,103 @@
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AtomicDir } from '../../src/publish/atomic-dir.js';
+
+const fresh = () => mkdtempSync(join(tmpdir(), 'mailcerts-atomic-'));
+const files = (tag: string) => [
+  { name: 'fullchain.pem', data: `chain ${tag}\n`, mode: 0o644 },
+  { name: 'privkey.pem', data: `key ${tag}\n`, mode: 0o600 },
+];
+const versions = (dir: string) => readdirSync(dir).filter((e) => /^\.\.\d{8}_/.test(e));
+
+describe('AtomicDir: the ..data symlink swap', () => {
+  it('publishes a version directory, one ..data link and stable links through it, with the modes asked for', async () => {
+    const dir = fresh();
+    const out = await new AtomicDir(dir).publish(files('1'));
+    expect(out.changed).toBe(true);
+    expect(readlinkSync(join(dir, '..data'))).toBe(out.version);
+    expect(readlinkSync(join(dir, 'privkey.pem'))).toBe('..data/privkey.pem');
+    expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe('key 1\n');
+    expect(statSync(join(dir, 'privkey.pem')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'fullchain.pem')).mode & 0o777).toBe(0o644);
+    expect(readdirSync(dir).filter((e) => e.startsWith('..tmp'))).toEqual([]);
+  });
+
+  it('identical bytes publish nothing', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    const first = await a.publish(files('1'));
+    const again = await a.publish(files('1'));
+    expect(again).toEqual({ changed: false, version: first.version });
+    expect(versions(dir)).toHaveLength(1);
+  });
+
+  it('keeps the previous version for rollback, prunes older ones, and can switch back', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    const v1 = (await a.publish(files('1'))).version;
+    const v2 = (await a.publish(files('2'))).version;
+    const v3 = (await a.publish(files('3'))).version;
+    expect(versions(dir)).toEqual([v2, v3]);
+    expect(v1 < v2 && v2 < v3).toBe(true);
+    await a.activate(v2);
+    expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe('key 2\n');
+  });
+
+  it('adopts plain files left by another tool (acme.sh, certbot copies) by replacing them with links', async () => {
+    const dir = fresh();
+    writeFileSync(join(dir, 'fullchain.pem'), 'old chain');
+    writeFileSync(join(dir, 'privkey.pem'), 'old key');
+    writeFileSync(join(dir, 'unrelated.txt'), 'keep me');
+    await new AtomicDir(dir).publish(files('1'));
+    expect(lstatSync(join(dir, 'fullchain.pem')).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(dir, 'fullchain.pem'), 'utf8')).toBe('chain 1\n');
+    expect(readFileSync(join(dir, 'unrelated.txt'), 'utf8')).toBe('keep me');
+  });
+
+  it('removes stable links of files no longer published, and leaves sub-directories alone', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    await a.publish([...files('1'), { name: 'extra.pem', data: 'x', mode: 0o644 }]);
+    mkdirSync(join(dir, 'other-cert'));
+    await a.publish(files('2'));
+    expect(readdirSync(dir).includes('extra.pem')).toBe(false);
+    expect(readdirSync(dir).includes('other-cert')).toBe(true);
+  });
+
+  it('refuses to replace a directory standing where a file goes', async () => {
+    const dir = fresh();
+    mkdirSync(join(dir, 'privkey.pem'));
+    await expect(new AtomicDir(dir).publish(files('1'))).rejects.toThrow(/privkey.pem is a directory; remove it/);
+  });
+
+  it('a reader that resolves ..data once always sees a matching pair while versions swap', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    await a.publish(files('0'));
+    let stop = false;
+    let reads = 0;
+    const reader = (async () => {
+      while (!stop) {
+        const v = readlinkSync(join(dir, '..data'));
+        const chain = readFileSync(join(dir, v, 'fullchain.pem'), 'utf8');
+        const key = readFileSync(join(dir, v, 'privkey.pem'), 'utf8');
+        expect(chain.split(' ')[1]).toBe(key.split(' ')[1]);
+        reads++;
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    for (let i = 1; i <= 50; i++) await a.publish(files(String(i)));
+    stop = true;
+    await reader;
+    expect(reads).toBeGreaterThan(10);
+    expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe('key 50\n');
+  });
+
+  it('a dangling ..data (version removed by hand) reads as nothing published', async () => {
+    const dir = fresh();
+    symlinkSync('..gone', join(dir, '..data'));
+    expect(await new AtomicDir(dir).read(['privkey.pem'])).toBeUndefined();
+  });
+});

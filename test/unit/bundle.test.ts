@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { BundleError, bundleFiles, checkBundle, covers, parseBundle } from '../../src/publish/bundle.js';
+import { makeChain } from '../helpers/pki.js';
+
+const chain = makeChain(['mail.example.com', '*.example.org']);
+
+describe('validating a certificate before it is published', () => {
+  it('accepts a matching key and chain, and reads names, dates and key type', () => {
+    const b = parseBundle(chain.fullchain, chain.key);
+    expect(b.names).toEqual(['mail.example.com', '*.example.org']);
+    expect(b.keyType).toBe('ec-256');
+    expect(b.certificates).toHaveLength(2);
+    expect(b.notAfter.getTime() - b.notBefore.getTime()).toBe(10 * 86_400_000);
+    expect(() => checkBundle(b, ['mail.example.com', 'imap.example.org'])).not.toThrow();
+  });
+
+  it('refuses a key that does not match the certificate', () => {
+    expect(() => parseBundle(chain.fullchain, chain.otherKey, 'new.pem')).toThrow(new BundleError('new.pem: the private key does not match the certificate'));
+  });
+
+  it('refuses a chain whose intermediate did not sign the leaf', () => {
+    const other = makeChain(['mail.example.com']);
+    expect(() => parseBundle(chain.leaf + other.intermediate, chain.key)).toThrow(/certificate 1 of the chain is not signed by certificate 2 \("CN=Test Intermediate"\)/);
+  });
+
+  it('refuses garbage, truncated PEM and a missing key with a message naming the file', () => {
+    expect(() => parseBundle('hello', chain.key, 'fullchain.pem')).toThrow('fullchain.pem: the chain holds no PEM certificate');
+    const truncated = chain.leaf.replace(/[A-Za-z0-9+/]{40}\n/, '\n');
+    expect(() => parseBundle(truncated, chain.key, 'fullchain.pem')).toThrow(/certificate 1 of the chain cannot be parsed/);
+    expect(() => parseBundle(chain.fullchain, 'not a key', 'x')).toThrow('x: the private key cannot be parsed (expected a PEM private key)');
+  });
+
+  it('refuses a certificate that misses a configured name', () => {
+    const b = parseBundle(chain.fullchain, chain.key);
+    expect(() => checkBundle(b, ['mail.example.com', 'smtp.example.com', 'a.b.example.org'])).toThrow(
+      'the certificate does not cover smtp.example.com, a.b.example.org (it has mail.example.com, *.example.org)',
+    );
+  });
+
+  it('refuses a certificate that is expired or not yet valid', () => {
+    const b = parseBundle(chain.fullchain, chain.key);
+    expect(() => checkBundle(b, [], new Date(b.notAfter.getTime() + 1000))).toThrow(/expired on/);
+    expect(() => checkBundle(b, [], new Date(b.notBefore.getTime() - 1000))).toThrow(/is not valid before .*check the clock/);
+  });
+
+  it('wildcards cover exactly one label', () => {
+    expect(covers(['*.example.org'], 'imap.example.org')).toBe(true);
+    expect(covers(['*.example.org'], 'example.org')).toBe(false);
+    expect(covers(['*.example.org'], 'a.b.example.org')).toBe(false);
+    expect(covers(['imap.example.org'], '*.example.org')).toBe(false);
+  });
+
+  it('builds the published files: the combined file holds the key first, then the full chain', () => {
+    const files = Object.fromEntries(bundleFiles(parseBundle(chain.fullchain, chain.key)).map((f) => [f.name, f]));
+    expect(Object.keys(files).sort()).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+    expect(files['privkey-fullchain.pem']!.data).toBe(files['privkey.pem']!.data + files['fullchain.pem']!.data);
+    expect(files['chain.pem']!.data).toBe(chain.intermediate);
+    expect(files['privkey.pem']!.secret && files['privkey-fullchain.pem']!.secret).toBe(true);
+    expect(files['fullchain.pem']!.secret).toBe(false);
+  });
+});

@@ -1,0 +1,114 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-config-'));
+
+describe('configuration from the environment', () => {
+  it('has the documented defaults for one certificate', () => {
+    const c = loadConfig({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
+    expect(c.certificates).toEqual([{ name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01' }]);
+    expect(c.acme).toEqual({ directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000 });
+    expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
+    expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.dockerReload, c.logLevel])
+      .toEqual(['/etc/ssl/mail', '/var/lib/mailcerts', 12 * 3_600_000, 0o600, 0o644, true, 'info']);
+    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'letsencrypt-staging' }).acme.directoryUrl).toBe('https://acme-staging-v02.api.letsencrypt.org/directory');
+  });
+
+  it('lists every wrong variable at once, each by name with what to change', () => {
+    const list = problems({
+      ACME_DOMAINS: 'mail.example.com,bad_name,mail.example.com',
+      ACME_EMAIL: 'not-an-address',
+      ACME_DIRECTORY: 'ftp://ca.example',
+      ACME_CHALLENGE: 'tls-alpn-01',
+      ACME_KEY_TYPE: 'rsa-1024',
+      HTTP01_MODE: 'proxy',
+      HTTP01_PORT: '70000',
+      HTTP01_ADDRESS: 'everywhere',
+      CERTS_DIR: 'relative/dir',
+      KEY_FILE_MODE: '0644',
+      KEY_FILE_OWNER: 'dovecot',
+      RENEW_CHECK_INTERVAL: 'often',
+      DOCKER_RELOAD: 'maybe',
+      LOG_LEVEL: 'loud',
+    });
+    const named = list.map((p) => p.split(':')[0]);
+    expect(named).toEqual([
+      'ACME_DOMAINS', 'ACME_DOMAINS', 'ACME_EMAIL', 'ACME_DIRECTORY', 'ACME_CHALLENGE', 'ACME_KEY_TYPE', 'HTTP01_MODE', 'HTTP01_PORT',
+      'HTTP01_ADDRESS', 'CERTS_DIR', 'KEY_FILE_MODE', 'KEY_FILE_OWNER', 'RENEW_CHECK_INTERVAL', 'DOCKER_RELOAD', 'LOG_LEVEL',
+    ]);
+    expect(list).toContain('ACME_DOMAINS: "bad_name" is not a valid DNS name (letters, digits and hyphens between dots)');
+    expect(list).toContain('ACME_DOMAINS: "mail.example.com" is listed twice');
+    expect(list).toContain('KEY_FILE_MODE: 0644 lets every local user read the private key; use 0600, or 0640 with KEY_FILE_GROUP');
+    expect(list).toContain('RENEW_CHECK_INTERVAL: "often" is not a duration of at least 10s; write it like 12h');
+  });
+
+  it('requires the names, and the webroot in webroot mode', () => {
+    expect(problems({})).toEqual([expect.stringMatching(/^ACME_DOMAINS: is required/)]);
+    expect(problems({ ACME_DOMAINS: 'a.example.com', HTTP01_MODE: 'webroot' })).toEqual([expect.stringMatching(/^HTTP01_WEBROOT: is required when HTTP01_MODE=webroot/)]);
+  });
+
+  it('says dns-01 is not supported yet, and that wildcards need it', () => {
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01' })).toEqual([expect.stringMatching(/^ACME_CHALLENGE: dns-01 is not supported yet/)]);
+    expect(problems({ ACME_DOMAINS: '*.example.com' })).toEqual([expect.stringMatching(/^ACME_DOMAINS: wildcard names need the dns-01 challenge/)]);
+  });
+
+  it('reads NAME_FILE (Docker secrets), refuses both forms at once, and names an unreadable file', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'email'), 'postmaster@example.com\n');
+    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL_FILE: join(dir, 'email') }).acme.email).toBe('postmaster@example.com');
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL: 'x@example.com', ACME_EMAIL_FILE: join(dir, 'email') }))
+      .toEqual(['ACME_EMAIL: set either ACME_EMAIL or ACME_EMAIL_FILE, not both']);
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL_FILE: '/nonexistent/secret' }))
+      .toEqual(['ACME_EMAIL_FILE: cannot read "/nonexistent/secret" (ENOENT); mount the secret file there or fix the path']);
+  });
+
+  it('treats empty variables as unset (compose writes FOO= as "")', () => {
+    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL: '', HTTP01_PORT: '' }).http01.port).toBe(80);
+  });
+});
+
+describe('the config file (MAILCERTS_CONFIG)', () => {
+  it('declares several certificates, each with its own names and key type', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mail\n    domains: [mail.example.com]\n  - domains: [web.example.org]\n    keyType: rsa-3072\n');
+    const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384' });
+    expect(c.certificates).toEqual([
+      { name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01' },
+      { name: 'web.example.org', domains: ['web.example.org'], keyType: 'rsa-3072', challenge: 'http-01' },
+    ]);
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['a.example.com'] }] }));
+    expect(loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.json') }).certificates[0]!.name).toBe('a.example.com');
+  });
+
+  it('points at the exact entry that is wrong', () => {
+    const dir = tmp();
+    const file = join(dir, 'c.yml');
+    writeFileSync(file, 'certificates:\n  - name: Mail!\n    domains: [mail.example.com, "no_good"]\n    keyType: dsa\n    colour: blue\n');
+    const list = problems({ MAILCERTS_CONFIG: file });
+    expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].name: use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit`);
+    expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].domains[1]: "no_good" is not a valid DNS name (letters, digits and hyphens between dots)`);
+    expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].keyType: use one of ec-256, ec-384, rsa-2048, rsa-3072, rsa-4096`);
+    expect(list.some((p) => p.includes('colour'))).toBe(true);
+  });
+
+  it('reports broken YAML, duplicate names, and ACME_DOMAINS set as well', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'bad.yml'), 'certificates: [\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'bad.yml') })[0]).toMatch(/not valid YAML/);
+    writeFileSync(join(dir, 'dup.yml'), 'certificates:\n  - domains: [a.example.com]\n  - name: a.example.com\n    domains: [b.example.com]\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'dup.yml') })).toEqual([expect.stringMatching(/certificates\[1\]\.name: "a.example.com" is used twice/)]);
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'dup.yml'), ACME_DOMAINS: 'c.example.com' })).toContain('ACME_DOMAINS: set either ACME_DOMAINS or the certificates in MAILCERTS_CONFIG, not both');
+  });
+});

@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { parseReloadLabel } from '../../src/deploy/docker.js';
+
+describe('the mailcerts.reload label', () => {
+  it('knows the presets, signals, restart and exec', () => {
+    expect(parseReloadLabel('postfix')).toEqual({ kind: 'postfix' });
+    expect(parseReloadLabel(' dovecot ')).toEqual({ kind: 'dovecot' });
+    expect(parseReloadLabel('restart')).toEqual({ kind: 'restart' });
+    expect(parseReloadLabel('signal:SIGHUP')).toEqual({ kind: 'signal', signal: 'SIGHUP' });
+    expect(parseReloadLabel('signal:usr1')).toEqual({ kind: 'signal', signal: 'SIGUSR1' });
+  });
+
+  it('splits exec commands into arguments without a shell, honouring quotes', () => {
+    expect(parseReloadLabel(`exec:nginx -s reload`)).toEqual({ kind: 'exec', argv: ['nginx', '-s', 'reload'] });
+    expect(parseReloadLabel(`exec:sh -c 'postmap -F /etc/postfix/sni && postfix reload'`)).toEqual({
+      kind: 'exec',
+      argv: ['sh', '-c', 'postmap -F /etc/postfix/sni && postfix reload'],
+    });
+  });
+
+  it('refuses what it cannot do safely, saying what to write instead', () => {
+    expect(parseReloadLabel('exec:postfix reload; rm -rf /')).toMatchObject({ error: expect.stringMatching(/without a shell/) });
+    expect(parseReloadLabel('exec:cat /etc/* > /tmp/x')).toMatchObject({ error: expect.stringMatching(/without a shell/) });
+    expect(parseReloadLabel('exec:')).toMatchObject({ error: expect.stringMatching(/needs a command/) });
+    expect(parseReloadLabel('signal:SIGNOPE')).toMatchObject({ error: 'unknown signal "SIGNOPE"; use a name such as signal:SIGHUP' });
+    expect(parseReloadLabel('nginx')).toMatchObject({ error: expect.stringMatching(/use postfix, dovecot, restart, signal:<NAME> or exec:<command>/) });
+  });
+});
