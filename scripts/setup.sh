@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the demo and the tests; safe to run again.
+# SETUP_DOCKER=optional: carry on without Docker if it cannot be installed or started (the demo).
 #   - Debian packages: docker.io, pebble (+ pebble-challtestsrv), debootstrap, openssl
 #   - Node 24 into .tools/ (the machine may have an older Node)
 #   - npm dependencies, the build, a running dockerd (loopback only), the Postfix+Dovecot test image
@@ -12,10 +13,11 @@ for pair in docker:docker.io dockerd:docker.io pebble:pebble pebble-challtestsrv
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
-  log "installing Debian packages: ${need[*]}"
+  log "installing Debian packages: $(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null \
+    || apt-get install -y -qq --no-install-recommends pebble openssl >/dev/null
 fi
 
 if [ ! -x .tools/node_modules/.bin/node ] || ! .tools/node_modules/.bin/node -e 'process.exit(+process.versions.node.split(".")[0] >= 24 ? 0 : 1)'; then
@@ -32,12 +34,16 @@ fi
 log "build"
 npm run -s build
 
+docker_fail() {
+  if [ "${SETUP_DOCKER:-required}" = optional ]; then log "no Docker: $* (continuing without containers)"; log "ready"; exit 0; fi
+  echo "setup: $*" >&2; exit 1
+}
+command -v dockerd >/dev/null 2>&1 || docker_fail "dockerd is not installed"
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd (no bridge, no iptables: containers use host or no networking)"
-  mkdir -p /var/log
   nohup dockerd --bridge=none --iptables=false --ip6tables=false --ip-masq=false >/var/log/mailcerts-dockerd.log 2>&1 &
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { tail -n 20 /var/log/mailcerts-dockerd.log; echo "setup: dockerd did not start" >&2; exit 1; }
+  docker info >/dev/null 2>&1 || { tail -n 20 /var/log/mailcerts-dockerd.log; docker_fail "dockerd did not start"; }
 fi
-bash scripts/mail-image.sh
+bash scripts/mail-image.sh || docker_fail "the mail image could not be built"
 log "ready"

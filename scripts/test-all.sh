@@ -5,6 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+npm run -s typecheck || { echo "typecheck failed"; echo "0 passed, 1 failed"; exit 1; }
 mkdir -p .test-work
 rm -f .test-work/vitest.json
 npx vitest run --reporter=default --reporter=json --outputFile.json=.test-work/vitest.json "$@"

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
-import { MAIL_IMAGE, removeTestContainers } from '../helpers/mailstack.js';
+import { MAIL_IMAGE, removeContainers, removeTestContainers } from '../helpers/mailstack.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -33,6 +33,7 @@ export default async function setup(project: TestProject) {
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   await removeTestContainers();
+  await removeContainers('mailcerts.demo=1'); // a kept demo holds the same loopback ports
   const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort: 24000, mgmtPort: 25000, httpPort: 25002, dnsPort: 28053, dnsMgmtPort: 28055 });
   project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, root: await pebble.root() });
   project.provide('workDir', work);

@@ -149,6 +149,19 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
     expect(row.lastError).toBeUndefined();
   });
 
+  it('no key ever reaches the logs', async () => {
+    const runs = [await runCli(['renew', '--force'], env), await runCli(['status'], env), await runCli(['check'], env)];
+    const body = (pem: Buffer | string) => pem.toString().replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+    const secrets = [body(readFileSync(join(certs, 'privkey.pem'))), body(firstAccountKey)];
+    for (const r of runs) {
+      const out = (r.stdout + r.stderr).replace(/\s+/g, '');
+      for (const s of secrets) {
+        expect(s.length).toBeGreaterThan(100);
+        expect(out.includes(s.slice(0, 40))).toBe(false);
+      }
+    }
+  });
+
   it('check reaches the CA and lists the containers it would reload and how', async () => {
     const r = await runCli(['check'], env);
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { logsWith, runCli } from '../helpers/cli.js';
-import { containerLogs, docker, removeTestContainers, seedSelfSigned, startContainer } from '../helpers/mailstack.js';
+import { containerLogs, docker, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
 const work = join(inject('workDir'), 'modes');
@@ -91,7 +91,8 @@ describe('reload actions other than the presets', () => {
     const signalled = await startContainer({ name: 'dovecot-signal', role: 'dovecot', certsDir: env.CERTS_DIR!, network: 'none', reload: 'signal:SIGHUP' });
     const execd = await startContainer({ name: 'dovecot-exec', role: 'dovecot', certsDir: env.CERTS_DIR!, network: 'none', reload: "exec:doveadm reload" });
     const restarted = await startContainer({ name: 'postfix-restart', role: 'postfix', certsDir: env.CERTS_DIR!, network: 'none', reload: 'restart' });
-    await new Promise((r) => setTimeout(r, 1000));
+    await waitForLog(restarted, /postfix\/master\[\d+\]: daemon started/);
+    for (const c of [signalled, execd]) await waitForLog(c, /starting up for imap, pop3/);
     const startedAt = await docker('inspect', '-f', '{{.State.StartedAt}}', restarted);
     const r = await runCli(['run', '--once'], { ...env, ACME_DOMAINS: 'actions.example.test' });
     expect(r.code, r.stdout + r.stderr).toBe(0);

@@ -2,7 +2,7 @@ import { copyFileSync, appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, runCli } from '../helpers/cli.js';
-import { containerLogs, ROOT, removeTestContainers, seedSelfSigned, startContainer } from '../helpers/mailstack.js';
+import { containerLogs, ROOT, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
 const dir = join(inject('workDir'), 'reload-targets');
@@ -32,7 +32,7 @@ beforeAll(async () => {
   copyFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), mainCf);
   broken = await startContainer({ name: 'postfix-broken', role: 'postfix', certsDir: certs, network: 'none', reload: 'postfix', mainCf });
   odd = await startContainer({ name: 'postfix-odd-label', role: 'postfix', certsDir: certs, network: 'none', reload: 'reboot-please' });
-  await new Promise((r) => setTimeout(r, 1500)); // let the three masters start
+  for (const c of [a, b, broken, odd]) await waitForLog(c, /postfix\/master\[\d+\]: daemon started/);
   appendFileSync(mainCf, 'this line is broken\n'); // broken after start, as by an admin's edit
 });
 afterAll(removeTestContainers);

@@ -1,0 +1,34 @@
+export const ROOT: string;
+export const MAIL_IMAGE: string;
+export const ENDPOINTS: {
+  smtp: { port: number; starttls: string };
+  submission: { port: number; starttls: string };
+  smtps: { port: number };
+  imap: { port: number; starttls: string };
+  imaps: { port: number };
+  pop3: { port: number; starttls: string };
+  pop3s: { port: number };
+};
+export type Endpoint = keyof typeof ENDPOINTS;
+export interface ContainerOptions {
+  name: string;
+  role: 'postfix' | 'dovecot';
+  certsDir: string;
+  network?: 'host' | 'none';
+  /** Value of the mailcerts.reload label; omitted means no label. */
+  reload?: string;
+  /** A main.cf to use instead of the stack's (Postfix only). */
+  mainCf?: string;
+  /** Container name prefix and marker label (defaults: mailcerts-test, mailcerts.test=1). */
+  prefix?: string;
+  marker?: string;
+}
+export function docker(...args: string[]): Promise<string>;
+export function removeContainers(marker?: string): Promise<void>;
+export function startContainer(o: ContainerOptions): Promise<string>;
+export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
+export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string }): Promise<{ postfix: string; dovecot: string }>;
+export function servedCertificate(endpoint: Endpoint, servername?: string): Promise<string>;
+export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
+export function containerLogs(name: string): Promise<string>;
+export function waitForLog(name: string, pattern: RegExp, timeoutMs?: number): Promise<void>;

@@ -1,0 +1,104 @@
+// The Postfix + Dovecot containers of the tests and the demo, and a client's view of their TLS.
+import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const MAIL_IMAGE = process.env.MAILSTACK_IMAGE ?? 'mailcerts-mailstack:bookworm';
+const CONF = join(ROOT, 'docker', 'mailstack');
+
+/** The stack's TLS endpoints (docker/mailstack configs), all on 127.0.0.1. */
+export const ENDPOINTS = {
+  smtp: { port: 10025, starttls: 'smtp' },
+  submission: { port: 10587, starttls: 'smtp' },
+  smtps: { port: 10465 },
+  imap: { port: 10143, starttls: 'imap' },
+  imaps: { port: 10993 },
+  pop3: { port: 10110, starttls: 'pop3' },
+  pop3s: { port: 10995 },
+};
+
+export async function docker(...args) {
+  const { stdout } = await run('docker', args, { maxBuffer: 16 * 1024 * 1024 });
+  return stdout.trim();
+}
+
+/** Removes every container carrying the marker label (tests: mailcerts.test=1, demo: mailcerts.demo=1). */
+export async function removeContainers(marker = 'mailcerts.test=1') {
+  const ids = (await docker('ps', '-aq', '--filter', `label=${marker}`)).split('\n').filter(Boolean);
+  if (ids.length) await docker('rm', '-f', ...ids);
+}
+
+export async function startContainer(o) {
+  const name = `${o.prefix ?? 'mailcerts-test'}-${o.name}`;
+  const args = ['run', '-d', '--name', name, '--label', o.marker ?? 'mailcerts.test=1', '--network', o.network ?? 'host', '--hostname', 'mail', '-v', `${o.certsDir}:/etc/ssl/mail:ro`];
+  if (o.reload) args.push('--label', `mailcerts.reload=${o.reload}`);
+  if (o.role === 'postfix') {
+    args.push('-v', `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`, '-v', `${join(CONF, 'postfix', 'master.cf')}:/etc/postfix/master.cf:ro`);
+    args.push(MAIL_IMAGE, 'postfix', 'start-fg');
+  } else {
+    args.push('-v', `${join(CONF, 'dovecot', 'dovecot.conf')}:/etc/dovecot/dovecot.conf:ro`, MAIL_IMAGE, 'dovecot', '-F');
+  }
+  await docker(...args);
+  return name;
+}
+
+export async function waitForPort(port, timeoutMs = 20_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(true); });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs / 1000}s`);
+    await delay(100);
+  }
+}
+
+/** Postfix and Dovecot on host networking, reading certsDir, labelled for reload. */
+export async function startMailStack(certsDir, opts = {}) {
+  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix' });
+  const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot' });
+  for (const e of Object.values(ENDPOINTS)) await waitForPort(e.port);
+  return { postfix, dovecot };
+}
+
+/** The leaf certificate an endpoint serves, read with openssl s_client as a mail admin would. */
+export async function servedCertificate(endpoint, servername = 'mail.example.test') {
+  const e = ENDPOINTS[endpoint];
+  const args = ['s_client', '-connect', `127.0.0.1:${e.port}`, '-servername', servername];
+  if (e.starttls) args.push('-starttls', e.starttls);
+  const child = execFile('openssl', args, { timeout: 15_000 });
+  child.stdin?.end();
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  await new Promise((resolve) => child.on('close', resolve));
+  const pem = out.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)?.[0];
+  if (!pem) throw new Error(`no certificate from ${endpoint} (127.0.0.1:${e.port}); openssl said:\n${out.slice(0, 2000)}`);
+  return `${pem}\n`;
+}
+
+/** A self-signed certificate as plain files, like the one a mail server starts with before mailcerts. */
+export async function seedSelfSigned(dir, cn = 'seed.invalid') {
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'privkey.pem'), '-out', join(dir, 'fullchain.pem'), '-days', '2', '-subj', `/CN=${cn}`]);
+  writeFileSync(join(dir, 'privkey-fullchain.pem'), readFileSync(join(dir, 'privkey.pem'), 'utf8') + readFileSync(join(dir, 'fullchain.pem'), 'utf8'));
+}
+
+export async function containerLogs(name) {
+  const { stdout, stderr } = await run('docker', ['logs', name], { maxBuffer: 16 * 1024 * 1024 });
+  return stdout + stderr;
+}
+
+/** Waits until the container's log shows the pattern (e.g. Postfix's "daemon started"). */
+export async function waitForLog(name, pattern, timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs;
+  while (!pattern.test(await containerLogs(name))) {
+    if (Date.now() > until) throw new Error(`${name} did not log ${pattern} within ${timeoutMs / 1000}s:\n${(await containerLogs(name)).slice(-2000)}`);
+    await delay(100);
+  }
+}
