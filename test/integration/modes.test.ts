@@ -81,6 +81,16 @@ describe('several certificates from a config file', () => {
     expect(again.code).toBe(0);
     expect(logsWith(again, { cert: 'mail', step: 'plan', reason: 'names changed (+pop.example.org)' })).toHaveLength(1);
     expect(logsWith(again, { cert: 'imap.example.net', step: 'plan', decision: 'keep' })).toHaveLength(1);
+
+    // renew --force NAME renews that certificate only.
+    const before = read('mail', 'cert.pem');
+    const one = await runCli(['renew', '--force', 'imap.example.net'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
+    expect(one.code).toBe(0);
+    expect(logsWith(one, { step: 'plan' }).map((l) => l.cert)).toEqual(['imap.example.net']);
+    expect(read('mail', 'cert.pem')).toBe(before);
+    const unknown = await runCli(['renew', 'nope'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toContain('no certificate named \\"nope\\"; known: mail, imap.example.net');
   });
 });
 

@@ -24,6 +24,16 @@ describe('AtomicDir: the ..data symlink swap', () => {
     expect(readdirSync(dir).filter((e) => e.startsWith('..tmp'))).toEqual([]);
   });
 
+  it('gives key files the configured owner and group (e.g. a Dovecot that reads as a group)', async () => {
+    const dir = fresh();
+    await new AtomicDir(dir).publish([
+      { name: 'privkey.pem', data: 'key', mode: 0o640, owner: 0, group: 4321 },
+      { name: 'fullchain.pem', data: 'chain', mode: 0o644 },
+    ]);
+    const st = statSync(join(dir, 'privkey.pem'));
+    expect([st.uid, st.gid, st.mode & 0o777]).toEqual([0, 4321, 0o640]);
+  });
+
   it('identical bytes publish nothing', async () => {
     const dir = fresh();
     const a = new AtomicDir(dir);
