@@ -61,6 +61,15 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
     ok = false;
     out(`CA directory: FAILED: ${errorMessage(err)}`);
   }
+  const engine = new Engine(config, log);
+  for (const spec of config.certificates.filter((c) => c.challenge === 'dns-01')) {
+    try {
+      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await engine.solverFor(spec).preflight!(spec.domains)})`);
+    } catch (err) {
+      ok = false;
+      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: FAILED: ${errorMessage(err)}`);
+    }
+  }
   if (!config.dockerReload) {
     out('Docker: reloading is off (DOCKER_RELOAD=false)');
   } else {
@@ -121,7 +130,8 @@ async function main(argv: string[]): Promise<number> {
   }
   // Human output (status, check) keeps stdout; logs then go to stderr.
   const toStderr = command === 'status' || command === 'check';
-  const log = createLogger(config.logLevel, toStderr ? (await import('pino')).pino.destination({ dest: 2, sync: true }) : undefined);
+  const secrets = [config.dns01.cloudflare?.apiToken].filter((s): s is string => !!s);
+  const log = createLogger(config.logLevel, toStderr ? (await import('pino')).pino.destination({ dest: 2, sync: true }) : undefined, secrets);
   const values = args.values as Record<string, boolean | undefined>;
   try {
     switch (command) {

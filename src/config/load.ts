@@ -10,6 +10,7 @@ import {
   ENV_KEYS,
   EnvSchema,
   FileSchema,
+  SECRET_KEYS,
 } from './schema.js';
 
 /** Every problem found in the configuration, each naming its variable and what to change. */
@@ -105,7 +106,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (!raw.MAILCERTS_CONFIG && !raw.ACME_DOMAINS) {
     problems.push('ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)');
   }
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const secrets = SECRET_KEYS.map((k) => raw[k]).filter((v): v is string => !!v);
+  const scrub = (list: string[]) => list.map((p) => secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), p));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
   const e = parsed.data;
 
   const certificates: CertificateSpec[] = file
@@ -114,26 +117,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         domains: c.domains,
         keyType: c.keyType ?? e.ACME_KEY_TYPE,
         challenge: c.challenge ?? e.ACME_CHALLENGE,
+        dnsProvider: (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
       }))
-    : [{ name: defaultCertName(e.ACME_DOMAINS!), domains: e.ACME_DOMAINS!, keyType: e.ACME_KEY_TYPE, challenge: e.ACME_CHALLENGE }];
+    : [{
+        name: defaultCertName(e.ACME_DOMAINS!),
+        domains: e.ACME_DOMAINS!,
+        keyType: e.ACME_KEY_TYPE,
+        challenge: e.ACME_CHALLENGE,
+        dnsProvider: e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined,
+      }];
 
   const seen = new Set<string>();
+  let cloudflareTokenMissingReported = false;
   certificates.forEach((c, i) => {
     const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
     if (seen.has(c.name)) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`);
     seen.add(c.name);
     if (c.challenge === 'dns-01') {
-      problems.push(`${where}: dns-01 is not supported yet; use http-01 (Cloudflare DNS-01 is coming in the next release)`);
+      if (c.dnsProvider === 'cloudflare' && !e.CLOUDFLARE_API_TOKEN && !cloudflareTokenMissingReported) {
+        cloudflareTokenMissingReported = true;
+        problems.push('CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit and set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE');
+      }
     } else if (c.domains.some((d) => d.startsWith('*.'))) {
       problems.push(`${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`);
     }
   });
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(scrub(problems));
 
   return {
     certificates,
     acme: { directoryUrl: e.ACME_DIRECTORY.url, directoryName: e.ACME_DIRECTORY.name, email: e.ACME_EMAIL, timeoutMs: e.ACME_TIMEOUT },
     http01: { mode: e.HTTP01_MODE, port: e.HTTP01_PORT, address: e.HTTP01_ADDRESS, webroot: e.HTTP01_WEBROOT },
+    dns01: {
+      resolvers: e.DNS01_RESOLVERS,
+      propagationTimeoutMs: e.DNS01_PROPAGATION_TIMEOUT,
+      cloudflare: e.CLOUDFLARE_API_TOKEN
+        ? { apiToken: e.CLOUDFLARE_API_TOKEN, zoneId: e.CLOUDFLARE_ZONE_ID, baseUrl: e.CLOUDFLARE_API_BASE_URL }
+        : undefined,
+    },
     certsDir: e.CERTS_DIR,
     stateDir: e.STATE_DIR,
     files: { keyMode: e.KEY_FILE_MODE, certMode: 0o644, owner: e.KEY_FILE_OWNER, group: e.KEY_FILE_GROUP },

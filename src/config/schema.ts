@@ -6,6 +6,8 @@ export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'
 export type KeyType = (typeof KEY_TYPES)[number];
 export const CHALLENGES = ['http-01', 'dns-01'] as const;
 export type Challenge = (typeof CHALLENGES)[number];
+export const DNS_PROVIDERS = ['cloudflare'] as const;
+export type DnsProviderName = (typeof DNS_PROVIDERS)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const DIRECTORIES: Record<string, string> = {
@@ -85,6 +87,16 @@ const port = z
   .pipe(z.number().int().min(1, 'use a port number between 1 and 65535').max(65535, 'use a port number between 1 and 65535'));
 
 const bool = z.stringbool({ error: () => 'use true or false' });
+const dnsProvider = z.enum(DNS_PROVIDERS, { error: () => `use ${DNS_PROVIDERS.join(', ')} (the only DNS provider so far)` });
+
+/** "1.1.1.1", "1.1.1.1:53", "[2606:4700::1111]:53" or "::1". */
+function resolverProblem(s: string): string | undefined {
+  const m = s.match(/^\[([^\]]+)\]:(\d+)$/) ?? s.match(/^([^:]+):(\d+)$/) ?? [s, s, '53'];
+  const [, host, port] = m;
+  if (isIP(host ?? '') === 0) return `"${s}" is not an IP address (with an optional :port); name servers are given by address`;
+  if (!(Number(port) >= 1 && Number(port) <= 65535)) return `"${s}" has a bad port`;
+  return undefined;
+}
 
 /** The environment, one field per variable. Empty values count as unset (compose writes FOO= as ""). */
 export const EnvSchema = z
@@ -107,6 +119,17 @@ export const EnvSchema = z
       .default({ name: 'letsencrypt', url: DIRECTORIES.letsencrypt! }),
     ACME_CHALLENGE: challenge.default('http-01'),
     ACME_KEY_TYPE: keyType.default('ec-256'),
+    ACME_DNS_PROVIDER: dnsProvider.default('cloudflare'),
+    CLOUDFLARE_API_TOKEN: z.string().regex(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens').optional(),
+    CLOUDFLARE_ZONE_ID: z.string().regex(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page').optional(),
+    CLOUDFLARE_API_BASE_URL: z.url({ protocol: /^https?$/, error: () => 'use an http(s) URL such as https://api.cloudflare.com/client/v4' }).optional(),
+    DNS01_RESOLVERS: csv.check((ctx) => {
+      for (const r of ctx.value) {
+        const problem = resolverProblem(r);
+        if (problem) ctx.issues.push({ code: 'custom', input: r, message: problem, continue: true });
+      }
+    }).optional(),
+    DNS01_PROPAGATION_TIMEOUT: duration(5_000, '180s').default(180_000),
     ACME_TIMEOUT: duration(1000, '30s').default(30_000),
     HTTP01_MODE: z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }).default('standalone'),
     HTTP01_PORT: port.default(80),
@@ -127,7 +150,7 @@ export type Env = z.output<typeof EnvSchema>;
 export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
 
 /** Variables whose values must never be logged. Filled as secret-bearing settings arrive. */
-export const SECRET_KEYS: readonly string[] = [];
+export const SECRET_KEYS: readonly string[] = ['CLOUDFLARE_API_TOKEN'];
 
 /** The optional config file: a list of certificates; everything else comes from the environment. */
 export const FileSchema = z.strictObject({
@@ -138,6 +161,7 @@ export const FileSchema = z.strictObject({
         domains: domainList,
         keyType: keyType.optional(),
         challenge: challenge.optional(),
+        dnsProvider: dnsProvider.optional(),
       }),
     )
     .min(1, 'list at least one certificate'),
@@ -149,12 +173,20 @@ export interface CertificateSpec {
   domains: string[];
   keyType: KeyType;
   challenge: Challenge;
+  /** Set when challenge is dns-01. */
+  dnsProvider?: DnsProviderName;
 }
 
 export interface Config {
   certificates: CertificateSpec[];
   acme: { directoryUrl: string; directoryName: string; email?: string; timeoutMs: number };
   http01: { mode: 'standalone' | 'webroot'; port: number; address?: string; webroot?: string };
+  dns01: {
+    /** Name servers to ask instead of each zone's authoritative ones. */
+    resolvers?: string[];
+    propagationTimeoutMs: number;
+    cloudflare?: { apiToken: string; zoneId?: string; baseUrl?: string };
+  };
   certsDir: string;
   stateDir: string;
   files: { keyMode: number; certMode: number; owner?: number; group?: number };

@@ -33,23 +33,33 @@ export class AcmeError extends Error {
   override name = 'AcmeError';
   readonly step: AcmeStep;
   readonly problem: AcmeProblem;
-  constructor(step: AcmeStep, where: { cert?: string; domain?: string }, cause: unknown, problem: AcmeProblem) {
+  constructor(step: AcmeStep, where: Where, cause: unknown, problem: AcmeProblem) {
     const said = problem.code
       ? `no answer from the CA (${problem.code})`
       : `the CA said: ${problem.detail ?? (cause instanceof Error ? cause.message : String(cause))}` +
         (problem.type || problem.status ? ` (${[shortType(problem.type), problem.status && `HTTP ${problem.status}`].filter(Boolean).join(', ')})` : '');
     const subject = where.cert ? `certificate "${where.cert}"${where.domain ? `, domain ${where.domain}` : ''}` : step === 'directory' ? 'the CA directory' : 'the ACME account';
-    super(`${subject}: ${step} failed: ${said}${hint(step, problem, where.domain)}`, { cause });
+    super(`${subject}: ${step} failed: ${said}${hint(step, problem, where)}`, { cause });
     this.step = step;
     this.problem = problem;
   }
 }
 
-function hint(step: AcmeStep, p: AcmeProblem, domain?: string): string {
+/** What a failure is about: the certificate, the name, and for authorizations the challenge type. */
+export interface Where {
+  cert?: string;
+  domain?: string;
+  challenge?: 'http-01' | 'dns-01';
+}
+
+function hint(step: AcmeStep, p: AcmeProblem, { domain, challenge }: Where): string {
   const type = shortType(p.type);
   if (p.code === 'ECONNABORTED' || p.code === 'ETIMEDOUT') return '. The CA did not answer in time: check the network, or raise ACME_TIMEOUT';
   if (p.code) return '. Check that ACME_DIRECTORY is right and that this host can reach it';
   if (type === 'rateLimited') return `. The CA rate-limits this request${p.retryAfterMs ? `; it asks to wait ${Math.ceil(p.retryAfterMs / 60_000)} min` : ''}; mailcerts retries later`;
+  if (step === 'authorization' && challenge === 'dns-01' && ['unauthorized', 'incorrectResponse', 'dns'].includes(type ?? '')) {
+    return `. The CA did not find the TXT record _acme-challenge.${domain ?? '<domain>'}: check that the zone at the DNS provider is the one the world sees (its NS delegation), or raise DNS01_PROPAGATION_TIMEOUT`;
+  }
   if (step === 'authorization' && ['connection', 'unauthorized', 'incorrectResponse', 'dns', 'tls'].includes(type ?? '')) {
     return `. The CA could not fetch http://${domain ?? '<domain>'}/.well-known/acme-challenge/…: make sure the name resolves to this host and that port 80 reaches mailcerts (HTTP01_PORT / HTTP01_MODE)`;
   }
@@ -60,7 +70,7 @@ function hint(step: AcmeStep, p: AcmeProblem, domain?: string): string {
 }
 
 /** Runs one ACME step; any failure becomes an AcmeError carrying the CA's problem. */
-export async function acmeStep<T>(step: AcmeStep, where: { cert?: string; domain?: string }, fn: () => Promise<T>): Promise<T> {
+export async function acmeStep<T>(step: AcmeStep, where: Where, fn: () => Promise<T>): Promise<T> {
   const store: { last?: AcmeProblem } = {};
   return problemScope.run(store, async () => {
     try {

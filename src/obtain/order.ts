@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi } from './acme-http.js';
 import { createPrivateKey } from './keys.js';
-import type { Http01Solver } from './solvers/types.js';
+import type { ChallengeItem, ChallengeSolver } from './solvers/types.js';
 
 export interface Issued {
   privateKey: string;
@@ -25,7 +25,7 @@ export const DEFAULT_POLL: PollOptions = { minIntervalMs: 250, maxIntervalMs: 5_
 interface OrderContext {
   client: acme.Client;
   spec: CertificateSpec;
-  solver: Http01Solver;
+  solver: ChallengeSolver;
   log: Logger;
   signal?: AbortSignal;
   poll?: PollOptions;
@@ -36,7 +36,7 @@ type Resource = { status: string; challenges?: { type: string; error?: unknown }
 /** Polls an order or authorization until it leaves pending/processing; short, growing waits. */
 async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: string[], domain?: string): Promise<Resource> {
   const opts = ctx.poll ?? DEFAULT_POLL;
-  const where = { cert: ctx.spec.name, domain };
+  const where = { cert: ctx.spec.name, domain, challenge: ctx.spec.challenge };
   const deadline = Date.now() + opts.deadlineMs;
   let wait = opts.minIntervalMs;
   for (;;) {
@@ -69,31 +69,35 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   log.info({ step: 'order', order: order.url }, 'order created');
 
   const authorizations = await acmeStep('authorization', { cert }, () => client.getAuthorizations(order));
+  const pending: { item: ChallengeItem; challenge: acme.Authorization['challenges'][number]; url: string }[] = [];
+  for (const authz of authorizations) {
+    const domain = authz.identifier.value;
+    if (authz.status === 'valid') {
+      log.info({ step: 'authorization', domain }, 'authorization already valid');
+      continue;
+    }
+    const challenge = authz.challenges.find((c) => c.type === solver.type);
+    if (!challenge) {
+      throw new AcmeError('authorization', { cert, domain }, new Error(`no ${solver.type}`), {
+        detail: `the CA offers no ${solver.type} challenge for this name (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
+      });
+    }
+    const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+    pending.push({ item: { domain, wildcard: authz.wildcard === true, token: challenge.token, keyAuthorization }, challenge, url: authz.url });
+  }
+
+  // Every challenge is made answerable first (apex and wildcard TXT values must coexist), then the
+  // CA is asked one authorization at a time, so that a failure stops before more failed validations.
   await solver.begin();
   try {
-    for (const authz of authorizations) {
-      const domain = authz.identifier.value;
-      if (authz.status === 'valid') {
-        log.info({ step: 'authorization', domain }, 'authorization already valid');
-        continue;
-      }
-      const challenge = authz.challenges.find((c) => c.type === 'http-01');
-      if (!challenge) {
-        throw new AcmeError('authorization', { cert, domain }, new Error('no http-01'), {
-          detail: `the CA offers no http-01 challenge for this name (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
-        });
-      }
-      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-      await solver.present(challenge.token, keyAuthorization);
-      try {
-        await acmeStep('authorization', { cert, domain }, () => client.completeChallenge(challenge));
-        await pollStatus(ctx, 'authorization', authz.url, ['valid'], domain);
-        log.info({ step: 'authorization', domain }, 'authorization valid');
-      } finally {
-        await solver.remove(challenge.token);
-      }
+    await solver.prepare(pending.map((p) => p.item), ctx.signal);
+    for (const { item, challenge, url } of pending) {
+      await acmeStep('authorization', { cert, domain: item.domain }, () => client.completeChallenge(challenge));
+      await pollStatus(ctx, 'authorization', url, ['valid'], item.domain);
+      log.info({ step: 'authorization', domain: item.domain, wildcard: item.wildcard || undefined }, 'authorization valid');
     }
   } finally {
+    await solver.cleanup(pending.map((p) => p.item));
     await solver.end();
   }
 

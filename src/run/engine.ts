@@ -4,9 +4,13 @@ import type { Logger } from '../log.js';
 import { openAccount } from '../obtain/account.js';
 import { configureAcmeHttp } from '../obtain/acme-http.js';
 import { orderCertificate } from '../obtain/order.js';
+import { CloudflareDns } from '../obtain/dns/cloudflare/cloudflare.js';
+import type { DnsProvider } from '../obtain/dns/provider.js';
+import { Dns01Solver, removeLeftoverRecords } from '../obtain/solvers/dns01.js';
 import { StandaloneHttp01 } from '../obtain/solvers/http01-standalone.js';
 import { WebrootHttp01 } from '../obtain/solvers/http01-webroot.js';
-import type { Http01Solver } from '../obtain/solvers/types.js';
+import type { ChallengeSolver } from '../obtain/solvers/types.js';
+import { DnsJournal } from '../state/dns-journal.js';
 import { backoffDelay, type Decision, decide, renewalTime } from '../plan/renewal.js';
 import { BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
 import { type Published, publishBundle, readPublished } from '../publish/publisher.js';
@@ -53,16 +57,29 @@ interface Working {
 export class Engine {
   private readonly config: Config;
   private readonly log: Logger;
-  private readonly solver: Http01Solver;
+  private readonly http01: ChallengeSolver;
+  private readonly dnsProviders = new Map<string, DnsProvider>();
+  private readonly journal: DnsJournal;
+  private firstPass = true;
 
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
     configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 2, retryAfterCapMs: 30_000 });
-    this.solver =
+    this.http01 =
       config.http01.mode === 'webroot'
         ? new WebrootHttp01({ webroot: config.http01.webroot!, log })
         : new StandaloneHttp01({ port: config.http01.port, address: config.http01.address, log });
+    this.journal = new DnsJournal(config.stateDir);
+    if (config.dns01.cloudflare) this.dnsProviders.set('cloudflare', new CloudflareDns({ ...config.dns01.cloudflare, log }));
+  }
+
+  /** The solver for a certificate: the shared HTTP-01 one, or a DNS-01 one over its provider. */
+  solverFor(spec: CertificateSpec): ChallengeSolver {
+    if (spec.challenge === 'http-01') return this.http01;
+    const provider = this.dnsProviders.get(spec.dnsProvider ?? '');
+    if (!provider) throw new Error(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
+    return new Dns01Solver({ provider, journal: this.journal, resolvers: this.config.dns01.resolvers, propagationTimeoutMs: this.config.dns01.propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });
   }
 
   async pass(opts: PassOptions = {}): Promise<PassResult> {
@@ -70,15 +87,22 @@ export class Engine {
     if (specs.length === 0) throw new Error(`no certificate named "${opts.only}"; known: ${this.config.certificates.map((c) => c.name).join(', ')}`);
     const release = await acquireLock(this.config.stateDir);
     try {
+      await removeLeftoverRecords(this.dnsProviders, this.journal, this.log);
+      const checkAtStart = this.firstPass;
+      this.firstPass = false;
       const work: Working[] = [];
       let account: Awaited<ReturnType<typeof openAccount>> | undefined;
       for (const spec of specs) {
         const w = await this.prepare(spec, opts.force ?? false);
         work.push(w);
-        if (w.outcome.decision !== 'issue' || opts.signal?.aborted) continue;
+        const issuing = w.outcome.decision === 'issue';
+        if ((!issuing && !(checkAtStart && spec.challenge === 'dns-01')) || opts.signal?.aborted) continue;
         try {
+          const solver = this.solverFor(spec);
+          await solver.preflight?.(spec.domains); // before any order: a bad token places none
+          if (!issuing) continue;
           account ??= await openAccount(this.config, this.log);
-          await this.issue(w, account.client, opts.signal);
+          await this.issue(w, solver, account.client, opts.signal);
         } catch (err) {
           if (opts.signal?.aborted) {
             // A stop is not a failure: no backoff, the next start simply tries again.
@@ -125,10 +149,10 @@ export class Engine {
     return { spec, state, outcome, published, log };
   }
 
-  private async issue(w: Working, client: Awaited<ReturnType<typeof openAccount>>['client'], signal?: AbortSignal): Promise<void> {
+  private async issue(w: Working, solver: ChallengeSolver, client: Awaited<ReturnType<typeof openAccount>>['client'], signal?: AbortSignal): Promise<void> {
     const { spec, log } = w;
     w.state.lastAttemptAt = new Date().toISOString();
-    const issued = await raceAbort(orderCertificate({ client, spec, solver: this.solver, log, signal }), signal, `certificate "${spec.name}": order`);
+    const issued = await raceAbort(orderCertificate({ client, spec, solver, log, signal }), signal, `certificate "${spec.name}": order`);
     w.outcome.issued = true;
     const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
     checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);

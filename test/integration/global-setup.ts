@@ -35,7 +35,7 @@ export default async function setup(project: TestProject) {
   await removeTestContainers();
   await removeContainers('mailcerts.demo=1'); // a kept demo holds the same loopback ports
   const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort: 24000, mgmtPort: 25000, httpPort: 25002, dnsPort: 28053, dnsMgmtPort: 28055 });
-  project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, root: await pebble.root() });
+  project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, dnsPort: pebble.dnsPort, dnsMgmtPort: pebble.dnsMgmtPort, root: await pebble.root() });
   project.provide('workDir', work);
   return async () => {
     await removeTestContainers();
@@ -45,7 +45,7 @@ export default async function setup(project: TestProject) {
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    pebble: { directoryUrl: string; caFile: string; httpPort: number; mgmtPort: number; root: string };
+    pebble: { directoryUrl: string; caFile: string; httpPort: number; mgmtPort: number; dnsPort: number; dnsMgmtPort: number; root: string };
     workDir: string;
   }
 }

@@ -27,7 +27,7 @@ beforeEach(async () => {
   solver = new StandaloneHttp01({ port: 0, address: '127.0.0.1', log });
   await solver.begin();
   port = solver.boundPort!;
-  await solver.present('tok_en-1', 'tok_en-1.thumbprint');
+  await solver.prepare([{ domain: 'mail.example.com', wildcard: false, token: 'tok_en-1', keyAuthorization: 'tok_en-1.thumbprint' }]);
 });
 afterEach(() => solver.end());
 
@@ -83,7 +83,7 @@ describe('the HTTP-01 standalone listener', () => {
   });
 
   it('forgets removed tokens and closes when no order needs it', async () => {
-    await solver.remove('tok_en-1');
+    await solver.cleanup([{ domain: 'mail.example.com', wildcard: false, token: 'tok_en-1', keyAuthorization: 'tok_en-1.thumbprint' }]);
     expect((await get('/.well-known/acme-challenge/tok_en-1')).status).toBe(404);
     await solver.begin(); // a second order in flight keeps it open
     await solver.end();

@@ -18,7 +18,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-config-'));
 describe('configuration from the environment', () => {
   it('has the documented defaults for one certificate', () => {
     const c = loadConfig({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
-    expect(c.certificates).toEqual([{ name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01' }]);
+    expect(c.certificates).toEqual([{ name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
     expect(c.acme).toEqual({ directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000 });
     expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
     expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.dockerReload, c.logLevel])
@@ -59,9 +59,27 @@ describe('configuration from the environment', () => {
     expect(problems({ ACME_DOMAINS: 'a.example.com', HTTP01_MODE: 'webroot' })).toEqual([expect.stringMatching(/^HTTP01_WEBROOT: is required when HTTP01_MODE=webroot/)]);
   });
 
-  it('says dns-01 is not supported yet, and that wildcards need it', () => {
-    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01' })).toEqual([expect.stringMatching(/^ACME_CHALLENGE: dns-01 is not supported yet/)]);
+  it('dns-01 needs the Cloudflare token; wildcards need dns-01', () => {
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01' })).toEqual([expect.stringMatching(/^CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit/)]);
     expect(problems({ ACME_DOMAINS: '*.example.com' })).toEqual([expect.stringMatching(/^ACME_DOMAINS: wildcard names need the dns-01 challenge/)]);
+    const c = loadConfig({ ACME_DOMAINS: 'example.com,*.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789', DNS01_RESOLVERS: '127.0.0.1:8053, [::1]:53, 1.1.1.1' });
+    expect(c.certificates[0]).toMatchObject({ challenge: 'dns-01', dnsProvider: 'cloudflare', domains: ['example.com', '*.example.com'] });
+    expect(c.dns01).toEqual({ resolvers: ['127.0.0.1:8053', '[::1]:53', '1.1.1.1'], propagationTimeoutMs: 180_000, cloudflare: { apiToken: 'abcdefghijklmnopqrstuvwxyz0123456789', zoneId: undefined, baseUrl: undefined } });
+  });
+
+  it('checks the DNS-01 settings, and never repeats a token in an error', () => {
+    const token = 'has spaces and a secret value 0123456789';
+    const list = problems({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: token, CLOUDFLARE_ZONE_ID: 'zone', DNS01_RESOLVERS: 'ns1.example.com', DNS01_PROPAGATION_TIMEOUT: '1s', ACME_DNS_PROVIDER: 'route53' });
+    expect(list.map((p) => p.split(':')[0])).toEqual(['ACME_DNS_PROVIDER', 'CLOUDFLARE_API_TOKEN', 'CLOUDFLARE_ZONE_ID', 'DNS01_RESOLVERS', 'DNS01_PROPAGATION_TIMEOUT']);
+    expect(list.join('\n')).not.toContain(token);
+    expect(list).toContain('DNS01_RESOLVERS: "ns1.example.com" is not an IP address (with an optional :port); name servers are given by address');
+  });
+
+  it('reads the token from CLOUDFLARE_API_TOKEN_FILE (a Docker secret)', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'token'), 'abcdefghijklmnopqrstuvwxyz0123456789\n');
+    const c = loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN_FILE: join(dir, 'token') });
+    expect(c.dns01.cloudflare?.apiToken).toBe('abcdefghijklmnopqrstuvwxyz0123456789');
   });
 
   it('reads NAME_FILE (Docker secrets), refuses both forms at once, and names an unreadable file', () => {
@@ -82,11 +100,11 @@ describe('configuration from the environment', () => {
 describe('the config file (MAILCERTS_CONFIG)', () => {
   it('declares several certificates, each with its own names and key type', () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mail\n    domains: [mail.example.com]\n  - domains: [web.example.org]\n    keyType: rsa-3072\n');
-    const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384' });
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mail\n    domains: [mail.example.com]\n  - domains: [web.example.org, "*.example.org"]\n    keyType: rsa-3072\n    challenge: dns-01\n    dnsProvider: cloudflare\n');
+    const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' });
     expect(c.certificates).toEqual([
-      { name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01' },
-      { name: 'web.example.org', domains: ['web.example.org'], keyType: 'rsa-3072', challenge: 'http-01' },
+      { name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01', dnsProvider: undefined },
+      { name: 'web.example.org', domains: ['web.example.org', '*.example.org'], keyType: 'rsa-3072', challenge: 'dns-01', dnsProvider: 'cloudflare' },
     ]);
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['a.example.com'] }] }));
     expect(loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.json') }).certificates[0]!.name).toBe('a.example.com');

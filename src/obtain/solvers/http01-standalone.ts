@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import { UserError } from '../../util/errors.js';
-import { CHALLENGE_PREFIX, type Http01Solver, TOKEN_PATTERN } from './types.js';
+import { CHALLENGE_PREFIX, type ChallengeItem, type ChallengeSolver, TOKEN_PATTERN } from './types.js';
 
 const MAX_URL = 512;
 
@@ -9,7 +9,8 @@ const MAX_URL = 512;
  * A minimal HTTP listener that answers only for tokens of orders in flight and 404s everything else.
  * It never serves files, accepts no request body and is open only while an order needs it.
  */
-export class StandaloneHttp01 implements Http01Solver {
+export class StandaloneHttp01 implements ChallengeSolver {
+  readonly type = 'http-01' as const;
   private readonly tokens = new Map<string, string>();
   private server: Server | undefined;
   private users = 0;
@@ -62,13 +63,15 @@ export class StandaloneHttp01 implements Http01Solver {
     this.log.info({ step: 'http-01', port: this.boundPort }, 'challenge listener open');
   }
 
-  async present(token: string, keyAuthorization: string): Promise<void> {
-    if (!TOKEN_PATTERN.test(token)) throw new Error(`the CA sent a malformed challenge token`);
-    this.tokens.set(token, keyAuthorization);
+  async prepare(items: ChallengeItem[]): Promise<void> {
+    for (const { token, keyAuthorization } of items) {
+      if (!TOKEN_PATTERN.test(token)) throw new Error('the CA sent a malformed challenge token');
+      this.tokens.set(token, keyAuthorization);
+    }
   }
 
-  async remove(token: string): Promise<void> {
-    this.tokens.delete(token);
+  async cleanup(items: ChallengeItem[]): Promise<void> {
+    for (const { token } of items) this.tokens.delete(token);
   }
 
   async end(): Promise<void> {

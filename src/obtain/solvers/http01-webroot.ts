@@ -2,10 +2,11 @@ import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import { UserError } from '../../util/errors.js';
-import { CHALLENGE_PREFIX, type Http01Solver, TOKEN_PATTERN } from './types.js';
+import { CHALLENGE_PREFIX, type ChallengeItem, type ChallengeSolver, TOKEN_PATTERN } from './types.js';
 
 /** Writes token files under HTTP01_WEBROOT/.well-known/acme-challenge/ for a web server that already owns port 80. */
-export class WebrootHttp01 implements Http01Solver {
+export class WebrootHttp01 implements ChallengeSolver {
+  readonly type = 'http-01' as const;
   private readonly dir: string;
   private readonly webroot: string;
   private readonly log: Logger;
@@ -22,14 +23,16 @@ export class WebrootHttp01 implements Http01Solver {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
   }
 
-  async present(token: string, keyAuthorization: string): Promise<void> {
-    if (!TOKEN_PATTERN.test(token)) throw new Error('the CA sent a malformed challenge token');
-    await writeFile(join(this.dir, token), keyAuthorization, { mode: 0o644 });
-    this.log.info({ step: 'http-01', file: join(this.dir, token) }, 'wrote challenge file');
+  async prepare(items: ChallengeItem[]): Promise<void> {
+    for (const { token, keyAuthorization, domain } of items) {
+      if (!TOKEN_PATTERN.test(token)) throw new Error('the CA sent a malformed challenge token');
+      await writeFile(join(this.dir, token), keyAuthorization, { mode: 0o644 });
+      this.log.info({ step: 'http-01', domain, file: join(this.dir, token) }, 'wrote challenge file');
+    }
   }
 
-  async remove(token: string): Promise<void> {
-    if (TOKEN_PATTERN.test(token)) await rm(join(this.dir, token), { force: true });
+  async cleanup(items: ChallengeItem[]): Promise<void> {
+    for (const { token } of items) if (TOKEN_PATTERN.test(token)) await rm(join(this.dir, token), { force: true }).catch(() => undefined);
   }
 
   async end(): Promise<void> {}

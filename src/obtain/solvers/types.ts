@@ -1,10 +1,27 @@
-/** Makes an HTTP-01 key authorization reachable at http://<domain>/.well-known/acme-challenge/<token>. */
-export interface Http01Solver {
-  /** Called once before an order's first challenge. */
+import type { Challenge } from '../../config/schema.js';
+
+/** One challenge to answer: the identifier (without "*."), the token and the key authorization. */
+export interface ChallengeItem {
+  domain: string;
+  wildcard: boolean;
+  token: string;
+  /** http-01: token.thumbprint; dns-01: the TXT value (base64url sha256). */
+  keyAuthorization: string;
+}
+
+/**
+ * Answers one challenge type. The order flow calls begin, then prepare with every pending challenge
+ * of the order (so that values sharing a name exist together), then cleanup, then end.
+ */
+export interface ChallengeSolver {
+  readonly type: Challenge;
+  /** Checks, before any order is placed, that the solver can work for these names; says what it verified. */
+  preflight?(domains: string[]): Promise<string>;
   begin(): Promise<void>;
-  present(token: string, keyAuthorization: string): Promise<void>;
-  remove(token: string): Promise<void>;
-  /** Called once after the order, whatever happened. */
+  /** Makes every item answerable; resolves once the CA can see them all. */
+  prepare(items: ChallengeItem[], signal?: AbortSignal): Promise<void>;
+  /** Removes what prepare made; never throws. */
+  cleanup(items: ChallengeItem[]): Promise<void>;
   end(): Promise<void>;
 }
 

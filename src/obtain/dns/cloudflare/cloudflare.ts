@@ -1,0 +1,179 @@
+import Cloudflare, { APIConnectionError, APIError } from 'cloudflare';
+import type { Logger } from '../../../log.js';
+import { sleep } from '../../../util/abort.js';
+import { UserError } from '../../../util/errors.js';
+import { type DnsProvider, type DnsZone, zoneOf } from '../provider.js';
+
+const TTL = 60; // Cloudflare's minimum outside Enterprise plans
+const COMMENT = 'mailcerts ACME challenge';
+const RETRIES = 3;
+const RETRY_AFTER_CAP_MS = 30_000;
+const AUTH_CODES = new Set([1000, 6003, 6111, 9106, 9109, 10000]);
+
+export interface CloudflareOptions {
+  apiToken: string;
+  zoneId?: string;
+  baseUrl?: string;
+  log: Logger;
+}
+
+type ZoneInfo = DnsZone & { permissions?: string[] };
+
+function codes(err: APIError): string {
+  const list = (err.errors ?? []) as { code?: number; message?: string }[];
+  return list.map((e) => `code ${e.code}: ${e.message}`).join('; ') || `HTTP ${err.status}`;
+}
+
+function hasCode(err: unknown, ...wanted: number[]): boolean {
+  return err instanceof APIError && ((err.errors ?? []) as { code?: number }[]).some((e) => e.code !== undefined && wanted.includes(e.code));
+}
+
+/** Cloudflare DNS through the official SDK: zone lookup, TXT create/delete by id, preflight of the token. */
+export class CloudflareDns implements DnsProvider {
+  readonly name = 'cloudflare';
+  private readonly cf: Cloudflare;
+  private readonly zoneId?: string;
+  private readonly log: Logger;
+  private readonly where: string;
+  private zones: ZoneInfo[] | undefined;
+
+  constructor(opts: CloudflareOptions) {
+    this.zoneId = opts.zoneId;
+    this.log = opts.log.child({ provider: 'cloudflare' });
+    this.where = opts.baseUrl ?? 'https://api.cloudflare.com/client/v4';
+    this.cf = new Cloudflare({
+      apiToken: opts.apiToken,
+      apiKey: null,
+      apiEmail: null,
+      baseURL: this.where,
+      maxRetries: 0, // retried here, with the wait capped and the error classified
+      timeout: 30_000,
+      logLevel: 'off',
+    });
+  }
+
+  /** One API call: transient failures (429, 5xx, network) are retried; permanent ones explain what to change. */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        const transient = err instanceof APIConnectionError || (err instanceof APIError && (err.status === 429 || (err.status ?? 0) >= 500));
+        if (transient && attempt < RETRIES) {
+          const header = err instanceof APIError ? err.headers?.get('retry-after') : null;
+          const asked = header && /^\d+$/.test(header) ? Number(header) * 1000 : undefined;
+          const wait = Math.min(asked ?? 500 * 2 ** attempt, RETRY_AFTER_CAP_MS);
+          this.log.warn({ step: 'dns-01', call: what, status: err instanceof APIError ? err.status : 'network', retryIn: wait }, 'Cloudflare call failed; retrying');
+          await sleep(wait);
+          continue;
+        }
+        throw this.explain(what, err);
+      }
+    }
+  }
+
+  private explain(what: string, err: unknown): Error {
+    const explained = this.explainText(what, err);
+    return explained ? new UserError(explained, { cause: err }) : err instanceof Error ? err : new Error(String(err));
+  }
+
+  private explainText(what: string, err: unknown): string | undefined {
+    if (err instanceof APIConnectionError) return `Cloudflare: ${what}: cannot reach ${this.where} (${err.message}); check the network or CLOUDFLARE_API_BASE_URL`;
+    if (!(err instanceof APIError)) return undefined;
+    if (err.status === 429) return `Cloudflare: ${what}: rate limited (${codes(err)}); mailcerts retries later`;
+    if ((err.status ?? 0) >= 500) return `Cloudflare: ${what}: Cloudflare failed (${codes(err)}); mailcerts retries later`;
+    if (hasCode(err, 1000, 6003, 6111)) return `Cloudflare: ${what}: the API token is not valid (${codes(err)}); check CLOUDFLARE_API_TOKEN (an API token, not the Global API Key)`;
+    if (hasCode(err, 9109, 10000, 9106) || err.status === 401 || err.status === 403) {
+      return `Cloudflare: ${what}: the API token is not allowed to do this (${codes(err)}); give it Zone:Read and DNS:Edit on the zone`;
+    }
+    return `Cloudflare: ${what}: ${codes(err)}`;
+  }
+
+  private async loadZones(): Promise<ZoneInfo[]> {
+    if (this.zones) return this.zones;
+    const zones: ZoneInfo[] = [];
+    if (this.zoneId) {
+      const z = await this.call(`reading zone ${this.zoneId} (CLOUDFLARE_ZONE_ID)`, () => this.cf.zones.get({ zone_id: this.zoneId! }));
+      zones.push({ id: z.id, name: z.name, permissions: z.permissions });
+    } else {
+      await this.call('listing zones', async () => {
+        for await (const z of this.cf.zones.list({ per_page: 50 })) zones.push({ id: z.id, name: z.name, permissions: z.permissions });
+      });
+    }
+    this.zones = zones;
+    return zones;
+  }
+
+  async zoneFor(name: string): Promise<DnsZone> {
+    const zones = await this.loadZones();
+    const zone = zoneOf(name, zones);
+    if (zone) return { id: zone.id, name: zone.name };
+    const seen = zones.map((z) => z.name).join(', ') || 'none';
+    throw new UserError(
+      this.zoneId
+        ? `Cloudflare: ${name} is not in the zone ${zones[0]?.name} (CLOUDFLARE_ZONE_ID); unset CLOUDFLARE_ZONE_ID or use the zone that holds the name`
+        : `Cloudflare: no zone the API token can read holds ${name} (zones it can read: ${seen}); give the token Zone:Read on that zone`,
+    );
+  }
+
+  async preflight(domains: string[]): Promise<{ zones: DnsZone[]; editVerified: boolean }> {
+    this.zones = undefined; // zones may have changed since the last pass
+    const verified = await this.call('verifying the API token', () => this.cf.user.tokens.verify());
+    if (verified.status !== 'active') throw new UserError(`Cloudflare: the API token is ${verified.status}; create a new one with Zone:Read and DNS:Edit`);
+    const zones = await this.loadZones();
+    const used = new Map<string, ZoneInfo>();
+    let editVerified = true;
+    for (const d of domains) {
+      const zone = await this.zoneFor(d.replace(/^\*\./, ''));
+      used.set(zone.id, zones.find((z) => z.id === zone.id)!);
+    }
+    for (const zone of used.values()) {
+      if (zone.permissions) {
+        if (!zone.permissions.includes('#dns_records:edit')) {
+          throw new UserError(`Cloudflare: the API token lacks DNS:Edit on the zone ${zone.name}; edit the token and add Zone → DNS → Edit for it`);
+        }
+      } else {
+        // Without the permission list, reading the records is what can be proven before the first write.
+        await this.call(`reading DNS records of ${zone.name}`, () => this.cf.dns.records.list({ zone_id: zone.id, per_page: 1 }));
+        editVerified = false;
+        this.log.info({ step: 'dns-01', zone: zone.name }, 'Cloudflare did not list the token\'s permissions; DNS:Edit is proven at the first record');
+      }
+    }
+    this.log.info({ step: 'dns-01', zones: [...used.values()].map((z) => z.name) }, 'Cloudflare token and zones checked');
+    return { zones: [...used.values()].map(({ id, name }) => ({ id, name })), editVerified };
+  }
+
+  async createTxt(zone: DnsZone, name: string, value: string): Promise<string> {
+    try {
+      const rec = await this.call(`creating TXT ${name}`, () =>
+        this.cf.dns.records.create({ zone_id: zone.id, type: 'TXT', name, content: `"${value}"`, ttl: TTL, comment: COMMENT }),
+      );
+      return rec.id;
+    } catch (err) {
+      // "An identical record already exists" (81058) / "Record already exists" (81057): ours from an earlier try.
+      if (!hasCode((err as Error).cause, 81057, 81058)) throw err;
+      const [id] = await this.findTxt(zone, name, value);
+      if (!id) throw err;
+      this.log.info({ step: 'dns-01', record: name }, 'TXT record already existed; using it');
+      return id;
+    }
+  }
+
+  async deleteTxt(zone: DnsZone, id: string): Promise<void> {
+    try {
+      await this.call('deleting a TXT record', () => this.cf.dns.records.delete(id, { zone_id: zone.id }));
+    } catch (err) {
+      if (!hasCode((err as Error).cause, 81044)) throw err; // already gone
+    }
+  }
+
+  async findTxt(zone: DnsZone, name: string, value: string): Promise<string[]> {
+    const ids: string[] = [];
+    await this.call(`listing TXT ${name}`, async () => {
+      for await (const r of this.cf.dns.records.list({ zone_id: zone.id, type: 'TXT', name: { exact: name }, per_page: 100 })) {
+        if ((r.content ?? '').replace(/^"|"$/g, '') === value) ids.push(r.id);
+      }
+    });
+    return ids;
+  }
+}

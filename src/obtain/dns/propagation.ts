@@ -1,0 +1,78 @@
+import { Resolver } from 'node:dns/promises';
+import type { Logger } from '../../log.js';
+import { sleep } from '../../util/abort.js';
+import { UserError } from '../../util/errors.js';
+import { formatDuration } from '../../util/duration.js';
+
+export interface TxtExpectation {
+  name: string;
+  zone: string;
+  values: string[];
+}
+
+/** Where the zone's authoritative name servers are, as addresses (IPv4 and IPv6). */
+export async function authoritativeServers(zone: string): Promise<string[]> {
+  const resolver = new Resolver({ timeout: 3_000, tries: 2 });
+  let hosts: string[];
+  try {
+    hosts = await resolver.resolveNs(zone);
+  } catch (err) {
+    throw new UserError(`cannot find the name servers of ${zone} (${(err as NodeJS.ErrnoException).code}); check the zone, or set DNS01_RESOLVERS to the addresses to ask`);
+  }
+  const addresses = new Set<string>();
+  for (const host of hosts) {
+    for (const lookup of [resolver.resolve4(host), resolver.resolve6(host)]) {
+      for (const a of await lookup.catch(() => [] as string[])) addresses.add(a.includes(':') ? `[${a}]:53` : a);
+    }
+  }
+  if (addresses.size === 0) throw new UserError(`the name servers of ${zone} (${hosts.join(', ')}) have no addresses; set DNS01_RESOLVERS`);
+  return [...addresses];
+}
+
+/** The TXT values one server answers for a name, asked directly; a fresh resolver each time, so nothing is cached. */
+async function askTxt(server: string, name: string): Promise<string[] | string> {
+  const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+  resolver.setServers([server]);
+  try {
+    return (await resolver.resolveTxt(name)).map((chunks) => chunks.join(''));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    return code === 'ENODATA' || code === 'ENOTFOUND' ? [] : code;
+  }
+}
+
+/**
+ * Waits until every server answers every expected value for each name. Servers are the zone's
+ * authoritative ones unless `resolvers` replaces them. Short, growing waits; no fixed sleep.
+ */
+export async function waitForTxt(expected: TxtExpectation[], opts: { resolvers?: string[]; timeoutMs: number; log: Logger; signal?: AbortSignal }): Promise<void> {
+  const servers = new Map<string, string[]>();
+  for (const e of expected) {
+    if (!servers.has(e.zone)) servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone)));
+  }
+  const started = Date.now();
+  let wait = 500;
+  let round = 0;
+  for (;;) {
+    const missing: string[] = [];
+    for (const e of expected) {
+      for (const server of servers.get(e.zone)!) {
+        const answer = await askTxt(server, e.name);
+        const lacking = typeof answer === 'string' ? e.values.length : e.values.filter((v) => !answer.includes(v)).length;
+        if (lacking > 0) missing.push(`${e.name} on ${server}${typeof answer === 'string' ? ` (${answer})` : ` (${lacking} of ${e.values.length} values missing)`}`);
+      }
+    }
+    round++;
+    if (missing.length === 0) {
+      opts.log.info({ step: 'dns-01', names: expected.map((e) => e.name), rounds: round, waited: formatDuration(Date.now() - started) }, 'TXT records visible on every name server');
+      return;
+    }
+    const elapsed = Date.now() - started;
+    if (elapsed >= opts.timeoutMs) {
+      throw new UserError(`TXT records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise DNS01_PROPAGATION_TIMEOUT`);
+    }
+    opts.log.info({ step: 'dns-01', waiting: missing, elapsed: formatDuration(elapsed) }, 'waiting for the TXT records to propagate');
+    if (!(await sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal))) throw new Error('propagation wait cancelled: shutting down');
+    wait = Math.min(wait * 1.5, 5_000);
+  }
+}
