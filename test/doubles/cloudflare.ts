@@ -57,6 +57,8 @@ export interface CloudflareDouble {
   maxConcurrent: Map<string, number>;
   visibleAfterMs: number;
   failNext(count: number, fault: Fault): void;
+  /** The next create is stored, but its answer is lost (the connection resets), as when a response times out. */
+  loseNextCreateResponse(): void;
   stop(): Promise<void>;
 }
 
@@ -79,6 +81,7 @@ export async function startCloudflareDouble(opts: {
   const faults: Fault[] = [];
   const maxConcurrent = new Map<string, number>();
   const timers = new Set<NodeJS.Timeout>();
+  let loseCreate = false;
 
   async function challtest(path: string, body: unknown): Promise<void> {
     const res = await fetch(`${opts.challtestsrv}${path}`, { method: 'POST', body: JSON.stringify(body) });
@@ -201,6 +204,11 @@ export async function startCloudflareDouble(opts: {
         void syncDns(rec.name);
       }, double.visibleAfterMs);
       timers.add(timer);
+      if (loseCreate) {
+        loseCreate = false;
+        req.socket.destroy();
+        return 0;
+      }
       return send(res, 200, envelope(recordObject(rec)));
     }
     if (req.method === 'DELETE' && recordId) {
@@ -232,6 +240,9 @@ export async function startCloudflareDouble(opts: {
     visibleAfterMs: opts.visibleAfterMs ?? 0,
     failNext(count, fault) {
       for (let i = 0; i < count; i++) faults.push(fault);
+    },
+    loseNextCreateResponse() {
+      loseCreate = true;
     },
     async stop() {
       for (const t of timers) clearTimeout(t);

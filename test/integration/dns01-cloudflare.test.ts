@@ -99,8 +99,9 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
     expect(creates).toHaveLength(2);
     expect(logsWith(r, { step: 'dns-01', msg: 'waiting for the TXT records to propagate' }).length).toBeGreaterThan(0);
     expect(logsWith(r, { step: 'dns-01', msg: 'TXT records visible on every name server' })).toHaveLength(1);
-    // The zone was found on the second page of the zone list.
-    expect(cf.requests.some((q) => q.path.endsWith('/zones') && q.query.page === '2')).toBe(true);
+    // The zone was found on the second page of the zone list; the SDK stops at the empty third page.
+    const pages = cf.requests.filter((q) => q.path.endsWith('/zones')).map((q) => q.query.page ?? '1');
+    expect(pages.slice(0, 3)).toEqual(['1', '2', '3']);
 
     expect([...cf.records.values()]).toEqual([]);
     expect(await txt('_acme-challenge.example.test')).toEqual([]);
@@ -168,6 +169,17 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
     const retries = logsWith(r, { msg: 'Cloudflare call failed; retrying' });
     expect(retries.map((l) => l.status)).toEqual([429, 502]);
     expect(retries[0]!.retryIn).toBe(1000);
+  });
+
+  it('a create whose answer was lost is retried, and "identical record already exists" counts as success', async () => {
+    const { env } = envFor('lost-answer', { ACME_DOMAINS: 'lost.example.test' });
+    cf.loseNextCreateResponse();
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, r.stdout).toBe(0);
+    const creates = cf.requests.filter((q) => q.method === 'POST' && q.path.includes('/dns_records')).slice(-2);
+    expect(creates.map((q) => q.status)).toEqual([0, 400]); // the lost one, then 81058
+    expect(logsWith(r, { msg: 'TXT record already existed; using it' })).toHaveLength(1);
+    expect([...cf.records.values()]).toEqual([]);
   });
 
   it('a permanent Cloudflare error is reported as such, not retried', async () => {

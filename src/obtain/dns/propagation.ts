@@ -10,9 +10,10 @@ export interface TxtExpectation {
   values: string[];
 }
 
-/** Where the zone's authoritative name servers are, as addresses (IPv4 and IPv6). */
-export async function authoritativeServers(zone: string): Promise<string[]> {
+/** Where the zone's authoritative name servers are, as addresses (IPv4 and IPv6), found through `bootstrap` (default: the system's resolvers). */
+export async function authoritativeServers(zone: string, bootstrap?: string[]): Promise<string[]> {
   const resolver = new Resolver({ timeout: 3_000, tries: 2 });
+  if (bootstrap) resolver.setServers(bootstrap);
   let hosts: string[];
   try {
     hosts = await resolver.resolveNs(zone);
@@ -45,10 +46,13 @@ async function askTxt(server: string, name: string): Promise<string[] | string> 
  * Waits until every server answers every expected value for each name. Servers are the zone's
  * authoritative ones unless `resolvers` replaces them. Short, growing waits; no fixed sleep.
  */
-export async function waitForTxt(expected: TxtExpectation[], opts: { resolvers?: string[]; timeoutMs: number; log: Logger; signal?: AbortSignal }): Promise<void> {
+export async function waitForTxt(
+  expected: TxtExpectation[],
+  opts: { resolvers?: string[]; bootstrap?: string[]; timeoutMs: number; log: Logger; signal?: AbortSignal },
+): Promise<void> {
   const servers = new Map<string, string[]>();
   for (const e of expected) {
-    if (!servers.has(e.zone)) servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone)));
+    if (!servers.has(e.zone)) servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone, opts.bootstrap)));
   }
   const started = Date.now();
   let wait = 500;
