@@ -12,7 +12,7 @@ const say = (line) => console.log(`demo: ${line}`);
 
 function dockerReady() {
   try {
-    execFileSync('docker', ['image', 'inspect', 'mailcerts-mailstack:bookworm'], { stdio: 'pipe' });
+    execFileSync('docker', ['image', 'inspect', 'mailcerts-mailstack:bookworm-2'], { stdio: 'pipe' });
     return true;
   } catch {
     return false;

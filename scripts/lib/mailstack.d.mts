@@ -8,7 +8,9 @@ export const ENDPOINTS: {
   imaps: { port: number };
   pop3: { port: number; starttls: string };
   pop3s: { port: number };
+  sieve: { port: number; starttls: string };
 };
+export const VERIFY_LABELS: { postfix: string; dovecot: string };
 export type Endpoint = keyof typeof ENDPOINTS;
 export interface ContainerOptions {
   name: string;
@@ -19,6 +21,8 @@ export interface ContainerOptions {
   reload?: string;
   /** A main.cf to use instead of the stack's (Postfix only). */
   mainCf?: string;
+  /** More labels, e.g. mailcerts.verify. */
+  labels?: Record<string, string>;
   /** Container name prefix and marker label (defaults: mailcerts-test, mailcerts.test=1). */
   prefix?: string;
   marker?: string;
@@ -27,7 +31,7 @@ export function docker(...args: string[]): Promise<string>;
 export function removeContainers(marker?: string): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
-export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string }): Promise<{ postfix: string; dovecot: string }>;
+export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; postfixLabels?: Record<string, string> }): Promise<{ postfix: string; dovecot: string }>;
 export function servedCertificate(endpoint: Endpoint, servername?: string): Promise<string>;
 export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
 export function containerLogs(name: string): Promise<string>;

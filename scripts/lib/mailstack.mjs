@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, '..', '..');
-export const MAIL_IMAGE = process.env.MAILSTACK_IMAGE ?? 'mailcerts-mailstack:bookworm';
+export const MAIL_IMAGE = process.env.MAILSTACK_IMAGE ?? 'mailcerts-mailstack:bookworm-2';
 const CONF = join(ROOT, 'docker', 'mailstack');
 
 /** The stack's TLS endpoints (docker/mailstack configs), all on 127.0.0.1. */
@@ -20,6 +20,13 @@ export const ENDPOINTS = {
   imaps: { port: 10993 },
   pop3: { port: 10110, starttls: 'pop3' },
   pop3s: { port: 10995 },
+  sieve: { port: 14190, starttls: 'sieve' },
+};
+
+/** mailcerts.verify labels for the stack's containers (host networking: the host part stays empty). */
+export const VERIFY_LABELS = {
+  postfix: 'smtp://:10025,submission://:10587,smtps://:10465',
+  dovecot: 'imap://:10143,imaps://:10993,pop3://:10110,pop3s://:10995,sieve://:14190',
 };
 
 export async function docker(...args) {
@@ -37,6 +44,7 @@ export async function startContainer(o) {
   const name = `${o.prefix ?? 'mailcerts-test'}-${o.name}`;
   const args = ['run', '-d', '--name', name, '--label', o.marker ?? 'mailcerts.test=1', '--network', o.network ?? 'host', '--hostname', 'mail', '-v', `${o.certsDir}:/etc/ssl/mail:ro`];
   if (o.reload) args.push('--label', `mailcerts.reload=${o.reload}`);
+  for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
   if (o.role === 'postfix') {
     args.push('-v', `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`, '-v', `${join(CONF, 'postfix', 'master.cf')}:/etc/postfix/master.cf:ro`);
     args.push(MAIL_IMAGE, 'postfix', 'start-fg');
@@ -62,8 +70,8 @@ export async function waitForPort(port, timeoutMs = 20_000) {
 
 /** Postfix and Dovecot on host networking, reading certsDir, labelled for reload. */
 export async function startMailStack(certsDir, opts = {}) {
-  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix' });
-  const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot' });
+  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.postfixLabels } });
+  const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot', labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot } });
   for (const e of Object.values(ENDPOINTS)) await waitForPort(e.port);
   return { postfix, dovecot };
 }

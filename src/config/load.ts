@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type * as z from 'zod';
 import {
@@ -111,8 +111,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
   const e = parsed.data;
 
+  const custom = e.CUSTOM_CERTS_DIR;
+  const several = (file?.certificates.length ?? 1) > 1;
   const certificates: CertificateSpec[] = file
     ? file.certificates.map((c) => ({
+        source: c.source ?? (custom ? 'custom' : 'acme'),
+        customDir: custom && (c.source ?? 'custom') === 'custom' ? (several ? join(custom, c.name ?? defaultCertName(c.domains)) : custom) : undefined,
         name: c.name ?? defaultCertName(c.domains),
         domains: c.domains,
         keyType: c.keyType ?? e.ACME_KEY_TYPE,
@@ -120,6 +124,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         dnsProvider: (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
       }))
     : [{
+        source: custom ? 'custom' : 'acme',
+        customDir: custom,
         name: defaultCertName(e.ACME_DOMAINS!),
         domains: e.ACME_DOMAINS!,
         keyType: e.ACME_KEY_TYPE,
@@ -133,7 +139,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
     if (seen.has(c.name)) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`);
     seen.add(c.name);
-    if (c.challenge === 'dns-01') {
+    if (c.source === 'custom') {
+      if (!custom) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`);
+    } else if (c.challenge === 'dns-01') {
       if (c.dnsProvider === 'cloudflare' && !e.CLOUDFLARE_API_TOKEN && !cloudflareTokenMissingReported) {
         cloudflareTokenMissingReported = true;
         problems.push('CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit and set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE');

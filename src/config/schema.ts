@@ -144,6 +144,7 @@ export const EnvSchema = z
     DOCKER_RELOAD: bool.default(true),
     LOG_LEVEL: z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
+    CUSTOM_CERTS_DIR: z.string().startsWith('/', 'use an absolute path: the folder where you drop fullchain.pem and privkey.pem').optional(),
   });
 
 export type Env = z.output<typeof EnvSchema>;
@@ -162,6 +163,7 @@ export const FileSchema = z.strictObject({
         keyType: keyType.optional(),
         challenge: challenge.optional(),
         dnsProvider: dnsProvider.optional(),
+        source: z.enum(['acme', 'custom'], { error: () => 'use acme or custom' }).optional(),
       }),
     )
     .min(1, 'list at least one certificate'),
@@ -175,6 +177,10 @@ export interface CertificateSpec {
   challenge: Challenge;
   /** Set when challenge is dns-01. */
   dnsProvider?: DnsProviderName;
+  /** acme: obtained from the CA; custom: supplied by the user in customDir. */
+  source: 'acme' | 'custom';
+  /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
+  customDir?: string;
 }
 
 export interface Config {

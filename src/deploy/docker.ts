@@ -54,6 +54,7 @@ export interface ReloadTarget {
   name: string;
   label: string;
   action: ReloadAction | { error: string };
+  labels: Record<string, string>;
 }
 
 export interface ReloadResult {
@@ -86,7 +87,7 @@ export async function discoverTargets(docker: Docker): Promise<ReloadTarget[]> {
   return list
     .map((c) => {
       const label = c.Labels[RELOAD_LABEL] ?? '';
-      return { id: c.Id, name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''), label, action: parseReloadLabel(label) };
+      return { id: c.Id, name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''), label, action: parseReloadLabel(label), labels: c.Labels };
     })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
@@ -96,7 +97,7 @@ interface ExecOutcome {
   output: string;
 }
 
-async function execIn(docker: Docker, id: string, argv: string[]): Promise<ExecOutcome> {
+export async function execIn(docker: Docker, id: string, argv: string[]): Promise<ExecOutcome> {
   const container = docker.getContainer(id);
   const run = async (): Promise<ExecOutcome> => {
     const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: false });
@@ -164,7 +165,7 @@ export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Lo
         log.info({ step: 'reload', container: target.name, signal: action.signal }, 'signal sent');
         break;
       case 'restart':
-        await withTimeout(docker.getContainer(target.id).restart({ t: 30 }), 60_000, 'restarting');
+        await restartContainer(docker, target);
         log.info({ step: 'reload', container: target.name }, 'container restarted');
         break;
     }
@@ -175,15 +176,6 @@ export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Lo
 }
 
 /** Reloads every labelled container; one failure does not stop the others. */
-export async function reloadAll(docker: Docker, log: Logger): Promise<ReloadResult[]> {
-  const targets = await discoverTargets(docker);
-  if (targets.length === 0) log.warn({ step: 'reload' }, `no running container carries the label ${RELOAD_LABEL}; nothing to reload`);
-  const results: ReloadResult[] = [];
-  for (const t of targets) {
-    const r = await reloadTarget(docker, t, log);
-    if (r.ok) log.info({ step: 'reload', container: r.container }, 'container reloaded');
-    else log.error({ step: 'reload', container: r.container, error: r.error }, 'container not reloaded');
-    results.push(r);
-  }
-  return results;
+export async function restartContainer(docker: Docker, target: ReloadTarget): Promise<void> {
+  await withTimeout(docker.getContainer(target.id).restart({ t: 30 }), 60_000, 'restarting');
 }

@@ -47,6 +47,7 @@ export function decide(input: {
     return { action: 'wait', until: retryAt, reason: `backing off after ${state.failures} failure(s), next try in ${formatDuration(retryAt.getTime() - now.getTime())}` };
   }
   if (broken) return { action: 'issue', reason: `the published files are unusable: ${broken}` };
+  if (state.failedStep === 'verify') return { action: 'issue', reason: 'the last new certificate was rolled back; trying again' };
   if (!published) return { action: 'issue', reason: 'no certificate published yet' };
   const want = [...spec.domains].sort();
   const have = [...published.names].sort();

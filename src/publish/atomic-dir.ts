@@ -13,6 +13,8 @@ export interface PublishFile {
 }
 
 const DATA = '..data';
+/** A link naming the version that was live before ..data's (what a rollback restores). */
+const PREVIOUS = '..previous';
 
 function isVersion(entry: string): boolean {
   return /^\.\.\d{8}_\d{6}\.\d{3}_[0-9a-f]{6}$/.test(entry);
@@ -31,11 +33,8 @@ function versionName(now = new Date()): string {
  */
 export class AtomicDir {
   readonly dir: string;
-  private readonly keep: number;
-
-  constructor(dir: string, opts: { keep?: number } = {}) {
+  constructor(dir: string) {
     this.dir = dir;
-    this.keep = opts.keep ?? 2;
   }
 
   /** The version directory ..data points at, if any. */
@@ -70,17 +69,33 @@ export class AtomicDir {
     return entries.filter(isVersion).sort();
   }
 
-  /** Publishes the files unless the current version holds exactly these bytes. */
-  async publish(files: PublishFile[]): Promise<{ changed: boolean; version: string }> {
-    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+  /** The version that was live before the current one, if it is still kept. */
+  async previousVersion(): Promise<string | undefined> {
     const current = await this.currentVersion();
-    if (current) {
-      const existing = await this.read(files.map((f) => f.name));
-      const same = existing && files.every((f) => existing.get(f.name)?.equals(Buffer.from(f.data)));
-      const extra = (await readdir(join(this.dir, current)).catch(() => [])).length !== files.length;
-      if (same && !extra) return { changed: false, version: current };
+    try {
+      return (await readlink(join(this.dir, PREVIOUS))) || undefined;
+    } catch {
+      return (await this.versions()).filter((v) => v < (current ?? '')).at(-1);
     }
+  }
 
+  /**
+   * Plain files left at the stable names by another tool become a version of their own, so that
+   * the first publish can be rolled back to them.
+   */
+  private async adoptPlainFiles(names: string[]): Promise<string | undefined> {
+    const found: PublishFile[] = [];
+    for (const name of names) {
+      const st = await lstat(join(this.dir, name)).catch(() => undefined);
+      if (st?.isFile()) found.push({ name, data: await readFile(join(this.dir, name)), mode: st.mode & 0o777 });
+    }
+    if (found.length === 0) return undefined;
+    const version = await this.writeVersion(found);
+    await this.swapLink(DATA, version); // the stable names are still the plain files: readers see no change
+    return version;
+  }
+
+  private async writeVersion(files: PublishFile[]): Promise<string> {
     const version = versionName();
     const versionDir = join(this.dir, version);
     await mkdir(versionDir, { mode: 0o755 });
@@ -96,19 +111,44 @@ export class AtomicDir {
       await rm(versionDir, { recursive: true, force: true });
       throw err;
     }
+    return version;
+  }
 
+  /** Publishes the files unless the current version holds exactly these bytes. */
+  async publish(files: PublishFile[]): Promise<{ changed: boolean; version: string }> {
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    const current = (await this.currentVersion()) ?? (await this.adoptPlainFiles(files.map((f) => f.name)));
+    if (current) {
+      const existing = await this.read(files.map((f) => f.name));
+      const same = existing && files.every((f) => existing.get(f.name)?.equals(Buffer.from(f.data)));
+      const extra = (await readdir(join(this.dir, current)).catch(() => [])).length !== files.length;
+      if (same && !extra) return { changed: false, version: current };
+    }
+
+    const version = await this.writeVersion(files);
     await this.swapLink(DATA, version);
     for (const f of files) await this.ensureStableLink(f.name);
     await this.removeStaleLinks(new Set(files.map((f) => f.name)));
+    await this.setPrevious(current);
     await fsyncDir(this.dir);
-    await this.prune(version);
+    await this.prune([version, current]);
     return { changed: true, version };
   }
 
-  /** Points ..data at an existing version (rollback). */
-  async activate(version: string): Promise<void> {
-    await this.swapLink(DATA, version);
+  /** Points ..data back at the version that was live before (rollback); returns it, or undefined if none is kept. */
+  async rollback(): Promise<string | undefined> {
+    const current = await this.currentVersion();
+    const previous = await this.previousVersion();
+    if (!previous || previous === current || !(await this.versions()).includes(previous)) return undefined;
+    await this.swapLink(DATA, previous);
+    await this.setPrevious(current);
     await fsyncDir(this.dir);
+    return previous;
+  }
+
+  private async setPrevious(version: string | undefined): Promise<void> {
+    if (version) await this.swapLink(PREVIOUS, version);
+    else await rm(join(this.dir, PREVIOUS), { force: true });
   }
 
   private async swapLink(name: string, target: string): Promise<void> {
@@ -141,11 +181,10 @@ export class AtomicDir {
     }
   }
 
-  /** Keeps the current version and the newest older ones (for rollback); removes the rest and stray temp links. */
-  private async prune(current: string): Promise<void> {
-    const older = (await this.versions()).filter((v) => v !== current);
-    for (const v of older.slice(0, Math.max(0, older.length - (this.keep - 1)))) {
-      await rm(join(this.dir, v), { recursive: true, force: true });
+  /** Keeps the live version and the one live before it (for rollback); removes the rest and stray temp links. */
+  private async prune(keep: (string | undefined)[]): Promise<void> {
+    for (const v of await this.versions()) {
+      if (!keep.includes(v)) await rm(join(this.dir, v), { recursive: true, force: true });
     }
     for (const entry of await readdir(this.dir)) {
       if (entry.startsWith('..tmp_')) await rm(join(this.dir, entry), { force: true });

@@ -47,4 +47,12 @@ export async function publishBundle(config: Config, spec: CertificateSpec, bundl
   return { changed, digest: digestOf(files) };
 }
 
+/** Restores the version live before the current one, in every directory of the certificate. */
+export async function rollbackPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
+  const dirs = publishDirs(config, spec);
+  if (!(await dirs[0]!.previousVersion())) return undefined;
+  for (const dir of dirs) await dir.rollback();
+  return readPublished(config, spec);
+}
+
 export { BundleError };

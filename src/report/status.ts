@@ -8,6 +8,7 @@ export interface StatusRow {
   name: string;
   domains: string[];
   keyType: string;
+  source: 'acme' | 'custom';
   serial?: string;
   notAfter?: string;
   daysLeft?: number;
@@ -31,8 +32,10 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
       if (!(err instanceof BundleError)) throw err;
       broken = err.message;
     }
-    const d = decide({ spec, published: published?.bundle, broken, state, now });
     const b = published?.bundle;
+    const d = spec.source === 'custom'
+      ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
+      : decide({ spec, published: b, broken, state, now });
     rows.push({
       name: spec.name,
       domains: spec.domains,
@@ -40,7 +43,8 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
       serial: b?.serial,
       notAfter: b?.notAfter.toISOString(),
       daysLeft: b ? Math.floor((b.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined,
-      nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : now.toISOString(),
+      source: spec.source,
+      nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : d.action === 'custom' ? undefined : now.toISOString(),
       nextReason: d.reason,
       deployed: !!published && state.deployedDigest === published.digest,
       failures: state.failures,

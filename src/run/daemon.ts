@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
 import type { Engine } from './engine.js';
+import { watchSupplied } from './watch-supplied.js';
 
 /** The check interval with ±5% random jitter, so that many hosts do not hit the CA together. */
 export function nextCheckDelay(intervalMs: number, random = Math.random): number {
@@ -15,6 +16,14 @@ export function nextCheckDelay(intervalMs: number, random = Math.random): number
  */
 export async function runDaemon(engine: Engine, config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   log.info({ step: 'daemon', certificates: config.certificates.map((c) => c.name) }, 'mailcerts started');
+  const watcher = watchSupplied(
+    config,
+    (name) => {
+      if (signal.aborted) return;
+      engine.pass({ only: name, signal }).catch((err: unknown) => log.error({ step: 'daemon', cert: name, error: errorMessage(err) }, 'pass failed'));
+    },
+    log,
+  );
   while (!signal.aborted) {
     let wakeAt = Date.now() + nextCheckDelay(config.renewCheckIntervalMs);
     try {
@@ -29,5 +38,7 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
     log.info({ step: 'daemon', nextPassAt: new Date(Date.now() + delay).toISOString() }, 'waiting for the next pass');
     await sleep(delay, signal);
   }
+  await watcher?.close();
+  await engine.idle(); // a watcher-triggered pass finishes its publish first
   log.info({ step: 'daemon' }, 'mailcerts stopped');
 }

@@ -1,5 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { CertificateSpec, Config } from '../config/schema.js';
-import { connectDocker, pingDocker, type ReloadResult, reloadAll } from '../deploy/docker.js';
+import { type DeployResult, deployAll, type ServedCert } from '../deploy/deployer.js';
+import { connectDocker, pingDocker } from '../deploy/docker.js';
 import type { Logger } from '../log.js';
 import { openAccount } from '../obtain/account.js';
 import { configureAcmeHttp } from '../obtain/acme-http.js';
@@ -12,8 +15,8 @@ import { WebrootHttp01 } from '../obtain/solvers/http01-webroot.js';
 import type { ChallengeSolver } from '../obtain/solvers/types.js';
 import { DnsJournal } from '../state/dns-journal.js';
 import { backoffDelay, type Decision, decide, renewalTime } from '../plan/renewal.js';
-import { BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
-import { type Published, publishBundle, readPublished } from '../publish/publisher.js';
+import { BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
+import { filesFor, type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
 import { type CertState, readCertState, writeCertState } from '../state/cert-state.js';
 import { acquireLock } from '../state/lock.js';
 import { raceAbort } from '../util/abort.js';
@@ -23,7 +26,8 @@ export interface CertOutcome {
   name: string;
   /** ok: a valid certificate is published and deployed; failed: see error. */
   ok: boolean;
-  decision: Decision['action'];
+  /** For supplied certificates, 'publish' (new files) or 'keep'. */
+  decision: Decision['action'] | 'publish';
   reason: string;
   issued: boolean;
   published: boolean;
@@ -34,7 +38,7 @@ export interface CertOutcome {
 
 export interface PassResult {
   certs: CertOutcome[];
-  reloads: ReloadResult[];
+  reloads: DeployResult[];
   ok: boolean;
 }
 
@@ -61,6 +65,8 @@ export class Engine {
   private readonly dnsProviders = new Map<string, DnsProvider>();
   private readonly journal: DnsJournal;
   private firstPass = true;
+  /** Passes run one after another within the process (the timer and the custom-certificate watcher). */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, log: Logger) {
     this.config = config;
@@ -82,7 +88,18 @@ export class Engine {
     return new Dns01Solver({ provider, journal: this.journal, resolvers: this.config.dns01.resolvers, propagationTimeoutMs: this.config.dns01.propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });
   }
 
-  async pass(opts: PassOptions = {}): Promise<PassResult> {
+  pass(opts: PassOptions = {}): Promise<PassResult> {
+    const run = this.queue.then(() => this.runPass(opts));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Resolves when no pass is running or queued. */
+  async idle(): Promise<void> {
+    await this.queue;
+  }
+
+  private async runPass(opts: PassOptions): Promise<PassResult> {
     const specs = this.config.certificates.filter((c) => !opts.only || c.name === opts.only);
     if (specs.length === 0) throw new Error(`no certificate named "${opts.only}"; known: ${this.config.certificates.map((c) => c.name).join(', ')}`);
     const release = await acquireLock(this.config.stateDir);
@@ -93,6 +110,10 @@ export class Engine {
       const work: Working[] = [];
       let account: Awaited<ReturnType<typeof openAccount>> | undefined;
       for (const spec of specs) {
+        if (spec.source === 'custom') {
+          work.push(await this.takeSupplied(spec));
+          continue;
+        }
         const w = await this.prepare(spec, opts.force ?? false);
         work.push(w);
         const issuing = w.outcome.decision === 'issue';
@@ -134,6 +155,10 @@ export class Engine {
       broken = err.message;
       log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');
     }
+    if (spec.source === 'custom') {
+      const outcome: CertOutcome = { name: spec.name, ok: !broken, decision: 'keep', reason: `supplied in ${spec.customDir}`, issued: false, published: false, error: broken };
+      return { spec, state, outcome, published, log };
+    }
     const decision = decide({ spec, published: published?.bundle, broken, state, now: new Date(), force });
     log.info({ step: 'plan', decision: decision.action, reason: decision.reason }, `plan: ${decision.action}`);
     const outcome: CertOutcome = {
@@ -147,6 +172,51 @@ export class Engine {
       nextAt: decision.action === 'keep' ? decision.renewAt : decision.action === 'wait' ? decision.until : undefined,
     };
     return { spec, state, outcome, published, log };
+  }
+
+  /** A supplied certificate: read, check and publish the files the user dropped, exactly as an issued one. */
+  private async takeSupplied(spec: CertificateSpec): Promise<Working> {
+    const w = await this.prepare(spec, false);
+    const { log } = w;
+    const dir = spec.customDir!;
+    Object.assign(w.outcome, { decision: 'keep', reason: `supplied in ${dir}`, nextAt: undefined });
+    const read = (f: string) => readFile(join(dir, f), 'utf8').catch(() => undefined);
+    const [fullchain, key] = [await read('fullchain.pem'), await read('privkey.pem')];
+    const refuse = async (error: string) => {
+      Object.assign(w.outcome, { ok: false, error });
+      Object.assign(w.state, { lastError: error, lastAttemptAt: new Date().toISOString() });
+      log.error({ step: 'validate', error }, 'supplied certificate refused');
+      await writeCertState(this.config.stateDir, spec.name, w.state);
+    };
+    if (fullchain === undefined || key === undefined) {
+      if (!w.published) await refuse(`no certificate yet: drop fullchain.pem and privkey.pem into ${dir}`);
+      return w;
+    }
+    let bundle;
+    try {
+      bundle = parseBundle(fullchain, key, `the supplied certificate in ${dir}`);
+      checkBundle(bundle, spec.domains, new Date(), `the supplied certificate in ${dir}`);
+    } catch (err) {
+      if (!(err instanceof BundleError)) throw err;
+      await refuse(`${err.message}; nothing was published`);
+      return w;
+    }
+    const digest = digestOf(filesFor(this.config, bundle));
+    if (digest === w.state.rejectedDigest) {
+      Object.assign(w.outcome, { ok: false, error: w.state.lastError ?? 'these files were rolled back; replace them' });
+      return w;
+    }
+    if (renewalTime(bundle.notBefore, bundle.notAfter) <= new Date()) {
+      log.warn({ step: 'plan', notAfter: bundle.notAfter.toISOString() }, `supplied certificate expires in ${Math.max(0, Math.floor((bundle.notAfter.getTime() - Date.now()) / 86_400_000))} days; nothing renews it: replace the files in ${dir}`);
+    }
+    if (w.published?.digest === digest) return w;
+    const { changed } = await publishBundle(this.config, spec, bundle);
+    log.info({ step: 'publish', changed, serial: bundle.serial, source: dir }, 'published the supplied certificate');
+    Object.assign(w.outcome, { decision: 'publish', published: changed, ok: true, error: undefined });
+    w.published = await readPublished(this.config, spec);
+    Object.assign(w.state, { lastError: undefined, failures: 0, failedStep: undefined, rejectedDigest: undefined, lastSuccessAt: new Date().toISOString() });
+    await writeCertState(this.config.stateDir, spec.name, w.state);
+    return w;
   }
 
   private async issue(w: Working, solver: ChallengeSolver, client: Awaited<ReturnType<typeof openAccount>>['client'], signal?: AbortSignal): Promise<void> {
@@ -172,7 +242,7 @@ export class Engine {
     Object.assign(w.outcome, { ok: true, error: undefined });
   }
 
-  private fail(w: Working, step: 'obtain' | 'deploy', error: string, msg: string): void {
+  private fail(w: Working, step: 'obtain' | 'deploy' | 'verify', error: string, msg: string): void {
     w.state.failures += 1;
     w.state.failedStep = step;
     w.state.lastError = error;
@@ -185,11 +255,11 @@ export class Engine {
   }
 
   /** Makes sure every certificate is also in its other directories, then reloads when a published set is not yet deployed. */
-  private async deploy(work: Working[]): Promise<ReloadResult[]> {
+  private async deploy(work: Working[]): Promise<DeployResult[]> {
     const pending: Working[] = [];
     for (const w of work) {
       if (!w.published) continue;
-      if (w.outcome.decision !== 'issue') {
+      if (!w.outcome.published && w.outcome.decision !== 'issue') {
         const { changed } = await publishBundle(this.config, w.spec, w.published.bundle); // fills a missing copy (e.g. the top of CERTS_DIR)
         if (changed) w.log.info({ step: 'publish' }, 'restored a missing published copy');
       }
@@ -201,16 +271,12 @@ export class Engine {
       for (const w of pending) await this.markDeployed(w);
       return [];
     }
-    let results: ReloadResult[];
-    try {
-      const docker = connectDocker();
-      await pingDocker(docker);
-      results = await reloadAll(docker, this.log);
-    } catch (err) {
-      results = [{ container: '(docker)', ok: false, error: errorMessage(err) }];
-    }
+    let results = await this.reloadAndVerify(work);
+    const broken = results.filter((r) => r.broken);
+    if (broken.length > 0) results = await this.rollBack(work, pending, broken);
     const failed = results.filter((r) => !r.ok);
     for (const w of pending) {
+      if (w.state.failedStep === 'verify' && w.outcome.error) continue; // rolled back: already reported
       if (failed.length === 0) {
         await this.markDeployed(w);
       } else {
@@ -219,6 +285,47 @@ export class Engine {
       }
     }
     return results;
+  }
+
+  private async reloadAndVerify(work: Working[]): Promise<DeployResult[]> {
+    const served: ServedCert[] = work
+      .filter((w) => w.published)
+      .map((w) => ({ name: w.spec.name, servername: w.spec.domains[0]!.replace(/^\*\./, ''), leaf: w.published!.bundle.leaf }));
+    try {
+      const docker = connectDocker();
+      await pingDocker(docker);
+      return await deployAll(docker, served, this.log);
+    } catch (err) {
+      return [{ container: '(docker)', ok: false, error: errorMessage(err) }];
+    }
+  }
+
+  /** The new certificates break TLS: restore the previous versions, reload again, check the old ones are served. */
+  private async rollBack(work: Working[], pending: Working[], broken: DeployResult[]): Promise<DeployResult[]> {
+    const why = broken.map((r) => `container ${r.container}: ${r.error}`).join('; ');
+    const rolled: { w: Working; from: Published }[] = [];
+    for (const w of pending) {
+      if (!w.outcome.published) continue; // only what this pass published
+      const from = w.published!;
+      const previous = await rollbackPublished(this.config, w.spec);
+      if (!previous) {
+        w.log.error({ step: 'rollback' }, 'no previous version to roll back to');
+        continue;
+      }
+      w.log.warn({ step: 'rollback', from: from.bundle.serial, to: previous.bundle.serial }, 'rolled back to the previous certificate');
+      w.published = previous;
+      if (w.spec.source === 'custom') w.state.rejectedDigest = from.digest;
+      rolled.push({ w, from });
+    }
+    if (rolled.length === 0) return broken;
+    const again = await this.reloadAndVerify(work);
+    const restored = again.every((r) => r.ok);
+    for (const { w, from } of rolled) {
+      this.fail(w, 'verify', `serial ${from.bundle.serial} was rolled back to ${w.published!.bundle.serial} because ${why}${restored ? '; the previous certificate is served again' : `; after the rollback: ${again.filter((r) => !r.ok).map((r) => `container ${r.container}: ${r.error}`).join('; ')}`}`, 'new certificate rolled back');
+      if (restored) w.state.deployedDigest = w.published!.digest;
+      await writeCertState(this.config.stateDir, w.spec.name, w.state);
+    }
+    return again;
   }
 
   private async markDeployed(w: Working): Promise<void> {

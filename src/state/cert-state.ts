@@ -9,8 +9,10 @@ export interface CertState {
   lastAttemptAt?: string;
   lastError?: string;
   /** Which stage the last failure came from: a deploy failure is cleared by the next good deploy. */
-  failedStep?: 'obtain' | 'deploy';
+  failedStep?: 'obtain' | 'deploy' | 'verify';
   failures: number;
+  /** A supplied (custom) bundle that broke TLS and was rolled back: not published again until the files change. */
+  rejectedDigest?: string;
   /** Earliest next attempt after a failure (backoff). */
   nextAttemptAt?: string;
 }

@@ -47,13 +47,13 @@ describe('reload targets: every labelled container, validation before reload', (
     expect(await reloads(b)).toBe(before.b + 1);
     expect(await reloads(broken)).toBe(before.broken);
 
-    const refused = logsWith(r, { step: 'reload', container: broken, msg: 'container not reloaded' });
+    const refused = logsWith(r, { step: 'reload', container: broken, msg: 'container not deployed' });
     expect(refused).toHaveLength(1);
     expect(refused[0]!.error).toMatch(/validation failed, not reloaded: "postconf -n" exited with 1/);
     expect(refused[0]!.error).toContain(`missing '=' after attribute name: "this line is broken"`);
     expect(logsWith(r, { step: 'reload', container: broken, command: 'postfix reload' })).toHaveLength(0);
 
-    const badLabel = logsWith(r, { step: 'reload', container: odd, msg: 'container not reloaded' });
+    const badLabel = logsWith(r, { step: 'reload', container: odd, msg: 'container not deployed' });
     expect(badLabel[0]!.error).toMatch(/unknown reload "reboot-please"; use postfix, dovecot, restart, signal:<NAME> or exec:<command>/);
 
     const report = logsWith(r, { step: 'report', msg: 'certificate failed' });

@@ -43,7 +43,7 @@ describe('AtomicDir: the ..data symlink swap', () => {
     expect(versions(dir)).toHaveLength(1);
   });
 
-  it('keeps the previous version for rollback, prunes older ones, and can switch back', async () => {
+  it('keeps the previous version for rollback, prunes older ones, and rolls back', async () => {
     const dir = fresh();
     const a = new AtomicDir(dir);
     const v1 = (await a.publish(files('1'))).version;
@@ -51,8 +51,33 @@ describe('AtomicDir: the ..data symlink swap', () => {
     const v3 = (await a.publish(files('3'))).version;
     expect(versions(dir)).toEqual([v2, v3]);
     expect(v1 < v2 && v2 < v3).toBe(true);
-    await a.activate(v2);
+    expect(await a.rollback()).toBe(v2);
     expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe('key 2\n');
+    // After a rollback, the next publish keeps the good version (v2), not the rolled-back one (v3).
+    const v4 = (await a.publish(files('4'))).version;
+    expect(versions(dir)).toEqual([v2, v4]);
+    expect(await a.rollback()).toBe(v2);
+  });
+
+  it('the first publish over plain files can be rolled back to them', async () => {
+    const dir = fresh();
+    writeFileSync(join(dir, 'fullchain.pem'), 'chain seed\n');
+    writeFileSync(join(dir, 'privkey.pem'), 'key seed\n', { mode: 0o600 });
+    const a = new AtomicDir(dir);
+    await a.publish(files('1'));
+    expect(versions(dir)).toHaveLength(2);
+    await a.rollback();
+    expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe('key seed\n');
+    expect(readFileSync(join(dir, 'fullchain.pem'), 'utf8')).toBe('chain seed\n');
+    expect(statSync(join(dir, 'privkey.pem')).mode & 0o777).toBe(0o600);
+  });
+
+  it('a rollback with nothing to go back to changes nothing', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    const v1 = (await a.publish(files('1'))).version;
+    expect(await a.rollback()).toBeUndefined();
+    expect(readlinkSync(join(dir, '..data'))).toBe(v1);
   });
 
   it('adopts plain files left by another tool (acme.sh, certbot copies) by replacing them with links', async () => {
@@ -62,6 +87,7 @@ describe('AtomicDir: the ..data symlink swap', () => {
     writeFileSync(join(dir, 'unrelated.txt'), 'keep me');
     await new AtomicDir(dir).publish(files('1'));
     expect(lstatSync(join(dir, 'fullchain.pem')).isSymbolicLink()).toBe(true);
+    expect(versions(dir)).toHaveLength(2); // the adopted files are kept as the previous version
     expect(readFileSync(join(dir, 'fullchain.pem'), 'utf8')).toBe('chain 1\n');
     expect(readFileSync(join(dir, 'unrelated.txt'), 'utf8')).toBe('keep me');
   });

@@ -18,7 +18,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-config-'));
 describe('configuration from the environment', () => {
   it('has the documented defaults for one certificate', () => {
     const c = loadConfig({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
-    expect(c.certificates).toEqual([{ name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
+    expect(c.certificates).toEqual([{ source: 'acme', customDir: undefined, name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
     expect(c.acme).toEqual({ directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000 });
     expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
     expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.dockerReload, c.logLevel])
@@ -103,8 +103,8 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
     writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mail\n    domains: [mail.example.com]\n  - domains: [web.example.org, "*.example.org"]\n    keyType: rsa-3072\n    challenge: dns-01\n    dnsProvider: cloudflare\n');
     const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' });
     expect(c.certificates).toEqual([
-      { name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01', dnsProvider: undefined },
-      { name: 'web.example.org', domains: ['web.example.org', '*.example.org'], keyType: 'rsa-3072', challenge: 'dns-01', dnsProvider: 'cloudflare' },
+      { source: 'acme', customDir: undefined, name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01', dnsProvider: undefined },
+      { source: 'acme', customDir: undefined, name: 'web.example.org', domains: ['web.example.org', '*.example.org'], keyType: 'rsa-3072', challenge: 'dns-01', dnsProvider: 'cloudflare' },
     ]);
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['a.example.com'] }] }));
     expect(loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.json') }).certificates[0]!.name).toBe('a.example.com');
@@ -119,6 +119,16 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
     expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].domains[1]: "no_good" is not a valid DNS name (letters, digits and hyphens between dots)`);
     expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].keyType: use one of ec-256, ec-384, rsa-2048, rsa-3072, rsa-4096`);
     expect(list.some((p) => p.includes('colour'))).toBe(true);
+  });
+
+  it('supplied certificates: CUSTOM_CERTS_DIR for one, a sub-directory each for several, mixed with ACME ones', () => {
+    expect(loadConfig({ ACME_DOMAINS: 'mail.example.com', CUSTOM_CERTS_DIR: '/custom' }).certificates[0]).toMatchObject({ source: 'custom', customDir: '/custom' });
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: internal\n    domains: [mail.corp.example]\n  - name: public\n    domains: [mail.example.com]\n    source: acme\n');
+    const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), CUSTOM_CERTS_DIR: '/custom' });
+    expect(c.certificates.map((x) => [x.name, x.source, x.customDir])).toEqual([['internal', 'custom', '/custom/internal'], ['public', 'acme', undefined]]);
+    writeFileSync(join(dir, 'd.yml'), 'certificates:\n  - domains: [mail.corp.example]\n    source: custom\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'd.yml') })).toEqual([expect.stringMatching(/source: custom needs CUSTOM_CERTS_DIR/)]);
   });
 
   it('reports broken YAML, duplicate names, and ACME_DOMAINS set as well', () => {

@@ -1,0 +1,197 @@
+import { createHash, type X509Certificate } from 'node:crypto';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+
+export const PROTOCOLS = ['smtp', 'submission', 'submissions', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+export const DEFAULT_PORTS: Record<Protocol, number> = {
+  smtp: 25, submission: 587, submissions: 465, smtps: 465, imap: 143, imaps: 993, pop3: 110, pop3s: 995, sieve: 4190,
+};
+const IMPLICIT_TLS = new Set<Protocol>(['submissions', 'smtps', 'imaps', 'pop3s']);
+
+export interface Endpoint {
+  protocol: Protocol;
+  host: string;
+  port: number;
+}
+
+export function endpointText(e: Endpoint): string {
+  return `${e.protocol}://${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+}
+
+/** The certificate a server presented. */
+export interface Served {
+  cert: X509Certificate;
+  serial: string;
+  fingerprint256: string;
+  /** sha256 of the SubjectPublicKeyInfo, hex: what DANE 3 1 1 pins. */
+  spki: string;
+}
+
+/** connect: nothing answered; protocol: the dialogue before TLS failed; handshake: TLS itself failed. */
+export class ProbeError extends Error {
+  override name = 'ProbeError';
+  readonly stage: 'connect' | 'protocol' | 'handshake';
+  constructor(stage: 'connect' | 'protocol' | 'handshake', message: string) {
+    super(message);
+    this.stage = stage;
+  }
+}
+
+export function spkiOf(cert: X509Certificate): string {
+  return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** Reads CRLF lines from a plaintext socket, bounded in size. */
+class LineReader {
+  private buffer = '';
+  private lines: string[] = [];
+  private waiter: (() => void) | undefined;
+  private failure: Error | undefined;
+  private readonly onData = (chunk: Buffer) => {
+    this.buffer += chunk.toString('latin1');
+    if (this.buffer.length > 65_536) this.fail(new ProbeError('protocol', 'the server sent more than 64 KiB without finishing its answer'));
+    const parts = this.buffer.split(/\r?\n/);
+    this.buffer = parts.pop() ?? '';
+    this.lines.push(...parts);
+    this.waiter?.();
+  };
+
+  private readonly socket: Socket;
+
+  constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('data', this.onData);
+    socket.on('error', (e) => this.fail(e));
+    socket.on('end', () => this.fail(new ProbeError('protocol', 'the server closed the connection')));
+  }
+
+  fail(e: Error) {
+    this.failure ??= e;
+    this.waiter?.();
+  }
+
+  async line(): Promise<string> {
+    while (this.lines.length === 0) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+      this.waiter = undefined;
+    }
+    return this.lines.shift()!;
+  }
+
+  /** Lines until one matches `last`. */
+  async until(last: RegExp): Promise<string[]> {
+    const seen: string[] = [];
+    for (;;) {
+      const l = await this.line();
+      seen.push(l);
+      if (last.test(l)) return seen;
+    }
+  }
+
+  detach() {
+    this.socket.off('data', this.onData);
+  }
+}
+
+async function smtpReply(r: LineReader): Promise<{ code: number; lines: string[] }> {
+  const lines = await r.until(/^\d{3}( |$)/);
+  return { code: Number(lines.at(-1)!.slice(0, 3)), lines };
+}
+
+/** The plaintext dialogue up to the point where the server expects a TLS ClientHello. */
+async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
+  const r = new LineReader(socket);
+  const send = (line: string) => socket.write(`${line}\r\n`);
+  const expect = (ok: boolean, what: string, got: string[]) => {
+    if (!ok) throw new ProbeError('protocol', `${what}; the server said: ${got.join(' | ').slice(0, 300)}`);
+  };
+  try {
+    switch (protocol) {
+      case 'smtp':
+      case 'submission': {
+        const greeting = await smtpReply(r);
+        expect(greeting.code === 220, 'no 220 greeting', greeting.lines);
+        send('EHLO mailcerts.invalid');
+        const ehlo = await smtpReply(r);
+        expect(ehlo.code === 250, 'EHLO refused', ehlo.lines);
+        expect(ehlo.lines.some((l) => /^250[- ]STARTTLS\b/i.test(l)), 'STARTTLS is not offered', ehlo.lines);
+        send('STARTTLS');
+        const ready = await smtpReply(r);
+        expect(ready.code === 220, 'STARTTLS refused', ready.lines);
+        break;
+      }
+      case 'imap': {
+        const greeting = await r.line();
+        expect(/^\* (OK|PREAUTH)/i.test(greeting), 'no IMAP greeting', [greeting]);
+        send('a1 STARTTLS');
+        const done = await r.until(/^a1 /i);
+        expect(/^a1 OK/i.test(done.at(-1)!), 'STARTTLS refused', done);
+        break;
+      }
+      case 'pop3': {
+        const greeting = await r.line();
+        expect(greeting.startsWith('+OK'), 'no POP3 greeting', [greeting]);
+        send('STLS');
+        const ok = await r.line();
+        expect(ok.startsWith('+OK'), 'STLS refused', [ok]);
+        break;
+      }
+      case 'sieve': {
+        const caps = await r.until(/^(OK|NO|BYE)/i);
+        expect(/^OK/i.test(caps.at(-1)!), 'no ManageSieve greeting', caps);
+        expect(caps.some((l) => /^"STARTTLS"/i.test(l)), 'STARTTLS is not offered', caps);
+        send('STARTTLS');
+        const ok = await r.line();
+        expect(/^OK/i.test(ok), 'STARTTLS refused', [ok]);
+        break;
+      }
+      default:
+        throw new ProbeError('protocol', `${protocol} uses implicit TLS`);
+    }
+  } finally {
+    r.detach();
+  }
+}
+
+/** Connects as a mail client would and returns the leaf certificate the server presents for `servername`. */
+export async function probe(endpoint: Endpoint, servername: string, timeoutMs = 10_000): Promise<Served> {
+  const where = endpointText(endpoint);
+  let socket: Socket | undefined;
+  let tls: TLSSocket | undefined;
+  const timer = setTimeout(() => {
+    const e = new ProbeError(tls ? 'handshake' : 'protocol', `no answer within ${timeoutMs / 1000}s`);
+    tls?.destroy(e);
+    socket?.destroy(e);
+  }, timeoutMs);
+  try {
+    const sni = isIP(servername) ? undefined : servername;
+    if (!IMPLICIT_TLS.has(endpoint.protocol)) {
+      socket = netConnect({ host: endpoint.host, port: endpoint.port });
+      await new Promise<void>((resolve, reject) => {
+        socket!.once('connect', resolve);
+        socket!.once('error', (e) => reject(new ProbeError('connect', e.message)));
+      });
+      await startTls(endpoint.protocol, socket);
+    }
+    tls = tlsConnect({ ...(socket ? { socket } : { host: endpoint.host, port: endpoint.port }), servername: sni, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      tls!.once('secureConnect', resolve);
+      tls!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e instanceof ProbeError ? e : new ProbeError(!socket && e.code === 'ECONNREFUSED' ? 'connect' : 'handshake', e.message)),
+      );
+    });
+    const cert = tls.getPeerX509Certificate();
+    if (!cert) throw new ProbeError('handshake', 'the server presented no certificate');
+    return { cert, serial: cert.serialNumber, fingerprint256: cert.fingerprint256, spki: spkiOf(cert) };
+  } catch (err) {
+    const e = err instanceof ProbeError ? err : new ProbeError('protocol', (err as Error).message);
+    throw new ProbeError(e.stage, `${where}: ${e.message}`);
+  } finally {
+    clearTimeout(timer);
+    tls?.destroy();
+    socket?.destroy();
+  }
+}

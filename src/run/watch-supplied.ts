@@ -1,0 +1,51 @@
+import { stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { watch } from 'chokidar';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+
+const FILES = ['fullchain.pem', 'privkey.pem'];
+/** How long both files must be left alone before they are read (a slow writer, a copy in chunks). */
+export const SETTLE_MS = 1_500;
+
+/**
+ * Watches CUSTOM_CERTS_DIR and calls onSettled(certificate name) once the dropped files have
+ * settled. Returns undefined when no certificate is supplied by the user.
+ */
+export function watchSupplied(config: Config, onSettled: (name: string) => void, log: Logger): { close(): Promise<void> } | undefined {
+  const supplied = config.certificates.filter((c) => c.source === 'custom' && c.customDir);
+  if (supplied.length === 0) return undefined;
+  const timers = new Map<string, NodeJS.Timeout>();
+
+  const settleThenRun = (name: string, dir: string) => {
+    clearTimeout(timers.get(name));
+    timers.set(name, setTimeout(async () => {
+      timers.delete(name);
+      const times = await Promise.all(FILES.map((f) => stat(join(dir, f)).then((s) => s.mtimeMs, () => 0)));
+      const quietFor = Date.now() - Math.max(...times);
+      if (quietFor < SETTLE_MS) return settleThenRun(name, dir); // the other file is still being written
+      log.info({ step: 'watch', cert: name }, 'supplied files changed and settled');
+      onSettled(name);
+    }, SETTLE_MS));
+  };
+
+  const watcher = watch([...new Set(supplied.map((c) => c.customDir!))], {
+    ignoreInitial: true,
+    depth: 1,
+    awaitWriteFinish: { stabilityThreshold: SETTLE_MS, pollInterval: 100 },
+    ignored: (path, st) => (st?.isFile() ?? false) && !FILES.includes(basename(path)),
+  });
+  watcher.on('all', (_event, path) => {
+    if (!FILES.includes(basename(path))) return;
+    const spec = supplied.find((c) => c.customDir === dirname(path));
+    if (spec) settleThenRun(spec.name, spec.customDir!);
+  });
+  watcher.on('error', (err) => log.error({ step: 'watch', error: String(err) }, 'watching the supplied certificates failed'));
+  log.info({ step: 'watch', dirs: [...new Set(supplied.map((c) => c.customDir))] }, 'watching for supplied certificates');
+  return {
+    async close() {
+      for (const t of timers.values()) clearTimeout(t);
+      await watcher.close();
+    },
+  };
+}
