@@ -31,7 +31,7 @@ export function docker(...args: string[]): Promise<string>;
 export function removeContainers(marker?: string): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
-export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; postfixLabels?: Record<string, string> }): Promise<{ postfix: string; dovecot: string }>;
+export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; postfixLabels?: Record<string, string>; mainCf?: string }): Promise<{ postfix: string; dovecot: string }>;
 export function servedCertificate(endpoint: Endpoint, servername?: string): Promise<string>;
 export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
 export function containerLogs(name: string): Promise<string>;

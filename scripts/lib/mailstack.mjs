@@ -70,7 +70,7 @@ export async function waitForPort(port, timeoutMs = 20_000) {
 
 /** Postfix and Dovecot on host networking, reading certsDir, labelled for reload. */
 export async function startMailStack(certsDir, opts = {}) {
-  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.postfixLabels } });
+  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', mainCf: opts.mainCf, labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.postfixLabels } });
   const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot', labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot } });
   for (const e of Object.values(ENDPOINTS)) await waitForPort(e.port);
   return { postfix, dovecot };

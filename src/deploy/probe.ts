@@ -34,7 +34,7 @@ export class ProbeError extends Error {
   override name = 'ProbeError';
   readonly stage: 'connect' | 'protocol' | 'handshake';
   constructor(stage: 'connect' | 'protocol' | 'handshake', message: string) {
-    super(message);
+    super(message.trim().replace(/\s*\n\s*/g, ' '));
     this.stage = stage;
   }
 }
