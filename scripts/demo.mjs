@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENDPOINTS, removeContainers, seedSelfSigned, servedCertificate, startMailStack } from './lib/mailstack.mjs';
+import { ENDPOINTS, MAIL_IMAGE, removeContainers, seedSelfSigned, servedCertificate, startMailStack } from './lib/mailstack.mjs';
 import { startPebble } from './lib/pebble.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -12,7 +12,7 @@ const say = (line) => console.log(`demo: ${line}`);
 
 function dockerReady() {
   try {
-    execFileSync('docker', ['image', 'inspect', 'mailcerts-mailstack:bookworm-2'], { stdio: 'pipe' });
+    execFileSync('docker', ['image', 'inspect', MAIL_IMAGE], { stdio: 'pipe' });
     return true;
   } catch {
     return false;

@@ -1,11 +1,8 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import * as acme from 'acme-client';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { connectDocker, describeAction, discoverTargets, pingDocker, RELOAD_LABEL } from './deploy/docker.js';
 import { createLogger, type Logger } from './log.js';
-import { acmeStep, configureAcmeHttp } from './obtain/acme-http.js';
 import { collectStatus, formatStatusTable } from './report/status.js';
 import { runDaemon } from './run/daemon.js';
 import { Engine, type PassResult } from './run/engine.js';
@@ -52,6 +49,9 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
   out('configuration: ok');
   for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${c.challenge})`);
   out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
+  const acme = await import('acme-client');
+  const { acmeStep, configureAcmeHttp } = await import('./obtain/acme-http.js');
+  const { connectDocker, describeAction, discoverTargets, pingDocker, RELOAD_LABEL } = await import('./deploy/docker.js');
   configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 1, retryAfterCapMs: 5_000 });
   try {
     const dir = await acmeStep('directory', {}, () => acme.axios.get(config.acme.directoryUrl, { validateStatus: (s) => s === 200 }));
@@ -64,7 +64,7 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
   const engine = new Engine(config, log);
   for (const spec of config.certificates.filter((c) => c.challenge === 'dns-01')) {
     try {
-      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await engine.solverFor(spec).preflight!(spec.domains)})`);
+      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await (await engine.solverFor(spec)).preflight!(spec.domains)})`);
     } catch (err) {
       ok = false;
       out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: FAILED: ${errorMessage(err)}`);

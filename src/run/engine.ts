@@ -1,13 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CertificateSpec, Config } from '../config/schema.js';
-import { type DeployResult, deployAll, type ServedCert } from '../deploy/deployer.js';
-import { connectDocker, pingDocker } from '../deploy/docker.js';
+import type { DeployResult, ServedCert } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
-import { openAccount } from '../obtain/account.js';
-import { configureAcmeHttp } from '../obtain/acme-http.js';
-import { orderCertificate } from '../obtain/order.js';
-import { CloudflareDns } from '../obtain/dns/cloudflare/cloudflare.js';
 import type { DnsProvider } from '../obtain/dns/provider.js';
 import { Dns01Solver, removeLeftoverRecords } from '../obtain/solvers/dns01.js';
 import { StandaloneHttp01 } from '../obtain/solvers/http01-standalone.js';
@@ -62,7 +57,7 @@ export class Engine {
   private readonly config: Config;
   private readonly log: Logger;
   private readonly http01: ChallengeSolver;
-  private readonly dnsProviders = new Map<string, DnsProvider>();
+  private dnsProviders: Map<string, DnsProvider> | undefined;
   private readonly journal: DnsJournal;
   private firstPass = true;
   /** Passes run one after another within the process (the timer and the custom-certificate watcher). */
@@ -71,19 +66,40 @@ export class Engine {
   constructor(config: Config, log: Logger) {
     this.config = config;
     this.log = log;
-    configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 2, retryAfterCapMs: 30_000 });
     this.http01 =
       config.http01.mode === 'webroot'
         ? new WebrootHttp01({ webroot: config.http01.webroot!, log })
         : new StandaloneHttp01({ port: config.http01.port, address: config.http01.address, log });
     this.journal = new DnsJournal(config.stateDir);
-    if (config.dns01.cloudflare) this.dnsProviders.set('cloudflare', new CloudflareDns({ ...config.dns01.cloudflare, log }));
+  }
+
+  /** The configured DNS providers; their SDKs load only when a pass needs them. */
+  private async providers(): Promise<Map<string, DnsProvider>> {
+    if (!this.dnsProviders) {
+      this.dnsProviders = new Map();
+      if (this.config.dns01.cloudflare) {
+        const { CloudflareDns } = await import('../obtain/dns/cloudflare/cloudflare.js');
+        this.dnsProviders.set('cloudflare', new CloudflareDns({ ...this.config.dns01.cloudflare, log: this.log }));
+      }
+    }
+    return this.dnsProviders;
+  }
+
+  /** The ACME side (acme-client) loads on the first order. */
+  private async acme() {
+    const [{ openAccount }, { orderCertificate }, { configureAcmeHttp }] = await Promise.all([
+      import('../obtain/account.js'),
+      import('../obtain/order.js'),
+      import('../obtain/acme-http.js'),
+    ]);
+    configureAcmeHttp({ timeoutMs: this.config.acme.timeoutMs, retries: 2, retryAfterCapMs: 30_000 });
+    return { openAccount, orderCertificate };
   }
 
   /** The solver for a certificate: the shared HTTP-01 one, or a DNS-01 one over its provider. */
-  solverFor(spec: CertificateSpec): ChallengeSolver {
+  async solverFor(spec: CertificateSpec): Promise<ChallengeSolver> {
     if (spec.challenge === 'http-01') return this.http01;
-    const provider = this.dnsProviders.get(spec.dnsProvider ?? '');
+    const provider = (await this.providers()).get(spec.dnsProvider ?? '');
     if (!provider) throw new Error(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
     return new Dns01Solver({ provider, journal: this.journal, resolvers: this.config.dns01.resolvers, propagationTimeoutMs: this.config.dns01.propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });
   }
@@ -104,11 +120,12 @@ export class Engine {
     if (specs.length === 0) throw new Error(`no certificate named "${opts.only}"; known: ${this.config.certificates.map((c) => c.name).join(', ')}`);
     const release = await acquireLock(this.config.stateDir);
     try {
-      await removeLeftoverRecords(this.dnsProviders, this.journal, this.log);
+      if ((await this.journal.list()).length > 0) await removeLeftoverRecords(await this.providers(), this.journal, this.log);
       const checkAtStart = this.firstPass;
       this.firstPass = false;
       const work: Working[] = [];
-      let account: Awaited<ReturnType<typeof openAccount>> | undefined;
+      let account: { client: import('acme-client').Client } | undefined;
+      let acme: Awaited<ReturnType<Engine['acme']>> | undefined;
       for (const spec of specs) {
         if (spec.source === 'custom') {
           work.push(await this.takeSupplied(spec));
@@ -119,11 +136,12 @@ export class Engine {
         const issuing = w.outcome.decision === 'issue';
         if ((!issuing && !(checkAtStart && spec.challenge === 'dns-01')) || opts.signal?.aborted) continue;
         try {
-          const solver = this.solverFor(spec);
+          const solver = await this.solverFor(spec);
           await solver.preflight?.(spec.domains); // before any order: a bad token places none
           if (!issuing) continue;
-          account ??= await openAccount(this.config, this.log);
-          await this.issue(w, solver, account.client, opts.signal);
+          acme ??= await this.acme();
+          account ??= await acme.openAccount(this.config, this.log);
+          await this.issue(w, solver, account.client, acme.orderCertificate, opts.signal);
         } catch (err) {
           if (opts.signal?.aborted) {
             // A stop is not a failure: no backoff, the next start simply tries again.
@@ -219,7 +237,13 @@ export class Engine {
     return w;
   }
 
-  private async issue(w: Working, solver: ChallengeSolver, client: Awaited<ReturnType<typeof openAccount>>['client'], signal?: AbortSignal): Promise<void> {
+  private async issue(
+    w: Working,
+    solver: ChallengeSolver,
+    client: import('acme-client').Client,
+    orderCertificate: typeof import('../obtain/order.js').orderCertificate,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const { spec, log } = w;
     w.state.lastAttemptAt = new Date().toISOString();
     const issued = await raceAbort(orderCertificate({ client, spec, solver, log, signal }), signal, `certificate "${spec.name}": order`);
@@ -292,6 +316,7 @@ export class Engine {
       .filter((w) => w.published)
       .map((w) => ({ name: w.spec.name, servername: w.spec.domains[0]!.replace(/^\*\./, ''), leaf: w.published!.bundle.leaf }));
     try {
+      const [{ connectDocker, pingDocker }, { deployAll }] = await Promise.all([import('../deploy/docker.js'), import('../deploy/deployer.js')]);
       const docker = connectDocker();
       await pingDocker(docker);
       return await deployAll(docker, served, this.log);
