@@ -219,6 +219,8 @@ export class Engine {
       await refuse(`${err.message}; nothing was published`);
       return w;
     }
+    const bits = /^rsa-(\d+)$/.exec(bundle.keyType)?.[1];
+    if (bits && Number(bits) < 2048) log.warn({ step: 'validate', keyType: bundle.keyType }, 'weak key: most TLS libraries refuse RSA keys under 2048 bits; mailcerts verifies after the reload and rolls back if the servers refuse it');
     const digest = digestOf(filesFor(this.config, bundle));
     if (digest === w.state.rejectedDigest) {
       Object.assign(w.outcome, { ok: false, error: w.state.lastError ?? 'these files were rolled back; replace them' });
