@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import { ROOT } from './mailstack.js';
 
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -49,4 +50,17 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
 
 export function logsWith(run: CliRun, fields: Record<string, unknown>): Record<string, unknown>[] {
   return run.logs.filter((l) => Object.entries(fields).every(([k, v]) => l[k] === v));
+}
+
+/** Points mailcerts at the test Pebble, publishing into dir/certs with its state in dir/state. */
+export function pebbleEnv(dir: string, extra: Record<string, string> = {}): Record<string, string> {
+  const pebble = inject('pebble');
+  return {
+    ACME_DIRECTORY: pebble.directoryUrl,
+    NODE_EXTRA_CA_CERTS: pebble.caFile,
+    HTTP01_PORT: String(pebble.httpPort),
+    CERTS_DIR: join(dir, 'certs'),
+    STATE_DIR: join(dir, 'state'),
+    ...extra,
+  };
 }

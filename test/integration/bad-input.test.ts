@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { runCli } from '../helpers/cli.js';
+import { pebbleEnv, runCli } from '../helpers/cli.js';
 
 const work = join(inject('workDir'), 'bad-input');
 const pebble = inject('pebble');
@@ -23,7 +23,7 @@ describe('bad input changes nothing', () => {
     const certs = join(work, 'refused', 'certs');
     mkdirSync(certs, { recursive: true });
     // mailcerts listens on another port than the one the CA connects to, as when port 80 does not reach it.
-    const env = { ACME_DIRECTORY: pebble.directoryUrl, NODE_EXTRA_CA_CERTS: pebble.caFile, HTTP01_PORT: String(pebble.httpPort + 1), CERTS_DIR: certs, STATE_DIR: join(work, 'refused', 'state'), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'unreachable.example.test' };
+    const env = pebbleEnv(join(work, 'refused'), { HTTP01_PORT: String(pebble.httpPort + 1), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'unreachable.example.test' });
     const r = await runCli(['run', '--once'], env);
     expect(r.code).toBe(1);
     const failed = r.logs.find((l) => l.msg === 'issuance failed');
@@ -45,7 +45,7 @@ describe('bad input changes nothing', () => {
 
   it('a broken published file is reported and replaced by a fresh certificate', async () => {
     const dir = join(work, 'broken-published');
-    const env = { ACME_DIRECTORY: pebble.directoryUrl, NODE_EXTRA_CA_CERTS: pebble.caFile, HTTP01_PORT: String(pebble.httpPort), CERTS_DIR: join(dir, 'certs'), STATE_DIR: join(dir, 'state'), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'fix.example.test' };
+    const env = pebbleEnv(dir, { DOCKER_RELOAD: 'false', ACME_DOMAINS: 'fix.example.test' });
     expect((await runCli(['run', '--once'], env)).code).toBe(0);
     const { readlinkSync } = await import('node:fs');
     const version = readlinkSync(join(dir, 'certs', '..data'));

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type CloudflareDouble, startCloudflareDouble, zoneId } from '../doubles/cloudflare.js';
-import { logsWith, runCli } from '../helpers/cli.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { removeTestContainers, seedSelfSigned, servedCertificate, startMailStack } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
@@ -29,19 +29,15 @@ function envFor(name: string, extra: Record<string, string> = {}) {
   mkdirSync(join(dir, 'certs'), { recursive: true });
   return {
     dir,
-    env: {
-      ACME_DIRECTORY: pebble.directoryUrl,
-      NODE_EXTRA_CA_CERTS: pebble.caFile,
+    env: pebbleEnv(dir, {
       ACME_CHALLENGE: 'dns-01',
       CLOUDFLARE_API_TOKEN: TOKENS.good,
       CLOUDFLARE_API_BASE_URL: cf.url,
       DNS01_RESOLVERS: `127.0.0.1:${pebble.dnsPort}`,
       DNS01_PROPAGATION_TIMEOUT: '60s',
-      CERTS_DIR: join(dir, 'certs'),
-      STATE_DIR: join(dir, 'state'),
       DOCKER_RELOAD: 'false',
       ...extra,
-    } as Record<string, string>,
+    }),
   };
 }
 

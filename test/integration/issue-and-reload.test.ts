@@ -2,22 +2,14 @@ import { X509Certificate } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { logsWith, runCli } from '../helpers/cli.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { containerLogs, type Endpoint, removeTestContainers, seedSelfSigned, servedCertificate, startMailStack } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
 const dir = join(inject('workDir'), 'main');
 const certs = join(dir, 'certs');
 const state = join(dir, 'state');
-const env = {
-  ACME_DIRECTORY: pebble.directoryUrl,
-  NODE_EXTRA_CA_CERTS: pebble.caFile,
-  ACME_DOMAINS: 'mail.example.test,smtp.example.test',
-  ACME_EMAIL: 'postmaster@example.test',
-  HTTP01_PORT: String(pebble.httpPort),
-  CERTS_DIR: certs,
-  STATE_DIR: state,
-};
+const env = pebbleEnv(dir, { ACME_DOMAINS: 'mail.example.test,smtp.example.test', ACME_EMAIL: 'postmaster@example.test' });
 // The endpoints the issue names: Postfix on SMTP STARTTLS and submission, Dovecot on IMAPS and POP3S.
 const ENDPOINTS: Endpoint[] = ['smtp', 'submission', 'imaps', 'pop3s'];
 const published = () => readFileSync(join(certs, 'cert.pem'), 'utf8');

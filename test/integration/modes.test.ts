@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFi
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
-import { logsWith, runCli } from '../helpers/cli.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { containerLogs, docker, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
@@ -12,13 +12,7 @@ const base = (name: string) => {
   mkdirSync(join(dir, 'certs'), { recursive: true });
   return {
     dir,
-    env: {
-      ACME_DIRECTORY: pebble.directoryUrl,
-      NODE_EXTRA_CA_CERTS: pebble.caFile,
-      HTTP01_PORT: String(pebble.httpPort),
-      CERTS_DIR: join(dir, 'certs'),
-      STATE_DIR: join(dir, 'state'),
-    } as Record<string, string>,
+    env: pebbleEnv(dir),
   };
 };
 

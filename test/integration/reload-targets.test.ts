@@ -1,20 +1,13 @@
 import { copyFileSync, appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { logsWith, runCli } from '../helpers/cli.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { containerLogs, ROOT, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
 const dir = join(inject('workDir'), 'reload-targets');
 const certs = join(dir, 'certs');
-const env = {
-  ACME_DIRECTORY: pebble.directoryUrl,
-  NODE_EXTRA_CA_CERTS: pebble.caFile,
-  ACME_DOMAINS: 'mx.example.test',
-  HTTP01_PORT: String(pebble.httpPort),
-  CERTS_DIR: certs,
-  STATE_DIR: join(dir, 'state'),
-};
+const env = pebbleEnv(dir, { ACME_DOMAINS: 'mx.example.test' });
 const reloads = async (name: string) => (await containerLogs(name)).match(/postfix\/master\[\d+\]: reload/g)?.length ?? 0;
 
 let a: string;

@@ -3,7 +3,7 @@ import { appendFileSync, copyFileSync, mkdirSync, readFileSync, readlinkSync, rm
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probe } from '../../src/deploy/probe.js';
-import { logsWith, runCli } from '../helpers/cli.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import {
   docker, ENDPOINTS, type Endpoint, removeTestContainers, ROOT, seedSelfSigned, servedCertificate, startContainer, startMailStack, VERIFY_LABELS, waitForPort,
 } from '../helpers/mailstack.js';
@@ -14,14 +14,7 @@ const dir = join(inject('workDir'), 'verify');
 const certs = join(dir, 'certs');
 const custom = join(dir, 'custom');
 const mainCf = join(dir, 'main.cf');
-const env = {
-  ACME_DIRECTORY: pebble.directoryUrl,
-  NODE_EXTRA_CA_CERTS: pebble.caFile,
-  ACME_DOMAINS: 'mail.example.test',
-  HTTP01_PORT: String(pebble.httpPort),
-  CERTS_DIR: certs,
-  STATE_DIR: join(dir, 'state'),
-};
+const env = pebbleEnv(dir, { ACME_DOMAINS: 'mail.example.test' });
 const ALL: Endpoint[] = ['smtp', 'submission', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'];
 const POSTFIX: Endpoint[] = ['smtp', 'submission', 'smtps'];
 const published = () => new X509Certificate(readFileSync(join(certs, 'cert.pem')));
