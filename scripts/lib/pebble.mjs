@@ -50,7 +50,7 @@ export async function startPebble(opts) {
   const dnsPort = opts.dnsPort ?? 8053;
   const dnsMgmtPort = opts.dnsMgmtPort ?? 8055;
   mkdirSync(dir, { recursive: true });
-  makeTlsFiles(dir);
+  if (!existsSync(join(dir, 'server.pem'))) makeTlsFiles(dir); // a restarted CA keeps its TLS certificate
   writeFileSync(
     join(dir, 'pebble.json'),
     JSON.stringify({

@@ -4,7 +4,7 @@ import * as acme from 'acme-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readJson, replaceFile, writeJson } from '../state/files.js';
-import { acmeStep } from './acme-http.js';
+import { acmeStep, rawApi, tolerateBadNonces } from './acme-http.js';
 import { createPrivateKey } from './keys.js';
 
 interface AccountRecord {
@@ -42,11 +42,16 @@ export async function openAccount(config: Config, log: Logger): Promise<{ client
   const recordPath = join(dir, 'account.json');
   const stored = await readJson<AccountRecord>(recordPath);
   const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key });
-  await acmeStep('account', {}, () =>
-    client.createAccount({ termsOfServiceAgreed: true, contact: config.acme.email ? [`mailto:${config.acme.email}`] : [] }),
-  );
+  tolerateBadNonces(client);
+  const contact = config.acme.email ? [`mailto:${config.acme.email}`] : [];
+  // newAccount with a known key returns the existing account (HTTP 200) and changes nothing.
+  const resp = await acmeStep('account', {}, () => rawApi(client).createAccount({ termsOfServiceAgreed: true, contact }));
   const accountUrl = client.getAccountUrl();
   const reused = stored?.url === accountUrl;
+  if (resp.status === 200 && stored && stored.email !== config.acme.email) {
+    await acmeStep('account', {}, () => client.updateAccount({ contact }));
+    log.info({ step: 'account' }, 'account contact updated');
+  }
   if (!reused || stored?.email !== config.acme.email) {
     await writeJson(recordPath, { url: accountUrl, directory: config.acme.directoryUrl, email: config.acme.email, createdAt: stored?.createdAt ?? new Date().toISOString() } satisfies AccountRecord);
   }

@@ -29,6 +29,8 @@ interface OrderContext {
   log: Logger;
   signal?: AbortSignal;
   poll?: PollOptions;
+  /** ARI certificate id of the certificate this order replaces (RFC 9773). */
+  replaces?: string;
 }
 
 type Resource = { status: string; challenges?: { type: string; error?: unknown }[]; error?: unknown; [k: string]: unknown };
@@ -65,8 +67,17 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   const { client, spec, solver, log } = ctx;
   const cert = spec.name;
   const privateKey = await createPrivateKey(spec.keyType);
-  const order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers: spec.domains.map((value) => ({ type: 'dns', value })) }));
-  log.info({ step: 'order', order: order.url }, 'order created');
+  const identifiers = spec.domains.map((value) => ({ type: 'dns', value }));
+  type NewOrder = Parameters<acme.Client['createOrder']>[0] & { replaces?: string };
+  let order: acme.Order & { replaces?: string };
+  try {
+    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder));
+  } catch (err) {
+    if (!ctx.replaces || !(err instanceof AcmeError) || !(err.problem.status === 409 || /alreadyReplaced|malformed|conflict/i.test(err.problem.type ?? ''))) throw err;
+    log.warn({ step: 'order', replaces: ctx.replaces, error: err.message }, 'the CA refused "replaces"; ordering without it');
+    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers }));
+  }
+  log.info({ step: 'order', order: order.url, replaces: order.replaces }, 'order created');
 
   const authorizations = await acmeStep('authorization', { cert }, () => client.getAuthorizations(order));
   const pending: { item: ChallengeItem; challenge: acme.Authorization['challenges'][number]; url: string }[] = [];

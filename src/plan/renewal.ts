@@ -1,4 +1,5 @@
 import type { CertificateSpec } from '../config/schema.js';
+import { type AriState, emergency } from './ari.js';
 import type { CertState } from '../state/cert-state.js';
 import { formatDuration } from '../util/duration.js';
 
@@ -39,8 +40,10 @@ export function decide(input: {
   state: CertState;
   now: Date;
   force?: boolean;
+  /** The CA's window for the published certificate (only when it names that certificate). */
+  ari?: AriState;
 }): Decision {
-  const { spec, published, broken, state, now, force } = input;
+  const { spec, published, broken, state, now, force, ari } = input;
   if (force) return { action: 'issue', reason: 'forced' };
   const retryAt = state.nextAttemptAt ? new Date(state.nextAttemptAt) : undefined;
   if (retryAt && retryAt > now) {
@@ -57,8 +60,16 @@ export function decide(input: {
     return { action: 'issue', reason: `names changed (${[...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ')})` };
   }
   if (published.keyType !== spec.keyType) return { action: 'issue', reason: `key type changed from ${published.keyType} to ${spec.keyType}` };
-  const renewAt = renewalTime(published.notBefore, published.notAfter);
   if (now >= published.notAfter) return { action: 'issue', reason: 'expired' };
+  if (emergency(published.notBefore, published.notAfter, now)) {
+    return { action: 'issue', reason: `emergency: only ${formatDuration(published.notAfter.getTime() - now.getTime())} left, whatever the CA's window says` };
+  }
+  if (ari) {
+    const selected = new Date(ari.selected);
+    if (now >= selected) return { action: 'issue', reason: `ARI window open (${ari.start} to ${ari.end})` };
+    return { action: 'keep', renewAt: selected, reason: 'ARI window' };
+  }
+  const renewAt = renewalTime(published.notBefore, published.notAfter);
   if (now >= renewAt) return { action: 'issue', reason: `due: ${formatDuration(published.notAfter.getTime() - now.getTime())} left` };
   return { action: 'keep', renewAt, reason: 'lifetime rule' };
 }

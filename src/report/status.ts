@@ -1,8 +1,17 @@
 import type { Config } from '../config/schema.js';
+import { ariCertId } from '../plan/ari.js';
 import { decide } from '../plan/renewal.js';
 import { BundleError } from '../publish/bundle.js';
 import { readPublished } from '../publish/publisher.js';
 import { readCertState } from '../state/cert-state.js';
+
+function safeCertId(pem: string): string | undefined {
+  try {
+    return ariCertId(pem);
+  } catch {
+    return undefined;
+  }
+}
 
 export interface StatusRow {
   name: string;
@@ -14,6 +23,8 @@ export interface StatusRow {
   daysLeft?: number;
   nextRenewal?: string;
   nextReason: string;
+  /** The CA's suggested renewal window (ARI), when it offers one. */
+  ariWindow?: { start: string; end: string; explanationURL?: string };
   deployed: boolean;
   failures: number;
   lastSuccessAt?: string;
@@ -35,7 +46,7 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
     const b = published?.bundle;
     const d = spec.source === 'custom'
       ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
-      : decide({ spec, published: b, broken, state, now });
+      : decide({ spec, published: b, broken, state, now, ari: b && state.ari?.certId === safeCertId(b.certificates[0]!) ? state.ari : undefined });
     rows.push({
       name: spec.name,
       domains: spec.domains,
@@ -46,6 +57,7 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
       source: spec.source,
       nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : d.action === 'custom' ? undefined : now.toISOString(),
       nextReason: d.reason,
+      ariWindow: state.ari && b && state.ari.certId === safeCertId(b.certificates[0]!) ? { start: state.ari.start, end: state.ari.end, explanationURL: state.ari.explanationURL } : undefined,
       deployed: !!published && state.deployedDigest === published.digest,
       failures: state.failures,
       lastSuccessAt: state.lastSuccessAt,

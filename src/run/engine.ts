@@ -13,6 +13,8 @@ import { backoffDelay, type Decision, decide, renewalTime } from '../plan/renewa
 import { BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
 import { filesFor, type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
 import { type CertState, readCertState, writeCertState } from '../state/cert-state.js';
+import { fetchAri } from '../obtain/ari.js';
+import { type AriState, ariCertId } from '../plan/ari.js';
 import { acquireLock } from '../state/lock.js';
 import { raceAbort } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
@@ -45,11 +47,17 @@ export interface PassOptions {
 }
 
 interface Working {
+  /** ARI: the certificate a new order replaces. */
+  replaces?: string;
   spec: CertificateSpec;
   state: CertState;
   outcome: CertOutcome;
   published?: Published;
   log: Logger;
+}
+
+function earliest(a: Date, b?: Date): Date {
+  return b && b < a ? b : a;
 }
 
 /** Runs passes over the configured certificates: plan → obtain → publish → deploy. */
@@ -177,7 +185,8 @@ export class Engine {
       const outcome: CertOutcome = { name: spec.name, ok: !broken, decision: 'keep', reason: `supplied in ${spec.customDir}`, issued: false, published: false, error: broken };
       return { spec, state, outcome, published, log };
     }
-    const decision = decide({ spec, published: published?.bundle, broken, state, now: new Date(), force });
+    const ari = published && !broken ? await this.renewalInfo(spec, published, state, log) : undefined;
+    const decision = decide({ spec, published: published?.bundle, broken, state, now: new Date(), force, ari });
     log.info({ step: 'plan', decision: decision.action, reason: decision.reason }, `plan: ${decision.action}`);
     const outcome: CertOutcome = {
       name: spec.name,
@@ -187,9 +196,30 @@ export class Engine {
       issued: false,
       published: false,
       error: decision.action === 'wait' ? state.lastError : undefined,
-      nextAt: decision.action === 'keep' ? decision.renewAt : decision.action === 'wait' ? decision.until : undefined,
+      nextAt: decision.action === 'keep' ? earliest(decision.renewAt, ari && new Date(ari.nextCheckAt)) : decision.action === 'wait' ? decision.until : undefined,
     };
-    return { spec, state, outcome, published, log };
+    return { spec, state, outcome, published, log, replaces: ari?.certId };
+  }
+
+  /** The CA's renewal window for the published certificate, fetched when due; undefined without ARI. */
+  private async renewalInfo(spec: CertificateSpec, published: Published, state: CertState, log: Logger): Promise<AriState | undefined> {
+    const certPem = published.bundle.certificates[0]!;
+    let id: string;
+    try {
+      id = ariCertId(certPem);
+    } catch {
+      return undefined; // no AKI: not a certificate the CA can be asked about
+    }
+    const known = state.ari?.certId === id ? state.ari : undefined;
+    if (known && new Date(known.nextCheckAt) > new Date()) return known;
+    try {
+      state.ari = await fetchAri({ directoryUrl: this.config.acme.directoryUrl, certPem, previous: known, timeoutMs: this.config.acme.timeoutMs, log });
+    } catch (err) {
+      log.warn({ step: 'ari', error: errorMessage(err) }, 'could not ask the CA for the renewal window; using the last one or the lifetime rule');
+      if (known) state.ari = { ...known, nextCheckAt: new Date(Date.now() + 3_600_000).toISOString() };
+    }
+    await writeCertState(this.config.stateDir, spec.name, state);
+    return state.ari;
   }
 
   /** A supplied certificate: read, check and publish the files the user dropped, exactly as an issued one. */
@@ -248,7 +278,7 @@ export class Engine {
   ): Promise<void> {
     const { spec, log } = w;
     w.state.lastAttemptAt = new Date().toISOString();
-    const issued = await raceAbort(orderCertificate({ client, spec, solver, log, signal }), signal, `certificate "${spec.name}": order`);
+    const issued = await raceAbort(orderCertificate({ client, spec, solver, log, signal, replaces: w.replaces }), signal, `certificate "${spec.name}": order`);
     w.outcome.issued = true;
     const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
     checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { AriState } from '../plan/ari.js';
 import { readJson, writeJson } from './files.js';
 
 /** What mailcerts remembers about one certificate between passes and restarts. */
@@ -13,6 +14,8 @@ export interface CertState {
   failures: number;
   /** A supplied (custom) bundle that broke TLS and was rolled back: not published again until the files change. */
   rejectedDigest?: string;
+  /** The CA's renewal window for the published certificate (ARI), when the CA offers one. */
+  ari?: AriState;
   /** Earliest next attempt after a failure (backoff). */
   nextAttemptAt?: string;
 }

@@ -6,12 +6,14 @@ import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
 import { MAIL_IMAGE, removeContainers, removeTestContainers } from '../helpers/mailstack.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+export const PEBBLE_26 = join(process.env.MAILCERTS_CACHE ?? '/var/cache/mailcerts', 'pebble-trixie', 'usr', 'bin', 'pebble');
 
 /** Fails (never skips) when a real component is missing, and says how to get it. */
 function requireComponents(): void {
   const problems: string[] = [];
   const pebble = pebbleMissing();
   if (pebble) problems.push(pebble);
+  if (!existsSync(PEBBLE_26)) problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/pebble-trixie.sh"`);
   try {
     execFileSync('docker', ['info'], { stdio: 'pipe' });
     try {
@@ -37,6 +39,7 @@ export default async function setup(project: TestProject) {
   const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort: 24000, mgmtPort: 25000, httpPort: 25002, dnsPort: 28053, dnsMgmtPort: 28055 });
   project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, dnsPort: pebble.dnsPort, dnsMgmtPort: pebble.dnsMgmtPort, root: await pebble.root() });
   project.provide('workDir', work);
+  project.provide('pebble26', PEBBLE_26);
   return async () => {
     await removeTestContainers();
     await pebble.stop();
@@ -47,5 +50,6 @@ declare module 'vitest' {
   export interface ProvidedContext {
     pebble: { directoryUrl: string; caFile: string; httpPort: number; mgmtPort: number; dnsPort: number; dnsMgmtPort: number; root: string };
     workDir: string;
+    pebble26: string;
   }
 }

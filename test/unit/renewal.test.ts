@@ -40,3 +40,45 @@ describe('renewal plan', () => {
     expect(decide({ spec, state, now: at(1), force: true })).toEqual({ action: 'issue', reason: 'forced' });
   });
 });
+
+describe('renewal plan with ARI', () => {
+  const ari = (start: number, end: number, selected: number) => ({
+    certId: 'x.y', start: at(start).toISOString(), end: at(end).toISOString(), selected: at(selected).toISOString(),
+    fetchedAt: at(0).toISOString(), nextCheckAt: at(1).toISOString(),
+  });
+
+  it('renews at the moment picked in the CA window, not by the lifetime rule', () => {
+    expect(decide({ spec, published: issued(90), state: ok, now: at(40), ari: ari(40, 42, 41) })).toEqual({ action: 'keep', renewAt: at(41), reason: 'ARI window' });
+    expect(decide({ spec, published: issued(90), state: ok, now: at(41), ari: ari(40, 42, 41) }).action).toBe('issue');
+    // A window later than the lifetime rule's day 60 is honoured too (the CA knows best)...
+    expect(decide({ spec, published: issued(90), state: ok, now: at(65), ari: ari(70, 72, 71) }).action).toBe('keep');
+  });
+
+  it('...but the emergency rule renews with under a tenth of the lifetime left, whatever the window', () => {
+    expect(decide({ spec, published: issued(90), state: ok, now: at(81.1), ari: ari(85, 86, 85.5) })).toMatchObject({ action: 'issue', reason: expect.stringMatching(/^emergency: only/) });
+    expect(decide({ spec, published: issued(6), state: ok, now: at(5.5), ari: ari(5.8, 5.9, 5.85) }).action).toBe('issue');
+  });
+
+  it('picks a random moment inside the window once, and again only when the window moves', async () => {
+    const { pickInWindow } = await import('../../src/plan/ari.js');
+    const w = { start: at(10), end: at(12) };
+    const first = pickInWindow(w, undefined, () => 0.5);
+    expect(first).toEqual({ selected: at(11), moved: false });
+    const kept = { ...ari(10, 12, 11) };
+    expect(pickInWindow(w, kept, () => 0.9)).toEqual({ selected: at(11), moved: false });
+    const revoked = pickInWindow({ start: at(1), end: at(1.5) }, kept, () => 0);
+    expect(revoked).toEqual({ selected: at(1), moved: true });
+  });
+
+  it('backoff survives a restart: the state on disk keeps the wait', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readCertState, writeCertState } = await import('../../src/state/cert-state.js');
+    const dir = mkdtempSync(join(tmpdir(), 'mailcerts-state-'));
+    await writeCertState(dir, 'mail', { failures: 3, failedStep: 'obtain', lastError: 'rateLimited', nextAttemptAt: at(1 + backoffDelay(3) / DAY).toISOString() });
+    const reloaded = await readCertState(dir, 'mail'); // a new process
+    expect(decide({ spec, published: issued(90), state: reloaded, now: at(61) }).action).toBe('issue'); // wait is over long ago
+    expect(decide({ spec, published: issued(90), state: reloaded, now: at(1.05) })).toMatchObject({ action: 'wait', until: at(1 + 6_000_000 / DAY) });
+  });
+});

@@ -1,0 +1,50 @@
+import type { Logger } from '../log.js';
+import { type AriState, ariCertId, pickInWindow } from '../plan/ari.js';
+import { parseRetryAfter } from './acme-http.js';
+
+const MIN_RECHECK_MS = 60_000;
+const MAX_RECHECK_MS = 12 * 3_600_000; // at least twice a day
+
+const directories = new Map<string, Promise<Record<string, unknown>>>();
+
+async function getJson(url: string, timeoutMs: number): Promise<{ body: Record<string, unknown>; retryAfter?: string | null }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
+  return { body: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get('retry-after') };
+}
+
+/** The renewalInfo URL of the CA, or undefined when it offers no ARI. */
+export async function renewalInfoUrl(directoryUrl: string, timeoutMs: number): Promise<string | undefined> {
+  let dir = directories.get(directoryUrl);
+  if (!dir) {
+    dir = getJson(directoryUrl, timeoutMs).then((r) => r.body);
+    directories.set(directoryUrl, dir);
+    dir.catch(() => directories.delete(directoryUrl));
+  }
+  const url = (await dir).renewalInfo;
+  return typeof url === 'string' ? url : undefined;
+}
+
+/**
+ * Asks the CA when to renew (RFC 9773). Returns the new ARI state, undefined when the CA has no
+ * ARI, or throws when the CA could not be asked (the caller keeps the old state and falls back).
+ */
+export async function fetchAri(opts: { directoryUrl: string; certPem: string; previous?: AriState; timeoutMs: number; log: Logger; now?: Date }): Promise<AriState | undefined> {
+  const base = await renewalInfoUrl(opts.directoryUrl, opts.timeoutMs);
+  if (!base) return undefined;
+  const certId = ariCertId(opts.certPem);
+  const { body, retryAfter } = await getJson(`${base.replace(/\/$/, '')}/${certId}`, opts.timeoutMs);
+  const w = body.suggestedWindow as { start?: string; end?: string } | undefined;
+  const start = new Date(w?.start ?? '');
+  const end = new Date(w?.end ?? '');
+  if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end < start) throw new Error('renewalInfo has no valid suggestedWindow');
+  const now = opts.now ?? new Date();
+  const previous = opts.previous?.certId === certId ? opts.previous : undefined;
+  const { selected, moved } = pickInWindow({ start, end }, previous);
+  const explanationURL = typeof body.explanationURL === 'string' ? body.explanationURL : undefined;
+  const wait = Math.min(Math.max(parseRetryAfter(retryAfter ?? undefined, now.getTime()) ?? MAX_RECHECK_MS / 2, MIN_RECHECK_MS), MAX_RECHECK_MS);
+  const state: AriState = { certId, start: start.toISOString(), end: end.toISOString(), selected: selected.toISOString(), explanationURL, fetchedAt: now.toISOString(), nextCheckAt: new Date(now.getTime() + wait).toISOString() };
+  if (moved) opts.log.warn({ step: 'ari', window: [state.start, state.end], selected: state.selected, explanation: explanationURL }, 'the CA moved the renewal window; picked a new moment');
+  else if (!previous) opts.log.info({ step: 'ari', window: [state.start, state.end], selected: state.selected, explanation: explanationURL }, 'renewal window from the CA');
+  return state;
+}
