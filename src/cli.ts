@@ -130,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // Human output (status, check) keeps stdout; logs then go to stderr.
   const toStderr = command === 'status' || command === 'check';
-  const secrets = [config.dns01.cloudflare?.apiToken].filter((s): s is string => !!s);
+  const secrets = [config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey].filter((s): s is string => !!s);
   const log = createLogger(config.logLevel, toStderr ? (await import('pino')).pino.destination({ dest: 2, sync: true }) : undefined, secrets);
   const values = args.values as Record<string, boolean | undefined>;
   try {

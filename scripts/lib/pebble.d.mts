@@ -18,4 +18,6 @@ export function startPebble(opts: {
   dnsMgmtPort?: number;
   env?: Record<string, string>;
   bin?: string;
+  /** Merged into pebble.json's "pebble" object, e.g. externalAccountBindingRequired. */
+  pebbleConfig?: Record<string, unknown>;
 }): Promise<Pebble>;

@@ -38,7 +38,7 @@ function httpsGet(url, ca) {
 }
 
 /**
- * @param {{ dir: string, acmePort?: number, mgmtPort?: number, httpPort?: number, dnsPort?: number, dnsMgmtPort?: number, env?: Record<string,string>, bin?: string }} opts
+ * @param {{ dir: string, acmePort?: number, mgmtPort?: number, httpPort?: number, dnsPort?: number, dnsMgmtPort?: number, env?: Record<string,string>, bin?: string, pebbleConfig?: Record<string, unknown> }} opts
  */
 export async function startPebble(opts) {
   const problem = pebbleMissing();
@@ -63,6 +63,7 @@ export async function startPebble(opts) {
         tlsPort: 5001,
         ocspResponderURL: '',
         externalAccountBindingRequired: false,
+        ...opts.pebbleConfig,
       },
     }),
   );

@@ -10,6 +10,7 @@ import {
   ENV_KEYS,
   EnvSchema,
   FileSchema,
+  NEEDS_EAB,
   SECRET_KEYS,
 } from './schema.js';
 
@@ -98,6 +99,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue));
   const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems) : undefined;
 
+  if (!!raw.ACME_EAB_KID !== !!raw.ACME_EAB_HMAC_KEY) {
+    problems.push(`${raw.ACME_EAB_KID ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'}: external account binding needs both ACME_EAB_KID and ACME_EAB_HMAC_KEY (or _FILE)`);
+  } else if (!raw.ACME_EAB_KID && NEEDS_EAB.has(raw.ACME_DIRECTORY ?? '')) {
+    problems.push(`ACME_EAB_KID: ${raw.ACME_DIRECTORY} requires external account binding: set ACME_EAB_KID and ACME_EAB_HMAC_KEY from your account at the CA`);
+  }
   if (raw.HTTP01_MODE === 'webroot' && !raw.HTTP01_WEBROOT) {
     problems.push('HTTP01_WEBROOT: is required when HTTP01_MODE=webroot: set it to the document root your web server serves on port 80');
   }
@@ -154,7 +160,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   return {
     certificates,
-    acme: { directoryUrl: e.ACME_DIRECTORY.url, directoryName: e.ACME_DIRECTORY.name, email: e.ACME_EMAIL, timeoutMs: e.ACME_TIMEOUT },
+    acme: {
+      directoryUrl: e.ACME_DIRECTORY.url,
+      directoryName: e.ACME_DIRECTORY.name,
+      email: e.ACME_EMAIL,
+      timeoutMs: e.ACME_TIMEOUT,
+      profile: e.ACME_PROFILE,
+      preferredChain: e.ACME_PREFERRED_CHAIN,
+      reuseKey: e.ACME_REUSE_KEY,
+      eab: e.ACME_EAB_KID && e.ACME_EAB_HMAC_KEY ? { kid: e.ACME_EAB_KID, hmacKey: e.ACME_EAB_HMAC_KEY } : undefined,
+    },
     http01: { mode: e.HTTP01_MODE, port: e.HTTP01_PORT, address: e.HTTP01_ADDRESS, webroot: e.HTTP01_WEBROOT },
     dns01: {
       resolvers: e.DNS01_RESOLVERS,

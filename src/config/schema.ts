@@ -13,7 +13,14 @@ export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', '
 export const DIRECTORIES: Record<string, string> = {
   letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
   'letsencrypt-staging': 'https://acme-staging-v02.api.letsencrypt.org/directory',
+  zerossl: 'https://acme.zerossl.com/v2/DV90',
+  buypass: 'https://api.buypass.com/acme/directory',
+  'buypass-staging': 'https://api.test4.buypass.no/acme/directory',
+  google: 'https://dv.acme-v02.api.pki.goog/directory',
+  'google-staging': 'https://dv.acme-v02.test-api.pki.goog/directory',
 };
+/** CAs that refuse accounts without external account binding. */
+export const NEEDS_EAB = new Set(['zerossl', 'google', 'google-staging']);
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
@@ -111,7 +118,7 @@ export const EnvSchema = z
         let url: URL | undefined;
         try { url = new URL(s); } catch { /* reported below */ }
         if (url?.protocol !== 'https:') {
-          ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is neither ${Object.keys(DIRECTORIES).join(' nor ')} nor an https:// directory URL` });
+          ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is neither a known CA (${Object.keys(DIRECTORIES).join(', ')}) nor an https:// directory URL` });
           return z.NEVER;
         }
         return { name: url.host, url: url.href };
@@ -131,6 +138,11 @@ export const EnvSchema = z
     }).optional(),
     DNS01_PROPAGATION_TIMEOUT: duration(5_000, '180s').default(180_000),
     ACME_TIMEOUT: duration(1000, '30s').default(30_000),
+    ACME_PROFILE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived').optional(),
+    ACME_PREFERRED_CHAIN: z.string().min(1).optional(),
+    ACME_REUSE_KEY: bool.default(false),
+    ACME_EAB_KID: z.string().min(1).optional(),
+    ACME_EAB_HMAC_KEY: z.string().regex(/^[A-Za-z0-9_=+/-]{16,}$/, 'use the base64url HMAC key the CA gave you with the key id').optional(),
     HTTP01_MODE: z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }).default('standalone'),
     HTTP01_PORT: port.default(80),
     HTTP01_ADDRESS: z.string().refine((s) => isIP(s) !== 0, 'use an IP address such as 0.0.0.0 or ::; leave it unset for all interfaces').optional(),
@@ -151,7 +163,7 @@ export type Env = z.output<typeof EnvSchema>;
 export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
 
 /** Variables whose values must never be logged. Filled as secret-bearing settings arrive. */
-export const SECRET_KEYS: readonly string[] = ['CLOUDFLARE_API_TOKEN'];
+export const SECRET_KEYS: readonly string[] = ['CLOUDFLARE_API_TOKEN', 'ACME_EAB_HMAC_KEY'];
 
 /** The optional config file: a list of certificates; everything else comes from the environment. */
 export const FileSchema = z.strictObject({
@@ -185,7 +197,19 @@ export interface CertificateSpec {
 
 export interface Config {
   certificates: CertificateSpec[];
-  acme: { directoryUrl: string; directoryName: string; email?: string; timeoutMs: number };
+  acme: {
+    directoryUrl: string;
+    directoryName: string;
+    email?: string;
+    timeoutMs: number;
+    /** Sent in newOrder; a change renews the certificate. */
+    profile?: string;
+    /** Issuer common name of the chain to prefer among the CA's alternates. */
+    preferredChain?: string;
+    /** Keep the private key across renewals (for DANE TLSA 3 1 1 records). */
+    reuseKey: boolean;
+    eab?: { kid: string; hmacKey: string };
+  };
   http01: { mode: 'standalone' | 'webroot'; port: number; address?: string; webroot?: string };
   dns01: {
     /** Name servers to ask instead of each zone's authoritative ones. */

@@ -41,7 +41,7 @@ export async function openAccount(config: Config, log: Logger): Promise<{ client
   const key = await loadOrCreateKey(join(dir, 'account.key'), log);
   const recordPath = join(dir, 'account.json');
   const stored = await readJson<AccountRecord>(recordPath);
-  const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key });
+  const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key, ...(config.acme.eab ? { externalAccountBinding: config.acme.eab } : {}) });
   tolerateBadNonces(client);
   const contact = config.acme.email ? [`mailto:${config.acme.email}`] : [];
   // newAccount with a known key returns the existing account (HTTP 200) and changes nothing.

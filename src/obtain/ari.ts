@@ -13,15 +13,20 @@ async function getJson(url: string, timeoutMs: number): Promise<{ body: Record<s
   return { body: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get('retry-after') };
 }
 
-/** The renewalInfo URL of the CA, or undefined when it offers no ARI. */
-export async function renewalInfoUrl(directoryUrl: string, timeoutMs: number): Promise<string | undefined> {
+/** The CA's directory object, fetched once per process. */
+export async function caDirectory(directoryUrl: string, timeoutMs: number): Promise<Record<string, unknown>> {
   let dir = directories.get(directoryUrl);
   if (!dir) {
     dir = getJson(directoryUrl, timeoutMs).then((r) => r.body);
     directories.set(directoryUrl, dir);
     dir.catch(() => directories.delete(directoryUrl));
   }
-  const url = (await dir).renewalInfo;
+  return dir;
+}
+
+/** The renewalInfo URL of the CA, or undefined when it offers no ARI. */
+export async function renewalInfoUrl(directoryUrl: string, timeoutMs: number): Promise<string | undefined> {
+  const url = (await caDirectory(directoryUrl, timeoutMs)).renewalInfo;
   return typeof url === 'string' ? url : undefined;
 }
 

@@ -31,6 +31,12 @@ interface OrderContext {
   poll?: PollOptions;
   /** ARI certificate id of the certificate this order replaces (RFC 9773). */
   replaces?: string;
+  /** ACME profile for newOrder. */
+  profile?: string;
+  /** Issuer common name of the preferred alternate chain. */
+  preferredChain?: string;
+  /** A private key to keep (key reuse); a new one is made otherwise. */
+  privateKey?: string;
 }
 
 type Resource = { status: string; challenges?: { type: string; error?: unknown }[]; error?: unknown; [k: string]: unknown };
@@ -66,16 +72,17 @@ async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: 
 export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   const { client, spec, solver, log } = ctx;
   const cert = spec.name;
-  const privateKey = await createPrivateKey(spec.keyType);
+  const privateKey = ctx.privateKey ?? (await createPrivateKey(spec.keyType));
   const identifiers = spec.domains.map((value) => ({ type: 'dns', value }));
-  type NewOrder = Parameters<acme.Client['createOrder']>[0] & { replaces?: string };
+  type NewOrder = Parameters<acme.Client['createOrder']>[0] & { replaces?: string; profile?: string };
+  const extra = ctx.profile ? { profile: ctx.profile } : {};
   let order: acme.Order & { replaces?: string };
   try {
-    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder));
+    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder));
   } catch (err) {
     if (!ctx.replaces || !(err instanceof AcmeError) || !(err.problem.status === 409 || /alreadyReplaced|malformed|conflict/i.test(err.problem.type ?? ''))) throw err;
     log.warn({ step: 'order', replaces: ctx.replaces, error: err.message }, 'the CA refused "replaces"; ordering without it');
-    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers }));
+    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra } as NewOrder));
   }
   log.info({ step: 'order', order: order.url, replaces: order.replaces }, 'order created');
 
@@ -117,7 +124,7 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr));
   const valid = await pollStatus(ctx, 'finalize', order.url, ['valid']);
   log.info({ step: 'finalize' }, 'order valid');
-  const fullchain = await acmeStep('download', { cert }, () => client.getCertificate(valid as unknown as acme.Order));
+  const fullchain = await acmeStep('download', { cert }, () => client.getCertificate(valid as unknown as acme.Order, ctx.preferredChain));
   log.info({ step: 'download' }, 'certificate downloaded');
   return { privateKey, fullchain };
 }

@@ -42,8 +42,10 @@ export function decide(input: {
   force?: boolean;
   /** The CA's window for the published certificate (only when it names that certificate). */
   ari?: AriState;
+  /** The configured ACME profile; a change renews. */
+  profile?: string;
 }): Decision {
-  const { spec, published, broken, state, now, force, ari } = input;
+  const { spec, published, broken, state, now, force, ari, profile } = input;
   if (force) return { action: 'issue', reason: 'forced' };
   const retryAt = state.nextAttemptAt ? new Date(state.nextAttemptAt) : undefined;
   if (retryAt && retryAt > now) {
@@ -60,6 +62,7 @@ export function decide(input: {
     return { action: 'issue', reason: `names changed (${[...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ')})` };
   }
   if (published.keyType !== spec.keyType) return { action: 'issue', reason: `key type changed from ${published.keyType} to ${spec.keyType}` };
+  if ((profile ?? '') !== (state.profile ?? '')) return { action: 'issue', reason: `profile changed from ${state.profile ?? '(none)'} to ${profile ?? '(none)'}` };
   if (now >= published.notAfter) return { action: 'issue', reason: 'expired' };
   if (emergency(published.notBefore, published.notAfter, now)) {
     return { action: 'issue', reason: `emergency: only ${formatDuration(published.notAfter.getTime() - now.getTime())} left, whatever the CA's window says` };

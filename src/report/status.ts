@@ -46,7 +46,7 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
     const b = published?.bundle;
     const d = spec.source === 'custom'
       ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
-      : decide({ spec, published: b, broken, state, now, ari: b && state.ari?.certId === safeCertId(b.certificates[0]!) ? state.ari : undefined });
+      : decide({ spec, published: b, broken, state, now, profile: config.acme.profile, ari: b && state.ari?.certId === safeCertId(b.certificates[0]!) ? state.ari : undefined });
     rows.push({
       name: spec.name,
       domains: spec.domains,

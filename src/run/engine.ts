@@ -13,11 +13,11 @@ import { backoffDelay, type Decision, decide, renewalTime } from '../plan/renewa
 import { BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
 import { filesFor, type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
 import { type CertState, readCertState, writeCertState } from '../state/cert-state.js';
-import { fetchAri } from '../obtain/ari.js';
+import { caDirectory, fetchAri } from '../obtain/ari.js';
 import { type AriState, ariCertId } from '../plan/ari.js';
 import { acquireLock } from '../state/lock.js';
 import { raceAbort } from '../util/abort.js';
-import { errorMessage } from '../util/errors.js';
+import { errorMessage, UserError } from '../util/errors.js';
 
 export interface CertOutcome {
   name: string;
@@ -186,7 +186,7 @@ export class Engine {
       return { spec, state, outcome, published, log };
     }
     const ari = published && !broken ? await this.renewalInfo(spec, published, state, log) : undefined;
-    const decision = decide({ spec, published: published?.bundle, broken, state, now: new Date(), force, ari });
+    const decision = decide({ spec, published: published?.bundle, broken, state, now: new Date(), force, ari, profile: this.config.acme.profile });
     log.info({ step: 'plan', decision: decision.action, reason: decision.reason }, `plan: ${decision.action}`);
     const outcome: CertOutcome = {
       name: spec.name,
@@ -220,6 +220,16 @@ export class Engine {
     }
     await writeCertState(this.config.stateDir, spec.name, state);
     return state.ari;
+  }
+
+  /** Refuses a profile the CA does not offer, when it lists them (RFC 8555 meta.profiles). */
+  private async checkProfile(profile: string, log: Logger): Promise<void> {
+    const meta = (await caDirectory(this.config.acme.directoryUrl, this.config.acme.timeoutMs).catch(() => ({}) as Record<string, unknown>)).meta as { profiles?: Record<string, string> } | undefined;
+    if (!meta?.profiles) {
+      log.warn({ step: 'order', profile }, 'the CA lists no profiles; sending ACME_PROFILE anyway');
+      return;
+    }
+    if (!(profile in meta.profiles)) throw new UserError(`ACME_PROFILE=${profile} is not offered by this CA; it offers ${Object.keys(meta.profiles).join(', ')}`);
   }
 
   /** A supplied certificate: read, check and publish the files the user dropped, exactly as an issued one. */
@@ -278,7 +288,15 @@ export class Engine {
   ): Promise<void> {
     const { spec, log } = w;
     w.state.lastAttemptAt = new Date().toISOString();
-    const issued = await raceAbort(orderCertificate({ client, spec, solver, log, signal, replaces: w.replaces }), signal, `certificate "${spec.name}": order`);
+    const { profile, preferredChain, reuseKey } = this.config.acme;
+    if (profile) await this.checkProfile(profile, log);
+    const keep = reuseKey && w.published?.bundle.keyType === spec.keyType ? w.published.bundle.privateKey : undefined;
+    if (keep) log.info({ step: 'order', keyType: spec.keyType }, 'reusing the published private key (ACME_REUSE_KEY)');
+    const issued = await raceAbort(
+      orderCertificate({ client, spec, solver, log, signal, replaces: w.replaces, profile, preferredChain, privateKey: keep }),
+      signal,
+      `certificate "${spec.name}": order`,
+    );
     w.outcome.issued = true;
     const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
     checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);
@@ -290,6 +308,7 @@ export class Engine {
     w.published = await readPublished(this.config, spec);
     this.clearFailure(w);
     w.state.lastSuccessAt = new Date().toISOString();
+    w.state.profile = profile;
     w.outcome.nextAt = renewalTime(bundle.notBefore, bundle.notAfter);
   }
 

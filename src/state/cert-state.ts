@@ -14,6 +14,8 @@ export interface CertState {
   failures: number;
   /** A supplied (custom) bundle that broke TLS and was rolled back: not published again until the files change. */
   rejectedDigest?: string;
+  /** The ACME profile the published certificate was ordered with. */
+  profile?: string;
   /** The CA's renewal window for the published certificate (ARI), when the CA offers one. */
   ari?: AriState;
   /** Earliest next attempt after a failure (backoff). */

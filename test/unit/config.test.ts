@@ -92,6 +92,15 @@ describe('configuration from the environment', () => {
       .toEqual(['ACME_EMAIL_FILE: cannot read "/nonexistent/secret" (ENOENT); mount the secret file there or fix the path']);
   });
 
+  it('knows the CA presets, and asks for EAB where the CA requires it', () => {
+    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'buypass' }).acme.directoryUrl).toBe('https://api.buypass.com/acme/directory');
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'zerossl' })).toEqual([expect.stringMatching(/^ACME_EAB_KID: zerossl requires external account binding/)]);
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EAB_KID: 'kid' })).toEqual([expect.stringMatching(/^ACME_EAB_HMAC_KEY: external account binding needs both/)]);
+    const c = loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'google', ACME_EAB_KID: 'kid', ACME_EAB_HMAC_KEY: 'c2VjcmV0LWhtYWMta2V5LWJhc2U2NA', ACME_PROFILE: 'tlsserver', ACME_REUSE_KEY: 'yes', ACME_PREFERRED_CHAIN: 'ISRG Root X1' });
+    expect(c.acme).toMatchObject({ directoryName: 'google', eab: { kid: 'kid', hmacKey: 'c2VjcmV0LWhtYWMta2V5LWJhc2U2NA' }, profile: 'tlsserver', reuseKey: true, preferredChain: 'ISRG Root X1' });
+    expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EAB_KID: 'k', ACME_EAB_HMAC_KEY: 'not a key!' }).join('\n')).not.toContain('not a key!');
+  });
+
   it('treats empty variables as unset (compose writes FOO= as "")', () => {
     expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL: '', HTTP01_PORT: '' }).http01.port).toBe(80);
   });
