@@ -19,7 +19,10 @@ describe('configuration from the environment', () => {
   it('has the documented defaults for one certificate', () => {
     const c = loadConfig({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
     expect(c.certificates).toEqual([{ source: 'acme', customDir: undefined, name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
-    expect(c.acme).toEqual({ directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000 });
+    expect(c.acme).toEqual({
+      directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000,
+      profile: undefined, preferredChain: undefined, reuseKey: false, eab: undefined,
+    });
     expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
     expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.dockerReload, c.logLevel])
       .toEqual(['/etc/ssl/mail', '/var/lib/mailcerts', 12 * 3_600_000, 0o600, 0o644, true, 'info']);
