@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type * as z from 'zod';
@@ -182,6 +182,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stateDir: e.STATE_DIR,
     files: { keyMode: e.KEY_FILE_MODE, certMode: 0o644, owner: e.KEY_FILE_OWNER, group: e.KEY_FILE_GROUP },
     renewCheckIntervalMs: e.RENEW_CHECK_INTERVAL,
+    // Inside a container the endpoint must be reachable from outside it (HEALTHCHECK, Prometheus).
+    statusAddress: e.STATUS_ADDRESS === 'off' ? undefined : (e.STATUS_ADDRESS ?? (existsSync('/.dockerenv') ? '0.0.0.0:9090' : '127.0.0.1:9090')),
     dockerReload: e.DOCKER_RELOAD,
     logLevel: e.LOG_LEVEL,
   };

@@ -156,6 +156,7 @@ export const EnvSchema = z
     DOCKER_RELOAD: bool.default(true),
     LOG_LEVEL: z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
+    STATUS_ADDRESS: z.string().regex(/^(off|\[[0-9a-fA-F:.]+\]:\d{1,5}|[0-9.]+:\d{1,5}|localhost:\d{1,5})$/, 'use host:port such as 127.0.0.1:9090 or 0.0.0.0:9090, or off').optional(),
     CUSTOM_CERTS_DIR: z.string().startsWith('/', 'use an absolute path: the folder where you drop fullchain.pem and privkey.pem').optional(),
   });
 
@@ -221,6 +222,8 @@ export interface Config {
   stateDir: string;
   files: { keyMode: number; certMode: number; owner?: number; group?: number };
   renewCheckIntervalMs: number;
+  /** host:port of /healthz, /status and /metrics, or undefined when off. */
+  statusAddress?: string;
   dockerReload: boolean;
   logLevel: (typeof LOG_LEVELS)[number];
 }

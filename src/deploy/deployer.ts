@@ -19,6 +19,8 @@ export interface ServedCert {
 export interface DeployResult extends ReloadResult {
   /** The TLS handshake or dialogue fails with the published certificate: a reason to roll back. */
   broken?: boolean;
+  /** Its endpoints were checked and serve the published certificate. */
+  verified?: boolean;
 }
 
 /** The endpoints to check on a container, or a reason there are none. */
@@ -53,7 +55,7 @@ async function verifyTarget(docker: Docker, t: ReloadTarget, certs: ServedCert[]
   const endpoints = await endpointsOf(docker, t);
   if (typeof endpoints === 'string') {
     log.info({ step: 'verify', container: t.name, reason: endpoints }, 'not verified');
-    return { container: t.name, ok: true };
+    return { container: t.name, ok: true, verified: false };
   }
   const expected = expectationsFor(t, certs);
   let outcome = await verifyServed(endpoints, expected, { waits: QUICK_RETRIES, log, container: t.name });
@@ -64,7 +66,7 @@ async function verifyTarget(docker: Docker, t: ReloadTarget, certs: ServedCert[]
     escalated = true;
     outcome = await verifyServed(endpoints, expected, { waits: AFTER_RESTART_RETRIES, log, container: t.name });
   }
-  if (outcome.ok) return { container: t.name, ok: true };
+  if (outcome.ok) return { container: t.name, ok: true, verified: true };
   const after = escalated ? 'after reload and restart' : 'after reload';
   const what = outcome.kind === 'stale' ? `still serves an old certificate ${after}` : `TLS fails with the published certificate ${after}`;
   return { container: t.name, ok: false, broken: outcome.kind === 'broken', error: `${what}: ${outcome.detail}` };

@@ -10,6 +10,11 @@ export function backoffDelay(failures: number): number {
   return BACKOFF_MS[Math.min(Math.max(failures, 1), BACKOFF_MS.length) - 1]!;
 }
 
+/** The next attempt after a failure: the backoff step, or later when the CA asked for more (Retry-After of a rateLimited answer). */
+export function nextAttemptAt(failures: number, now: Date, retryAfterMs?: number): Date {
+  return new Date(now.getTime() + Math.max(backoffDelay(failures), retryAfterMs ?? 0));
+}
+
 const SHORT_LIVED_MS = 10 * 86_400_000;
 
 /** Renew when a third of the lifetime is left, or half of it for certificates shorter than 10 days. */

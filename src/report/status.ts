@@ -4,6 +4,7 @@ import { decide } from '../plan/renewal.js';
 import { BundleError } from '../publish/bundle.js';
 import { readPublished } from '../publish/publisher.js';
 import { readCertState } from '../state/cert-state.js';
+import { type ContainerRecord, readContainers } from '../state/containers.js';
 
 function safeCertId(pem: string): string | undefined {
   try {
@@ -29,10 +30,13 @@ export interface StatusRow {
   failures: number;
   lastSuccessAt?: string;
   lastError?: string;
+  /** The labelled containers at their last deploy. */
+  containers: Record<string, ContainerRecord>;
 }
 
 export async function collectStatus(config: Config, now = new Date()): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
+  const containers = await readContainers(config.stateDir);
   for (const spec of config.certificates) {
     const state = await readCertState(config.stateDir, spec.name);
     let published;
@@ -62,9 +66,21 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
       failures: state.failures,
       lastSuccessAt: state.lastSuccessAt,
       lastError: state.lastError ?? broken,
+      containers,
     });
   }
   return rows;
+}
+
+/** Unhealthy when a certificate is missing, expired, or will expire before its next retry. */
+export function health(rows: StatusRow[], now = new Date()): { ok: boolean; problems: string[] } {
+  const problems: string[] = [];
+  for (const r of rows) {
+    if (!r.notAfter) problems.push(`${r.name}: no certificate published`);
+    else if (new Date(r.notAfter) <= now) problems.push(`${r.name}: expired on ${r.notAfter}`);
+    else if (r.failures > 0 && r.nextRenewal && new Date(r.nextRenewal) >= new Date(r.notAfter)) problems.push(`${r.name}: expires on ${r.notAfter}, before the next retry at ${r.nextRenewal}`);
+  }
+  return { ok: problems.length === 0, problems };
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
@@ -81,5 +97,15 @@ export function formatStatusTable(rows: StatusRow[]): string {
     r.lastError ? r.lastError.replace(/\s+/g, ' ').slice(0, 120) : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  return [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  const table = [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  const containers = Object.entries(rows[0]?.containers ?? {});
+  if (containers.length === 0) return table;
+  const serves = (c: ContainerRecord) => (c.serves === true ? 'yes' : c.serves === false ? 'NO' : c.reloaded ? 'not verified' : 'not reloaded');
+  const cw = Math.max(9, ...containers.map(([n]) => n.length));
+  return [
+    table,
+    '',
+    `${'CONTAINER'.padEnd(cw)}  SERVES CURRENT  LAST DEPLOY       PROBLEM`,
+    ...containers.map(([n, c]) => `${n.padEnd(cw)}  ${serves(c).padEnd(14)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${c.error ? c.error.replace(/\s+/g, ' ').slice(0, 120) : '-'}`),
+  ].join('\n');
 }

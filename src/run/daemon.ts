@@ -4,6 +4,7 @@ import { sleep } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
 import type { Engine } from './engine.js';
 import { watchSupplied } from './watch-supplied.js';
+import { startStatusServer } from '../report/server.js';
 
 /** The check interval with ±5% random jitter, so that many hosts do not hit the CA together. */
 export function nextCheckDelay(intervalMs: number, random = Math.random): number {
@@ -16,6 +17,13 @@ export function nextCheckDelay(intervalMs: number, random = Math.random): number
  */
 export async function runDaemon(engine: Engine, config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   log.info({ step: 'daemon', certificates: config.certificates.map((c) => c.name) }, 'mailcerts started');
+  // A busy status port must not stop renewals: report it and carry on without the endpoint.
+  const status = config.statusAddress
+    ? await startStatusServer(config, config.statusAddress, log).catch((err: unknown) => {
+        log.error({ step: 'status', error: errorMessage(err) }, 'status endpoint not started');
+        return undefined;
+      })
+    : undefined;
   const watcher = watchSupplied(
     config,
     (name) => {
@@ -39,6 +47,8 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
     await sleep(delay, signal);
   }
   await watcher?.close();
+  status?.closeAllConnections();
+  status?.close();
   await engine.idle(); // a watcher-triggered pass finishes its publish first
   log.info({ step: 'daemon' }, 'mailcerts stopped');
 }

@@ -8,8 +8,9 @@ import { Dns01Solver, removeLeftoverRecords } from '../obtain/solvers/dns01.js';
 import { StandaloneHttp01 } from '../obtain/solvers/http01-standalone.js';
 import { WebrootHttp01 } from '../obtain/solvers/http01-webroot.js';
 import type { ChallengeSolver } from '../obtain/solvers/types.js';
+import { recordContainers } from '../state/containers.js';
 import { DnsJournal } from '../state/dns-journal.js';
-import { backoffDelay, type Decision, decide, renewalTime } from '../plan/renewal.js';
+import { type Decision, decide, nextAttemptAt, renewalTime } from '../plan/renewal.js';
 import { BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
 import { filesFor, type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
 import { type CertState, readCertState, writeCertState } from '../state/cert-state.js';
@@ -157,7 +158,7 @@ export class Engine {
             w.log.info({ step: 'order' }, 'order abandoned on shutdown');
             continue;
           }
-          this.fail(w, 'obtain', errorMessage(err), 'issuance failed');
+          this.fail(w, 'obtain', errorMessage(err), 'issuance failed', (err as { problem?: { retryAfterMs?: number } }).problem?.retryAfterMs);
         }
         await writeCertState(this.config.stateDir, spec.name, w.state);
       }
@@ -317,11 +318,11 @@ export class Engine {
     Object.assign(w.outcome, { ok: true, error: undefined });
   }
 
-  private fail(w: Working, step: 'obtain' | 'deploy' | 'verify', error: string, msg: string): void {
+  private fail(w: Working, step: 'obtain' | 'deploy' | 'verify', error: string, msg: string, retryAfterMs?: number): void {
     w.state.failures += 1;
     w.state.failedStep = step;
     w.state.lastError = error;
-    const next = new Date(Date.now() + backoffDelay(w.state.failures));
+    const next = nextAttemptAt(w.state.failures, new Date(), retryAfterMs);
     w.state.nextAttemptAt = next.toISOString();
     w.outcome.ok = false;
     w.outcome.error = error;
@@ -349,6 +350,7 @@ export class Engine {
     let results = await this.reloadAndVerify(work);
     const broken = results.filter((r) => r.broken);
     if (broken.length > 0) results = await this.rollBack(work, pending, broken);
+    await recordContainers(this.config.stateDir, results);
     const failed = results.filter((r) => !r.ok);
     for (const w of pending) {
       if (w.state.failedStep === 'verify' && w.outcome.error) continue; // rolled back: already reported

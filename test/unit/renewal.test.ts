@@ -70,6 +70,13 @@ describe('renewal plan with ARI', () => {
     expect(revoked).toEqual({ selected: at(1), moved: true });
   });
 
+  it('a rateLimited answer\'s Retry-After moves the next attempt beyond the backoff step, never before it', async () => {
+    const { nextAttemptAt } = await import('../../src/plan/renewal.js');
+    expect(nextAttemptAt(1, at(0))).toEqual(new Date(at(0).getTime() + 60_000));
+    expect(nextAttemptAt(1, at(0), 3 * 3_600_000)).toEqual(new Date(at(0).getTime() + 3 * 3_600_000));
+    expect(nextAttemptAt(4, at(0), 5_000)).toEqual(at(1)); // daily step wins over a short Retry-After
+  });
+
   it('backoff survives a restart: the state on disk keeps the wait', async () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
