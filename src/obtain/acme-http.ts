@@ -33,6 +33,8 @@ export class AcmeError extends Error {
   override name = 'AcmeError';
   readonly step: AcmeStep;
   readonly problem: AcmeProblem;
+  /** The name the failure concerns, when there is one. */
+  readonly domain?: string;
   constructor(step: AcmeStep, where: Where, cause: unknown, problem: AcmeProblem) {
     const said = problem.code
       ? `no answer from the CA (${problem.code})`
@@ -42,6 +44,7 @@ export class AcmeError extends Error {
     super(`${subject}: ${step} failed: ${said}${hint(step, problem, where)}`, { cause });
     this.step = step;
     this.problem = problem;
+    this.domain = where.domain;
   }
 }
 

@@ -10,6 +10,7 @@ import { WebrootHttp01 } from '../obtain/solvers/http01-webroot.js';
 import type { ChallengeSolver } from '../obtain/solvers/types.js';
 import { recordContainers } from '../state/containers.js';
 import { DnsJournal } from '../state/dns-journal.js';
+import { recordFailedValidation, validationPause } from '../state/identifiers.js';
 import { type Decision, decide, nextAttemptAt, renewalTime } from '../plan/renewal.js';
 import { BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
 import { filesFor, type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
@@ -148,6 +149,14 @@ export class Engine {
           const solver = await this.solverFor(spec);
           await solver.preflight?.(spec.domains); // before any order: a bad token places none
           if (!issuing) continue;
+          const pause = await validationPause(this.config.stateDir, spec.domains);
+          if (pause) {
+            // Not even --force: the CA counts failed validations per name, and pauses accounts that keep failing.
+            const error = `${pause.count} failed validations of ${pause.name} in the last hour; no new order before ${pause.until.toISOString()} (the CA's limit is per name)`;
+            Object.assign(w.outcome, { ok: false, decision: 'wait', error, nextAt: pause.until });
+            w.log.warn({ step: 'plan', domain: pause.name, until: pause.until.toISOString() }, 'validation limit reached; waiting');
+            continue;
+          }
           acme ??= await this.acme();
           account ??= await acme.openAccount(this.config, this.log);
           await this.issue(w, solver, account.client, acme.orderCertificate, opts.signal);
@@ -158,7 +167,9 @@ export class Engine {
             w.log.info({ step: 'order' }, 'order abandoned on shutdown');
             continue;
           }
-          this.fail(w, 'obtain', errorMessage(err), 'issuance failed', (err as { problem?: { retryAfterMs?: number } }).problem?.retryAfterMs);
+          const failure = err as { step?: string; domain?: string; problem?: { retryAfterMs?: number; type?: string } };
+          if (failure.step === 'authorization' && failure.domain && failure.problem?.type) await recordFailedValidation(this.config.stateDir, failure.domain);
+          this.fail(w, 'obtain', errorMessage(err), 'issuance failed', failure.problem?.retryAfterMs);
         }
         await writeCertState(this.config.stateDir, spec.name, w.state);
       }

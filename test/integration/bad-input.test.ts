@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
-import { pebbleEnv, runCli } from '../helpers/cli.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 
 const work = join(inject('workDir'), 'bad-input');
 const pebble = inject('pebble');
@@ -32,6 +32,20 @@ describe('bad input changes nothing', () => {
     const status = JSON.parse((await runCli(['status', '--json'], env)).stdout)[0];
     expect(status.failures).toBe(1);
     expect(status.nextReason).toMatch(/backing off after 1 failure\(s\), next try in (59|60)s/);
+  });
+
+  it('never more than 3 failed validations per name and hour, even with renew --force', async () => {
+    const env = pebbleEnv(join(work, 'limit'), { HTTP01_PORT: String(pebble.httpPort + 1), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'limited.example.test' });
+    for (let i = 0; i < 3; i++) {
+      const r = await runCli(['renew', '--force'], env);
+      expect(logsWith(r, { step: 'order', msg: 'order created' }), `run ${i + 1}`).toHaveLength(1);
+    }
+    const fourth = await runCli(['renew', '--force'], env);
+    expect(fourth.code).toBe(1);
+    expect(logsWith(fourth, { step: 'order' })).toHaveLength(0);
+    expect(logsWith(fourth, { msg: 'certificate failed' })[0]?.error).toMatch(/^3 failed validations of limited.example.test in the last hour; no new order before \S+ \(the CA's limit is per name\)$/);
+    const recorded = JSON.parse(readFileSync(join(work, 'limit', 'state', 'identifiers.json'), 'utf8'));
+    expect(recorded['limited.example.test']).toHaveLength(3);
   });
 
   it('an unreachable CA: a clear error with a hint, and the backoff is recorded', async () => {
