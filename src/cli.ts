@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, type Logger, stderrDestination } from './log.js';
 import { collectStatus, formatStatusTable } from './report/status.js';
 import { runDaemon } from './run/daemon.js';
 import { Engine, type PassResult } from './run/engine.js';
@@ -49,13 +49,12 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
   out('configuration: ok');
   for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${c.challenge})`);
   out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
-  const acme = await import('acme-client');
-  const { acmeStep, configureAcmeHttp } = await import('./obtain/acme-http.js');
+  const { configureAcmeHttp, getDirectory } = await import('./obtain/acme-http.js');
   const { connectDocker, describeAction, discoverTargets, pingDocker, RELOAD_LABEL } = await import('./deploy/docker.js');
   configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 1, retryAfterCapMs: 5_000 });
   try {
-    const dir = await acmeStep('directory', {}, () => acme.axios.get(config.acme.directoryUrl, { validateStatus: (s) => s === 200 }));
-    if (typeof dir.data?.newOrder !== 'string') throw new UserError(`${config.acme.directoryUrl} answered, but it is not an ACME directory; check ACME_DIRECTORY`);
+    const dir = await getDirectory(config.acme.directoryUrl);
+    if (typeof dir.newOrder !== 'string') throw new UserError(`${config.acme.directoryUrl} answered, but it is not an ACME directory; check ACME_DIRECTORY`);
     out(`CA directory: ok (${config.acme.directoryUrl})`);
   } catch (err) {
     ok = false;
@@ -131,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
   // Human output (status, check) keeps stdout; logs then go to stderr.
   const toStderr = command === 'status' || command === 'check';
   const secrets = [config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey].filter((s): s is string => !!s);
-  const log = createLogger(config.logLevel, toStderr ? (await import('pino')).pino.destination({ dest: 2, sync: true }) : undefined, secrets);
+  const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined, secrets);
   const values = args.values as Record<string, boolean | undefined>;
   try {
     switch (command) {

@@ -25,3 +25,8 @@ export function createLogger(level: string, destination?: DestinationStream, sec
     destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }
+
+/** Synchronous stderr, for commands whose stdout is for people (status, check). */
+export function stderrDestination(): DestinationStream {
+  return pino.destination({ dest: 2, sync: true });
+}

@@ -72,6 +72,12 @@ function hint(step: AcmeStep, p: AcmeProblem, { domain, challenge }: Where): str
   return '';
 }
 
+/** GETs the CA directory with the same timeout and retry rules as every ACME call. */
+export async function getDirectory(url: string): Promise<Record<string, unknown>> {
+  const res = await acmeStep('directory', {}, () => acme.axios.get(url, { validateStatus: (s) => s === 200 }));
+  return res.data as Record<string, unknown>;
+}
+
 /** Runs one ACME step; any failure becomes an AcmeError carrying the CA's problem. */
 export async function acmeStep<T>(step: AcmeStep, where: Where, fn: () => Promise<T>): Promise<T> {
   const store: { last?: AcmeProblem } = {};

@@ -1,0 +1,28 @@
+// Bundles dist/ into bundle/ for the image: only the code mailcerts runs, split so that the
+// ACME, Docker and Cloudflare parts still load only when a pass needs them.
+import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
+
+rmSync('bundle', { recursive: true, force: true });
+const result = await build({
+  entryPoints: { mailcerts: 'dist/cli.js' },
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node24',
+  outdir: 'bundle',
+  outExtension: { '.js': '.mjs' }, // ESM without a package.json beside it
+  minify: true,
+  legalComments: 'linked',
+  metafile: true,
+  // CommonJS dependencies (acme-client, dockerode) call require(); give ESM chunks one.
+  banner: {
+    js: "import { createRequire as __cr } from 'node:module'; import { fileURLToPath as __fu } from 'node:url'; import { dirname as __dn } from 'node:path'; const require = __cr(import.meta.url); const __filename = __fu(import.meta.url); const __dirname = __dn(__filename);",
+  },
+  // Optional native speed-ups of ssh2 (DOCKER_HOST=ssh:// only); their absence is handled by ssh2.
+  external: ['cpu-features', '*.node'],
+  logLevel: 'warning',
+});
+const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0);
+console.log(`bundle: ${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024 / 1024).toFixed(1)} MB`);
