@@ -45,6 +45,7 @@ if ! docker info >/dev/null 2>&1; then
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
   docker info >/dev/null 2>&1 || { tail -n 20 /var/log/mailcerts-dockerd.log; docker_fail "dockerd did not start"; }
 fi
-bash scripts/pebble-trixie.sh
+bash scripts/trixie-tools.sh
 bash scripts/mail-image.sh || docker_fail "the mail image could not be built"
+bash scripts/image.sh || docker_fail "the mailcerts image could not be built"
 log "ready"

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, '..', '..');
-export const MAIL_IMAGE = process.env.MAILSTACK_IMAGE ?? 'mailcerts-mailstack:bookworm-2';
+export const MAIL_IMAGE = process.env.MAILSTACK_IMAGE ?? 'mailcerts-mailstack:bookworm-3';
 const CONF = join(ROOT, 'docker', 'mailstack');
 
 /** The stack's TLS endpoints (docker/mailstack configs), all on 127.0.0.1. */

@@ -6,20 +6,26 @@ import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
 import { MAIL_IMAGE, removeContainers, removeTestContainers } from '../helpers/mailstack.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-export const PEBBLE_26 = join(process.env.MAILCERTS_CACHE ?? '/var/cache/mailcerts', 'pebble-trixie', 'usr', 'bin', 'pebble');
+const TRIXIE = join(process.env.MAILCERTS_CACHE ?? '/var/cache/mailcerts', 'trixie');
+export const PEBBLE_26 = join(TRIXIE, 'pebble', 'usr', 'bin', 'pebble');
+export const MAILCERTS_IMAGE = process.env.MAILCERTS_IMAGE ?? 'mailcerts:local';
+export const COMPOSE = join(TRIXIE, 'docker-compose', 'usr', 'libexec', 'docker', 'cli-plugins', 'docker-compose');
 
 /** Fails (never skips) when a real component is missing, and says how to get it. */
 function requireComponents(): void {
   const problems: string[] = [];
   const pebble = pebbleMissing();
   if (pebble) problems.push(pebble);
-  if (!existsSync(PEBBLE_26)) problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/pebble-trixie.sh"`);
+  if (!existsSync(PEBBLE_26)) problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/trixie-tools.sh"`);
+  if (!existsSync(COMPOSE)) problems.push(`Docker Compose v2 is missing at ${COMPOSE}: run "bash scripts/trixie-tools.sh"`);
   try {
     execFileSync('docker', ['info'], { stdio: 'pipe' });
-    try {
-      execFileSync('docker', ['image', 'inspect', MAIL_IMAGE], { stdio: 'pipe' });
-    } catch {
-      problems.push(`the Docker image ${MAIL_IMAGE} is missing: run "bash scripts/mail-image.sh"`);
+    for (const [image, script] of [[MAIL_IMAGE, 'mail-image.sh'], [MAILCERTS_IMAGE, 'image.sh']]) {
+      try {
+        execFileSync('docker', ['image', 'inspect', image!], { stdio: 'pipe' });
+      } catch {
+        problems.push(`the Docker image ${image} is missing: run "bash scripts/${script}"`);
+      }
     }
   } catch {
     problems.push('no Docker Engine answers (docker info failed): run "bash scripts/setup.sh", which starts dockerd');
@@ -40,6 +46,8 @@ export default async function setup(project: TestProject) {
   project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, dnsPort: pebble.dnsPort, dnsMgmtPort: pebble.dnsMgmtPort, root: await pebble.root() });
   project.provide('workDir', work);
   project.provide('pebble26', PEBBLE_26);
+  project.provide('compose', COMPOSE);
+  project.provide('mailcertsImage', MAILCERTS_IMAGE);
   return async () => {
     await removeTestContainers();
     await pebble.stop();
@@ -51,5 +59,7 @@ declare module 'vitest' {
     pebble: { directoryUrl: string; caFile: string; httpPort: number; mgmtPort: number; dnsPort: number; dnsMgmtPort: number; root: string };
     workDir: string;
     pebble26: string;
+    compose: string;
+    mailcertsImage: string;
   }
 }

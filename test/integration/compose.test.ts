@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { docker, MAIL_IMAGE, ROOT, servedCertificate, VERIFY_LABELS, waitForPort } from '../helpers/mailstack.js';
+
+const run = promisify(execFile);
+const pebble = inject('pebble');
+const work = join(inject('workDir'), 'compose');
+const PROJECT = 'mailcerts-compose-test';
+const PROXY = '127.0.0.1:23750';
+const STATUS = '127.0.0.1:29090';
+const files = () => ['-f', join(ROOT, 'compose.example.yml'), '-f', join(work, 'override.yml')];
+const compose = async (...args: string[]) => (await run(inject('compose'), ['-p', PROJECT, '--project-directory', ROOT, ...files(), ...args], { maxBuffer: 32 * 1024 * 1024 })).stdout;
+const id = async (service: string) => (await compose('ps', '-aq', service)).trim();
+const logs = async (service: string) => {
+  const { stdout, stderr } = await run(inject('compose'), ['-p', PROJECT, '--project-directory', ROOT, ...files(), 'logs', '--no-color', '--no-log-prefix', service], { maxBuffer: 32 * 1024 * 1024 });
+  return stdout + stderr;
+};
+const health = async () => docker('inspect', '-f', '{{.State.Health.Status}}', await id('mailcerts'));
+async function until(what: string, check: () => Promise<boolean>, ms = 90_000) {
+  const end = Date.now() + ms;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await delay(500);
+  }
+}
+const volumeFile = async (volume: string, file: string) =>
+  readFileSync(join(await docker('volume', 'inspect', '-f', '{{.Mountpoint}}', `${PROJECT}_${volume}`), file), 'utf8');
+
+beforeAll(async () => {
+  mkdirSync(join(work, 'secrets'), { recursive: true });
+  writeFileSync(join(work, 'secrets', 'cloudflare_token.txt'), 'unused-in-http01-0123456789abcdef\n');
+  const mail = join(ROOT, 'docker', 'mailstack');
+  // The example, made runnable here: the test images, Pebble, and host networking (no bridge on this machine).
+  writeFileSync(join(work, 'override.yml'), `
+services:
+  mailcerts:
+    image: ${inject('mailcertsImage')}
+    network_mode: host
+    ports: !reset []
+    sysctls: !reset {}
+    environment:
+      ACME_DIRECTORY: ${pebble.directoryUrl}
+      NODE_EXTRA_CA_CERTS: /pebble/ca.pem
+      ACME_DOMAINS: mail.example.test
+      HTTP01_PORT: "${pebble.httpPort}"
+      STATUS_ADDRESS: ${STATUS}
+      DOCKER_HOST: tcp://${PROXY}
+    volumes:
+      - ${pebble.caFile}:/pebble/ca.pem:ro
+    healthcheck:
+      interval: 1s
+      start_period: 60s
+  socket-proxy:
+    image: ${MAIL_IMAGE}
+    network_mode: host
+    command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
+    environment:
+      PROXY_BIND: ${PROXY}
+  postfix:
+    image: ${MAIL_IMAGE}
+    network_mode: host
+    command: [postfix, start-fg]
+    labels:
+      mailcerts.verify: ${VERIFY_LABELS.postfix}
+    volumes:
+      - ${mail}/postfix/main.cf:/etc/postfix/main.cf:ro
+      - ${mail}/postfix/master.cf:/etc/postfix/master.cf:ro
+  dovecot:
+    image: ${MAIL_IMAGE}
+    network_mode: host
+    command: [dovecot, -F]
+    labels:
+      mailcerts.verify: ${VERIFY_LABELS.dovecot}
+    volumes:
+      - ${mail}/dovecot/dovecot.conf:/etc/dovecot/dovecot.conf:ro
+secrets:
+  cloudflare_token:
+    file: ${join(work, 'secrets', 'cloudflare_token.txt')}
+`);
+  await compose('down', '-v', '--remove-orphans').catch(() => undefined);
+  await compose('up', '-d');
+}, 180_000);
+afterAll(async () => {
+  await compose('down', '-v', '--remove-orphans').catch(() => undefined);
+});
+
+describe('compose.example.yml with Docker Compose v2', () => {
+  it('issues and publishes; the container becomes healthy; Postfix and Dovecot start after it and serve the certificate', async () => {
+    await until('mailcerts healthy', async () => (await health()) === 'healthy');
+    const cert = await volumeFile('certs', 'cert.pem');
+    expect(new X509Certificate(cert).issuer).toMatch(/Pebble Intermediate CA/);
+    for (const e of ['smtp', 'imaps'] as const) await waitForPort(e === 'smtp' ? 10025 : 10993, 60_000);
+    for (const e of ['smtp', 'submission', 'imaps', 'pop3s'] as const) expect(await servedCertificate(e)).toBe(cert);
+    expect(await docker('inspect', '-f', '{{.Config.User}}', await id('mailcerts'))).toBe('mailcerts');
+  });
+
+  it('reloads through the socket proxy, which refuses every call outside the allowlist', async () => {
+    const before = new X509Certificate(await volumeFile('certs', 'cert.pem')).serialNumber;
+    const { stdout } = await run('docker', ['exec', await id('mailcerts'), 'node', '/app/mailcerts.mjs', 'renew', '--force']);
+    expect(stdout).toMatch(/"msg":"certificate ok"/);
+    const after = await volumeFile('certs', 'cert.pem');
+    expect(new X509Certificate(after).serialNumber).not.toBe(before);
+    for (const e of ['smtp', 'imaps'] as const) expect(await servedCertificate(e)).toBe(after);
+    const proxyLog = await logs('socket-proxy');
+    expect(proxyLog).toMatch(/POST \/containers\/[0-9a-f]+\/exec HTTP/);
+    expect(proxyLog).toMatch(/POST \/exec\/[0-9a-f]+\/start HTTP/);
+    // What the proxy refuses: creating containers, images, volumes, deleting.
+    const status = async (method: string, path: string) => (await fetch(`http://${PROXY}${path}`, { method })).status;
+    expect(await status('POST', '/containers/create')).toBe(403);
+    expect(await status('GET', '/images/json')).toBe(403);
+    expect(await status('DELETE', `/containers/${await id('postfix')}`)).toBe(403);
+    expect(await status('POST', `/containers/${await id('postfix')}/stop`)).toBe(403);
+    expect(await status('GET', '/containers/json')).toBe(200);
+  });
+
+  it('docker compose stop ends mailcerts cleanly within seconds; a restart reuses the account and issues nothing new', async () => {
+    const account = await volumeFile('state', 'accounts/127.0.0.1_24000/account.json');
+    const started = Date.now();
+    await compose('stop', 'mailcerts');
+    const took = Date.now() - started;
+    expect(took).toBeLessThan(5_000);
+    expect(await docker('inspect', '-f', '{{.State.ExitCode}}', await id('mailcerts'))).toBe('0');
+    expect(await logs('mailcerts')).toMatch(/"msg":"mailcerts stopped"/);
+
+    const cert = await volumeFile('certs', 'cert.pem');
+    await compose('start', 'mailcerts');
+    await until('the restarted pass', async () => (await logs('mailcerts')).split('"msg":"mailcerts started"').length > 2 && /"msg":"waiting for the next pass"[^]*$/.test((await logs('mailcerts')).split('"msg":"mailcerts started"').at(-1)!));
+    const second = (await logs('mailcerts')).split('"msg":"mailcerts started"').at(-1)!;
+    expect(second).toMatch(/"decision":"keep"/);
+    expect(second).not.toMatch(/"msg":"order created"/);
+    expect(await volumeFile('certs', 'cert.pem')).toBe(cert);
+    expect(await volumeFile('state', 'accounts/127.0.0.1_24000/account.json')).toBe(account);
+    await until('healthy again', async () => (await health()) === 'healthy');
+  });
+});
