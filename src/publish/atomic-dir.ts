@@ -47,14 +47,17 @@ export class AtomicDir {
     }
   }
 
-  /** The published files of the current version, read through one resolved version path. */
+  /**
+   * The published files of the current version, read through one resolved version path; before the
+   * first publish, plain files left at the stable names by another tool.
+   */
   async read(names: string[]): Promise<Map<string, Buffer> | undefined> {
     const version = await this.currentVersion();
-    if (!version) return undefined;
+    const from = version ? join(this.dir, version) : this.dir;
     const out = new Map<string, Buffer>();
     for (const name of names) {
       try {
-        out.set(name, await readFile(join(this.dir, version, name)));
+        out.set(name, await readFile(join(from, name)));
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw err;

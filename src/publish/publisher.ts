@@ -21,14 +21,18 @@ export interface Published {
   version: string;
 }
 
-/** The certificate as currently published, or undefined (none yet). Throws BundleError when the files are broken. */
+/**
+ * The certificate as currently published, or undefined (none yet). Only the pair is needed: files
+ * adopted from another tool may lack the rest, which the next pass fills in. Throws BundleError when
+ * the files are broken.
+ */
 export async function readPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
   const dir = publishDirs(config, spec)[0]!;
-  const version = await dir.currentVersion();
-  const files = version ? await dir.read(FILE_NAMES) : undefined;
-  if (!version || !files) return undefined;
+  const version = (await dir.currentVersion()) ?? '(plain files)';
+  const files = await dir.read(['fullchain.pem', 'privkey.pem']);
+  if (!files) return undefined;
   const bundle = parseBundle(files.get('fullchain.pem')!.toString(), files.get('privkey.pem')!.toString(), `the published certificate in ${dir.dir}`);
-  return { bundle, digest: digestOf(FILE_NAMES.map((name) => ({ name, data: files.get(name)! }))), version };
+  return { bundle, digest: digestOf(filesFor(config, bundle)), version };
 }
 
 export function filesFor(config: Config, bundle: Bundle): PublishFile[] {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { containerLogs, docker, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
+import { makeChain } from '../helpers/pki.js';
 
 const pebble = inject('pebble');
 const work = join(inject('workDir'), 'modes');
@@ -85,6 +86,26 @@ describe('several certificates from a config file', () => {
     const unknown = await runCli(['renew', 'nope'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toContain('no certificate named \\"nope\\"; known: mail, imap.example.net');
+  });
+});
+
+describe('migrating from acme.sh or certbot', () => {
+  it('adopts the plain files it finds, keeps that certificate until due, and renews with the same key (ACME_REUSE_KEY)', async () => {
+    const { env } = base('migrate');
+    const old = makeChain(['mail.example.test'], { days: 30 });
+    writeFileSync(join(env.CERTS_DIR!, 'fullchain.pem'), old.fullchain);
+    writeFileSync(join(env.CERTS_DIR!, 'privkey.pem'), old.key, { mode: 0o600 });
+    const migrate = { ...env, ACME_DOMAINS: 'mail.example.test', ACME_REUSE_KEY: 'true', DOCKER_RELOAD: 'false' };
+    const first = await runCli(['run', '--once'], migrate);
+    expect(first.code, first.stdout).toBe(0);
+    expect(logsWith(first, { step: 'plan', decision: 'keep' })).toHaveLength(1); // no order: the old certificate is fine
+    expect(logsWith(first, { step: 'order' })).toHaveLength(0);
+    expect(logsWith(first, { msg: 'restored a missing published copy' })).toHaveLength(1); // cert.pem, chain.pem, privkey-fullchain.pem added
+    expect(readFileSync(join(env.CERTS_DIR!, 'privkey-fullchain.pem'), 'utf8')).toBe(old.key + old.fullchain);
+    const renewed = await runCli(['renew', '--force'], migrate);
+    expect(renewed.code, renewed.stdout).toBe(0);
+    expect(readFileSync(join(env.CERTS_DIR!, 'privkey.pem'), 'utf8')).toBe(old.key);
+    expect(readFileSync(join(env.CERTS_DIR!, 'fullchain.pem'), 'utf8')).not.toBe(old.fullchain);
   });
 });
 
