@@ -89,6 +89,28 @@ afterAll(async () => {
   await compose('down', '-v', '--remove-orphans').catch(() => undefined);
 });
 
+describe('the image built from the local Node 24 base', () => {
+  it('runs as mailcerts, checks /healthz, starts "run", holds a bundle and no node_modules, and adds little to its base', async () => {
+    const image = inject('mailcertsImage');
+    const config = JSON.parse(await docker('image', 'inspect', '-f', '{{json .Config}}', image));
+    expect(config.User).toBe('mailcerts');
+    expect(config.Entrypoint).toEqual(['node', '/app/mailcerts.mjs']);
+    expect(config.Cmd).toEqual(['run']);
+    expect(config.Healthcheck.Test.join(' ')).toContain('/healthz');
+    const { stdout } = await run('docker', ['run', '--rm', '--network', 'none', '--entrypoint', 'sh', image, '-c', 'node --version; id -u; ls /app | wc -l; test -e /app/node_modules && echo has-node-modules || echo no-node-modules']);
+    const [nodeVersion, uid, files, modules] = stdout.trim().split('\n');
+    expect(nodeVersion).toMatch(/^v24\./);
+    expect(uid).toBe('10001');
+    expect(Number(files)).toBeGreaterThan(5);
+    expect(modules).toBe('no-node-modules');
+    const size = async (name: string) => Number(await docker('image', 'inspect', '-f', '{{.Size}}', name));
+    const base = process.env.MAILCERTS_BASE_IMAGE ?? 'mailcerts-node24-base:local'; // made by scripts/image.sh
+    const added = (await size(image)) - (await size(base));
+    expect(added).toBeLessThan(10_000_000);
+    console.log(`image: ${image} adds ${(added / 1e6).toFixed(1)} MB to ${base}`);
+  });
+});
+
 describe('compose.example.yml with Docker Compose v2', () => {
   it('issues and publishes; the container becomes healthy; Postfix and Dovecot start after it and serve the certificate', async () => {
     await until('mailcerts healthy', async () => (await health()) === 'healthy');
