@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for the demo and the tests; safe to run again.
 # SETUP_DOCKER=optional: carry on without Docker if it cannot be installed or started (the demo).
+# SETUP_IMAGE=no: skip building the mailcerts image (the demo runs from the checkout).
 #   - Debian packages: docker.io, pebble (+ pebble-challtestsrv), debootstrap, openssl
 #   - Node 24 into .tools/ (the machine may have an older Node)
 #   - npm dependencies, the build, a running dockerd (loopback only), the Postfix+Dovecot test image
@@ -47,5 +48,5 @@ if ! docker info >/dev/null 2>&1; then
 fi
 bash scripts/trixie-tools.sh
 bash scripts/mail-image.sh || docker_fail "the mail image could not be built"
-bash scripts/image.sh || docker_fail "the mailcerts image could not be built"
+if [ "${SETUP_IMAGE:-yes}" = yes ]; then bash scripts/image.sh || docker_fail "the mailcerts image could not be built"; fi
 log "ready"
