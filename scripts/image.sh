@@ -31,7 +31,7 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   echo "image: imported $BASE ($(node --version) on Debian bookworm)"
 fi
 # A registry behind a TLS-intercepting proxy: give the build stage the CAs this host trusts for npm.
-for cafile in "$(npm config get cafile 2>/dev/null || true)" "${NODE_EXTRA_CA_CERTS:-}" "${SSL_CERT_FILE:-}"; do
+for cafile in "$(npm config get cafile 2>/dev/null || true)" "${NODE_EXTRA_CA_CERTS:-}" "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt; do
   if [ -n "$cafile" ] && [ "$cafile" != null ] && [ -s "$cafile" ]; then cp "$cafile" docker/build-ca/ca.crt; break; fi
 done
 trap 'rm -f docker/build-ca/ca.crt; rm -rf "${work:-/nonexistent}"' EXIT
