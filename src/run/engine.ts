@@ -375,10 +375,19 @@ export class Engine {
     return results;
   }
 
+  /** What the containers should serve: every published certificate in configuration order, even in a pass over one. */
+  private async servedCerts(work: Working[]): Promise<ServedCert[]> {
+    const served: ServedCert[] = [];
+    for (const spec of this.config.certificates) {
+      const w = work.find((x) => x.spec.name === spec.name);
+      const published = w ? w.published : await readPublished(this.config, spec).catch(() => undefined);
+      if (published) served.push({ name: spec.name, servername: spec.domains[0]!.replace(/^\*\./, ''), leaf: published.bundle.leaf });
+    }
+    return served;
+  }
+
   private async reloadAndVerify(work: Working[]): Promise<DeployResult[]> {
-    const served: ServedCert[] = work
-      .filter((w) => w.published)
-      .map((w) => ({ name: w.spec.name, servername: w.spec.domains[0]!.replace(/^\*\./, ''), leaf: w.published!.bundle.leaf }));
+    const served = await this.servedCerts(work);
     try {
       const [{ connectDocker, pingDocker }, { deployAll }] = await Promise.all([import('../deploy/docker.js'), import('../deploy/deployer.js')]);
       const docker = connectDocker();
