@@ -1,7 +1,7 @@
 // Starts a real ACME CA on loopback: Debian's pebble with pebble-challtestsrv as its DNS server
 // (every name resolves to 127.0.0.1 / ::1). Used by the tests and by `npm run demo`.
 import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { get } from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -88,7 +88,7 @@ export async function startPebble(opts) {
     await Promise.all(procs.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
     log.end();
   };
-  const caPem = (await import('node:fs')).readFileSync(join(dir, 'ca.pem'));
+  const caPem = readFileSync(join(dir, 'ca.pem'));
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   for (let i = 0; ; i++) {
     const exited = procs.find((p) => p.exitCode !== null);

@@ -17,6 +17,8 @@ export interface ServedCert {
 }
 
 export interface DeployResult extends ReloadResult {
+  /** The reload itself went through (validation passed, the command or signal succeeded). */
+  reloaded?: boolean;
   /** The TLS handshake or dialogue fails with the published certificate: a reason to roll back. */
   broken?: boolean;
   /** Its endpoints were checked and serve the published certificate. */
@@ -82,6 +84,7 @@ export async function deployAll(docker: Docker, certs: ServedCert[], log: Logger
     if (r.ok) {
       log.info({ step: 'reload', container: r.container }, 'container reloaded');
       r = await verifyTarget(docker, t, certs, log).catch((err: unknown) => ({ container: t.name, ok: false, error: `verification failed: ${errorMessage(err)}` }));
+      r.reloaded = true;
     }
     if (!r.ok) log.error({ step: r.broken ? 'verify' : 'reload', container: r.container, error: r.error }, r.broken ? 'TLS broken with the published certificate' : 'container not deployed');
     results.push(r);

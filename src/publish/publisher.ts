@@ -18,7 +18,6 @@ export function publishDirs(config: Config, spec: CertificateSpec): AtomicDir[] 
 export interface Published {
   bundle: Bundle;
   digest: string;
-  version: string;
 }
 
 /**
@@ -28,11 +27,10 @@ export interface Published {
  */
 export async function readPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
   const dir = publishDirs(config, spec)[0]!;
-  const version = (await dir.currentVersion()) ?? '(plain files)';
   const files = await dir.read(['fullchain.pem', 'privkey.pem']);
   if (!files) return undefined;
   const bundle = parseBundle(files.get('fullchain.pem')!.toString(), files.get('privkey.pem')!.toString(), `the published certificate in ${dir.dir}`);
-  return { bundle, digest: digestOf(filesFor(config, bundle)), version };
+  return { bundle, digest: digestOf(filesFor(config, bundle)) };
 }
 
 export function filesFor(config: Config, bundle: Bundle): PublishFile[] {
@@ -43,12 +41,12 @@ export function filesFor(config: Config, bundle: Bundle): PublishFile[] {
   );
 }
 
-/** Publishes a checked bundle into every directory of the certificate; reports whether anything changed. */
-export async function publishBundle(config: Config, spec: CertificateSpec, bundle: Bundle): Promise<{ changed: boolean; digest: string }> {
+/** Publishes a checked bundle into every directory of the certificate; returns it as now published. */
+export async function publishBundle(config: Config, spec: CertificateSpec, bundle: Bundle): Promise<Published & { changed: boolean }> {
   const files = filesFor(config, bundle);
   let changed = false;
   for (const dir of publishDirs(config, spec)) changed = (await dir.publish(files)).changed || changed;
-  return { changed, digest: digestOf(files) };
+  return { changed, bundle, digest: digestOf(files) };
 }
 
 /** Restores the version live before the current one, in every directory of the certificate. */

@@ -282,10 +282,10 @@ export class Engine {
       log.warn({ step: 'plan', notAfter: bundle.notAfter.toISOString() }, `supplied certificate expires in ${Math.max(0, Math.floor((bundle.notAfter.getTime() - Date.now()) / 86_400_000))} days; nothing renews it: replace the files in ${dir}`);
     }
     if (w.published?.digest === digest) return w;
-    const { changed } = await publishBundle(this.config, spec, bundle);
+    const { changed, ...published } = await publishBundle(this.config, spec, bundle);
     log.info({ step: 'publish', changed, serial: bundle.serial, source: dir }, 'published the supplied certificate');
     Object.assign(w.outcome, { decision: 'publish', published: changed, ok: true, error: undefined });
-    w.published = await readPublished(this.config, spec);
+    w.published = published;
     Object.assign(w.state, { lastError: undefined, failures: 0, failedStep: undefined, rejectedDigest: undefined, lastSuccessAt: new Date().toISOString() });
     await writeCertState(this.config.stateDir, spec.name, w.state);
     return w;
@@ -314,10 +314,10 @@ export class Engine {
     checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);
     log.info({ step: 'validate', serial: bundle.serial, notAfter: bundle.notAfter.toISOString() }, 'new certificate checked');
     // From here on, no cancellation: a publish always completes.
-    const { changed } = await publishBundle(this.config, spec, bundle);
+    const { changed, ...published } = await publishBundle(this.config, spec, bundle);
     w.outcome.published = changed;
     log.info({ step: 'publish', changed, serial: bundle.serial }, changed ? 'published' : 'identical files already published');
-    w.published = await readPublished(this.config, spec);
+    w.published = published;
     this.clearFailure(w);
     w.state.lastSuccessAt = new Date().toISOString();
     w.state.profile = profile;

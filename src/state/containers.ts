@@ -16,13 +16,13 @@ export async function readContainers(stateDir: string): Promise<Record<string, C
   return (await readJson<Record<string, ContainerRecord>>(path(stateDir))) ?? {};
 }
 
-export async function recordContainers(stateDir: string, results: { container: string; ok: boolean; error?: string; verified?: boolean; broken?: boolean }[]): Promise<void> {
+export async function recordContainers(stateDir: string, results: { container: string; ok: boolean; error?: string; verified?: boolean; reloaded?: boolean }[]): Promise<void> {
   if (results.length === 0) return;
   const all = await readContainers(stateDir);
   const at = new Date().toISOString();
   for (const r of results) {
-    const validationFailed = r.error?.startsWith('validation failed') || r.error?.startsWith('reload failed') || r.error?.startsWith('label ');
-    all[r.container] = { at, reloaded: r.ok || !validationFailed, serves: r.ok ? (r.verified ? true : null) : validationFailed ? null : false, error: r.error };
+    const reloaded = r.reloaded === true;
+    all[r.container] = { at, reloaded, serves: !reloaded ? null : r.ok ? (r.verified ? true : null) : false, error: r.error };
   }
   await writeJson(path(stateDir), all);
 }
