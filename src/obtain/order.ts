@@ -80,7 +80,9 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   try {
     order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder));
   } catch (err) {
-    if (!ctx.replaces || !(err instanceof AcmeError) || !(err.problem.status === 409 || /alreadyReplaced|malformed|conflict/i.test(err.problem.type ?? ''))) throw err;
+    // Whatever the CA objected to with "replaces" (alreadyReplaced, a conflict, even a run of badNonce
+    // seen from Pebble 2.6), the order without it is the documented fallback; a rate limit is not.
+    if (!ctx.replaces || !(err instanceof AcmeError) || !err.problem.type || /rateLimited/.test(err.problem.type)) throw err;
     log.warn({ step: 'order', replaces: ctx.replaces, error: err.message }, 'the CA refused "replaces"; ordering without it');
     order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra } as NewOrder));
   }
