@@ -29,7 +29,7 @@ try {
   if (withDocker) {
     await removeContainers('mailcerts.demo=1');
     await seedSelfSigned(join(DEMO, 'certs'));
-    const stack = await startMailStack(join(DEMO, 'certs'), { prefix: 'mailcerts-demo', marker: 'mailcerts.demo=1' });
+    const stack = await startMailStack(join(DEMO, 'certs'), { prefix: 'mailcerts-demo', marker: 'mailcerts.demo=1', project: 'mailcerts-demo' });
     say(`Postfix (${stack.postfix}) and Dovecot (${stack.dovecot}) run with a self-signed certificate`);
   } else {
     say('no Docker here: publishing only (DOCKER_RELOAD=false)');
@@ -44,6 +44,7 @@ try {
     CERTS_DIR: join(DEMO, 'certs'),
     STATE_DIR: join(DEMO, 'state'),
     DOCKER_RELOAD: withDocker ? 'true' : 'false',
+    DOCKER_SCOPE: 'mailcerts-demo', // the demo's containers, as a compose project would label them
   };
   say('running: mailcerts run --once');
   const run = spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'run', '--once'], { env, stdio: 'inherit' });

@@ -3,10 +3,15 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
-import { collectStatus, formatStatusTable } from './report/status.js';
+import { AcmeIssuer } from './obtain/issuer.js';
+import { collectStatus, formatStatusTable, health } from './report/status.js';
+import { defaultComponents } from './run/components.js';
 import { runDaemon } from './run/daemon.js';
 import { Engine, type PassResult } from './run/engine.js';
+import { certsDirProblem } from './run/preflight.js';
+import { runsInContainer } from './util/container.js';
 import { errorMessage, UserError } from './util/errors.js';
+import { redact, registerSecrets } from './util/redact.js';
 
 const USAGE = `Usage: mailcerts <command> [options]
 
@@ -21,6 +26,9 @@ Exit codes: 0 ok, 1 a certificate failed, 2 usage error, 78 configuration error.
 
 const EXIT = { ok: 0, failed: 1, usage: 2, config: 78 } as const;
 
+/** What people read on stdout: secrets never reach it either. */
+const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
+
 function summarize(result: PassResult, log: Logger): number {
   for (const c of result.certs) {
     log.info({ step: 'report', cert: c.name, ok: c.ok, decision: c.decision, issued: c.issued, published: c.published, error: c.error }, c.ok ? 'certificate ok' : 'certificate failed');
@@ -28,8 +36,18 @@ function summarize(result: PassResult, log: Logger): number {
   return result.ok ? EXIT.ok : EXIT.failed;
 }
 
+/** Before anything is ordered: a publish that cannot succeed is a configuration problem (exit 78). */
+async function refuseUnpublishable(config: Config): Promise<number | undefined> {
+  const problem = await certsDirProblem(config);
+  if (!problem) return undefined;
+  process.stderr.write(`mailcerts: ${redact(problem)}\nNothing was ordered or published.\n`);
+  return EXIT.config;
+}
+
 async function commandRun(config: Config, log: Logger, once: boolean): Promise<number> {
-  const engine = new Engine(config, log);
+  const refused = await refuseUnpublishable(config);
+  if (refused !== undefined) return refused;
+  const engine = new Engine(config, log, defaultComponents(config, log));
   const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     if (stop.signal.aborted) return;
@@ -45,12 +63,17 @@ async function commandRun(config: Config, log: Logger, once: boolean): Promise<n
 
 async function commandCheck(config: Config, log: Logger): Promise<number> {
   let ok = true;
-  const out = (line: string) => process.stdout.write(`${line}\n`);
   out('configuration: ok');
   for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${c.challenge})`);
   out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
+  const publishProblem = await certsDirProblem(config);
+  if (publishProblem) {
+    ok = false;
+    out(`CERTS_DIR: FAILED: ${publishProblem}`);
+  } else {
+    out(`CERTS_DIR: ok (mailcerts can write, chmod${config.files.owner !== undefined || config.files.group !== undefined ? ' and chown' : ''} the key files)`);
+  }
   const { configureAcmeHttp, getDirectory } = await import('./obtain/acme-http.js');
-  const { connectDocker, describeAction, discoverTargets, pingDocker, RELOAD_LABEL } = await import('./deploy/docker.js');
   configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 1, retryAfterCapMs: 5_000 });
   try {
     const dir = await getDirectory(config.acme.directoryUrl);
@@ -60,38 +83,52 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
     ok = false;
     out(`CA directory: FAILED: ${errorMessage(err)}`);
   }
-  const engine = new Engine(config, log);
-  for (const spec of config.certificates.filter((c) => c.challenge === 'dns-01')) {
+  const issuer = new AcmeIssuer(config, log);
+  for (const spec of config.certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01')) {
     try {
-      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await (await engine.solverFor(spec)).preflight!(spec.domains)})`);
+      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await issuer.preflight(spec)})`);
     } catch (err) {
       ok = false;
       out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: FAILED: ${errorMessage(err)}`);
     }
   }
-  if (!config.dockerReload) {
+  if (!config.docker.reload) {
     out('Docker: reloading is off (DOCKER_RELOAD=false)');
   } else {
-    try {
-      const docker = connectDocker();
-      await pingDocker(docker);
-      const targets = await discoverTargets(docker);
-      out(`Docker API: ok; ${targets.length} running container(s) carry ${RELOAD_LABEL}`);
-      for (const t of targets) {
-        if ('error' in t.action) {
-          ok = false;
-          out(`  ${t.name}: INVALID LABEL ${RELOAD_LABEL}=${t.label}: ${t.action.error}`);
-        } else {
-          out(`  ${t.name}: ${describeAction(t.action)}`);
-        }
-      }
-    } catch (err) {
-      ok = false;
-      out(`Docker API: FAILED: ${errorMessage(err)}`);
-    }
+    ok = (await checkDocker(config)) && ok;
   }
   log.debug({ step: 'check', ok }, 'check done');
   return ok ? EXIT.ok : EXIT.failed;
+}
+
+/** The Docker side of `check`: reachable, which project is in scope, what would be reloaded and how. */
+async function checkDocker(config: Config): Promise<boolean> {
+  const [{ connectDocker, pingDocker }, { resolveScope, discoverTargets }, { describeAction, RELOAD_LABEL }] = await Promise.all([
+    import('./deploy/docker.js'),
+    import('./deploy/scope.js'),
+    import('./deploy/targets.js'),
+  ]);
+  let ok = true;
+  try {
+    const docker = connectDocker();
+    await pingDocker(docker);
+    const scope = await resolveScope(docker, config.docker.scope, runsInContainer());
+    const targets = await discoverTargets(docker, scope);
+    const where = scope.project === '*' ? 'on this host (DOCKER_SCOPE=*: every compose project is trusted)' : `in the compose project ${scope.project}`;
+    out(`Docker API: ok; ${targets.length} running container(s) ${where} carry ${RELOAD_LABEL}`);
+    for (const t of targets) {
+      if ('error' in t.action) {
+        ok = false;
+        out(`  ${t.name}: INVALID LABEL ${RELOAD_LABEL}=${t.label}: ${t.action.error}`);
+      } else {
+        out(`  ${t.name}: ${describeAction(t.action)}`);
+      }
+    }
+  } catch (err) {
+    ok = false;
+    out(`Docker API: FAILED: ${errorMessage(err)}`);
+  }
+  return ok;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -100,19 +137,19 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command ? EXIT.ok : EXIT.usage;
   }
-  const spec = {
+  const options = {
     run: { once: { type: 'boolean' } },
     renew: { force: { type: 'boolean' } },
     status: { json: { type: 'boolean' } },
     check: {},
   } as const;
-  if (!(command in spec)) {
+  if (!(command in options)) {
     process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
     return EXIT.usage;
   }
   let args;
   try {
-    args = parseArgs({ args: rest, options: spec[command as keyof typeof spec], allowPositionals: command === 'renew', strict: true });
+    args = parseArgs({ args: rest, options: options[command as keyof typeof options], allowPositionals: command === 'renew', strict: true });
   } catch (err) {
     process.stderr.write(`mailcerts ${command}: ${errorMessage(err)}\n\n${USAGE}\n`);
     return EXIT.usage;
@@ -127,23 +164,26 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // One redaction for logs, state and status, from here on.
+  registerSecrets([config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
   const toStderr = command === 'status' || command === 'check';
-  const secrets = [config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey].filter((s): s is string => !!s);
-  const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined, secrets);
+  const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined);
   const values = args.values as Record<string, boolean | undefined>;
   try {
     switch (command) {
       case 'run':
         return await commandRun(config, log, values.once ?? false);
       case 'renew': {
+        const refused = await refuseUnpublishable(config);
+        if (refused !== undefined) return refused;
         const only = args.positionals[0];
-        return summarize(await new Engine(config, log).pass({ force: values.force ?? false, only }), log);
+        return summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only }), log);
       }
       case 'status': {
         const rows = await collectStatus(config);
-        process.stdout.write(values.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatusTable(rows)}\n`);
-        return rows.every((r) => !r.lastError && r.daysLeft !== undefined && r.daysLeft >= 0) ? EXIT.ok : EXIT.failed;
+        out(values.json ? JSON.stringify(rows, null, 2) : formatStatusTable(rows));
+        return health(rows).ok && rows.every((r) => !r.lastError) ? EXIT.ok : EXIT.failed;
       }
       case 'check':
         return await commandCheck(config, log);
@@ -162,7 +202,7 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 3_000).unref();
   },
   (err: unknown) => {
-    process.stderr.write(`mailcerts: ${errorMessage(err)}\n`);
+    process.stderr.write(`mailcerts: ${redact(errorMessage(err))}\n`);
     process.exitCode = EXIT.failed;
   },
 );

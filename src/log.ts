@@ -1,4 +1,5 @@
 import { pino, type Logger, type DestinationStream } from 'pino';
+import { redact } from './util/redact.js';
 
 export type { Logger };
 
@@ -10,13 +11,12 @@ const REDACT = [
 ];
 
 /** JSON lines, one per step. Call sites bind `cert`, `domain` and `container` where they apply. */
-export function createLogger(level: string, destination?: DestinationStream, secrets: string[] = []): Logger {
-  const known = secrets.filter((s) => s.length >= 8);
+export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
     {
       level,
-      // Last line of defence: a secret value never leaves the process, whatever field or message carries it.
-      ...(known.length ? { hooks: { streamWrite: (line: string) => known.reduce((text, s) => text.split(s).join('[redacted]'), line) } } : {}),
+      // Last line of defence: a registered secret never leaves the process, whatever field or message carries it.
+      hooks: { streamWrite: redact },
       base: { app: 'mailcerts' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

@@ -26,12 +26,15 @@ export interface ContainerOptions {
   /** Container name prefix and marker label (defaults: mailcerts-test, mailcerts.test=1). */
   prefix?: string;
   marker?: string;
+  /** The com.docker.compose.project label (default TEST_PROJECT). */
+  project?: string;
 }
+export const TEST_PROJECT: string;
 export function docker(...args: string[]): Promise<string>;
 export function removeContainers(marker?: string): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
-export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; postfixLabels?: Record<string, string>; mainCf?: string }): Promise<{ postfix: string; dovecot: string }>;
+export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; postfixLabels?: Record<string, string>; mainCf?: string }): Promise<{ postfix: string; dovecot: string }>;
 export function servedCertificate(endpoint: Endpoint, servername?: string): Promise<string>;
 export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
 export function containerLogs(name: string): Promise<string>;

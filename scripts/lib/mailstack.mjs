@@ -40,9 +40,13 @@ export async function removeContainers(marker = 'mailcerts.test=1') {
   if (ids.length) await docker('rm', '-f', ...ids);
 }
 
+/** The compose project the tests' containers belong to, as if started by docker compose (DOCKER_SCOPE). */
+export const TEST_PROJECT = 'mailcerts-test';
+
 export async function startContainer(o) {
   const name = `${o.prefix ?? 'mailcerts-test'}-${o.name}`;
-  const args = ['run', '-d', '--name', name, '--label', o.marker ?? 'mailcerts.test=1', '--network', o.network ?? 'host', '--hostname', 'mail', '-v', `${o.certsDir}:/etc/ssl/mail:ro`];
+  const project = o.project ?? TEST_PROJECT;
+  const args = ['run', '-d', '--name', name, '--label', o.marker ?? 'mailcerts.test=1', '--label', `com.docker.compose.project=${project}`, '--network', o.network ?? 'host', '--hostname', 'mail', '-v', `${o.certsDir}:/etc/ssl/mail:ro`];
   if (o.reload) args.push('--label', `mailcerts.reload=${o.reload}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
   if (o.role === 'postfix') {

@@ -1,7 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type * as z from 'zod';
+import { reservedNameProblem } from '../publish/layout.js';
+import { runsInContainer } from '../util/container.js';
+import { redactWith } from '../util/redact.js';
 import {
   type CertificateSpec,
   type Config,
@@ -28,15 +31,22 @@ function pathOf(issue: z.core.$ZodIssue): string {
   return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
 }
 
-function describe(prefix: string, issue: z.core.$ZodIssue): string {
+function describe(prefix: string, issue: z.core.$ZodIssue, files?: Map<string, string>): string {
   const path = pathOf(issue);
   // An issue on a list element: "ACME_DOMAINS[1]" reads worse than "ACME_DOMAINS".
   const where = prefix ? `${prefix}${path ? ` ${path}` : ''}` : path.replace(/\[\d+\]$/, '');
+  const key = String(issue.path[0] ?? '');
+  const file = files?.get(key);
+  // A value read from a file is never echoed: the path may point at a file that holds a secret.
+  if (file !== undefined) return `${key}_FILE (${file}): the file's content is not a valid ${key}: ${issue.message.replace(/"[^"]*"/g, 'the value')}`;
   return `${where}: ${issue.message}`;
 }
 
+/** Config files beyond this size are refused before they are parsed. */
+const MAX_CONFIG_BYTES = 1_048_576;
+
 /** Reads NAME or NAME_FILE (Docker secrets) for every known variable; empty means unset. */
-function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Record<string, string> {
+function readEnv(env: NodeJS.ProcessEnv, problems: string[], files: Map<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of ENV_KEYS) {
     const direct = env[key];
@@ -47,7 +57,9 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[]): Record<string, str
     }
     if (file) {
       try {
+        if (statSync(file).size > 65_536) throw Object.assign(new Error('too large'), { code: 'larger than 64 KiB' });
         out[key] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+        files.set(key, file);
       } catch (err) {
         problems.push(`${key}_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); mount the secret file there or fix the path`);
       }
@@ -62,6 +74,10 @@ function readConfigFile(path: string, problems: string[]): ConfigFile | undefine
   const where = `MAILCERTS_CONFIG (${path})`;
   let text: string;
   try {
+    if (statSync(path).size > MAX_CONFIG_BYTES) {
+      problems.push(`${where}: the file is larger than 1 MiB; a list of certificates is far smaller`);
+      return undefined;
+    }
     text = readFileSync(path, 'utf8');
   } catch (err) {
     problems.push(`${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path and the volume`);
@@ -81,7 +97,12 @@ function readConfigFile(path: string, problems: string[]): ConfigFile | undefine
       for (const e of doc.errors) problems.push(`${where}: not valid YAML: ${e.message.split('\n')[0]}`);
       return undefined;
     }
-    data = doc.toJS();
+    try {
+      data = doc.toJS({ maxAliasCount: 50 }); // an alias bomb stops here, not in memory
+    } catch (err) {
+      problems.push(`${where}: the YAML cannot be read: ${(err as Error).message.split('\n')[0]}; write the certificates out without nested aliases`);
+      return undefined;
+    }
   }
   const parsed = FileSchema.safeParse(data);
   if (!parsed.success) {
@@ -91,12 +112,18 @@ function readConfigFile(path: string, problems: string[]): ConfigFile | undefine
   return parsed.data;
 }
 
+export interface LoadOptions {
+  /** Whether mailcerts runs in a container (then it can find its own compose project). */
+  inContainer?: boolean;
+}
+
 /** Builds the configuration from the environment (and MAILCERTS_CONFIG); throws ConfigError listing every problem. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Config {
   const problems: string[] = [];
-  const raw = readEnv(env, problems);
+  const files = new Map<string, string>();
+  const raw = readEnv(env, problems, files);
   const parsed = EnvSchema.safeParse(raw);
-  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue));
+  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue, files));
   const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems) : undefined;
 
   if (!!raw.ACME_EAB_KID !== !!raw.ACME_EAB_HMAC_KEY) {
@@ -112,8 +139,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } else if (!raw.MAILCERTS_CONFIG && !raw.ACME_DOMAINS) {
     problems.push('ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)');
   }
-  const secrets = SECRET_KEYS.map((k) => raw[k]).filter((v): v is string => !!v);
-  const scrub = (list: string[]) => list.map((p) => secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), p));
+  const secrets = SECRET_KEYS.map((k) => raw[k]).filter((v): v is string => !!v && v.length >= 8);
+  const scrub = (list: string[]) => list.map((p) => redactWith(secrets, p));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
   const e = parsed.data;
 
@@ -145,6 +172,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
     if (seen.has(c.name)) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`);
     seen.add(c.name);
+    const reserved = several ? reservedNameProblem(c.name) : undefined;
+    if (reserved) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: ${reserved}`);
     if (c.source === 'custom') {
       if (!custom) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`);
     } else if (c.challenge === 'dns-01') {
@@ -156,6 +185,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       problems.push(`${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`);
     }
   });
+  const inContainer = opts.inContainer ?? runsInContainer();
+  if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
+    problems.push('DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack\'s project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false');
+  }
   if (problems.length > 0) throw new ConfigError(scrub(problems));
 
   return {
@@ -182,9 +215,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     stateDir: e.STATE_DIR,
     files: { keyMode: e.KEY_FILE_MODE, certMode: 0o644, owner: e.KEY_FILE_OWNER, group: e.KEY_FILE_GROUP },
     renewCheckIntervalMs: e.RENEW_CHECK_INTERVAL,
-    // Inside a container the endpoint must be reachable from outside it (HEALTHCHECK, Prometheus).
-    statusAddress: e.STATUS_ADDRESS === 'off' ? undefined : (e.STATUS_ADDRESS ?? (existsSync('/.dockerenv') ? '0.0.0.0:9090' : '127.0.0.1:9090')),
-    dockerReload: e.DOCKER_RELOAD,
+    // Loopback by default, in the image too: the HEALTHCHECK runs inside the container. Exposing it is a choice.
+    statusAddress: e.STATUS_ADDRESS === 'off' ? undefined : (e.STATUS_ADDRESS ?? { host: '127.0.0.1', port: 9090 }),
+    docker: {
+      reload: e.DOCKER_RELOAD,
+      scope: e.DOCKER_SCOPE,
+      verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
+    },
     logLevel: e.LOG_LEVEL,
   };
 }

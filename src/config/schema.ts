@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import * as z from 'zod';
-import { parseDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -30,9 +30,11 @@ export function dnsNameProblem(name: string): string | undefined {
   if (/[^\x00-\x7f]/.test(name)) return 'contains non-ASCII characters: use the punycode (xn--) form';
   if (bare.includes('*')) return 'a wildcard is only allowed as the whole first label, as in *.example.com';
   if (bare.length > 253) return 'is longer than 253 characters';
+  if (isIP(bare)) return 'is an IP address; certificates here are for DNS names only';
   const labels = bare.split('.');
   if (!labels.every((l) => LABEL.test(l))) return 'is not a valid DNS name (letters, digits and hyphens between dots)';
   if (labels.length < 2) return 'needs at least two labels, as in mail.example.com';
+  if (/^\d+$/.test(labels.at(-1)!)) return 'ends in an all-numeric label, which no top-level domain is';
   return undefined;
 }
 
@@ -61,11 +63,12 @@ const certName = z
 const keyType = z.enum(KEY_TYPES, { error: () => `use one of ${KEY_TYPES.join(', ')}` });
 const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
 
-const duration = (min: number, example: string) =>
+const duration = (min: number, max: number, example: string) =>
   z.string().transform((s, ctx) => {
     const ms = parseDuration(s);
-    if (ms === undefined || ms < min) {
-      ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not a duration of at least ${min / 1000}s; write it like ${example}` });
+    if (ms === undefined || ms < min || ms > max) {
+      const shown = s.length > 40 ? `${s.slice(0, 40)}…` : s;
+      ctx.issues.push({ code: 'custom', input: s, message: `"${shown}" is not a duration between ${formatDuration(min)} and ${formatDuration(max)}; write it like ${example}` });
       return z.NEVER;
     }
     return ms;
@@ -96,14 +99,48 @@ const port = z
 const bool = z.stringbool({ error: () => 'use true or false' });
 const dnsProvider = z.enum(DNS_PROVIDERS, { error: () => `use ${DNS_PROVIDERS.join(', ')} (the only DNS provider so far)` });
 
+/** "host:port", "[v6]:port", or a bare host with the default port; undefined when malformed. */
+export function splitHostPort(s: string, defaultPort?: number): { host: string; port: number } | undefined {
+  const m = s.match(/^\[([^\]]+)\]:(\d{1,5})$/) ?? s.match(/^([^:]+):(\d{1,5})$/) ?? (defaultPort !== undefined ? [s, s.replace(/^\[|\]$/g, ''), String(defaultPort)] : null);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (!(port >= 1 && port <= 65535)) return undefined;
+  return { host: m[1]!, port };
+}
+
 /** "1.1.1.1", "1.1.1.1:53", "[2606:4700::1111]:53" or "::1". */
 function resolverProblem(s: string): string | undefined {
-  const m = s.match(/^\[([^\]]+)\]:(\d+)$/) ?? s.match(/^([^:]+):(\d+)$/) ?? [s, s, '53'];
-  const [, host, port] = m;
-  if (isIP(host ?? '') === 0) return `"${s}" is not an IP address (with an optional :port); name servers are given by address`;
-  if (!(Number(port) >= 1 && Number(port) <= 65535)) return `"${s}" has a bad port`;
+  const hp = splitHostPort(s, 53);
+  if (!hp) return `"${s}" has a bad port`;
+  if (isIP(hp.host) === 0) return `"${s}" is not an IP address (with an optional :port); name servers are given by address`;
   return undefined;
 }
+
+const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/** STATUS_ADDRESS: host:port, parsed once here. */
+const listenAddress = z.string().transform((s, ctx) => {
+  if (s === 'off') return 'off' as const;
+  const hp = splitHostPort(s);
+  if (!hp || (isIP(hp.host) === 0 && hp.host !== 'localhost')) {
+    ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not host:port with a port from 1 to 65535; use 127.0.0.1:9090, 0.0.0.0:9090 to expose it, or off` });
+    return z.NEVER;
+  }
+  return hp;
+});
+
+/** Cloudflare's API, or a local stand-in: plain http only on loopback, where the token cannot be sniffed. */
+const apiBaseUrl = z.string().transform((s, ctx) => {
+  let url: URL | undefined;
+  try { url = new URL(s); } catch { /* reported below */ }
+  if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname)))) {
+    ctx.issues.push({ code: 'custom', input: s, message: 'use an https:// URL such as https://api.cloudflare.com/client/v4 (plain http only for a loopback address: the token would travel in clear)' });
+    return z.NEVER;
+  }
+  return url.href.replace(/\/$/, '');
+});
+
+const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 
 /** The environment, one field per variable. Empty values count as unset (compose writes FOO= as ""). */
 export const EnvSchema = z
@@ -129,15 +166,15 @@ export const EnvSchema = z
     ACME_DNS_PROVIDER: dnsProvider.default('cloudflare'),
     CLOUDFLARE_API_TOKEN: z.string().regex(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens').optional(),
     CLOUDFLARE_ZONE_ID: z.string().regex(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page').optional(),
-    CLOUDFLARE_API_BASE_URL: z.url({ protocol: /^https?$/, error: () => 'use an http(s) URL such as https://api.cloudflare.com/client/v4' }).optional(),
+    CLOUDFLARE_API_BASE_URL: apiBaseUrl.optional(),
     DNS01_RESOLVERS: csv.check((ctx) => {
       for (const r of ctx.value) {
         const problem = resolverProblem(r);
         if (problem) ctx.issues.push({ code: 'custom', input: r, message: problem, continue: true });
       }
     }).optional(),
-    DNS01_PROPAGATION_TIMEOUT: duration(5_000, '180s').default(180_000),
-    ACME_TIMEOUT: duration(1000, '30s').default(30_000),
+    DNS01_PROPAGATION_TIMEOUT: duration(5_000, 3_600_000, '180s').default(180_000),
+    ACME_TIMEOUT: duration(1_000, 600_000, '30s').default(30_000),
     ACME_PROFILE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived').optional(),
     ACME_PREFERRED_CHAIN: z.string().min(1).optional(),
     ACME_REUSE_KEY: bool.default(false),
@@ -152,11 +189,19 @@ export const EnvSchema = z
     KEY_FILE_MODE: fileMode.default(0o600),
     KEY_FILE_OWNER: numericId('user').optional(),
     KEY_FILE_GROUP: numericId('group').optional(),
-    RENEW_CHECK_INTERVAL: duration(10_000, '12h').default(43_200_000),
+    RENEW_CHECK_INTERVAL: duration(10_000, 7 * 86_400_000, '12h').default(43_200_000),
     DOCKER_RELOAD: bool.default(true),
+    DOCKER_SCOPE: z.string().refine((s) => s === '*' || COMPOSE_PROJECT.test(s), 'use the compose project name of the mail stack (docker compose ls), or * for every labelled container on the host').optional(),
+    VERIFY_HOSTS: csv.check((ctx) => {
+      for (const h of ctx.value) {
+        if (h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h)) {
+          ctx.issues.push({ code: 'custom', input: h, message: `"${h}" is neither an address nor a host name`, continue: true });
+        }
+      }
+    }).optional(),
     LOG_LEVEL: z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }).default('info'),
     MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
-    STATUS_ADDRESS: z.string().regex(/^(off|\[[0-9a-fA-F:.]+\]:\d{1,5}|[0-9.]+:\d{1,5}|localhost:\d{1,5})$/, 'use host:port such as 127.0.0.1:9090 or 0.0.0.0:9090, or off').optional(),
+    STATUS_ADDRESS: listenAddress.optional(),
     CUSTOM_CERTS_DIR: z.string().startsWith('/', 'use an absolute path: the folder where you drop fullchain.pem and privkey.pem').optional(),
   });
 
@@ -222,9 +267,16 @@ export interface Config {
   stateDir: string;
   files: { keyMode: number; certMode: number; owner?: number; group?: number };
   renewCheckIntervalMs: number;
-  /** host:port of /healthz, /status and /metrics, or undefined when off. */
-  statusAddress?: string;
-  dockerReload: boolean;
+  /** Where /healthz, /status and /metrics listen, or undefined when off. */
+  statusAddress?: { host: string; port: number };
+  docker: {
+    /** false: publish without reloading any container. */
+    reload: boolean;
+    /** The compose project whose containers mailcerts acts on; '*' for every labelled container; undefined: its own project. */
+    scope?: string;
+    /** Hosts that mailcerts.verify labels may name besides the container's own addresses ('*': any). */
+    verifyHosts: string[] | '*';
+  };
   logLevel: (typeof LOG_LEVELS)[number];
 }
 

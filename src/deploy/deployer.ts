@@ -2,11 +2,12 @@ import type { X509Certificate } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
-import { discoverTargets, execIn, type ReloadResult, type ReloadTarget, RELOAD_LABEL, reloadTarget, restartContainer } from './docker.js';
+import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
+import { addressOf, discoverTargets, hostProblem, resolveScope, type Scope } from './scope.js';
+import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import {
-  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, containerAddress, ESCALATE_LABEL, type Expectation, listeningPorts, parseVerifyLabel,
-  PRESET_ENDPOINTS, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
+  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
 } from './verify.js';
 
 /** A published certificate as the containers should serve it. */
@@ -16,78 +17,165 @@ export interface ServedCert {
   leaf: X509Certificate;
 }
 
-export interface DeployResult extends ReloadResult {
+/** Why a container is not deployed: each kind leads to a different reaction upstream. */
+export type DeployProblem =
+  /** TLS fails with the published certificate: roll back the certificates it serves. */
+  | 'broken'
+  /** It still serves an older certificate after reload (and restart). */
+  | 'stale'
+  /** Its endpoints could not be reached: never the certificate's fault. */
+  | 'unreachable'
+  /** Validation or reload failed, or the Docker API did. */
+  | 'reload'
+  /** Its labels ask for something mailcerts will not do. */
+  | 'label';
+
+export interface DeployResult {
+  container: string;
+  /** The certificates this container is expected to serve: what its problems are attributed to. */
+  certs: string[];
+  ok: boolean;
   /** The reload itself went through (validation passed, the command or signal succeeded). */
-  reloaded?: boolean;
-  /** The TLS handshake or dialogue fails with the published certificate: a reason to roll back. */
-  broken?: boolean;
-  /** Its endpoints were checked and serve the published certificate. */
-  verified?: boolean;
+  reloaded: boolean;
+  /** true: verified to serve the published certificate; false: it does not; null: not checked. */
+  serves: boolean | null;
+  problem?: DeployProblem;
+  /** Why it was not deployed, with the container's own output where there is some. */
+  error?: string;
 }
 
-/** The endpoints to check on a container, or a reason there are none. */
-async function endpointsOf(docker: Docker, t: ReloadTarget): Promise<Endpoint[] | string> {
-  const label = t.labels[VERIFY_LABEL];
-  const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
-  if (parsed === 'off') return `${VERIFY_LABEL}=off`;
-  if (parsed && 'error' in parsed) throw new Error(`label ${VERIFY_LABEL}: ${parsed.error}`);
-  let specs = parsed;
-  if (!specs) {
-    const preset = 'error' in t.action ? undefined : PRESET_ENDPOINTS[t.action.kind];
-    if (!preset) return `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)`;
-    const proc = await execIn(docker, t.id, ['cat', '/proc/net/tcp', '/proc/net/tcp6']).catch(() => undefined);
-    const listening = proc?.exitCode === 0 ? listeningPorts(proc.output) : undefined;
-    specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
-    if (specs.length === 0) return `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}`;
+export interface DeployReport {
+  results: DeployResult[];
+  /** The results cover every container in scope (discovery worked). */
+  complete: boolean;
+}
+
+/** Where published certificates go after a publish: reloaded, verified. The engine knows no more. */
+export interface Deployer {
+  deploy(certs: ServedCert[], signal?: AbortSignal): Promise<DeployReport>;
+}
+
+/** How long verification of one container may take in all, restart included. */
+export const VERIFY_BUDGET_MS = 120_000;
+
+export interface DockerDeployerOptions {
+  scope?: string;
+  verifyHosts: string[] | '*';
+  inContainer: boolean;
+  log: Logger;
+}
+
+/** Reloads and verifies the labelled containers in scope through the Docker API. */
+export class DockerDeployer implements Deployer {
+  private readonly opts: DockerDeployerOptions;
+  private scope: Scope | undefined;
+  private warnedWide = false;
+
+  constructor(opts: DockerDeployerOptions) {
+    this.opts = opts;
   }
-  const needsAddress = specs.some((s) => !s.host);
-  const address = needsAddress ? await containerAddress(docker, t.id) : undefined;
-  if (needsAddress && !address) return `it has no network address to reach; give the endpoints a host in ${VERIFY_LABEL}, or set ${VERIFY_LABEL}=off`;
-  return specs.map((s) => ({ protocol: s.protocol, port: s.port, host: s.host ?? address! }));
+
+  async deploy(certs: ServedCert[], signal?: AbortSignal): Promise<DeployReport> {
+    const { log } = this.opts;
+    let docker: Docker;
+    let targets: ReloadTarget[];
+    try {
+      docker = connectDocker();
+      await pingDocker(docker);
+      this.scope ??= await resolveScope(docker, this.opts.scope, this.opts.inContainer);
+      if (this.scope.project === '*' && !this.warnedWide) {
+        this.warnedWide = true;
+        log.warn({ step: 'reload', scope: '*' }, 'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to');
+      }
+      targets = await discoverTargets(docker, this.scope);
+    } catch (err) {
+      const all = certs.map((c) => c.name);
+      return { results: [{ container: '(docker)', certs: all, ok: false, reloaded: false, serves: null, problem: 'reload', error: errorMessage(err) }], complete: false };
+    }
+    const scope = this.scope;
+    if (targets.length === 0) log.warn({ step: 'reload', scope: scope.project }, `no running container in scope carries the label mailcerts.reload; nothing to reload`);
+    const results: DeployResult[] = [];
+    for (const t of targets) {
+      if (signal?.aborted) break;
+      const served = expectationsFor(t, certs);
+      const base = { container: t.name, certs: served.map((x) => x.cert) };
+      const reloadError = await reloadTarget(docker, t, log, signal);
+      let r: DeployResult;
+      if (reloadError) {
+        r = { ...base, ok: false, reloaded: false, serves: null, problem: 'error' in t.action ? 'label' : 'reload', error: reloadError };
+      } else {
+        log.info({ step: 'reload', container: t.name }, 'container reloaded');
+        r = await this.verifyTarget(docker, t, scope, served, signal).catch((err: unknown): DeployResult => ({ ...base, ok: false, reloaded: true, serves: null, problem: 'reload', error: `verification failed: ${errorMessage(err)}` }));
+      }
+      if (!r.ok) log.error({ step: r.problem === 'broken' ? 'verify' : 'reload', container: r.container, problem: r.problem, error: r.error }, r.problem === 'broken' ? 'TLS broken with the published certificate' : 'container not deployed');
+      results.push(r);
+    }
+    return { results, complete: !signal?.aborted };
+  }
+
+  /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
+  private async verifyTarget(docker: Docker, t: ReloadTarget, scope: Scope, expected: Expectation[], signal?: AbortSignal): Promise<DeployResult> {
+    const { log } = this.opts;
+    const base = { container: t.name, certs: expected.map((x) => x.cert), reloaded: true };
+    const endpoints = await this.endpointsOf(docker, t, scope, signal);
+    if ('skip' in endpoints) {
+      log.info({ step: 'verify', container: t.name, reason: endpoints.skip }, 'not verified');
+      return { ...base, ok: true, serves: null };
+    }
+    if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
+    if (expected.length === 0) return { ...base, ok: true, serves: null };
+    const deadline = performance.now() + VERIFY_BUDGET_MS;
+    const check = (waits: number[]) => verifyServed(endpoints.list, expected, { waits, log, container: t.name, deadline, signal });
+    let outcome = await check(QUICK_RETRIES);
+    let escalated = false;
+    if (!outcome.ok && outcome.kind === 'stale' && (t.labels[ESCALATE_LABEL] ?? 'restart') === 'restart' && !signal?.aborted) {
+      log.warn({ step: 'verify', container: t.name, problem: outcome.detail }, 'still serving an old certificate after reload: restarting the container');
+      await restartContainer(docker, t.id);
+      escalated = true;
+      outcome = await check(AFTER_RESTART_RETRIES);
+    }
+    if (outcome.ok) return { ...base, ok: true, serves: true };
+    const after = escalated ? 'after reload and restart' : 'after reload';
+    const what = {
+      stale: `still serves an old certificate ${after}`,
+      broken: `TLS fails with the published certificate ${after}`,
+      unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
+    }[outcome.kind];
+    return { ...base, ok: false, serves: outcome.kind === 'unreachable' ? null : false, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
+  }
+
+  /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
+  private async endpointsOf(docker: Docker, t: ReloadTarget, scope: Scope, signal?: AbortSignal): Promise<{ list: Endpoint[] } | { skip: string } | { problem: 'label' | 'unreachable'; error: string }> {
+    const label = t.labels[VERIFY_LABEL];
+    const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
+    if (parsed === 'off') return { skip: `${VERIFY_LABEL}=off` };
+    if (parsed && 'error' in parsed) return { problem: 'label', error: `label ${VERIFY_LABEL}: ${parsed.error}` };
+    let specs = parsed;
+    if (!specs) {
+      const preset = presetEndpoints(t.action);
+      if (!preset) return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+      const proc = await execIn(docker, t.id, ['cat', '/proc/net/tcp', '/proc/net/tcp6'], { timeoutMs: 15_000, signal }).catch(() => undefined);
+      const listening = proc?.exitCode === 0 ? listeningPorts(proc.output) : undefined;
+      specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
+      if (specs.length === 0) return { skip: `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}` };
+    }
+    for (const s of specs) {
+      const problem = s.host ? await hostProblem(s.host, t, this.opts.verifyHosts) : undefined;
+      if (problem) return { problem: 'label', error: problem };
+    }
+    let own: string | undefined;
+    if (specs.some((s) => !s.host)) {
+      const reach = addressOf(t, scope.self);
+      if ('unreachable' in reach) return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
+      if ('none' in reach) return { skip: reach.none };
+      own = reach.host;
+    }
+    return { list: specs.map((s) => ({ protocol: s.protocol, port: s.port, host: s.host ?? own! })) };
+  }
 }
 
 function expectationsFor(t: ReloadTarget, certs: ServedCert[]): Expectation[] {
   const wanted = t.labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
   const chosen = wanted ? certs.filter((c) => wanted.includes(c.name)) : certs.slice(0, 1);
   return chosen.map((c) => ({ cert: c.name, servername: c.servername, leaf: c.leaf }));
-}
-
-/** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
-async function verifyTarget(docker: Docker, t: ReloadTarget, certs: ServedCert[], log: Logger): Promise<DeployResult> {
-  const endpoints = await endpointsOf(docker, t);
-  if (typeof endpoints === 'string') {
-    log.info({ step: 'verify', container: t.name, reason: endpoints }, 'not verified');
-    return { container: t.name, ok: true, verified: false };
-  }
-  const expected = expectationsFor(t, certs);
-  let outcome = await verifyServed(endpoints, expected, { waits: QUICK_RETRIES, log, container: t.name });
-  let escalated = false;
-  if (!outcome.ok && outcome.kind === 'stale' && (t.labels[ESCALATE_LABEL] ?? 'restart') === 'restart') {
-    log.warn({ step: 'verify', container: t.name, problem: outcome.detail }, 'still serving an old certificate after reload: restarting the container');
-    await restartContainer(docker, t);
-    escalated = true;
-    outcome = await verifyServed(endpoints, expected, { waits: AFTER_RESTART_RETRIES, log, container: t.name });
-  }
-  if (outcome.ok) return { container: t.name, ok: true, verified: true };
-  const after = escalated ? 'after reload and restart' : 'after reload';
-  const what = outcome.kind === 'stale' ? `still serves an old certificate ${after}` : `TLS fails with the published certificate ${after}`;
-  return { container: t.name, ok: false, broken: outcome.kind === 'broken', error: `${what}: ${outcome.detail}` };
-}
-
-/** Reloads every labelled container and verifies what it serves; one failure does not stop the others. */
-export async function deployAll(docker: Docker, certs: ServedCert[], log: Logger): Promise<DeployResult[]> {
-  const targets = await discoverTargets(docker);
-  if (targets.length === 0) log.warn({ step: 'reload' }, `no running container carries the label ${RELOAD_LABEL}; nothing to reload`);
-  const results: DeployResult[] = [];
-  for (const t of targets) {
-    let r: DeployResult = await reloadTarget(docker, t, log);
-    if (r.ok) {
-      log.info({ step: 'reload', container: r.container }, 'container reloaded');
-      r = await verifyTarget(docker, t, certs, log).catch((err: unknown) => ({ container: t.name, ok: false, error: `verification failed: ${errorMessage(err)}` }));
-      r.reloaded = true;
-    }
-    if (!r.ok) log.error({ step: r.broken ? 'verify' : 'reload', container: r.container, error: r.error }, r.broken ? 'TLS broken with the published certificate' : 'container not deployed');
-    results.push(r);
-  }
-  return results;
 }

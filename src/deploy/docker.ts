@@ -1,68 +1,17 @@
-import { constants } from 'node:os';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { parse as parseShellWords } from 'shell-quote';
-import type { Logger } from '../log.js';
 import { sleep, withTimeout } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
 
-export const RELOAD_LABEL = 'mailcerts.reload';
+/**
+ * Docker mechanics only: connect, list, exec, signal, restart. What to run in a container and
+ * when is decided by targets.ts and deployer.ts.
+ */
 const CALL_TIMEOUT = 30_000;
-const EXEC_TIMEOUT = 120_000;
+export const EXEC_TIMEOUT = 120_000;
 const MAX_OUTPUT = 4_000;
 
-export type ReloadAction =
-  | { kind: 'postfix' }
-  | { kind: 'dovecot' }
-  | { kind: 'signal'; signal: string }
-  | { kind: 'restart' }
-  | { kind: 'exec'; argv: string[] };
-
-/** Parses a mailcerts.reload label value; the error says what to write instead. */
-export function parseReloadLabel(value: string): ReloadAction | { error: string } {
-  const v = value.trim();
-  if (v === 'postfix' || v === 'dovecot' || v === 'restart') return { kind: v };
-  if (v.startsWith('signal:')) {
-    const raw = v.slice(7).trim().toUpperCase();
-    const signal = raw.startsWith('SIG') ? raw : `SIG${raw}`;
-    if (!(signal in constants.signals)) return { error: `unknown signal "${v.slice(7)}"; use a name such as signal:SIGHUP` };
-    return { kind: 'signal', signal };
-  }
-  if (v.startsWith('exec:')) {
-    const words = parseShellWords(v.slice(5));
-    if (words.length === 0) return { error: 'exec: needs a command, such as exec:nginx -s reload' };
-    if (!words.every((w): w is string => typeof w === 'string')) {
-      return { error: 'exec: commands run without a shell, so pipes, redirections, globs and ; are not allowed; use exec:sh -c \'...\' if you need a shell' };
-    }
-    return { kind: 'exec', argv: words };
-  }
-  return { error: `unknown reload "${v}"; use postfix, dovecot, restart, signal:<NAME> or exec:<command>` };
-}
-
-export function describeAction(a: ReloadAction): string {
-  switch (a.kind) {
-    case 'postfix': return 'postconf -n, postfix check, then postfix reload';
-    case 'dovecot': return 'doveconf -n, then doveadm reload';
-    case 'signal': return `send ${a.signal}`;
-    case 'restart': return 'restart the container';
-    case 'exec': return `run ${a.argv.join(' ')}`;
-  }
-}
-
-export interface ReloadTarget {
-  id: string;
-  name: string;
-  label: string;
-  action: ReloadAction | { error: string };
-  labels: Record<string, string>;
-}
-
-export interface ReloadResult {
-  container: string;
-  ok: boolean;
-  /** Why it was not reloaded, with the container's own output. */
-  error?: string;
-}
+export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
 
 /** A Docker client from DOCKER_HOST (unix socket, or tcp to a socket proxy). */
 export function connectDocker(): Docker {
@@ -81,27 +30,58 @@ export async function pingDocker(docker: Docker): Promise<void> {
   }
 }
 
-/** Every running container that carries the reload label. */
-export async function discoverTargets(docker: Docker): Promise<ReloadTarget[]> {
-  const list = await withTimeout(docker.listContainers({ filters: { label: [RELOAD_LABEL], status: ['running'] } }), CALL_TIMEOUT, 'listing containers');
-  return list
-    .map((c) => {
-      const label = c.Labels[RELOAD_LABEL] ?? '';
-      return { id: c.Id, name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''), label, action: parseReloadLabel(label), labels: c.Labels };
-    })
-    .sort((a, b) => a.name.localeCompare(b.name));
+/** One network a container is attached to. */
+export interface Attachment {
+  name: string;
+  id: string;
+  ip?: string;
+  ip6?: string;
 }
 
-interface ExecOutcome {
+/** A container as the list call shows it: no environment, unlike inspect (which mailcerts never calls). */
+export interface ContainerView {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** HostConfig.NetworkMode: host, none, bridge, a network name, or container:<id>. */
+  networkMode: string;
+  networks: Attachment[];
+}
+
+function view(c: Docker.ContainerInfo): ContainerView {
+  const networks = Object.entries(c.NetworkSettings?.Networks ?? {})
+    .map(([name, n]) => ({ name, id: n.NetworkID ?? '', ip: n.IPAddress || undefined, ip6: n.GlobalIPv6Address || undefined }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+  return { id: c.Id, name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''), labels: c.Labels ?? {}, networkMode: c.HostConfig?.NetworkMode ?? '', networks };
+}
+
+/** Running containers matching every label filter (Docker ANDs them). */
+export async function listContainers(docker: Docker, filters: { label?: string[]; id?: string[] }): Promise<ContainerView[]> {
+  const list = await withTimeout(docker.listContainers({ filters: { ...filters, status: ['running'] } }), CALL_TIMEOUT, 'listing containers');
+  return list.map(view).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export interface ExecOutcome {
   exitCode: number;
   output: string;
 }
 
-export async function execIn(docker: Docker, id: string, argv: string[]): Promise<ExecOutcome> {
-  const container = docker.getContainer(id);
-  const run = async (): Promise<ExecOutcome> => {
-    const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: false });
-    const stream = await exec.start({ hijack: false, stdin: false });
+/**
+ * Runs a command in a container and reads its exit code and output. On timeout or abort the
+ * request and its stream are torn down, so nothing is left open.
+ */
+export async function execIn(docker: Docker, id: string, argv: string[], opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExecOutcome> {
+  const what = `running "${argv.join(' ')}"`;
+  const abort = new AbortController();
+  const timeoutMs = opts.timeoutMs ?? EXEC_TIMEOUT;
+  const timer = setTimeout(() => abort.abort(new Error(`${what} timed out after ${Math.round(timeoutMs / 1000)}s`)), timeoutMs);
+  const onAbort = () => abort.abort(new Error(`${what} cancelled: shutting down`));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  let stream: Readable | undefined;
+  try {
+    const container = docker.getContainer(id);
+    const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: false, abortSignal: abort.signal } as Docker.ExecCreateOptions);
+    stream = (await exec.start({ hijack: false, stdin: false, abortSignal: abort.signal } as Docker.ExecStartOptions)) as Readable;
     let output = '';
     const sink = new PassThrough();
     sink.on('data', (b: Buffer) => {
@@ -109,73 +89,35 @@ export async function execIn(docker: Docker, id: string, argv: string[]): Promis
     });
     docker.modem.demuxStream(stream, sink, sink);
     await new Promise<void>((resolve, reject) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      stream.on('error', reject);
+      const s = stream!;
+      const stop = () => reject(abort.signal.reason as Error);
+      if (abort.signal.aborted) return stop();
+      abort.signal.addEventListener('abort', stop, { once: true });
+      s.on('end', resolve);
+      s.on('close', resolve);
+      s.on('error', reject);
     });
-    let info = await exec.inspect();
+    const inspect = () => exec.inspect({ abortSignal: abort.signal } as object) as Promise<Docker.ExecInspectInfo>;
+    let info = await inspect();
     for (let i = 0; info.Running && i < 100; i++) {
-      await sleep(50);
-      info = await exec.inspect();
+      await sleep(50, abort.signal);
+      info = await inspect();
     }
     return { exitCode: info.ExitCode ?? -1, output: output.trim().slice(0, MAX_OUTPUT) };
-  };
-  return withTimeout(run(), EXEC_TIMEOUT, `running "${argv.join(' ')}"`);
-}
-
-/** Runs the commands in order; stops at the first failure and reports it with the container's output. */
-async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][], log: Logger): Promise<string | undefined> {
-  for (const argv of steps) {
-    const cmd = argv.join(' ');
-    const { exitCode, output } = await execIn(docker, target.id, argv);
-    log.info({ step: 'reload', container: target.name, command: cmd, exitCode }, exitCode === 0 ? 'command succeeded' : 'command failed');
-    if (exitCode !== 0) {
-      const said = output ? `:\n${output}` : ' and printed nothing (see the container log)';
-      const what = exitCode === 126 || exitCode === 127 ? ` (command not found in the container?)` : '';
-      return `"${cmd}" exited with ${exitCode}${what}${said}`;
-    }
-  }
-  return undefined;
-}
-
-/** Validates, then reloads one container. Never throws: the result says what happened. */
-export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Logger): Promise<ReloadResult> {
-  const result = (error?: string): ReloadResult => ({ container: target.name, ok: !error, error });
-  const { action } = target;
-  if ('error' in action) return result(`label ${RELOAD_LABEL}=${target.label}: ${action.error}`);
-  try {
-    let error: string | undefined;
-    switch (action.kind) {
-      case 'postfix':
-        // postconf prints Postfix's own words for main.cf errors; postfix check alone logs them elsewhere.
-        error = await execSteps(docker, target, [['postconf', '-n'], ['postfix', 'check']], log);
-        if (error) return result(`validation failed, not reloaded: ${error}`);
-        error = await execSteps(docker, target, [['postfix', 'reload']], log);
-        break;
-      case 'dovecot':
-        error = await execSteps(docker, target, [['doveconf', '-n']], log);
-        if (error) return result(`validation failed, not reloaded: ${error}`);
-        error = await execSteps(docker, target, [['doveadm', 'reload']], log);
-        break;
-      case 'exec':
-        error = await execSteps(docker, target, [action.argv], log);
-        break;
-      case 'signal':
-        await withTimeout(docker.getContainer(target.id).kill({ signal: action.signal }), CALL_TIMEOUT, `sending ${action.signal}`);
-        log.info({ step: 'reload', container: target.name, signal: action.signal }, 'signal sent');
-        break;
-      case 'restart':
-        await restartContainer(docker, target);
-        log.info({ step: 'reload', container: target.name }, 'container restarted');
-        break;
-    }
-    return result(error && `reload failed: ${error}`);
   } catch (err) {
-    return result(`reload failed: ${errorMessage(err)}`);
+    throw abort.signal.aborted ? (abort.signal.reason as Error) : err;
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    stream?.destroy();
   }
 }
 
-/** Reloads every labelled container; one failure does not stop the others. */
-export async function restartContainer(docker: Docker, target: ReloadTarget): Promise<void> {
-  await withTimeout(docker.getContainer(target.id).restart({ t: 30 }), 60_000, 'restarting');
+export async function signalContainer(docker: Docker, id: string, signal: string): Promise<void> {
+  await withTimeout(docker.getContainer(id).kill({ signal }), CALL_TIMEOUT, `sending ${signal}`);
+}
+
+/** Restarts a container (Docker stops it with a 30 s grace period). */
+export async function restartContainer(docker: Docker, id: string): Promise<void> {
+  await withTimeout(docker.getContainer(id).restart({ t: 30 }), 60_000, 'restarting');
 }

@@ -1,6 +1,7 @@
-import { createHash, type X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { spkiOf } from '../pki/identity.js';
 
 export const PROTOCOLS = ['smtp', 'submission', 'submissions', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -29,7 +30,10 @@ export interface Served {
   spki: string;
 }
 
-/** connect: nothing answered; protocol: the dialogue before TLS failed; handshake: TLS itself failed. */
+/**
+ * connect: the TCP connection did not complete (refused, unreachable, no answer): never the
+ * certificate's fault. protocol: the dialogue before TLS failed. handshake: TLS itself failed.
+ */
 export class ProbeError extends Error {
   override name = 'ProbeError';
   readonly stage: 'connect' | 'protocol' | 'handshake';
@@ -39,9 +43,12 @@ export class ProbeError extends Error {
   }
 }
 
-export function spkiOf(cert: X509Certificate): string {
-  return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+/** What a server said, as it may be shown in logs and /status: printable ASCII, short. */
+function quoteServer(lines: string[]): string {
+  return lines.join(' | ').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
 }
+
+export const CONNECT_TIMEOUT_MS = 5_000;
 
 /** Reads CRLF lines from a plaintext socket, bounded in size. */
 class LineReader {
@@ -106,7 +113,7 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
   const r = new LineReader(socket);
   const send = (line: string) => socket.write(`${line}\r\n`);
   const expect = (ok: boolean, what: string, got: string[]) => {
-    if (!ok) throw new ProbeError('protocol', `${what}; the server said: ${got.join(' | ').slice(0, 300)}`);
+    if (!ok) throw new ProbeError('protocol', `${what}; the server said: ${quoteServer(got)}`);
   };
   try {
     switch (protocol) {
@@ -156,32 +163,43 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
   }
 }
 
-/** Connects as a mail client would and returns the leaf certificate the server presents for `servername`. */
-export async function probe(endpoint: Endpoint, servername: string, timeoutMs = 10_000): Promise<Served> {
+/**
+ * Connects as a mail client would and returns the leaf certificate the server presents for
+ * `servername`. The TCP connect has its own deadline: one that does not complete is a 'connect'
+ * failure, on implicit-TLS ports as on STARTTLS ones.
+ */
+export async function probe(endpoint: Endpoint, servername: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Served> {
   const where = endpointText(endpoint);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   let socket: Socket | undefined;
   let tls: TLSSocket | undefined;
-  const timer = setTimeout(() => {
-    const e = new ProbeError(tls ? 'handshake' : 'protocol', `no answer within ${timeoutMs / 1000}s`);
+  let connected = false;
+  const kill = (e: ProbeError) => {
     tls?.destroy(e);
     socket?.destroy(e);
-  }, timeoutMs);
+  };
+  const timer = setTimeout(() => kill(new ProbeError(tls ? 'handshake' : 'protocol', `no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+  const connectTimer = setTimeout(() => {
+    if (!connected) kill(new ProbeError('connect', `the TCP connection did not complete within ${Math.min(CONNECT_TIMEOUT_MS, timeoutMs) / 1000}s`));
+  }, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
+  const onAbort = () => kill(new ProbeError('connect', 'cancelled: shutting down'));
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    if (opts.signal?.aborted) throw new ProbeError('connect', 'cancelled: shutting down');
     const sni = isIP(servername) ? undefined : servername;
-    if (!IMPLICIT_TLS.has(endpoint.protocol)) {
-      socket = netConnect({ host: endpoint.host, port: endpoint.port });
-      await new Promise<void>((resolve, reject) => {
-        socket!.once('connect', resolve);
-        socket!.once('error', (e) => reject(new ProbeError('connect', e.message)));
+    socket = netConnect({ host: endpoint.host, port: endpoint.port });
+    await new Promise<void>((resolve, reject) => {
+      socket!.once('connect', () => {
+        connected = true;
+        resolve();
       });
-      await startTls(endpoint.protocol, socket);
-    }
-    tls = tlsConnect({ ...(socket ? { socket } : { host: endpoint.host, port: endpoint.port }), servername: sni, rejectUnauthorized: false });
+      socket!.once('error', (e) => reject(e instanceof ProbeError ? e : new ProbeError('connect', e.message)));
+    });
+    if (!IMPLICIT_TLS.has(endpoint.protocol)) await startTls(endpoint.protocol, socket);
+    tls = tlsConnect({ socket, servername: sni, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       tls!.once('secureConnect', resolve);
-      tls!.once('error', (e: NodeJS.ErrnoException) =>
-        reject(e instanceof ProbeError ? e : new ProbeError(!socket && e.code === 'ECONNREFUSED' ? 'connect' : 'handshake', e.message)),
-      );
+      tls!.once('error', (e: NodeJS.ErrnoException) => reject(e instanceof ProbeError ? e : new ProbeError('handshake', e.message)));
     });
     const cert = tls.getPeerX509Certificate();
     if (!cert) throw new ProbeError('handshake', 'the server presented no certificate');
@@ -191,6 +209,8 @@ export async function probe(endpoint: Endpoint, servername: string, timeoutMs = 
     throw new ProbeError(e.stage, `${where}: ${e.message}`);
   } finally {
     clearTimeout(timer);
+    clearTimeout(connectTimer);
+    opts.signal?.removeEventListener('abort', onAbort);
     tls?.destroy();
     socket?.destroy();
   }

@@ -1,12 +1,14 @@
 import type { X509Certificate } from 'node:crypto';
-import type Docker from 'dockerode';
 import type { Logger } from '../log.js';
+import { spkiOf } from '../pki/identity.js';
 import { sleep } from '../util/abort.js';
-import { DEFAULT_PORTS, type Endpoint, endpointText, PROTOCOLS, type Protocol, ProbeError, probe, spkiOf } from './probe.js';
+import { DEFAULT_PORTS, type Endpoint, endpointText, PROTOCOLS, type Protocol, ProbeError, probe } from './probe.js';
 
 export const VERIFY_LABEL = 'mailcerts.verify';
 export const ESCALATE_LABEL = 'mailcerts.escalate';
 export const CERTIFICATES_LABEL = 'mailcerts.certificates';
+/** A label may list this many endpoints; more is a mistake or an attempt to hold the pass. */
+export const MAX_ENDPOINTS = 16;
 
 export interface EndpointSpec {
   protocol: Protocol;
@@ -20,25 +22,22 @@ export function parseVerifyLabel(value: string): EndpointSpec[] | 'off' | { erro
   const v = value.trim();
   if (v === 'off') return 'off';
   const specs: EndpointSpec[] = [];
-  for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+  const parts = v.split(',').map((p) => p.trim()).filter(Boolean);
+  if (parts.length > MAX_ENDPOINTS) return { error: `lists ${parts.length} endpoints; at most ${MAX_ENDPOINTS} are checked per container` };
+  for (const part of parts) {
     const m = part.match(/^([a-z0-9]+):\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]*)(?::(\d{1,5}))?\/?$/i);
-    if (!m) return { error: `"${part}" is not an endpoint; write it like smtp://:25 or imaps://mail.example.com:993` };
+    if (!m) return { error: `"${part.slice(0, 80)}" is not an endpoint; write it like smtp://:25 or imaps://mail.example.com:993` };
     const protocol = m[1]!.toLowerCase() as Protocol;
     if (!PROTOCOLS.includes(protocol)) return { error: `"${m[1]}" is not a protocol mailcerts can check; use one of ${PROTOCOLS.join(', ')}` };
     const port = m[3] ? Number(m[3]) : DEFAULT_PORTS[protocol];
     if (port < 1 || port > 65535) return { error: `"${part}" has a bad port` };
-    specs.push({ protocol, host: m[2]?.replace(/^\[|\]$/g, '') || undefined, port });
+    specs.push({ protocol, host: m[2]?.replace(/^\[|\]$/g, '').toLowerCase() || undefined, port });
   }
   if (specs.length === 0) return { error: 'lists no endpoint; write e.g. smtp://:25,imaps://:993, or off' };
   return specs;
 }
 
-export const PRESET_ENDPOINTS: Record<string, EndpointSpec[]> = {
-  postfix: [{ protocol: 'smtp', port: 25 }, { protocol: 'submissions', port: 465 }, { protocol: 'submission', port: 587 }],
-  dovecot: [{ protocol: 'imaps', port: 993 }, { protocol: 'pop3s', port: 995 }, { protocol: 'imap', port: 143 }, { protocol: 'pop3', port: 110 }, { protocol: 'sieve', port: 4190 }],
-};
-
-/** TCP ports in LISTEN state inside the container (from /proc/net/tcp{,6}); undefined when it cannot be read. */
+/** TCP ports in LISTEN state inside the container (from /proc/net/tcp{,6}). */
 export function listeningPorts(procNetTcp: string): Set<number> {
   const ports = new Set<number>();
   for (const line of procNetTcp.split('\n')) {
@@ -48,17 +47,6 @@ export function listeningPorts(procNetTcp: string): Set<number> {
   return ports;
 }
 
-/** The container's own address: 127.0.0.1 with host networking, else its first network address. */
-export async function containerAddress(docker: Docker, id: string): Promise<string | undefined> {
-  const info = await docker.getContainer(id).inspect();
-  if (info.HostConfig.NetworkMode === 'host') return '127.0.0.1';
-  for (const net of Object.values(info.NetworkSettings.Networks ?? {})) {
-    if (net.IPAddress) return net.IPAddress;
-    if (net.GlobalIPv6Address) return net.GlobalIPv6Address;
-  }
-  return undefined;
-}
-
 /** What a container should serve, per certificate. */
 export interface Expectation {
   cert: string;
@@ -66,32 +54,56 @@ export interface Expectation {
   leaf: X509Certificate;
 }
 
-export type VerifyOutcome =
-  | { ok: true; checked: string[] }
-  /** stale: an older certificate is served; broken: the TLS dialogue or handshake fails. */
-  | { ok: false; kind: 'stale' | 'broken'; detail: string };
+/**
+ * stale: an older certificate is served (a restart may help); broken: the TLS dialogue or handshake
+ * fails (the new certificate is to blame: roll back); unreachable: no TCP connection completed
+ * (never the certificate's fault).
+ */
+export type ProblemKind = 'stale' | 'broken' | 'unreachable';
+
+export type VerifyOutcome = { ok: true; checked: string[] } | { ok: false; kind: ProblemKind; detail: string };
 
 export const QUICK_RETRIES = [250, 500, 1_000, 2_000, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
+const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, stale: 1, broken: 2 };
 
-/** Probes every endpoint for every expected certificate, retrying with short waits until all match. */
-export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: { waits: number[]; log: Logger; container: string }): Promise<VerifyOutcome> {
-  let last: VerifyOutcome = { ok: true, checked: [] };
+export interface VerifyOptions {
+  waits: number[];
+  log: Logger;
+  container: string;
+  /** performance.now() by which verification of this container must be over. */
+  deadline: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Probes every endpoint for every expected certificate, retrying with short waits until all match,
+ * within the container's time budget; stops at once when the signal aborts.
+ */
+export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
+  let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check' };
+  const left = () => opts.deadline - performance.now();
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
-    if (attempt > 0) await sleep(opts.waits[attempt - 1]!);
-    const problems: { kind: 'stale' | 'broken'; text: string }[] = [];
+    if (attempt > 0 && !(await sleep(Math.min(opts.waits[attempt - 1]!, Math.max(0, left())), opts.signal))) break;
+    if (left() <= 0 || opts.signal?.aborted) break;
+    const problems: { kind: ProblemKind; text: string }[] = [];
     const checked: string[] = [];
     for (const e of endpoints) {
       for (const x of expected) {
+        if (opts.signal?.aborted || left() <= 0) {
+          problems.push({ kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
+          continue;
+        }
         try {
-          const served = await probe(e, x.servername);
+          const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, Math.max(1_000, left())), signal: opts.signal });
           if (served.spki === spkiOf(x.leaf) && served.serial === x.leaf.serialNumber) {
             checked.push(`${endpointText(e)} (${x.cert})`);
           } else {
             problems.push({ kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${x.servername}` });
           }
         } catch (err) {
-          problems.push({ kind: err instanceof ProbeError && err.stage === 'connect' ? 'stale' : 'broken', text: (err as Error).message });
+          const stage = err instanceof ProbeError ? err.stage : 'protocol';
+          problems.push({ kind: stage === 'connect' ? 'unreachable' : 'broken', text: (err as Error).message });
         }
       }
     }
@@ -99,7 +111,8 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       opts.log.info({ step: 'verify', container: opts.container, endpoints: checked }, 'serves the published certificate');
       return { ok: true, checked };
     }
-    last = { ok: false, kind: problems.some((p) => p.kind === 'broken') ? 'broken' : 'stale', detail: problems.map((p) => p.text).join('; ') };
+    const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
+    last = { ok: false, kind, detail: problems.map((p) => p.text).join('; ') };
     opts.log.info({ step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) }, 'not yet serving the published certificate');
   }
   return last;

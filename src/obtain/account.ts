@@ -1,18 +1,17 @@
+import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as acme from 'acme-client';
+import * as z from 'zod';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { readJson, replaceFile, writeJson } from '../state/files.js';
+import { generatePrivateKey } from '../pki/keys.js';
+import { readStateFile, replaceFile, writeJson } from '../state/files.js';
+import { UserError } from '../util/errors.js';
 import { acmeStep, rawApi, tolerateBadNonces } from './acme-http.js';
-import { createPrivateKey } from './keys.js';
 
-interface AccountRecord {
-  url: string;
-  directory: string;
-  email?: string;
-  createdAt: string;
-}
+const AccountRecordSchema = z.object({ url: z.string(), directory: z.string(), email: z.string().optional(), createdAt: z.string() });
+type AccountRecord = z.infer<typeof AccountRecordSchema>;
 
 /** One account per CA directory: STATE_DIR/accounts/<directory host>/ holds the key (0600) and its URL. */
 function accountDir(config: Config): string {
@@ -20,16 +19,29 @@ function accountDir(config: Config): string {
   return join(config.stateDir, 'accounts', host);
 }
 
+/**
+ * The account key is the account: it is never replaced behind the admin's back. A damaged one is
+ * reported with what to do; only a missing one is created.
+ */
 async function loadOrCreateKey(path: string, log: Logger): Promise<Buffer> {
+  let pem: Buffer | undefined;
   try {
-    return await readFile(path);
+    pem = await readFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read the account key ${path}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new UserError(`cannot read the account key ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
   }
-  const pem = await createPrivateKey('ec-256');
-  await replaceFile(path, pem, 0o600);
+  if (pem) {
+    try {
+      createPrivateKey(pem);
+      return pem;
+    } catch {
+      throw new UserError(`the ACME account key ${path} is damaged (${pem.length} bytes, not a PEM private key); restore it from a backup of STATE_DIR, or move it away so that mailcerts registers a new account`);
+    }
+  }
+  const fresh = await generatePrivateKey('ec-256');
+  await replaceFile(path, fresh, 0o600);
   log.info({ step: 'account' }, 'created a new account key');
-  return Buffer.from(pem);
+  return Buffer.from(fresh);
 }
 
 /**
@@ -40,7 +52,7 @@ export async function openAccount(config: Config, log: Logger): Promise<{ client
   const dir = accountDir(config);
   const key = await loadOrCreateKey(join(dir, 'account.key'), log);
   const recordPath = join(dir, 'account.json');
-  const stored = await readJson<AccountRecord>(recordPath);
+  const stored = await readStateFile(recordPath, AccountRecordSchema, log);
   const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key, ...(config.acme.eab ? { externalAccountBinding: config.acme.eab } : {}) });
   tolerateBadNonces(client);
   const contact = config.acme.email ? [`mailto:${config.acme.email}`] : [];
@@ -57,8 +69,4 @@ export async function openAccount(config: Config, log: Logger): Promise<{ client
   }
   log.info({ step: 'account', account: accountUrl, reused }, reused ? 'account reused' : 'account registered');
   return { client, accountUrl, reused };
-}
-
-export async function readAccountUrl(config: Config): Promise<string | undefined> {
-  return (await readJson<AccountRecord>(join(accountDir(config), 'account.json')))?.url;
 }

@@ -2,6 +2,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import * as acme from 'acme-client';
 import type { AxiosError, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
 import { sleep } from '../util/abort.js';
+import { parseRetryAfter } from '../util/retry-after.js';
+
+export { parseRetryAfter };
 
 /** What the CA answered when a call failed: acme-client keeps only the detail text. */
 export interface AcmeProblem {
@@ -17,12 +20,6 @@ export type AcmeStep = 'directory' | 'account' | 'order' | 'authorization' | 'fi
 
 const problemScope = new AsyncLocalStorage<{ last?: AcmeProblem }>();
 
-export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
-  if (typeof value !== 'string' || value.trim() === '') return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
 
 function shortType(type: string | undefined): string | undefined {
   return type?.replace('urn:ietf:params:acme:error:', '');

@@ -1,6 +1,8 @@
 import type { Logger } from '../log.js';
-import { type AriState, ariCertId, pickInWindow } from '../plan/ari.js';
-import { parseRetryAfter } from './acme-http.js';
+import { pickInWindow } from '../plan/ari.js';
+import { ariCertId } from '../pki/identity.js';
+import type { AriState } from '../state/cert-state.js';
+import { parseRetryAfter } from '../util/retry-after.js';
 
 const MIN_RECHECK_MS = 60_000;
 const MAX_RECHECK_MS = 12 * 3_600_000; // at least twice a day

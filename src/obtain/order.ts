@@ -3,7 +3,7 @@ import type { CertificateSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi } from './acme-http.js';
-import { createPrivateKey } from './keys.js';
+import { generatePrivateKey } from '../pki/keys.js';
 import type { ChallengeItem, ChallengeSolver } from './solvers/types.js';
 
 export interface Issued {
@@ -72,7 +72,7 @@ async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: 
 export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   const { client, spec, solver, log } = ctx;
   const cert = spec.name;
-  const privateKey = ctx.privateKey ?? (await createPrivateKey(spec.keyType));
+  const privateKey = ctx.privateKey ?? (await generatePrivateKey(spec.keyType));
   const identifiers = spec.domains.map((value) => ({ type: 'dns', value }));
   type NewOrder = Parameters<acme.Client['createOrder']>[0] & { replaces?: string; profile?: string };
   const extra = ctx.profile ? { profile: ctx.profile } : {};

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeNewFile } from '../state/files.js';
+import { UserError } from '../util/errors.js';
 
 export interface PublishFile {
   name: string;
@@ -39,10 +40,18 @@ export class AtomicDir {
 
   /** The version directory ..data points at, if any. */
   async currentVersion(): Promise<string | undefined> {
+    return this.linkTarget(DATA);
+  }
+
+  private async linkTarget(name: string): Promise<string | undefined> {
     try {
-      return await readlink(join(this.dir, DATA));
+      return await readlink(join(this.dir, name));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      if (code === 'EINVAL') {
+        throw new UserError(`${join(this.dir, name)} is not a symbolic link (a directory or file put there by hand or by another tool); mailcerts publishes by swapping that link: move it out of ${this.dir}`);
+      }
       throw err;
     }
   }
@@ -75,22 +84,20 @@ export class AtomicDir {
   /** The version that was live before the current one, if it is still kept. */
   async previousVersion(): Promise<string | undefined> {
     const current = await this.currentVersion();
-    try {
-      return (await readlink(join(this.dir, PREVIOUS))) || undefined;
-    } catch {
-      return (await this.versions()).filter((v) => v < (current ?? '')).at(-1);
-    }
+    const previous = await this.linkTarget(PREVIOUS).catch(() => undefined);
+    return previous || (await this.versions()).filter((v) => v < (current ?? '')).at(-1);
   }
 
   /**
    * Plain files left at the stable names by another tool become a version of their own, so that
-   * the first publish can be rolled back to them.
+   * the first publish can be rolled back to them. They take the modes (and owner) of the files
+   * that replace them: a world-readable key adopted as it was would become live again on rollback.
    */
-  private async adoptPlainFiles(names: string[]): Promise<string | undefined> {
+  private async adoptPlainFiles(files: PublishFile[]): Promise<string | undefined> {
     const found: PublishFile[] = [];
-    for (const name of names) {
-      const st = await lstat(join(this.dir, name)).catch(() => undefined);
-      if (st?.isFile()) found.push({ name, data: await readFile(join(this.dir, name)), mode: st.mode & 0o777 });
+    for (const f of files) {
+      const st = await lstat(join(this.dir, f.name)).catch(() => undefined);
+      if (st?.isFile()) found.push({ ...f, data: await readFile(join(this.dir, f.name)) });
     }
     if (found.length === 0) return undefined;
     const version = await this.writeVersion(found);
@@ -117,10 +124,27 @@ export class AtomicDir {
     return version;
   }
 
+  /**
+   * Proves that a publish can succeed here, before anything is ordered: the directory can be
+   * created, a file written with the key's mode and given the key's owner and group. Throws the
+   * system error (EACCES, EPERM, EROFS) for the caller to explain.
+   */
+  async checkWritable(mode: number, owner?: number, group?: number): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    await this.currentVersion();
+    const probe = join(this.dir, `..tmp_check_${randomBytes(6).toString('hex')}`);
+    try {
+      await writeNewFile(probe, '', mode);
+      if (owner !== undefined || group !== undefined) await chown(probe, owner ?? -1, group ?? -1);
+    } finally {
+      await rm(probe, { force: true });
+    }
+  }
+
   /** Publishes the files unless the current version holds exactly these bytes. */
   async publish(files: PublishFile[]): Promise<{ changed: boolean; version: string }> {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
-    const current = (await this.currentVersion()) ?? (await this.adoptPlainFiles(files.map((f) => f.name)));
+    const current = (await this.currentVersion()) ?? (await this.adoptPlainFiles(files));
     if (current) {
       const existing = await this.read(files.map((f) => f.name));
       const same = existing && files.every((f) => existing.get(f.name)?.equals(Buffer.from(f.data)));
@@ -184,10 +208,18 @@ export class AtomicDir {
     }
   }
 
-  /** Keeps the live version and the one live before it (for rollback); removes the rest and stray temp links. */
+  /**
+   * Keeps the live version and the one live before it (for rollback); removes the rest and stray
+   * temp links. The links are read again right before removing anything, and versions newer than
+   * this publish are left alone, so that even a second writer (which the pass lock prevents) never
+   * leaves ..data pointing at a removed version.
+   */
   private async prune(keep: (string | undefined)[]): Promise<void> {
+    const ours = keep[0]!;
     for (const v of await this.versions()) {
-      if (!keep.includes(v)) await rm(join(this.dir, v), { recursive: true, force: true });
+      if (keep.includes(v) || v > ours) continue;
+      if (v === (await this.currentVersion()) || v === (await this.linkTarget(PREVIOUS).catch(() => undefined))) continue;
+      await rm(join(this.dir, v), { recursive: true, force: true });
     }
     for (const entry of await readdir(this.dir)) {
       if (entry.startsWith('..tmp_')) await rm(join(this.dir, entry), { force: true });

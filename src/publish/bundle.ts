@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
-import { keyTypeOf } from '../obtain/keys.js';
+import { keyTypeOf } from '../pki/keys.js';
 
 /** A certificate with its key, checked and ready to publish. */
 export interface Bundle {
@@ -75,25 +75,24 @@ export function parseBundle(fullchainPem: string, privateKeyPem: string, source 
   };
 }
 
-/** Refuses a bundle that must not reach a mail server. */
-export function checkBundle(bundle: Bundle, wantNames: string[], now = new Date(), source = 'the certificate'): void {
+/**
+ * How far a certificate's notBefore may lie ahead of this host's clock: a CA that does not backdate
+ * and a host a minute behind must not refuse every new certificate. Beyond it, the clock is wrong.
+ */
+export const NOT_BEFORE_SKEW_MS = 5 * 60_000;
+
+/**
+ * Refuses a bundle that must not reach a mail server. Returns a warning when the certificate only
+ * becomes valid a little later than this host's clock says (within NOT_BEFORE_SKEW_MS).
+ */
+export function checkBundle(bundle: Bundle, wantNames: string[], now = new Date(), source = 'the certificate'): string | undefined {
   const missing = wantNames.filter((n) => !covers(bundle.names, n));
   if (missing.length > 0) throw new BundleError(`${source} does not cover ${missing.join(', ')} (it has ${bundle.names.join(', ') || 'no DNS names'})`);
-  if (now < bundle.notBefore) throw new BundleError(`${source} is not valid before ${bundle.notBefore.toISOString()}; check the clock of this host`);
   if (now >= bundle.notAfter) throw new BundleError(`${source} expired on ${bundle.notAfter.toISOString()}`);
-}
-
-/** The files published for a certificate, by name. Key-bearing files get the key mode. */
-export function bundleFiles(b: Bundle): { name: string; data: string; secret: boolean }[] {
-  const fullchain = b.certificates.join('');
-  return [
-    { name: 'fullchain.pem', data: fullchain, secret: false },
-    { name: 'cert.pem', data: b.certificates[0]!, secret: false },
-    { name: 'chain.pem', data: b.certificates.slice(1).join(''), secret: false },
-    { name: 'privkey.pem', data: b.privateKey, secret: true },
-    // For Postfix smtpd_tls_chain_files: key first, then its chain, in one file.
-    { name: 'privkey-fullchain.pem', data: b.privateKey + fullchain, secret: true },
-  ];
+  const ahead = bundle.notBefore.getTime() - now.getTime();
+  if (ahead > NOT_BEFORE_SKEW_MS) throw new BundleError(`${source} is not valid before ${bundle.notBefore.toISOString()}, ${Math.round(ahead / 60_000)} min from now by this host's clock; check the clock of this host (NTP)`);
+  if (ahead > 0) return `${source} becomes valid ${Math.ceil(ahead / 1000)}s from now by this host's clock: the clock of this host seems to be behind; check NTP`;
+  return undefined;
 }
 
 export function digestOf(files: { name: string; data: string | Buffer }[]): string {

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import type { CertificateSpec, Config } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
-import { type Bundle, BundleError, bundleFiles, digestOf, parseBundle } from './bundle.js';
-
-export const FILE_NAMES = ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'privkey-fullchain.pem'];
+import { type Bundle, BundleError, digestOf, parseBundle } from './bundle.js';
+import { layoutFiles, PAIR } from './layout.js';
 
 /**
  * Where a certificate is published. One certificate: the top of CERTS_DIR. Several: CERTS_DIR/<name>/
@@ -27,14 +26,24 @@ export interface Published {
  */
 export async function readPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
   const dir = publishDirs(config, spec)[0]!;
-  const files = await dir.read(['fullchain.pem', 'privkey.pem']);
+  const files = await dir.read([PAIR.chain, PAIR.key]);
   if (!files) return undefined;
-  const bundle = parseBundle(files.get('fullchain.pem')!.toString(), files.get('privkey.pem')!.toString(), `the published certificate in ${dir.dir}`);
+  const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the published certificate in ${dir.dir}`);
   return { bundle, digest: digestOf(filesFor(config, bundle)) };
 }
 
+/** The published files, or why they are unusable. */
+export async function readPublishedOrBroken(config: Config, spec: CertificateSpec): Promise<{ published?: Published; broken?: string }> {
+  try {
+    return { published: await readPublished(config, spec) };
+  } catch (err) {
+    if (!(err instanceof BundleError)) throw err;
+    return { broken: err.message };
+  }
+}
+
 export function filesFor(config: Config, bundle: Bundle): PublishFile[] {
-  return bundleFiles(bundle).map((f) =>
+  return layoutFiles(bundle).map((f) =>
     f.secret
       ? { name: f.name, data: f.data, mode: config.files.keyMode, owner: config.files.owner, group: config.files.group }
       : { name: f.name, data: f.data, mode: config.files.certMode },
@@ -57,4 +66,14 @@ export async function rollbackPublished(config: Config, spec: CertificateSpec): 
   return readPublished(config, spec);
 }
 
-export { BundleError };
+/** Every directory a publish will write, checked before anything is ordered. */
+export async function checkPublishable(config: Config): Promise<void> {
+  const seen = new Set<string>();
+  for (const spec of config.certificates) {
+    for (const dir of publishDirs(config, spec)) {
+      if (seen.has(dir.dir)) continue;
+      seen.add(dir.dir);
+      await dir.checkWritable(config.files.keyMode, config.files.owner, config.files.group);
+    }
+  }
+}

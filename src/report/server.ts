@@ -3,6 +3,8 @@ import { Gauge, Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
+import { answerClientErrors, LISTENER_OPTIONS, limitConnections } from '../util/http-limits.js';
+import { redact } from '../util/redact.js';
 import { collectStatus, health, type StatusRow } from './status.js';
 
 const seconds = (iso?: string) => (iso ? new Date(iso).getTime() / 1000 : undefined);
@@ -40,31 +42,46 @@ function metrics(rows: StatusRow[]): Registry {
   return registry;
 }
 
-/** Parses STATUS_ADDRESS ("127.0.0.1:9090", "[::]:9090", "0.0.0.0:9090"). */
-export function parseListen(address: string): { host: string; port: number } {
-  const m = address.match(/^\[([^\]]+)\]:(\d+)$/) ?? address.match(/^([^:]+):(\d+)$/);
-  if (!m) throw new Error(`"${address}" is not host:port`);
-  return { host: m[1]!, port: Number(m[2]) };
+/** collectStatus reads every certificate's files: a burst of requests shares one reading per second. */
+const CACHE_MS = 1_000;
+
+function cachedStatus(config: Config): () => Promise<StatusRow[]> {
+  let cached: { at: number; rows: Promise<StatusRow[]> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!cached || now - cached.at >= CACHE_MS) {
+      const rows = collectStatus(config);
+      cached = { at: now, rows };
+      rows.catch(() => (cached = undefined));
+    }
+    return cached.rows;
+  };
 }
 
-/** GET /healthz, /status and /metrics; nothing else. */
-export async function startStatusServer(config: Config, address: string, log: Logger): Promise<Server> {
-  const { host, port } = parseListen(address);
-  const server = createServer(async (req, res) => {
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-      res.end(body);
+/**
+ * GET /healthz, /status and /metrics; nothing else. Loopback by default (the image's HEALTHCHECK
+ * runs inside the container); the same connection limits and timeouts as the HTTP-01 listener,
+ * and everything it sends goes through the one redaction.
+ */
+export async function startStatusServer(config: Config, address: { host: string; port: number }, log: Logger): Promise<Server> {
+  const { host, port } = address;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const status = cachedStatus(config);
+  const server = createServer(LISTENER_OPTIONS, async (req, res) => {
+    const send = (code: number, type: string, body: string) => {
+      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', connection: 'close' });
+      res.end(redact(body));
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
     try {
       const path = (req.url ?? '/').split('?')[0];
       if (path === '/healthz') {
-        const h = health(await collectStatus(config));
+        const h = health(await status());
         return send(h.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', problems: h.problems })}\n`);
       }
-      if (path === '/status') return send(200, 'application/json', `${JSON.stringify(await collectStatus(config), null, 2)}\n`);
+      if (path === '/status') return send(200, 'application/json', `${JSON.stringify(await status(), null, 2)}\n`);
       if (path === '/metrics') {
-        const registry = metrics(await collectStatus(config));
+        const registry = metrics(await status());
         return send(200, registry.contentType, await registry.metrics());
       }
       return send(404, 'text/plain', 'not found: try /healthz, /status or /metrics\n');
@@ -73,13 +90,14 @@ export async function startStatusServer(config: Config, address: string, log: Lo
       return send(500, 'text/plain', 'internal error\n');
     }
   });
-  server.requestTimeout = 10_000;
+  answerClientErrors(server);
+  limitConnections(server, { maxConnections: 64, maxPerSource: 16 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `STATUS_ADDRESS ${address} is already in use; choose another port or set STATUS_ADDRESS=off` : err.message)),
+      reject(new Error(err.code === 'EADDRINUSE' ? `STATUS_ADDRESS ${where} is already in use; choose another port or set STATUS_ADDRESS=off` : err.message)),
     );
     server.listen(port, host, resolve);
   });
-  log.info({ step: 'status', address }, 'status endpoint listening (/healthz, /status, /metrics)');
+  log.info({ step: 'status', address: where }, 'status endpoint listening (/healthz, /status, /metrics)');
   return server;
 }

@@ -1,18 +1,10 @@
 import type { Config } from '../config/schema.js';
-import { ariCertId } from '../plan/ari.js';
+import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
-import { BundleError } from '../publish/bundle.js';
-import { readPublished } from '../publish/publisher.js';
-import { readCertState } from '../state/cert-state.js';
+import { type Bundle, parseBundle } from '../publish/bundle.js';
+import { readPublishedOrBroken } from '../publish/publisher.js';
+import { readCertState, readPending } from '../state/cert-state.js';
 import { type ContainerRecord, readContainers } from '../state/containers.js';
-
-function safeCertId(pem: string): string | undefined {
-  try {
-    return ariCertId(pem);
-  } catch {
-    return undefined;
-  }
-}
 
 export interface StatusRow {
   name: string;
@@ -39,18 +31,20 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
   const containers = await readContainers(config.stateDir);
   for (const spec of config.certificates) {
     const state = await readCertState(config.stateDir, spec.name);
-    let published;
-    let broken: string | undefined;
-    try {
-      published = await readPublished(config, spec);
-    } catch (err) {
-      if (!(err instanceof BundleError)) throw err;
-      broken = err.message;
-    }
+    const { published, broken } = await readPublishedOrBroken(config, spec);
     const b = published?.bundle;
+    const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
+    const kept = await readPending(config.stateDir, spec.name);
+    let pending: Bundle | undefined;
+    try {
+      pending = kept ? parseBundle(kept.fullchain, kept.key) : undefined;
+    } catch {
+      pending = undefined;
+    }
+    if (pending && b && pending.serial === b.serial) pending = undefined;
     const d = spec.source === 'custom'
       ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
-      : decide({ spec, published: b, broken, state, now, profile: config.acme.profile, ari: b && state.ari?.certId === safeCertId(b.certificates[0]!) ? state.ari : undefined });
+      : decide({ spec, published: b, broken, pending, state, now, profile: config.acme.profile, ari });
     rows.push({
       name: spec.name,
       domains: spec.domains,
@@ -61,7 +55,7 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
       source: spec.source,
       nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : d.action === 'custom' ? undefined : now.toISOString(),
       nextReason: d.reason,
-      ariWindow: state.ari && b && state.ari.certId === safeCertId(b.certificates[0]!) ? { start: state.ari.start, end: state.ari.end, explanationURL: state.ari.explanationURL } : undefined,
+      ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
       deployed: !!published && state.deployedDigest === published.digest,
       failures: state.failures,
       lastSuccessAt: state.lastSuccessAt,

@@ -11,6 +11,14 @@ export function nextCheckDelay(intervalMs: number, random = Math.random): number
   return Math.round(intervalMs * (0.95 + 0.1 * random()));
 }
 
+/** After a pass that failed as a whole: 1 min, doubling up to an hour (never beyond the check interval). */
+export function failedPassDelay(consecutive: number, intervalMs: number): number {
+  return Math.min(60_000 * 2 ** Math.max(0, consecutive - 1), 3_600_000, intervalMs);
+}
+
+/** How long a daemon pass waits for another mailcerts' pass (a manual renew, a second container). */
+const LOCK_WAIT_MS = 10 * 60_000;
+
 /**
  * A pass at start, then one per check interval, or earlier when a certificate's renewal time or
  * backoff ends. Returns when the signal aborts; a pass in progress finishes its publish first.
@@ -28,18 +36,22 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
     config,
     (name) => {
       if (signal.aborted) return;
-      engine.pass({ only: name, signal }).catch((err: unknown) => log.error({ step: 'daemon', cert: name, error: errorMessage(err) }, 'pass failed'));
+      engine.pass({ only: name, signal, lockWaitMs: LOCK_WAIT_MS }).catch((err: unknown) => log.error({ step: 'daemon', cert: name, error: errorMessage(err) }, 'pass failed'));
     },
     log,
   );
+  let failedPasses = 0;
   while (!signal.aborted) {
     let wakeAt = Date.now() + nextCheckDelay(config.renewCheckIntervalMs);
     try {
-      const result = await engine.pass({ signal });
+      const result = await engine.pass({ signal, lockWaitMs: LOCK_WAIT_MS });
+      failedPasses = 0;
       for (const c of result.certs) if (c.nextAt && c.nextAt.getTime() < wakeAt) wakeAt = c.nextAt.getTime();
     } catch (err) {
-      log.error({ step: 'daemon', error: errorMessage(err) }, 'pass failed');
-      wakeAt = Math.min(wakeAt, Date.now() + 60_000);
+      failedPasses++;
+      const delay = failedPassDelay(failedPasses, config.renewCheckIntervalMs);
+      log.error({ step: 'daemon', error: errorMessage(err), failedPasses, retryIn: delay }, 'pass failed');
+      wakeAt = Math.min(wakeAt, Date.now() + delay);
     }
     if (signal.aborted) break;
     const delay = Math.max(1_000, wakeAt - Date.now());

@@ -1,35 +1,84 @@
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AriState } from '../plan/ari.js';
-import { readJson, writeJson } from './files.js';
+import * as z from 'zod';
+import type { Logger } from '../log.js';
+import { readStateFile, replaceFile, writeJson } from './files.js';
+
+/** What the CA suggested for one certificate (ARI), and the moment mailcerts picked in it. */
+const AriStateSchema = z.object({
+  certId: z.string(),
+  start: z.iso.datetime(),
+  end: z.iso.datetime(),
+  /** A uniformly random moment in [start, end), picked once per window. */
+  selected: z.iso.datetime(),
+  explanationURL: z.string().optional(),
+  fetchedAt: z.iso.datetime(),
+  /** When to ask again (Retry-After of renewalInfo, at least twice a day). */
+  nextCheckAt: z.iso.datetime(),
+});
+export type AriState = z.infer<typeof AriStateSchema>;
 
 /** What mailcerts remembers about one certificate between passes and restarts. */
-export interface CertState {
+const CertStateSchema = z.object({
   /** sha256 of the published bytes that the mail containers were last reloaded with. */
-  deployedDigest?: string;
-  lastSuccessAt?: string;
-  lastAttemptAt?: string;
-  lastError?: string;
+  deployedDigest: z.string().optional(),
+  lastSuccessAt: z.iso.datetime().optional(),
+  lastAttemptAt: z.iso.datetime().optional(),
+  lastError: z.string().optional(),
   /** Which stage the last failure came from: a deploy failure is cleared by the next good deploy. */
-  failedStep?: 'obtain' | 'deploy' | 'verify';
-  failures: number;
+  failedStep: z.enum(['obtain', 'publish', 'deploy', 'verify']).optional(),
+  failures: z.number().int().min(0).default(0),
   /** A supplied (custom) bundle that broke TLS and was rolled back: not published again until the files change. */
-  rejectedDigest?: string;
+  rejectedDigest: z.string().optional(),
   /** The ACME profile the published certificate was ordered with. */
-  profile?: string;
+  profile: z.string().optional(),
   /** The CA's renewal window for the published certificate (ARI), when the CA offers one. */
-  ari?: AriState;
+  ari: AriStateSchema.optional(),
   /** Earliest next attempt after a failure (backoff). */
-  nextAttemptAt?: string;
+  nextAttemptAt: z.iso.datetime().optional(),
+  /** When the last failure happened: the backoff is measured from it, whatever was stored. */
+  failedAt: z.iso.datetime().optional(),
+  /** A certificate issued but not deployed (pending.pem beside this file): what it is and why it waits. */
+  pending: z.object({ serial: z.string(), profile: z.string().optional(), issuedAt: z.iso.datetime() }).optional(),
+});
+export type CertState = z.infer<typeof CertStateSchema>;
+
+export function certStateDir(stateDir: string, name: string): string {
+  return join(stateDir, 'certificates', name);
 }
 
 export function certStatePath(stateDir: string, name: string): string {
-  return join(stateDir, 'certificates', name, 'state.json');
+  return join(certStateDir(stateDir, name), 'state.json');
 }
 
-export async function readCertState(stateDir: string, name: string): Promise<CertState> {
-  return (await readJson<CertState>(certStatePath(stateDir, name))) ?? { failures: 0 };
+/** The certificate's state; a damaged file is moved aside and this certificate alone starts afresh. */
+export async function readCertState(stateDir: string, name: string, log?: Logger): Promise<CertState> {
+  return (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log)) ?? { failures: 0 };
 }
 
 export async function writeCertState(stateDir: string, name: string, state: CertState): Promise<void> {
   await writeJson(certStatePath(stateDir, name), state);
+}
+
+/**
+ * A certificate that was issued but is not (or no longer) deployed: its publish failed, or it was
+ * rolled back. It is kept (key, then chain, mode 0600) and published again at the next attempt
+ * instead of ordering a new one, which would spend the CA's duplicate-certificate limit.
+ */
+export const pendingPath = (stateDir: string, name: string) => join(certStateDir(stateDir, name), 'pending.pem');
+
+export async function keepPending(stateDir: string, name: string, privateKeyPem: string, fullchainPem: string): Promise<void> {
+  await replaceFile(pendingPath(stateDir, name), privateKeyPem + fullchainPem, 0o600);
+}
+
+/** The kept key and chain, or undefined. */
+export async function readPending(stateDir: string, name: string): Promise<{ key: string; fullchain: string } | undefined> {
+  const text = await readFile(pendingPath(stateDir, name), 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  const at = text.indexOf('-----BEGIN CERTIFICATE-----');
+  return at > 0 ? { key: text.slice(0, at), fullchain: text.slice(at) } : { key: '', fullchain: text };
+}
+
+export async function dropPending(stateDir: string, name: string): Promise<void> {
+  await rm(pendingPath(stateDir, name), { force: true });
 }

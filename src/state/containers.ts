@@ -1,28 +1,46 @@
 import { join } from 'node:path';
-import { readJson, writeJson } from './files.js';
+import * as z from 'zod';
+import type { Logger } from '../log.js';
+import { readStateFile, writeJson } from './files.js';
 
 /** The last deploy of one container, as `status`, /status and /metrics show it. */
-export interface ContainerRecord {
-  at: string;
-  reloaded: boolean;
+const ContainerRecordSchema = z.object({
+  at: z.iso.datetime(),
+  reloaded: z.boolean(),
   /** true: it serves the published certificate; false: it does not; null: not verified. */
-  serves: boolean | null;
-  error?: string;
-}
+  serves: z.boolean().nullable(),
+  error: z.string().optional(),
+});
+export type ContainerRecord = z.infer<typeof ContainerRecordSchema>;
+const ContainersSchema = z.record(z.string(), ContainerRecordSchema);
 
 const path = (stateDir: string) => join(stateDir, 'containers.json');
 
-export async function readContainers(stateDir: string): Promise<Record<string, ContainerRecord>> {
-  return (await readJson<Record<string, ContainerRecord>>(path(stateDir))) ?? {};
+export async function readContainers(stateDir: string, log?: Logger): Promise<Record<string, ContainerRecord>> {
+  return (await readStateFile(path(stateDir), ContainersSchema, log)) ?? {};
 }
 
-export async function recordContainers(stateDir: string, results: { container: string; ok: boolean; error?: string; verified?: boolean; reloaded?: boolean }[]): Promise<void> {
-  if (results.length === 0) return;
-  const all = await readContainers(stateDir);
+export interface ContainerResult {
+  container: string;
+  ok: boolean;
+  error?: string;
+  verified?: boolean;
+  reloaded?: boolean;
+}
+
+/**
+ * Records one deploy. `complete`: the results cover every container in scope (discovery worked), so
+ * records of containers that are gone are dropped; otherwise (Docker unreachable) they are kept.
+ */
+export async function recordContainers(stateDir: string, results: ContainerResult[], complete: boolean, log?: Logger): Promise<void> {
+  if (results.length === 0 && !complete) return;
+  const all = complete ? {} : await readContainers(stateDir, log);
   const at = new Date().toISOString();
   for (const r of results) {
     const reloaded = r.reloaded === true;
-    all[r.container] = { at, reloaded, serves: !reloaded ? null : r.ok ? (r.verified ? true : null) : false, error: r.error };
+    // Not reloaded: unknown. Reloaded and checked: yes or no. Reloaded, not checked (no endpoints): unknown.
+    const serves = !reloaded ? null : r.verified ? true : r.ok ? null : false;
+    all[r.container] = { at, reloaded, serves, error: r.error };
   }
   await writeJson(path(stateDir), all);
 }

@@ -1,18 +1,22 @@
 import { join } from 'node:path';
-import { readJson, writeJson } from './files.js';
+import * as z from 'zod';
+import type { Logger } from '../log.js';
+import { readStateFile, writeJson } from './files.js';
 
 /** A challenge record mailcerts created (or is about to create) at a DNS provider. */
-export interface JournalEntry {
-  provider: string;
-  zoneId: string;
-  zoneName: string;
-  name: string;
-  value: string;
+const JournalEntrySchema = z.object({
+  provider: z.string(),
+  zoneId: z.string(),
+  zoneName: z.string(),
+  name: z.string(),
+  value: z.string(),
   /** Known once the provider answered the create. */
-  id?: string;
-  cert: string;
-  createdAt: string;
-}
+  id: z.string().optional(),
+  cert: z.string(),
+  createdAt: z.string(),
+});
+export type JournalEntry = z.infer<typeof JournalEntrySchema>;
+const JournalSchema = z.object({ records: z.array(JournalEntrySchema) });
 
 /**
  * STATE_DIR/dns-records.json: every challenge record is written here before it is created and
@@ -20,13 +24,15 @@ export interface JournalEntry {
  */
 export class DnsJournal {
   private readonly path: string;
+  private readonly log?: Logger;
 
-  constructor(stateDir: string) {
+  constructor(stateDir: string, log?: Logger) {
     this.path = join(stateDir, 'dns-records.json');
+    this.log = log;
   }
 
   async list(): Promise<JournalEntry[]> {
-    return (await readJson<{ records: JournalEntry[] }>(this.path))?.records ?? [];
+    return (await readStateFile(this.path, JournalSchema, this.log))?.records ?? [];
   }
 
   private async save(records: JournalEntry[]): Promise<void> {

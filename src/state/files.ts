@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type * as z from 'zod';
+import type { Logger } from '../log.js';
+import { redact } from '../util/redact.js';
 
 /** Writes a new file with the mode, fsyncs it; fails if it exists. */
 export async function writeNewFile(path: string, data: string | Buffer, mode: number): Promise<void> {
@@ -38,15 +41,36 @@ export async function replaceFile(path: string, data: string | Buffer, mode = 0o
   await fsyncDir(dir);
 }
 
-export async function readJson<T>(path: string): Promise<T | undefined> {
+/**
+ * Reads a JSON state file that mailcerts derives itself (it can always start afresh). A file that
+ * does not parse, or does not have the expected shape, is moved aside to NAME.corrupt-<time> with
+ * a warning, and the caller starts empty: a damaged file must not stop every pass.
+ */
+export async function readStateFile<T>(path: string, schema: z.ZodType<T>, log?: Logger): Promise<T | undefined> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    text = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${path}: ${(err as Error).message}; fix or delete the file`);
+    throw new Error(`cannot read ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
   }
+  let problem: string;
+  try {
+    const parsed = schema.safeParse(JSON.parse(text));
+    if (parsed.success) return parsed.data;
+    problem = `unexpected content at ${parsed.error.issues[0]?.path.join('.') || 'the top'}: ${parsed.error.issues[0]?.message}`;
+  } catch (err) {
+    problem = `not valid JSON (${(err as Error).message})`;
+  }
+  const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '')}`;
+  await rename(path, aside).catch(() => rm(path, { force: true }));
+  const fields = { step: 'state', file: path, movedTo: aside, problem };
+  if (log) log.warn(fields, 'a state file was damaged; it was moved aside and mailcerts starts afresh for it');
+  else process.emitWarning(`${path} was damaged (${problem}); moved to ${aside}`);
+  return undefined;
 }
 
+/** Writes a state file atomically; registered secrets never reach the disk. */
 export async function writeJson(path: string, value: unknown, mode = 0o600): Promise<void> {
-  await replaceFile(path, `${JSON.stringify(value, null, 2)}\n`, mode);
+  await replaceFile(path, redact(`${JSON.stringify(value, null, 2)}\n`), mode);
 }

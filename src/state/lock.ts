@@ -1,6 +1,57 @@
-import { open, readFile, rm, mkdir } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../log.js';
+import { sleep } from '../util/abort.js';
 import { UserError } from '../util/errors.js';
+
+/**
+ * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
+ *
+ * STATE_DIR/pass.lock is created exclusively (O_EXCL) and names its holder: a random owner id, the
+ * host, the pid and the pid namespace. The holder rewrites it every HEARTBEAT_MS. A waiter breaks
+ * the lock when:
+ *   - the holder is in the waiter's own pid namespace and that pid is gone (a crash on this host);
+ *   - or the file has not changed for STALE_MS while the waiter watched it (a holder on another
+ *     host or in another container that died). Only change is compared, never clocks, so hosts
+ *     whose clocks differ still agree.
+ * Two containers are both PID 1 in their own namespaces: the pid alone proves nothing, which is why
+ * the namespace is part of the identity. A holder that finds its file taken over stops before it
+ * publishes (assertHeld).
+ */
+export const HEARTBEAT_MS = 2_000;
+export const STALE_MS = 30_000;
+const RECORD_SIZE = 320; // fixed, so a heartbeat rewrites the file in place in one write
+
+interface Holder {
+  owner: string;
+  host: string;
+  pid: number;
+  /** boot id and pid namespace: where a pid means something. */
+  ns: string;
+  since: string;
+  beat: number;
+}
+
+export interface PassLock {
+  /** Throws when another process took the lock over (this one looked dead): never publish then. */
+  assertHeld(what: string): void;
+  release(): Promise<void>;
+}
+
+function localNamespace(): string {
+  const read = (f: () => string) => {
+    try {
+      return f().trim();
+    } catch {
+      return '?';
+    }
+  };
+  return `${read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'))}/${read(() => readlinkSync('/proc/self/ns/pid'))}`;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -11,24 +62,128 @@ function alive(pid: number): boolean {
   }
 }
 
-/** One pass at a time per STATE_DIR (the daemon and a manual `renew` must not publish together). */
-export async function acquireLock(stateDir: string): Promise<() => Promise<void>> {
+function encode(h: Holder): string {
+  const json = JSON.stringify(h);
+  return json.length >= RECORD_SIZE ? `${json}\n` : `${json}${' '.repeat(RECORD_SIZE - json.length - 1)}\n`;
+}
+
+function decode(text: string): Holder | undefined {
+  try {
+    const h = JSON.parse(text) as Holder;
+    return typeof h.owner === 'string' && typeof h.pid === 'number' ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const describeHolder = (h: Holder | undefined) => (h ? `host ${h.host}, pid ${h.pid}, since ${h.since}` : 'unknown holder');
+
+export interface LockOptions {
+  /** How long to wait for a live holder before giving up. */
+  waitMs: number;
+  log?: Logger;
+  signal?: AbortSignal;
+  staleMs?: number;
+  heartbeatMs?: number;
+}
+
+/** Takes STATE_DIR/pass.lock, waiting up to waitMs for another live holder. */
+export async function acquireLock(stateDir: string, opts: LockOptions): Promise<PassLock> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const path = join(stateDir, 'pass.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const staleMs = opts.staleMs ?? STALE_MS;
+  const me: Holder = { owner: randomUUID(), host: hostname(), pid: process.pid, ns: localNamespace(), since: new Date().toISOString(), beat: 0 };
+  const deadline = performance.now() + opts.waitMs;
+  let watched: { text: string; since: number } | undefined;
+  let announced = false;
+  for (;;) {
     try {
       const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return () => rm(path, { force: true });
+      try {
+        await fh.writeFile(encode(me));
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      return holdLock(path, me, opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (holder && holder !== process.pid && alive(holder)) {
-        throw new UserError(`another mailcerts process (pid ${holder}) is working on ${stateDir}; wait for it to finish`);
-      }
-      await rm(path, { force: true }); // left by a process that died
     }
+    const text = await readFile(path, 'utf8').catch(() => undefined);
+    if (text === undefined) continue; // released meanwhile
+    const holder = decode(text);
+    const now = performance.now();
+    if (holder && holder.ns === me.ns && !alive(holder.pid)) {
+      opts.log?.warn({ step: 'lock', holder: describeHolder(holder) }, 'taking over the pass lock of a process that died');
+      await breakLock(path, text);
+      continue;
+    }
+    if (!watched || watched.text !== text) watched = { text, since: now };
+    else if (now - watched.since >= staleMs) {
+      opts.log?.warn({ step: 'lock', holder: describeHolder(holder), unchangedFor: `${Math.round((now - watched.since) / 1000)}s` }, 'taking over a pass lock whose holder stopped its heartbeat');
+      await breakLock(path, text);
+      watched = undefined;
+      continue;
+    }
+    if (now >= deadline) {
+      throw new UserError(`another mailcerts (${describeHolder(holder)}) is working on ${stateDir}; try again when it has finished`);
+    }
+    if (!announced) {
+      announced = true;
+      opts.log?.info({ step: 'lock', holder: describeHolder(holder) }, 'waiting for another mailcerts to finish its pass');
+    }
+    if (!(await sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal))) throw new Error('waiting for the pass lock cancelled: shutting down');
   }
-  throw new UserError(`cannot take the lock ${path}; remove it if no mailcerts process is running`);
+}
+
+/**
+ * Removes the lock file only if it still holds what was judged stale: it is renamed aside first
+ * (one rename wins), and put back if a new holder had taken it in between.
+ */
+async function breakLock(path: string, staleText: string): Promise<void> {
+  const aside = `${path}.broken-${randomUUID()}`;
+  try {
+    await rename(path, aside);
+  } catch {
+    return; // someone else broke or released it
+  }
+  const moved = await readFile(aside, 'utf8').catch(() => undefined);
+  if (moved !== staleText) await link(aside, path).catch(() => undefined); // a live holder's file: restore it
+  await rm(aside, { force: true });
+}
+
+function holdLock(path: string, me: Holder, opts: LockOptions): PassLock {
+  let lost: string | undefined;
+  let beating = Promise.resolve();
+  const beat = async () => {
+    const text = await readFile(path, 'utf8').catch(() => '');
+    if (decode(text)?.owner !== me.owner) {
+      lost = decode(text) ? `taken over by ${describeHolder(decode(text))}` : 'the lock file is gone';
+      clearInterval(timer);
+      opts.log?.error({ step: 'lock', problem: lost }, 'lost the pass lock; stopping before any publish');
+      return;
+    }
+    me.beat++;
+    const fh = await open(path, 'r+');
+    try {
+      await fh.write(encode(me), 0);
+    } finally {
+      await fh.close();
+    }
+  };
+  const timer = setInterval(() => {
+    beating = beating.then(beat).catch(() => undefined);
+  }, opts.heartbeatMs ?? HEARTBEAT_MS);
+  timer.unref();
+  return {
+    assertHeld(what: string) {
+      if (lost) throw new UserError(`the pass lock was ${lost}, so this process no longer owns STATE_DIR; ${what} was not done`);
+    },
+    async release() {
+      clearInterval(timer);
+      await beating;
+      const text = await readFile(path, 'utf8').catch(() => '');
+      if (decode(text)?.owner === me.owner) await rm(path, { force: true });
+    },
+  };
 }

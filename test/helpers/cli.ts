@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { ROOT } from './mailstack.js';
+import { ROOT, TEST_PROJECT } from './mailstack.js';
 
 export const CLI = join(ROOT, 'dist', 'cli.js');
 
@@ -61,6 +61,7 @@ export function pebbleEnv(dir: string, extra: Record<string, string> = {}): Reco
     HTTP01_PORT: String(pebble.httpPort),
     CERTS_DIR: join(dir, 'certs'),
     STATE_DIR: join(dir, 'state'),
+    DOCKER_SCOPE: TEST_PROJECT, // mailcerts runs on the host here: the test containers' project
     ...extra,
   };
 }

@@ -4,7 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import * as acme from 'acme-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
-import { ariCertId } from '../../src/plan/ari.js';
+import { ariCertId } from '../../src/pki/identity.js';
 import { logsWith, runCli } from '../helpers/cli.js';
 
 const work = join(inject('workDir'), 'ari');

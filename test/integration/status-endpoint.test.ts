@@ -60,6 +60,7 @@ describe('the status endpoint (/healthz, /status, /metrics) and mailcerts status
       const version = readlinkSync(join(dir, 'certs', '..data'));
       writeFileSync(join(dir, 'certs', version, 'fullchain.pem'), expired.cert);
       writeFileSync(join(dir, 'certs', version, 'privkey.pem'), expired.key);
+      await delay(1_100); // the endpoint reads the files at most once a second
       const sick = await get('/healthz');
       expect(sick.status).toBe(503);
       expect(await sick.json()).toEqual({ status: 'unhealthy', problems: ['status.example.test: expired on 2020-01-02T00:00:00.000Z'] });

@@ -39,8 +39,10 @@ describe('ACME errors say what went wrong and what to check', () => {
 describe('the logger', () => {
   it('never writes a configured secret, whatever field or message carries it', async () => {
     const { createLogger } = await import('../../src/log.js');
+    const { registerSecrets } = await import('../../src/util/redact.js');
+    registerSecrets(['s3cr3t-token-value']);
     const lines: string[] = [];
-    const log = createLogger('info', { write: (l: string) => lines.push(l) }, ['s3cr3t-token-value']);
+    const log = createLogger('info', { write: (l: string) => lines.push(l) });
     log.info({ error: 'Cloudflare said s3cr3t-token-value is bad', token: 'x' }, 'msg with s3cr3t-token-value');
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toContain('s3cr3t-token-value');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BundleError, bundleFiles, checkBundle, covers, parseBundle } from '../../src/publish/bundle.js';
+import { BundleError, checkBundle, covers, parseBundle } from '../../src/publish/bundle.js';
+import { layoutFiles as bundleFiles } from '../../src/publish/layout.js';
 import { makeChain } from '../helpers/pki.js';
 
 const chain = makeChain(['mail.example.com', '*.example.org']);
@@ -37,10 +38,13 @@ describe('validating a certificate before it is published', () => {
     );
   });
 
-  it('refuses a certificate that is expired or not yet valid', () => {
+  it('refuses a certificate that is expired or not valid for minutes yet; a few seconds of clock skew only warn', () => {
     const b = parseBundle(chain.fullchain, chain.key);
     expect(() => checkBundle(b, [], new Date(b.notAfter.getTime() + 1000))).toThrow(/expired on/);
-    expect(() => checkBundle(b, [], new Date(b.notBefore.getTime() - 1000))).toThrow(/is not valid before .*check the clock/);
+    expect(() => checkBundle(b, [], new Date(b.notBefore.getTime() - 6 * 60_000))).toThrow(/is not valid before .*, 6 min from now by this host's clock; check the clock of this host/);
+    // A host a minute behind the CA (which does not backdate) must not refuse every new certificate.
+    expect(checkBundle(b, [], new Date(b.notBefore.getTime() - 60_000))).toMatch(/becomes valid 60s from now by this host's clock: the clock of this host seems to be behind; check NTP/);
+    expect(checkBundle(b, [], new Date(b.notBefore.getTime() + 1000))).toBeUndefined();
   });
 
   it('wildcards cover exactly one label', () => {

@@ -2,11 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { ConfigError, type LoadOptions, loadConfig } from '../../src/config/load.js';
 
-function problems(env: Record<string, string>): string[] {
+/** As inside the mailcerts container, unless a test says otherwise. */
+const load = (env: Record<string, string>, opts: LoadOptions = { inContainer: true }) => loadConfig(env, opts);
+
+function problems(env: Record<string, string>, opts: LoadOptions = { inContainer: true }): string[] {
   try {
-    loadConfig(env);
+    load(env, opts);
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;
     throw err;
@@ -17,16 +20,16 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-config-'));
 
 describe('configuration from the environment', () => {
   it('has the documented defaults for one certificate', () => {
-    const c = loadConfig({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
+    const c = load({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
     expect(c.certificates).toEqual([{ source: 'acme', customDir: undefined, name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
     expect(c.acme).toEqual({
       directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000,
       profile: undefined, preferredChain: undefined, reuseKey: false, eab: undefined,
     });
     expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
-    expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.dockerReload, c.logLevel])
-      .toEqual(['/etc/ssl/mail', '/var/lib/mailcerts', 12 * 3_600_000, 0o600, 0o644, true, 'info']);
-    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'letsencrypt-staging' }).acme.directoryUrl).toBe('https://acme-staging-v02.api.letsencrypt.org/directory');
+    expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.docker, c.statusAddress, c.logLevel])
+      .toEqual(['/etc/ssl/mail', '/var/lib/mailcerts', 12 * 3_600_000, 0o600, 0o644, { reload: true, scope: undefined, verifyHosts: [] }, { host: '127.0.0.1', port: 9090 }, 'info']);
+    expect(load({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'letsencrypt-staging' }).acme.directoryUrl).toBe('https://acme-staging-v02.api.letsencrypt.org/directory');
   });
 
   it('lists every wrong variable at once, each by name with what to change', () => {
@@ -54,7 +57,7 @@ describe('configuration from the environment', () => {
     expect(list).toContain('ACME_DOMAINS: "bad_name" is not a valid DNS name (letters, digits and hyphens between dots)');
     expect(list).toContain('ACME_DOMAINS: "mail.example.com" is listed twice');
     expect(list).toContain('KEY_FILE_MODE: 0644 lets every local user read the private key; use 0600, or 0640 with KEY_FILE_GROUP');
-    expect(list).toContain('RENEW_CHECK_INTERVAL: "often" is not a duration of at least 10s; write it like 12h');
+    expect(list).toContain('RENEW_CHECK_INTERVAL: "often" is not a duration between 10s and 7d; write it like 12h');
   });
 
   it('requires the names, and the webroot in webroot mode', () => {
@@ -65,7 +68,7 @@ describe('configuration from the environment', () => {
   it('dns-01 needs the Cloudflare token; wildcards need dns-01', () => {
     expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01' })).toEqual([expect.stringMatching(/^CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit/)]);
     expect(problems({ ACME_DOMAINS: '*.example.com' })).toEqual([expect.stringMatching(/^ACME_DOMAINS: wildcard names need the dns-01 challenge/)]);
-    const c = loadConfig({ ACME_DOMAINS: 'example.com,*.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789', DNS01_RESOLVERS: '127.0.0.1:8053, [::1]:53, 1.1.1.1' });
+    const c = load({ ACME_DOMAINS: 'example.com,*.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789', DNS01_RESOLVERS: '127.0.0.1:8053, [::1]:53, 1.1.1.1' });
     expect(c.certificates[0]).toMatchObject({ challenge: 'dns-01', dnsProvider: 'cloudflare', domains: ['example.com', '*.example.com'] });
     expect(c.dns01).toEqual({ resolvers: ['127.0.0.1:8053', '[::1]:53', '1.1.1.1'], propagationTimeoutMs: 180_000, cloudflare: { apiToken: 'abcdefghijklmnopqrstuvwxyz0123456789', zoneId: undefined, baseUrl: undefined } });
   });
@@ -81,14 +84,14 @@ describe('configuration from the environment', () => {
   it('reads the token from CLOUDFLARE_API_TOKEN_FILE (a Docker secret)', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'token'), 'abcdefghijklmnopqrstuvwxyz0123456789\n');
-    const c = loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN_FILE: join(dir, 'token') });
+    const c = load({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN_FILE: join(dir, 'token') });
     expect(c.dns01.cloudflare?.apiToken).toBe('abcdefghijklmnopqrstuvwxyz0123456789');
   });
 
   it('reads NAME_FILE (Docker secrets), refuses both forms at once, and names an unreadable file', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'email'), 'postmaster@example.com\n');
-    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL_FILE: join(dir, 'email') }).acme.email).toBe('postmaster@example.com');
+    expect(load({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL_FILE: join(dir, 'email') }).acme.email).toBe('postmaster@example.com');
     expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL: 'x@example.com', ACME_EMAIL_FILE: join(dir, 'email') }))
       .toEqual(['ACME_EMAIL: set either ACME_EMAIL or ACME_EMAIL_FILE, not both']);
     expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL_FILE: '/nonexistent/secret' }))
@@ -96,16 +99,83 @@ describe('configuration from the environment', () => {
   });
 
   it('knows the CA presets, and asks for EAB where the CA requires it', () => {
-    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'buypass' }).acme.directoryUrl).toBe('https://api.buypass.com/acme/directory');
+    expect(load({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'buypass' }).acme.directoryUrl).toBe('https://api.buypass.com/acme/directory');
     expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'zerossl' })).toEqual([expect.stringMatching(/^ACME_EAB_KID: zerossl requires external account binding/)]);
     expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EAB_KID: 'kid' })).toEqual([expect.stringMatching(/^ACME_EAB_HMAC_KEY: external account binding needs both/)]);
-    const c = loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'google', ACME_EAB_KID: 'kid', ACME_EAB_HMAC_KEY: 'c2VjcmV0LWhtYWMta2V5LWJhc2U2NA', ACME_PROFILE: 'tlsserver', ACME_REUSE_KEY: 'yes', ACME_PREFERRED_CHAIN: 'ISRG Root X1' });
+    const c = load({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'google', ACME_EAB_KID: 'kid', ACME_EAB_HMAC_KEY: 'c2VjcmV0LWhtYWMta2V5LWJhc2U2NA', ACME_PROFILE: 'tlsserver', ACME_REUSE_KEY: 'yes', ACME_PREFERRED_CHAIN: 'ISRG Root X1' });
     expect(c.acme).toMatchObject({ directoryName: 'google', eab: { kid: 'kid', hmacKey: 'c2VjcmV0LWhtYWMta2V5LWJhc2U2NA' }, profile: 'tlsserver', reuseKey: true, preferredChain: 'ISRG Root X1' });
     expect(problems({ ACME_DOMAINS: 'a.example.com', ACME_EAB_KID: 'k', ACME_EAB_HMAC_KEY: 'not a key!' }).join('\n')).not.toContain('not a key!');
   });
 
   it('treats empty variables as unset (compose writes FOO= as "")', () => {
-    expect(loadConfig({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL: '', HTTP01_PORT: '' }).http01.port).toBe(80);
+    expect(load({ ACME_DOMAINS: 'a.example.com', ACME_EMAIL: '', HTTP01_PORT: '' }).http01.port).toBe(80);
+  });
+});
+
+describe('values that used to be accepted and failed later', () => {
+  it('STATUS_ADDRESS is parsed once, with the port range checked; loopback by default', () => {
+    expect(problems({ ACME_DOMAINS: 'a.example.com', STATUS_ADDRESS: 'localhost:99999' })).toEqual([
+      'STATUS_ADDRESS: "localhost:99999" is not host:port with a port from 1 to 65535; use 127.0.0.1:9090, 0.0.0.0:9090 to expose it, or off',
+    ]);
+    expect(load({ ACME_DOMAINS: 'a.example.com', STATUS_ADDRESS: '[::]:9091' }).statusAddress).toEqual({ host: '::', port: 9091 });
+    expect(load({ ACME_DOMAINS: 'a.example.com', STATUS_ADDRESS: 'off' }).statusAddress).toBeUndefined();
+    expect(load({ ACME_DOMAINS: 'a.example.com' }).statusAddress).toEqual({ host: '127.0.0.1', port: 9090 });
+  });
+
+  it('durations have an upper bound: no timer overflows, no daemon crash', () => {
+    expect(problems({ ACME_DOMAINS: 'a.example.com', RENEW_CHECK_INTERVAL: '100000000000000000000d', ACME_TIMEOUT: '30d', DNS01_PROPAGATION_TIMEOUT: '2d' })).toEqual([
+      'DNS01_PROPAGATION_TIMEOUT: "2d" is not a duration between 5s and 1h; write it like 180s',
+      'ACME_TIMEOUT: "30d" is not a duration between 1s and 10m; write it like 30s',
+      'RENEW_CHECK_INTERVAL: "100000000000000000000d" is not a duration between 10s and 7d; write it like 12h',
+    ]);
+    expect(problems({ ACME_DOMAINS: 'a.example.com', RENEW_CHECK_INTERVAL: '1e20d' })).toEqual(['RENEW_CHECK_INTERVAL: "1e20d" is not a duration between 10s and 7d; write it like 12h']);
+  });
+
+  it('a YAML alias bomb is a configuration error (exit 78), not a crash', () => {
+    const dir = tmp();
+    const bomb = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    bomb.push('certificates:\n  - domains: *i');
+    writeFileSync(join(dir, 'bomb.yml'), `${bomb.join('\n')}\n`);
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'bomb.yml') })).toEqual([expect.stringMatching(/^MAILCERTS_CONFIG \(.*bomb.yml\): the YAML cannot be read: .*alias/)]);
+  });
+
+  it('a certificate may not take the name of a published file; IP literals and numeric TLDs are not names', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.example.com]\n  - name: privkey.pem\n    domains: [mail.example.org]\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).toEqual([
+      `MAILCERTS_CONFIG certificates[1].name: "privkey.pem" is the name of a published file at the top of CERTS_DIR; choose another certificate name`,
+    ]);
+    expect(problems({ ACME_DOMAINS: '192.0.2.1,mail.example.123' })).toEqual([
+      'ACME_DOMAINS: "192.0.2.1" is an IP address; certificates here are for DNS names only',
+      'ACME_DOMAINS: "mail.example.123" ends in an all-numeric label, which no top-level domain is',
+    ]);
+  });
+
+  it('the Cloudflare token never travels in clear: http:// only for a loopback API', () => {
+    const base = { ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' };
+    expect(problems({ ...base, CLOUDFLARE_API_BASE_URL: 'http://api.example.net/client/v4' })).toEqual([
+      'CLOUDFLARE_API_BASE_URL: use an https:// URL such as https://api.cloudflare.com/client/v4 (plain http only for a loopback address: the token would travel in clear)',
+    ]);
+    expect(load({ ...base, CLOUDFLARE_API_BASE_URL: 'http://127.0.0.1:8787/client/v4' }).dns01.cloudflare?.baseUrl).toBe('http://127.0.0.1:8787/client/v4');
+  });
+
+  it('a value read from NAME_FILE is never echoed in an error (the file may be a secret)', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'oops'), 'root:$y$j9T$secrethash:19000:0:99999:7:::\n');
+    const list = problems({ ACME_DOMAINS_FILE: join(dir, 'oops') });
+    expect(list).toEqual([`ACME_DOMAINS_FILE (${join(dir, 'oops')}): the file's content is not a valid ACME_DOMAINS: the value is not a valid DNS name (letters, digits and hyphens between dots)`]);
+    expect(list.join('\n')).not.toContain('secrethash');
+  });
+});
+
+describe('DOCKER_SCOPE: which containers mailcerts may act on', () => {
+  it('is required when mailcerts does not run in a container; * and a project name are accepted', () => {
+    expect(problems({ ACME_DOMAINS: 'a.example.com' }, { inContainer: false })).toEqual([expect.stringMatching(/^DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE/)]);
+    expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_RELOAD: 'false' }, { inContainer: false }).docker.reload).toBe(false);
+    expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: 'mail' }, { inContainer: false }).docker.scope).toBe('mail');
+    expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: '*', VERIFY_HOSTS: 'mail.example.com,203.0.113.5' }, { inContainer: false }).docker).toEqual({ reload: true, scope: '*', verifyHosts: ['mail.example.com', '203.0.113.5'] });
+    expect(problems({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: 'My Stack!' })).toEqual([expect.stringMatching(/^DOCKER_SCOPE: use the compose project name of the mail stack/)]);
   });
 });
 
@@ -113,13 +183,13 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
   it('declares several certificates, each with its own names and key type', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mail\n    domains: [mail.example.com]\n  - domains: [web.example.org, "*.example.org"]\n    keyType: rsa-3072\n    challenge: dns-01\n    dnsProvider: cloudflare\n');
-    const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' });
+    const c = load({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' });
     expect(c.certificates).toEqual([
       { source: 'acme', customDir: undefined, name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01', dnsProvider: undefined },
       { source: 'acme', customDir: undefined, name: 'web.example.org', domains: ['web.example.org', '*.example.org'], keyType: 'rsa-3072', challenge: 'dns-01', dnsProvider: 'cloudflare' },
     ]);
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['a.example.com'] }] }));
-    expect(loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.json') }).certificates[0]!.name).toBe('a.example.com');
+    expect(load({ MAILCERTS_CONFIG: join(dir, 'c.json') }).certificates[0]!.name).toBe('a.example.com');
   });
 
   it('points at the exact entry that is wrong', () => {
@@ -134,10 +204,10 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
   });
 
   it('supplied certificates: CUSTOM_CERTS_DIR for one, a sub-directory each for several, mixed with ACME ones', () => {
-    expect(loadConfig({ ACME_DOMAINS: 'mail.example.com', CUSTOM_CERTS_DIR: '/custom' }).certificates[0]).toMatchObject({ source: 'custom', customDir: '/custom' });
+    expect(load({ ACME_DOMAINS: 'mail.example.com', CUSTOM_CERTS_DIR: '/custom' }).certificates[0]).toMatchObject({ source: 'custom', customDir: '/custom' });
     const dir = tmp();
     writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: internal\n    domains: [mail.corp.example]\n  - name: public\n    domains: [mail.example.com]\n    source: acme\n');
-    const c = loadConfig({ MAILCERTS_CONFIG: join(dir, 'c.yml'), CUSTOM_CERTS_DIR: '/custom' });
+    const c = load({ MAILCERTS_CONFIG: join(dir, 'c.yml'), CUSTOM_CERTS_DIR: '/custom' });
     expect(c.certificates.map((x) => [x.name, x.source, x.customDir])).toEqual([['internal', 'custom', '/custom/internal'], ['public', 'acme', undefined]]);
     writeFileSync(join(dir, 'd.yml'), 'certificates:\n  - domains: [mail.corp.example]\n    source: custom\n');
     expect(problems({ MAILCERTS_CONFIG: join(dir, 'd.yml') })).toEqual([expect.stringMatching(/source: custom needs CUSTOM_CERTS_DIR/)]);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseReloadLabel } from '../../src/deploy/docker.js';
+import { parseReloadLabel } from '../../src/deploy/targets.js';
 
 describe('the mailcerts.reload label', () => {
   it('knows the presets, signals, restart and exec', () => {
@@ -23,6 +23,10 @@ describe('the mailcerts.reload label', () => {
     expect(parseReloadLabel('exec:cat /etc/* > /tmp/x')).toMatchObject({ error: expect.stringMatching(/without a shell/) });
     expect(parseReloadLabel('exec:')).toMatchObject({ error: expect.stringMatching(/needs a command/) });
     expect(parseReloadLabel('signal:SIGNOPE')).toMatchObject({ error: 'unknown signal "SIGNOPE"; use a name such as signal:SIGHUP' });
+    // No shell expands $VAR: it would become an empty argument, so it is refused.
+    expect(parseReloadLabel('exec:postmap -F $MAP')).toEqual({ error: "exec: commands run without a shell, so $MAP would not be expanded; write exec:sh -c '... $MAP ...' if the container's shell should expand it" });
+    expect(parseReloadLabel('exec:echo ${HOME}x')).toMatchObject({ error: expect.stringMatching(/\$HOME would not be expanded/) });
+    expect(parseReloadLabel(`exec:sh -c 'postmap -F $MAP'`)).toEqual({ kind: 'exec', argv: ['sh', '-c', 'postmap -F $MAP'] });
     expect(parseReloadLabel('nginx')).toMatchObject({ error: expect.stringMatching(/use postfix, dovecot, restart, signal:<NAME> or exec:<command>/) });
   });
 });

@@ -1,9 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import { UserError } from '../../util/errors.js';
+import { answerClientErrors, type ConnectionLimits, DEFAULT_LIMITS, LISTENER_OPTIONS, limitConnections } from '../../util/http-limits.js';
 import { CHALLENGE_PREFIX, type ChallengeItem, type ChallengeSolver, TOKEN_PATTERN } from './types.js';
 
 const MAX_URL = 512;
+/** "served a challenge" is logged once per token, then at most every 10 s with a count. */
+const SERVED_LOG_EVERY_MS = 10_000;
 
 /**
  * A minimal HTTP listener that answers only for tokens of orders in flight and 404s everything else.
@@ -17,11 +20,14 @@ export class StandaloneHttp01 implements ChallengeSolver {
   private readonly port: number;
   private readonly address: string | undefined;
   private readonly log: Logger;
+  private readonly limits: ConnectionLimits;
+  private readonly served = new Map<string, { loggedAt: number; unlogged: number }>();
 
-  constructor(opts: { port: number; address?: string; log: Logger }) {
+  constructor(opts: { port: number; address?: string; log: Logger; limits?: ConnectionLimits }) {
     this.port = opts.port;
     this.address = opts.address;
     this.log = opts.log.child({ solver: 'http-01-standalone' });
+    this.limits = opts.limits ?? DEFAULT_LIMITS;
   }
 
   /** The bound port (useful when configured as 0). */
@@ -33,16 +39,9 @@ export class StandaloneHttp01 implements ChallengeSolver {
   async begin(): Promise<void> {
     this.users++;
     if (this.server) return;
-    const server = createServer({ maxHeaderSize: 4096, requestTimeout: 10_000, headersTimeout: 5_000, keepAliveTimeout: 1_000 }, (req, res) =>
-      this.handle(req, res),
-    );
-    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      if (socket.writable && !socket.writableEnded) {
-        const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      }
-      socket.destroy();
-    });
+    const server = createServer(LISTENER_OPTIONS, (req, res) => this.handle(req, res));
+    answerClientErrors(server);
+    limitConnections(server, this.limits);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -71,7 +70,22 @@ export class StandaloneHttp01 implements ChallengeSolver {
   }
 
   async cleanup(items: ChallengeItem[]): Promise<void> {
-    for (const { token } of items) this.tokens.delete(token);
+    for (const { token } of items) {
+      this.tokens.delete(token);
+      this.served.delete(token);
+    }
+  }
+
+  /** A CA asks a few times per token; a client hammering a known token must not flood the log. */
+  private logServed(token: string, from: string | undefined): void {
+    const now = Date.now();
+    const seen = this.served.get(token);
+    if (seen && now - seen.loggedAt < SERVED_LOG_EVERY_MS) {
+      seen.unlogged++;
+      return;
+    }
+    this.log.info({ step: 'http-01', status: 200, from, ...(seen?.unlogged ? { alsoServed: seen.unlogged } : {}) }, 'served a challenge');
+    this.served.set(token, { loggedAt: now, unlogged: 0 });
   }
 
   async end(): Promise<void> {
@@ -80,6 +94,7 @@ export class StandaloneHttp01 implements ChallengeSolver {
     const server = this.server;
     this.server = undefined;
     this.tokens.clear();
+    this.served.clear();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     this.log.info({ step: 'http-01' }, 'challenge listener closed');
@@ -109,7 +124,7 @@ export class StandaloneHttp01 implements ChallengeSolver {
       this.log.debug({ step: 'http-01', status: 404 }, 'unknown challenge request');
       return reply(404);
     }
-    this.log.info({ step: 'http-01', status: 200, from: req.socket.remoteAddress }, 'served a challenge');
+    this.logServed(token, req.socket.remoteAddress);
     reply(200, keyAuthorization);
   }
 }

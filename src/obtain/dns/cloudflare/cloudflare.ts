@@ -2,6 +2,7 @@ import Cloudflare, { APIConnectionError, APIError } from 'cloudflare';
 import type { Logger } from '../../../log.js';
 import { sleep } from '../../../util/abort.js';
 import { UserError } from '../../../util/errors.js';
+import { parseRetryAfter } from '../../../util/retry-after.js';
 import { type DnsProvider, type DnsZone, zoneOf } from '../provider.js';
 
 const TTL = 60; // Cloudflare's minimum outside Enterprise plans
@@ -60,8 +61,7 @@ export class CloudflareDns implements DnsProvider {
       } catch (err) {
         const transient = err instanceof APIConnectionError || (err instanceof APIError && (err.status === 429 || (err.status ?? 0) >= 500));
         if (transient && attempt < RETRIES) {
-          const header = err instanceof APIError ? err.headers?.get('retry-after') : null;
-          const asked = header && /^\d+$/.test(header) ? Number(header) * 1000 : undefined;
+          const asked = parseRetryAfter(err instanceof APIError ? err.headers?.get('retry-after') : undefined);
           const wait = Math.min(asked ?? 500 * 2 ** attempt, RETRY_AFTER_CAP_MS);
           this.log.warn({ step: 'dns-01', call: what, status: err instanceof APIError ? err.status : 'network', retryIn: wait }, 'Cloudflare call failed; retrying');
           await sleep(wait);

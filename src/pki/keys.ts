@@ -5,7 +5,7 @@ import type { KeyType } from '../config/schema.js';
 const generate = promisify(generateKeyPair);
 
 /** A fresh private key of the type, as PKCS#8 PEM. */
-export async function createPrivateKey(type: KeyType): Promise<string> {
+export async function generatePrivateKey(type: KeyType): Promise<string> {
   const { privateKey } = type.startsWith('ec-')
     ? await generate('ec', { namedCurve: type === 'ec-256' ? 'P-256' : 'P-384' })
     : await generate('rsa', { modulusLength: Number(type.slice(4)) });

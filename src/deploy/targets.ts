@@ -1,0 +1,147 @@
+import { constants } from 'node:os';
+import type Docker from 'dockerode';
+import { parse as parseShellWords } from 'shell-quote';
+import type { Logger } from '../log.js';
+import { errorMessage } from '../util/errors.js';
+import { type ContainerView, execIn, restartContainer, signalContainer } from './docker.js';
+import type { EndpointSpec } from './verify.js';
+
+/**
+ * What mailcerts knows about each kind of mail server: how to validate its configuration, how to
+ * reload it, and which endpoints it serves by default. Everything Postfix- or Dovecot-specific in
+ * the deploy stage lives here.
+ */
+export const RELOAD_LABEL = 'mailcerts.reload';
+
+interface Preset {
+  describe: string;
+  /** Run first; a failure means no reload, and the server's own words are reported. */
+  validate: string[][];
+  reload: string[][];
+  endpoints: EndpointSpec[];
+}
+
+const PRESETS = {
+  postfix: {
+    describe: 'postconf -n, postfix check, then postfix reload',
+    // postconf prints Postfix's own words for main.cf errors; postfix check alone logs them elsewhere.
+    validate: [['postconf', '-n'], ['postfix', 'check']],
+    reload: [['postfix', 'reload']],
+    endpoints: [{ protocol: 'smtp', port: 25 }, { protocol: 'submissions', port: 465 }, { protocol: 'submission', port: 587 }],
+  },
+  dovecot: {
+    describe: 'doveconf -n, then doveadm reload',
+    validate: [['doveconf', '-n']],
+    reload: [['doveadm', 'reload']],
+    endpoints: [{ protocol: 'imaps', port: 993 }, { protocol: 'pop3s', port: 995 }, { protocol: 'imap', port: 143 }, { protocol: 'pop3', port: 110 }, { protocol: 'sieve', port: 4190 }],
+  },
+} satisfies Record<string, Preset>;
+
+export type ReloadAction =
+  | { kind: 'postfix' }
+  | { kind: 'dovecot' }
+  | { kind: 'signal'; signal: string }
+  | { kind: 'restart' }
+  | { kind: 'exec'; argv: string[] };
+
+/** Parses a mailcerts.reload label value; the error says what to write instead. */
+export function parseReloadLabel(value: string): ReloadAction | { error: string } {
+  const v = value.trim();
+  if (v === 'postfix' || v === 'dovecot' || v === 'restart') return { kind: v };
+  if (v.startsWith('signal:')) {
+    const raw = v.slice(7).trim().toUpperCase();
+    const signal = raw.startsWith('SIG') ? raw : `SIG${raw}`;
+    if (!(signal in constants.signals)) return { error: `unknown signal "${v.slice(7)}"; use a name such as signal:SIGHUP` };
+    return { kind: 'signal', signal };
+  }
+  if (v.startsWith('exec:')) {
+    const variables: string[] = [];
+    // Without a shell, $VAR would silently become an empty argument: refuse it instead.
+    const words = parseShellWords(v.slice(5), (name: string) => {
+      variables.push(name);
+      return '';
+    });
+    if (variables.length > 0) {
+      return { error: `exec: commands run without a shell, so $${variables[0]} would not be expanded; write exec:sh -c '... $${variables[0]} ...' if the container's shell should expand it` };
+    }
+    if (words.length === 0) return { error: 'exec: needs a command, such as exec:nginx -s reload' };
+    if (!words.every((w): w is string => typeof w === 'string')) {
+      return { error: 'exec: commands run without a shell, so pipes, redirections, globs and ; are not allowed; use exec:sh -c \'...\' if you need a shell' };
+    }
+    return { kind: 'exec', argv: words };
+  }
+  return { error: `unknown reload "${v}"; use postfix, dovecot, restart, signal:<NAME> or exec:<command>` };
+}
+
+export function describeAction(a: ReloadAction): string {
+  switch (a.kind) {
+    case 'postfix':
+    case 'dovecot':
+      return PRESETS[a.kind].describe;
+    case 'signal': return `send ${a.signal}`;
+    case 'restart': return 'restart the container';
+    case 'exec': return `run ${a.argv.join(' ')}`;
+  }
+}
+
+/** The endpoints a preset serves by default, when the container carries no mailcerts.verify. */
+export function presetEndpoints(a: ReloadAction | { error: string }): EndpointSpec[] | undefined {
+  return 'kind' in a && (a.kind === 'postfix' || a.kind === 'dovecot') ? PRESETS[a.kind].endpoints : undefined;
+}
+
+export interface ReloadTarget extends ContainerView {
+  label: string;
+  action: ReloadAction | { error: string };
+}
+
+export function asTarget(c: ContainerView): ReloadTarget {
+  const label = c.labels[RELOAD_LABEL] ?? '';
+  return { ...c, label, action: parseReloadLabel(label) };
+}
+
+/** Runs the commands in order; stops at the first failure and reports it with the container's output. */
+async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+  for (const argv of steps) {
+    const cmd = argv.join(' ');
+    const { exitCode, output } = await execIn(docker, target.id, argv, { signal });
+    log.info({ step: 'reload', container: target.name, command: cmd, exitCode }, exitCode === 0 ? 'command succeeded' : 'command failed');
+    if (exitCode !== 0) {
+      const said = output ? `:\n${output}` : ' and printed nothing (see the container log)';
+      const what = exitCode === 126 || exitCode === 127 ? ' (command not found in the container?)' : '';
+      return `"${cmd}" exited with ${exitCode}${what}${said}`;
+    }
+  }
+  return undefined;
+}
+
+/** Validates, then reloads one container. Never throws: the answer is the error, or undefined. */
+export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+  const { action } = target;
+  if ('error' in action) return `label ${RELOAD_LABEL}=${target.label}: ${action.error}`;
+  try {
+    switch (action.kind) {
+      case 'postfix':
+      case 'dovecot': {
+        const preset = PRESETS[action.kind];
+        const invalid = await execSteps(docker, target, preset.validate, log, signal);
+        if (invalid) return `validation failed, not reloaded: ${invalid}`;
+        const failed = await execSteps(docker, target, preset.reload, log, signal);
+        return failed && `reload failed: ${failed}`;
+      }
+      case 'exec': {
+        const failed = await execSteps(docker, target, [action.argv], log, signal);
+        return failed && `reload failed: ${failed}`;
+      }
+      case 'signal':
+        await signalContainer(docker, target.id, action.signal);
+        log.info({ step: 'reload', container: target.name, signal: action.signal }, 'signal sent');
+        return undefined;
+      case 'restart':
+        await restartContainer(docker, target.id);
+        log.info({ step: 'reload', container: target.name }, 'container restarted');
+        return undefined;
+    }
+  } catch (err) {
+    return `reload failed: ${errorMessage(err)}`;
+  }
+}

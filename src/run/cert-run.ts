@@ -1,0 +1,177 @@
+import type { CertificateSpec } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { type Decision, nextAttemptAt, renewalTime } from '../plan/renewal.js';
+import type { Bundle } from '../publish/bundle.js';
+import type { Published } from '../publish/publisher.js';
+import { type CertState, dropPending, keepPending, writeCertState } from '../state/cert-state.js';
+
+/** What a pass did with one certificate, as `run --once`, the daemon and the logs report it. */
+export interface CertOutcome {
+  name: string;
+  /** ok: a valid certificate is published and deployed; failed: see error. */
+  ok: boolean;
+  /** For supplied certificates, 'publish' (new files) or 'keep'. */
+  decision: Decision['action'] | 'publish';
+  reason: string;
+  issued: boolean;
+  published: boolean;
+  error?: string;
+  /** When this certificate next needs attention (renewal time or end of backoff). */
+  nextAt?: Date;
+}
+
+export type FailedStep = NonNullable<CertState['failedStep']>;
+
+/**
+ * One certificate in one pass: the only code that changes its CertState. Stages call the event
+ * methods (planned, issued, published, failed, deployed, rolledBack); the outcome is computed from
+ * what happened, never read back by a stage to decide something.
+ */
+export class CertRun {
+  readonly spec: CertificateSpec;
+  readonly log: Logger;
+  readonly state: CertState;
+  private readonly stateDir: string;
+  decision: Decision['action'] | 'publish' = 'keep';
+  reason = '';
+  /** What is published now (after this pass's publish or rollback). */
+  published?: Published;
+  /** A certificate issued but not yet deployed, kept in STATE_DIR. */
+  pending?: Bundle;
+  /** ARI: the certificate a new order replaces. */
+  replaces?: string;
+  /** This pass obtained a new certificate from the CA. */
+  issuedNow = false;
+  /** This pass changed the published files. */
+  publishedNow = false;
+  private error?: string;
+  private nextAt?: Date;
+  private dirty = false;
+
+  constructor(opts: { spec: CertificateSpec; state: CertState; stateDir: string; log: Logger; published?: Published }) {
+    this.spec = opts.spec;
+    this.state = opts.state;
+    this.stateDir = opts.stateDir;
+    this.log = opts.log;
+    this.published = opts.published;
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  /** The plan for this pass; `error` carries over a failure still being backed off. */
+  planned(decision: Decision['action'] | 'publish', reason: string, nextAt?: Date, error?: string): void {
+    this.decision = decision;
+    this.reason = reason;
+    this.nextAt = nextAt;
+    this.error = error;
+  }
+
+  /** Something in this pass stops the certificate without recording a failure (a validation pause, a stop). */
+  held(error: string, nextAt?: Date): void {
+    this.error = error;
+    if (nextAt) this.nextAt = nextAt;
+  }
+
+  /** Stopped by SIGTERM: not a failure, and nothing of the abandoned attempt is recorded. */
+  cancelled(): void {
+    this.error = 'cancelled: shutting down';
+    if (!this.issuedNow) this.dirty = false;
+  }
+
+  /** A fresh certificate from the CA, checked: kept in STATE_DIR before it is published. */
+  async issued(bundle: Bundle, profile: string | undefined): Promise<void> {
+    this.issuedNow = true;
+    this.pending = bundle;
+    await keepPending(this.stateDir, this.name, bundle.privateKey, bundle.certificates.join(''));
+    this.state.pending = { serial: bundle.serial, profile, issuedAt: new Date().toISOString() };
+    this.state.lastAttemptAt = new Date().toISOString();
+    this.dirty = true;
+    await this.save();
+  }
+
+  /** The attempt to obtain started (recorded even if it fails). */
+  attempting(): void {
+    this.state.lastAttemptAt = new Date().toISOString();
+    this.dirty = true;
+  }
+
+  /** New files are published; `orderedWith` is set for a certificate from the CA (not a supplied one). */
+  publishedFiles(published: Published, changed: boolean, orderedWith?: { profile?: string }): void {
+    this.published = published;
+    this.publishedNow = this.publishedNow || changed;
+    if (orderedWith) this.state.profile = orderedWith.profile;
+    this.clearFailure();
+    this.state.lastSuccessAt = new Date().toISOString();
+    this.nextAt = renewalTime(published.bundle.notBefore, published.bundle.notAfter);
+    this.dirty = true;
+  }
+
+  /** A failure: counted, backed off, reported. */
+  failed(step: FailedStep, error: string, message: string, retryAfterMs?: number): void {
+    const now = new Date();
+    this.state.failures += 1;
+    this.state.failedStep = step;
+    this.state.lastError = error;
+    this.state.failedAt = now.toISOString();
+    const next = nextAttemptAt(this.state.failures, now, retryAfterMs);
+    this.state.nextAttemptAt = next.toISOString();
+    this.error = error;
+    this.nextAt = next;
+    this.dirty = true;
+    this.log.error({ step: 'report', error, failures: this.state.failures, nextAttemptAt: this.state.nextAttemptAt }, message);
+  }
+
+  /** The containers serve what is published. */
+  async deployed(): Promise<void> {
+    const { bundle, digest } = this.published!;
+    this.state.deployedDigest = digest;
+    if (this.state.failedStep === 'deploy' || this.state.failedStep === 'publish') {
+      this.clearFailure();
+      this.nextAt = renewalTime(bundle.notBefore, bundle.notAfter);
+    }
+    if (this.state.pending && this.state.pending.serial === bundle.serial) await this.dropPending();
+    this.dirty = true;
+    this.log.info({ step: 'deploy', serial: bundle.serial }, 'deployed');
+  }
+
+  /** The published certificate broke TLS and the previous one is live again; a supplied one is not republished. */
+  rolledBack(from: Published, to: Published, why: string, restored: boolean): void {
+    this.published = to;
+    this.failed('verify', `serial ${from.bundle.serial} was rolled back to ${to.bundle.serial} because ${why}`, 'new certificate rolled back');
+    if (restored) this.state.deployedDigest = to.digest;
+    if (this.spec.source === 'custom') this.state.rejectedDigest = from.digest;
+  }
+
+  async dropPending(): Promise<void> {
+    this.pending = undefined;
+    this.state.pending = undefined;
+    await dropPending(this.stateDir, this.name);
+    this.dirty = true;
+  }
+
+  /** Writes the state once, if anything changed. */
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    await writeCertState(this.stateDir, this.name, this.state);
+    this.dirty = false;
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  get ok(): boolean {
+    return this.error === undefined;
+  }
+
+  outcome(): CertOutcome {
+    return { name: this.name, ok: this.ok, decision: this.decision, reason: this.reason, issued: this.issuedNow, published: this.publishedNow, error: this.error, nextAt: this.nextAt };
+  }
+
+  private clearFailure(): void {
+    Object.assign(this.state, { failures: 0, lastError: undefined, failedStep: undefined, nextAttemptAt: undefined, failedAt: undefined, rejectedDigest: undefined });
+    this.error = undefined;
+  }
+}

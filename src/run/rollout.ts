@@ -1,0 +1,95 @@
+import type { Config } from '../config/schema.js';
+import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
+import type { Logger } from '../log.js';
+import { type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
+import { recordContainers } from '../state/containers.js';
+import { errorMessage } from '../util/errors.js';
+import type { CertRun } from './cert-run.js';
+
+export interface RolloutContext {
+  config: Config;
+  deployer: Deployer;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+const describeFailures = (results: DeployResult[]) => results.map((r) => `container ${r.container}: ${r.error}`).join('; ');
+
+/**
+ * The rollout transaction, after the publishes of a pass:
+ *   1. restore a missing copy of a published certificate (e.g. the top of CERTS_DIR);
+ *   2. if a published certificate is not yet deployed, reload and verify every container in scope;
+ *   3. a container whose TLS breaks rolls back only the certificates it serves, which are then
+ *      deployed and verified again;
+ *   4. each certificate is deployed, or failed with the problems of the containers that serve it.
+ */
+export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<DeployResult[]> {
+  for (const run of runs) {
+    if (!run.published || run.publishedNow) continue;
+    try {
+      const { changed } = await publishBundle(ctx.config, run.spec, run.published.bundle);
+      if (changed) run.log.info({ step: 'publish' }, 'restored a missing published copy');
+    } catch (err) {
+      run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
+    }
+  }
+  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest);
+  if (pending.length === 0) return [];
+  if (!ctx.config.docker.reload) {
+    ctx.log.info({ step: 'reload' }, 'DOCKER_RELOAD=false: not reloading any container');
+    for (const run of pending) await run.deployed();
+    return [];
+  }
+  let report = await deploy(runs, ctx);
+  if (ctx.signal?.aborted) return report.results; // deployed again at the next start: nothing recorded
+  const brokenCerts = new Set(report.results.filter((r) => r.problem === 'broken').flatMap((r) => r.certs));
+  const rolled = new Map<CertRun, { from: Published; to: Published }>();
+  if (brokenCerts.size > 0) {
+    const why = describeFailures(report.results.filter((r) => r.problem === 'broken'));
+    for (const run of pending.filter((r) => brokenCerts.has(r.name))) {
+      const from = run.published!;
+      const to = await rollbackPublished(ctx.config, run.spec).catch((err: unknown) => {
+        run.log.error({ step: 'rollback', error: errorMessage(err) }, 'the rollback failed');
+        return undefined;
+      });
+      if (!to) {
+        run.log.error({ step: 'rollback' }, 'no previous version to roll back to');
+        continue;
+      }
+      run.log.warn({ step: 'rollback', from: from.bundle.serial, to: to.bundle.serial }, 'rolled back to the previous certificate');
+      rolled.set(run, { from, to });
+      run.published = to; // what the containers must serve now
+    }
+    if (rolled.size > 0) {
+      report = await deploy(runs, ctx);
+      for (const [run, { from, to }] of rolled) {
+        const still = report.results.filter((r) => r.certs.includes(run.name) && !r.ok);
+        const after = still.length === 0 ? '; the previous certificate is served again' : `; after the rollback: ${describeFailures(still)}`;
+        run.rolledBack(from, to, `${why}${after}`, still.length === 0);
+      }
+    }
+  }
+  await recordContainers(ctx.config.stateDir, report.results.map((r) => ({ ...r, verified: r.serves === true })), report.complete, ctx.log);
+  for (const run of pending) {
+    if (rolled.has(run)) continue;
+    const failures = report.results.filter((r) => !r.ok && r.certs.includes(run.name));
+    if (failures.length === 0) await run.deployed();
+    else run.failed('deploy', describeFailures(failures), 'deployment failed');
+  }
+  return report.results;
+}
+
+async function deploy(runs: CertRun[], ctx: RolloutContext): Promise<DeployReport> {
+  return ctx.deployer.deploy(await servedCerts(runs, ctx.config), ctx.signal);
+}
+
+/** What the containers should serve: every published certificate in configuration order, even in a pass over one. */
+async function servedCerts(runs: CertRun[], config: Config): Promise<ServedCert[]> {
+  const served: ServedCert[] = [];
+  for (const spec of config.certificates) {
+    const run = runs.find((r) => r.name === spec.name);
+    const published = run ? run.published : await readPublished(config, spec).catch(() => undefined);
+    if (published) served.push({ name: spec.name, servername: spec.domains[0]!.replace(/^\*\./, ''), leaf: published.bundle.leaf });
+  }
+  return served;
+}
