@@ -66,6 +66,8 @@ export type VerifyOutcome = { ok: true; checked: string[] } | { ok: false; kind:
 export const QUICK_RETRIES = [250, 500, 1_000, 2_000, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
 const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, stale: 1, broken: 2 };
+/** Endpoints that stay unreachable this long are not retried further: each try may cost a connect timeout. */
+export const UNREACHABLE_GIVE_UP_MS = 15_000;
 
 export interface VerifyOptions {
   waits: number[];
@@ -83,6 +85,7 @@ export interface VerifyOptions {
 export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
   let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check' };
   const left = () => opts.deadline - performance.now();
+  const started = performance.now();
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
     if (attempt > 0 && !(await sleep(Math.min(opts.waits[attempt - 1]!, Math.max(0, left())), opts.signal))) break;
     if (left() <= 0 || opts.signal?.aborted) break;
@@ -114,6 +117,7 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
     const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
     last = { ok: false, kind, detail: problems.map((p) => p.text).join('; ') };
     opts.log.info({ step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) }, 'not yet serving the published certificate');
+    if (kind === 'unreachable' && performance.now() - started >= UNREACHABLE_GIVE_UP_MS) break;
   }
   return last;
 }

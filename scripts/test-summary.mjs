@@ -1,0 +1,34 @@
+// Reads vitest's JSON report and prints the line CI reads: "N passed, M failed".
+// Every suite that did not run counts as failed: a file that failed to load or whose setup failed
+// (its tests show as skipped), a file missing from the report (a global setup that failed), and
+// any skipped test, since no test here may skip.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const [report, ...filters] = process.argv.slice(2);
+const testFiles = (dir) => readdirSync(dir).flatMap((e) => {
+  const p = join(dir, e);
+  return statSync(p).isDirectory() ? testFiles(p) : p.endsWith('.test.ts') ? [p] : [];
+});
+const expected = testFiles('test').map((p) => relative('.', p)).filter((p) => filters.length === 0 || filters.some((f) => p.includes(f)));
+
+let r;
+try {
+  r = JSON.parse(readFileSync(report, 'utf8'));
+} catch {
+  console.log(`0 passed, ${Math.max(1, expected.length)} failed (no test report: vitest did not run)`);
+  process.exit(1);
+}
+const files = r.testResults.map((f) => ({ ...f, path: relative(process.cwd(), f.name) }));
+const notRun = files.filter((f) => f.status === 'failed' && !f.assertionResults.some((a) => a.status === 'failed'));
+const missing = expected.filter((p) => !files.some((f) => f.path === p));
+const skippedElsewhere = files.filter((f) => !notRun.includes(f)).flatMap((f) => f.assertionResults.filter((a) => a.status === 'skipped' || a.status === 'pending' || a.status === 'todo'));
+const failed = r.numFailedTests + notRun.length + missing.length + skippedElsewhere.length;
+const why = [
+  notRun.length && `${notRun.length} suite(s) failed to run: ${notRun.map((f) => f.path).join(', ')}`,
+  missing.length && `${missing.length} suite(s) missing from the report: ${missing.join(', ')}`,
+  skippedElsewhere.length && `${skippedElsewhere.length} skipped test(s)`,
+].filter(Boolean);
+for (const w of why) console.log(`test summary: ${w}`);
+console.log(`${r.numPassedTests} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
