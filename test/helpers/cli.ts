@@ -25,9 +25,17 @@ function jsonLines(text: string): Record<string, unknown>[] {
 }
 
 /** Runs `node dist/cli.js ...` with only the given environment (plus PATH and DOCKER_HOST). */
-export function runCli(args: string[], env: Record<string, string | undefined>, opts: { onStart?: (pid: number) => void; onLine?: (line: Record<string, unknown>, pid: number) => void } = {}): Promise<CliRun> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined>,
+  opts: { onStart?: (pid: number) => void; onLine?: (line: Record<string, unknown>, pid: number) => void; maxOpenFiles?: number } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    // With maxOpenFiles, the CLI runs under `ulimit -n`, as in a container with a low descriptor limit.
+    const [cmd, argv] = opts.maxOpenFiles
+      ? ['sh', ['-c', `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args]]
+      : [process.execPath, [CLI, ...args]];
+    const child = spawn(cmd, argv, {
       env: { PATH: process.env.PATH, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

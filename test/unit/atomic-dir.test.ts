@@ -136,4 +136,38 @@ describe('AtomicDir: the ..data symlink swap', () => {
     symlinkSync('..gone', join(dir, '..data'));
     expect(await new AtomicDir(dir).read(['privkey.pem'])).toBeUndefined();
   });
+
+  it('an adopted key takes the key mode: a world-readable key left by another tool is not live again after a rollback', async () => {
+    const dir = fresh();
+    writeFileSync(join(dir, 'fullchain.pem'), 'chain seed\n', { mode: 0o644 });
+    writeFileSync(join(dir, 'privkey.pem'), 'key seed\n', { mode: 0o644 });
+    const a = new AtomicDir(dir);
+    await a.publish(files('1'));
+    await a.rollback();
+    expect(readFileSync(join(dir, 'privkey.pem'), 'utf8')).toBe('key seed\n');
+    expect(statSync(join(dir, 'privkey.pem')).mode & 0o777).toBe(0o600);
+  });
+
+  it('a ..data that is a directory is reported with what to do, and nothing is published', async () => {
+    const dir = fresh();
+    mkdirSync(join(dir, '..data'));
+    const a = new AtomicDir(dir);
+    await expect(a.read(['privkey.pem'])).rejects.toThrow(/\.\.data is not a symbolic link \(a directory or file put there by hand or by another tool\); mailcerts publishes by swapping that link: move it out of/);
+    await expect(a.publish(files('1'))).rejects.toThrow(/is not a symbolic link/);
+    expect(versions(dir)).toEqual([]);
+  });
+
+  it('never prunes the version ..data points at, even when a second writer swapped it in between', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    const b = new AtomicDir(dir);
+    await a.publish(files('1'));
+    // Two publishes interleaved as two unlocked processes would: B's version goes live last.
+    const [ra, rb] = await Promise.all([a.publish(files('2')), b.publish(files('3'))]);
+    const live = readlinkSync(join(dir, '..data'));
+    expect([ra.version, rb.version]).toContain(live);
+    expect(versions(dir)).toContain(live);
+    const key = readFileSync(join(dir, 'privkey.pem'), 'utf8');
+    expect(['key 2\n', 'key 3\n']).toContain(key);
+  });
 });

@@ -89,3 +89,46 @@ describe('renewal plan with ARI', () => {
     expect(decide({ spec, published: issued(90), state: reloaded, now: at(1.05) })).toMatchObject({ action: 'wait', until: at(1 + 6_000_000 / DAY) });
   });
 });
+
+describe('stored times are not trusted', () => {
+  it('an expired certificate never waits more than an hour on a stored retry time, however far it is', () => {
+    const state = { failures: 9, failedAt: at(90).toISOString(), nextAttemptAt: at(490).toISOString() }; // 400 days out
+    const d = decide({ spec, published: issued(90), state, now: at(90.01) });
+    expect(d).toMatchObject({ action: 'wait', until: new Date(at(90).getTime() + 3_600_000) });
+    expect(decide({ spec, published: issued(90), state, now: at(90.05) }).action).toBe('issue');
+    // In the emergency tenth of its lifetime too.
+    expect(decide({ spec, published: issued(90), state: { ...state, failedAt: at(82).toISOString() }, now: at(82.1) }).action).toBe('issue');
+  });
+
+  it('a certificate that is not urgent waits at most a day from the failure; a failure stamped in the future counts as now', () => {
+    expect(decide({ spec, published: issued(90), state: { failures: 2, failedAt: at(61).toISOString(), nextAttemptAt: at(500).toISOString() }, now: at(61.5) }))
+      .toMatchObject({ action: 'wait', until: at(62) });
+    const ahead = { failures: 1, failedAt: at(300).toISOString(), nextAttemptAt: at(300.01).toISOString() }; // a clock that ran ahead
+    expect(decide({ spec, published: issued(90), state: ahead, now: at(61) })).toMatchObject({ action: 'wait', until: at(62) });
+  });
+
+  it('a CA Retry-After is capped at a day', async () => {
+    const { nextAttemptAt } = await import('../../src/plan/renewal.js');
+    expect(nextAttemptAt(1, at(0), 30 * DAY)).toEqual(at(1));
+  });
+
+  it('a stored ARI pick beyond the window is not believed: the window end is', () => {
+    const ari = { certId: 'x.y', start: at(40).toISOString(), end: at(42).toISOString(), selected: at(400).toISOString(), fetchedAt: at(0).toISOString(), nextCheckAt: at(1).toISOString() };
+    expect(decide({ spec, published: issued(90), state: ok, now: at(41), ari })).toEqual({ action: 'keep', renewAt: at(42), reason: 'ARI window' });
+    expect(decide({ spec, published: issued(90), state: ok, now: at(42), ari }).action).toBe('issue');
+  });
+
+  it('failed validations stamped by a clock that ran ahead do not block orders', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { validationPause } = await import('../../src/state/identifiers.js');
+    const dir = mkdtempSync(join(tmpdir(), 'mailcerts-ids-'));
+    const future = [1, 2, 3].map((h) => new Date(at(10).getTime() + h * 3_600_000).toISOString());
+    writeFileSync(join(dir, 'identifiers.json'), JSON.stringify({ 'mail.example.com': future }));
+    expect(await validationPause(dir, ['mail.example.com'], at(10))).toBeUndefined();
+    const recent = [1, 2, 3].map((m) => new Date(at(10).getTime() - m * 60_000).toISOString());
+    writeFileSync(join(dir, 'identifiers.json'), JSON.stringify({ 'mail.example.com': recent }));
+    expect(await validationPause(dir, ['mail.example.com'], at(10))).toMatchObject({ count: 3, until: new Date(at(10).getTime() - 3 * 60_000 + 3_600_000) });
+  });
+});

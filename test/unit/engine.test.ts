@@ -1,0 +1,174 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { collectStatus } from '../../src/report/status.js';
+import { certStatePath, pendingPath } from '../../src/state/cert-state.js';
+import { readContainers } from '../../src/state/containers.js';
+import { DnsJournal } from '../../src/state/dns-journal.js';
+import { registerSecrets } from '../../src/util/redact.js';
+import { captureLog, engineWith, FakeDeployer, FakeIssuer, testConfig } from '../helpers/fakes.js';
+
+/**
+ * The engine's rules, in process, against a fake CA and a fake Docker side: what is kept, published
+ * again, rolled back, and to which certificate a container's problem is attributed.
+ */
+const state = (dir: string, name: string) => JSON.parse(readFileSync(certStatePath(join(dir, 'state'), name), 'utf8'));
+/** Time passes: the backoff of a certificate has run out. */
+function backoffOver(dir: string, name: string) {
+  const s = state(dir, name);
+  const past = new Date(Date.now() - 1000).toISOString();
+  writeFileSync(certStatePath(join(dir, 'state'), name), JSON.stringify({ ...s, nextAttemptAt: past, failedAt: past }));
+}
+const servedSerial = (certsDir: string) => new X509Certificate(readFileSync(join(certsDir, 'cert.pem'))).serialNumber;
+const chattr = (flag: '+i' | '-i', path: string) => execFileSync('chattr', [flag, path]);
+
+describe('a certificate that was issued is never thrown away', () => {
+  it('a publish that fails keeps the new certificate in STATE_DIR; the next attempt publishes it without a new order', async () => {
+    const { config, dir } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }]);
+    const issuer = new FakeIssuer();
+    const { log, lines } = captureLog();
+    const engine = engineWith(config, issuer, new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]), log);
+    mkdirSync(config.certsDir, { recursive: true });
+    chattr('+i', config.certsDir); // nothing can be created in it, not even by root
+    let first;
+    try {
+      first = await engine.pass();
+    } finally {
+      chattr('-i', config.certsDir);
+    }
+    expect(first.certs[0]).toMatchObject({ ok: false, issued: true, published: false });
+    expect(first.certs[0]!.error).toMatch(/cannot write into CERTS_DIR .* \(EPERM on mkdir\).*; the new certificate \(serial [0-9A-F]+\) is kept in STATE_DIR and published at the next attempt$/);
+    expect(existsSync(pendingPath(config.stateDir, 'mail'))).toBe(true);
+    const kept = state(dir, 'mail');
+    expect(kept).toMatchObject({ failedStep: 'publish', failures: 1, pending: { serial: expect.any(String) } });
+
+    backoffOver(dir, 'mail');
+    const second = await engine.pass();
+    expect(issuer.orders).toHaveLength(1); // no second order
+    expect(second.certs[0]).toMatchObject({ ok: true, decision: 'republish', issued: false, published: true });
+    expect(servedSerial(config.certsDir)).toBe(kept.pending.serial);
+    expect(existsSync(pendingPath(config.stateDir, 'mail'))).toBe(false); // deployed: nothing left to keep
+    expect(lines.find((l) => l.msg === 'plan: republish')?.reason).toMatch(/^publishing again the certificate issued earlier \(serial [0-9A-F]+, not published\) instead of ordering a new one$/);
+  });
+});
+
+describe('a container\'s problem falls on the certificates it serves, and only on those', () => {
+  it('TLS breaking in one container rolls back only its certificate; the kept one is retried later, not ordered again', async () => {
+    const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const issuer = new FakeIssuer();
+    const x = { name: 'x', certs: ['a'], answer: (_: unknown, call: number) => (call === 2 ? { ok: false, problem: 'broken' as const, error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure' } : { ok: true }) };
+    const deployer = new FakeDeployer([x, { name: 'y', certs: ['b'] }]);
+    const engine = engineWith(config, issuer, deployer, captureLog().log);
+    const aDir = join(config.certsDir, 'a');
+    const bDir = join(config.certsDir, 'b');
+
+    expect((await engine.pass()).ok).toBe(true);
+    const v1 = { a: servedSerial(aDir), version: readlinkSync(join(aDir, '..data')) };
+    const forced = await engine.pass({ force: true });
+    expect(issuer.orders).toHaveLength(4);
+    const [a, b] = forced.certs;
+    expect(a).toMatchObject({ ok: false, issued: true });
+    expect(a!.error).toMatch(/^serial [0-9A-F]+ was rolled back to [0-9A-F]+ because container x: TLS fails .*; the previous certificate is served again$/);
+    expect(b).toMatchObject({ ok: true, issued: true });
+    expect(readlinkSync(join(aDir, '..data'))).toBe(v1.version);
+    expect(servedSerial(aDir)).toBe(v1.a);
+    expect(servedSerial(bDir)).toBe(new X509Certificate(deployer.calls[1]!.find((c) => c.name === 'b')!.leaf.raw).serialNumber);
+    // After the rollback, the containers were asked to serve the old certificate of a and the new one of b.
+    expect(deployer.calls[2]!.map((c) => [c.name, c.leaf.serialNumber])).toEqual([['a', v1.a], ['b', servedSerial(bDir)]]);
+    const rolled = state(dir, 'a');
+    expect(rolled).toMatchObject({ failedStep: 'verify', failures: 1 });
+    expect(existsSync(pendingPath(config.stateDir, 'a'))).toBe(true);
+
+    backoffOver(dir, 'a');
+    const retry = await engine.pass();
+    expect(issuer.orders).toHaveLength(4); // the kept certificate, not a new order
+    expect(retry.certs[0]).toMatchObject({ ok: true, decision: 'republish', published: true });
+    expect(servedSerial(aDir)).toBe(rolled.pending.serial);
+    expect(existsSync(pendingPath(config.stateDir, 'a'))).toBe(false);
+  });
+
+  it('an unreachable container rolls nothing back: the certificate stays published and is reported', async () => {
+    const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
+    const x = { name: 'x', certs: ['a'], answer: (_: unknown, call: number) => (call === 2 ? { ok: false, problem: 'unreachable' as const, error: 'unreachable after reload, so not verified (not the certificate\'s fault): smtps://x:465: the TCP connection did not complete within 5s' } : { ok: true }) };
+    const deployer = new FakeDeployer([x]);
+    const engine = engineWith(config, new FakeIssuer(), deployer, captureLog().log);
+    await engine.pass();
+    const r = await engine.pass({ force: true });
+    const fresh = readlinkSync(join(config.certsDir, '..data'));
+    expect(r.certs[0]).toMatchObject({ ok: false, published: true });
+    expect(r.certs[0]!.error).toMatch(/^container x: unreachable after reload/);
+    expect(deployer.calls).toHaveLength(2); // no second deploy of a rolled-back set
+    expect(state(dir, 'a')).toMatchObject({ failedStep: 'deploy' });
+    expect(readlinkSync(join(config.certsDir, '..data'))).toBe(fresh);
+  });
+
+  it('one certificate whose files cannot be read does not stop the others, and orders nothing', async () => {
+    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    mkdirSync(join(config.certsDir, 'a', '..data'), { recursive: true });
+    const issuer = new FakeIssuer();
+    const r = await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass();
+    expect(r.certs[0]!.error).toMatch(/a\/\.\.data is not a symbolic link/);
+    expect(r.certs[1]).toMatchObject({ ok: true, issued: true });
+    expect(issuer.orders.map((o) => o.spec.name)).toEqual(['b']);
+  });
+});
+
+describe('checks that fail for a certificate that is not due', () => {
+  it('a failed DNS preflight on the first pass is reported, and does not mark the certificate failed', async () => {
+    const { config, dir } = testConfig([{ name: 'w', domains: ['example.test', '*.example.test'], challenge: 'dns-01' }], { ACME_CHALLENGE: 'dns-01' });
+    const issuer = new FakeIssuer();
+    await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass();
+    issuer.preflightError = new Error('Cloudflare: the API token is not valid (code 1000: Invalid API Token)');
+    const { log, lines } = captureLog();
+    const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass(); // a restart: the first pass checks DNS credentials
+    expect(r.certs[0]).toMatchObject({ ok: true, decision: 'keep' });
+    expect(state(dir, 'w').failures).toBe(0);
+    expect(lines.find((l) => l.step === 'preflight')).toMatchObject({ level: 'warn', error: expect.stringMatching(/Invalid API Token/) });
+  });
+});
+
+describe('damaged state never stops mailcerts', () => {
+  it('a damaged certificate state, containers.json or DNS journal is moved aside with a warning, and the pass goes on', async () => {
+    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const issuer = new FakeIssuer();
+    const engine = engineWith(config, issuer, new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]), captureLog().log);
+    expect((await engine.pass()).ok).toBe(true);
+    writeFileSync(certStatePath(config.stateDir, 'a'), '{"failures": 1, "deployedDig'); // truncated
+    writeFileSync(join(config.stateDir, 'containers.json'), '{"x": {"at": 5}}'); // not the expected shape
+    writeFileSync(join(config.stateDir, 'dns-records.json'), '\0\0\0'); // an HTTP-01-only setup
+    const { log, lines } = captureLog();
+    const r = await engineWith(config, issuer, new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]), log).pass();
+    expect(r.certs.map((c) => c.ok)).toEqual([true, true]);
+    expect(issuer.orders).toHaveLength(2); // nothing re-ordered: the published files are what counts
+    const damaged = lines.filter((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it').map((l) => String(l.file));
+    expect(damaged).toEqual([certStatePath(config.stateDir, 'a')]);
+    expect(readdirSync(join(config.stateDir, 'certificates', 'a')).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
+    // The deploy that followed wrote a complete containers.json over the damaged one.
+    expect(JSON.parse(readFileSync(join(config.stateDir, 'containers.json'), 'utf8')).x).toMatchObject({ reloaded: true, serves: true });
+    // The readers of the other derived files recover the same way (status, the DNS-01 sweep).
+    writeFileSync(join(config.stateDir, 'containers.json'), '{"x": {"at": 5}}');
+    expect(await readContainers(config.stateDir, log)).toEqual({});
+    expect(await new DnsJournal(config.stateDir, log).list()).toEqual([]);
+    expect(readdirSync(config.stateDir).filter((f) => f.includes('.corrupt-')).map((f) => f.split('.corrupt-')[0]).sort()).toEqual(['containers.json', 'dns-records.json']);
+  });
+});
+
+describe('one redaction for logs, state and status', () => {
+  it('an error that echoes a secret is stored and shown with the secret replaced', async () => {
+    const secret = 'cf-token-echoed-back-0123456789';
+    registerSecrets([secret]);
+    const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
+    const issuer = new FakeIssuer();
+    issuer.failWith = new Error(`Cloudflare: listing zones: code 6003: Invalid request headers (Authorization: Bearer ${secret})`);
+    const { log, lines } = captureLog();
+    const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass();
+    expect(r.certs[0]!.ok).toBe(false);
+    const stored = readFileSync(certStatePath(config.stateDir, 'a'), 'utf8');
+    expect(stored).not.toContain(secret);
+    expect(state(dir, 'a').lastError).toContain('Bearer [redacted]');
+    expect(JSON.stringify(await collectStatus(config))).not.toContain(secret);
+    expect(JSON.stringify(lines)).not.toContain(secret);
+  });
+});
