@@ -76,6 +76,9 @@ function decode(text: string): Holder | undefined {
   }
 }
 
+/** Wall-clock ms with sub-millisecond precision: lock intervals of processes on one host can be compared. */
+const preciseNow = () => performance.timeOrigin + performance.now();
+
 const describeHolder = (h: Holder | undefined) => (h ? `host ${h.host}, pid ${h.pid}, since ${h.since}` : 'unknown holder');
 
 export interface LockOptions {
@@ -105,6 +108,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
       } finally {
         await fh.close();
       }
+      opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseNow() }, 'pass lock taken');
       return holdLock(path, me, opts);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -183,7 +187,10 @@ function holdLock(path: string, me: Holder, opts: LockOptions): PassLock {
       clearInterval(timer);
       await beating;
       const text = await readFile(path, 'utf8').catch(() => '');
-      if (decode(text)?.owner === me.owner) await rm(path, { force: true });
+      if (decode(text)?.owner === me.owner) {
+        opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseNow() }, 'pass lock released');
+        await rm(path, { force: true });
+      }
     },
   };
 }

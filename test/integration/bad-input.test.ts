@@ -70,4 +70,31 @@ describe('bad input changes nothing', () => {
     expect(r.logs.find((l) => l.step === 'plan' && l.decision)?.reason).toMatch(/^the published files are unusable/);
     expect(readlinkSync(join(dir, 'certs', '..data'))).not.toBe(version);
   });
+
+  it('a truncated ACME account key is reported as such, with what to do; it is not replaced behind the admin\'s back', async () => {
+    const dir = join(work, 'account-key');
+    const env = pebbleEnv(dir, { DOCKER_RELOAD: 'false', ACME_DOMAINS: 'account.example.test' });
+    expect((await runCli(['run', '--once'], env)).code).toBe(0);
+    const keyPath = join(dir, 'state', 'accounts', `127.0.0.1_${new URL(pebble.directoryUrl).port}`, 'account.key');
+    const key = readFileSync(keyPath, 'utf8');
+    writeFileSync(keyPath, key.slice(0, 60)); // a disk that filled up, a copy that stopped
+    const r = await runCli(['renew', '--force'], env);
+    expect(r.code).toBe(1);
+    expect(logsWith(r, { msg: 'issuance failed' })[0]?.error).toBe(`the ACME account key ${keyPath} is damaged (60 bytes, not a PEM private key); restore it from a backup of STATE_DIR, or move it away so that mailcerts registers a new account`);
+    expect(readFileSync(keyPath, 'utf8')).toBe(key.slice(0, 60));
+  });
+
+  it('damaged derived state (containers.json, the DNS journal) is moved aside and the pass goes on', async () => {
+    const dir = join(work, 'damaged-state');
+    const env = pebbleEnv(dir, { DOCKER_RELOAD: 'false', ACME_DOMAINS: 'damaged.example.test' });
+    mkdirSync(join(dir, 'state'), { recursive: true });
+    writeFileSync(join(dir, 'state', 'containers.json'), '{"mail-postfix-1": {"at": "2026-');
+    writeFileSync(join(dir, 'state', 'dns-records.json'), 'not json at all');
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, r.stdout).toBe(0);
+    expect(logsWith(r, { step: 'state' }).map((l) => String(l.file).split('/').pop())).toEqual(['dns-records.json']);
+    const status = await runCli(['status', '--json'], env);
+    expect(status.code).toBe(0);
+    expect(readdirSync(join(dir, 'state')).filter((f) => f.includes('.corrupt-')).map((f) => f.split('.corrupt-')[0]).sort()).toEqual(['containers.json', 'dns-records.json']);
+  });
 });

@@ -175,4 +175,35 @@ describe('stopping', () => {
     expect(logsWith(r, { step: 'report' })).toHaveLength(0);
     expect(logsWith(r, { step: 'publish', changed: true })).toHaveLength(1);
   });
+
+  it('SIGTERM while a container\'s endpoint holds verification (accepts, never answers) stops at once; the deploy is redone at the next start', async () => {
+    const { dir, env } = base('verify-stop');
+    await seedSelfSigned(join(dir, 'certs'));
+    const { createServer: tcpServer } = await import('node:net');
+    const silent = tcpServer((s) => s.on('error', () => undefined));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const hanging = await startContainer({ name: 'hanging', role: 'postfix', certsDir: join(dir, 'certs'), reload: 'exec:true', labels: { 'mailcerts.verify': `smtps://:${port},submissions://:${port}` } });
+    let sentAt = 0;
+    try {
+      const r = await runCli(['run'], { ...env, ACME_DOMAINS: 'verify-stop.example.test' }, {
+        onLine: (line, pid) => {
+          if (line.msg === 'container reloaded' && line.container === hanging && !sentAt) {
+            sentAt = Date.now();
+            setTimeout(() => process.kill(pid, 'SIGTERM'), 500); // mid-probe: the TLS handshake waits for an answer
+          }
+        },
+      });
+      expect(sentAt, r.stdout).toBeGreaterThan(0);
+      expect(r.code).toBe(0);
+      expect(Date.now() - sentAt).toBeLessThan(2_500);
+      expect(logsWith(r, { step: 'daemon', msg: 'mailcerts stopped' })).toHaveLength(1);
+      expect(logsWith(r, { msg: 'deployment failed' })).toHaveLength(0); // a stop is not a failure
+      const state = JSON.parse(readFileSync(join(dir, 'state', 'certificates', 'verify-stop.example.test', 'state.json'), 'utf8'));
+      expect(state.deployedDigest).toBeUndefined(); // so the next start reloads and verifies again
+    } finally {
+      silent.close();
+      await docker('rm', '-f', hanging);
+    }
+  });
 });

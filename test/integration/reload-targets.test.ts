@@ -63,4 +63,33 @@ describe('reload targets: every labelled container, validation before reload', (
     expect(r.stdout).toContain(`${b}: postconf -n, postfix check, then postfix reload`);
     expect(r.stdout).toMatch(new RegExp(`${odd}: INVALID LABEL mailcerts.reload=reboot-please`));
   });
+
+  it('a command that outlives its timeout is abandoned, and its request and stream are torn down', async () => {
+    const Docker = (await import('dockerode')).default;
+    const { execIn } = await import('../../src/deploy/docker.js');
+    const client = new Docker();
+    const sockets = () => process.getActiveResourcesInfo().filter((r) => r === 'PipeWrap' || r === 'TCPSocketWrap').length;
+    await execIn(client, a, ['true']); // a first call opens what stays open (the agent)
+    const before = sockets();
+    const started = Date.now();
+    await expect(execIn(client, a, ['sleep', '30'], { timeoutMs: 700 })).rejects.toThrow(/^running "sleep 30" timed out after 1s$/);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sockets()).toBeLessThanOrEqual(before);
+  });
+
+  it('a labelled container of another compose project is left alone, unless DOCKER_SCOPE=* says otherwise (with a warning)', async () => {
+    const stranger = await startContainer({ name: 'postfix-stranger', role: 'postfix', certsDir: certs, network: 'none', reload: 'postfix', project: 'someone-else' });
+    await waitForLog(stranger, /postfix\/master\[\d+\]: daemon started/);
+    const before = await reloads(stranger);
+    const scoped = await runCli(['renew', '--force'], env);
+    expect(logsWith(scoped, { container: stranger })).toHaveLength(0);
+    expect(await reloads(stranger)).toBe(before);
+    expect((await runCli(['check'], env)).stdout).not.toContain(stranger);
+
+    const wide = await runCli(['renew', '--force'], { ...env, DOCKER_SCOPE: '*' });
+    expect(logsWith(wide, { msg: 'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to' })).toHaveLength(1);
+    expect(await reloads(stranger)).toBe(before + 1);
+    expect((await runCli(['check'], { ...env, DOCKER_SCOPE: '*' })).stdout).toMatch(/on this host \(DOCKER_SCOPE=\*: every compose project is trusted\)/);
+  });
 });

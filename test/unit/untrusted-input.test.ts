@@ -1,0 +1,107 @@
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ContainerView } from '../../src/deploy/docker.js';
+import { addressOf, hostProblem } from '../../src/deploy/scope.js';
+import { MAX_ENDPOINTS, parseVerifyLabel, verifyServed } from '../../src/deploy/verify.js';
+import { WebrootHttp01 } from '../../src/obtain/solvers/http01-webroot.js';
+import { failedPassDelay } from '../../src/run/daemon.js';
+import { readContainers, recordContainers } from '../../src/state/containers.js';
+import { captureLog } from '../helpers/fakes.js';
+import { makeChain } from '../helpers/pki.js';
+import { X509Certificate } from 'node:crypto';
+
+const view = (over: Partial<ContainerView>): ContainerView => ({ id: 'c1', name: 'postfix', labels: {}, networkMode: 'mail_default', networks: [], ...over });
+const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-untrusted-'));
+const servers: Server[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+describe('mailcerts.verify: a label decides nothing about where mailcerts connects', () => {
+  it('caps the endpoints a label may list', () => {
+    const many = Array.from({ length: MAX_ENDPOINTS + 1 }, (_, i) => `smtp://:${1000 + i}`).join(',');
+    expect(parseVerifyLabel(many)).toEqual({ error: `lists ${MAX_ENDPOINTS + 1} endpoints; at most ${MAX_ENDPOINTS} are checked per container` });
+  });
+
+  it('probes only the container\'s own addresses, unless the admin listed the host in VERIFY_HOSTS', async () => {
+    const t = view({ networks: [{ name: 'mail', id: 'n1', ip: '198.18.0.5' }] });
+    expect(await hostProblem('198.18.0.5', t, [])).toBeUndefined();
+    expect(await hostProblem('10.0.0.1', t, [])).toBe('mailcerts.verify names 10.0.0.1, which is not an address of postfix; mailcerts only probes a container\'s own addresses unless the host is listed in VERIFY_HOSTS');
+    expect(await hostProblem('127.0.0.1', t, [])).toMatch(/not an address of postfix/); // its loopback is not mailcerts' loopback
+    expect(await hostProblem('localhost', t, [])).toMatch(/not an address of postfix/);
+    expect(await hostProblem('10.0.0.1', t, ['10.0.0.1'])).toBeUndefined();
+    expect(await hostProblem('anything.example', t, '*')).toBeUndefined();
+    expect(await hostProblem('127.0.0.1', view({ networkMode: 'host' }), [])).toBeUndefined(); // host networking: loopback is its own
+  });
+
+  it('reaches a container on a network it shares with mailcerts, never on one it is not on', () => {
+    const self = view({ id: 'me', name: 'mailcerts', networks: [{ name: 'stack_mail', id: 'm', ip: '198.18.1.2' }, { name: 'stack_docker-api', id: 'd', ip: '198.18.2.2' }] });
+    const target = view({ networks: [{ name: 'a_first', id: 'x', ip: '198.18.9.9' }, { name: 'stack_mail', id: 'm', ip: '198.18.1.5' }] });
+    expect(addressOf(target, self)).toEqual({ host: '198.18.1.5' }); // not the alphabetically first network
+    expect(addressOf(view({ networks: [{ name: 'other', id: 'o', ip: '198.18.5.5' }] }), self)).toEqual({ unreachable: expect.stringMatching(/^mailcerts shares no network with postfix \(it is on other; mailcerts on stack_mail, stack_docker-api\); add mailcerts to one of its networks$/) });
+    expect(addressOf(view({ networkMode: 'host' }), self)).toEqual({ unreachable: expect.stringMatching(/uses host networking/) });
+    expect(addressOf(view({ networkMode: 'host' }), undefined)).toEqual({ host: '127.0.0.1' });
+    expect(addressOf(view({ networkMode: 'none' }), self)).toEqual({ none: expect.stringMatching(/no network address/) });
+  });
+
+  it('a port that accepts but never answers holds verification for its time budget only, and a stop ends it at once', async () => {
+    const silent = createServer((s: Socket) => s.on('error', () => undefined)); // accepts, says nothing
+    servers.push(silent);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as { port: number }).port;
+    const leaf = new X509Certificate(makeChain(['mail.example.test']).leaf);
+    const endpoints = Array.from({ length: 4 }, () => ({ protocol: 'smtp' as const, host: '127.0.0.1', port }));
+    const expected = [{ cert: 'mail', servername: 'mail.example.test', leaf }];
+    const { log } = captureLog();
+    let t0 = performance.now();
+    const out = await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 3_000 });
+    expect(out).toMatchObject({ ok: false });
+    expect(performance.now() - t0).toBeLessThan(4_500);
+    const stop = new AbortController();
+    setTimeout(() => stop.abort(), 300);
+    t0 = performance.now();
+    await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 60_000, signal: stop.signal });
+    expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+});
+
+describe('other untrusted places', () => {
+  it('a planted symbolic link in a shared webroot is refused, and nothing is written through it', async () => {
+    const webroot = tmp();
+    const elsewhere = tmp();
+    symlinkSync(elsewhere, join(webroot, '.well-known'));
+    const solver = new WebrootHttp01({ webroot, log: captureLog().log });
+    await expect(solver.begin()).rejects.toThrow(`${join(webroot, '.well-known')} is a symbolic link; mailcerts writes challenge tokens only into real directories of HTTP01_WEBROOT: remove it`);
+    const root2 = tmp();
+    mkdirSync(join(root2, '.well-known'));
+    symlinkSync(elsewhere, join(root2, '.well-known', 'acme-challenge'));
+    const second = new WebrootHttp01({ webroot: root2, log: captureLog().log });
+    await expect(second.prepare([{ domain: 'x.test', wildcard: false, token: 'tok', keyAuthorization: 'tok.k' }])).rejects.toThrow(/acme-challenge is a symbolic link/);
+    expect(readdirSync(elsewhere)).toEqual([]);
+  });
+
+  it('container records are a snapshot of the last deploy: containers that are gone drop out of status and metrics', async () => {
+    const dir = tmp();
+    await recordContainers(dir, [{ container: 'old', ok: true, reloaded: true, verified: true }], true);
+    await recordContainers(dir, [{ container: 'new', ok: true, reloaded: true, verified: true }], true);
+    expect(Object.keys(await readContainers(dir))).toEqual(['new']);
+    // Docker unreachable: what was known is kept beside the error.
+    await recordContainers(dir, [{ container: '(docker)', ok: false, error: 'cannot reach the Docker API' }], false);
+    expect(Object.keys(await readContainers(dir)).sort()).toEqual(['(docker)', 'new']);
+  });
+
+  it('a pass that fails as a whole is retried after 1, 2, 4… minutes, at most an hour', () => {
+    expect([1, 2, 3, 4, 7, 20].map((n) => failedPassDelay(n, 12 * 3_600_000))).toEqual([60_000, 120_000, 240_000, 480_000, 3_600_000, 3_600_000]);
+    expect(failedPassDelay(9, 600_000)).toBe(600_000); // never beyond the check interval
+  });
+
+  it('the dns journal of an HTTP-01-only setup may be damaged without stopping anything', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'dns-records.json'), '{"records": [{"provider": 1}]}');
+    const { DnsJournal } = await import('../../src/state/dns-journal.js');
+    expect(await new DnsJournal(dir, captureLog().log).list()).toEqual([]);
+  });
+});
