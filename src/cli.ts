@@ -20,6 +20,7 @@ Commands:
   renew [--force] [NAME]  renew certificates that are due (all with --force), or only NAME
   status [--json]         show certificates, expiry, next renewal and last error
   check                   validate the configuration, reach the CA and the Docker API
+  healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
 
 Configuration comes from environment variables (see the README).
 Exit codes: 0 ok, 1 a certificate failed, 2 usage error, 78 configuration error.`;
@@ -142,6 +143,7 @@ async function main(argv: string[]): Promise<number> {
     renew: { force: { type: 'boolean' } },
     status: { json: { type: 'boolean' } },
     check: {},
+    healthcheck: {},
   } as const;
   if (!(command in options)) {
     process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
@@ -167,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
   // One redaction for logs, state and status, from here on.
   registerSecrets([config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
-  const toStderr = command === 'status' || command === 'check';
+  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck';
   const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined);
   const values = args.values as Record<string, boolean | undefined>;
   try {
@@ -187,6 +189,13 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'check':
         return await commandCheck(config, log);
+      case 'healthcheck': {
+        // The image's HEALTHCHECK: the same verdict as /healthz, read from the files, whatever
+        // STATUS_ADDRESS is (off, an address of its own, IPv6).
+        const h = health(await collectStatus(config));
+        out(h.ok ? 'healthy' : `unhealthy: ${h.problems.join('; ')}`);
+        return h.ok ? EXIT.ok : EXIT.failed;
+      }
     }
   } catch (err) {
     log.error({ step: 'report', error: errorMessage(err) }, 'mailcerts failed');

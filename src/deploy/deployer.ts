@@ -4,17 +4,17 @@ import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
-import { addressOf, discoverTargets, hostProblem, resolveScope, type Scope } from './scope.js';
+import { addressOf, discoverTargets, probeAddress, resolveScope, type Scope } from './scope.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import {
   AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
 } from './verify.js';
 
-/** A published certificate as the containers should serve it. */
+/** A configured certificate as the containers should serve it; no leaf when nothing is published for it. */
 export interface ServedCert {
   name: string;
   servername: string;
-  leaf: X509Certificate;
+  leaf?: X509Certificate;
 }
 
 /** Why a container is not deployed: each kind leads to a different reaction upstream. */
@@ -32,8 +32,10 @@ export type DeployProblem =
 
 export interface DeployResult {
   container: string;
-  /** The certificates this container is expected to serve: what its problems are attributed to. */
+  /** The certificates this container is expected to serve. */
   certs: string[];
+  /** Those its problem is blamed on (default: all of `certs`): a handshake that fails for one name only blames that one. */
+  blame?: string[];
   ok: boolean;
   /** The reload itself went through (validation passed, the command or signal succeeded). */
   reloaded: boolean;
@@ -114,7 +116,7 @@ export class DockerDeployer implements Deployer {
   }
 
   /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
-  private async verifyTarget(docker: Docker, t: ReloadTarget, scope: Scope, expected: Expectation[], signal?: AbortSignal): Promise<DeployResult> {
+  private async verifyTarget(docker: Docker, t: ReloadTarget, scope: Scope, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
     const { log } = this.opts;
     const base = { container: t.name, certs: expected.map((x) => x.cert), reloaded: true };
     const endpoints = await this.endpointsOf(docker, t, scope, signal);
@@ -123,9 +125,10 @@ export class DockerDeployer implements Deployer {
       return { ...base, ok: true, serves: null };
     }
     if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
-    if (expected.length === 0) return { ...base, ok: true, serves: null };
+    const checkable = expected.filter((x): x is Expectation => x.leaf !== undefined);
+    if (checkable.length === 0) return { ...base, ok: true, serves: null };
     const deadline = performance.now() + VERIFY_BUDGET_MS;
-    const check = (waits: number[]) => verifyServed(endpoints.list, expected, { waits, log, container: t.name, deadline, signal });
+    const check = (waits: number[]) => verifyServed(endpoints.list, checkable, { waits, log, container: t.name, deadline, signal });
     let outcome = await check(QUICK_RETRIES);
     let escalated = false;
     if (!outcome.ok && outcome.kind === 'stale' && (t.labels[ESCALATE_LABEL] ?? 'restart') === 'restart' && !signal?.aborted) {
@@ -141,7 +144,7 @@ export class DockerDeployer implements Deployer {
       broken: `TLS fails with the published certificate ${after}`,
       unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
     }[outcome.kind];
-    return { ...base, ok: false, serves: outcome.kind === 'unreachable' ? null : false, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
+    return { ...base, blame: outcome.certs, ok: false, serves: outcome.kind === 'unreachable' ? null : false, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
   }
 
   /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
@@ -154,27 +157,42 @@ export class DockerDeployer implements Deployer {
     if (!specs) {
       const preset = presetEndpoints(t.action);
       if (!preset) return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+      // Read even when cat fails on one of the two (a kernel without IPv6 has no tcp6).
       const proc = await execIn(docker, t.id, ['cat', '/proc/net/tcp', '/proc/net/tcp6'], { timeoutMs: 15_000, signal }).catch(() => undefined);
-      const listening = proc?.exitCode === 0 ? listeningPorts(proc.output) : undefined;
+      const listening = proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
       specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
       if (specs.length === 0) return { skip: `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}` };
     }
-    for (const s of specs) {
-      const problem = s.host ? await hostProblem(s.host, t, this.opts.verifyHosts) : undefined;
-      if (problem) return { problem: 'label', error: problem };
-    }
+    const list: Endpoint[] = [];
     let own: string | undefined;
-    if (specs.some((s) => !s.host)) {
-      const reach = addressOf(t, scope.self);
-      if ('unreachable' in reach) return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
-      if ('none' in reach) return { skip: reach.none };
-      own = reach.host;
+    for (const s of specs) {
+      if (s.host) {
+        const to = await probeAddress(s.host, t, this.opts.verifyHosts);
+        if ('problem' in to) return { problem: 'label', error: to.problem };
+        list.push({ protocol: s.protocol, port: s.port, host: to.address });
+        continue;
+      }
+      if (own === undefined) {
+        const reach = addressOf(t, scope.self);
+        if ('unreachable' in reach) return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
+        if ('none' in reach) return { skip: reach.none };
+        own = reach.host;
+      }
+      list.push({ protocol: s.protocol, port: s.port, host: own });
     }
-    return { list: specs.map((s) => ({ protocol: s.protocol, port: s.port, host: s.host ?? own! })) };
+    return { list };
   }
 }
 
-function expectationsFor(t: ReloadTarget, certs: ServedCert[]): Expectation[] {
+/** A certificate a container should serve; its leaf is missing when nothing is published for it. */
+type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };
+
+/**
+ * The certificates a container serves: its mailcerts.certificates, or the first configured one.
+ * Chosen from the configured list, never from what happens to be published, so that a first
+ * certificate with broken files does not make the second one "the default".
+ */
+function expectationsFor(t: ReloadTarget, certs: ServedCert[]): Wanted[] {
   const wanted = t.labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
   const chosen = wanted ? certs.filter((c) => wanted.includes(c.name)) : certs.slice(0, 1);
   return chosen.map((c) => ({ cert: c.name, servername: c.servername, leaf: c.leaf }));

@@ -31,13 +31,20 @@ export interface Served {
 }
 
 /**
- * connect: the TCP connection did not complete (refused, unreachable, no answer): never the
- * certificate's fault. protocol: the dialogue before TLS failed. handshake: TLS itself failed.
+ * Where a probe failed, which says whose fault it is:
+ *   connect    the TCP connection did not complete (refused, unreachable, no answer);
+ *   greeting   no usable greeting (a 421 from postscreen or a rate limit, a server still starting,
+ *              a greeting that never came): neither is the certificate's fault;
+ *   protocol   the dialogue that leads to TLS failed (STARTTLS not offered or refused: what a
+ *              server does when it cannot load its certificate);
+ *   handshake  TLS itself failed.
  */
+export type ProbeStage = 'connect' | 'greeting' | 'protocol' | 'handshake';
+
 export class ProbeError extends Error {
   override name = 'ProbeError';
-  readonly stage: 'connect' | 'protocol' | 'handshake';
-  constructor(stage: 'connect' | 'protocol' | 'handshake', message: string) {
+  readonly stage: ProbeStage;
+  constructor(stage: ProbeStage, message: string) {
     super(message.trim().replace(/\s*\n\s*/g, ' '));
     this.stage = stage;
   }
@@ -58,7 +65,7 @@ class LineReader {
   private failure: Error | undefined;
   private readonly onData = (chunk: Buffer) => {
     this.buffer += chunk.toString('latin1');
-    if (this.buffer.length > 65_536) this.fail(new ProbeError('protocol', 'the server sent more than 64 KiB without finishing its answer'));
+    if (this.buffer.length > 65_536) this.fail(new Error('the server sent more than 64 KiB without finishing its answer'));
     const parts = this.buffer.split(/\r?\n/);
     this.buffer = parts.pop() ?? '';
     this.lines.push(...parts);
@@ -70,8 +77,8 @@ class LineReader {
   constructor(socket: Socket) {
     this.socket = socket;
     socket.on('data', this.onData);
-    socket.on('error', (e) => this.fail(e));
-    socket.on('end', () => this.fail(new ProbeError('protocol', 'the server closed the connection')));
+    socket.on('error', (e) => this.fail(e instanceof ProbeError ? e : new Error(e.message)));
+    socket.on('end', () => this.fail(new Error('the server closed the connection')));
   }
 
   fail(e: Error) {
@@ -108,12 +115,21 @@ async function smtpReply(r: LineReader): Promise<{ code: number; lines: string[]
   return { code: Number(lines.at(-1)!.slice(0, 3)), lines };
 }
 
-/** The plaintext dialogue up to the point where the server expects a TLS ClientHello. */
-async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
+/**
+ * The plaintext dialogue up to the point where the server expects a TLS ClientHello. `greeted` is
+ * called once the server's greeting was accepted: what fails before it is the server's state, what
+ * fails after it the certificate's.
+ */
+async function startTls(protocol: Protocol, socket: Socket, greeted: () => void): Promise<void> {
   const r = new LineReader(socket);
+  let stage: ProbeStage = 'greeting';
   const send = (line: string) => socket.write(`${line}\r\n`);
   const expect = (ok: boolean, what: string, got: string[]) => {
-    if (!ok) throw new ProbeError('protocol', `${what}; the server said: ${quoteServer(got)}`);
+    if (!ok) throw new ProbeError(stage, `${what}; the server said: ${quoteServer(got)}`);
+  };
+  const accept = () => {
+    stage = 'protocol';
+    greeted();
   };
   try {
     switch (protocol) {
@@ -121,6 +137,7 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
       case 'submission': {
         const greeting = await smtpReply(r);
         expect(greeting.code === 220, 'no 220 greeting', greeting.lines);
+        accept();
         send('EHLO mailcerts.invalid');
         const ehlo = await smtpReply(r);
         expect(ehlo.code === 250, 'EHLO refused', ehlo.lines);
@@ -133,6 +150,7 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
       case 'imap': {
         const greeting = await r.line();
         expect(/^\* (OK|PREAUTH)/i.test(greeting), 'no IMAP greeting', [greeting]);
+        accept();
         send('a1 STARTTLS');
         const done = await r.until(/^a1 /i);
         expect(/^a1 OK/i.test(done.at(-1)!), 'STARTTLS refused', done);
@@ -141,6 +159,7 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
       case 'pop3': {
         const greeting = await r.line();
         expect(greeting.startsWith('+OK'), 'no POP3 greeting', [greeting]);
+        accept();
         send('STLS');
         const ok = await r.line();
         expect(ok.startsWith('+OK'), 'STLS refused', [ok]);
@@ -149,6 +168,7 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
       case 'sieve': {
         const caps = await r.until(/^(OK|NO|BYE)/i);
         expect(/^OK/i.test(caps.at(-1)!), 'no ManageSieve greeting', caps);
+        accept();
         expect(caps.some((l) => /^"STARTTLS"/i.test(l)), 'STARTTLS is not offered', caps);
         send('STARTTLS');
         const ok = await r.line();
@@ -158,6 +178,10 @@ async function startTls(protocol: Protocol, socket: Socket): Promise<void> {
       default:
         throw new ProbeError('protocol', `${protocol} uses implicit TLS`);
     }
+  } catch (err) {
+    // A connection closed or an error while waiting: at the stage the dialogue had reached.
+    if (err instanceof ProbeError) throw err;
+    throw new ProbeError(stage, (err as Error).message);
   } finally {
     r.detach();
   }
@@ -174,11 +198,13 @@ export async function probe(endpoint: Endpoint, servername: string, opts: { time
   let socket: Socket | undefined;
   let tls: TLSSocket | undefined;
   let connected = false;
+  /** How far the dialogue got: a timeout is classed by it. */
+  let stage: ProbeStage = 'connect';
   const kill = (e: ProbeError) => {
     tls?.destroy(e);
     socket?.destroy(e);
   };
-  const timer = setTimeout(() => kill(new ProbeError(tls ? 'handshake' : 'protocol', `no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+  const timer = setTimeout(() => kill(new ProbeError(stage, `no answer within ${timeoutMs / 1000}s`)), timeoutMs);
   const connectTimer = setTimeout(() => {
     if (!connected) kill(new ProbeError('connect', `the TCP connection did not complete within ${Math.min(CONNECT_TIMEOUT_MS, timeoutMs) / 1000}s`));
   }, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
@@ -191,11 +217,13 @@ export async function probe(endpoint: Endpoint, servername: string, opts: { time
     await new Promise<void>((resolve, reject) => {
       socket!.once('connect', () => {
         connected = true;
+        stage = IMPLICIT_TLS.has(endpoint.protocol) ? 'handshake' : 'greeting';
         resolve();
       });
       socket!.once('error', (e) => reject(e instanceof ProbeError ? e : new ProbeError('connect', e.message)));
     });
-    if (!IMPLICIT_TLS.has(endpoint.protocol)) await startTls(endpoint.protocol, socket);
+    if (!IMPLICIT_TLS.has(endpoint.protocol)) await startTls(endpoint.protocol, socket, () => (stage = 'protocol'));
+    stage = 'handshake';
     tls = tlsConnect({ socket, servername: sni, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       tls!.once('secureConnect', resolve);
@@ -205,7 +233,7 @@ export async function probe(endpoint: Endpoint, servername: string, opts: { time
     if (!cert) throw new ProbeError('handshake', 'the server presented no certificate');
     return { cert, serial: cert.serialNumber, fingerprint256: cert.fingerprint256, spki: spkiOf(cert) };
   } catch (err) {
-    const e = err instanceof ProbeError ? err : new ProbeError('protocol', (err as Error).message);
+    const e = err instanceof ProbeError ? err : new ProbeError(stage, (err as Error).message);
     throw new ProbeError(e.stage, `${where}: ${e.message}`);
   } finally {
     clearTimeout(timer);

@@ -85,17 +85,18 @@ export function addressOf(t: ContainerView, self: ContainerView | undefined): Re
 }
 
 /**
- * Whether a host named in a container's mailcerts.verify may be probed: one of the container's own
- * addresses (a name must resolve to them only), or one the admin allowed with VERIFY_HOSTS.
- * Returns the reason when not.
+ * Where to probe a host named in a container's mailcerts.verify: one of the container's own
+ * addresses (a name must resolve to them only, and the address it resolved to is what is probed,
+ * so a second lookup cannot be answered differently), or a host the admin allowed with
+ * VERIFY_HOSTS. Otherwise the reason it is refused.
  */
-export async function hostProblem(host: string, t: ContainerView, allowed: string[] | '*'): Promise<string | undefined> {
-  if (allowed === '*' || allowed.includes(host)) return undefined;
+export async function probeAddress(host: string, t: ContainerView, allowed: string[] | '*'): Promise<{ address: string } | { problem: string }> {
+  if (allowed === '*' || allowed.includes(host)) return { address: host };
   const own = ownAddresses(t);
-  if (own.has(host)) return undefined;
+  if (own.has(host)) return { address: host };
   if (isIP(host) === 0) {
     const found = await lookup(host, { all: true }).catch(() => []);
-    if (found.length > 0 && found.every((a) => own.has(a.address))) return undefined;
+    if (found.length > 0 && found.every((a) => own.has(a.address))) return { address: found[0]!.address };
   }
-  return `${VERIFY_LABEL} names ${host}, which is not an address of ${t.name}; mailcerts only probes a container's own addresses unless the host is listed in VERIFY_HOSTS`;
+  return { problem: `${VERIFY_LABEL} names ${host}, which is not an address of ${t.name}; mailcerts only probes a container's own addresses unless the host is listed in VERIFY_HOSTS` };
 }

@@ -61,13 +61,18 @@ export interface Expectation {
  */
 export type ProblemKind = 'stale' | 'broken' | 'unreachable';
 
-export type VerifyOutcome = { ok: true; checked: string[] } | { ok: false; kind: ProblemKind; detail: string };
+/** On failure, `certs` names the certificates whose probes showed the worst problem: what it is blamed on. */
+export type VerifyOutcome = { ok: true; checked: string[] } | { ok: false; kind: ProblemKind; detail: string; certs: string[] };
 
 export const QUICK_RETRIES = [250, 500, 1_000, 2_000, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
 const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, stale: 1, broken: 2 };
 /** Endpoints that stay unreachable this long are not retried further: each try may cost a connect timeout. */
 export const UNREACHABLE_GIVE_UP_MS = 15_000;
+/** A probe is not started with less time left than this: a timeout near the deadline proves nothing. */
+const MIN_PROBE_MS = 2_000;
+/** Whose fault a probe failure is, by how far the dialogue got. */
+const KIND_OF_STAGE = { connect: 'unreachable', greeting: 'unreachable', protocol: 'broken', handshake: 'broken' } as const;
 
 export interface VerifyOptions {
   waits: number[];
@@ -83,30 +88,30 @@ export interface VerifyOptions {
  * within the container's time budget; stops at once when the signal aborts.
  */
 export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
-  let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check' };
+  let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert) };
   const left = () => opts.deadline - performance.now();
   const started = performance.now();
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
     if (attempt > 0 && !(await sleep(Math.min(opts.waits[attempt - 1]!, Math.max(0, left())), opts.signal))) break;
     if (left() <= 0 || opts.signal?.aborted) break;
-    const problems: { kind: ProblemKind; text: string }[] = [];
+    const problems: { kind: ProblemKind; text: string; cert: string }[] = [];
     const checked: string[] = [];
     for (const e of endpoints) {
       for (const x of expected) {
-        if (opts.signal?.aborted || left() <= 0) {
-          problems.push({ kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
+        if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
+          problems.push({ kind: 'unreachable', cert: x.cert, text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
           continue;
         }
         try {
-          const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, Math.max(1_000, left())), signal: opts.signal });
+          const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
           if (served.spki === spkiOf(x.leaf) && served.serial === x.leaf.serialNumber) {
             checked.push(`${endpointText(e)} (${x.cert})`);
           } else {
-            problems.push({ kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${x.servername}` });
+            problems.push({ kind: 'stale', cert: x.cert, text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${x.servername}` });
           }
         } catch (err) {
           const stage = err instanceof ProbeError ? err.stage : 'protocol';
-          problems.push({ kind: stage === 'connect' ? 'unreachable' : 'broken', text: (err as Error).message });
+          problems.push({ kind: KIND_OF_STAGE[stage], cert: x.cert, text: (err as Error).message });
         }
       }
     }
@@ -115,7 +120,8 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       return { ok: true, checked };
     }
     const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
-    last = { ok: false, kind, detail: problems.map((p) => p.text).join('; ') };
+    const certs = [...new Set(problems.filter((p) => p.kind === kind).map((p) => p.cert))];
+    last = { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs };
     opts.log.info({ step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) }, 'not yet serving the published certificate');
     if (kind === 'unreachable' && performance.now() - started >= UNREACHABLE_GIVE_UP_MS) break;
   }

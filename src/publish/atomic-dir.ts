@@ -75,6 +75,25 @@ export class AtomicDir {
     return out;
   }
 
+  /** The version a rollback would restore: kept, and not the live one. */
+  async rollbackTarget(): Promise<string | undefined> {
+    const [current, previous] = [await this.currentVersion(), await this.previousVersion()];
+    return previous && previous !== current && (await this.versions()).includes(previous) ? previous : undefined;
+  }
+
+  /** The files of the version a rollback would restore, or undefined. */
+  async readPrevious(names: string[]): Promise<Map<string, Buffer> | undefined> {
+    const previous = await this.rollbackTarget();
+    if (!previous) return undefined;
+    const out = new Map<string, Buffer>();
+    for (const name of names) {
+      const data = await readFile(join(this.dir, previous, name)).catch(() => undefined);
+      if (!data) return undefined;
+      out.set(name, data);
+    }
+    return out;
+  }
+
   /** Version directories, oldest first. */
   async versions(): Promise<string[]> {
     const entries = await readdir(this.dir).catch(() => [] as string[]);
@@ -136,8 +155,11 @@ export class AtomicDir {
     try {
       await writeNewFile(probe, '', mode);
       if (owner !== undefined || group !== undefined) await chown(probe, owner ?? -1, group ?? -1);
+      // A publish swaps links by rename: some file systems (and mounts) refuse links.
+      await symlink(probe, `${probe}.link`);
+      await rename(`${probe}.link`, `${probe}.swapped`);
     } finally {
-      await rm(probe, { force: true });
+      for (const f of [probe, `${probe}.link`, `${probe}.swapped`]) await rm(f, { force: true });
     }
   }
 
@@ -152,12 +174,20 @@ export class AtomicDir {
       if (same && !extra) return { changed: false, version: current };
     }
 
+    // 1. Nothing can stop the stable links once the new set is live: check them first.
+    for (const f of files) await this.refuseDirectoryAt(f.name);
+    // 2. The new version, written and fsynced beside the live one.
     const version = await this.writeVersion(files);
+    // 3. ..previous names the live version before ..data moves: a crash between the two leaves
+    //    ..previous equal to ..data, which a rollback treats as "nothing to go back to".
+    await this.setPrevious(current);
+    // 4. The swap: one rename(2).
     await this.swapLink(DATA, version);
+    // 5. Stable names, links of files no longer published, then the directory entry itself.
     for (const f of files) await this.ensureStableLink(f.name);
     await this.removeStaleLinks(new Set(files.map((f) => f.name)));
-    await this.setPrevious(current);
     await fsyncDir(this.dir);
+    // 6. Older versions go; never the live one or the one before it.
     await this.prune([version, current]);
     return { changed: true, version };
   }
@@ -165,8 +195,8 @@ export class AtomicDir {
   /** Points ..data back at the version that was live before (rollback); returns it, or undefined if none is kept. */
   async rollback(): Promise<string | undefined> {
     const current = await this.currentVersion();
-    const previous = await this.previousVersion();
-    if (!previous || previous === current || !(await this.versions()).includes(previous)) return undefined;
+    const previous = await this.rollbackTarget();
+    if (!previous) return undefined;
     await this.swapLink(DATA, previous);
     await this.setPrevious(current);
     await fsyncDir(this.dir);
@@ -189,13 +219,18 @@ export class AtomicDir {
     }
   }
 
+  private async refuseDirectoryAt(name: string): Promise<void> {
+    const path = join(this.dir, name);
+    if ((await lstat(path).catch(() => undefined))?.isDirectory()) throw new UserError(`${path} is a directory; remove it so mailcerts can publish ${name} there`);
+  }
+
   /** NAME -> ..data/NAME; replaces a plain file left by another tool in one rename. */
   private async ensureStableLink(name: string): Promise<void> {
     const path = join(this.dir, name);
     const target = `${DATA}/${name}`;
     const st = await lstat(path).catch(() => undefined);
     if (st?.isSymbolicLink() && (await readlink(path)) === target) return;
-    if (st?.isDirectory()) throw new Error(`${path} is a directory; remove it so mailcerts can publish ${name} there`);
+    await this.refuseDirectoryAt(name);
     await this.swapLink(name, target);
   }
 

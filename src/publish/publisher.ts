@@ -25,11 +25,15 @@ export interface Published {
  * the files are broken.
  */
 export async function readPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
-  const dir = publishDirs(config, spec)[0]!;
-  const files = await dir.read([PAIR.chain, PAIR.key]);
-  if (!files) return undefined;
-  const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the published certificate in ${dir.dir}`);
-  return { bundle, digest: digestOf(filesFor(config, bundle)) };
+  // The first certificate may have lived at the top alone, before a second one was configured:
+  // its own directory is then still empty, and what the servers read is at the top.
+  for (const dir of publishDirs(config, spec)) {
+    const files = await dir.read([PAIR.chain, PAIR.key]);
+    if (!files) continue;
+    const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the published certificate in ${dir.dir}`);
+    return { bundle, digest: digestOf(filesFor(config, bundle)) };
+  }
+  return undefined;
 }
 
 /** The published files, or why they are unusable. */
@@ -58,12 +62,24 @@ export async function publishBundle(config: Config, spec: CertificateSpec, bundl
   return { changed, bundle, digest: digestOf(files) };
 }
 
-/** Restores the version live before the current one, in every directory of the certificate. */
-export async function rollbackPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
+/**
+ * Restores the version live before the current one, in every directory of the certificate. A
+ * directory that has no previous version (a copy made later) gets the restored files published.
+ * Refuses to restore a certificate that expired by `now`.
+ */
+export async function rollbackPublished(config: Config, spec: CertificateSpec, now: Date): Promise<{ published?: Published } | { expired: string }> {
   const dirs = publishDirs(config, spec);
-  if (!(await dirs[0]!.previousVersion())) return undefined;
-  for (const dir of dirs) await dir.rollback();
-  return readPublished(config, spec);
+  const withPrevious: AtomicDir[] = [];
+  for (const dir of dirs) if (await dir.rollbackTarget()) withPrevious.push(dir);
+  if (withPrevious.length === 0) return {};
+  const files = await withPrevious[0]!.readPrevious([PAIR.chain, PAIR.key]);
+  if (!files) return {};
+  const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the previous certificate in ${withPrevious[0]!.dir}`);
+  if (bundle.notAfter <= now) return { expired: bundle.notAfter.toISOString() };
+  for (const dir of withPrevious) await dir.rollback();
+  const restored = filesFor(config, bundle);
+  for (const dir of dirs) if (!withPrevious.includes(dir)) await dir.publish(restored);
+  return { published: { bundle, digest: digestOf(restored) } };
 }
 
 /** Every directory a publish will write, checked before anything is ordered. */

@@ -1,4 +1,5 @@
-import type { Config } from '../config/schema.js';
+import type { CertificateSpec, Config } from '../config/schema.js';
+import { errorMessage } from '../util/errors.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
 import { type Bundle, parseBundle } from '../publish/bundle.js';
@@ -26,44 +27,60 @@ export interface StatusRow {
   containers: Record<string, ContainerRecord>;
 }
 
+/**
+ * One row per certificate, from the files alone. It only reads (a damaged state file is left for
+ * the next pass to move aside), and one certificate whose files cannot be read gives a row with
+ * the error instead of failing the whole status: /healthz must not go dark for the others.
+ */
 export async function collectStatus(config: Config, now = new Date()): Promise<StatusRow[]> {
   const rows: StatusRow[] = [];
-  const containers = await readContainers(config.stateDir);
+  const containers = await readContainers(config.stateDir, undefined, { readOnly: true }).catch(() => ({}));
   for (const spec of config.certificates) {
-    const state = await readCertState(config.stateDir, spec.name);
-    const { published, broken } = await readPublishedOrBroken(config, spec);
-    const b = published?.bundle;
-    const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
-    const kept = await readPending(config.stateDir, spec.name);
-    let pending: Bundle | undefined;
     try {
-      pending = kept ? parseBundle(kept.fullchain, kept.key) : undefined;
-    } catch {
-      pending = undefined;
+      rows.push(await statusRow(config, spec, containers, now));
+    } catch (err) {
+      rows.push({
+        name: spec.name, domains: spec.domains, keyType: spec.keyType, source: spec.source, nextReason: 'unknown: its files cannot be read',
+        deployed: false, failures: 0, lastError: errorMessage(err), containers,
+      });
     }
-    if (pending && b && pending.serial === b.serial) pending = undefined;
-    const d = spec.source === 'custom'
-      ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
-      : decide({ spec, published: b, broken, pending, state, now, profile: config.acme.profile, ari });
-    rows.push({
-      name: spec.name,
-      domains: spec.domains,
-      keyType: b?.keyType ?? spec.keyType,
-      serial: b?.serial,
-      notAfter: b?.notAfter.toISOString(),
-      daysLeft: b ? Math.floor((b.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined,
-      source: spec.source,
-      nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : d.action === 'custom' ? undefined : now.toISOString(),
-      nextReason: d.reason,
-      ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
-      deployed: !!published && state.deployedDigest === published.digest,
-      failures: state.failures,
-      lastSuccessAt: state.lastSuccessAt,
-      lastError: state.lastError ?? broken,
-      containers,
-    });
   }
   return rows;
+}
+
+async function statusRow(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow> {
+  const state = await readCertState(config.stateDir, spec.name, undefined, { readOnly: true });
+  const { published, broken } = await readPublishedOrBroken(config, spec);
+  const b = published?.bundle;
+  const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
+  const kept = await readPending(config.stateDir, spec.name);
+  let pending: Bundle | undefined;
+  try {
+    pending = kept ? parseBundle(kept.fullchain, kept.key) : undefined;
+  } catch {
+    pending = undefined;
+  }
+  if (pending && b && pending.serial === b.serial) pending = undefined;
+  const d = spec.source === 'custom'
+    ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
+    : decide({ spec, published: b, broken, pending, state, now, profile: config.acme.profile, ari });
+  return {
+    name: spec.name,
+    domains: spec.domains,
+    keyType: b?.keyType ?? spec.keyType,
+    serial: b?.serial,
+    notAfter: b?.notAfter.toISOString(),
+    daysLeft: b ? Math.floor((b.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined,
+    source: spec.source,
+    nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : d.action === 'custom' ? undefined : now.toISOString(),
+    nextReason: d.reason,
+    ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
+    deployed: !!published && state.deployedDigest === published.digest,
+    failures: state.failures,
+    lastSuccessAt: state.lastSuccessAt,
+    lastError: state.lastError ?? broken,
+    containers,
+  };
 }
 
 /** Unhealthy when a certificate is missing, expired, or will expire before its next retry. */

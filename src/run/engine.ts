@@ -96,11 +96,16 @@ export class Engine {
           await obtainAndPublish(run, { config, issuer: components.issuer, lock, signal: opts.signal });
         }
       }
-      const reloads = opts.signal?.aborted ? [] : await rollOut(runs, { config, deployer: components.deployer, log, signal: opts.signal });
+      const reloads = opts.signal?.aborted ? [] : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
       const certs = runs.map((r) => r.outcome());
       return { certs, reloads, ok: certs.every((c) => c.ok) };
     } finally {
-      for (const run of runs) await run.save().catch((err: unknown) => run.log.error({ step: 'state', error: errorMessage(err) }, 'could not write the state'));
+      // Written only while the lock is ours: a holder that lost it must not overwrite its successor's state.
+      const owned = await lock.check('writing the state').then(() => true, (err: unknown) => {
+        log.error({ step: 'state', error: errorMessage(err) }, 'state not written');
+        return false;
+      });
+      if (owned) for (const run of runs) await run.save().catch((err: unknown) => run.log.error({ step: 'state', error: errorMessage(err) }, 'could not write the state'));
       await lock.release();
     }
   }

@@ -44,7 +44,11 @@ export async function obtainAndPublish(run: CertRun, ctx: ObtainContext): Promis
       return;
     }
     const facts = failureFacts(err);
-    if (facts.failedValidationOf) await recordFailedValidation(ctx.config.stateDir, facts.failedValidationOf, new Date(), run.log);
+    if (facts.failedValidationOf) {
+      await recordFailedValidation(ctx.config.stateDir, facts.failedValidationOf, new Date(), run.log).catch((e: unknown) =>
+        run.log.warn({ step: 'state', error: errorMessage(e) }, 'could not record the failed validation'),
+      );
+    }
     run.failed('obtain', errorMessage(err), 'issuance failed', facts.retryAfterMs);
     return;
   }
@@ -78,7 +82,7 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
 async function publish(run: CertRun, bundle: Bundle, ctx: ObtainContext, orderedWith?: { profile?: string }): Promise<void> {
   const { log } = run;
   try {
-    ctx.lock.assertHeld(`publishing "${run.name}"`);
+    await ctx.lock.check(`publishing "${run.name}"`);
     const { changed, ...published } = await publishBundle(ctx.config, run.spec, bundle);
     log.info({ step: 'publish', changed, serial: bundle.serial, ...(run.spec.source === 'custom' ? { source: run.spec.customDir } : {}) }, run.spec.source === 'custom' ? 'published the supplied certificate' : changed ? 'published' : 'identical files already published');
     run.publishedFiles(published, changed, orderedWith);

@@ -3,12 +3,14 @@ import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy
 import type { Logger } from '../log.js';
 import { type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
 import { recordContainers } from '../state/containers.js';
+import type { PassLock } from '../state/lock.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
 
 export interface RolloutContext {
   config: Config;
   deployer: Deployer;
+  lock: PassLock;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -27,6 +29,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   for (const run of runs) {
     if (!run.published || run.publishedNow) continue;
     try {
+      await ctx.lock.check(`restoring a copy of "${run.name}"`);
       const { changed } = await publishBundle(ctx.config, run.spec, run.published.bundle);
       if (changed) run.log.info({ step: 'publish' }, 'restored a missing published copy');
     } catch (err) {
@@ -42,20 +45,15 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   }
   let report = await deploy(runs, ctx);
   if (ctx.signal?.aborted) return report.results; // deployed again at the next start: nothing recorded
-  const brokenCerts = new Set(report.results.filter((r) => r.problem === 'broken').flatMap((r) => r.certs));
+  const blamed = (r: DeployResult) => r.blame ?? r.certs;
+  const brokenCerts = new Set(report.results.filter((r) => r.problem === 'broken').flatMap(blamed));
   const rolled = new Map<CertRun, { from: Published; to: Published }>();
   if (brokenCerts.size > 0) {
     const why = describeFailures(report.results.filter((r) => r.problem === 'broken'));
     for (const run of pending.filter((r) => brokenCerts.has(r.name))) {
       const from = run.published!;
-      const to = await rollbackPublished(ctx.config, run.spec).catch((err: unknown) => {
-        run.log.error({ step: 'rollback', error: errorMessage(err) }, 'the rollback failed');
-        return undefined;
-      });
-      if (!to) {
-        run.log.error({ step: 'rollback' }, 'no previous version to roll back to');
-        continue;
-      }
+      const to = await rollBackOne(run, ctx);
+      if (!to) continue;
       run.log.warn({ step: 'rollback', from: from.bundle.serial, to: to.bundle.serial }, 'rolled back to the previous certificate');
       rolled.set(run, { from, to });
       run.published = to; // what the containers must serve now
@@ -63,33 +61,59 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     if (rolled.size > 0) {
       report = await deploy(runs, ctx);
       for (const [run, { from, to }] of rolled) {
-        const still = report.results.filter((r) => r.certs.includes(run.name) && !r.ok);
+        const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
         const after = still.length === 0 ? '; the previous certificate is served again' : `; after the rollback: ${describeFailures(still)}`;
         run.rolledBack(from, to, `${why}${after}`, still.length === 0);
       }
     }
   }
-  await recordContainers(ctx.config.stateDir, report.results.map((r) => ({ ...r, verified: r.serves === true })), report.complete, ctx.log);
+  // containers.json is only a report: failing to write it must not undo a deploy.
+  await recordContainers(ctx.config.stateDir, report.results.map((r) => ({ ...r, verified: r.serves === true })), report.complete, ctx.log).catch((err: unknown) =>
+    ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the container results'),
+  );
   for (const run of pending) {
     if (rolled.has(run)) continue;
-    const failures = report.results.filter((r) => !r.ok && r.certs.includes(run.name));
+    const failures = report.results.filter((r) => !r.ok && blamed(r).includes(run.name));
     if (failures.length === 0) await run.deployed();
     else run.failed('deploy', describeFailures(failures), 'deployment failed');
   }
   return report.results;
 }
 
+/**
+ * Restores the previous version of one certificate. Not to a certificate that has expired: a
+ * verdict of "broken" may be wrong, and an expired certificate helps no client.
+ */
+async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published | undefined> {
+  try {
+    await ctx.lock.check(`rolling back "${run.name}"`);
+    const to = await rollbackPublished(ctx.config, run.spec, new Date());
+    if ('expired' in to) {
+      run.log.error({ step: 'rollback', notAfter: to.expired }, `not rolled back: the previous certificate expired on ${to.expired}`);
+      return undefined;
+    }
+    if (!to.published) run.log.error({ step: 'rollback' }, 'no previous version to roll back to');
+    return to.published;
+  } catch (err) {
+    run.log.error({ step: 'rollback', error: errorMessage(err) }, 'the rollback failed');
+    return undefined;
+  }
+}
+
 async function deploy(runs: CertRun[], ctx: RolloutContext): Promise<DeployReport> {
   return ctx.deployer.deploy(await servedCerts(runs, ctx.config), ctx.signal);
 }
 
-/** What the containers should serve: every published certificate in configuration order, even in a pass over one. */
+/**
+ * What the containers should serve: every configured certificate in configuration order, even in a
+ * pass over one; without a leaf where nothing usable is published.
+ */
 async function servedCerts(runs: CertRun[], config: Config): Promise<ServedCert[]> {
   const served: ServedCert[] = [];
   for (const spec of config.certificates) {
     const run = runs.find((r) => r.name === spec.name);
     const published = run ? run.published : await readPublished(config, spec).catch(() => undefined);
-    if (published) served.push({ name: spec.name, servername: spec.domains[0]!.replace(/^\*\./, ''), leaf: published.bundle.leaf });
+    served.push({ name: spec.name, servername: spec.domains[0]!.replace(/^\*\./, ''), leaf: published?.bundle.leaf });
   }
   return served;
 }

@@ -52,8 +52,8 @@ export function certStatePath(stateDir: string, name: string): string {
 }
 
 /** The certificate's state; a damaged file is moved aside and this certificate alone starts afresh. */
-export async function readCertState(stateDir: string, name: string, log?: Logger): Promise<CertState> {
-  return (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log)) ?? { failures: 0 };
+export async function readCertState(stateDir: string, name: string, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<CertState> {
+  return (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log, opts)) ?? { failures: 0 };
 }
 
 export async function writeCertState(stateDir: string, name: string, state: CertState): Promise<void> {

@@ -16,8 +16,8 @@ const ContainersSchema = z.record(z.string(), ContainerRecordSchema);
 
 const path = (stateDir: string) => join(stateDir, 'containers.json');
 
-export async function readContainers(stateDir: string, log?: Logger): Promise<Record<string, ContainerRecord>> {
-  return (await readStateFile(path(stateDir), ContainersSchema, log)) ?? {};
+export async function readContainers(stateDir: string, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<Record<string, ContainerRecord>> {
+  return (await readStateFile(path(stateDir), ContainersSchema, log, opts)) ?? {};
 }
 
 export interface ContainerResult {

@@ -46,24 +46,29 @@ export async function replaceFile(path: string, data: string | Buffer, mode = 0o
  * does not parse, or does not have the expected shape, is moved aside to NAME.corrupt-<time> with
  * a warning, and the caller starts empty: a damaged file must not stop every pass.
  */
-export async function readStateFile<T>(path: string, schema: z.ZodType<T>, log?: Logger): Promise<T | undefined> {
+export async function readStateFile<T>(path: string, schema: z.ZodType<T>, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<T | undefined> {
   let text: string;
+  let problem: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`cannot read ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code !== 'EISDIR') throw new Error(`cannot read ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
+    text = '';
   }
-  let problem: string;
   try {
+    if (text === '') throw new Error('a directory or an empty file');
     const parsed = schema.safeParse(JSON.parse(text));
     if (parsed.success) return parsed.data;
     problem = `unexpected content at ${parsed.error.issues[0]?.path.join('.') || 'the top'}: ${parsed.error.issues[0]?.message}`;
   } catch (err) {
     problem = `not valid JSON (${(err as Error).message})`;
   }
+  // Readers outside a pass (status) only look: the pass, under the lock, moves the file aside.
+  if (opts.readOnly) return undefined;
   const aside = `${path}.corrupt-${new Date().toISOString().replace(/[:.]/g, '')}`;
-  await rename(path, aside).catch(() => rm(path, { force: true }));
+  await rename(path, aside).catch(() => rm(path, { recursive: true, force: true }));
   const fields = { step: 'state', file: path, movedTo: aside, problem };
   if (log) log.warn(fields, 'a state file was damaged; it was moved aside and mailcerts starts afresh for it');
   else process.emitWarning(`${path} was damaged (${problem}); moved to ${aside}`);

@@ -20,7 +20,7 @@ import { UserError } from '../util/errors.js';
  *     whose clocks differ still agree.
  * Two containers are both PID 1 in their own namespaces: the pid alone proves nothing, which is why
  * the namespace is part of the identity. A holder that finds its file taken over stops before it
- * publishes (assertHeld).
+ * publishes (check).
  */
 export const HEARTBEAT_MS = 2_000;
 export const STALE_MS = 30_000;
@@ -37,8 +37,12 @@ interface Holder {
 }
 
 export interface PassLock {
-  /** Throws when another process took the lock over (this one looked dead): never publish then. */
-  assertHeld(what: string): void;
+  /**
+   * Reads the lock file now and throws when another process took it over (this one looked dead):
+   * called right before every publish, rollback and state write, so a holder that stalled for
+   * longer than STALE_MS writes nothing once it wakes.
+   */
+  check(what: string): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -113,8 +117,13 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const text = await readFile(path, 'utf8').catch(() => undefined);
-    if (text === undefined) continue; // released meanwhile
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
+      throw new UserError(`cannot read the pass lock ${path} (${(err as NodeJS.ErrnoException).code}); if no mailcerts is running, remove it`);
+    }
     const holder = decode(text);
     const now = performance.now();
     if (holder && holder.ns === me.ns && !alive(holder.pid)) {
@@ -180,7 +189,12 @@ function holdLock(path: string, me: Holder, opts: LockOptions): PassLock {
   }, opts.heartbeatMs ?? HEARTBEAT_MS);
   timer.unref();
   return {
-    assertHeld(what: string) {
+    async check(what: string) {
+      if (!lost) {
+        const text = await readFile(path, 'utf8').catch(() => '');
+        const holder = decode(text);
+        if (holder?.owner !== me.owner) lost = holder ? `taken over by ${describeHolder(holder)}` : 'the lock file is gone';
+      }
       if (lost) throw new UserError(`the pass lock was ${lost}, so this process no longer owns STATE_DIR; ${what} was not done`);
     },
     async release() {

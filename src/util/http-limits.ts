@@ -14,8 +14,13 @@ export const LISTENER_OPTIONS = {
   connectionsCheckingInterval: 1_000,
 } as const;
 
+/**
+ * Past either limit, the oldest connection (in all, or of that source) is dropped for the newcomer,
+ * never the newcomer: a flood cannot lock the CA out, even when every client seems to come from one
+ * address (Docker's userland proxy, a NAT).
+ */
 export interface ConnectionLimits {
-  /** Connections held at once; the oldest is dropped for a newcomer, so a flood cannot lock out the CA. */
+  /** Connections held at once. */
   maxConnections: number;
   /** Connections held at once per source (an IPv4 address, or an IPv6 /64). */
   maxPerSource: number;
@@ -36,26 +41,33 @@ export function sourceOf(address: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g || '0').join(':')}::/64`;
 }
 
-/** Counts connections per source and in all, refusing or evicting as the limits say. */
+/** Counts connections per source and in all, evicting the oldest as the limits say. */
 export function limitConnections(server: Server, limits: ConnectionLimits = DEFAULT_LIMITS): void {
   const open = new Set<Socket>(); // insertion order: oldest first
-  const perSource = new Map<string, number>();
+  const perSource = new Map<string, Set<Socket>>();
+  const forget = (socket: Socket, source: string) => {
+    open.delete(socket);
+    const mine = perSource.get(source);
+    mine?.delete(socket);
+    if (mine?.size === 0) perSource.delete(source);
+  };
   server.on('connection', (socket: Socket) => {
     const source = sourceOf(socket.remoteAddress);
-    const held = perSource.get(source) ?? 0;
-    if (held >= limits.maxPerSource) {
-      socket.destroy();
-      return;
+    const mine = perSource.get(source) ?? new Set<Socket>();
+    perSource.set(source, mine);
+    if (mine.size >= limits.maxPerSource) {
+      const oldest = mine.values().next().value!;
+      forget(oldest, source);
+      oldest.destroy();
     }
-    if (open.size >= limits.maxConnections) open.values().next().value?.destroy();
+    if (open.size >= limits.maxConnections) {
+      const oldest = open.values().next().value!;
+      forget(oldest, sourceOf(oldest.remoteAddress));
+      oldest.destroy();
+    }
     open.add(socket);
-    perSource.set(source, held + 1);
-    socket.once('close', () => {
-      open.delete(socket);
-      const n = (perSource.get(source) ?? 1) - 1;
-      if (n <= 0) perSource.delete(source);
-      else perSource.set(source, n);
-    });
+    mine.add(socket);
+    socket.once('close', () => forget(socket, source));
   });
 }
 

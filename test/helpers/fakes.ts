@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import type { DeployReport, DeployResult, Deployer, ServedCert } from '../../src/deploy/deployer.js';
+import type { DeployProblem, DeployReport, DeployResult, Deployer, ServedCert } from '../../src/deploy/deployer.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import type { IssueRequest, Issued, Issuer } from '../../src/obtain/issuer.js';
 import { Engine } from '../../src/run/engine.js';
@@ -44,7 +44,7 @@ export interface FakeContainer {
   name: string;
   certs: string[];
   /** What the container does with the certificates it is handed (default: serves them). */
-  answer?: (served: ServedCert[], call: number) => Pick<DeployResult, 'ok' | 'problem' | 'error' | 'serves'>;
+  answer?: (served: ServedCert[], call: number) => { ok: boolean; problem?: DeployProblem; error?: string; serves?: boolean | null; blame?: string[] };
 }
 
 export class FakeDeployer implements Deployer {
@@ -60,7 +60,7 @@ export class FakeDeployer implements Deployer {
     const call = this.calls.length;
     const results = this.containers.map((c): DeployResult => {
       const a = c.answer?.(certs.filter((x) => c.certs.includes(x.name)), call) ?? { ok: true, serves: true };
-      return { container: c.name, certs: c.certs, reloaded: true, serves: a.serves ?? (a.ok ? true : null), ok: a.ok, problem: a.problem, error: a.error };
+      return { container: c.name, certs: c.certs, blame: a.blame, reloaded: true, serves: a.serves ?? (a.ok ? true : null), ok: a.ok, problem: a.problem, error: a.error };
     });
     return { results, complete: true };
   }

@@ -154,6 +154,13 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     expect(await status(post({ Cmd: ['id'], User: '0', AttachStdout: true, AttachStderr: true, Tty: false }))).toBe('403');
     expect(await status(post({ ...exec, Env: ['LD_PRELOAD=/tmp/x.so'] }))).toBe('403');
     expect(await status(post(exec))).toBe('201'); // what mailcerts itself sends
+    // The proxy holds the socket: no exec into it, no kill or restart of it, whatever the body.
+    const proxy = await id('socket-proxy');
+    const intoProxy = `fetch('http://socket-proxy:2375/containers/${proxy}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`;
+    expect(await status(intoProxy)).toBe('403');
+    expect(await status(`fetch('http://socket-proxy:2375/v1.41/containers/${proxy}/kill?signal=SIGKILL', { method: 'POST' }).then((r) => console.log(r.status))`)).toBe('403');
+    // Only full ids: a short prefix would slip past that check.
+    expect(await status(`fetch('http://socket-proxy:2375/containers/${target.slice(0, 12)}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`)).toBe('403');
     expect(await status(`fetch('http://socket-proxy:2375/containers/${target}/json').then((r) => console.log(r.status))`)).toBe('403');
   });
 });

@@ -102,10 +102,27 @@ describe('AtomicDir: the ..data symlink swap', () => {
     expect(readdirSync(dir).includes('other-cert')).toBe(true);
   });
 
-  it('refuses to replace a directory standing where a file goes', async () => {
+  it('refuses to replace a directory standing where a file goes, before anything goes live', async () => {
     const dir = fresh();
-    mkdirSync(join(dir, 'privkey.pem'));
-    await expect(new AtomicDir(dir).publish(files('1'))).rejects.toThrow(/privkey.pem is a directory; remove it/);
+    const a = new AtomicDir(dir);
+    const v1 = (await a.publish(files('1'))).version;
+    mkdirSync(join(dir, 'cert.pem'));
+    await expect(a.publish([...files('2'), { name: 'cert.pem', data: 'c', mode: 0o644 }])).rejects.toThrow(/cert.pem is a directory; remove it/);
+    expect(readlinkSync(join(dir, '..data'))).toBe(v1); // the failed publish changed nothing
+  });
+
+  it('names the live version in ..previous before ..data moves: a crash between them never skips a generation', async () => {
+    const dir = fresh();
+    const a = new AtomicDir(dir);
+    const v1 = (await a.publish(files('1'))).version;
+    const v2 = (await a.publish(files('2'))).version;
+    expect(readlinkSync(join(dir, '..previous'))).toBe(v1);
+    // As a crash right after step 3 leaves it: ..previous already names the live version.
+    symlinkSync(v2, join(dir, '..prev-tmp'));
+    const { renameSync } = await import('node:fs');
+    renameSync(join(dir, '..prev-tmp'), join(dir, '..previous'));
+    expect(await a.rollback()).toBeUndefined(); // nothing to go back to, rather than a wrong generation
+    expect(readlinkSync(join(dir, '..data'))).toBe(v2);
   });
 
   it('a reader that resolves ..data once always sees a matching pair while versions swap', async () => {
@@ -155,6 +172,8 @@ describe('AtomicDir: the ..data symlink swap', () => {
     await expect(a.read(['privkey.pem'])).rejects.toThrow(/\.\.data is not a symbolic link \(a directory or file put there by hand or by another tool\); mailcerts publishes by swapping that link: move it out of/);
     await expect(a.publish(files('1'))).rejects.toThrow(/is not a symbolic link/);
     expect(versions(dir)).toEqual([]);
+    expect(lstatSync(join(dir, '..data')).isDirectory()).toBe(true); // left as it was
+    expect(readdirSync(dir).filter((e) => !e.startsWith('..data'))).toEqual([]);
   });
 
   it('never prunes the version ..data points at, even when a second writer swapped it in between', async () => {

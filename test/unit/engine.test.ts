@@ -74,9 +74,9 @@ describe('a container\'s problem falls on the certificates it serves, and only o
     expect(b).toMatchObject({ ok: true, issued: true });
     expect(readlinkSync(join(aDir, '..data'))).toBe(v1.version);
     expect(servedSerial(aDir)).toBe(v1.a);
-    expect(servedSerial(bDir)).toBe(new X509Certificate(deployer.calls[1]!.find((c) => c.name === 'b')!.leaf.raw).serialNumber);
+    expect(servedSerial(bDir)).toBe(deployer.calls[1]!.find((c) => c.name === 'b')!.leaf!.serialNumber);
     // After the rollback, the containers were asked to serve the old certificate of a and the new one of b.
-    expect(deployer.calls[2]!.map((c) => [c.name, c.leaf.serialNumber])).toEqual([['a', v1.a], ['b', servedSerial(bDir)]]);
+    expect(deployer.calls[2]!.map((c) => [c.name, c.leaf?.serialNumber])).toEqual([['a', v1.a], ['b', servedSerial(bDir)]]);
     const rolled = state(dir, 'a');
     expect(rolled).toMatchObject({ failedStep: 'verify', failures: 1 });
     expect(existsSync(pendingPath(config.stateDir, 'a'))).toBe(true);
@@ -104,14 +104,76 @@ describe('a container\'s problem falls on the certificates it serves, and only o
     expect(readlinkSync(join(config.certsDir, '..data'))).toBe(fresh);
   });
 
-  it('one certificate whose files cannot be read does not stop the others, and orders nothing', async () => {
+  it('one certificate whose files cannot be read does not stop the others, orders nothing, and does not become another\'s default', async () => {
     const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
     mkdirSync(join(config.certsDir, 'a', '..data'), { recursive: true });
     const issuer = new FakeIssuer();
-    const r = await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass();
+    const deployer = new FakeDeployer([{ name: 'x', certs: ['a'] }]);
+    const r = await engineWith(config, issuer, deployer, captureLog().log).pass();
     expect(r.certs[0]!.error).toMatch(/a\/\.\.data is not a symbolic link/);
     expect(r.certs[1]).toMatchObject({ ok: true, issued: true });
     expect(issuer.orders.map((o) => o.spec.name)).toEqual(['b']);
+    // The containers are still told about a (unpublished: no leaf), so a container serving the
+    // first certificate by default is not asked to serve b instead.
+    expect(deployer.calls[0]!.map((c) => [c.name, c.leaf !== undefined])).toEqual([['a', false], ['b', true]]);
+  });
+
+  it('a handshake that fails for one name only rolls back that certificate, though the container serves both', async () => {
+    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const x = { name: 'x', certs: ['a', 'b'], answer: (_: unknown, call: number) => (call === 2 ? { ok: false, problem: 'broken' as const, blame: ['b'], error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure (for mail.b.test)' } : { ok: true }) };
+    const engine = engineWith(config, new FakeIssuer(), new FakeDeployer([x]), captureLog().log);
+    await engine.pass();
+    const before = { a: servedSerial(join(config.certsDir, 'a')), b: servedSerial(join(config.certsDir, 'b')) };
+    const r = await engine.pass({ force: true });
+    expect(r.certs[0]).toMatchObject({ ok: true });
+    expect(r.certs[1]!.error).toMatch(/was rolled back/);
+    expect(servedSerial(join(config.certsDir, 'a'))).not.toBe(before.a);
+    expect(servedSerial(join(config.certsDir, 'b'))).toBe(before.b);
+  });
+
+  it('never rolls back to a certificate that has expired: a wrong verdict must not put an expired one back', async () => {
+    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
+    const x = { name: 'x', certs: ['a'], answer: (_: unknown, call: number) => (call === 1 ? { ok: false, problem: 'broken' as const, error: 'TLS fails with the published certificate after reload: smtps://x:465: handshake failure' } : { ok: true }) };
+    const { log, lines } = captureLog();
+    const issuer = new FakeIssuer();
+    const engine = engineWith(config, issuer, new FakeDeployer([x]), log);
+    // The previous certificate, as another tool left it: expired.
+    const { makeExpired } = await import('../helpers/pki.js');
+    const old = makeExpired('mail.a.test');
+    mkdirSync(config.certsDir, { recursive: true });
+    writeFileSync(join(config.certsDir, 'fullchain.pem'), old.cert);
+    writeFileSync(join(config.certsDir, 'privkey.pem'), old.key);
+    const r = await engine.pass();
+    expect(r.certs[0]).toMatchObject({ issued: true, published: true });
+    expect(lines.find((l) => l.step === 'rollback')?.msg).toBe('not rolled back: the previous certificate expired on 2020-01-02T00:00:00.000Z');
+    expect(r.certs[0]!.error).toMatch(/^container x: TLS fails with the published certificate/);
+    expect(new X509Certificate(readFileSync(join(config.certsDir, 'cert.pem'))).validTo).not.toMatch(/2020/);
+  });
+});
+
+describe('configuration changes', () => {
+  it('adding a second certificate neither re-orders the first nor loses its rollback target', async () => {
+    const one = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
+    const issuer = new FakeIssuer();
+    const quiet = captureLog().log;
+    await engineWith(one.config, issuer, new FakeDeployer([]), quiet).pass();
+    await engineWith(one.config, issuer, new FakeDeployer([]), quiet).pass({ force: true }); // the top now has a previous version
+    const top = servedSerial(one.config.certsDir);
+    // The admin adds a second certificate: the first one's own directory does not exist yet.
+    const file = join(one.dir, 'mailcerts.json');
+    writeFileSync(file, JSON.stringify({ certificates: [{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }] }));
+    const { loadConfig } = await import('../../src/config/load.js');
+    const two = loadConfig({ MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' }, { inContainer: false });
+    const r = await engineWith(two, issuer, new FakeDeployer([]), quiet).pass();
+    expect(r.certs[0]).toMatchObject({ ok: true, decision: 'keep', issued: false });
+    expect(issuer.orders.map((o) => o.spec.name)).toEqual(['a', 'a', 'b']);
+    expect(servedSerial(join(two.certsDir, 'a'))).toBe(top); // its own copy, filled from the top
+    // A rollback restores the top's previous version, and gives the own copy the same files.
+    const { rollbackPublished } = await import('../../src/publish/publisher.js');
+    const back = await rollbackPublished(two, two.certificates[0]!, new Date());
+    expect('published' in back && back.published?.bundle.serial).toBe(servedSerial(two.certsDir));
+    expect(servedSerial(join(two.certsDir, 'a'))).toBe(servedSerial(two.certsDir));
+    expect(servedSerial(two.certsDir)).not.toBe(top);
   });
 });
 

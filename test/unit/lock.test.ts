@@ -42,12 +42,12 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     await lock.release();
   });
 
-  it('a holder that was taken over (it looked dead) refuses to publish', async () => {
+  it('a holder that was taken over (it looked dead) refuses to publish, even before its next heartbeat', async () => {
     const dir = fresh();
-    const lock = await acquireLock(dir, { waitMs: 0, heartbeatMs: 50 });
+    const lock = await acquireLock(dir, { waitMs: 0, heartbeatMs: 60_000 });
+    await lock.check('publishing "mail"');
     writeFileSync(join(dir, 'pass.lock'), foreign(1)); // what a breaker's fresh lock looks like
-    await new Promise((r) => setTimeout(r, 200));
-    expect(() => lock.assertHeld('publishing "mail"')).toThrow(/the pass lock was taken over by host c0ffee, pid 1, .*; publishing "mail" was not done/);
+    await expect(lock.check('publishing "mail"')).rejects.toThrow(/the pass lock was taken over by host c0ffee, pid 1, .*; publishing "mail" was not done/);
     await lock.release();
     expect(readFileSync(join(dir, 'pass.lock'), 'utf8')).toContain('other-container'); // the new holder's lock stays
   });
@@ -59,5 +59,14 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(readFileSync(join(dir, 'pass.lock'), 'utf8')).not.toBe(a);
     await lock.release();
+  });
+
+  it('a lock file that cannot be read is reported at once, not spun on', async () => {
+    const dir = fresh();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, 'pass.lock')); // a directory where the lock file goes
+    const started = Date.now();
+    await expect(acquireLock(dir, { waitMs: 10_000 })).rejects.toThrow(/cannot read the pass lock .*pass\.lock \(EISDIR\); if no mailcerts is running, remove it/);
+    expect(Date.now() - started).toBeLessThan(1_000);
   });
 });

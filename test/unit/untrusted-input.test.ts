@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ContainerView } from '../../src/deploy/docker.js';
-import { addressOf, hostProblem } from '../../src/deploy/scope.js';
+import { addressOf, probeAddress } from '../../src/deploy/scope.js';
 import { MAX_ENDPOINTS, parseVerifyLabel, verifyServed } from '../../src/deploy/verify.js';
 import { WebrootHttp01 } from '../../src/obtain/solvers/http01-webroot.js';
 import { failedPassDelay } from '../../src/run/daemon.js';
@@ -28,13 +28,15 @@ describe('mailcerts.verify: a label decides nothing about where mailcerts connec
 
   it('probes only the container\'s own addresses, unless the admin listed the host in VERIFY_HOSTS', async () => {
     const t = view({ networks: [{ name: 'mail', id: 'n1', ip: '198.18.0.5' }] });
-    expect(await hostProblem('198.18.0.5', t, [])).toBeUndefined();
-    expect(await hostProblem('10.0.0.1', t, [])).toBe('mailcerts.verify names 10.0.0.1, which is not an address of postfix; mailcerts only probes a container\'s own addresses unless the host is listed in VERIFY_HOSTS');
-    expect(await hostProblem('127.0.0.1', t, [])).toMatch(/not an address of postfix/); // its loopback is not mailcerts' loopback
-    expect(await hostProblem('localhost', t, [])).toMatch(/not an address of postfix/);
-    expect(await hostProblem('10.0.0.1', t, ['10.0.0.1'])).toBeUndefined();
-    expect(await hostProblem('anything.example', t, '*')).toBeUndefined();
-    expect(await hostProblem('127.0.0.1', view({ networkMode: 'host' }), [])).toBeUndefined(); // host networking: loopback is its own
+    expect(await probeAddress('198.18.0.5', t, [])).toEqual({ address: '198.18.0.5' });
+    expect(await probeAddress('10.0.0.1', t, [])).toEqual({ problem: 'mailcerts.verify names 10.0.0.1, which is not an address of postfix; mailcerts only probes a container\'s own addresses unless the host is listed in VERIFY_HOSTS' });
+    expect(await probeAddress('127.0.0.1', t, [])).toMatchObject({ problem: expect.stringMatching(/not an address of postfix/) }); // its loopback is not mailcerts' loopback
+    expect(await probeAddress('localhost', t, [])).toMatchObject({ problem: expect.stringMatching(/not an address of postfix/) });
+    expect(await probeAddress('10.0.0.1', t, ['10.0.0.1'])).toEqual({ address: '10.0.0.1' });
+    expect(await probeAddress('anything.example', t, '*')).toEqual({ address: 'anything.example' });
+    expect(await probeAddress('127.0.0.1', view({ networkMode: 'host' }), [])).toEqual({ address: '127.0.0.1' }); // host networking: loopback is its own
+    // A name that resolves to the container's own address is probed at that address, not looked up again.
+    expect(await probeAddress('localhost', view({ networks: [{ name: 'm', id: 'm', ip: '127.0.0.1' }] }), [])).toEqual({ address: '127.0.0.1' });
   });
 
   it('reaches a container on a network it shares with mailcerts, never on one it is not on', () => {
@@ -58,13 +60,42 @@ describe('mailcerts.verify: a label decides nothing about where mailcerts connec
     const { log } = captureLog();
     let t0 = performance.now();
     const out = await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 3_000 });
-    expect(out).toMatchObject({ ok: false });
+    // A server that never greets is not the certificate's fault: unreachable, never "broken" (no rollback).
+    expect(out).toMatchObject({ ok: false, kind: 'unreachable' });
     expect(performance.now() - t0).toBeLessThan(4_500);
     const stop = new AbortController();
     setTimeout(() => stop.abort(), 300);
     t0 = performance.now();
     await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 60_000, signal: stop.signal });
     expect(performance.now() - t0).toBeLessThan(1_000);
+  });
+});
+
+describe('whose fault a failed probe is', () => {
+  const smtpServer = async (script: (s: Socket) => void) => {
+    const server = createServer((s: Socket) => {
+      s.on('error', () => undefined);
+      script(s);
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return (server.address() as { port: number }).port;
+  };
+  const leaf = new X509Certificate(makeChain(['mail.example.test']).leaf);
+  const verify = async (port: number) =>
+    verifyServed([{ protocol: 'smtp', host: '127.0.0.1', port }], [{ cert: 'mail', servername: 'mail.example.test', leaf }], { waits: [], log: captureLog().log, container: 'x', deadline: performance.now() + 5_000 });
+
+  it('a 421 greeting (postscreen, a rate limit) is the server\'s state, not the certificate: unreachable', async () => {
+    const port = await smtpServer((s) => s.end('421 4.7.0 mail.example.test Error: too many connections from 127.0.0.1\r\n'));
+    expect(await verify(port)).toMatchObject({ ok: false, kind: 'unreachable', detail: expect.stringMatching(/no 220 greeting; the server said: 421 4\.7\.0/) });
+  });
+
+  it('STARTTLS missing after a good greeting is what a server that cannot load its certificate does: broken', async () => {
+    const port = await smtpServer((s) => {
+      s.write('220 mail.example.test ESMTP\r\n');
+      s.on('data', () => s.write('250-mail.example.test\r\n250 8BITMIME\r\n'));
+    });
+    expect(await verify(port)).toMatchObject({ ok: false, kind: 'broken', detail: expect.stringMatching(/STARTTLS is not offered/) });
   });
 });
 

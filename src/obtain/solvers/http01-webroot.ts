@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../log.js';
 import { UserError } from '../../util/errors.js';
@@ -53,6 +53,12 @@ export class WebrootHttp01 implements ChallengeSolver {
         await fh.writeFile(keyAuthorization);
       } finally {
         await fh.close();
+      }
+      // A directory swapped for a link between the check and the open is caught here, and undone.
+      const landed = await realpath(file).catch(() => '');
+      if (landed !== join(await realpath(this.webroot), CHALLENGE_PREFIX, token)) {
+        if (landed) await rm(landed, { force: true });
+        throw new UserError(`the challenge file for ${domain} did not land in HTTP01_WEBROOT (it went to ${landed || 'nowhere'}); a directory on the way was replaced by a link`);
       }
       this.log.info({ step: 'http-01', domain, file }, 'wrote challenge file');
     }
