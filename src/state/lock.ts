@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -11,8 +11,8 @@ import { UserError } from '../util/errors.js';
 /**
  * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
  *
- * STATE_DIR/pass.lock is created exclusively (O_EXCL) and names its holder: a random owner id, the
- * host, the pid and the pid namespace. The holder rewrites it every HEARTBEAT_MS. A waiter breaks
+ * STATE_DIR/pass.lock is created exclusively, complete (written aside, then hard-linked into place),
+ * and names its holder: a random owner id, the host, the pid and the pid namespace. The holder rewrites it every HEARTBEAT_MS. A waiter breaks
  * the lock when:
  *   - the holder is in the waiter's own pid namespace and that pid is gone (a crash on this host);
  *   - or the file has not changed for STALE_MS while the waiter watched it (a holder on another
@@ -103,19 +103,11 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
   const deadline = performance.now() + opts.waitMs;
   let watched: { text: string; since: number } | undefined;
   let announced = false;
+  await sweepTempFiles(stateDir, me.ns);
   for (;;) {
-    try {
-      const fh = await open(path, 'wx', 0o600);
-      try {
-        await fh.writeFile(encode(me));
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
+    if (await createComplete(path, me)) {
       opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseNow() }, 'pass lock taken');
       return holdLock(path, me, opts);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     let text: string;
     try {
@@ -146,6 +138,48 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
       opts.log?.info({ step: 'lock', holder: describeHolder(holder) }, 'waiting for another mailcerts to finish its pass');
     }
     if (!(await sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal))) throw new Error('waiting for the pass lock cancelled: shutting down');
+  }
+}
+
+/**
+ * Creates the lock file with its whole content, or returns false when it exists. The content is
+ * written to a temp file first and hard-linked into place (link(2) fails if the name exists, on
+ * NFS too): a process killed half-way never leaves an empty lock that others would have to wait
+ * out.
+ */
+async function createComplete(path: string, me: Holder): Promise<boolean> {
+  const tmp = `${path}.${tempTag(me.ns)}.${me.pid}.${me.owner}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(encode(me));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** A short tag of a pid namespace, so that temp files of dead processes here can be told apart. */
+function tempTag(ns: string): string {
+  let h = 0;
+  for (const c of ns) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  return h.toString(16);
+}
+
+/** Removes temp files left by processes of this pid namespace that were killed between write and link. */
+async function sweepTempFiles(stateDir: string, ns: string): Promise<void> {
+  const tag = tempTag(ns);
+  for (const f of await readdir(stateDir).catch(() => [] as string[])) {
+    const m = f.match(/^pass\.lock\.([0-9a-f]+)\.(\d+)\.[0-9a-f-]+\.tmp$/);
+    if (m && m[1] === tag && !alive(Number(m[2]))) await rm(join(stateDir, f), { force: true });
   }
 }
 

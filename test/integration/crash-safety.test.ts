@@ -86,5 +86,7 @@ describe('crash safety of the published set', () => {
     expect((await runCli(['run', '--once'], env)).code).toBe(0);
     expect(readdirSync(certs).filter((e) => /^\.\.\d{8}_/.test(e))).toHaveLength(2);
     expect(readdirSync(certs).filter((e) => e.startsWith('..tmp'))).toEqual([]);
+    // No lock, complete or half-written, is left behind by the killed runs.
+    expect(readdirSync(join(dir, 'state')).filter((e) => e.startsWith('pass.lock'))).toEqual([]);
   });
 });
