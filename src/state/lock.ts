@@ -120,13 +120,13 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
     const now = performance.now();
     if (holder && holder.ns === me.ns && !alive(holder.pid)) {
       opts.log?.warn({ step: 'lock', holder: describeHolder(holder) }, 'taking over the pass lock of a process that died');
-      await breakLock(path, text);
+      await breakLock(path, text, me);
       continue;
     }
     if (!watched || watched.text !== text) watched = { text, since: now };
     else if (now - watched.since >= staleMs) {
       opts.log?.warn({ step: 'lock', holder: describeHolder(holder), unchangedFor: `${Math.round((now - watched.since) / 1000)}s` }, 'taking over a pass lock whose holder stopped its heartbeat');
-      await breakLock(path, text);
+      await breakLock(path, text, me);
       watched = undefined;
       continue;
     }
@@ -174,11 +174,14 @@ function tempTag(ns: string): string {
   return h.toString(16);
 }
 
-/** Removes temp files left by processes of this pid namespace that were killed between write and link. */
+/**
+ * Removes temp files left by processes of this pid namespace that were killed between write and
+ * link, or while breaking a stale lock (the renamed-aside file).
+ */
 async function sweepTempFiles(stateDir: string, ns: string): Promise<void> {
   const tag = tempTag(ns);
   for (const f of await readdir(stateDir).catch(() => [] as string[])) {
-    const m = f.match(/^pass\.lock\.([0-9a-f]+)\.(\d+)\.[0-9a-f-]+\.tmp$/);
+    const m = f.match(/^pass\.lock\.(?:broken\.)?([0-9a-f]+)\.(\d+)\.[0-9a-f-]+\.tmp$/);
     if (m && m[1] === tag && !alive(Number(m[2]))) await rm(join(stateDir, f), { force: true });
   }
 }
@@ -187,8 +190,8 @@ async function sweepTempFiles(stateDir: string, ns: string): Promise<void> {
  * Removes the lock file only if it still holds what was judged stale: it is renamed aside first
  * (one rename wins), and put back if a new holder had taken it in between.
  */
-async function breakLock(path: string, staleText: string): Promise<void> {
-  const aside = `${path}.broken-${randomUUID()}`;
+async function breakLock(path: string, staleText: string, me: Holder): Promise<void> {
+  const aside = `${path}.broken.${tempTag(me.ns)}.${me.pid}.${randomUUID()}.tmp`;
   try {
     await rename(path, aside);
   } catch {
