@@ -29,11 +29,16 @@ describe('crash safety of the published set', () => {
     const pairs = Array.from({ length: 5 }, () => makeChain(['crash.example.test']));
     drop(pairs[0]!);
     expect((await runCli(['run', '--once'], env)).code).toBe(0);
-    // How long a whole run takes here: kills are spread over that window, so many land mid-publish.
-    drop(pairs[1]!);
-    const t0 = Date.now();
-    expect((await runCli(['run', '--once'], env)).code).toBe(0);
-    const runMs = Date.now() - t0;
+    // How long a whole run takes here (the slowest of three): kills are spread over that window, so
+    // many land mid-publish. The estimate grows when too few runs get as far as a publish (a loaded machine).
+    let runMs = 0;
+    for (const pair of [pairs[1]!, pairs[2]!, pairs[3]!]) {
+      drop(pair);
+      const t0 = Date.now();
+      expect((await runCli(['run', '--once'], env)).code).toBe(0);
+      runMs = Math.max(runMs, Date.now() - t0);
+    }
+    const measuredMs = runMs;
 
     const seen = { reads: 0, mismatched: [] as string[], missing: [] as string[] };
     let stop = false;
@@ -70,6 +75,7 @@ describe('crash safety of the published set', () => {
       runs++;
       if (r.code === null) killed++;
       if (readlinkSync(join(certs, '..data')) !== before) publishes++;
+      if (runs % 25 === 0 && publishes < runs / 4) runMs = Math.round(runMs * 1.2);
     }
     stop = true;
     await reader;
@@ -79,7 +85,7 @@ describe('crash safety of the published set', () => {
     expect(seen.reads).toBeGreaterThan(1_000);
     expect(seen.mismatched).toEqual([]);
     expect(seen.missing).toEqual([]);
-    console.log(`crash safety: ${runs} runs (a whole run takes ${runMs} ms), ${killed} killed by SIGKILL, ${publishes} publishes, ${seen.reads} reads, 0 mismatched, 0 missing`);
+    console.log(`crash safety: ${runs} runs (a whole run takes ${measuredMs} ms; kills spread over ${runMs} ms), ${killed} killed by SIGKILL, ${publishes} publishes, ${seen.reads} reads, 0 mismatched, 0 missing`);
 
     // A clean run afterwards tidies what the killed ones left (versions, temp links, the lock).
     drop(pairs[(runs + 1) % pairs.length]!);
