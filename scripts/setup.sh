@@ -4,7 +4,8 @@
 # SETUP_IMAGE=no: skip building the mailcerts image (the demo runs from the checkout).
 #   - Debian packages: docker.io, pebble (+ pebble-challtestsrv), debootstrap, openssl
 #   - Node 24 into .tools/ (the machine may have an older Node)
-#   - npm dependencies, the build, a running dockerd (loopback only), the Postfix+Dovecot test image
+#   - npm dependencies, the build, a running dockerd (loopback only), the Postfix+Dovecot test images
+#     (bookworm: Postfix 3.7, Dovecot 2.3; trixie: Postfix 3.10, Dovecot 2.4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { printf 'setup: %s\n' "$*"; }
@@ -48,5 +49,6 @@ if ! docker info >/dev/null 2>&1; then
 fi
 bash scripts/trixie-tools.sh
 bash scripts/mail-image.sh || docker_fail "the mail image could not be built"
+bash scripts/mail-image.sh trixie || docker_fail "the trixie mail image (Postfix 3.10, Dovecot 2.4) could not be built"
 if [ "${SETUP_IMAGE:-yes}" = yes ]; then bash scripts/image.sh || docker_fail "the mailcerts image could not be built"; fi
 log "ready"

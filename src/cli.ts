@@ -122,7 +122,7 @@ async function checkDocker(config: Config): Promise<boolean> {
         ok = false;
         out(`  ${t.name}: INVALID LABEL ${RELOAD_LABEL}=${t.label}: ${t.action.error}`);
       } else {
-        out(`  ${t.name}: ${describeAction(t.action)}`);
+        out(`  ${t.name}: ${describeAction(t.action, t.labels)}`);
       }
     }
   } catch (err) {

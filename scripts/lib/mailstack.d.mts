@@ -1,5 +1,6 @@
 export const ROOT: string;
 export const MAIL_IMAGE: string;
+export const MAIL_IMAGE_TRIXIE: string;
 export const ENDPOINTS: {
   smtp: { port: number; starttls: string };
   submission: { port: number; starttls: string };
@@ -28,14 +29,19 @@ export interface ContainerOptions {
   marker?: string;
   /** The com.docker.compose.project label (default TEST_PROJECT). */
   project?: string;
+  /** Another image (MAIL_IMAGE_TRIXIE), another dovecot.conf, more volumes, another command. */
+  image?: string;
+  dovecotConf?: string;
+  volumes?: string[];
+  command?: string[];
 }
 export const TEST_PROJECT: string;
 export function docker(...args: string[]): Promise<string>;
 export function removeContainers(marker?: string): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
-export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; postfixLabels?: Record<string, string>; mainCf?: string }): Promise<{ postfix: string; dovecot: string }>;
-export function servedCertificate(endpoint: Endpoint, servername?: string): Promise<string>;
+export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; labels?: Record<string, string>; postfixLabels?: Record<string, string>; mainCf?: string; image?: string; volumes?: string[] }): Promise<{ postfix: string; dovecot: string }>;
+export function servedCertificate(endpoint: Endpoint, servername?: string | null): Promise<string>;
 export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
 export function containerLogs(name: string): Promise<string>;
 export function waitForLog(name: string, pattern: RegExp, timeoutMs?: number): Promise<void>;

@@ -9,6 +9,8 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const MAIL_IMAGE = process.env.MAILSTACK_IMAGE ?? 'mailcerts-mailstack:bookworm-3';
+/** Postfix 3.10 and Dovecot 2.4, from Debian trixie (scripts/mail-image.sh trixie). */
+export const MAIL_IMAGE_TRIXIE = process.env.MAILSTACK_TRIXIE_IMAGE ?? 'mailcerts-mailstack:trixie-1';
 const CONF = join(ROOT, 'docker', 'mailstack');
 
 /** The stack's TLS endpoints (docker/mailstack configs), all on 127.0.0.1. */
@@ -49,11 +51,14 @@ export async function startContainer(o) {
   const args = ['run', '-d', '--name', name, '--label', o.marker ?? 'mailcerts.test=1', '--label', `com.docker.compose.project=${project}`, '--network', o.network ?? 'host', '--hostname', 'mail', '-v', `${o.certsDir}:/etc/ssl/mail:ro`];
   if (o.reload) args.push('--label', `mailcerts.reload=${o.reload}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
+  for (const v of o.volumes ?? []) args.push('-v', v);
+  const image = o.image ?? MAIL_IMAGE;
   if (o.role === 'postfix') {
     args.push('-v', `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`, '-v', `${join(CONF, 'postfix', 'master.cf')}:/etc/postfix/master.cf:ro`);
-    args.push(MAIL_IMAGE, 'postfix', 'start-fg');
+    args.push(image, ...(o.command ?? ['postfix', 'start-fg']));
   } else {
-    args.push('-v', `${join(CONF, 'dovecot', 'dovecot.conf')}:/etc/dovecot/dovecot.conf:ro`, MAIL_IMAGE, 'dovecot', '-F');
+    const conf = o.dovecotConf ?? join(CONF, image === MAIL_IMAGE_TRIXIE ? 'dovecot24' : 'dovecot', 'dovecot.conf');
+    args.push('-v', `${conf}:/etc/dovecot/dovecot.conf:ro`, image, ...(o.command ?? ['dovecot', '-F']));
   }
   await docker(...args);
   return name;
@@ -74,16 +79,16 @@ export async function waitForPort(port, timeoutMs = 20_000) {
 
 /** Postfix and Dovecot on host networking, reading certsDir, labelled for reload. */
 export async function startMailStack(certsDir, opts = {}) {
-  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', mainCf: opts.mainCf, labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.postfixLabels } });
-  const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot', labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot } });
+  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', mainCf: opts.mainCf, labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.labels, ...opts.postfixLabels } });
+  const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot', labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot, ...opts.labels } });
   for (const e of Object.values(ENDPOINTS)) await waitForPort(e.port);
   return { postfix, dovecot };
 }
 
-/** The leaf certificate an endpoint serves, read with openssl s_client as a mail admin would. */
+/** The leaf certificate an endpoint serves, read with openssl s_client as a mail admin would; servername null: no SNI. */
 export async function servedCertificate(endpoint, servername = 'mail.example.test') {
   const e = ENDPOINTS[endpoint];
-  const args = ['s_client', '-connect', `127.0.0.1:${e.port}`, '-servername', servername];
+  const args = ['s_client', '-connect', `127.0.0.1:${e.port}`, ...(servername === null ? ['-noservername'] : ['-servername', servername])];
   if (e.starttls) args.push('-starttls', e.starttls);
   const child = execFile('openssl', args, { timeout: 15_000 });
   child.stdin?.end();

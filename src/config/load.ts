@@ -167,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       }];
 
   const seen = new Set<string>();
+  const owners = new Map<string, number>();
   let cloudflareTokenMissingReported = false;
   certificates.forEach((c, i) => {
     const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
@@ -174,6 +175,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     seen.add(c.name);
     const reserved = several ? reservedNameProblem(c.name) : undefined;
     if (reserved) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: ${reserved}`);
+    // SNI picks the certificate by name: a name can belong to one certificate only.
+    c.domains.forEach((d, j) => {
+      const owner = owners.get(d);
+      if (owner !== undefined) {
+        problems.push(`MAILCERTS_CONFIG certificates[${i}].domains[${j}]: "${d}" is also in certificates[${owner}] ("${certificates[owner]!.name}"); a client asking for a name by SNI can get one certificate only: list each name once`);
+      } else {
+        owners.set(d, i);
+      }
+    });
     if (c.source === 'custom') {
       if (!custom) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`);
     } else if (c.challenge === 'dns-01') {
@@ -212,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         : undefined,
     },
     certsDir: e.CERTS_DIR,
+    sniCertsPath: e.SNI_CERTS_PATH.replace(/\/+$/, '') || '/',
     stateDir: e.STATE_DIR,
     files: { keyMode: e.KEY_FILE_MODE, certMode: 0o644, owner: e.KEY_FILE_OWNER, group: e.KEY_FILE_GROUP },
     renewCheckIntervalMs: e.RENEW_CHECK_INTERVAL,

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { domainToASCII } from 'node:url';
 import * as z from 'zod';
 import { formatDuration, parseDuration } from '../util/duration.js';
 
@@ -24,10 +25,22 @@ export const NEEDS_EAB = new Set(['zerossl', 'google', 'google-staging']);
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
+/**
+ * A name as certificates and SNI carry it: lower case, internationalized names in their A-label
+ * (xn--) form. Undefined when it cannot be converted.
+ */
+export function aLabelName(raw: string): string | undefined {
+  const name = raw.trim().toLowerCase();
+  if (!/[^\x00-\x7f]/.test(name)) return name;
+  const wildcard = name.startsWith('*.');
+  const ascii = domainToASCII(wildcard ? name.slice(2) : name);
+  return ascii ? `${wildcard ? '*.' : ''}${ascii}` : undefined;
+}
+
 /** Why a DNS name is unusable, or undefined when it is fine. Expects lower case. */
 export function dnsNameProblem(name: string): string | undefined {
   const bare = name.startsWith('*.') ? name.slice(2) : name;
-  if (/[^\x00-\x7f]/.test(name)) return 'contains non-ASCII characters: use the punycode (xn--) form';
+  if (/[^\x00-\x7f]/.test(name)) return 'is not a valid internationalized name';
   if (bare.includes('*')) return 'a wildcard is only allowed as the whole first label, as in *.example.com';
   if (bare.length > 253) return 'is longer than 253 characters';
   if (isIP(bare)) return 'is an IP address; certificates here are for DNS names only';
@@ -38,21 +51,24 @@ export function dnsNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** A list of DNS names, lower-cased; each bad or repeated name is reported at its position. */
+/**
+ * A list of DNS names, lower-cased, IDNs as A-labels (what the CA, the certificate and SNI use);
+ * each bad or repeated name is reported at its position.
+ */
 const domainList = z
   .array(z.string())
   .check((ctx) => {
     if (ctx.value.length === 0) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'needs at least one name' });
     const seen = new Set<string>();
     ctx.value.forEach((raw, i) => {
-      const name = raw.trim().toLowerCase();
+      const name = aLabelName(raw) ?? raw.trim().toLowerCase();
       const problem = dnsNameProblem(name);
       if (problem) ctx.issues.push({ code: 'custom', input: raw, path: [i], message: `"${name}" ${problem}`, continue: true });
       else if (seen.has(name)) ctx.issues.push({ code: 'custom', input: raw, path: [i], message: `"${name}" is listed twice`, continue: true });
       seen.add(name);
     });
   })
-  .transform((names) => names.map((n) => n.trim().toLowerCase()));
+  .transform((names) => names.map((n) => aLabelName(n) ?? n.trim().toLowerCase()));
 
 const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
 
@@ -203,6 +219,7 @@ export const EnvSchema = z
     MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
     STATUS_ADDRESS: listenAddress.optional(),
     CUSTOM_CERTS_DIR: z.string().startsWith('/', 'use an absolute path: the folder where you drop fullchain.pem and privkey.pem').optional(),
+    SNI_CERTS_PATH: z.string().regex(/^\/[^\s]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail').default('/etc/ssl/mail'),
   });
 
 export type Env = z.output<typeof EnvSchema>;
@@ -264,6 +281,8 @@ export interface Config {
     cloudflare?: { apiToken: string; zoneId?: string; baseUrl?: string };
   };
   certsDir: string;
+  /** Where the mail containers see CERTS_DIR: the paths written into the sni/ files. */
+  sniCertsPath: string;
   stateDir: string;
   files: { keyMode: number; certMode: number; owner?: number; group?: number };
   renewCheckIntervalMs: number;

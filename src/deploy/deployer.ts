@@ -13,7 +13,8 @@ import {
 /** A configured certificate as the containers should serve it; no leaf when nothing is published for it. */
 export interface ServedCert {
   name: string;
-  servername: string;
+  /** Its names, each probed by SNI. */
+  domains: string[];
   leaf?: X509Certificate;
 }
 
@@ -41,6 +42,8 @@ export interface DeployResult {
   reloaded: boolean;
   /** true: verified to serve the published certificate; false: it does not; null: not checked. */
   serves: boolean | null;
+  /** Per name probed by SNI ('(no SNI)' for the default): served correctly on every endpoint. */
+  names?: Record<string, boolean>;
   problem?: DeployProblem;
   /** Why it was not deployed, with the container's own output where there is some. */
   error?: string;
@@ -100,7 +103,7 @@ export class DockerDeployer implements Deployer {
     for (const t of targets) {
       if (signal?.aborted) break;
       const served = expectationsFor(t, certs);
-      const base = { container: t.name, certs: served.map((x) => x.cert) };
+      const base = { container: t.name, certs: [...new Set(served.map((x) => x.cert))] };
       const reloadError = await reloadTarget(docker, t, log, signal);
       let r: DeployResult;
       if (reloadError) {
@@ -118,7 +121,7 @@ export class DockerDeployer implements Deployer {
   /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
   private async verifyTarget(docker: Docker, t: ReloadTarget, scope: Scope, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
     const { log } = this.opts;
-    const base = { container: t.name, certs: expected.map((x) => x.cert), reloaded: true };
+    const base = { container: t.name, certs: [...new Set(expected.map((x) => x.cert))], reloaded: true };
     const endpoints = await this.endpointsOf(docker, t, scope, signal);
     if ('skip' in endpoints) {
       log.info({ step: 'verify', container: t.name, reason: endpoints.skip }, 'not verified');
@@ -137,14 +140,14 @@ export class DockerDeployer implements Deployer {
       escalated = true;
       outcome = await check(AFTER_RESTART_RETRIES);
     }
-    if (outcome.ok) return { ...base, ok: true, serves: true };
+    if (outcome.ok) return { ...base, ok: true, serves: true, names: outcome.names };
     const after = escalated ? 'after reload and restart' : 'after reload';
     const what = {
       stale: `still serves an old certificate ${after}`,
       broken: `TLS fails with the published certificate ${after}`,
       unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
     }[outcome.kind];
-    return { ...base, blame: outcome.certs, ok: false, serves: outcome.kind === 'unreachable' ? null : false, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
+    return { ...base, blame: outcome.certs, ok: false, serves: outcome.kind === 'unreachable' ? null : false, names: outcome.names, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
   }
 
   /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
@@ -187,13 +190,23 @@ export class DockerDeployer implements Deployer {
 /** A certificate a container should serve; its leaf is missing when nothing is published for it. */
 type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };
 
+/** The name a wildcard is probed with: a label made up under it, as a client would ask. */
+const PROBE_LABEL = 'mailcerts-probe';
+
 /**
- * The certificates a container serves: its mailcerts.certificates, or the first configured one.
- * Chosen from the configured list, never from what happens to be published, so that a first
- * certificate with broken files does not make the second one "the default".
+ * What a container must serve: for each of its certificates (its mailcerts.certificates, `*` for
+ * all, or the first configured one), that certificate under each of its names by SNI; and, when it
+ * serves the first certificate (the one at the top of CERTS_DIR), that one to a client that sends
+ * no SNI. Chosen from the configured list, never from what happens to be published, so that a
+ * first certificate with broken files does not make the second one "the default".
  */
 function expectationsFor(t: ReloadTarget, certs: ServedCert[]): Wanted[] {
-  const wanted = t.labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
-  const chosen = wanted ? certs.filter((c) => wanted.includes(c.name)) : certs.slice(0, 1);
-  return chosen.map((c) => ({ cert: c.name, servername: c.servername, leaf: c.leaf }));
+  const label = t.labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
+  const chosen = label?.includes('*') ? certs : label ? certs.filter((c) => label.includes(c.name)) : certs.slice(0, 1);
+  const byName = chosen.flatMap((c) =>
+    c.domains.map((d) => ({ cert: c.name, servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d, leaf: c.leaf })),
+  );
+  const first = certs[0];
+  const noSni = first && chosen.includes(first) ? [{ cert: first.name, servername: undefined, leaf: first.leaf }] : [];
+  return [...byName, ...noSni];
 }

@@ -192,7 +192,7 @@ async function startTls(protocol: Protocol, socket: Socket, greeted: () => void)
  * `servername`. The TCP connect has its own deadline: one that does not complete is a 'connect'
  * failure, on implicit-TLS ports as on STARTTLS ones.
  */
-export async function probe(endpoint: Endpoint, servername: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Served> {
+export async function probe(endpoint: Endpoint, servername: string | undefined, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Served> {
   const where = endpointText(endpoint);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   let socket: Socket | undefined;
@@ -212,7 +212,7 @@ export async function probe(endpoint: Endpoint, servername: string, opts: { time
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (opts.signal?.aborted) throw new ProbeError('connect', 'cancelled: shutting down');
-    const sni = isIP(servername) ? undefined : servername;
+    const sni = servername && isIP(servername) === 0 ? servername : undefined; // undefined: a client that sends no SNI
     socket = netConnect({ host: endpoint.host, port: endpoint.port });
     await new Promise<void>((resolve, reject) => {
       socket!.once('connect', () => {

@@ -12,6 +12,18 @@ import type { EndpointSpec } from './verify.js';
  * the deploy stage lives here.
  */
 export const RELOAD_LABEL = 'mailcerts.reload';
+/** Indexed Postfix tables to rebuild with `postmap -F` before the reload, e.g. hash:/etc/postfix/sni. */
+export const POSTMAP_LABEL = 'mailcerts.postmap';
+
+/** Parses mailcerts.postmap: a comma list of type:path. */
+export function parsePostmapLabel(value: string): string[] | { error: string } {
+  const maps = value.split(',').map((m) => m.trim()).filter(Boolean);
+  if (maps.length === 0) return { error: 'lists no map; write it like hash:/etc/postfix/sni' };
+  for (const m of maps) {
+    if (!/^[a-z][a-z0-9_]*:\/[^\s,]+$/.test(m)) return { error: `"${m.slice(0, 80)}" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni` };
+  }
+  return maps;
+}
 
 interface Preset {
   describe: string;
@@ -73,7 +85,13 @@ export function parseReloadLabel(value: string): ReloadAction | { error: string 
   return { error: `unknown reload "${v}"; use postfix, dovecot, restart, signal:<NAME> or exec:<command>` };
 }
 
-export function describeAction(a: ReloadAction): string {
+export function describeAction(a: ReloadAction, labels: Record<string, string> = {}): string {
+  const maps = labels[POSTMAP_LABEL] !== undefined ? parsePostmapLabel(labels[POSTMAP_LABEL]!) : undefined;
+  if (a.kind === 'postfix' && maps && !('error' in maps)) return `postconf -n, postfix check, postmap -F ${maps.join(' ')}, then postfix reload`;
+  return describeActionOnly(a);
+}
+
+function describeActionOnly(a: ReloadAction): string {
   switch (a.kind) {
     case 'postfix':
     case 'dovecot':
@@ -114,6 +132,16 @@ async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][]
   return undefined;
 }
 
+/** The postmap -F commands a container's mailcerts.postmap asks for (postfix preset only). */
+function postmapSteps(target: ReloadTarget): { steps: string[][] } | { error: string } {
+  const label = target.labels[POSTMAP_LABEL];
+  if (label === undefined) return { steps: [] };
+  if (!('kind' in target.action) || target.action.kind !== 'postfix') return { error: `label ${POSTMAP_LABEL}: needs ${RELOAD_LABEL}=postfix` };
+  const maps = parsePostmapLabel(label);
+  if ('error' in maps) return { error: `label ${POSTMAP_LABEL}=${label}: ${maps.error}` };
+  return { steps: maps.map((m) => ['postmap', '-F', m]) };
+}
+
 /** Validates, then reloads one container. Never throws: the answer is the error, or undefined. */
 export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
   const { action } = target;
@@ -125,6 +153,11 @@ export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Lo
         const preset = PRESETS[action.kind];
         const invalid = await execSteps(docker, target, preset.validate, log, signal);
         if (invalid) return `validation failed, not reloaded: ${invalid}`;
+        // postmap -F stores the files' contents in the table: it must run after every publish.
+        const maps = postmapSteps(target);
+        if ('error' in maps) return maps.error;
+        const unmapped = await execSteps(docker, target, maps.steps, log, signal);
+        if (unmapped) return `postmap failed, not reloaded: ${unmapped}`;
         const failed = await execSteps(docker, target, preset.reload, log, signal);
         return failed && `reload failed: ${failed}`;
       }

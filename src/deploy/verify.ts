@@ -47,12 +47,15 @@ export function listeningPorts(procNetTcp: string): Set<number> {
   return ports;
 }
 
-/** What a container should serve, per certificate. */
+/** What a container should serve: this certificate, to a client asking for this name (undefined: no SNI). */
 export interface Expectation {
   cert: string;
-  servername: string;
+  servername: string | undefined;
   leaf: X509Certificate;
 }
+
+/** The key under which a probe's name is reported. */
+export const nameKey = (servername: string | undefined) => servername ?? '(no SNI)';
 
 /**
  * stale: an older certificate is served (a restart may help); broken: the TLS dialogue or handshake
@@ -61,8 +64,13 @@ export interface Expectation {
  */
 export type ProblemKind = 'stale' | 'broken' | 'unreachable';
 
-/** On failure, `certs` names the certificates whose probes showed the worst problem: what it is blamed on. */
-export type VerifyOutcome = { ok: true; checked: string[] } | { ok: false; kind: ProblemKind; detail: string; certs: string[] };
+/**
+ * On failure, `certs` names the certificates whose probes showed the worst problem: what it is
+ * blamed on. `names` says, per name probed, whether every endpoint served the right certificate.
+ */
+export type VerifyOutcome =
+  | { ok: true; checked: string[]; names: Record<string, boolean> }
+  | { ok: false; kind: ProblemKind; detail: string; certs: string[]; names: Record<string, boolean> };
 
 export const QUICK_RETRIES = [250, 500, 1_000, 2_000, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
@@ -88,7 +96,7 @@ export interface VerifyOptions {
  * within the container's time budget; stops at once when the signal aborts.
  */
 export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
-  let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert) };
+  let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert), names: {} };
   const left = () => opts.deadline - performance.now();
   const started = performance.now();
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
@@ -96,32 +104,39 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
     if (left() <= 0 || opts.signal?.aborted) break;
     const problems: { kind: ProblemKind; text: string; cert: string }[] = [];
     const checked: string[] = [];
+    const names: Record<string, boolean> = {};
     for (const e of endpoints) {
       for (const x of expected) {
+        const key = nameKey(x.servername);
+        names[key] ??= true;
+        const fail = (p: { kind: ProblemKind; text: string }) => {
+          problems.push({ ...p, cert: x.cert });
+          names[key] = false;
+        };
         if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
-          problems.push({ kind: 'unreachable', cert: x.cert, text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
+          fail({ kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
           continue;
         }
         try {
           const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
           if (served.spki === spkiOf(x.leaf) && served.serial === x.leaf.serialNumber) {
-            checked.push(`${endpointText(e)} (${x.cert})`);
+            checked.push(`${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})`);
           } else {
-            problems.push({ kind: 'stale', cert: x.cert, text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${x.servername}` });
+            fail({ kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${x.servername ?? 'a client without SNI'}` });
           }
         } catch (err) {
           const stage = err instanceof ProbeError ? err.stage : 'protocol';
-          problems.push({ kind: KIND_OF_STAGE[stage], cert: x.cert, text: (err as Error).message });
+          fail({ kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` });
         }
       }
     }
     if (problems.length === 0) {
       opts.log.info({ step: 'verify', container: opts.container, endpoints: checked }, 'serves the published certificate');
-      return { ok: true, checked };
+      return { ok: true, checked, names };
     }
     const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
     const certs = [...new Set(problems.filter((p) => p.kind === kind).map((p) => p.cert))];
-    last = { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs };
+    last = { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs, names };
     opts.log.info({ step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) }, 'not yet serving the published certificate');
     if (kind === 'unreachable' && performance.now() - started >= UNREACHABLE_GIVE_UP_MS) break;
   }

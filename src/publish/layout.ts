@@ -14,6 +14,10 @@ export const LAYOUT = [
 ] as const;
 
 export const FILE_NAMES: readonly string[] = LAYOUT.map((f) => f.name);
+/** CERTS_DIR/sni/: the Postfix SNI map and the Dovecot local_name includes for every certificate. */
+export const SNI_DIR = 'sni';
+/** The file each certificate's SNI entries point at: key, leaf and chain in one (Postfix, Dovecot). */
+export const SNI_KEY_AND_CHAIN = 'privkey-fullchain.pem';
 /** The pair a reader needs; files adopted from another tool may lack the rest. */
 export const PAIR = { chain: 'fullchain.pem', key: 'privkey.pem' } as const;
 
@@ -32,6 +36,7 @@ export function layoutFiles(b: Bundle): { name: string; data: string; secret: bo
  */
 export function reservedNameProblem(name: string): string | undefined {
   if (FILE_NAMES.includes(name)) return `"${name}" is the name of a published file at the top of CERTS_DIR; choose another certificate name`;
+  if (name === SNI_DIR) return `"${name}" is the directory of the SNI files at the top of CERTS_DIR; choose another certificate name`;
   if (name.startsWith('..')) return `"${name}" starts with "..", which the publish layout uses for its own entries`;
   return undefined;
 }

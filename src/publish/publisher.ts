@@ -1,8 +1,10 @@
-import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { join, relative } from 'node:path';
 import type { CertificateSpec, Config } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
-import { type Bundle, BundleError, digestOf, parseBundle } from './bundle.js';
-import { layoutFiles, PAIR } from './layout.js';
+import { type Bundle, BundleError, covers, dnsNamesOf, digestOf, parseBundle } from './bundle.js';
+import { layoutFiles, PAIR, SNI_DIR, SNI_KEY_AND_CHAIN } from './layout.js';
+import { renderSni, type SniCert } from './sni.js';
 
 /**
  * Where a certificate is published. One certificate: the top of CERTS_DIR. Several: CERTS_DIR/<name>/
@@ -92,4 +94,30 @@ export async function checkPublishable(config: Config): Promise<void> {
       await dir.checkWritable(config.files.keyMode, config.files.owner, config.files.group);
     }
   }
+}
+
+/**
+ * CERTS_DIR/sni/: the Postfix map and the Dovecot includes for every certificate whose files are
+ * published in its own directory, under the configured names its published certificate covers.
+ * Published after the certificates it names (a map never names a file that is not there) and
+ * before any reload, so the servers read a consistent set.
+ */
+export async function publishSni(config: Config): Promise<{ changed: boolean; digest: string; listed: string[] }> {
+  const listed: SniCert[] = [];
+  for (const spec of config.certificates) {
+    const dir = publishDirs(config, spec)[0]!;
+    const files = await dir.read([PAIR.chain, SNI_KEY_AND_CHAIN]).catch(() => undefined);
+    if (!files) continue;
+    let names: string[];
+    try {
+      names = dnsNamesOf(new X509Certificate(files.get(PAIR.chain)!));
+    } catch {
+      continue;
+    }
+    const domains = spec.domains.filter((d) => covers(names, d));
+    if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir) });
+  }
+  const files = renderSni(listed, config.sniCertsPath).map((f) => ({ ...f, mode: 0o644 }));
+  const { changed } = await new AtomicDir(join(config.certsDir, SNI_DIR)).publish(files);
+  return { changed, digest: digestOf(files), listed: listed.map((c) => c.name) };
 }

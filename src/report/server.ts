@@ -22,6 +22,7 @@ function metrics(rows: StatusRow[]): Registry {
   const ariEnd = gauge('certificate_ari_window_end_timestamp_seconds', 'End of the CA\'s suggested renewal window (ARI).', ['certificate']);
   const reloaded = gauge('container_reload_success', '1 when the last reload of the container succeeded.', ['container']);
   const serves = gauge('container_serves_current', '1 when the container serves the published certificate, 0 when not; absent when not verified.', ['container']);
+  const servesName = gauge('container_serves_name', '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.', ['container', 'name']);
   const healthy = gauge('healthy', '1 when every certificate is valid and will be retried before it expires.', []);
   for (const r of rows) {
     const c = { certificate: r.name };
@@ -37,6 +38,7 @@ function metrics(rows: StatusRow[]): Registry {
   for (const [name, c] of Object.entries(rows[0]?.containers ?? {})) {
     reloaded.set({ container: name }, c.reloaded ? 1 : 0);
     if (c.serves !== null) serves.set({ container: name }, c.serves ? 1 : 0);
+    for (const [sni, ok] of Object.entries(c.names ?? {})) servesName.set({ container: name, name: sni }, ok ? 1 : 0);
   }
   healthy.set(health(rows).ok ? 1 : 0);
   return registry;

@@ -112,11 +112,18 @@ export function formatStatusTable(rows: StatusRow[]): string {
   const containers = Object.entries(rows[0]?.containers ?? {});
   if (containers.length === 0) return table;
   const serves = (c: ContainerRecord) => (c.serves === true ? 'yes' : c.serves === false ? 'NO' : c.reloaded ? 'not verified' : 'not reloaded');
+  const names = (c: ContainerRecord) => {
+    const all = Object.entries(c.names ?? {});
+    if (all.length === 0) return '-';
+    const wrong = all.filter(([, ok]) => !ok).map(([n]) => n);
+    return wrong.length === 0 ? `all ${all.length}` : `${all.length - wrong.length}/${all.length}, wrong: ${wrong.join(' ')}`;
+  };
   const cw = Math.max(9, ...containers.map(([n]) => n.length));
+  const nw = Math.max(9, ...containers.map(([, c]) => names(c).length));
   return [
     table,
     '',
-    `${'CONTAINER'.padEnd(cw)}  SERVES CURRENT  LAST DEPLOY       PROBLEM`,
-    ...containers.map(([n, c]) => `${n.padEnd(cw)}  ${serves(c).padEnd(14)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${c.error ? c.error.replace(/\s+/g, ' ').slice(0, 120) : '-'}`),
+    `${'CONTAINER'.padEnd(cw)}  SERVES CURRENT  ${'NAMES OK'.padEnd(nw)}  LAST DEPLOY       PROBLEM`,
+    ...containers.map(([n, c]) => `${n.padEnd(cw)}  ${serves(c).padEnd(14)}  ${names(c).padEnd(nw)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${c.error ? c.error.replace(/\s+/g, ' ').slice(0, 120) : '-'}`),
   ].join('\n');
 }

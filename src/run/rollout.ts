@@ -1,9 +1,10 @@
 import type { Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
-import { type Published, publishBundle, readPublished, rollbackPublished } from '../publish/publisher.js';
+import { type Published, publishBundle, publishSni, readPublished, rollbackPublished } from '../publish/publisher.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
+import { readSniDeployed, writeSniDeployed } from '../state/sni-state.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
 
@@ -20,10 +21,12 @@ const describeFailures = (results: DeployResult[]) => results.map((r) => `contai
 /**
  * The rollout transaction, after the publishes of a pass:
  *   1. restore a missing copy of a published certificate (e.g. the top of CERTS_DIR);
- *   2. if a published certificate is not yet deployed, reload and verify every container in scope;
- *   3. a container whose TLS breaks rolls back only the certificates it serves, which are then
+ *   2. publish the sni/ files for what is now published;
+ *   3. if a published certificate or the sni/ files are not yet deployed, reload and verify every
+ *      container in scope;
+ *   4. a container whose TLS breaks rolls back only the certificates it serves, which are then
  *      deployed and verified again;
- *   4. each certificate is deployed, or failed with the problems of the containers that serve it.
+ *   5. each certificate is deployed, or failed with the problems of the containers that serve it.
  */
 export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<DeployResult[]> {
   for (const run of runs) {
@@ -36,11 +39,13 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
     }
   }
+  const sni = await publishSniFiles(ctx);
   const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest);
-  if (pending.length === 0) return [];
+  if (pending.length === 0 && !sni.pending) return [];
   if (!ctx.config.docker.reload) {
     ctx.log.info({ step: 'reload' }, 'DOCKER_RELOAD=false: not reloading any container');
     for (const run of pending) await run.deployed();
+    await sni.deployed();
     return [];
   }
   let report = await deploy(runs, ctx);
@@ -77,7 +82,26 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     if (failures.length === 0) await run.deployed();
     else run.failed('deploy', describeFailures(failures), 'deployment failed');
   }
+  // The SNI files count as deployed once every container in scope took the reload.
+  if (report.complete && report.results.every((r) => r.reloaded)) await sni.deployed();
   return report.results;
+}
+
+/** Publishes the sni/ files; says whether the containers have yet to be reloaded with them. */
+async function publishSniFiles(ctx: RolloutContext): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
+  try {
+    await ctx.lock.check('publishing the SNI files');
+    const sni = await publishSni(ctx.config);
+    if (sni.changed) ctx.log.info({ step: 'publish', certificates: sni.listed }, 'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)');
+    const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);
+    return {
+      pending: deployed !== sni.digest,
+      deployed: () => writeSniDeployed(ctx.config.stateDir, sni.digest).catch((err: unknown) => ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the SNI files as deployed')),
+    };
+  } catch (err) {
+    ctx.log.error({ step: 'publish', error: errorMessage(err) }, 'could not publish the SNI files; the last ones stay');
+    return { pending: false, deployed: async () => undefined };
+  }
 }
 
 /**
@@ -113,7 +137,7 @@ async function servedCerts(runs: CertRun[], config: Config): Promise<ServedCert[
   for (const spec of config.certificates) {
     const run = runs.find((r) => r.name === spec.name);
     const published = run ? run.published : await readPublished(config, spec).catch(() => undefined);
-    served.push({ name: spec.name, servername: spec.domains[0]!.replace(/^\*\./, ''), leaf: published?.bundle.leaf });
+    served.push({ name: spec.name, domains: spec.domains, leaf: published?.bundle.leaf });
   }
   return served;
 }

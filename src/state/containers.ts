@@ -9,6 +9,8 @@ const ContainerRecordSchema = z.object({
   reloaded: z.boolean(),
   /** true: it serves the published certificate; false: it does not; null: not verified. */
   serves: z.boolean().nullable(),
+  /** Per name probed by SNI ('(no SNI)' for the default): whether every endpoint served the right certificate. */
+  names: z.record(z.string(), z.boolean()).optional(),
   error: z.string().optional(),
 });
 export type ContainerRecord = z.infer<typeof ContainerRecordSchema>;
@@ -26,6 +28,7 @@ export interface ContainerResult {
   error?: string;
   verified?: boolean;
   reloaded?: boolean;
+  names?: Record<string, boolean>;
 }
 
 /**
@@ -40,7 +43,7 @@ export async function recordContainers(stateDir: string, results: ContainerResul
     const reloaded = r.reloaded === true;
     // Not reloaded: unknown. Reloaded and checked: yes or no. Reloaded, not checked (no endpoints): unknown.
     const serves = !reloaded ? null : r.verified ? true : r.ok ? null : false;
-    all[r.container] = { at, reloaded, serves, error: r.error };
+    all[r.container] = { at, reloaded, serves, names: r.names, error: r.error };
   }
   await writeJson(path(stateDir), all);
 }

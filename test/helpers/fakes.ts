@@ -16,8 +16,9 @@ import { makeChain } from './pki.js';
  */
 export class FakeIssuer implements Issuer {
   orders: IssueRequest[] = [];
-  /** Thrown by issue() instead of issuing, when set. */
+  /** Thrown by issue() instead of issuing, when set (for every certificate, or those named in failFor). */
   failWith?: Error;
+  failFor?: string[];
   preflightError?: Error;
 
   async preflight(): Promise<string | undefined> {
@@ -27,7 +28,7 @@ export class FakeIssuer implements Issuer {
 
   async issue(req: IssueRequest): Promise<Issued> {
     this.orders.push(req);
-    if (this.failWith) throw this.failWith;
+    if (this.failWith && (!this.failFor || this.failFor.includes(req.spec.name))) throw this.failWith;
     const chain = makeChain(req.spec.domains, { days: 30 });
     return { privateKey: req.privateKey ?? chain.key, fullchain: chain.fullchain };
   }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
-import { MAIL_IMAGE, removeContainers, removeTestContainers } from '../helpers/mailstack.js';
+import { MAIL_IMAGE, MAIL_IMAGE_TRIXIE, removeContainers, removeTestContainers } from '../helpers/mailstack.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const TRIXIE = join(process.env.MAILCERTS_CACHE ?? '/var/cache/mailcerts', 'trixie');
@@ -20,7 +20,7 @@ function requireComponents(): void {
   if (!existsSync(COMPOSE)) problems.push(`Docker Compose v2 is missing at ${COMPOSE}: run "bash scripts/trixie-tools.sh"`);
   try {
     execFileSync('docker', ['info'], { stdio: 'pipe' });
-    for (const [image, script] of [[MAIL_IMAGE, 'mail-image.sh'], [MAILCERTS_IMAGE, 'image.sh']]) {
+    for (const [image, script] of [[MAIL_IMAGE, 'mail-image.sh'], [MAIL_IMAGE_TRIXIE, 'mail-image.sh trixie'], [MAILCERTS_IMAGE, 'image.sh']]) {
       try {
         execFileSync('docker', ['image', 'inspect', image!], { stdio: 'pipe' });
       } catch {

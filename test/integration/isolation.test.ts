@@ -130,8 +130,8 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     expect(await servedSerial(postfixIp, 10025, 'smtp')).toBe(serial(second));
     expect(await servedSerial(dovecotIp, 10993)).toBe(serial(second));
     const verified = pass.filter((l) => l.msg === 'serves the published certificate').flatMap((l) => l.endpoints as string[]);
-    expect(verified).toContain(`smtp://${postfixIp}:10025 (mail.example.test)`);
-    expect(verified).toContain(`imaps://${dovecotIp}:10993 (mail.example.test)`);
+    expect(verified).toContain(`smtp://${postfixIp}:10025 (mail.example.test, mail.example.test)`);
+    expect(verified).toContain(`imaps://${dovecotIp}:10993 (mail.example.test, no SNI)`);
   });
 
   it('from inside Postfix the proxy cannot be reached, by name or by address; from mailcerts it can', async () => {

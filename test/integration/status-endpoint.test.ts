@@ -53,7 +53,8 @@ describe('the status endpoint (/healthz, /status, /metrics) and mailcerts status
 
       const table = (await runCli(['status'], env)).stdout;
       expect(table).toMatch(new RegExp(`${stack.postfix}\\s+yes\\s+`));
-      expect(table).toMatch(/^CONTAINER\s+SERVES CURRENT\s+LAST DEPLOY\s+PROBLEM$/m);
+      expect(table).toMatch(/^CONTAINER\s+SERVES CURRENT\s+NAMES OK\s+LAST DEPLOY\s+PROBLEM$/m);
+      expect(table).toMatch(new RegExp(`${stack.postfix}\\s+yes\\s+all 2\\s+`)); // status.example.test by SNI, and no SNI
 
       // Time passes: the published certificate is now an expired one.
       const expired = makeExpired('status.example.test');

@@ -47,7 +47,11 @@ describe('verification after reload', () => {
     expect(r.code, r.stdout).toBe(0);
     const verified = logsWith(r, { step: 'verify', msg: 'serves the published certificate' });
     expect(verified.map((l) => l.container).sort()).toEqual([stack.dovecot, stack.postfix].sort());
-    expect(verified.flatMap((l) => l.endpoints as string[]).length).toBe(8);
+    // Each of the 8 endpoints, asked for the certificate's name by SNI and with no SNI at all.
+    const checked = verified.flatMap((l) => l.endpoints as string[]);
+    expect(checked.length).toBe(16);
+    expect(checked).toContain('smtp://127.0.0.1:10025 (mail.example.test, mail.example.test)');
+    expect(checked).toContain('imaps://127.0.0.1:10993 (mail.example.test, no SNI)');
   });
 
   it('probes fail clearly: no STARTTLS, nothing listening, a plaintext port spoken to as TLS', async () => {

@@ -169,6 +169,24 @@ describe('values that used to be accepted and failed later', () => {
   });
 });
 
+describe('several certificates served by SNI', () => {
+  it('internationalized names become their A-label form; SNI_CERTS_PATH must be absolute', () => {
+    expect(load({ ACME_DOMAINS: 'Mail.Bücher.Example,*.bücher.example', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' }).certificates[0]!.domains).toEqual(['mail.xn--bcher-kva.example', '*.xn--bcher-kva.example']);
+    expect(load({ ACME_DOMAINS: 'a.example.com' }).sniCertsPath).toBe('/etc/ssl/mail');
+    expect(load({ ACME_DOMAINS: 'a.example.com', SNI_CERTS_PATH: '/certs/' }).sniCertsPath).toBe('/certs');
+    expect(problems({ ACME_DOMAINS: 'a.example.com', SNI_CERTS_PATH: 'certs' })).toEqual(['SNI_CERTS_PATH: use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail']);
+  });
+
+  it('two certificates claiming the same name, or a certificate named sni, are refused naming the entries', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: a\n    domains: [mail.a.example, mx.example.com]\n  - name: sni\n    domains: [mail.b.example, MX.example.com]\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).toEqual([
+      'MAILCERTS_CONFIG certificates[1].name: "sni" is the directory of the SNI files at the top of CERTS_DIR; choose another certificate name',
+      'MAILCERTS_CONFIG certificates[1].domains[1]: "mx.example.com" is also in certificates[0] ("a"); a client asking for a name by SNI can get one certificate only: list each name once',
+    ]);
+  });
+});
+
 describe('DOCKER_SCOPE: which containers mailcerts may act on', () => {
   it('is required when mailcerts does not run in a container; * and a project name are accepted', () => {
     expect(problems({ ACME_DOMAINS: 'a.example.com' }, { inContainer: false })).toEqual([expect.stringMatching(/^DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE/)]);

@@ -177,6 +177,28 @@ describe('configuration changes', () => {
   });
 });
 
+describe('the SNI files', () => {
+  it('list the published certificates only: one that fails to issue leaves the others and the map as they were', async () => {
+    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const issuer = new FakeIssuer();
+    issuer.failWith = new Error('the CA said no');
+    issuer.failFor = ['b'];
+    const engine = engineWith(config, issuer, new FakeDeployer([]), captureLog().log);
+    const r = await engine.pass();
+    expect(r.certs.map((c) => c.ok)).toEqual([true, false]);
+    const map = () => readFileSync(join(config.certsDir, 'sni', 'postfix.map'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(map()).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem']);
+    const version = readlinkSync(join(config.certsDir, 'sni', '..data'));
+    backoffOver(join(config.stateDir, '..'), 'b');
+    await engine.pass(); // b fails again: nothing of the set changes
+    expect(readlinkSync(join(config.certsDir, 'sni', '..data'))).toBe(version);
+    issuer.failWith = undefined;
+    backoffOver(join(config.stateDir, '..'), 'b');
+    await engine.pass();
+    expect(map()).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem', 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem']);
+  });
+});
+
 describe('checks that fail for a certificate that is not due', () => {
   it('a failed DNS preflight on the first pass is reported, and does not mark the certificate failed', async () => {
     const { config, dir } = testConfig([{ name: 'w', domains: ['example.test', '*.example.test'], challenge: 'dns-01' }], { ACME_CHALLENGE: 'dns-01' });

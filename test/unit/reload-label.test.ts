@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseReloadLabel } from '../../src/deploy/targets.js';
+import { parsePostmapLabel, parseReloadLabel } from '../../src/deploy/targets.js';
 
 describe('the mailcerts.reload label', () => {
   it('knows the presets, signals, restart and exec', () => {
@@ -28,5 +28,16 @@ describe('the mailcerts.reload label', () => {
     expect(parseReloadLabel('exec:echo ${HOME}x')).toMatchObject({ error: expect.stringMatching(/\$HOME would not be expanded/) });
     expect(parseReloadLabel(`exec:sh -c 'postmap -F $MAP'`)).toEqual({ kind: 'exec', argv: ['sh', '-c', 'postmap -F $MAP'] });
     expect(parseReloadLabel('nginx')).toMatchObject({ error: expect.stringMatching(/use postfix, dovecot, restart, signal:<NAME> or exec:<command>/) });
+  });
+});
+
+describe('the mailcerts.postmap label', () => {
+  it('takes type:path maps, and refuses anything else saying how to write it', () => {
+    expect(parsePostmapLabel('hash:/etc/postfix/sni')).toEqual(['hash:/etc/postfix/sni']);
+    expect(parsePostmapLabel('hash:/etc/postfix/sni, lmdb:/etc/postfix/sni2')).toEqual(['hash:/etc/postfix/sni', 'lmdb:/etc/postfix/sni2']);
+    expect(parsePostmapLabel('/etc/postfix/sni')).toEqual({ error: '"/etc/postfix/sni" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni' });
+    expect(parsePostmapLabel('hash:relative')).toMatchObject({ error: expect.stringMatching(/is not type:path/) });
+    expect(parsePostmapLabel('hash:/x; rm -rf /')).toMatchObject({ error: expect.stringMatching(/is not type:path/) });
+    expect(parsePostmapLabel('')).toMatchObject({ error: expect.stringMatching(/lists no map/) });
   });
 });

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { renderSni } from '../../src/publish/sni.js';
+
+const certs = [
+  { name: 'a', domains: ['mail.a.test', 'smtp.a.test'], dir: 'a' },
+  { name: 'b', domains: ['mail.b.test'], dir: 'b' },
+  { name: 'wild', domains: ['c.test', '*.c.test'], dir: 'wild' },
+];
+const byName = (files: { name: string; data: string }[]) => Object.fromEntries(files.map((f) => [f.name, f.data]));
+
+describe('the SNI files', () => {
+  it('Postfix: one line per name, a wildcard as .parent, the combined key+chain file as the containers see it', () => {
+    const map = byName(renderSni(certs, '/etc/ssl/mail'))['postfix.map']!;
+    expect(map.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
+      'mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem',
+      'smtp.a.test /etc/ssl/mail/a/privkey-fullchain.pem',
+      'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem',
+      'c.test /etc/ssl/mail/wild/privkey-fullchain.pem',
+      '.c.test /etc/ssl/mail/wild/privkey-fullchain.pem',
+    ]);
+    expect(map).toContain('# main.cf: tls_server_sni_maps = texthash:/etc/ssl/mail/sni/postfix.map');
+  });
+
+  it('Dovecot 2.3 and 2.4: one local_name block per name, wildcards first, in each version\'s syntax', () => {
+    const files = byName(renderSni(certs, '/mnt/certs/'));
+    expect(files['dovecot.conf']).toContain('# dovecot.conf: !include_try /mnt/certs/sni/dovecot.conf\n');
+    const blocks23 = files['dovecot.conf']!.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+    expect(blocks23).toBe([
+      'local_name *.c.test {', '  ssl_cert = </mnt/certs/wild/privkey-fullchain.pem', '  ssl_key = </mnt/certs/wild/privkey-fullchain.pem', '}',
+      'local_name mail.a.test {', '  ssl_cert = </mnt/certs/a/privkey-fullchain.pem', '  ssl_key = </mnt/certs/a/privkey-fullchain.pem', '}',
+      'local_name smtp.a.test {', '  ssl_cert = </mnt/certs/a/privkey-fullchain.pem', '  ssl_key = </mnt/certs/a/privkey-fullchain.pem', '}',
+      'local_name mail.b.test {', '  ssl_cert = </mnt/certs/b/privkey-fullchain.pem', '  ssl_key = </mnt/certs/b/privkey-fullchain.pem', '}',
+      'local_name c.test {', '  ssl_cert = </mnt/certs/wild/privkey-fullchain.pem', '  ssl_key = </mnt/certs/wild/privkey-fullchain.pem', '}',
+      '',
+    ].join('\n'));
+    const first24 = files['dovecot24.conf']!.split('\n').filter((l) => !l.startsWith('#')).slice(0, 4);
+    expect(first24).toEqual(['local_name *.c.test {', '  ssl_server_cert_file = /mnt/certs/wild/privkey-fullchain.pem', '  ssl_server_key_file = /mnt/certs/wild/privkey-fullchain.pem', '}']);
+  });
+
+  it('a single certificate at the top of CERTS_DIR is named there', () => {
+    const map = byName(renderSni([{ name: 'm', domains: ['mail.example.com'], dir: '' }], '/etc/ssl/mail'))['postfix.map']!;
+    expect(map.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['mail.example.com /etc/ssl/mail/privkey-fullchain.pem']);
+  });
+});
