@@ -102,7 +102,7 @@ export async function checkPublishable(config: Config): Promise<void> {
  * Published after the certificates it names (a map never names a file that is not there) and
  * before any reload, so the servers read a consistent set.
  */
-export async function publishSni(config: Config): Promise<{ changed: boolean; digest: string; listed: string[] }> {
+export async function publishSni(config: Config): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
   const listed: SniCert[] = [];
   for (const spec of config.certificates) {
     const dir = publishDirs(config, spec)[0]!;
@@ -117,7 +117,10 @@ export async function publishSni(config: Config): Promise<{ changed: boolean; di
     const domains = spec.domains.filter((d) => covers(names, d));
     if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir) });
   }
+  const dir = new AtomicDir(join(config.certsDir, SNI_DIR));
+  // Nothing published yet: nothing to name (and nothing written into CERTS_DIR).
+  if (listed.length === 0 && !(await dir.currentVersion())) return undefined;
   const files = renderSni(listed, config.sniCertsPath).map((f) => ({ ...f, mode: 0o644 }));
-  const { changed } = await new AtomicDir(join(config.certsDir, SNI_DIR)).publish(files);
+  const { changed } = await dir.publish(files);
   return { changed, digest: digestOf(files), listed: listed.map((c) => c.name) };
 }

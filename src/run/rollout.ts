@@ -92,6 +92,7 @@ async function publishSniFiles(ctx: RolloutContext): Promise<{ pending: boolean;
   try {
     await ctx.lock.check('publishing the SNI files');
     const sni = await publishSni(ctx.config);
+    if (!sni) return { pending: false, deployed: async () => undefined };
     if (sni.changed) ctx.log.info({ step: 'publish', certificates: sni.listed }, 'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)');
     const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);
     return {
