@@ -104,7 +104,7 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
 
 /** The Docker side of `check`: reachable, which project is in scope, what would be reloaded and how. */
 async function checkDocker(config: Config): Promise<boolean> {
-  const [{ connectDocker, pingDocker }, { resolveScope, discoverTargets }, { describeAction, RELOAD_LABEL }] = await Promise.all([
+  const [{ connectDocker, pingDocker }, { resolveScope, discoverTargets }, { describeAction, labelProblems, RELOAD_LABEL }] = await Promise.all([
     import('./deploy/docker.js'),
     import('./deploy/scope.js'),
     import('./deploy/targets.js'),
@@ -118,9 +118,10 @@ async function checkDocker(config: Config): Promise<boolean> {
     const where = scope.project === '*' ? 'on this host (DOCKER_SCOPE=*: every compose project is trusted)' : `in the compose project ${scope.project}`;
     out(`Docker API: ok; ${targets.length} running container(s) ${where} carry ${RELOAD_LABEL}`);
     for (const t of targets) {
-      if ('error' in t.action) {
+      const problems = labelProblems(t);
+      if (problems.length > 0 || 'error' in t.action) {
         ok = false;
-        out(`  ${t.name}: INVALID LABEL ${RELOAD_LABEL}=${t.label}: ${t.action.error}`);
+        for (const p of problems) out(`  ${t.name}: INVALID LABEL ${p}`);
       } else {
         out(`  ${t.name}: ${describeAction(t.action, t.labels)}`);
       }

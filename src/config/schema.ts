@@ -219,7 +219,8 @@ export const EnvSchema = z
     MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
     STATUS_ADDRESS: listenAddress.optional(),
     CUSTOM_CERTS_DIR: z.string().startsWith('/', 'use an absolute path: the folder where you drop fullchain.pem and privkey.pem').optional(),
-    SNI_CERTS_PATH: z.string().regex(/^\/[^\s]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail').default('/etc/ssl/mail'),
+    // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
+    SNI_CERTS_PATH: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)').default('/etc/ssl/mail'),
   });
 
 export type Env = z.output<typeof EnvSchema>;

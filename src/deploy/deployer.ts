@@ -1,13 +1,14 @@
 import type { X509Certificate } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Logger } from '../log.js';
+import { covers, dnsNamesOf } from '../publish/bundle.js';
 import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
 import { addressOf, discoverTargets, probeAddress, resolveScope, type Scope } from './scope.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import {
-  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
+  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, NO_SNI, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
 } from './verify.js';
 
 /** A configured certificate as the containers should serve it; no leaf when nothing is published for it. */
@@ -24,6 +25,8 @@ export type DeployProblem =
   | 'broken'
   /** It still serves an older certificate after reload (and restart). */
   | 'stale'
+  /** It serves another certificate of the set for a name: its SNI setup is wrong. */
+  | 'mismatch'
   /** Its endpoints could not be reached: never the certificate's fault. */
   | 'unreachable'
   /** Validation or reload failed, or the Docker API did. */
@@ -107,7 +110,7 @@ export class DockerDeployer implements Deployer {
       const reloadError = await reloadTarget(docker, t, log, signal);
       let r: DeployResult;
       if (reloadError) {
-        r = { ...base, ok: false, reloaded: false, serves: null, problem: 'error' in t.action ? 'label' : 'reload', error: reloadError };
+        r = { ...base, ok: false, reloaded: false, serves: null, problem: 'error' in t.action || reloadError.startsWith('label ') ? 'label' : 'reload', error: reloadError };
       } else {
         log.info({ step: 'reload', container: t.name }, 'container reloaded');
         r = await this.verifyTarget(docker, t, scope, served, signal).catch((err: unknown): DeployResult => ({ ...base, ok: false, reloaded: true, serves: null, problem: 'reload', error: `verification failed: ${errorMessage(err)}` }));
@@ -144,6 +147,7 @@ export class DockerDeployer implements Deployer {
     const after = escalated ? 'after reload and restart' : 'after reload';
     const what = {
       stale: `still serves an old certificate ${after}`,
+      mismatch: `serves another of the certificates for a name ${after}`,
       broken: `TLS fails with the published certificate ${after}`,
       unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
     }[outcome.kind];
@@ -200,13 +204,16 @@ const PROBE_LABEL = 'mailcerts-probe';
  * no SNI. Chosen from the configured list, never from what happens to be published, so that a
  * first certificate with broken files does not make the second one "the default".
  */
-function expectationsFor(t: ReloadTarget, certs: ServedCert[]): Wanted[] {
+export function expectationsFor(t: Pick<ReloadTarget, 'labels'>, certs: ServedCert[]): Wanted[] {
   const label = t.labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
   const chosen = label?.includes('*') ? certs : label ? certs.filter((c) => label.includes(c.name)) : certs.slice(0, 1);
+  // Only the names the published certificate covers: a name added to the configuration whose
+  // reissue failed is not in the SNI files either, and must not be probed for.
+  const covered = (c: ServedCert) => (c.leaf ? c.domains.filter((d) => covers(dnsNamesOf(c.leaf!), d)) : c.domains);
   const byName = chosen.flatMap((c) =>
-    c.domains.map((d) => ({ cert: c.name, servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d, leaf: c.leaf })),
+    covered(c).map((d) => ({ cert: c.name, name: d, servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d, leaf: c.leaf })),
   );
   const first = certs[0];
-  const noSni = first && chosen.includes(first) ? [{ cert: first.name, servername: undefined, leaf: first.leaf }] : [];
+  const noSni = first && chosen.includes(first) ? [{ cert: first.name, name: NO_SNI, servername: undefined, leaf: first.leaf }] : [];
   return [...byName, ...noSni];
 }

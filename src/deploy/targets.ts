@@ -142,6 +142,15 @@ function postmapSteps(target: ReloadTarget): { steps: string[][] } | { error: st
   return { steps: maps.map((m) => ['postmap', '-F', m]) };
 }
 
+/** What is wrong with a container's mailcerts labels (reload, postmap), for `check`; empty when nothing. */
+export function labelProblems(target: ReloadTarget): string[] {
+  const problems: string[] = [];
+  if ('error' in target.action) problems.push(`${RELOAD_LABEL}=${target.label}: ${target.action.error}`);
+  const maps = postmapSteps(target);
+  if ('error' in maps) problems.push(maps.error.replace(/^label /, ''));
+  return problems;
+}
+
 /** Validates, then reloads one container. Never throws: the answer is the error, or undefined. */
 export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
   const { action } = target;

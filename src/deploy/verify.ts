@@ -47,22 +47,27 @@ export function listeningPorts(procNetTcp: string): Set<number> {
   return ports;
 }
 
-/** What a container should serve: this certificate, to a client asking for this name (undefined: no SNI). */
+/**
+ * What a container should serve: this certificate, to a client asking for `servername` by SNI
+ * (undefined: no SNI). `name` is how it is reported: the configured name (a wildcard as
+ * configured, though it is probed with a label made up under it), or '(no SNI)'.
+ */
 export interface Expectation {
   cert: string;
+  name: string;
   servername: string | undefined;
   leaf: X509Certificate;
 }
 
-/** The key under which a probe's name is reported. */
-export const nameKey = (servername: string | undefined) => servername ?? '(no SNI)';
+export const NO_SNI = '(no SNI)';
 
 /**
- * stale: an older certificate is served (a restart may help); broken: the TLS dialogue or handshake
- * fails (the new certificate is to blame: roll back); unreachable: no TCP connection completed
- * (never the certificate's fault).
+ * stale: an older certificate is served (a restart may help); mismatch: another current
+ * certificate of the set is served for the name (the server's SNI setup is wrong: neither a restart
+ * nor a rollback helps); broken: the TLS dialogue or handshake fails (the new certificate is to
+ * blame: roll back); unreachable: no TCP connection completed (never the certificate's fault).
  */
-export type ProblemKind = 'stale' | 'broken' | 'unreachable';
+export type ProblemKind = 'stale' | 'mismatch' | 'broken' | 'unreachable';
 
 /**
  * On failure, `certs` names the certificates whose probes showed the worst problem: what it is
@@ -74,7 +79,7 @@ export type VerifyOutcome =
 
 export const QUICK_RETRIES = [250, 500, 1_000, 2_000, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
-const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, stale: 1, broken: 2 };
+const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, mismatch: 1, stale: 2, broken: 3 };
 /** Endpoints that stay unreachable this long are not retried further: each try may cost a connect timeout. */
 export const UNREACHABLE_GIVE_UP_MS = 15_000;
 /** A probe is not started with less time left than this: a timeout near the deadline proves nothing. */
@@ -107,22 +112,27 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
     const names: Record<string, boolean> = {};
     for (const e of endpoints) {
       for (const x of expected) {
-        const key = nameKey(x.servername);
-        names[key] ??= true;
         const fail = (p: { kind: ProblemKind; text: string }) => {
           problems.push({ ...p, cert: x.cert });
-          names[key] = false;
+          names[x.name] = false;
         };
         if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
-          fail({ kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
+          // Not probed: not counted as served wrong either.
+          problems.push({ kind: 'unreachable', cert: x.cert, text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
           continue;
         }
+        names[x.name] ??= true;
         try {
           const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
-          if (served.spki === spkiOf(x.leaf) && served.serial === x.leaf.serialNumber) {
+          const same = (leaf: X509Certificate) => served.spki === spkiOf(leaf) && served.serial === leaf.serialNumber;
+          const asked = x.servername ?? 'a client without SNI';
+          if (same(x.leaf)) {
             checked.push(`${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})`);
           } else {
-            fail({ kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${x.servername ?? 'a client without SNI'}` });
+            const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
+            fail(other
+              ? { kind: 'mismatch', text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name` }
+              : { kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}` });
           }
         } catch (err) {
           const stage = err instanceof ProbeError ? err.stage : 'protocol';

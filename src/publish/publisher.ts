@@ -106,13 +106,14 @@ export async function publishSni(config: Config): Promise<{ changed: boolean; di
   const listed: SniCert[] = [];
   for (const spec of config.certificates) {
     const dir = publishDirs(config, spec)[0]!;
-    const files = await dir.read([PAIR.chain, SNI_KEY_AND_CHAIN]).catch(() => undefined);
+    // Not published: not listed. Unreadable: the last files stay as they are (this throws).
+    const files = await dir.read([PAIR.chain, SNI_KEY_AND_CHAIN]);
     if (!files) continue;
     let names: string[];
     try {
       names = dnsNamesOf(new X509Certificate(files.get(PAIR.chain)!));
     } catch {
-      continue;
+      throw new BundleError(`the published certificate in ${dir.dir} cannot be parsed; the SNI files were not changed`);
     }
     const domains = spec.domains.filter((d) => covers(names, d));
     if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir) });

@@ -26,10 +26,16 @@ export function postfixKey(domain: string): string {
   return domain.startsWith('*.') ? domain.slice(1) : domain;
 }
 
-/** Wildcards first: Dovecot 2.4 uses the last matching local_name, so specific names must follow them. */
-function byWildcardFirst(certs: SniCert[]): { domain: string; cert: SniCert }[] {
+/**
+ * The order in which a specific name beats a wildcard that also matches it. Checked on this
+ * machine: Dovecot 2.3 uses the first matching local_name, so specific names go first; Dovecot
+ * 2.4 uses the last, so wildcards go first (as its documentation says).
+ */
+function inMatchOrder(certs: SniCert[], version: '2.3' | '2.4'): { domain: string; cert: SniCert }[] {
   const all = certs.flatMap((cert) => cert.domains.map((domain) => ({ domain, cert })));
-  return [...all.filter((e) => e.domain.startsWith('*.')), ...all.filter((e) => !e.domain.startsWith('*.'))];
+  const wild = all.filter((e) => e.domain.startsWith('*.'));
+  const specific = all.filter((e) => !e.domain.startsWith('*.'));
+  return version === '2.3' ? [...specific, ...wild] : [...wild, ...specific];
 }
 
 /** The three files, for containers that mount CERTS_DIR at `base`. */
@@ -41,7 +47,7 @@ export function renderSni(certs: SniCert[], base: string): SniFile[] {
     certs.flatMap((c) => c.domains.map((d) => `${postfixKey(d)} ${fileOf(c, base)}\n`)).join('');
   const dovecot = (version: '2.3' | '2.4') =>
     header(`dovecot.conf: !include_try ${sni}/${version === '2.3' ? SNI_FILES.dovecot23 : SNI_FILES.dovecot24}`) +
-    byWildcardFirst(certs)
+    inMatchOrder(certs, version)
       .map(({ domain, cert }) => {
         const file = fileOf(cert, base);
         const lines = version === '2.3'

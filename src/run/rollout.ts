@@ -39,7 +39,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
     }
   }
-  const sni = await publishSniFiles(ctx);
+  let sni = await publishSniFiles(ctx);
   const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest);
   if (pending.length === 0 && !sni.pending) return [];
   if (!ctx.config.docker.reload) {
@@ -64,6 +64,8 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       run.published = to; // what the containers must serve now
     }
     if (rolled.size > 0) {
+      // The SNI files follow what is published again (a rolled-back certificate may cover fewer names).
+      sni = await publishSniFiles(ctx);
       report = await deploy(runs, ctx);
       for (const [run, { from, to }] of rolled) {
         const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);

@@ -17,7 +17,8 @@ const pebble = inject('pebble');
 const work = join(inject('workDir'), 'sni');
 const TOKEN = 'sni-token-0123456789abcdefABCDEF_-xyz';
 const ALL: Endpoint[] = ['smtp', 'smtps', 'submission', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'];
-const NAMES = { a: ['mail.a.test'], b: ['mail.b.test'], wild: ['c.test', 'anything.c.test'] } as const;
+// mx.c.test has a certificate of its own, under wild's *.c.test: the specific name must win.
+const NAMES = { a: ['mail.a.test'], b: ['mail.b.test'], wild: ['c.test', 'anything.c.test'], mx: ['mx.c.test'] } as const;
 const certsDir = join(work, 'certs');
 const config = join(work, 'mailcerts.yml');
 const mainCf = join(work, 'main.cf');
@@ -57,6 +58,7 @@ beforeAll(async () => {
     '  - name: a', '    domains: [mail.a.test]',
     '  - name: b', '    domains: [mail.b.test]',
     '  - name: wild', '    domains: [c.test, "*.c.test"]', '    challenge: dns-01',
+    '  - name: mx', '    domains: [mx.c.test]',
     '',
   ].join('\n'));
   // The stack's Postfix config plus the SNI map; the default (no SNI) stays the top of the volume.
@@ -87,6 +89,7 @@ describe('per-domain certificates by SNI (Postfix 3.7 texthash map, Dovecot 2.3 
       'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem',
       'c.test /etc/ssl/mail/wild/privkey-fullchain.pem',
       '.c.test /etc/ssl/mail/wild/privkey-fullchain.pem',
+      'mx.c.test /etc/ssl/mail/mx/privkey-fullchain.pem',
     ]);
     expect(readFileSync(join(certsDir, 'sni', 'dovecot.conf'), 'utf8')).toMatch(/^local_name \*\.c\.test \{\n  ssl_cert = <\/etc\/ssl\/mail\/wild\/privkey-fullchain\.pem/m);
     expect(readFileSync(join(certsDir, 'sni', 'dovecot24.conf'), 'utf8')).toMatch(/^local_name mail\.b\.test \{\n  ssl_server_cert_file = \/etc\/ssl\/mail\/b\/privkey-fullchain\.pem/m);
@@ -104,7 +107,7 @@ describe('per-domain certificates by SNI (Postfix 3.7 texthash map, Dovecot 2.3 
     expect(checked).toContain('imaps://127.0.0.1:10993 (b, mail.b.test)');
     expect(checked).toContain('sieve://127.0.0.1:14190 (a, no SNI)');
     const status = (await runCli(['status'], env)).stdout;
-    expect(status).toMatch(new RegExp(`${stack.postfix}\\s+yes\\s+all 5\\s+`));
+    expect(status).toMatch(new RegExp(`${stack.postfix}\\s+yes\\s+all 6\\s+`));
   });
 
   it('renewing one certificate changes only its names, everywhere, after one reload', async () => {
@@ -145,6 +148,18 @@ describe('a Postfix that keeps its own indexed map (mailcerts.postmap)', () => {
     for (const e of ['smtp', 'smtps', 'submission'] as const) expect(await servedSerial(e, 'mail.b.test'), e).toBe(serialIn('b'));
     expect((await runCli(['check'], env)).stdout).toContain(`${postfix}: postconf -n, postfix check, postmap -F hash:/etc/postfix/usermaps/sni, then postfix reload`);
   });
+
+  it('a mailcerts.postmap that is not type:path: that container is not reloaded, and check names the label', async () => {
+    const { startContainer } = await import('../helpers/mailstack.js');
+    const odd = await startContainer({ name: 'postfix-badmap', role: 'postfix', certsDir, network: 'none', reload: 'postfix', labels: { 'mailcerts.postmap': '/etc/postfix/sni' } });
+    const r = await runCli(['renew', '--force', 'a'], env);
+    expect(logsWith(r, { container: odd, msg: 'container not deployed' })[0]).toMatchObject({ problem: 'label', error: 'label mailcerts.postmap=/etc/postfix/sni: "/etc/postfix/sni" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni' });
+    expect(logsWith(r, { container: odd, command: 'postfix reload' })).toHaveLength(0);
+    const check = await runCli(['check'], env);
+    expect(check.code).toBe(1);
+    expect(check.stdout).toContain(`${odd}: INVALID LABEL mailcerts.postmap=/etc/postfix/sni: "/etc/postfix/sni" is not type:path`);
+    await docker('rm', '-f', odd);
+  });
 });
 
 describe('Postfix 3.10 and Dovecot 2.4 (Debian trixie)', () => {
@@ -162,17 +177,20 @@ describe('Postfix 3.10 and Dovecot 2.4 (Debian trixie)', () => {
 });
 
 describe('a server that does not serve a name by SNI', () => {
-  it('is reported with the name, the endpoint and the fingerprint seen; status shows which names are wrong', async () => {
+  it('is reported with the name, the endpoint and the certificate it serves instead, not restarted; status shows which names are wrong', async () => {
     await removeTestContainers();
     // Postfix without the SNI map: every name gets the default certificate.
-    const stack = await startMailStack(certsDir, { labels: { 'mailcerts.certificates': '*' }, postfixLabels: { 'mailcerts.escalate': 'none' } });
+    const stack = await startMailStack(certsDir, { labels: { 'mailcerts.certificates': '*' } });
     const r = await runCli(['renew', '--force', 'b'], env);
     expect(r.code).toBe(1);
     const failed = logsWith(r, { container: stack.postfix, msg: 'container not deployed' })[0];
-    expect(failed?.error).toMatch(new RegExp(`^still serves an old certificate after reload: smtp://127\\.0\\.0\\.1:10025 serves serial ${serialIn('a')} \\(SHA-256 [0-9A-F:]{95}\\) instead of ${serialIn('b')} for mail\\.b\\.test`));
+    expect(failed).toMatchObject({ problem: 'mismatch' });
+    expect(failed?.error).toMatch(new RegExp(`^serves another of the certificates for a name after reload: smtp://127\\.0\\.0\\.1:10025 serves certificate a \\(serial ${serialIn('a')}, SHA-256 [0-9A-F:]{95}\\) instead of b \\(serial ${serialIn('b')}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`));
+    expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0); // a restart would not help
+    expect(logsWith(r, { step: 'rollback' })).toHaveLength(0); // nor would a rollback
     expect(logsWith(r, { container: stack.dovecot, msg: 'serves the published certificate' })).toHaveLength(1); // Dovecot has its include
     const status = JSON.parse((await runCli(['status', '--json'], env)).stdout)[0].containers[stack.postfix];
-    expect(status.names).toMatchObject({ 'mail.a.test': true, '(no SNI)': true, 'mail.b.test': false, 'c.test': false, 'mailcerts-probe.c.test': false });
-    expect((await runCli(['status'], env)).stdout).toMatch(new RegExp(`${stack.postfix}\\s+NO\\s+2/5, wrong: mail\\.b\\.test c\\.test mailcerts-probe\\.c\\.test`));
+    expect(status.names).toEqual({ 'mail.a.test': true, '(no SNI)': true, 'mail.b.test': false, 'c.test': false, '*.c.test': false, 'mx.c.test': false });
+    expect((await runCli(['status'], env)).stdout).toMatch(new RegExp(`${stack.postfix}\\s+NO\\s+2/6, wrong: mail\\.b\\.test c\\.test \\*\\.c\\.test mx\\.c\\.test`));
   });
 });

@@ -174,7 +174,9 @@ describe('several certificates served by SNI', () => {
     expect(load({ ACME_DOMAINS: 'Mail.Bücher.Example,*.bücher.example', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' }).certificates[0]!.domains).toEqual(['mail.xn--bcher-kva.example', '*.xn--bcher-kva.example']);
     expect(load({ ACME_DOMAINS: 'a.example.com' }).sniCertsPath).toBe('/etc/ssl/mail');
     expect(load({ ACME_DOMAINS: 'a.example.com', SNI_CERTS_PATH: '/certs/' }).sniCertsPath).toBe('/certs');
-    expect(problems({ ACME_DOMAINS: 'a.example.com', SNI_CERTS_PATH: 'certs' })).toEqual(['SNI_CERTS_PATH: use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail']);
+    for (const bad of ['certs', '/etc/ssl/mail,/x', '/etc/ssl/%{user}', '/a b']) {
+      expect(problems({ ACME_DOMAINS: 'a.example.com', SNI_CERTS_PATH: bad }), bad).toEqual(['SNI_CERTS_PATH: use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)']);
+    }
   });
 
   it('two certificates claiming the same name, or a certificate named sni, are refused naming the entries', () => {

@@ -199,6 +199,43 @@ describe('the SNI files', () => {
   });
 });
 
+describe('the SNI files follow what is published', () => {
+  it('a name added to a certificate whose reissue fails is neither in the map nor probed', async () => {
+    const one = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const issuer = new FakeIssuer();
+    await engineWith(one.config, issuer, new FakeDeployer([]), captureLog().log).pass();
+    const file = join(one.dir, 'mailcerts.json');
+    writeFileSync(file, JSON.stringify({ certificates: [{ name: 'a', domains: ['mail.a.test', 'mail2.a.test'] }, { name: 'b', domains: ['mail.b.test'] }] }));
+    const { loadConfig } = await import('../../src/config/load.js');
+    const grown = loadConfig({ MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' }, { inContainer: false });
+    issuer.failWith = new Error('the CA said no');
+    const deployer = new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]);
+    const r = await engineWith(grown, issuer, deployer, captureLog().log).pass({ force: true });
+    expect(r.certs.map((c) => c.ok)).toEqual([false, false]);
+    const map = readFileSync(join(grown.certsDir, 'sni', 'postfix.map'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(map).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem', 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem']);
+    const { expectationsFor } = await import('../../src/deploy/deployer.js');
+    const served = [{ name: 'a', domains: grown.certificates[0]!.domains, leaf: new X509Certificate(readFileSync(join(grown.certsDir, 'a', 'cert.pem'))) }];
+    expect(expectationsFor({ labels: { 'mailcerts.certificates': '*' } }, served).map((x) => x.name)).toEqual(['mail.a.test', '(no SNI)']);
+  });
+
+  it('a rolled-back certificate takes its names out of the map again', async () => {
+    const one = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const issuer = new FakeIssuer();
+    const x = { name: 'x', certs: ['a', 'b'], answer: (_: unknown, call: number) => (call === 1 ? { ok: false, problem: 'broken' as const, blame: ['a'], error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure (SNI mail2.a.test)' } : { ok: true }) };
+    await engineWith(one.config, issuer, new FakeDeployer([]), captureLog().log).pass();
+    const file = join(one.dir, 'mailcerts.json');
+    writeFileSync(file, JSON.stringify({ certificates: [{ name: 'a', domains: ['mail.a.test', 'mail2.a.test'] }, { name: 'b', domains: ['mail.b.test'] }] }));
+    const { loadConfig } = await import('../../src/config/load.js');
+    const grown = loadConfig({ MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' }, { inContainer: false });
+    const deployer = new FakeDeployer([x]);
+    const r = await engineWith(grown, issuer, deployer, captureLog().log).pass();
+    expect(r.certs[0]!.error).toMatch(/was rolled back/);
+    const map = readFileSync(join(grown.certsDir, 'sni', 'postfix.map'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(map).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem', 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem']);
+  });
+});
+
 describe('checks that fail for a certificate that is not due', () => {
   it('a failed DNS preflight on the first pass is reported, and does not mark the certificate failed', async () => {
     const { config, dir } = testConfig([{ name: 'w', domains: ['example.test', '*.example.test'], challenge: 'dns-01' }], { ACME_CHALLENGE: 'dns-01' });

@@ -21,16 +21,16 @@ describe('the SNI files', () => {
     expect(map).toContain('# main.cf: tls_server_sni_maps = texthash:/etc/ssl/mail/sni/postfix.map');
   });
 
-  it('Dovecot 2.3 and 2.4: one local_name block per name, wildcards first, in each version\'s syntax', () => {
+  it('Dovecot 2.3 and 2.4: one local_name block per name, in each version\'s syntax and match order (2.3: first match, 2.4: last)', () => {
     const files = byName(renderSni(certs, '/mnt/certs/'));
     expect(files['dovecot.conf']).toContain('# dovecot.conf: !include_try /mnt/certs/sni/dovecot.conf\n');
     const blocks23 = files['dovecot.conf']!.split('\n').filter((l) => !l.startsWith('#')).join('\n');
     expect(blocks23).toBe([
-      'local_name *.c.test {', '  ssl_cert = </mnt/certs/wild/privkey-fullchain.pem', '  ssl_key = </mnt/certs/wild/privkey-fullchain.pem', '}',
       'local_name mail.a.test {', '  ssl_cert = </mnt/certs/a/privkey-fullchain.pem', '  ssl_key = </mnt/certs/a/privkey-fullchain.pem', '}',
       'local_name smtp.a.test {', '  ssl_cert = </mnt/certs/a/privkey-fullchain.pem', '  ssl_key = </mnt/certs/a/privkey-fullchain.pem', '}',
       'local_name mail.b.test {', '  ssl_cert = </mnt/certs/b/privkey-fullchain.pem', '  ssl_key = </mnt/certs/b/privkey-fullchain.pem', '}',
       'local_name c.test {', '  ssl_cert = </mnt/certs/wild/privkey-fullchain.pem', '  ssl_key = </mnt/certs/wild/privkey-fullchain.pem', '}',
+      'local_name *.c.test {', '  ssl_cert = </mnt/certs/wild/privkey-fullchain.pem', '  ssl_key = </mnt/certs/wild/privkey-fullchain.pem', '}',
       '',
     ].join('\n'));
     const first24 = files['dovecot24.conf']!.split('\n').filter((l) => !l.startsWith('#')).slice(0, 4);
@@ -40,5 +40,16 @@ describe('the SNI files', () => {
   it('a single certificate at the top of CERTS_DIR is named there', () => {
     const map = byName(renderSni([{ name: 'm', domains: ['mail.example.com'], dir: '' }], '/etc/ssl/mail'))['postfix.map']!;
     expect(map.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['mail.example.com /etc/ssl/mail/privkey-fullchain.pem']);
+  });
+});
+
+describe('the SNI files with names from a configuration', () => {
+  it('carry internationalized names in their A-label form, as the configuration converts them', async () => {
+    const { aLabelName } = await import('../../src/config/schema.js');
+    const map = byName(renderSni([{ name: 'idn', domains: [aLabelName('Mail.Bücher.Example')!, aLabelName('*.bücher.example')!], dir: 'idn' }], '/etc/ssl/mail'))['postfix.map']!;
+    expect(map.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
+      'mail.xn--bcher-kva.example /etc/ssl/mail/idn/privkey-fullchain.pem',
+      '.xn--bcher-kva.example /etc/ssl/mail/idn/privkey-fullchain.pem',
+    ]);
   });
 });

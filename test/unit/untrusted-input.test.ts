@@ -56,7 +56,7 @@ describe('mailcerts.verify: a label decides nothing about where mailcerts connec
     const port = (silent.address() as { port: number }).port;
     const leaf = new X509Certificate(makeChain(['mail.example.test']).leaf);
     const endpoints = Array.from({ length: 4 }, () => ({ protocol: 'smtp' as const, host: '127.0.0.1', port }));
-    const expected = [{ cert: 'mail', servername: 'mail.example.test', leaf }];
+    const expected = [{ cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf }];
     const { log } = captureLog();
     let t0 = performance.now();
     const out = await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 3_000 });
@@ -83,7 +83,7 @@ describe('whose fault a failed probe is', () => {
   };
   const leaf = new X509Certificate(makeChain(['mail.example.test']).leaf);
   const verify = async (port: number) =>
-    verifyServed([{ protocol: 'smtp', host: '127.0.0.1', port }], [{ cert: 'mail', servername: 'mail.example.test', leaf }], { waits: [], log: captureLog().log, container: 'x', deadline: performance.now() + 5_000 });
+    verifyServed([{ protocol: 'smtp', host: '127.0.0.1', port }], [{ cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf }], { waits: [], log: captureLog().log, container: 'x', deadline: performance.now() + 5_000 });
 
   it('a 421 greeting (postscreen, a rate limit) is the server\'s state, not the certificate: unreachable', async () => {
     const port = await smtpServer((s) => s.end('421 4.7.0 mail.example.test Error: too many connections from 127.0.0.1\r\n'));
@@ -96,6 +96,42 @@ describe('whose fault a failed probe is', () => {
       s.on('data', () => s.write('250-mail.example.test\r\n250 8BITMIME\r\n'));
     });
     expect(await verify(port)).toMatchObject({ ok: false, kind: 'broken', detail: expect.stringMatching(/STARTTLS is not offered/) });
+  });
+});
+
+describe('what a container must serve, name by name', () => {
+  it('each covered name by SNI (a wildcard under a made-up label, reported as configured), and the first certificate without SNI', async () => {
+    const { expectationsFor } = await import('../../src/deploy/deployer.js');
+    const a = makeChain(['mail.a.test']);
+    const w = makeChain(['c.test', '*.c.test']);
+    const certs = [
+      { name: 'a', domains: ['mail.a.test'], leaf: new X509Certificate(a.leaf) },
+      { name: 'w', domains: ['c.test', '*.c.test'], leaf: new X509Certificate(w.leaf) },
+    ];
+    const pick = (labels: Record<string, string>) => expectationsFor({ labels }, certs).map((x) => [x.cert, x.name, x.servername ?? null]);
+    expect(pick({})).toEqual([['a', 'mail.a.test', 'mail.a.test'], ['a', '(no SNI)', null]]);
+    expect(pick({ 'mailcerts.certificates': '*' })).toEqual([['a', 'mail.a.test', 'mail.a.test'], ['w', 'c.test', 'c.test'], ['w', '*.c.test', 'mailcerts-probe.c.test'], ['a', '(no SNI)', null]]);
+    expect(pick({ 'mailcerts.certificates': 'w' })).toEqual([['w', 'c.test', 'c.test'], ['w', '*.c.test', 'mailcerts-probe.c.test']]); // not the default: no "no SNI" check
+  });
+
+  it('another current certificate served for a name is a wrong SNI setup ("mismatch"), not an old certificate', async () => {
+    const { createServer: tlsServer } = await import('node:tls');
+    const a = makeChain(['mail.a.test']);
+    const b = makeChain(['mail.b.test']);
+    const server = tlsServer({ key: a.key, cert: a.fullchain }, (s) => s.end()); // no SNI setup: a for every name
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const expected = [
+        { cert: 'a', name: 'mail.a.test', servername: 'mail.a.test', leaf: new X509Certificate(a.leaf) },
+        { cert: 'b', name: 'mail.b.test', servername: 'mail.b.test', leaf: new X509Certificate(b.leaf) },
+      ];
+      const out = await verifyServed([{ protocol: 'smtps', host: '127.0.0.1', port }], expected, { waits: [], log: captureLog().log, container: 'x', deadline: performance.now() + 5_000 });
+      expect(out).toMatchObject({ ok: false, kind: 'mismatch', certs: ['b'], names: { 'mail.a.test': true, 'mail.b.test': false } });
+      expect(out.ok || out.detail).toMatch(new RegExp(`serves certificate a \\(serial ${new X509Certificate(a.leaf).serialNumber}, SHA-256 [0-9A-F:]+\\) instead of b \\(serial ${new X509Certificate(b.leaf).serialNumber}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`));
+    } finally {
+      server.close();
+    }
   });
 });
 
