@@ -41,16 +41,18 @@ describe('two mailcerts containers on one STATE_DIR', () => {
 
     let stop = false;
     const seen = { reads: 0, broken: [] as string[] };
+    let published = false; // before the first publish there is no ..data yet
     const reader = (async () => {
       while (!stop) {
         try {
           const version = readlinkSync(join(dirs.certs, '..data'));
+          published = true;
           const chain = readFileSync(join(dirs.certs, version, 'fullchain.pem'), 'utf8');
           const key = readFileSync(join(dirs.certs, version, 'privkey.pem'), 'utf8');
           if (!new X509Certificate(chain).checkPrivateKey(createPrivateKey(key))) seen.broken.push(`mismatch in ${version}`);
           seen.reads++;
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || readdirSync(dirs.certs).includes('..data')) seen.broken.push((err as Error).message);
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || published) seen.broken.push((err as Error).message);
         }
         await new Promise((r) => setTimeout(r, 2));
       }
