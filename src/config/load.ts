@@ -208,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       directoryName: e.ACME_DIRECTORY.name,
       email: e.ACME_EMAIL,
       timeoutMs: e.ACME_TIMEOUT,
+      concurrency: e.ACME_CONCURRENCY,
       profile: e.ACME_PROFILE,
       preferredChain: e.ACME_PREFERRED_CHAIN,
       reuseKey: e.ACME_REUSE_KEY,

@@ -191,6 +191,12 @@ export const EnvSchema = z
     }).optional(),
     DNS01_PROPAGATION_TIMEOUT: duration(5_000, 3_600_000, '180s').default(180_000),
     ACME_TIMEOUT: duration(1_000, 600_000, '30s').default(30_000),
+    ACME_CONCURRENCY: z
+      .string()
+      .regex(/^\d+$/, 'use a whole number from 1 (one certificate at a time) to 32')
+      .transform(Number)
+      .pipe(z.number().int().min(1, 'use a whole number from 1 (one certificate at a time) to 32').max(32, 'use a whole number from 1 to 32: a CA limits how many orders an account may have in flight'))
+      .default(4),
     ACME_PROFILE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived').optional(),
     ACME_PREFERRED_CHAIN: z.string().min(1).optional(),
     ACME_REUSE_KEY: bool.default(false),
@@ -266,6 +272,8 @@ export interface Config {
     directoryName: string;
     email?: string;
     timeoutMs: number;
+    /** Certificates obtained at the same time in a pass. */
+    concurrency: number;
     /** Sent in newOrder; a change renews the certificate. */
     profile?: string;
     /** Issuer common name of the chain to prefer among the CA's alternates. */

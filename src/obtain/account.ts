@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { generatePrivateKey } from '../pki/keys.js';
 import { readStateFile, replaceFile, writeJson } from '../state/files.js';
 import { UserError } from '../util/errors.js';
-import { acmeStep, rawApi, tolerateBadNonces } from './acme-http.js';
+import { acmeStep, rawApi, reuseNonces, tolerateBadNonces } from './acme-http.js';
 
 const AccountRecordSchema = z.object({ url: z.string(), directory: z.string(), email: z.string().optional(), createdAt: z.string() });
 type AccountRecord = z.infer<typeof AccountRecordSchema>;
@@ -55,6 +55,7 @@ export async function openAccount(config: Config, log: Logger): Promise<{ client
   const stored = await readStateFile(recordPath, AccountRecordSchema, log);
   const client = new acme.Client({ directoryUrl: config.acme.directoryUrl, accountKey: key, ...(config.acme.eab ? { externalAccountBinding: config.acme.eab } : {}) });
   tolerateBadNonces(client);
+  reuseNonces(client);
   const contact = config.acme.email ? [`mailto:${config.acme.email}`] : [];
   // newAccount with a known key returns the existing account (HTTP 200) and changes nothing.
   const resp = await acmeStep('account', {}, () => rawApi(client).createAccount({ termsOfServiceAgreed: true, contact }));

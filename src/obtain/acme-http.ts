@@ -32,6 +32,8 @@ export class AcmeError extends Error {
   readonly problem: AcmeProblem;
   /** The name the failure concerns, when there is one. */
   readonly domain?: string;
+  /** Every name of the order whose validation failed (authorizations are validated together). */
+  failedValidations: string[] = [];
   constructor(step: AcmeStep, where: Where, cause: unknown, problem: AcmeProblem) {
     const said = problem.code
       ? `no answer from the CA (${problem.code})`
@@ -42,6 +44,7 @@ export class AcmeError extends Error {
     this.step = step;
     this.problem = problem;
     this.domain = where.domain;
+    if (step === 'authorization' && problem.type && where.domain) this.failedValidations = [where.domain];
   }
 }
 
@@ -150,6 +153,39 @@ export function configureAcmeHttp(opts: AcmeHttpOptions): void {
  */
 export function tolerateBadNonces(client: acme.Client, retries = 20): void {
   (client as unknown as { http: { maxBadNonceRetries: number } }).http.maxBadNonceRetries = retries;
+}
+
+interface NonceHttp {
+  request(url: string, method: string, opts?: unknown): Promise<AxiosResponse>;
+  getNonce(): Promise<string>;
+}
+
+/** Nonces kept at most: enough for every order in flight, few enough that none grows stale. */
+const NONCE_POOL_MAX = 32;
+
+/**
+ * acme-client asks newNonce (a HEAD) before every signed request, though every answer carries a
+ * fresh Replay-Nonce (RFC 8555 7.2). Keep those and hand them out; ask newNonce only when none is
+ * left. Shared by concurrent orders on the same client: each nonce is handed out once.
+ */
+export function reuseNonces(client: acme.Client): void {
+  const http = (client as unknown as { http: NonceHttp }).http;
+  const pool: string[] = [];
+  const request = http.request.bind(http);
+  const fetchNonce = http.getNonce.bind(http);
+  http.request = async (url, method, opts) => {
+    const resp = await request(url, method, opts);
+    const nonce = resp.headers?.['replay-nonce'];
+    // Not a HEAD's (getNonce hands it out itself) nor an error's (acme-client retries a badNonce
+    // with it): pooled as well, either would be sent twice.
+    if (method !== 'head' && resp.status < 400 && typeof nonce === 'string' && nonce) {
+      pool.push(nonce);
+      if (pool.length > NONCE_POOL_MAX) pool.shift();
+    }
+    return resp;
+  };
+  // The newest first: a CA may expire old nonces.
+  http.getNonce = async () => pool.pop() ?? fetchNonce();
 }
 
 /** acme-client keeps its raw API client private; the order flow needs headers (Retry-After) when polling. */

@@ -39,13 +39,14 @@ export interface Issuer {
 
 /**
  * What the engine needs to know about a failed order without loading acme-client to test
- * `instanceof AcmeError` (it is loaded only when an order is placed): the name whose validation
+ * `instanceof AcmeError` (it is loaded only when an order is placed): the names whose validation
  * failed, and how long the CA asked to wait.
  */
-export function failureFacts(err: unknown): { failedValidationOf?: string; retryAfterMs?: number } {
-  const e = err as { name?: string; step?: string; domain?: string; problem?: { retryAfterMs?: number; type?: string } };
-  if (e?.name !== 'AcmeError') return {};
-  return { failedValidationOf: e.step === 'authorization' && e.problem?.type ? e.domain : undefined, retryAfterMs: e.problem?.retryAfterMs };
+export function failureFacts(err: unknown): { failedValidations: string[]; retryAfterMs?: number } {
+  const e = err as { name?: string; failedValidations?: unknown; problem?: { retryAfterMs?: number } };
+  if (e?.name !== 'AcmeError') return { failedValidations: [] };
+  const names = Array.isArray(e.failedValidations) ? e.failedValidations.filter((n): n is string => typeof n === 'string') : [];
+  return { failedValidations: names, retryAfterMs: e.problem?.retryAfterMs };
 }
 
 /** Certificates from an RFC 8555 CA, through acme-client's manual order flow. */

@@ -12,7 +12,7 @@ export interface Issued {
 }
 
 export interface PollOptions {
-  /** First wait; each next one grows by half, up to maxIntervalMs. */
+  /** First wait; each next one doubles, up to maxIntervalMs. */
   minIntervalMs: number;
   maxIntervalMs: number;
   /** A Retry-After above this is clamped (polls are cheap; the CA hint is a guide). */
@@ -20,7 +20,11 @@ export interface PollOptions {
   deadlineMs: number;
 }
 
-export const DEFAULT_POLL: PollOptions = { minIntervalMs: 250, maxIntervalMs: 5_000, retryAfterCapMs: 30_000, deadlineMs: 300_000 };
+/**
+ * A CA with nothing to wait for validates in a few milliseconds (Pebble in 5, Let's Encrypt in
+ * well under a second): poll early, then back off quickly. A Retry-After from the CA wins.
+ */
+export const DEFAULT_POLL: PollOptions = { minIntervalMs: 20, maxIntervalMs: 5_000, retryAfterCapMs: 30_000, deadlineMs: 300_000 };
 
 interface OrderContext {
   client: acme.Client;
@@ -41,13 +45,21 @@ interface OrderContext {
 
 type Resource = { status: string; challenges?: { type: string; error?: unknown }[]; error?: unknown; [k: string]: unknown };
 
-/** Polls an order or authorization until it leaves pending/processing; short, growing waits. */
+/**
+ * Polls an order or authorization until it leaves pending/processing. The first look comes after
+ * the first wait: the resource was just asked to change, and an answer of "pending" costs a request.
+ */
 async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: string[], domain?: string): Promise<Resource> {
   const opts = ctx.poll ?? DEFAULT_POLL;
   const where = { cert: ctx.spec.name, domain, challenge: ctx.spec.challenge };
   const deadline = Date.now() + opts.deadlineMs;
   let wait = opts.minIntervalMs;
+  let next = wait;
   for (;;) {
+    if (Date.now() + next > deadline) {
+      throw new AcmeError(step, where, new Error('timeout'), { detail: `not ${done.join(' or ')} after ${Math.round(opts.deadlineMs / 1000)}s` });
+    }
+    if (!(await sleep(next, ctx.signal))) throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
     const resp = await acmeStep(step, where, () => rawApi(ctx.client).apiRequest(url, null, [200]));
     const body = resp.data as Resource;
     if (done.includes(body.status)) return body;
@@ -58,17 +70,13 @@ async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: 
     if (body.status !== 'pending' && body.status !== 'processing' && body.status !== 'ready') {
       throw new AcmeError(step, where, new Error(`unexpected status "${body.status}"`), { detail: `unexpected status "${body.status}"` });
     }
+    wait = Math.min(wait * 2, opts.maxIntervalMs);
     const asked = problemFrom(resp.status, {}, resp.headers as Record<string, unknown>).retryAfterMs;
-    const next = Math.min(asked ?? wait, opts.retryAfterCapMs);
-    if (Date.now() + next > deadline) {
-      throw new AcmeError(step, where, new Error('timeout'), { detail: `still "${body.status}" after ${Math.round(opts.deadlineMs / 1000)}s` });
-    }
-    if (!(await sleep(next, ctx.signal))) throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
-    wait = Math.min(Math.ceil(wait * 1.5), opts.maxIntervalMs);
+    next = asked !== undefined ? Math.min(asked, opts.retryAfterCapMs) : wait;
   }
 }
 
-/** Orders a certificate with the manual flow: authorizations one at a time, own polling, own timeouts. */
+/** Orders a certificate with the manual flow: authorizations answered together, own polling, own timeouts. */
 export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   const { client, spec, solver, log } = ctx;
   const cert = spec.name;
@@ -107,24 +115,43 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   }
 
   // Every challenge is made answerable first (apex and wildcard TXT values must coexist), then the
-  // CA is asked one authorization at a time, so that a failure stops before more failed validations.
+  // CA is asked to validate them all at once. All are waited for, so that every name that failed
+  // validation is known (each counts against the CA's per-name limit).
   await solver.begin();
   try {
     await solver.prepare(pending.map((p) => p.item), ctx.signal);
-    for (const { item, challenge, url } of pending) {
-      await acmeStep('authorization', { cert, domain: item.domain }, () => client.completeChallenge(challenge));
-      await pollStatus(ctx, 'authorization', url, ['valid'], item.domain);
-      log.info({ step: 'authorization', domain: item.domain, wildcard: item.wildcard || undefined }, 'authorization valid');
+    const validations = await Promise.allSettled(
+      pending.map(async ({ item, challenge, url }) => {
+        await acmeStep('authorization', { cert, domain: item.domain }, () => client.completeChallenge(challenge));
+        await pollStatus(ctx, 'authorization', url, ['valid'], item.domain);
+        log.info({ step: 'authorization', domain: item.domain, wildcard: item.wildcard || undefined }, 'authorization valid');
+      }),
+    );
+    const failures = validations.flatMap((v) => (v.status === 'rejected' ? [v.reason as unknown] : []));
+    if (failures.length > 0) {
+      const first = failures[0];
+      if (first instanceof AcmeError) {
+        first.failedValidations = failures.flatMap((f) => (f instanceof AcmeError && f.step === 'authorization' && f.problem.type && f.domain ? [f.domain] : []));
+      }
+      throw first;
     }
   } finally {
     await solver.cleanup(pending.map((p) => p.item));
     await solver.end();
   }
 
-  await pollStatus(ctx, 'order', order.url, ['ready', 'valid']);
   const [, csr] = await acme.crypto.createCsr({ altNames: spec.domains, commonName: spec.domains[0]!.length <= 64 ? spec.domains[0] : undefined }, privateKey);
-  await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr));
-  const valid = await pollStatus(ctx, 'finalize', order.url, ['valid']);
+  // The order is ready once its authorizations are valid (RFC 8555 7.1.6): finalize at once, and
+  // look at the order first only if the CA says it is not ready yet.
+  let finalized: Resource;
+  try {
+    finalized = (await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr))) as unknown as Resource;
+  } catch (err) {
+    if (!(err instanceof AcmeError) || !/orderNotReady/.test(err.problem.type ?? '')) throw err;
+    await pollStatus(ctx, 'order', order.url, ['ready', 'valid']);
+    finalized = (await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr))) as unknown as Resource;
+  }
+  const valid = finalized.status === 'valid' ? finalized : await pollStatus(ctx, 'finalize', order.url, ['valid']);
   log.info({ step: 'finalize' }, 'order valid');
   const fullchain = await acmeStep('download', { cert }, () => client.getCertificate(valid as unknown as acme.Order, ctx.preferredChain));
   log.info({ step: 'download' }, 'certificate downloaded');

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import { Gauge, Registry } from 'prom-client';
+import type { Gauge, Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
@@ -9,8 +9,12 @@ import { collectStatus, health, type StatusRow } from './status.js';
 
 const seconds = (iso?: string) => (iso ? new Date(iso).getTime() / 1000 : undefined);
 
-/** Prometheus metrics, rebuilt from the same data as `mailcerts status` at each scrape. */
-function metrics(rows: StatusRow[]): Registry {
+/**
+ * Prometheus metrics, rebuilt from the same data as `mailcerts status` at each scrape. prom-client
+ * (with its OpenTelemetry API) is loaded at the first scrape: a daemon nobody scrapes does not carry it.
+ */
+async function metrics(rows: StatusRow[]): Promise<Registry> {
+  const { Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
   const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name: `mailcerts_${name}`, help, labelNames, registers: [registry] });
   const expiry = gauge('certificate_expiry_timestamp_seconds', 'When the published certificate expires.', ['certificate']);
@@ -83,7 +87,7 @@ export async function startStatusServer(config: Config, address: { host: string;
       }
       if (path === '/status') return send(200, 'application/json', `${JSON.stringify(await status(), null, 2)}\n`);
       if (path === '/metrics') {
-        const registry = metrics(await status());
+        const registry = await metrics(await status());
         return send(200, registry.contentType, await registry.metrics());
       }
       return send(404, 'text/plain', 'not found: try /healthz, /status or /metrics\n');

@@ -2,7 +2,9 @@ import type { Config } from '../config/schema.js';
 import type { DeployResult, Deployer } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
 import type { Issuer } from '../obtain/issuer.js';
-import { acquireLock } from '../state/lock.js';
+import pLimit from 'p-limit';
+import type { CertificateSpec } from '../config/schema.js';
+import { acquireLock, type PassLock } from '../state/lock.js';
 import { errorMessage } from '../util/errors.js';
 import { type CertOutcome, CertRun } from './cert-run.js';
 import { obtainAndPublish } from './obtain-step.js';
@@ -62,6 +64,32 @@ export class Engine {
     await this.queue;
   }
 
+  /** Plan → (preflight) → obtain → publish for one certificate; what happened is on its CertRun. */
+  private async obtainOne(spec: CertificateSpec, o: { force: boolean; preflightAll: boolean; lock: PassLock; signal?: AbortSignal }): Promise<CertRun> {
+    const { config, log, components } = this;
+    const run = await planCert({ config, issuer: components.issuer, log, force: o.force }, spec).catch((err: unknown) => {
+      const failed = new CertRun({ spec, state: { failures: 0 }, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
+      failed.held(errorMessage(err));
+      failed.log.error({ step: 'plan', error: errorMessage(err) }, 'cannot plan this certificate');
+      return failed;
+    });
+    if (o.signal?.aborted) return run;
+    const obtaining = run.decision === 'issue' && run.ok;
+    if (spec.source === 'acme' && spec.challenge === 'dns-01' && (obtaining || o.preflightAll)) {
+      const problem = await components.issuer.preflight(spec).then(() => undefined, (err: unknown) => errorMessage(err));
+      if (problem && obtaining) {
+        run.failed('obtain', problem, 'issuance failed'); // before any order: a bad token places none
+        return run;
+      }
+      // A certificate that is not due is not failed by a credential check: it is only reported.
+      if (problem) run.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
+    }
+    if (run.ok && (run.decision === 'issue' || run.decision === 'republish' || spec.source === 'custom')) {
+      await obtainAndPublish(run, { config, issuer: components.issuer, lock: o.lock, signal: o.signal });
+    }
+    return run;
+  }
+
   private async runPass(opts: PassOptions): Promise<PassResult> {
     const { config, log, components } = this;
     const specs = config.certificates.filter((c) => !opts.only || c.name === opts.only);
@@ -72,30 +100,15 @@ export class Engine {
       await components.issuer.sweepLeftovers().catch((err: unknown) => log.warn({ step: 'dns-01', error: errorMessage(err) }, 'could not remove the records left by an earlier run; will retry at the next pass'));
       const preflightAll = this.firstPass;
       this.firstPass = false;
-      for (const spec of specs) {
-        // One certificate's broken state or files never stop the others.
-        const run = await planCert({ config, issuer: components.issuer, log, force: opts.force ?? false }, spec).catch((err: unknown) => {
-          const failed = new CertRun({ spec, state: { failures: 0 }, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
-          failed.held(errorMessage(err));
-          failed.log.error({ step: 'plan', error: errorMessage(err) }, 'cannot plan this certificate');
-          return failed;
-        });
-        runs.push(run);
-        if (opts.signal?.aborted) continue;
-        const obtaining = run.decision === 'issue' && run.ok;
-        if (spec.source === 'acme' && spec.challenge === 'dns-01' && (obtaining || preflightAll)) {
-          const problem = await components.issuer.preflight(spec).then(() => undefined, (err: unknown) => errorMessage(err));
-          if (problem && obtaining) {
-            run.failed('obtain', problem, 'issuance failed'); // before any order: a bad token places none
-            continue;
-          }
-          // A certificate that is not due is not failed by a credential check: it is only reported.
-          if (problem) run.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
-        }
-        if (run.ok && (run.decision === 'issue' || run.decision === 'republish' || spec.source === 'custom')) {
-          await obtainAndPublish(run, { config, issuer: components.issuer, lock, signal: opts.signal });
-        }
-      }
+      // Certificates are planned, obtained and published ACME_CONCURRENCY at a time, each on its own:
+      // one certificate's broken state, files or failed order never stops the others. The reload
+      // waits for all of them, so the containers reload once per pass.
+      const atOnce = pLimit(config.acme.concurrency);
+      // All settle before anything goes on: the lock is never released under a running publish.
+      const settled = await Promise.allSettled(specs.map((spec) => atOnce(() => this.obtainOne(spec, { force: opts.force ?? false, preflightAll, lock, signal: opts.signal }))));
+      for (const s of settled) if (s.status === 'fulfilled') runs.push(s.value);
+      const thrown = settled.find((s) => s.status === 'rejected');
+      if (thrown) throw thrown.reason;
       const reloads = opts.signal?.aborted ? [] : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
       const certs = runs.map((r) => r.outcome());
       return { certs, reloads, ok: certs.every((c) => c.ok) };

@@ -44,8 +44,8 @@ export async function obtainAndPublish(run: CertRun, ctx: ObtainContext): Promis
       return;
     }
     const facts = failureFacts(err);
-    if (facts.failedValidationOf) {
-      await recordFailedValidation(ctx.config.stateDir, facts.failedValidationOf, new Date(), run.log).catch((e: unknown) =>
+    if (facts.failedValidations.length > 0) {
+      await recordFailedValidation(ctx.config.stateDir, facts.failedValidations, new Date(), run.log).catch((e: unknown) =>
         run.log.warn({ step: 'state', error: errorMessage(e) }, 'could not record the failed validation'),
       );
     }

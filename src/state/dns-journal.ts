@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import * as z from 'zod';
 import type { Logger } from '../log.js';
 import { readStateFile, writeJson } from './files.js';
@@ -25,6 +26,7 @@ const JournalSchema = z.object({ records: z.array(JournalEntrySchema) });
 export class DnsJournal {
   private readonly path: string;
   private readonly log?: Logger;
+  private readonly oneWriter = pLimit(1);
 
   constructor(stateDir: string, log?: Logger) {
     this.path = join(stateDir, 'dns-records.json');
@@ -40,18 +42,20 @@ export class DnsJournal {
   }
 
   async add(entry: JournalEntry): Promise<void> {
-    await this.save([...(await this.list()), entry]);
+    await this.change((records) => [...records, entry]);
   }
 
   async setId(entry: JournalEntry, id: string): Promise<void> {
-    const records = await this.list();
-    const found = records.find((r) => same(r, entry));
-    if (found) found.id = id;
-    await this.save(records);
+    await this.change((records) => records.map((r) => (same(r, entry) ? { ...r, id } : r)));
   }
 
   async remove(entry: JournalEntry): Promise<void> {
-    await this.save((await this.list()).filter((r) => !same(r, entry)));
+    await this.change((records) => records.filter((r) => !same(r, entry)));
+  }
+
+  /** Certificates are obtained concurrently: one read-modify-write of the journal at a time. */
+  private change(edit: (records: JournalEntry[]) => JournalEntry[]): Promise<void> {
+    return this.oneWriter(async () => this.save(edit(await this.list())));
   }
 }
 

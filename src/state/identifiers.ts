@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import pLimit from 'p-limit';
 import * as z from 'zod';
 import type { Logger } from '../log.js';
 import { readStateFile, writeJson } from './files.js';
@@ -18,10 +19,15 @@ function recent(stamps: string[], now: Date): Date[] {
   return stamps.map((t) => new Date(t)).filter((t) => now.getTime() - t.getTime() < 24 * HOUR && t.getTime() - now.getTime() <= FUTURE_TOLERANCE_MS);
 }
 
-export async function recordFailedValidation(stateDir: string, name: string, now = new Date(), log?: Logger): Promise<void> {
-  const all: Failures = (await readStateFile(path(stateDir), FailuresSchema, log)) ?? {};
-  all[name] = [...recent(all[name] ?? [], now).map((t) => t.toISOString()), now.toISOString()];
-  await writeJson(path(stateDir), all);
+/** Certificates are obtained concurrently: one read-modify-write of the file at a time. */
+const oneWriter = pLimit(1);
+
+export function recordFailedValidation(stateDir: string, names: string[], now = new Date(), log?: Logger): Promise<void> {
+  return oneWriter(async () => {
+    const all: Failures = (await readStateFile(path(stateDir), FailuresSchema, log)) ?? {};
+    for (const name of new Set(names)) all[name] = [...recent(all[name] ?? [], now).map((t) => t.toISOString()), now.toISOString()];
+    await writeJson(path(stateDir), all);
+  });
 }
 
 /** When the names may be validated again, or undefined when none has used up its hourly allowance. */

@@ -23,7 +23,7 @@ describe('configuration from the environment', () => {
     const c = load({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
     expect(c.certificates).toEqual([{ source: 'acme', customDir: undefined, name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
     expect(c.acme).toEqual({
-      directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000,
+      directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000, concurrency: 4,
       profile: undefined, preferredChain: undefined, reuseKey: false, eab: undefined,
     });
     expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
@@ -129,6 +129,16 @@ describe('values that used to be accepted and failed later', () => {
       'RENEW_CHECK_INTERVAL: "100000000000000000000d" is not a duration between 10s and 7d; write it like 12h',
     ]);
     expect(problems({ ACME_DOMAINS: 'a.example.com', RENEW_CHECK_INTERVAL: '1e20d' })).toEqual(['RENEW_CHECK_INTERVAL: "1e20d" is not a duration between 10s and 7d; write it like 12h']);
+  });
+
+  it('ACME_CONCURRENCY: 1 to 32 certificates at once, anything else is named', () => {
+    expect(load({ ACME_DOMAINS: 'a.example.com', ACME_CONCURRENCY: '1' }).acme.concurrency).toBe(1);
+    expect(load({ ACME_DOMAINS: 'a.example.com', ACME_CONCURRENCY: '32' }).acme.concurrency).toBe(32);
+    for (const bad of ['0', '33', '-1', '2.5', 'four', '1e3']) {
+      const [problem, ...rest] = problems({ ACME_DOMAINS: 'a.example.com', ACME_CONCURRENCY: bad });
+      expect(rest).toEqual([]);
+      expect(problem).toMatch(/^ACME_CONCURRENCY: .*(1 .*to 32|1 to 32)/);
+    }
   });
 
   it('a YAML alias bomb is a configuration error (exit 78), not a crash', () => {

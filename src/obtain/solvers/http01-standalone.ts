@@ -17,6 +17,7 @@ export class StandaloneHttp01 implements ChallengeSolver {
   private readonly tokens = new Map<string, string>();
   private server: Server | undefined;
   private users = 0;
+  private opening: Promise<void> | undefined;
   private readonly port: number;
   private readonly address: string | undefined;
   private readonly log: Logger;
@@ -36,9 +37,19 @@ export class StandaloneHttp01 implements ChallengeSolver {
     return a && typeof a === 'object' ? a.port : undefined;
   }
 
+  /** Certificates are obtained concurrently: the first begin() opens the listener, the others wait for it. */
   async begin(): Promise<void> {
     this.users++;
-    if (this.server) return;
+    try {
+      this.opening ??= this.open();
+      await this.opening;
+    } catch (err) {
+      this.users--;
+      throw err;
+    }
+  }
+
+  private async open(): Promise<void> {
     const server = createServer(LISTENER_OPTIONS, (req, res) => this.handle(req, res));
     answerClientErrors(server);
     limitConnections(server, this.limits);
@@ -51,7 +62,7 @@ export class StandaloneHttp01 implements ChallengeSolver {
         });
       });
     } catch (err) {
-      this.users--;
+      this.opening = undefined; // the next begin() tries again
       const code = (err as NodeJS.ErrnoException).code;
       const where = `${this.address ?? '*'}:${this.port}`;
       if (code === 'EADDRINUSE') throw new UserError(`HTTP-01 listener: ${where} is already in use; stop the other server or use HTTP01_MODE=webroot`);
@@ -93,6 +104,7 @@ export class StandaloneHttp01 implements ChallengeSolver {
     if (this.users > 0 || !this.server) return;
     const server = this.server;
     this.server = undefined;
+    this.opening = undefined;
     this.tokens.clear();
     this.served.clear();
     server.closeAllConnections();
