@@ -102,30 +102,36 @@ export class DockerDeployer implements Deployer {
     }
     const scope = this.scope;
     if (targets.length === 0) log.warn({ step: 'reload', scope: scope.project }, `no running container in scope carries the label mailcerts.reload; nothing to reload`);
-    const results: DeployResult[] = [];
-    for (const t of targets) {
-      if (signal?.aborted) break;
-      const served = expectationsFor(t, certs);
-      const base = { container: t.name, certs: [...new Set(served.map((x) => x.cert))] };
-      const reloadError = await reloadTarget(docker, t, log, signal);
-      let r: DeployResult;
-      if (reloadError) {
-        r = { ...base, ok: false, reloaded: false, serves: null, problem: 'error' in t.action || reloadError.startsWith('label ') ? 'label' : 'reload', error: reloadError };
-      } else {
-        log.info({ step: 'reload', container: t.name }, 'container reloaded');
-        r = await this.verifyTarget(docker, t, scope, served, signal).catch((err: unknown): DeployResult => ({ ...base, ok: false, reloaded: true, serves: null, problem: 'reload', error: `verification failed: ${errorMessage(err)}` }));
-      }
-      if (!r.ok) log.error({ step: r.problem === 'broken' ? 'verify' : 'reload', container: r.container, problem: r.problem, error: r.error }, r.problem === 'broken' ? 'TLS broken with the published certificate' : 'container not deployed');
-      results.push(r);
+    // Containers are reloaded and verified side by side; each one's own steps stay in order.
+    const results = await Promise.all(targets.map((t) => this.deployTarget(docker, t, scope, certs, signal)));
+    return { results: results.filter((r): r is DeployResult => r !== undefined), complete: !signal?.aborted };
+  }
+
+  /** Validate and reload one container, then check what it serves; undefined when stopped first. */
+  private async deployTarget(docker: Docker, t: ReloadTarget, scope: Scope, certs: ServedCert[], signal?: AbortSignal): Promise<DeployResult | undefined> {
+    const { log } = this.opts;
+    if (signal?.aborted) return undefined;
+    const served = expectationsFor(t, certs);
+    const base = { container: t.name, certs: [...new Set(served.map((x) => x.cert))] };
+    // Which endpoints to probe does not depend on the reload: found while it runs.
+    const endpoints = this.endpointsOf(docker, t, scope, signal);
+    endpoints.catch(() => undefined);
+    const reloadError = await reloadTarget(docker, t, log, signal);
+    let r: DeployResult;
+    if (reloadError) {
+      r = { ...base, ok: false, reloaded: false, serves: null, problem: 'error' in t.action || reloadError.startsWith('label ') ? 'label' : 'reload', error: reloadError };
+    } else {
+      log.info({ step: 'reload', container: t.name }, 'container reloaded');
+      r = await this.verifyTarget(docker, t, await endpoints, served, signal).catch((err: unknown): DeployResult => ({ ...base, ok: false, reloaded: true, serves: null, problem: 'reload', error: `verification failed: ${errorMessage(err)}` }));
     }
-    return { results, complete: !signal?.aborted };
+    if (!r.ok) log.error({ step: r.problem === 'broken' ? 'verify' : 'reload', container: r.container, problem: r.problem, error: r.error }, r.problem === 'broken' ? 'TLS broken with the published certificate' : 'container not deployed');
+    return r;
   }
 
   /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
-  private async verifyTarget(docker: Docker, t: ReloadTarget, scope: Scope, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
+  private async verifyTarget(docker: Docker, t: ReloadTarget, endpoints: Awaited<ReturnType<DockerDeployer['endpointsOf']>>, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
     const { log } = this.opts;
     const base = { container: t.name, certs: [...new Set(expected.map((x) => x.cert))], reloaded: true };
-    const endpoints = await this.endpointsOf(docker, t, scope, signal);
     if ('skip' in endpoints) {
       log.info({ step: 'verify', container: t.name, reason: endpoints.skip }, 'not verified');
       return { ...base, ok: true, serves: null };

@@ -1,4 +1,5 @@
 import type { X509Certificate } from 'node:crypto';
+import pLimit from 'p-limit';
 import type { Logger } from '../log.js';
 import { spkiOf } from '../pki/identity.js';
 import { sleep } from '../util/abort.js';
@@ -77,7 +78,10 @@ export type VerifyOutcome =
   | { ok: true; checked: string[]; names: Record<string, boolean> }
   | { ok: false; kind: ProblemKind; detail: string; certs: string[]; names: Record<string, boolean> };
 
-export const QUICK_RETRIES = [250, 500, 1_000, 2_000, 3_000];
+/** Probes of one container in flight at once: a handshake costs the server a process or a thread. */
+export const PROBES_AT_ONCE = 8;
+/** A reload takes effect within tens of milliseconds; the first look again comes soon after. */
+export const QUICK_RETRIES = [100, 200, 400, 800, 1_600, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
 const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, mismatch: 1, stale: 2, broken: 3 };
 /** Endpoints that stay unreachable this long are not retried further: each try may cost a connect timeout. */
@@ -101,45 +105,52 @@ export interface VerifyOptions {
  * within the container's time budget; stops at once when the signal aborts.
  */
 export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
+  const atOnce = pLimit(PROBES_AT_ONCE);
   let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert), names: {} };
   const left = () => opts.deadline - performance.now();
   const started = performance.now();
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
     if (attempt > 0 && !(await sleep(Math.min(opts.waits[attempt - 1]!, Math.max(0, left())), opts.signal))) break;
     if (left() <= 0 || opts.signal?.aborted) break;
+    // Every endpoint × name is probed at once (a few at a time); the results are read in order.
+    type Probed = { ok: string } | { problem: { kind: ProblemKind; text: string }; counted: boolean };
+    const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
+      if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
+        // Not probed: not counted as served wrong either.
+        return { counted: false, problem: { kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` } };
+      }
+      try {
+        const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
+        const same = (leaf: X509Certificate) => served.spki === spkiOf(leaf) && served.serial === leaf.serialNumber;
+        const asked = x.servername ?? 'a client without SNI';
+        if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})` };
+        const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
+        return {
+          counted: true,
+          problem: other
+            ? { kind: 'mismatch', text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name` }
+            : { kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}` },
+        };
+      } catch (err) {
+        const stage = err instanceof ProbeError ? err.stage : 'protocol';
+        return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` } };
+      }
+    };
+    const pairs = endpoints.flatMap((e) => expected.map((x) => ({ e, x })));
+    const results = await Promise.all(pairs.map(({ e, x }) => atOnce(() => probeOne(e, x))));
     const problems: { kind: ProblemKind; text: string; cert: string }[] = [];
     const checked: string[] = [];
     const names: Record<string, boolean> = {};
-    for (const e of endpoints) {
-      for (const x of expected) {
-        const fail = (p: { kind: ProblemKind; text: string }) => {
-          problems.push({ ...p, cert: x.cert });
-          names[x.name] = false;
-        };
-        if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
-          // Not probed: not counted as served wrong either.
-          problems.push({ kind: 'unreachable', cert: x.cert, text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` });
-          continue;
-        }
+    pairs.forEach(({ x }, i) => {
+      const r = results[i]!;
+      if ('ok' in r) {
         names[x.name] ??= true;
-        try {
-          const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
-          const same = (leaf: X509Certificate) => served.spki === spkiOf(leaf) && served.serial === leaf.serialNumber;
-          const asked = x.servername ?? 'a client without SNI';
-          if (same(x.leaf)) {
-            checked.push(`${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})`);
-          } else {
-            const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
-            fail(other
-              ? { kind: 'mismatch', text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name` }
-              : { kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}` });
-          }
-        } catch (err) {
-          const stage = err instanceof ProbeError ? err.stage : 'protocol';
-          fail({ kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` });
-        }
+        checked.push(r.ok);
+        return;
       }
-    }
+      problems.push({ ...r.problem, cert: x.cert });
+      if (r.counted) names[x.name] = false;
+    });
     if (problems.length === 0) {
       opts.log.info({ step: 'verify', container: opts.container, endpoints: checked }, 'serves the published certificate');
       return { ok: true, checked, names };
