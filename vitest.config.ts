@@ -9,7 +9,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          // Pebble and dockerd are real and shared; the mail containers use fixed loopback ports.
+          // Pebble and dockerd are real and shared by the files of a run (its containers, its compose project).
           globalSetup: ['test/integration/global-setup.ts'],
           fileParallelism: false,
           testTimeout: 120_000,

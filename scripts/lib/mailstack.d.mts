@@ -13,6 +13,12 @@ export const ENDPOINTS: {
 };
 export const VERIFY_LABELS: { postfix: string; dovecot: string };
 export type Endpoint = keyof typeof ENDPOINTS;
+/** Moves the endpoints to these ports, one per endpoint in ENDPOINTS order (containers started afterwards listen there). */
+export function useMailPorts(ports: number[]): void;
+/** A file of docker/mailstack ("postfix/master.cf", "dovecot/dovecot.conf"), with the ports of ENDPOINTS. */
+export function mailConfig(file: string): string;
+/** The path of that file to mount (a written copy when the ports moved). */
+export function mailConfigFile(file: string): string;
 export interface ContainerOptions {
   name: string;
   role: 'postfix' | 'dovecot';
@@ -24,7 +30,7 @@ export interface ContainerOptions {
   mainCf?: string;
   /** More labels, e.g. mailcerts.verify. */
   labels?: Record<string, string>;
-  /** Container name prefix and marker label (defaults: mailcerts-test, mailcerts.test=1). */
+  /** Container name prefix and marker label (defaults: mailcerts-test-TEST_RUN; mailcerts.test=1 and TEST_MARKER). */
   prefix?: string;
   marker?: string;
   /** The com.docker.compose.project label (default TEST_PROJECT). */
@@ -35,9 +41,14 @@ export interface ContainerOptions {
   volumes?: string[];
   command?: string[];
 }
+/** This test run (its vitest process), inherited by its workers through MAILCERTS_TEST_RUN. */
+export const TEST_RUN: string;
+/** The label every container of this run carries: mailcerts.test.run=TEST_RUN. */
+export const TEST_MARKER: string;
 export const TEST_PROJECT: string;
 export function docker(...args: string[]): Promise<string>;
 export function removeContainers(marker?: string): Promise<void>;
+export function removeStaleTestContainers(): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
 export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; labels?: Record<string, string>; postfixLabels?: Record<string, string>; mainCf?: string; image?: string; volumes?: string[] }): Promise<{ postfix: string; dovecot: string }>;

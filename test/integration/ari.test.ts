@@ -6,13 +6,15 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
 import { ariCertId } from '../../src/pki/identity.js';
 import { logsWith, runCli } from '../helpers/cli.js';
+import { freePorts } from '../helpers/ports.js';
 
 const work = join(inject('workDir'), 'ari');
 const bin = inject('pebble26');
 let pebble: Pebble;
 
-const start = (name: string, ports: number, env: Record<string, string> = {}) =>
-  startPebble({ dir: join(work, name), bin, acmePort: ports, mgmtPort: ports + 1, httpPort: ports + 2, dnsPort: ports + 3, dnsMgmtPort: ports + 4, env });
+/** A Pebble on five ports of its own (picked free; the same ones again to restart it). */
+const start = (name: string, [acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort]: number[], env: Record<string, string> = {}) =>
+  startPebble({ dir: join(work, name), bin, acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort, env });
 const envFor = (p: Pebble, name: string, extra: Record<string, string> = {}) => ({
   ACME_DIRECTORY: p.directoryUrl,
   NODE_EXTRA_CA_CERTS: p.caFile,
@@ -32,7 +34,7 @@ function ariCheckDue(env: Record<string, string>, cert: string) {
 
 beforeAll(async () => {
   mkdirSync(work, { recursive: true });
-  pebble = await start('pebble26', 44000);
+  pebble = await start('pebble26', await freePorts(5));
 });
 afterAll(() => pebble?.stop());
 
@@ -78,7 +80,7 @@ describe('ARI (RFC 9773) against Pebble 2.6', () => {
 
 describe('a difficult CA', () => {
   it('Pebble rejecting 50% of nonces still issues, three times in a row', async () => {
-    const flaky = await start('nonce50', 44100, { PEBBLE_WFE_NONCEREJECT: '50' });
+    const flaky = await start('nonce50', await freePorts(5), { PEBBLE_WFE_NONCEREJECT: '50' });
     try {
       const env = envFor(flaky, 'nonce50', { ACME_DOMAINS: 'nonce.example.test,nonce2.example.test' });
       for (let i = 0; i < 3; i++) {
@@ -91,7 +93,8 @@ describe('a difficult CA', () => {
   });
 
   it('the CA unreachable at start: the old certificate stays, the backoff is written, the next attempt after the CA returns succeeds', async () => {
-    let ca = await start('outage', 44200);
+    const ports = await freePorts(5);
+    let ca = await start('outage', ports);
     const env = envFor(ca, 'outage', { ACME_DOMAINS: 'outage.example.test' });
     expect((await runCli(['run', '--once'], env)).code).toBe(0);
     const before = readFileSync(join(env.CERTS_DIR, 'fullchain.pem'), 'utf8');
@@ -109,7 +112,7 @@ describe('a difficult CA', () => {
     expect(state).toMatchObject({ failures: 1, failedStep: 'obtain' });
     expect(new Date(state.nextAttemptAt).getTime() - Date.now()).toBeGreaterThan(30_000); // the 1-minute step
 
-    ca = await start('outage', 44200); // the CA returns (same address and TLS certificate; Pebble forgets its accounts)
+    ca = await start('outage', ports); // the CA returns (same address and TLS certificate; Pebble forgets its accounts)
     try {
       const until = Date.now() + 100_000;
       while (!lines.some((l) => l.msg === 'published') && Date.now() < until) await delay(250);

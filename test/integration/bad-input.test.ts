@@ -2,9 +2,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 
 const work = join(inject('workDir'), 'bad-input');
 const pebble = inject('pebble');
+/** Where mailcerts listens when the CA's HTTP-01 connections (to pebble.httpPort) do not reach it. */
+const elsewhere = await freePort();
 
 describe('bad input changes nothing', () => {
   it('a bad configuration names each wrong variable, exits 78 and writes nothing', async () => {
@@ -23,7 +26,7 @@ describe('bad input changes nothing', () => {
     const certs = join(work, 'refused', 'certs');
     mkdirSync(certs, { recursive: true });
     // mailcerts listens on another port than the one the CA connects to, as when port 80 does not reach it.
-    const env = pebbleEnv(join(work, 'refused'), { HTTP01_PORT: String(pebble.httpPort + 1), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'unreachable.example.test' });
+    const env = pebbleEnv(join(work, 'refused'), { HTTP01_PORT: String(elsewhere), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'unreachable.example.test' });
     const r = await runCli(['run', '--once'], env);
     expect(r.code).toBe(1);
     const failed = r.logs.find((l) => l.msg === 'issuance failed');
@@ -35,7 +38,7 @@ describe('bad input changes nothing', () => {
   });
 
   it('never more than 3 failed validations per name and hour, even with renew --force', async () => {
-    const env = pebbleEnv(join(work, 'limit'), { HTTP01_PORT: String(pebble.httpPort + 1), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'limited.example.test' });
+    const env = pebbleEnv(join(work, 'limit'), { HTTP01_PORT: String(elsewhere), DOCKER_RELOAD: 'false', ACME_DOMAINS: 'limited.example.test' });
     for (let i = 0; i < 3; i++) {
       const r = await runCli(['renew', '--force'], env);
       expect(logsWith(r, { step: 'order', msg: 'order created' }), `run ${i + 1}`).toHaveLength(1);

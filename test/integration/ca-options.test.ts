@@ -10,6 +10,7 @@ import { configureAcmeHttp } from '../../src/obtain/acme-http.js';
 import { orderCertificate } from '../../src/obtain/order.js';
 import { StandaloneHttp01 } from '../../src/obtain/solvers/http01-standalone.js';
 import { logsWith, runCli } from '../helpers/cli.js';
+import { freePorts } from '../helpers/ports.js';
 
 const work = join(inject('workDir'), 'ca-options');
 const bin = inject('pebble26');
@@ -26,8 +27,8 @@ const chainOf = (file: string) => readFileSync(file, 'utf8').match(/-----BEGIN C
 
 beforeAll(async () => {
   mkdirSync(work, { recursive: true });
-  pebble = await start('pebble', 44300, { env: { PEBBLE_ALTERNATE_ROOTS: '1' } });
-  strict = await start('strict', 44400, { pebbleConfig: { externalAccountBindingRequired: true, externalAccountMACKeys: { [EAB.kid]: EAB.hmac } } });
+  pebble = await start('pebble', { env: { PEBBLE_ALTERNATE_ROOTS: '1' } });
+  strict = await start('strict', { pebbleConfig: { externalAccountBindingRequired: true, externalAccountMACKeys: { [EAB.kid]: EAB.hmac } } });
 });
 afterAll(async () => {
   await pebble?.stop();
@@ -42,8 +43,9 @@ function httpsText(url: string, caFile: string): Promise<string> {
     }).on('error', reject);
   });
 }
-function start(name: string, port: number, o: { env?: Record<string, string>; pebbleConfig?: Record<string, unknown> } = {}) {
-  return startPebble({ dir: join(work, name), bin, acmePort: port, mgmtPort: port + 1, httpPort: port + 2, dnsPort: port + 3, dnsMgmtPort: port + 4, ...o });
+async function start(name: string, o: { env?: Record<string, string>; pebbleConfig?: Record<string, unknown> } = {}) {
+  const [acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort] = await freePorts(5);
+  return startPebble({ dir: join(work, name), bin, acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort, ...o });
 }
 
 describe('CA options', () => {

@@ -5,14 +5,18 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { docker, MAIL_IMAGE, ROOT, servedCertificate, VERIFY_LABELS, waitForPort } from '../helpers/mailstack.js';
+import { docker, ENDPOINTS, MAIL_IMAGE, mailConfigFile, ROOT, servedCertificate, TEST_RUN, VERIFY_LABELS, waitForPort } from '../helpers/mailstack.js';
+import { freePorts } from '../helpers/ports.js';
 
 const run = promisify(execFile);
 const pebble = inject('pebble');
 const work = join(inject('workDir'), 'compose');
-const PROJECT = 'mailcerts-compose-test';
-const PROXY = '127.0.0.1:23750';
-const STATUS = '127.0.0.1:29090';
+const PROJECT = `mailcerts-compose-test-${TEST_RUN}`; // containers and volumes of this run only
+const [proxyPort, statusPort] = await freePorts(2);
+const PROXY = `127.0.0.1:${proxyPort}`;
+const STATUS = `127.0.0.1:${statusPort}`;
+/** The account's directory in STATE_DIR: named by the CA's address. */
+const ACCOUNT = `accounts/127.0.0.1_${new URL(pebble.directoryUrl).port}/account.json`;
 const files = () => ['-f', join(ROOT, 'compose.example.yml'), '-f', join(work, 'override.yml')];
 const compose = async (...args: string[]) => (await run(inject('compose'), ['-p', PROJECT, '--project-directory', ROOT, ...files(), ...args], { maxBuffer: 32 * 1024 * 1024 })).stdout;
 const id = async (service: string) => (await compose('ps', '-aq', service)).trim();
@@ -34,8 +38,9 @@ const volumeFile = async (volume: string, file: string) =>
 beforeAll(async () => {
   mkdirSync(join(work, 'secrets'), { recursive: true });
   writeFileSync(join(work, 'secrets', 'cloudflare_token.txt'), 'unused-in-http01-0123456789abcdef\n');
-  const mail = join(ROOT, 'docker', 'mailstack');
   // The example, made runnable here: the test images, Pebble, and host networking (no bridge on this machine).
+  // Each container carries this run's label (what the global setup removes, should this file not get to).
+  const RUN_LABEL = `mailcerts.test.run: "${TEST_RUN}"`;
   writeFileSync(join(work, 'override.yml'), `
 services:
   mailcerts:
@@ -56,6 +61,7 @@ services:
     healthcheck:
       interval: 1s
       start_period: 60s
+    labels: { ${RUN_LABEL} }
   socket-proxy:
     networks: !reset []
     image: ${MAIL_IMAGE}
@@ -63,6 +69,7 @@ services:
     command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
     environment:
       PROXY_BIND: ${PROXY}
+    labels: { ${RUN_LABEL} }
   postfix:
     networks: !reset []
     image: ${MAIL_IMAGE}
@@ -70,9 +77,10 @@ services:
     command: [postfix, start-fg]
     labels:
       mailcerts.verify: ${VERIFY_LABELS.postfix}
+      ${RUN_LABEL}
     volumes:
-      - ${mail}/postfix/main.cf:/etc/postfix/main.cf:ro
-      - ${mail}/postfix/master.cf:/etc/postfix/master.cf:ro
+      - ${join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro
+      - ${mailConfigFile('postfix/master.cf')}:/etc/postfix/master.cf:ro
   dovecot:
     networks: !reset []
     image: ${MAIL_IMAGE}
@@ -80,8 +88,9 @@ services:
     command: [dovecot, -F]
     labels:
       mailcerts.verify: ${VERIFY_LABELS.dovecot}
+      ${RUN_LABEL}
     volumes:
-      - ${mail}/dovecot/dovecot.conf:/etc/dovecot/dovecot.conf:ro
+      - ${mailConfigFile('dovecot/dovecot.conf')}:/etc/dovecot/dovecot.conf:ro
 secrets:
   cloudflare_token:
     file: ${join(work, 'secrets', 'cloudflare_token.txt')}
@@ -121,7 +130,7 @@ describe('compose.example.yml with Docker Compose v2', () => {
     await until('mailcerts healthy', async () => (await health()) === 'healthy');
     const cert = await volumeFile('certs', 'cert.pem');
     expect(new X509Certificate(cert).issuer).toMatch(/Pebble Intermediate CA/);
-    for (const e of ['smtp', 'imaps'] as const) await waitForPort(e === 'smtp' ? 10025 : 10993, 60_000);
+    for (const e of ['smtp', 'imaps'] as const) await waitForPort(ENDPOINTS[e].port, 60_000);
     for (const e of ['smtp', 'submission', 'imaps', 'pop3s'] as const) expect(await servedCertificate(e)).toBe(cert);
     expect(await docker('inspect', '-f', '{{.Config.User}}', await id('mailcerts'))).toBe('mailcerts');
   });
@@ -148,7 +157,7 @@ describe('compose.example.yml with Docker Compose v2', () => {
   });
 
   it('docker compose stop ends mailcerts cleanly within seconds; a restart reuses the account and issues nothing new', async () => {
-    const account = await volumeFile('state', 'accounts/127.0.0.1_24000/account.json');
+    const account = await volumeFile('state', ACCOUNT);
     const started = Date.now();
     await compose('stop', 'mailcerts');
     const took = Date.now() - started;
@@ -163,7 +172,7 @@ describe('compose.example.yml with Docker Compose v2', () => {
     expect(second).toMatch(/"decision":"keep"/);
     expect(second).not.toMatch(/"msg":"order created"/);
     expect(await volumeFile('certs', 'cert.pem')).toBe(cert);
-    expect(await volumeFile('state', 'accounts/127.0.0.1_24000/account.json')).toBe(account);
+    expect(await volumeFile('state', ACCOUNT)).toBe(account);
     await until('healthy again', async () => (await health()) === 'healthy');
   });
 });

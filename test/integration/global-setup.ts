@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
-import { MAIL_IMAGE, MAIL_IMAGE_TRIXIE, removeContainers, removeTestContainers } from '../helpers/mailstack.js';
+import { MAIL_IMAGE, MAIL_IMAGE_TRIXIE, removeContainers, removeStaleTestContainers, TEST_MARKER } from '../../scripts/lib/mailstack.mjs';
+import { freePorts } from '../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const TRIXIE = join(process.env.MAILCERTS_CACHE ?? '/var/cache/mailcerts', 'trixie');
@@ -40,16 +41,18 @@ export default async function setup(project: TestProject) {
   const work = join(ROOT, '.test-work', 'integration');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  await removeTestContainers();
-  await removeContainers('mailcerts.demo=1'); // a kept demo holds the same loopback ports
-  const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort: 24000, mgmtPort: 25000, httpPort: 25002, dnsPort: 28053, dnsMgmtPort: 28055 });
+  // Only what killed runs left: the containers of a run side by side (another clone) carry its own
+  // mailcerts.test.run label and stay. Every port below, and every mail port, is picked free.
+  await removeStaleTestContainers();
+  const [acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort] = await freePorts(5);
+  const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort });
   project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, dnsPort: pebble.dnsPort, dnsMgmtPort: pebble.dnsMgmtPort, root: await pebble.root() });
   project.provide('workDir', work);
   project.provide('pebble26', PEBBLE_26);
   project.provide('compose', COMPOSE);
   project.provide('mailcertsImage', MAILCERTS_IMAGE);
   return async () => {
-    await removeTestContainers();
+    await removeContainers(TEST_MARKER);
     await pebble.stop();
   };
 }

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { MAIL_IMAGE, ROOT, VERIFY_LABELS } from '../helpers/mailstack.js';
+import { ENDPOINTS, MAIL_IMAGE, mailConfig, ROOT, VERIFY_LABELS } from '../helpers/mailstack.js';
 import { type NetnsDocker, startNetnsDocker } from '../helpers/netns-docker.js';
 import { makeChain } from '../helpers/pki.js';
 
@@ -63,10 +63,10 @@ beforeAll(async () => {
   mkdirSync(custom, { recursive: true });
   writeFileSync(join(work, 'secrets', 'cloudflare_token.txt'), 'unused-here-0123456789abcdef\n');
   // The test configs listen on loopback (they also run with host networking): here, on the container's network.
-  const conf = join(ROOT, 'docker', 'mailstack');
-  writeFileSync(join(work, 'main.cf'), readFileSync(join(conf, 'postfix', 'main.cf'), 'utf8').replace('inet_interfaces = loopback-only', 'inet_interfaces = all'));
-  writeFileSync(join(work, 'master.cf'), readFileSync(join(conf, 'postfix', 'master.cf'), 'utf8').replace(/^127\.0\.0\.1:/gm, ''));
-  writeFileSync(join(work, 'dovecot.conf'), readFileSync(join(conf, 'dovecot', 'dovecot.conf'), 'utf8').replace('listen = 127.0.0.1', 'listen = *'));
+  // Their ports are those of ENDPOINTS (and VERIFY_LABELS), as for the containers on host networking.
+  writeFileSync(join(work, 'main.cf'), mailConfig('postfix/main.cf').replace('inet_interfaces = loopback-only', 'inet_interfaces = all'));
+  writeFileSync(join(work, 'master.cf'), mailConfig('postfix/master.cf').replace(/^127\.0\.0\.1:/gm, ''));
+  writeFileSync(join(work, 'dovecot.conf'), mailConfig('dovecot/dovecot.conf').replace('listen = 127.0.0.1', 'listen = *'));
   supply(first);
   writeFileSync(join(work, 'override.yml'), `
 services:
@@ -120,18 +120,18 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     const postfixIp = await ipOn(await id('postfix'), `${PROJECT}_mail`);
     const dovecotIp = await ipOn(await id('dovecot'), `${PROJECT}_mail`);
     // Postfix and Dovecot started after the first publish (they wait for a healthy mailcerts).
-    await until('Postfix serving the first certificate', async () => (await servedSerial(postfixIp, 10025, 'smtp')) === serial(first), 60_000);
+    await until('Postfix serving the first certificate', async () => (await servedSerial(postfixIp, ENDPOINTS.smtp.port, 'smtp')) === serial(first), 60_000);
     const before = (await mailcertsLogs()).length;
     const second = makeChain(['mail.example.test']);
     supply(second); // the daemon's watcher picks it up
     await until('the deploy of the second certificate', async () => (await mailcertsLogs()).slice(before).some((l) => l.msg === 'deployed' || l.msg === 'deployment failed'), 60_000);
     const pass = (await mailcertsLogs()).slice(before);
     expect(pass.filter((l) => l.msg === 'deployed')).toHaveLength(1);
-    expect(await servedSerial(postfixIp, 10025, 'smtp')).toBe(serial(second));
-    expect(await servedSerial(dovecotIp, 10993)).toBe(serial(second));
+    expect(await servedSerial(postfixIp, ENDPOINTS.smtp.port, 'smtp')).toBe(serial(second));
+    expect(await servedSerial(dovecotIp, ENDPOINTS.imaps.port)).toBe(serial(second));
     const verified = pass.filter((l) => l.msg === 'serves the published certificate').flatMap((l) => l.endpoints as string[]);
-    expect(verified).toContain(`smtp://${postfixIp}:10025 (mail.example.test, mail.example.test)`);
-    expect(verified).toContain(`imaps://${dovecotIp}:10993 (mail.example.test, no SNI)`);
+    expect(verified).toContain(`smtp://${postfixIp}:${ENDPOINTS.smtp.port} (mail.example.test, mail.example.test)`);
+    expect(verified).toContain(`imaps://${dovecotIp}:${ENDPOINTS.imaps.port} (mail.example.test, no SNI)`);
   });
 
   it('from inside Postfix the proxy cannot be reached, by name or by address; from mailcerts it can', async () => {
@@ -193,8 +193,8 @@ describe('labels are untrusted input', () => {
     // The new certificate stays: Postfix and Dovecot serve it; nothing was rolled back.
     expect(pass.filter((l) => l.step === 'rollback')).toEqual([]);
     const postfixIp = await ipOn(await id('postfix'), mailNet);
-    expect(await servedSerial(postfixIp, 10025, 'smtp')).toBe(serial(next));
-    expect(await servedSerial(await ipOn(await id('dovecot'), mailNet), 10993)).toBe(serial(next));
+    expect(await servedSerial(postfixIp, ENDPOINTS.smtp.port, 'smtp')).toBe(serial(next));
+    expect(await servedSerial(await ipOn(await id('dovecot'), mailNet), ENDPOINTS.imaps.port)).toBe(serial(next));
     // The other project: never reloaded, probed, restarted or even named.
     expect(JSON.stringify(pass)).not.toContain('other-postfix');
     expect(await engine.docker('exec', other, 'sh', '-c', 'test -e /tmp/pwned && echo pwned || echo untouched')).toBe('untouched');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
+import { TEST_MARKER } from '../helpers/mailstack.js';
 import { makeChain } from '../helpers/pki.js';
 
 const run = promisify(execFile);
@@ -21,7 +22,7 @@ describe('a publish that cannot work is found before anything is ordered', () =>
     writeFileSync(join(custom, 'fullchain.pem'), chain.fullchain);
     writeFileSync(join(custom, 'privkey.pem'), chain.key);
     const mailcerts = (extra: string[], command: string[]) =>
-      run('docker', ['run', '--rm', '--network', 'none', '--label', 'mailcerts.test=1', ...extra, '-v', `${certs}:/etc/ssl/mail`, '-v', `${custom}:/custom:ro`,
+      run('docker', ['run', '--rm', '--network', 'none', '--label', 'mailcerts.test=1', '--label', TEST_MARKER, ...extra, '-v', `${certs}:/etc/ssl/mail`, '-v', `${custom}:/custom:ro`,
         '-e', 'ACME_DOMAINS=mail.example.test', '-e', 'CUSTOM_CERTS_DIR=/custom', '-e', 'KEY_FILE_GROUP=101', '-e', 'KEY_FILE_MODE=0640', '-e', 'DOCKER_RELOAD=false',
         inject('mailcertsImage'), ...command]).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
 

@@ -2,6 +2,7 @@ import { copyFileSync, appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
+import { startRunDockerProxy } from '../helpers/docker-run-proxy.js';
 import { containerLogs, ROOT, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
@@ -87,9 +88,16 @@ describe('reload targets: every labelled container, validation before reload', (
     expect(await reloads(stranger)).toBe(before);
     expect((await runCli(['check'], env)).stdout).not.toContain(stranger);
 
-    const wide = await runCli(['renew', '--force'], { ...env, DOCKER_SCOPE: '*' });
-    expect(logsWith(wide, { msg: 'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to' })).toHaveLength(1);
-    expect(await reloads(stranger)).toBe(before + 1);
-    expect((await runCli(['check'], { ...env, DOCKER_SCOPE: '*' })).stdout).toMatch(/on this host \(DOCKER_SCOPE=\*: every compose project is trusted\)/);
+    // Every labelled container on the host is this run's here: those of a run side by side are not shown to mailcerts.
+    const host = await startRunDockerProxy();
+    try {
+      const wideEnv = { ...env, DOCKER_SCOPE: '*', DOCKER_HOST: host.host };
+      const wide = await runCli(['renew', '--force'], wideEnv);
+      expect(logsWith(wide, { msg: 'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to' })).toHaveLength(1);
+      expect(await reloads(stranger)).toBe(before + 1);
+      expect((await runCli(['check'], wideEnv)).stdout).toMatch(/on this host \(DOCKER_SCOPE=\*: every compose project is trusted\)/);
+    } finally {
+      await host.stop();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFil
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
+import { TEST_MARKER } from '../helpers/mailstack.js';
 import { makeChain } from '../helpers/pki.js';
 
 const run = promisify(execFile);
@@ -32,7 +33,7 @@ describe('two mailcerts containers on one STATE_DIR', () => {
     }
     const container = (side: 'a' | 'b') =>
       run('docker', [
-        'run', '--rm', '--network', 'none', '--label', 'mailcerts.test=1',
+        'run', '--rm', '--network', 'none', '--label', 'mailcerts.test=1', '--label', TEST_MARKER,
         '-v', `${dirs.state}:/state`, '-v', `${dirs.certs}:/certs`, '-v', `${dirs[side]}:/custom:ro`,
         '-e', 'ACME_DOMAINS=shared.example.test', '-e', 'CUSTOM_CERTS_DIR=/custom', '-e', 'CERTS_DIR=/certs', '-e', 'STATE_DIR=/state',
         '-e', 'DOCKER_RELOAD=false', '-e', 'LOG_LEVEL=debug', '-e', 'STATUS_ADDRESS=off',

@@ -103,9 +103,9 @@ describe('per-domain certificates by SNI (Postfix 3.7 texthash map, Dovecot 2.3 
     const r = await runCli(['renew', '--force', 'a'], env);
     expect(r.code, r.stdout).toBe(0);
     const checked = logsWith(r, { step: 'verify', msg: 'serves the published certificate' }).flatMap((l) => l.endpoints as string[]);
-    expect(checked).toContain('smtp://127.0.0.1:10025 (wild, mailcerts-probe.c.test)');
-    expect(checked).toContain('imaps://127.0.0.1:10993 (b, mail.b.test)');
-    expect(checked).toContain('sieve://127.0.0.1:14190 (a, no SNI)');
+    expect(checked).toContain(`smtp://127.0.0.1:${ENDPOINTS.smtp.port} (wild, mailcerts-probe.c.test)`);
+    expect(checked).toContain(`imaps://127.0.0.1:${ENDPOINTS.imaps.port} (b, mail.b.test)`);
+    expect(checked).toContain(`sieve://127.0.0.1:${ENDPOINTS.sieve.port} (a, no SNI)`);
     const status = (await runCli(['status'], env)).stdout;
     expect(status).toMatch(new RegExp(`${stack.postfix}\\s+yes\\s+all 6\\s+`));
   });
@@ -185,7 +185,7 @@ describe('a server that does not serve a name by SNI', () => {
     expect(r.code).toBe(1);
     const failed = logsWith(r, { container: stack.postfix, msg: 'container not deployed' })[0];
     expect(failed).toMatchObject({ problem: 'mismatch' });
-    expect(failed?.error).toMatch(new RegExp(`^serves another of the certificates for a name after reload: smtp://127\\.0\\.0\\.1:10025 serves certificate a \\(serial ${serialIn('a')}, SHA-256 [0-9A-F:]{95}\\) instead of b \\(serial ${serialIn('b')}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`));
+    expect(failed?.error).toMatch(new RegExp(`^serves another of the certificates for a name after reload: smtp://127\\.0\\.0\\.1:${ENDPOINTS.smtp.port} serves certificate a \\(serial ${serialIn('a')}, SHA-256 [0-9A-F:]{95}\\) instead of b \\(serial ${serialIn('b')}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`));
     expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0); // a restart would not help
     expect(logsWith(r, { step: 'rollback' })).toHaveLength(0); // nor would a rollback
     expect(logsWith(r, { container: stack.dovecot, msg: 'serves the published certificate' })).toHaveLength(1); // Dovecot has its include

@@ -7,9 +7,10 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { pebbleEnv, runCli } from '../helpers/cli.js';
 import { removeTestContainers, seedSelfSigned, startMailStack } from '../helpers/mailstack.js';
 import { makeExpired } from '../helpers/pki.js';
+import { freePort } from '../helpers/ports.js';
 
 const dir = join(inject('workDir'), 'status');
-const ADDRESS = '127.0.0.1:19090';
+const ADDRESS = `127.0.0.1:${await freePort()}`;
 const env = pebbleEnv(dir, { ACME_DOMAINS: 'status.example.test', STATUS_ADDRESS: ADDRESS });
 const get = (path: string) => fetch(`http://${ADDRESS}${path}`);
 

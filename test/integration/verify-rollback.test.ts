@@ -50,14 +50,14 @@ describe('verification after reload', () => {
     // Each of the 8 endpoints, asked for the certificate's name by SNI and with no SNI at all.
     const checked = verified.flatMap((l) => l.endpoints as string[]);
     expect(checked.length).toBe(16);
-    expect(checked).toContain('smtp://127.0.0.1:10025 (mail.example.test, mail.example.test)');
-    expect(checked).toContain('imaps://127.0.0.1:10993 (mail.example.test, no SNI)');
+    expect(checked).toContain(`smtp://127.0.0.1:${ENDPOINTS.smtp.port} (mail.example.test, mail.example.test)`);
+    expect(checked).toContain(`imaps://127.0.0.1:${ENDPOINTS.imaps.port} (mail.example.test, no SNI)`);
   });
 
   it('probes fail clearly: no STARTTLS, nothing listening, a plaintext port spoken to as TLS', async () => {
-    await expect(probe({ protocol: 'imap', host: '127.0.0.1', port: 10025 }, 'x')).rejects.toThrow(/imap:\/\/127.0.0.1:10025: no IMAP greeting; the server said: 220/);
+    await expect(probe({ protocol: 'imap', host: '127.0.0.1', port: ENDPOINTS.smtp.port }, 'x')).rejects.toThrow(new RegExp(`imap://127.0.0.1:${ENDPOINTS.smtp.port}: no IMAP greeting; the server said: 220`));
     await expect(probe({ protocol: 'smtps', host: '127.0.0.1', port: 1 }, 'x')).rejects.toMatchObject({ stage: 'connect' });
-    await expect(probe({ protocol: 'imaps', host: '127.0.0.1', port: 10143 }, 'x')).rejects.toMatchObject({ stage: 'handshake' });
+    await expect(probe({ protocol: 'imaps', host: '127.0.0.1', port: ENDPOINTS.imap.port }, 'x')).rejects.toMatchObject({ stage: 'handshake' });
   });
 });
 
@@ -111,7 +111,7 @@ describe('escalation', () => {
     const r = await runCli(['renew', '--force'], env);
     expect(r.code).toBe(1);
     const failed = logsWith(r, { container: stack.postfix, msg: 'container not deployed' })[0];
-    expect(failed?.error).toMatch(new RegExp(`^still serves an old certificate after reload: smtp://127.0.0.1:10025 serves serial ${old} \\(SHA-256 [0-9A-F:]{95}\\) instead of ${published().serialNumber} for mail.example.test`));
+    expect(failed?.error).toMatch(new RegExp(`^still serves an old certificate after reload: smtp://127.0.0.1:${ENDPOINTS.smtp.port} serves serial ${old} \\(SHA-256 [0-9A-F:]{95}\\) instead of ${published().serialNumber} for mail.example.test`));
     expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0);
     await removeTestContainers();
     stack = await startMailStack(certs, { mainCf });
@@ -132,7 +132,7 @@ describe('rollback', () => {
     const r = await runCli(['run', '--once'], customEnv);
     expect(r.code).toBe(1);
     expect(logsWith(r, { msg: 'published the supplied certificate' })).toHaveLength(1);
-    expect(logsWith(r, { step: 'verify', container: stack.dovecot, msg: 'TLS broken with the published certificate' })[0]?.error).toMatch(/^TLS fails with the published certificate after reload: .*imaps:\/\/127.0.0.1:10993: (read ECONNRESET|Client network socket disconnected)/);
+    expect(logsWith(r, { step: 'verify', container: stack.dovecot, msg: 'TLS broken with the published certificate' })[0]?.error).toMatch(new RegExp(`^TLS fails with the published certificate after reload: .*imaps://127.0.0.1:${ENDPOINTS.imaps.port}: (read ECONNRESET|Client network socket disconnected)`));
     expect(logsWith(r, { step: 'rollback', msg: 'rolled back to the previous certificate' })).toHaveLength(1);
     const report = logsWith(r, { msg: 'new certificate rolled back' })[0];
     expect(report?.error).toMatch(new RegExp(`^serial ${new X509Certificate(weak.leaf).serialNumber} was rolled back to ${good.serialNumber} because container ${stack.dovecot}: TLS fails .*; the previous certificate is served again$`));
