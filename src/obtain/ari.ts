@@ -1,6 +1,8 @@
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { Logger } from '../log.js';
 import { pickInWindow } from '../plan/ari.js';
-import { ariCertId } from '../pki/identity.js';
+import { safeAriCertId } from '../pki/identity.js';
 import type { AriState } from '../state/cert-state.js';
 import { parseRetryAfter } from '../util/retry-after.js';
 
@@ -9,10 +11,41 @@ const MAX_RECHECK_MS = 12 * 3_600_000; // at least twice a day
 
 const directories = new Map<string, Promise<Record<string, unknown>>>();
 
-async function getJson(url: string, timeoutMs: number): Promise<{ body: Record<string, unknown>; retryAfter?: string | null }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-  if (!res.ok) throw new Error(`${url} answered HTTP ${res.status}`);
-  return { body: (await res.json()) as Record<string, unknown>, retryAfter: res.headers.get('retry-after') };
+/** A CA's JSON answer is small; a longer one is not read into memory. */
+const MAX_BODY = 256 * 1024;
+
+/**
+ * GETs a JSON document with node:https rather than fetch: a daemon with nothing due asks ARI and
+ * nothing else, and fetch (undici) alone would add about 14 MB to its resident memory.
+ */
+function getJson(url: string, timeoutMs: number): Promise<{ body: Record<string, unknown>; retryAfter?: string | null }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const get = u.protocol === 'http:' ? httpGet : httpsGet;
+    const req = get(u, { headers: { accept: 'application/json' }, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY) req.destroy(new Error(`${url} sent more than ${MAX_BODY} bytes`));
+        else chunks.push(c);
+      });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`${url} answered HTTP ${res.statusCode}`));
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+          if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not a JSON object');
+          const retryAfter = res.headers['retry-after'];
+          resolve({ body: body as Record<string, unknown>, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+        } catch (err) {
+          reject(new Error(`${url} did not answer JSON: ${(err as Error).message}`));
+        }
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url} did not answer within ${Math.round(timeoutMs / 1000)}s`)));
+    req.on('error', reject);
+  });
 }
 
 /** The CA's directory object, fetched once per process. */
@@ -39,7 +72,8 @@ export async function renewalInfoUrl(directoryUrl: string, timeoutMs: number): P
 export async function fetchAri(opts: { directoryUrl: string; certPem: string; previous?: AriState; timeoutMs: number; log: Logger; now?: Date }): Promise<AriState | undefined> {
   const base = await renewalInfoUrl(opts.directoryUrl, opts.timeoutMs);
   if (!base) return undefined;
-  const certId = ariCertId(opts.certPem);
+  const certId = safeAriCertId(opts.certPem);
+  if (!certId) return undefined; // no AKI: not a certificate the CA can be asked about
   const { body, retryAfter } = await getJson(`${base.replace(/\/$/, '')}/${certId}`, opts.timeoutMs);
   const w = body.suggestedWindow as { start?: string; end?: string } | undefined;
   const start = new Date(w?.start ?? '');

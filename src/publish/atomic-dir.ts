@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeNewFile } from '../state/files.js';
 import { UserError } from '../util/errors.js';
@@ -76,6 +77,14 @@ export class AtomicDir {
   }
 
   /** The version a rollback would restore: kept, and not the live one. */
+  /** The current version holds exactly these files (by name): two reads, where publish() makes about ten. */
+  async holdsExactly(names: readonly string[]): Promise<boolean> {
+    const current = await this.currentVersion();
+    if (!current) return false;
+    const entries = await readdir(join(this.dir, current)).catch(() => [] as string[]);
+    return entries.length === names.length && names.every((n) => entries.includes(n));
+  }
+
   async rollbackTarget(): Promise<string | undefined> {
     const [current, previous] = [await this.currentVersion(), await this.previousVersion()];
     return previous && previous !== current && (await this.versions()).includes(previous) ? previous : undefined;
@@ -161,6 +170,12 @@ export class AtomicDir {
     } finally {
       for (const f of [probe, `${probe}.link`, `${probe}.swapped`]) await rm(f, { force: true });
     }
+  }
+
+  /** This directory exists (made if missing) and this process may create files in it. */
+  async checkWritableHere(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o755 });
+    await access(this.dir, constants.W_OK | constants.X_OK);
   }
 
   /** Publishes the files unless the current version holds exactly these bytes. */

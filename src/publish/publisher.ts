@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import type { CertificateSpec, Config } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
 import { type Bundle, BundleError, covers, dnsNamesOf, digestOf, parseBundle } from './bundle.js';
-import { layoutFiles, PAIR, SNI_DIR, SNI_KEY_AND_CHAIN } from './layout.js';
+import { FILE_NAMES, layoutFiles, PAIR, SNI_DIR, SNI_KEY_AND_CHAIN } from './layout.js';
 import { renderSni, type SniCert } from './sni.js';
 
 /**
@@ -84,14 +84,33 @@ export async function rollbackPublished(config: Config, spec: CertificateSpec, n
   return { published: { bundle, digest: digestOf(restored) } };
 }
 
-/** Every directory a publish will write, checked before anything is ordered. */
+/**
+ * Publishes the certificate where a copy is missing or incomplete. A certificate with one directory
+ * was just read from it, so a complete set of files there is what is published (the cheap check,
+ * for many certificates); the first certificate's two copies are compared byte for byte, since a
+ * crash between them leaves the top one older.
+ */
+export async function repairPublished(config: Config, spec: CertificateSpec, published: Published): Promise<{ changed: boolean }> {
+  const dirs = publishDirs(config, spec);
+  if (dirs.length === 1 && (await dirs[0]!.holdsExactly(FILE_NAMES))) return { changed: false };
+  return publishBundle(config, spec, published.bundle);
+}
+
+/**
+ * Every directory a publish will write, checked before anything is ordered. The top of CERTS_DIR
+ * gets the whole proof (a file with the key's mode and owner, a link swapped by rename); the
+ * certificates' own directories inside it only need to exist and be writable, which keeps the
+ * check cheap with hundreds of certificates.
+ */
 export async function checkPublishable(config: Config): Promise<void> {
-  const seen = new Set<string>();
+  const top = new AtomicDir(config.certsDir);
+  await top.checkWritable(config.files.keyMode, config.files.owner, config.files.group);
+  const seen = new Set([top.dir]);
   for (const spec of config.certificates) {
     for (const dir of publishDirs(config, spec)) {
       if (seen.has(dir.dir)) continue;
       seen.add(dir.dir);
-      await dir.checkWritable(config.files.keyMode, config.files.owner, config.files.group);
+      await dir.checkWritableHere();
     }
   }
 }

@@ -72,18 +72,22 @@ function earliest(a: Date, b?: Date): Date {
 /** The CA's renewal window for the published certificate, fetched when due; undefined without ARI. */
 async function refreshAri(ctx: PlanContext, run: CertRun, published: Published, state: CertState, log: Logger): Promise<AriState | undefined> {
   const certPem = published.bundle.certificates[0]!;
-  const id = safeAriCertId(certPem);
-  if (!id) return undefined; // no AKI: not a certificate the CA can be asked about
-  const known = state.ari?.certId === id ? state.ari : undefined;
+  // Parsing the certificate for its id costs about a millisecond: done once per published
+  // certificate, and not at all while the CA offers no ARI (nothing stored).
+  const id = !state.ari ? undefined : state.ari.digest === published.digest ? state.ari.certId : safeAriCertId(certPem);
+  const known = id && state.ari?.certId === id ? state.ari : undefined;
   const now = Date.now();
   const nextCheck = known ? Date.parse(known.nextCheckAt) : NaN;
   if (known && nextCheck > now && nextCheck <= now + MAX_ARI_RECHECK_MS) return known;
+  const before = JSON.stringify(state.ari);
   try {
-    state.ari = await ctx.issuer.renewalInfo(certPem, known, log);
+    const fetched = await ctx.issuer.renewalInfo(certPem, known, log);
+    state.ari = fetched && { ...fetched, digest: published.digest };
   } catch (err) {
     log.warn({ step: 'ari', error: errorMessage(err) }, 'could not ask the CA for the renewal window; using the last one or the lifetime rule');
-    if (known) state.ari = { ...known, nextCheckAt: new Date(now + HOUR).toISOString() };
+    if (known) state.ari = { ...known, nextCheckAt: new Date(now + HOUR).toISOString(), digest: published.digest };
   }
-  run.markDirty();
+  // A CA without ARI changes nothing: no state file is rewritten (and synced) for it at every pass.
+  if (JSON.stringify(state.ari) !== before) run.markDirty();
   return state.ari;
 }

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
-import { type Published, publishBundle, publishSni, readPublished, rollbackPublished } from '../publish/publisher.js';
+import { type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
 import { readSniDeployed, writeSniDeployed } from '../state/sni-state.js';
@@ -33,7 +33,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     if (!run.published || run.publishedNow) continue;
     try {
       await ctx.lock.check(`restoring a copy of "${run.name}"`);
-      const { changed } = await publishBundle(ctx.config, run.spec, run.published.bundle);
+      const { changed } = await repairPublished(ctx.config, run.spec, run.published);
       if (changed) run.log.info({ step: 'publish' }, 'restored a missing published copy');
     } catch (err) {
       run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');

@@ -15,6 +15,8 @@ const AriStateSchema = z.object({
   fetchedAt: z.iso.datetime(),
   /** When to ask again (Retry-After of renewalInfo, at least twice a day). */
   nextCheckAt: z.iso.datetime(),
+  /** Digest of the published files certId was computed from: the id is not recomputed while they stay. */
+  digest: z.string().optional(),
 });
 export type AriState = z.infer<typeof AriStateSchema>;
 

@@ -108,7 +108,10 @@ describe('a difficult CA', () => {
     const failed = lines.find((l) => l.msg === 'issuance failed')!;
     expect(failed.error).toMatch(/no answer from the CA \(ECONNREFUSED\)/);
     expect(readFileSync(join(env.CERTS_DIR, 'fullchain.pem'), 'utf8')).toBe(before);
-    const state = JSON.parse(readFileSync(statePath(env, 'outage.example.test'), 'utf8'));
+    // The state is written when the pass ends, a moment after the failure is logged.
+    const readState = () => JSON.parse(readFileSync(statePath(env, 'outage.example.test'), 'utf8'));
+    for (const until = Date.now() + 10_000; readState().failures === 0 && Date.now() < until; ) await delay(50);
+    const state = readState();
     expect(state).toMatchObject({ failures: 1, failedStep: 'obtain' });
     expect(new Date(state.nextAttemptAt).getTime() - Date.now()).toBeGreaterThan(30_000); // the 1-minute step
 
