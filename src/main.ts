@@ -1,0 +1,217 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger, stderrDestination } from './log.js';
+import { AcmeIssuer } from './obtain/issuer.js';
+import { collectStatus, formatStatusTable, health } from './report/status.js';
+import { defaultComponents } from './run/components.js';
+import { runDaemon } from './run/daemon.js';
+import { Engine, type PassResult } from './run/engine.js';
+import { certsDirProblem } from './run/preflight.js';
+import { runsInContainer } from './util/container.js';
+import { errorMessage, UserError } from './util/errors.js';
+import { redact, registerSecrets } from './util/redact.js';
+
+const USAGE = `Usage: mailcerts <command> [options]
+
+Commands:
+  run [--once]            start the daemon (or make one pass and exit)
+  renew [--force] [NAME]  renew certificates that are due (all with --force), or only NAME
+  status [--json]         show certificates, expiry, next renewal and last error
+  check                   validate the configuration, reach the CA and the Docker API
+  healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
+
+Configuration comes from environment variables (see the README).
+Exit codes: 0 ok, 1 a certificate failed, 2 usage error, 78 configuration error.`;
+
+const EXIT = { ok: 0, failed: 1, usage: 2, config: 78 } as const;
+
+/** What people read on stdout: secrets never reach it either. */
+const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
+
+function summarize(result: PassResult, log: Logger): number {
+  for (const c of result.certs) {
+    log.info({ step: 'report', cert: c.name, ok: c.ok, decision: c.decision, issued: c.issued, published: c.published, error: c.error }, c.ok ? 'certificate ok' : 'certificate failed');
+  }
+  return result.ok ? EXIT.ok : EXIT.failed;
+}
+
+/** Before anything is ordered: a publish that cannot succeed is a configuration problem (exit 78). */
+async function refuseUnpublishable(config: Config): Promise<number | undefined> {
+  const problem = await certsDirProblem(config);
+  if (!problem) return undefined;
+  process.stderr.write(`mailcerts: ${redact(problem)}\nNothing was ordered or published.\n`);
+  return EXIT.config;
+}
+
+async function commandRun(config: Config, log: Logger, once: boolean): Promise<number> {
+  const refused = await refuseUnpublishable(config);
+  if (refused !== undefined) return refused;
+  const engine = new Engine(config, log, defaultComponents(config, log));
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop.signal.aborted) return;
+    log.info({ step: 'daemon', signal: sig }, 'stopping');
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  if (once) return summarize(await engine.pass({ signal: stop.signal }), log);
+  await runDaemon(engine, config, log, stop.signal);
+  return EXIT.ok;
+}
+
+async function commandCheck(config: Config, log: Logger): Promise<number> {
+  let ok = true;
+  out('configuration: ok');
+  for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${c.challenge})`);
+  out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
+  const publishProblem = await certsDirProblem(config);
+  if (publishProblem) {
+    ok = false;
+    out(`CERTS_DIR: FAILED: ${publishProblem}`);
+  } else {
+    out(`CERTS_DIR: ok (mailcerts can write, chmod${config.files.owner !== undefined || config.files.group !== undefined ? ' and chown' : ''} the key files)`);
+  }
+  const { configureAcmeHttp, getDirectory } = await import('./obtain/acme-http.js');
+  configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 1, retryAfterCapMs: 5_000 });
+  try {
+    const dir = await getDirectory(config.acme.directoryUrl);
+    if (typeof dir.newOrder !== 'string') throw new UserError(`${config.acme.directoryUrl} answered, but it is not an ACME directory; check ACME_DIRECTORY`);
+    out(`CA directory: ok (${config.acme.directoryUrl})`);
+  } catch (err) {
+    ok = false;
+    out(`CA directory: FAILED: ${errorMessage(err)}`);
+  }
+  const issuer = new AcmeIssuer(config, log);
+  for (const spec of config.certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01')) {
+    try {
+      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await issuer.preflight(spec)})`);
+    } catch (err) {
+      ok = false;
+      out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: FAILED: ${errorMessage(err)}`);
+    }
+  }
+  if (!config.docker.reload) {
+    out('Docker: reloading is off (DOCKER_RELOAD=false)');
+  } else {
+    ok = (await checkDocker(config)) && ok;
+  }
+  log.debug({ step: 'check', ok }, 'check done');
+  return ok ? EXIT.ok : EXIT.failed;
+}
+
+/** The Docker side of `check`: reachable, which project is in scope, what would be reloaded and how. */
+async function checkDocker(config: Config): Promise<boolean> {
+  const [{ connectDocker, pingDocker }, { resolveScope, discoverTargets }, { describeAction, labelProblems, RELOAD_LABEL }] = await Promise.all([
+    import('./deploy/docker.js'),
+    import('./deploy/scope.js'),
+    import('./deploy/targets.js'),
+  ]);
+  let ok = true;
+  try {
+    const docker = connectDocker();
+    await pingDocker(docker);
+    const scope = await resolveScope(docker, config.docker.scope, runsInContainer());
+    const targets = await discoverTargets(docker, scope);
+    const where = scope.project === '*' ? 'on this host (DOCKER_SCOPE=*: every compose project is trusted)' : `in the compose project ${scope.project}`;
+    out(`Docker API: ok; ${targets.length} running container(s) ${where} carry ${RELOAD_LABEL}`);
+    for (const t of targets) {
+      const problems = labelProblems(t);
+      if (problems.length > 0 || 'error' in t.action) {
+        ok = false;
+        for (const p of problems) out(`  ${t.name}: INVALID LABEL ${p}`);
+      } else {
+        out(`  ${t.name}: ${describeAction(t.action, t.labels)}`);
+      }
+    }
+  } catch (err) {
+    ok = false;
+    out(`Docker API: FAILED: ${errorMessage(err)}`);
+  }
+  return ok;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const options = {
+    run: { once: { type: 'boolean' } },
+    renew: { force: { type: 'boolean' } },
+    status: { json: { type: 'boolean' } },
+    check: {},
+    healthcheck: {},
+  } as const;
+  if (!(command in options)) {
+    process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  let args;
+  try {
+    args = parseArgs({ args: rest, options: options[command as keyof typeof options], allowPositionals: command === 'renew', strict: true });
+  } catch (err) {
+    process.stderr.write(`mailcerts ${command}: ${errorMessage(err)}\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mailcerts: ${err.message}\nNothing was changed.\n`);
+      return EXIT.config;
+    }
+    throw err;
+  }
+  // One redaction for logs, state and status, from here on.
+  registerSecrets([config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey]);
+  // Human output (status, check) keeps stdout; logs then go to stderr.
+  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck';
+  const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined);
+  const values = args.values as Record<string, boolean | undefined>;
+  try {
+    switch (command) {
+      case 'run':
+        return await commandRun(config, log, values.once ?? false);
+      case 'renew': {
+        const refused = await refuseUnpublishable(config);
+        if (refused !== undefined) return refused;
+        const only = args.positionals[0];
+        return summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only }), log);
+      }
+      case 'status': {
+        const rows = await collectStatus(config);
+        out(values.json ? JSON.stringify(rows, null, 2) : formatStatusTable(rows));
+        return health(rows).ok && rows.every((r) => !r.lastError) ? EXIT.ok : EXIT.failed;
+      }
+      case 'check':
+        return await commandCheck(config, log);
+      case 'healthcheck': {
+        // The image's HEALTHCHECK: the same verdict as /healthz, read from the files, whatever
+        // STATUS_ADDRESS is (off, an address of its own, IPv6).
+        const h = health(await collectStatus(config));
+        out(h.ok ? 'healthy' : `unhealthy: ${h.problems.join('; ')}`);
+        return h.ok ? EXIT.ok : EXIT.failed;
+      }
+    }
+  } catch (err) {
+    log.error({ step: 'report', error: errorMessage(err) }, 'mailcerts failed');
+    return EXIT.failed;
+  }
+  return EXIT.usage;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Work abandoned on shutdown (an HTTP call to the CA) must not hold the process open.
+    setTimeout(() => process.exit(code), 3_000).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`mailcerts: ${redact(errorMessage(err))}\n`);
+    process.exitCode = EXIT.failed;
+  },
+);
