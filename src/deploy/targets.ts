@@ -117,17 +117,35 @@ export function asTarget(c: ContainerView): ReloadTarget {
   return { ...c, label, action: parseReloadLabel(label) };
 }
 
+/** Runs one command; its failure with the container's output, or undefined. */
+async function execStep(docker: Docker, target: ReloadTarget, argv: string[], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+  const cmd = argv.join(' ');
+  const { exitCode, output } = await execIn(docker, target.id, argv, { signal });
+  log.info({ step: 'reload', container: target.name, command: cmd, exitCode }, exitCode === 0 ? 'command succeeded' : 'command failed');
+  if (exitCode === 0) return undefined;
+  const said = output ? `:\n${output}` : ' and printed nothing (see the container log)';
+  const what = exitCode === 126 || exitCode === 127 ? ' (command not found in the container?)' : '';
+  return `"${cmd}" exited with ${exitCode}${what}${said}`;
+}
+
 /** Runs the commands in order; stops at the first failure and reports it with the container's output. */
 async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
   for (const argv of steps) {
-    const cmd = argv.join(' ');
-    const { exitCode, output } = await execIn(docker, target.id, argv, { signal });
-    log.info({ step: 'reload', container: target.name, command: cmd, exitCode }, exitCode === 0 ? 'command succeeded' : 'command failed');
-    if (exitCode !== 0) {
-      const said = output ? `:\n${output}` : ' and printed nothing (see the container log)';
-      const what = exitCode === 126 || exitCode === 127 ? ' (command not found in the container?)' : '';
-      return `"${cmd}" exited with ${exitCode}${what}${said}`;
-    }
+    const failed = await execStep(docker, target, argv, log, signal);
+    if (failed) return failed;
+  }
+  return undefined;
+}
+
+/**
+ * Runs read-only checks side by side (postconf -n and postfix check change nothing, so their order
+ * does not matter); reports the first failure in the listed order. All finish before anything changes.
+ */
+async function execChecks(docker: Docker, target: ReloadTarget, checks: string[][], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+  const results = await Promise.allSettled(checks.map((argv) => execStep(docker, target, argv, log, signal)));
+  for (const r of results) {
+    if (r.status === 'rejected') throw r.reason;
+    if (r.value) return r.value;
   }
   return undefined;
 }
@@ -160,7 +178,7 @@ export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Lo
       case 'postfix':
       case 'dovecot': {
         const preset = PRESETS[action.kind];
-        const invalid = await execSteps(docker, target, preset.validate, log, signal);
+        const invalid = await execChecks(docker, target, preset.validate, log, signal);
         if (invalid) return `validation failed, not reloaded: ${invalid}`;
         // postmap -F stores the files' contents in the table: it must run after every publish.
         const maps = postmapSteps(target);

@@ -139,11 +139,17 @@ export class AtomicDir {
     await mkdir(versionDir, { mode: 0o755 });
     await chmod(versionDir, 0o755);
     try {
-      for (const f of files) {
-        const path = join(versionDir, f.name);
-        await writeNewFile(path, f.data, f.mode);
-        if (f.owner !== undefined || f.group !== undefined) await chown(path, f.owner ?? -1, f.group ?? -1);
-      }
+      // Written and synced side by side (the file system batches the syncs); nothing points at
+      // the version before all of them and the folder are on disk.
+      const written = await Promise.allSettled(
+        files.map(async (f) => {
+          const path = join(versionDir, f.name);
+          await writeNewFile(path, f.data, f.mode);
+          if (f.owner !== undefined || f.group !== undefined) await chown(path, f.owner ?? -1, f.group ?? -1);
+        }),
+      );
+      const failed = written.find((w) => w.status === 'rejected');
+      if (failed) throw failed.reason;
       await fsyncDir(versionDir);
     } catch (err) {
       await rm(versionDir, { recursive: true, force: true });
