@@ -42,7 +42,10 @@ export ACME_CONCURRENCY=${ACME_CONCURRENCY:-4}
 export BENCH_STATE=${BENCH_STATE:-$BENCH/.state}
 TS=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$BENCH_STATE/runs/$TS
-RESULTS_MD=${RESULTS_MD:-$BENCH/results.md}
+# Only a run of every part replaces the table the README shows; a partial run keeps its own.
+if [[ -z ${RESULTS_MD:-} ]]; then
+  if [[ ${PARTS:-peers deploy memory} == "peers deploy memory" ]]; then RESULTS_MD=$BENCH/results.md; else RESULTS_MD=; fi
+fi
 CLI=$ROOT/dist/cli.js
 PROJECT=mailcerts-bench
 MARKER=mailcerts.bench=1
@@ -241,6 +244,7 @@ has deploy && part_deploy
 has memory && part_memory
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
 log "report"
+RESULTS_MD=${RESULTS_MD:-$OUT/results.md}
 python3 "$BENCH/lib/report.py" "$OUT" "$RESULTS_MD" | tee "$OUT/report.txt"
 rc=${PIPESTATUS[0]}
 log "raw data: $OUT; table: $RESULTS_MD"

@@ -61,6 +61,11 @@ export interface DeployReport {
 /** Where published certificates go after a publish: reloaded, verified. The engine knows no more. */
 export interface Deployer {
   deploy(certs: ServedCert[], signal?: AbortSignal): Promise<DeployReport>;
+  /**
+   * A certificate is being obtained: load what a deploy needs now, so that the moments between
+   * its publish and the reload are not spent loading code. Never fails.
+   */
+  prepare?(): void;
 }
 
 /** How long verification of one container may take in all, restart included. */

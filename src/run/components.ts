@@ -19,5 +19,10 @@ function lazyDockerDeployer(config: Config, log: Logger): Deployer {
     (real ??= import('../deploy/deployer.js').then(
       ({ DockerDeployer }) => new DockerDeployer({ scope: config.docker.scope, verifyHosts: config.docker.verifyHosts, inContainer: runsInContainer(), log }),
     ));
-  return { deploy: async (certs, signal) => (await load()).deploy(certs, signal) };
+  return {
+    deploy: async (certs, signal) => (await load()).deploy(certs, signal),
+    prepare: () => {
+      if (config.docker.reload) load().catch(() => undefined); // a failure shows again at deploy
+    },
+  };
 }

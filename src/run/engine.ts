@@ -85,6 +85,7 @@ export class Engine {
       if (problem) run.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
     }
     if (run.ok && (run.decision === 'issue' || run.decision === 'republish' || spec.source === 'custom')) {
+      if (run.decision === 'issue' || run.decision === 'republish') components.deployer.prepare?.();
       await obtainAndPublish(run, { config, issuer: components.issuer, lock: o.lock, signal: o.signal });
     }
     return run;
