@@ -134,7 +134,7 @@ export class DockerDeployer implements Deployer {
   }
 
   /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
-  private async verifyTarget(docker: Docker, t: ReloadTarget, endpoints: Awaited<ReturnType<DockerDeployer['endpointsOf']>>, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
+  private async verifyTarget(docker: Docker, t: ReloadTarget, endpoints: ContainerEndpoints, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
     const { log } = this.opts;
     const base = { container: t.name, certs: [...new Set(expected.map((x) => x.cert))], reloaded: true };
     if ('skip' in endpoints) {
@@ -166,7 +166,7 @@ export class DockerDeployer implements Deployer {
   }
 
   /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
-  private async endpointsOf(docker: Docker, t: ReloadTarget, scope: Scope, signal?: AbortSignal): Promise<{ list: Endpoint[] } | { skip: string } | { problem: 'label' | 'unreachable'; error: string }> {
+  private async endpointsOf(docker: Docker, t: ReloadTarget, scope: Scope, signal?: AbortSignal): Promise<ContainerEndpoints> {
     const label = t.labels[VERIFY_LABEL];
     const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
     if (parsed === 'off') return { skip: `${VERIFY_LABEL}=off` };
@@ -201,6 +201,9 @@ export class DockerDeployer implements Deployer {
     return { list };
   }
 }
+
+/** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
+type ContainerEndpoints = { list: Endpoint[] } | { skip: string } | { problem: 'label' | 'unreachable'; error: string };
 
 /** A certificate a container should serve; its leaf is missing when nothing is published for it. */
 type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };

@@ -100,6 +100,9 @@ export interface VerifyOptions {
   signal?: AbortSignal;
 }
 
+/** One probe's result: what it checked, or its problem (counted: a probe was made, so its name is wrong). */
+type Probed = { ok: string } | { problem: { kind: ProblemKind; text: string }; counted: boolean };
+
 /**
  * Probes every endpoint for every expected certificate, retrying with short waits until all match,
  * within the container's time budget; stops at once when the signal aborts.
@@ -109,34 +112,35 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
   let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert), names: {} };
   const left = () => opts.deadline - performance.now();
   const started = performance.now();
+  // Each certificate's key digest, once: every probe of every attempt compares against it.
+  const spkiOfLeaf = new Map(expected.map((x) => [x.leaf, spkiOf(x.leaf)]));
+  const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
+    if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
+      // Not probed: not counted as served wrong either.
+      return { counted: false, problem: { kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` } };
+    }
+    try {
+      const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
+      const same = (leaf: X509Certificate) => served.spki === spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
+      const asked = x.servername ?? 'a client without SNI';
+      if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})` };
+      const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
+      return {
+        counted: true,
+        problem: other
+          ? { kind: 'mismatch', text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name` }
+          : { kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}` },
+      };
+    } catch (err) {
+      const stage = err instanceof ProbeError ? err.stage : 'protocol';
+      return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` } };
+    }
+  };
+  const pairs = endpoints.flatMap((e) => expected.map((x) => ({ e, x })));
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
     if (attempt > 0 && !(await sleep(Math.min(opts.waits[attempt - 1]!, Math.max(0, left())), opts.signal))) break;
     if (left() <= 0 || opts.signal?.aborted) break;
     // Every endpoint × name is probed at once (a few at a time); the results are read in order.
-    type Probed = { ok: string } | { problem: { kind: ProblemKind; text: string }; counted: boolean };
-    const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
-      if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
-        // Not probed: not counted as served wrong either.
-        return { counted: false, problem: { kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` } };
-      }
-      try {
-        const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
-        const same = (leaf: X509Certificate) => served.spki === spkiOf(leaf) && served.serial === leaf.serialNumber;
-        const asked = x.servername ?? 'a client without SNI';
-        if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})` };
-        const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
-        return {
-          counted: true,
-          problem: other
-            ? { kind: 'mismatch', text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name` }
-            : { kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}` },
-        };
-      } catch (err) {
-        const stage = err instanceof ProbeError ? err.stage : 'protocol';
-        return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` } };
-      }
-    };
-    const pairs = endpoints.flatMap((e) => expected.map((x) => ({ e, x })));
     const results = await Promise.all(pairs.map(({ e, x }) => atOnce(() => probeOne(e, x))));
     const problems: { kind: ProblemKind; text: string; cert: string }[] = [];
     const checked: string[] = [];

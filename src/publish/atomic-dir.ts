@@ -76,7 +76,6 @@ export class AtomicDir {
     return out;
   }
 
-  /** The version a rollback would restore: kept, and not the live one. */
   /** The current version holds exactly these files (by name): two reads, where publish() makes about ten. */
   async holdsExactly(names: readonly string[]): Promise<boolean> {
     const current = await this.currentVersion();
@@ -85,6 +84,7 @@ export class AtomicDir {
     return entries.length === names.length && names.every((n) => entries.includes(n));
   }
 
+  /** The version a rollback would restore: kept, and not the live one. */
   async rollbackTarget(): Promise<string | undefined> {
     const [current, previous] = [await this.currentVersion(), await this.previousVersion()];
     return previous && previous !== current && (await this.versions()).includes(previous) ? previous : undefined;

@@ -84,8 +84,9 @@ export class Engine {
       // A certificate that is not due is not failed by a credential check: it is only reported.
       if (problem) run.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
     }
-    if (run.ok && (run.decision === 'issue' || run.decision === 'republish' || spec.source === 'custom')) {
-      if (run.decision === 'issue' || run.decision === 'republish') components.deployer.prepare?.();
+    const fromCa = run.decision === 'issue' || run.decision === 'republish';
+    if (run.ok && (fromCa || spec.source === 'custom')) {
+      if (fromCa) components.deployer.prepare?.();
       await obtainAndPublish(run, { config, issuer: components.issuer, lock: o.lock, signal: o.signal });
     }
     return run;

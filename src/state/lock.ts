@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { UserError } from '../util/errors.js';
+import { processAlive as alive } from '../util/process.js';
 
 /**
  * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
@@ -55,15 +56,6 @@ function localNamespace(): string {
     }
   };
   return `${read(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8'))}/${read(() => readlinkSync('/proc/self/ns/pid'))}`;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function encode(h: Holder): string {

@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSy
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive as alive } from '../../src/util/process.js';
 
 /**
  * Free ports for the test servers (Pebble, the challenge listener, the mail containers on host
@@ -27,15 +28,6 @@ function ephemeralLow(): number {
 }
 const LOW = 20_000;
 const HIGH = Math.min(ephemeralLow(), 65_536) - 1;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Whether a reservation file still holds its port: its process lives (a file just being written counts too). */
 function held(file: string): boolean {
