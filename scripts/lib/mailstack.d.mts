@@ -28,6 +28,7 @@ export interface ContainerOptions {
   reload?: string;
   /** A main.cf to use instead of the stack's (Postfix only). */
   mainCf?: string;
+  masterCf?: string;
   /** More labels, e.g. mailcerts.verify. */
   labels?: Record<string, string>;
   /** Container name prefix and marker label (defaults: mailcerts-test-TEST_RUN; mailcerts.test=1 and TEST_MARKER). */
@@ -51,7 +52,7 @@ export function removeContainers(marker?: string): Promise<void>;
 export function removeStaleTestContainers(): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
-export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; labels?: Record<string, string>; postfixLabels?: Record<string, string>; mainCf?: string; image?: string; volumes?: string[] }): Promise<{ postfix: string; dovecot: string }>;
+export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; labels?: Record<string, string>; postfixLabels?: Record<string, string>; mainCf?: string; masterCf?: string; image?: string; volumes?: string[] }): Promise<{ postfix: string; dovecot: string }>;
 export function servedCertificate(endpoint: Endpoint, servername?: string | null): Promise<string>;
 export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
 export function containerLogs(name: string): Promise<string>;

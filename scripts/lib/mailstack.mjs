@@ -120,7 +120,7 @@ export async function startContainer(o) {
   for (const v of o.volumes ?? []) args.push('-v', v);
   const image = o.image ?? MAIL_IMAGE;
   if (o.role === 'postfix') {
-    args.push('-v', `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`, '-v', `${mailConfigFile('postfix/master.cf')}:/etc/postfix/master.cf:ro`);
+    args.push('-v', `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`, '-v', `${o.masterCf ?? mailConfigFile('postfix/master.cf')}:/etc/postfix/master.cf:ro`);
     args.push(image, ...(o.command ?? ['postfix', 'start-fg']));
   } else {
     const conf = o.dovecotConf ?? mailConfigFile(image === MAIL_IMAGE_TRIXIE ? 'dovecot24/dovecot.conf' : 'dovecot/dovecot.conf');
@@ -145,7 +145,7 @@ export async function waitForPort(port, timeoutMs = 20_000) {
 
 /** Postfix and Dovecot on host networking, reading certsDir, labelled for reload. */
 export async function startMailStack(certsDir, opts = {}) {
-  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', mainCf: opts.mainCf, labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.labels, ...opts.postfixLabels } });
+  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', mainCf: opts.mainCf, masterCf: opts.masterCf, labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.labels, ...opts.postfixLabels } });
   const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot', labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot, ...opts.labels } });
   for (const e of Object.values(ENDPOINTS)) await waitForPort(e.port);
   return { postfix, dovecot };

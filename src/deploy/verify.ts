@@ -84,6 +84,13 @@ export const PROBES_AT_ONCE = 8;
 export const QUICK_RETRIES = [100, 200, 400, 800, 1_600, 3_000];
 export const AFTER_RESTART_RETRIES = [500, 1_000, 2_000, 3_000, 4_000, 5_000, 5_000];
 const SEVERITY: Record<ProblemKind, number> = { unreachable: 0, mismatch: 1, stale: 2, broken: 3 };
+/**
+ * A probe with no answer by then is raced by a second connection to the same endpoint. Just after a
+ * reload an old idle process may take the first one (Postfix's smtpd does): it answers with the old
+ * certificate, and late (about 1 s, reconnecting to its TLS manager). Whichever connection shows the
+ * published certificate first decides, the other is dropped; both must fail for a problem.
+ */
+export const SECOND_PROBE_AFTER_MS = 250;
 /** Endpoints that stay unreachable this long are not retried further: each try may cost a connect timeout. */
 export const UNREACHABLE_GIVE_UP_MS = 15_000;
 /** A probe is not started with less time left than this: a timeout near the deadline proves nothing. */
@@ -114,13 +121,13 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
   const started = performance.now();
   // Each certificate's key digest, once: every probe of every attempt compares against it.
   const spkiOfLeaf = new Map(expected.map((x) => [x.leaf, spkiOf(x.leaf)]));
-  const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
-    if (opts.signal?.aborted || left() < MIN_PROBE_MS) {
+  const probeOnce = async (e: Endpoint, x: Expectation, signal: AbortSignal): Promise<Probed> => {
+    if (signal.aborted || left() < MIN_PROBE_MS) {
       // Not probed: not counted as served wrong either.
       return { counted: false, problem: { kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` } };
     }
     try {
-      const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal: opts.signal });
+      const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal });
       const same = (leaf: X509Certificate) => served.spki === spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
       const asked = x.servername ?? 'a client without SNI';
       if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})` };
@@ -135,6 +142,27 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       const stage = err instanceof ProbeError ? err.stage : 'protocol';
       return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` } };
     }
+  };
+  const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
+    const first = new AbortController();
+    const second = new AbortController();
+    const signals = [first, second].map((c) => (opts.signal ? AbortSignal.any([opts.signal, c.signal]) : c.signal));
+    const one = probeOnce(e, x, signals[0]!);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, SECOND_PROBE_AFTER_MS, 'late')));
+    const early = await Promise.race([one, late]);
+    clearTimeout(timer);
+    if (early !== 'late') return early;
+    const two = probeOnce(e, x, signals[1]!);
+    const served = await Promise.any([one, two].map((p) => p.then((r) => ('ok' in r ? r : Promise.reject(r))))).catch(() => undefined);
+    if (served) {
+      first.abort();
+      second.abort();
+      return served;
+    }
+    // Both failed: the worse answer is reported (a broken handshake outweighs an old process's old certificate).
+    const [r1, r2] = (await Promise.all([one, two])) as Exclude<Probed, { ok: string }>[];
+    return SEVERITY[r2!.problem.kind] > SEVERITY[r1!.problem.kind] && r2!.counted ? r2! : r1!;
   };
   const pairs = endpoints.flatMap((e) => expected.map((x) => ({ e, x })));
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {

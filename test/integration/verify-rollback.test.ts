@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probe } from '../../src/deploy/probe.js';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import {
-  docker, ENDPOINTS, type Endpoint, removeTestContainers, ROOT, seedSelfSigned, servedCertificate, startContainer, startMailStack, VERIFY_LABELS, waitForPort,
+  docker, ENDPOINTS, type Endpoint, mailConfigFile, removeTestContainers, ROOT, seedSelfSigned, servedCertificate, startContainer, startMailStack, VERIFY_LABELS, waitForPort,
 } from '../helpers/mailstack.js';
 import { makeChain } from '../helpers/pki.js';
 
@@ -14,6 +14,7 @@ const dir = join(inject('workDir'), 'verify');
 const certs = join(dir, 'certs');
 const custom = join(dir, 'custom');
 const mainCf = join(dir, 'main.cf');
+const masterCf = join(dir, 'master.cf');
 const env = pebbleEnv(dir, { ACME_DOMAINS: 'mail.example.test' });
 const ALL: Endpoint[] = ['smtp', 'submission', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'];
 const POSTFIX: Endpoint[] = ['smtp', 'submission', 'smtps'];
@@ -26,7 +27,8 @@ beforeAll(async () => {
   mkdirSync(certs, { recursive: true });
   await seedSelfSigned(certs);
   copyFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), mainCf);
-  stack = await startMailStack(certs, { mainCf });
+  copyFileSync(mailConfigFile('postfix/master.cf'), masterCf);
+  stack = await startMailStack(certs, { mainCf, masterCf });
   const first = await runCli(['run', '--once'], env);
   expect(first.code, first.stdout).toBe(0);
 });
@@ -62,7 +64,7 @@ describe('verification after reload', () => {
 });
 
 describe('Postfix configuration broken on purpose', () => {
-  it('postfix check fails: no reload, the previous certificate is still served, the error shows Postfix\'s words', async () => {
+  it('postconf -n fails (main.cf): no reload, the previous certificate is still served, the error shows Postfix\'s words', async () => {
     const before = published().serialNumber;
     for (const e of POSTFIX) expect(await servedSerial(e)).toBe(before); // idle smtpd processes hold the current certificate
     appendFileSync(mainCf, 'this line is broken\n');
@@ -81,6 +83,23 @@ describe('Postfix configuration broken on purpose', () => {
     const fixed = await runCli(['run', '--once'], env);
     expect(fixed.code, fixed.stdout).toBe(0);
     for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(fresh);
+  });
+
+  it('postconf -n fails on master.cf too, which a reload would make the master read: no reload, the error shows Postfix\'s words', async () => {
+    const before = published().serialNumber;
+    for (const e of POSTFIX) expect(await servedSerial(e)).toBe(before);
+    const good = readFileSync(masterCf);
+    appendFileSync(masterCf, 'broken-service inet\n');
+    const r = await runCli(['renew', '--force'], env);
+    expect(r.code).toBe(1);
+    const refused = logsWith(r, { container: stack.postfix, msg: 'container not deployed' });
+    expect(refused[0]?.error).toMatch(/^validation failed, not reloaded: "postconf -n" exited with 1:\npostconf: fatal: file \/etc\/postfix\/master.cf: line \d+: bad field count/);
+    expect(logsWith(r, { container: stack.postfix, command: 'postfix reload' })).toHaveLength(0);
+    for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(before);
+    writeFileSync(masterCf, good);
+    const fixed = await runCli(['run', '--once'], env);
+    expect(fixed.code, fixed.stdout).toBe(0);
+    for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(published().serialNumber);
   });
 });
 
