@@ -12,8 +12,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 node=node
 [[ -x $root/.tools/node_modules/.bin/node ]] && node=$root/.tools/node_modules/.bin/node
-cli=$root/dist/cli.js
-[[ -s $cli ]] || { echo "mailcerts-driver: $cli missing: run npm run build in $root" >&2; exit 2; }
+cli=${MAILCERTS_CLI:-$root/dist/cli.js} # run.sh passes the bundle the image runs
+[[ -s $cli ]] || { echo "mailcerts-driver: $cli missing: run npm run build (and node scripts/bundle.mjs) in $root" >&2; exit 2; }
 [[ ${BENCH_CHALLENGE:-http-01} == http-01 ]] || { echo "mailcerts-driver: only http-01 is driven here" >&2; exit 2; }
 
 w=${BENCH_WORKDIR:?}/mailcerts

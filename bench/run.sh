@@ -20,7 +20,8 @@
 # Prints every figure with its goal and PASS/FAIL, and writes bench/results.md (RESULTS_MD)
 # from this run's raw data, kept in $BENCH_STATE/runs/<time>/.
 #
-# Other knobs: BUILD=0 (skip npm run build), ACME_CONCURRENCY (passed to mailcerts, default 4),
+# Other knobs: BUILD=0 (skip npm run build), MAILCERTS_ENTRY (bundle: bundle/mailcerts.mjs, the
+# code the image runs, default; dist: dist/cli.js with node_modules), ACME_CONCURRENCY (passed to mailcerts, default 4),
 # IDLE_SETTLE_MS (3000), STATUS_PORT (7990), MAILSTACK_IMAGE, BENCH_STATE (bench/.state).
 # Ports: Pebble 14000/15000, challtestsrv 8053/8055, HTTP-01 5002, mail stack 7025 7587 7465
 # 7143 7993 7110 7995 7190, status 7990 — all on 127.0.0.1, checked free before starting.
@@ -46,7 +47,17 @@ OUT=$BENCH_STATE/runs/$TS
 if [[ -z ${RESULTS_MD:-} ]]; then
   if [[ ${PARTS:-peers deploy memory} == "peers deploy memory" ]]; then RESULTS_MD=$BENCH/results.md; else RESULTS_MD=; fi
 fi
-CLI=$ROOT/dist/cli.js
+# What is measured: the code the image runs (the esbuild bundle), or the tsc output with node_modules.
+MAILCERTS_ENTRY=${MAILCERTS_ENTRY:-bundle}
+case $MAILCERTS_ENTRY in
+  bundle) CLI=$ROOT/bundle/mailcerts.mjs ;;
+  dist) CLI=$ROOT/dist/cli.js ;;
+  *) echo "bench: MAILCERTS_ENTRY is bundle or dist, not $MAILCERTS_ENTRY" >&2; exit 2 ;;
+esac
+export MAILCERTS_CLI=$CLI
+# The image's entrypoint flags (Dockerfile).
+MAILCERTS_NODE_OPTIONS=${MAILCERTS_NODE_OPTIONS---max-semi-space-size=1}
+export MAILCERTS_NODE_OPTIONS
 PROJECT=mailcerts-bench
 MARKER=mailcerts.bench=1
 MAIL_PORTS="7025 7587 7465 7143 7993 7110 7995 7190"
@@ -71,9 +82,9 @@ for p in 5002 $STATUS_PORT $(has deploy && echo "$MAIL_PORTS"); do
 done
 if [[ ${BUILD:-1} != 0 ]]; then
   log "npm run build"
-  (cd "$ROOT" && npm run -s build) >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log" >&2; fail "npm run build failed"; }
+  (cd "$ROOT" && npm run -s build && node scripts/bundle.mjs) >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log" >&2; fail "npm run build (and the bundle) failed"; }
 fi
-[[ -s $CLI ]] || fail "$CLI is missing: run npm run build"
+[[ -s $CLI ]] || fail "$CLI is missing: run npm run build (and node scripts/bundle.mjs)"
 {
   echo "date=$(date -u +%FT%TZ)"
   echo "plan=$PLAN"
@@ -87,6 +98,7 @@ fi
   echo "acme_concurrency=$ACME_CONCURRENCY"
   echo "mailcerts=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && [[ -n $(git status --porcelain -- src package.json 2>/dev/null) ]] && echo ' (with uncommitted changes in src/)')"
   echo "node=$(node -v)"
+  echo "entry=${CLI#"$ROOT/"} (node $MAILCERTS_NODE_OPTIONS)"
   echo "host=$(uname -srm); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "mail_image=$MAIL_IMAGE"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -107,8 +119,6 @@ bash "$BENCH/pebble-up.sh" >/dev/null || fail "pebble-up.sh failed"
 . "$BENCH_STATE/pebble.env"
 
 # The node flags the image runs mailcerts with (docker/Dockerfile ENTRYPOINT): measured as shipped.
-MAILCERTS_NODE_OPTIONS=${MAILCERTS_NODE_OPTIONS---max-semi-space-size=1}
-export MAILCERTS_NODE_OPTIONS
 # mailcerts with only the given variables (plus PATH and HOME), Pebble as the CA.
 # (env applies its assignments in order: a later one overrides these.)
 MC_BASE=(PATH="$PATH" HOME="${HOME:-/root}" ACME_DIRECTORY="$PEBBLE_DIRECTORY_URL" NODE_EXTRA_CA_CERTS="$PEBBLE_CA_CERT"

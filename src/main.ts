@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, configParsers, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
 import { AcmeIssuer } from './obtain/issuer.js';
@@ -158,7 +158,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let config: Config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, await configParsers(process.env));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`mailcerts: ${err.message}\nNothing was changed.\n`);

@@ -1,7 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { parseDocument } from 'yaml';
-import type * as z from 'zod';
+import type * as z from 'zod/mini';
 import { reservedNameProblem } from '../publish/layout.js';
 import { runsInContainer } from '../util/container.js';
 import { redactWith } from '../util/redact.js';
@@ -70,7 +69,16 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], files: Map<string, 
   return out;
 }
 
-function readConfigFile(path: string, problems: string[]): ConfigFile | undefined {
+/** The YAML parser, loaded only when the config file is YAML (it costs several MB of memory). */
+export type YamlParser = Pick<typeof import('yaml'), 'parseDocument'>;
+
+/** What loadConfig needs loaded first for this environment: the YAML parser when MAILCERTS_CONFIG names a YAML file. */
+export async function configParsers(env: NodeJS.ProcessEnv = process.env): Promise<Pick<LoadOptions, 'yaml'>> {
+  const file = env.MAILCERTS_CONFIG;
+  return file && extname(file) !== '.json' ? { yaml: await import('yaml') } : {};
+}
+
+function readConfigFile(path: string, problems: string[], yaml: YamlParser | undefined): ConfigFile | undefined {
   const where = `MAILCERTS_CONFIG (${path})`;
   let text: string;
   try {
@@ -92,7 +100,8 @@ function readConfigFile(path: string, problems: string[]): ConfigFile | undefine
       return undefined;
     }
   } else {
-    const doc = parseDocument(text, { prettyErrors: true });
+    if (!yaml) throw new Error('loadConfig: a YAML config file needs opts.yaml (from configParsers())');
+    const doc = yaml.parseDocument(text, { prettyErrors: true });
     if (doc.errors.length > 0) {
       for (const e of doc.errors) problems.push(`${where}: not valid YAML: ${e.message.split('\n')[0]}`);
       return undefined;
@@ -115,6 +124,8 @@ function readConfigFile(path: string, problems: string[]): ConfigFile | undefine
 export interface LoadOptions {
   /** Whether mailcerts runs in a container (then it can find its own compose project). */
   inContainer?: boolean;
+  /** Needed for a YAML config file: see configParsers(). */
+  yaml?: YamlParser;
 }
 
 /** Builds the configuration from the environment (and MAILCERTS_CONFIG); throws ConfigError listing every problem. */
@@ -124,7 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const raw = readEnv(env, problems, files);
   const parsed = EnvSchema.safeParse(raw);
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue, files));
-  const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems) : undefined;
+  const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems, opts.yaml) : undefined;
 
   if (!!raw.ACME_EAB_KID !== !!raw.ACME_EAB_HMAC_KEY) {
     problems.push(`${raw.ACME_EAB_KID ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'}: external account binding needs both ACME_EAB_KID and ACME_EAB_HMAC_KEY (or _FILE)`);

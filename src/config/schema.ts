@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
-import * as z from 'zod';
+// zod/mini: the same checks as zod's classic API at a fraction of its memory (it loads only what is used).
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
@@ -22,6 +24,9 @@ export const DIRECTORIES: Record<string, string> = {
 };
 /** CAs that refuse accounts without external account binding. */
 export const NEEDS_EAB = new Set(['zerossl', 'google', 'google-staging']);
+
+// zod/mini leaves its own messages generic until a locale is set (an unknown key, a wrong type).
+z.config(en());
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
@@ -55,9 +60,8 @@ export function dnsNameProblem(name: string): string | undefined {
  * A list of DNS names, lower-cased, IDNs as A-labels (what the CA, the certificate and SNI use);
  * each bad or repeated name is reported at its position.
  */
-const domainList = z
-  .array(z.string())
-  .check((ctx) => {
+const domainList = z.pipe(
+  z.array(z.string()).check((ctx) => {
     if (ctx.value.length === 0) ctx.issues.push({ code: 'custom', input: ctx.value, message: 'needs at least one name' });
     const seen = new Set<string>();
     ctx.value.forEach((raw, i) => {
@@ -67,20 +71,22 @@ const domainList = z
       else if (seen.has(name)) ctx.issues.push({ code: 'custom', input: raw, path: [i], message: `"${name}" is listed twice`, continue: true });
       seen.add(name);
     });
-  })
-  .transform((names) => names.map((n) => aLabelName(n) ?? n.trim().toLowerCase()));
+  }),
+  z.transform((names: string[]) => names.map((n) => aLabelName(n) ?? n.trim().toLowerCase())),
+);
 
-const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const csv = z.pipe(z.string(), z.transform((s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)));
 
-const certName = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit');
+const certName = z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit'));
 
 const keyType = z.enum(KEY_TYPES, { error: () => `use one of ${KEY_TYPES.join(', ')}` });
 const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
 
+/** A string turned into something else by `fn`, which reports its own issues. */
+const stringTo = <T>(fn: (s: string, ctx: z.core.ParsePayload) => T) => z.pipe(z.string(), z.transform(fn));
+
 const duration = (min: number, max: number, example: string) =>
-  z.string().transform((s, ctx) => {
+  stringTo((s, ctx) => {
     const ms = parseDuration(s);
     if (ms === undefined || ms < min || ms > max) {
       const shown = s.length > 40 ? `${s.slice(0, 40)}…` : s;
@@ -90,7 +96,7 @@ const duration = (min: number, max: number, example: string) =>
     return ms;
   });
 
-const fileMode = z.string().transform((s, ctx) => {
+const fileMode = stringTo((s, ctx) => {
   if (!/^0?[0-7]{3}$/.test(s)) {
     ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not an octal file mode such as 0600 or 0640` });
     return z.NEVER;
@@ -104,13 +110,14 @@ const fileMode = z.string().transform((s, ctx) => {
 });
 
 const numericId = (what: string) =>
-  z.string().regex(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`).transform(Number);
+  z.pipe(z.string().check(z.regex(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`)), z.transform(Number));
 
-const port = z
-  .string()
-  .regex(/^\d+$/, 'use a port number between 1 and 65535')
-  .transform(Number)
-  .pipe(z.number().int().min(1, 'use a port number between 1 and 65535').max(65535, 'use a port number between 1 and 65535'));
+/** A whole number from min to max, written in decimal digits. */
+const wholeNumber = (min: number, max: number, messages: { digits: string; min: string; max: string }) =>
+  z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, messages.digits)), z.transform(Number)), z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)));
+
+const PORT_MESSAGE = 'use a port number between 1 and 65535';
+const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
 
 const bool = z.stringbool({ error: () => 'use true or false' });
 const dnsProvider = z.enum(DNS_PROVIDERS, { error: () => `use ${DNS_PROVIDERS.join(', ')} (the only DNS provider so far)` });
@@ -135,7 +142,7 @@ function resolverProblem(s: string): string | undefined {
 const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
 /** STATUS_ADDRESS: host:port, parsed once here. */
-const listenAddress = z.string().transform((s, ctx) => {
+const listenAddress = stringTo((s, ctx) => {
   if (s === 'off') return 'off' as const;
   const hp = splitHostPort(s);
   if (!hp || (isIP(hp.host) === 0 && hp.host !== 'localhost')) {
@@ -146,7 +153,7 @@ const listenAddress = z.string().transform((s, ctx) => {
 });
 
 /** Cloudflare's API, or a local stand-in: plain http only on loopback, where the token cannot be sniffed. */
-const apiBaseUrl = z.string().transform((s, ctx) => {
+const apiBaseUrl = stringTo((s, ctx) => {
   let url: URL | undefined;
   try { url = new URL(s); } catch { /* reported below */ }
   if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname)))) {
@@ -158,76 +165,79 @@ const apiBaseUrl = z.string().transform((s, ctx) => {
 
 const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 
+const absolutePath = (message: string) => z.string().check(z.startsWith('/', message));
+
 /** The environment, one field per variable. Empty values count as unset (compose writes FOO= as ""). */
-export const EnvSchema = z
-  .object({
-    ACME_DOMAINS: csv.pipe(domainList).optional(),
-    ACME_EMAIL: z.email({ error: () => 'use a mail address such as postmaster@example.com' }).optional(),
-    ACME_DIRECTORY: z
-      .string()
-      .transform((s, ctx) => {
-        const known = DIRECTORIES[s];
-        if (known) return { name: s, url: known };
-        let url: URL | undefined;
-        try { url = new URL(s); } catch { /* reported below */ }
-        if (url?.protocol !== 'https:') {
-          ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is neither a known CA (${Object.keys(DIRECTORIES).join(', ')}) nor an https:// directory URL` });
-          return z.NEVER;
-        }
-        return { name: url.host, url: url.href };
-      })
-      .default({ name: 'letsencrypt', url: DIRECTORIES.letsencrypt! }),
-    ACME_CHALLENGE: challenge.default('http-01'),
-    ACME_KEY_TYPE: keyType.default('ec-256'),
-    ACME_DNS_PROVIDER: dnsProvider.default('cloudflare'),
-    CLOUDFLARE_API_TOKEN: z.string().regex(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens').optional(),
-    CLOUDFLARE_ZONE_ID: z.string().regex(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page').optional(),
-    CLOUDFLARE_API_BASE_URL: apiBaseUrl.optional(),
-    DNS01_RESOLVERS: csv.check((ctx) => {
-      for (const r of ctx.value) {
-        const problem = resolverProblem(r);
-        if (problem) ctx.issues.push({ code: 'custom', input: r, message: problem, continue: true });
+export const EnvSchema = z.object({
+  ACME_DOMAINS: z.optional(z.pipe(csv, domainList)),
+  ACME_EMAIL: z.optional(z.email({ error: () => 'use a mail address such as postmaster@example.com' })),
+  ACME_DIRECTORY: z._default(
+    stringTo((s, ctx) => {
+      const known = DIRECTORIES[s];
+      if (known) return { name: s, url: known };
+      let url: URL | undefined;
+      try { url = new URL(s); } catch { /* reported below */ }
+      if (url?.protocol !== 'https:') {
+        ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is neither a known CA (${Object.keys(DIRECTORIES).join(', ')}) nor an https:// directory URL` });
+        return z.NEVER;
       }
-    }).optional(),
-    DNS01_PROPAGATION_TIMEOUT: duration(5_000, 3_600_000, '180s').default(180_000),
-    ACME_TIMEOUT: duration(1_000, 600_000, '30s').default(30_000),
-    ACME_CONCURRENCY: z
-      .string()
-      .regex(/^\d+$/, 'use a whole number from 1 (one certificate at a time) to 32')
-      .transform(Number)
-      .pipe(z.number().int().min(1, 'use a whole number from 1 (one certificate at a time) to 32').max(32, 'use a whole number from 1 to 32: a CA limits how many orders an account may have in flight'))
-      .default(4),
-    ACME_PROFILE: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived').optional(),
-    ACME_PREFERRED_CHAIN: z.string().min(1).optional(),
-    ACME_REUSE_KEY: bool.default(false),
-    ACME_EAB_KID: z.string().min(1).optional(),
-    ACME_EAB_HMAC_KEY: z.string().regex(/^[A-Za-z0-9_=+/-]{16,}$/, 'use the base64url HMAC key the CA gave you with the key id').optional(),
-    HTTP01_MODE: z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }).default('standalone'),
-    HTTP01_PORT: port.default(80),
-    HTTP01_ADDRESS: z.string().refine((s) => isIP(s) !== 0, 'use an IP address such as 0.0.0.0 or ::; leave it unset for all interfaces').optional(),
-    HTTP01_WEBROOT: z.string().startsWith('/', 'use an absolute path, the web server\'s document root').optional(),
-    CERTS_DIR: z.string().startsWith('/', 'use an absolute path').default('/etc/ssl/mail'),
-    STATE_DIR: z.string().startsWith('/', 'use an absolute path').default('/var/lib/mailcerts'),
-    KEY_FILE_MODE: fileMode.default(0o600),
-    KEY_FILE_OWNER: numericId('user').optional(),
-    KEY_FILE_GROUP: numericId('group').optional(),
-    RENEW_CHECK_INTERVAL: duration(10_000, 7 * 86_400_000, '12h').default(43_200_000),
-    DOCKER_RELOAD: bool.default(true),
-    DOCKER_SCOPE: z.string().refine((s) => s === '*' || COMPOSE_PROJECT.test(s), 'use the compose project name of the mail stack (docker compose ls), or * for every labelled container on the host').optional(),
-    VERIFY_HOSTS: csv.check((ctx) => {
-      for (const h of ctx.value) {
-        if (h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h)) {
-          ctx.issues.push({ code: 'custom', input: h, message: `"${h}" is neither an address nor a host name`, continue: true });
-        }
+      return { name: url.host, url: url.href };
+    }),
+    { name: 'letsencrypt', url: DIRECTORIES.letsencrypt! },
+  ),
+  ACME_CHALLENGE: z._default(challenge, 'http-01'),
+  ACME_KEY_TYPE: z._default(keyType, 'ec-256'),
+  ACME_DNS_PROVIDER: z._default(dnsProvider, 'cloudflare'),
+  CLOUDFLARE_API_TOKEN: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens'))),
+  CLOUDFLARE_ZONE_ID: z.optional(z.string().check(z.regex(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page'))),
+  CLOUDFLARE_API_BASE_URL: z.optional(apiBaseUrl),
+  DNS01_RESOLVERS: z.optional(csv.check((ctx) => {
+    for (const r of ctx.value) {
+      const problem = resolverProblem(r);
+      if (problem) ctx.issues.push({ code: 'custom', input: r, message: problem, continue: true });
+    }
+  })),
+  DNS01_PROPAGATION_TIMEOUT: z._default(duration(5_000, 3_600_000, '180s'), 180_000),
+  ACME_TIMEOUT: z._default(duration(1_000, 600_000, '30s'), 30_000),
+  ACME_CONCURRENCY: z._default(
+    wholeNumber(1, 32, {
+      digits: 'use a whole number from 1 (one certificate at a time) to 32',
+      min: 'use a whole number from 1 (one certificate at a time) to 32',
+      max: 'use a whole number from 1 to 32: a CA limits how many orders an account may have in flight',
+    }),
+    4,
+  ),
+  ACME_PROFILE: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived'))),
+  ACME_PREFERRED_CHAIN: z.optional(z.string().check(z.minLength(1))),
+  ACME_REUSE_KEY: z._default(bool, false),
+  ACME_EAB_KID: z.optional(z.string().check(z.minLength(1))),
+  ACME_EAB_HMAC_KEY: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_=+/-]{16,}$/, 'use the base64url HMAC key the CA gave you with the key id'))),
+  HTTP01_MODE: z._default(z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }), 'standalone'),
+  HTTP01_PORT: z._default(port, 80),
+  HTTP01_ADDRESS: z.optional(z.string().check(z.refine((s) => isIP(s) !== 0, 'use an IP address such as 0.0.0.0 or ::; leave it unset for all interfaces'))),
+  HTTP01_WEBROOT: z.optional(absolutePath('use an absolute path, the web server\'s document root')),
+  CERTS_DIR: z._default(absolutePath('use an absolute path'), '/etc/ssl/mail'),
+  STATE_DIR: z._default(absolutePath('use an absolute path'), '/var/lib/mailcerts'),
+  KEY_FILE_MODE: z._default(fileMode, 0o600),
+  KEY_FILE_OWNER: z.optional(numericId('user')),
+  KEY_FILE_GROUP: z.optional(numericId('group')),
+  RENEW_CHECK_INTERVAL: z._default(duration(10_000, 7 * 86_400_000, '12h'), 43_200_000),
+  DOCKER_RELOAD: z._default(bool, true),
+  DOCKER_SCOPE: z.optional(z.string().check(z.refine((s) => s === '*' || COMPOSE_PROJECT.test(s), 'use the compose project name of the mail stack (docker compose ls), or * for every labelled container on the host'))),
+  VERIFY_HOSTS: z.optional(csv.check((ctx) => {
+    for (const h of ctx.value) {
+      if (h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h)) {
+        ctx.issues.push({ code: 'custom', input: h, message: `"${h}" is neither an address nor a host name`, continue: true });
       }
-    }).optional(),
-    LOG_LEVEL: z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }).default('info'),
-    MAILCERTS_CONFIG: z.string().startsWith('/', 'use an absolute path to a .yml, .yaml or .json file').optional(),
-    STATUS_ADDRESS: listenAddress.optional(),
-    CUSTOM_CERTS_DIR: z.string().startsWith('/', 'use an absolute path: the folder where you drop fullchain.pem and privkey.pem').optional(),
-    // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
-    SNI_CERTS_PATH: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)').default('/etc/ssl/mail'),
-  });
+    }
+  })),
+  LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }), 'info'),
+  MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
+  STATUS_ADDRESS: z.optional(listenAddress),
+  CUSTOM_CERTS_DIR: z.optional(absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem')),
+  // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
+  SNI_CERTS_PATH: z._default(z.string().check(z.regex(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)')), '/etc/ssl/mail'),
+});
 
 export type Env = z.output<typeof EnvSchema>;
 export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
@@ -240,15 +250,15 @@ export const FileSchema = z.strictObject({
   certificates: z
     .array(
       z.strictObject({
-        name: certName.optional(),
+        name: z.optional(certName),
         domains: domainList,
-        keyType: keyType.optional(),
-        challenge: challenge.optional(),
-        dnsProvider: dnsProvider.optional(),
-        source: z.enum(['acme', 'custom'], { error: () => 'use acme or custom' }).optional(),
+        keyType: z.optional(keyType),
+        challenge: z.optional(challenge),
+        dnsProvider: z.optional(dnsProvider),
+        source: z.optional(z.enum(['acme', 'custom'], { error: () => 'use acme or custom' })),
       }),
     )
-    .min(1, 'list at least one certificate'),
+    .check(z.minLength(1, 'list at least one certificate')),
 });
 export type ConfigFile = z.output<typeof FileSchema>;
 

@@ -2,7 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as acme from 'acme-client';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { generatePrivateKey } from '../pki/keys.js';
@@ -10,7 +10,7 @@ import { readStateFile, replaceFile, writeJson } from '../state/files.js';
 import { UserError } from '../util/errors.js';
 import { acmeStep, rawApi, reuseNonces, tolerateBadNonces } from './acme-http.js';
 
-const AccountRecordSchema = z.object({ url: z.string(), directory: z.string(), email: z.string().optional(), createdAt: z.string() });
+const AccountRecordSchema = z.object({ url: z.string(), directory: z.string(), email: z.optional(z.string()), createdAt: z.string() });
 type AccountRecord = z.infer<typeof AccountRecordSchema>;
 
 /** One account per CA directory: STATE_DIR/accounts/<directory host>/ holds the key (0600) and its URL. */

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { readStateFile, replaceFile, writeJson } from './files.js';
 
@@ -11,37 +11,37 @@ const AriStateSchema = z.object({
   end: z.iso.datetime(),
   /** A uniformly random moment in [start, end), picked once per window. */
   selected: z.iso.datetime(),
-  explanationURL: z.string().optional(),
+  explanationURL: z.optional(z.string()),
   fetchedAt: z.iso.datetime(),
   /** When to ask again (Retry-After of renewalInfo, at least twice a day). */
   nextCheckAt: z.iso.datetime(),
   /** Digest of the published files certId was computed from: the id is not recomputed while they stay. */
-  digest: z.string().optional(),
+  digest: z.optional(z.string()),
 });
 export type AriState = z.infer<typeof AriStateSchema>;
 
 /** What mailcerts remembers about one certificate between passes and restarts. */
 const CertStateSchema = z.object({
   /** sha256 of the published bytes that the mail containers were last reloaded with. */
-  deployedDigest: z.string().optional(),
-  lastSuccessAt: z.iso.datetime().optional(),
-  lastAttemptAt: z.iso.datetime().optional(),
-  lastError: z.string().optional(),
+  deployedDigest: z.optional(z.string()),
+  lastSuccessAt: z.optional(z.iso.datetime()),
+  lastAttemptAt: z.optional(z.iso.datetime()),
+  lastError: z.optional(z.string()),
   /** Which stage the last failure came from: a deploy failure is cleared by the next good deploy. */
-  failedStep: z.enum(['obtain', 'publish', 'deploy', 'verify']).optional(),
-  failures: z.number().int().min(0).default(0),
+  failedStep: z.optional(z.enum(['obtain', 'publish', 'deploy', 'verify'])),
+  failures: z._default(z.int().check(z.nonnegative()), 0),
   /** A supplied (custom) bundle that broke TLS and was rolled back: not published again until the files change. */
-  rejectedDigest: z.string().optional(),
+  rejectedDigest: z.optional(z.string()),
   /** The ACME profile the published certificate was ordered with. */
-  profile: z.string().optional(),
+  profile: z.optional(z.string()),
   /** The CA's renewal window for the published certificate (ARI), when the CA offers one. */
-  ari: AriStateSchema.optional(),
+  ari: z.optional(AriStateSchema),
   /** Earliest next attempt after a failure (backoff). */
-  nextAttemptAt: z.iso.datetime().optional(),
+  nextAttemptAt: z.optional(z.iso.datetime()),
   /** When the last failure happened: the backoff is measured from it, whatever was stored. */
-  failedAt: z.iso.datetime().optional(),
+  failedAt: z.optional(z.iso.datetime()),
   /** A certificate issued but not deployed (pending.pem beside this file): what it is and why it waits. */
-  pending: z.object({ serial: z.string(), profile: z.string().optional(), issuedAt: z.iso.datetime() }).optional(),
+  pending: z.optional(z.object({ serial: z.string(), profile: z.optional(z.string()), issuedAt: z.iso.datetime() })),
 });
 export type CertState = z.infer<typeof CertStateSchema>;
 

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { readStateFile, writeJson } from './files.js';
 
@@ -8,10 +8,10 @@ const ContainerRecordSchema = z.object({
   at: z.iso.datetime(),
   reloaded: z.boolean(),
   /** true: it serves the published certificate; false: it does not; null: not verified. */
-  serves: z.boolean().nullable(),
+  serves: z.nullable(z.boolean()),
   /** Per name probed by SNI ('(no SNI)' for the default): whether every endpoint served the right certificate. */
-  names: z.record(z.string(), z.boolean()).optional(),
-  error: z.string().optional(),
+  names: z.optional(z.record(z.string(), z.boolean())),
+  error: z.optional(z.string()),
 });
 export type ContainerRecord = z.infer<typeof ContainerRecordSchema>;
 const ContainersSchema = z.record(z.string(), ContainerRecordSchema);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { readStateFile, writeJson } from './files.js';
 
@@ -12,7 +12,7 @@ const JournalEntrySchema = z.object({
   name: z.string(),
   value: z.string(),
   /** Known once the provider answered the create. */
-  id: z.string().optional(),
+  id: z.optional(z.string()),
   cert: z.string(),
   createdAt: z.string(),
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type * as z from 'zod';
+import type * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { redact } from '../util/redact.js';
 
@@ -46,7 +46,7 @@ export async function replaceFile(path: string, data: string | Buffer, mode = 0o
  * does not parse, or does not have the expected shape, is moved aside to NAME.corrupt-<time> with
  * a warning, and the caller starts empty: a damaged file must not stop every pass.
  */
-export async function readStateFile<T>(path: string, schema: z.ZodType<T>, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<T | undefined> {
+export async function readStateFile<T>(path: string, schema: z.ZodMiniType<T>, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<T | undefined> {
   let text: string;
   let problem: string;
   try {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import pLimit from 'p-limit';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { readStateFile, writeJson } from './files.js';
 

@@ -2,10 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import * as yaml from 'yaml';
 import { ConfigError, type LoadOptions, loadConfig } from '../../src/config/load.js';
 
 /** As inside the mailcerts container, unless a test says otherwise. */
-const load = (env: Record<string, string>, opts: LoadOptions = { inContainer: true }) => loadConfig(env, opts);
+const load = (env: Record<string, string>, opts: LoadOptions = { inContainer: true }) => loadConfig(env, { yaml, ...opts });
 
 function problems(env: Record<string, string>, opts: LoadOptions = { inContainer: true }): string[] {
   try {

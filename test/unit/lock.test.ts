@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -23,7 +23,11 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     const path = join(dir, 'pass.lock');
     writeFileSync(path, foreign(0));
     let beat = 0;
-    const heart = setInterval(() => writeFileSync(path, foreign(++beat)), 100);
+    // Each beat replaces the file whole, as the lock's own heartbeat does: never an empty file in between.
+    const heart = setInterval(() => {
+      writeFileSync(`${path}.beat`, foreign(++beat));
+      renameSync(`${path}.beat`, path);
+    }, 100);
     try {
       await expect(acquireLock(dir, { waitMs: 1_500, staleMs: 600 })).rejects.toThrow(/another mailcerts \(host c0ffee, pid 1/);
     } finally {
