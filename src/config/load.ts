@@ -75,7 +75,7 @@ export type YamlParser = Pick<typeof import('yaml'), 'parseDocument'>;
 /** What loadConfig needs loaded first for this environment: the YAML parser when MAILCERTS_CONFIG names a YAML file. */
 export async function configParsers(env: NodeJS.ProcessEnv = process.env): Promise<Pick<LoadOptions, 'yaml'>> {
   const file = env.MAILCERTS_CONFIG;
-  return file && extname(file) !== '.json' ? { yaml: await import('yaml') } : {};
+  return file && extname(file) !== '.json' ? { yaml: await import('./yaml.js') } : {};
 }
 
 function readConfigFile(path: string, problems: string[], yaml: YamlParser | undefined): ConfigFile | undefined {

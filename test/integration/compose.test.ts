@@ -156,6 +156,20 @@ describe('compose.example.yml with Docker Compose v2', () => {
     expect(await status('GET', '/containers/json')).toBe(200);
   });
 
+  it('the image reads a YAML MAILCERTS_CONFIG (the parser it loads only for one), and names a broken one', async () => {
+    const state = await docker('volume', 'inspect', '-f', '{{.Mountpoint}}', `${PROJECT}_state`);
+    writeFileSync(join(state, 'certificates.yml'), '# the same certificate as ACME_DOMAINS gives\ncertificates:\n  - domains: [mail.example.test]\n', { mode: 0o644 });
+    writeFileSync(join(state, 'broken.yml'), 'certificates:\n  - domains: [mail.example.test\n', { mode: 0o644 });
+    const container = await id('mailcerts');
+    const withConfig = (file: string) => ['exec', '-e', 'ACME_DOMAINS=', '-e', `MAILCERTS_CONFIG=/var/lib/mailcerts/${file}`, container, 'node', '/app/mailcerts.mjs', 'status', '--json'];
+    const { stdout } = await run('docker', withConfig('certificates.yml'));
+    const [status] = JSON.parse(stdout) as { name: string; domains: string[]; serial: string }[];
+    expect(status).toMatchObject({ name: 'mail.example.test', domains: ['mail.example.test'], serial: new X509Certificate(await volumeFile('certs', 'cert.pem')).serialNumber });
+    const broken = await run('docker', withConfig('broken.yml')).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(broken?.code).toBe(78);
+    expect(broken?.stderr).toMatch(/MAILCERTS_CONFIG \(\/var\/lib\/mailcerts\/broken\.yml\): not valid YAML: /);
+  });
+
   it('docker compose stop ends mailcerts cleanly within seconds; a restart reuses the account and issues nothing new', async () => {
     const account = await volumeFile('state', ACCOUNT);
     const started = Date.now();
