@@ -48,13 +48,22 @@ function getJson(url: string, timeoutMs: number): Promise<{ body: Record<string,
   });
 }
 
-/** The CA's directory object, fetched once per process. */
+/**
+ * A directory that could not be fetched is not asked for again this long: with the CA down, a pass
+ * over 500 certificates would otherwise wait out one connection timeout per certificate.
+ */
+export const DIRECTORY_RETRY_MS = 60_000;
+
+/** The CA's directory object, fetched once per process (a failure is remembered for a minute). */
 export async function caDirectory(directoryUrl: string, timeoutMs: number): Promise<Record<string, unknown>> {
   let dir = directories.get(directoryUrl);
   if (!dir) {
     dir = getJson(directoryUrl, timeoutMs).then((r) => r.body);
     directories.set(directoryUrl, dir);
-    dir.catch(() => directories.delete(directoryUrl));
+    const failed = dir;
+    failed.catch(() => {
+      setTimeout(() => directories.get(directoryUrl) === failed && directories.delete(directoryUrl), DIRECTORY_RETRY_MS).unref();
+    });
   }
   return dir;
 }

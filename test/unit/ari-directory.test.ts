@@ -1,0 +1,28 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { fetchAri } from '../../src/obtain/ari.js';
+import { createLogger } from '../../src/log.js';
+import { makeChain } from '../helpers/pki.js';
+
+let requests = 0;
+const down = createServer((_req, res) => {
+  requests++;
+  res.writeHead(503).end('down for maintenance');
+});
+await new Promise<void>((r) => down.listen(0, '127.0.0.1', r));
+afterAll(() => down.close());
+
+describe('a CA whose directory cannot be fetched', () => {
+  it('is asked once, not once per certificate: the others of the pass fail at once with the same error', async () => {
+    const directoryUrl = `http://127.0.0.1:${(down.address() as AddressInfo).port}/dir`;
+    const log = createLogger('silent');
+    const certs = Array.from({ length: 5 }, (_, i) => makeChain([`mail${i}.example.test`]).leaf);
+    const errors: string[] = [];
+    for (const certPem of certs) {
+      await fetchAri({ directoryUrl, certPem, timeoutMs: 5_000, log }).then(() => errors.push('no error'), (e: Error) => errors.push(e.message));
+    }
+    expect(requests).toBe(1);
+    expect(errors).toEqual(Array(5).fill(`${directoryUrl} answered HTTP 503`));
+  });
+});
