@@ -72,10 +72,14 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], files: Map<string, 
 /** The YAML parser, loaded only when the config file is YAML (it costs several MB of memory). */
 export type YamlParser = Pick<typeof import('yaml'), 'parseDocument'>;
 
-/** What loadConfig needs loaded first for this environment: the YAML parser when MAILCERTS_CONFIG names a YAML file. */
+/**
+ * What loadConfig needs loaded first for this environment: the YAML parser when MAILCERTS_CONFIG
+ * names a YAML file, or when MAILCERTS_CONFIG_FILE holds the path (read later, with the rest).
+ */
 export async function configParsers(env: NodeJS.ProcessEnv = process.env): Promise<Pick<LoadOptions, 'yaml'>> {
   const file = env.MAILCERTS_CONFIG;
-  return file && extname(file) !== '.json' ? { yaml: await import('./yaml.js') } : {};
+  const yaml = env.MAILCERTS_CONFIG_FILE ? true : !!file && extname(file) !== '.json';
+  return yaml ? { yaml: await import('./yaml.js') } : {};
 }
 
 function readConfigFile(path: string, problems: string[], yaml: YamlParser | undefined): ConfigFile | undefined {

@@ -78,7 +78,7 @@ export type VerifyOutcome =
   | { ok: true; checked: string[]; names: Record<string, boolean> }
   | { ok: false; kind: ProblemKind; detail: string; certs: string[]; names: Record<string, boolean> };
 
-/** Probes of one container in flight at once: a handshake costs the server a process or a thread. */
+/** Probes of one container in flight at once (each may add a second connection): a handshake costs the server a process or a thread. */
 export const PROBES_AT_ONCE = 8;
 /** A reload takes effect within tens of milliseconds; the first look again comes soon after. */
 export const QUICK_RETRIES = [100, 200, 400, 800, 1_600, 3_000];
@@ -144,25 +144,29 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
     }
   };
   const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
-    const first = new AbortController();
-    const second = new AbortController();
-    const signals = [first, second].map((c) => (opts.signal ? AbortSignal.any([opts.signal, c.signal]) : c.signal));
-    const one = probeOnce(e, x, signals[0]!);
+    const connections: AbortController[] = [];
+    const connection = () => {
+      const c = new AbortController();
+      connections.push(c);
+      return probeOnce(e, x, opts.signal ? AbortSignal.any([opts.signal, c.signal]) : c.signal);
+    };
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, SECOND_PROBE_AFTER_MS, 'late')));
-    const early = await Promise.race([one, late]);
-    clearTimeout(timer);
-    if (early !== 'late') return early;
-    const two = probeOnce(e, x, signals[1]!);
-    const served = await Promise.any([one, two].map((p) => p.then((r) => ('ok' in r ? r : Promise.reject(r))))).catch(() => undefined);
-    if (served) {
-      first.abort();
-      second.abort();
-      return served;
+    try {
+      const one = connection();
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, SECOND_PROBE_AFTER_MS, 'late')));
+      const early = await Promise.race([one, late]);
+      if (early !== 'late') return early;
+      const two = connection();
+      const served = await Promise.any([one, two].map((p) => p.then((r) => ('ok' in r ? r : Promise.reject(r))))).catch(() => undefined);
+      if (served) return served;
+      // Both failed: the worse answer is reported (a broken handshake outweighs an old process's old
+      // certificate); a connection that was never made (no time left) does not count.
+      const [r1, r2] = (await Promise.all([one, two])) as Exclude<Probed, { ok: string }>[];
+      return SEVERITY[r2!.problem.kind] > SEVERITY[r1!.problem.kind] && r2!.counted ? r2! : r1!;
+    } finally {
+      clearTimeout(timer);
+      for (const c of connections) c.abort(); // the one still open, if any, is not needed
     }
-    // Both failed: the worse answer is reported (a broken handshake outweighs an old process's old certificate).
-    const [r1, r2] = (await Promise.all([one, two])) as Exclude<Probed, { ok: string }>[];
-    return SEVERITY[r2!.problem.kind] > SEVERITY[r1!.problem.kind] && r2!.counted ? r2! : r1!;
   };
   const pairs = endpoints.flatMap((e) => expected.map((x) => ({ e, x })));
   for (let attempt = 0; attempt <= opts.waits.length; attempt++) {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -168,6 +168,7 @@ describe('compose.example.yml with Docker Compose v2', () => {
     const broken = await run('docker', withConfig('broken.yml')).then(() => undefined, (e: { code: number; stderr: string }) => e);
     expect(broken?.code).toBe(78);
     expect(broken?.stderr).toMatch(/MAILCERTS_CONFIG \(\/var\/lib\/mailcerts\/broken\.yml\): not valid YAML: /);
+    for (const f of ['certificates.yml', 'broken.yml']) rmSync(join(state, f));
   });
 
   it('docker compose stop ends mailcerts cleanly within seconds; a restart reuses the account and issues nothing new', async () => {

@@ -90,13 +90,16 @@ describe('Postfix configuration broken on purpose', () => {
     for (const e of POSTFIX) expect(await servedSerial(e)).toBe(before);
     const good = readFileSync(masterCf);
     appendFileSync(masterCf, 'broken-service inet\n');
-    const r = await runCli(['renew', '--force'], env);
-    expect(r.code).toBe(1);
-    const refused = logsWith(r, { container: stack.postfix, msg: 'container not deployed' });
-    expect(refused[0]?.error).toMatch(/^validation failed, not reloaded: "postconf -n" exited with 1:\npostconf: fatal: file \/etc\/postfix\/master.cf: line \d+: bad field count/);
-    expect(logsWith(r, { container: stack.postfix, command: 'postfix reload' })).toHaveLength(0);
-    for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(before);
-    writeFileSync(masterCf, good);
+    try {
+      const r = await runCli(['renew', '--force'], env);
+      expect(r.code).toBe(1);
+      const refused = logsWith(r, { container: stack.postfix, msg: 'container not deployed' });
+      expect(refused[0]?.error).toMatch(/^validation failed, not reloaded: "postconf -n" exited with 1:\npostconf: fatal: file \/etc\/postfix\/master.cf: line \d+: bad field count/);
+      expect(logsWith(r, { container: stack.postfix, command: 'postfix reload' })).toHaveLength(0);
+      for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(before);
+    } finally {
+      writeFileSync(masterCf, good); // the tests after this one need a working Postfix
+    }
     const fixed = await runCli(['run', '--once'], env);
     expect(fixed.code, fixed.stdout).toBe(0);
     for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(published().serialNumber);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'yaml';
-import { ConfigError, type LoadOptions, loadConfig } from '../../src/config/load.js';
+import { ConfigError, configParsers, type LoadOptions, loadConfig } from '../../src/config/load.js';
 
 /** As inside the mailcerts container, unless a test says otherwise. */
 const load = (env: Record<string, string>, opts: LoadOptions = { inContainer: true }) => loadConfig(env, { yaml, ...opts });
@@ -251,5 +251,17 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
     writeFileSync(join(dir, 'dup.yml'), 'certificates:\n  - domains: [a.example.com]\n  - name: a.example.com\n    domains: [b.example.com]\n');
     expect(problems({ MAILCERTS_CONFIG: join(dir, 'dup.yml') })).toEqual([expect.stringMatching(/certificates\[1\]\.name: "a.example.com" is used twice/)]);
     expect(problems({ MAILCERTS_CONFIG: join(dir, 'dup.yml'), ACME_DOMAINS: 'c.example.com' })).toContain('ACME_DOMAINS: set either ACME_DOMAINS or the certificates in MAILCERTS_CONFIG, not both');
+  });
+
+  it('loads the YAML parser it needs, as the CLI does: for MAILCERTS_CONFIG and for MAILCERTS_CONFIG_FILE, not for JSON', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.example.com]\n');
+    writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['mail.example.org'] }] }));
+    writeFileSync(join(dir, 'path'), `${join(dir, 'c.yml')}\n`); // a secret file holding the path
+    const viaCli = async (env: Record<string, string>) => loadConfig(env, { inContainer: true, ...(await configParsers(env)) });
+    expect((await viaCli({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).certificates[0]!.domains).toEqual(['mail.example.com']);
+    expect((await viaCli({ MAILCERTS_CONFIG_FILE: join(dir, 'path') })).certificates[0]!.domains).toEqual(['mail.example.com']);
+    expect(await configParsers({ MAILCERTS_CONFIG: join(dir, 'c.json') })).toEqual({});
+    expect((await viaCli({ MAILCERTS_CONFIG: join(dir, 'c.json') })).certificates[0]!.domains).toEqual(['mail.example.org']);
   });
 });

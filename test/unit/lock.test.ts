@@ -23,7 +23,7 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     const path = join(dir, 'pass.lock');
     writeFileSync(path, foreign(0));
     let beat = 0;
-    // Each beat replaces the file whole, as the lock's own heartbeat does: never an empty file in between.
+    // Each beat replaces the file whole: a reader never sees it empty (the lock's own beat rewrites its fixed-size record in place).
     const heart = setInterval(() => {
       writeFileSync(`${path}.beat`, foreign(++beat));
       renameSync(`${path}.beat`, path);
