@@ -55,7 +55,7 @@ case $MAILCERTS_ENTRY in
   *) echo "bench: MAILCERTS_ENTRY is bundle or dist, not $MAILCERTS_ENTRY" >&2; exit 2 ;;
 esac
 export MAILCERTS_CLI=$CLI
-# The image's entrypoint flags (Dockerfile).
+# The node flags the image runs mailcerts with (docker/Dockerfile ENTRYPOINT): measured as shipped.
 MAILCERTS_NODE_OPTIONS=${MAILCERTS_NODE_OPTIONS---max-semi-space-size=1}
 export MAILCERTS_NODE_OPTIONS
 PROJECT=mailcerts-bench
@@ -118,7 +118,6 @@ bash "$BENCH/pebble-up.sh" >/dev/null || fail "pebble-up.sh failed"
 # shellcheck disable=SC1091
 . "$BENCH_STATE/pebble.env"
 
-# The node flags the image runs mailcerts with (docker/Dockerfile ENTRYPOINT): measured as shipped.
 # mailcerts with only the given variables (plus PATH and HOME), Pebble as the CA.
 # (env applies its assignments in order: a later one overrides these.)
 MC_BASE=(PATH="$PATH" HOME="${HOME:-/root}" ACME_DIRECTORY="$PEBBLE_DIRECTORY_URL" NODE_EXTRA_CA_CERTS="$PEBBLE_CA_CERT"

@@ -69,6 +69,9 @@ function readEnv(env: NodeJS.ProcessEnv, problems: string[], files: Map<string, 
   return out;
 }
 
+/** A config file is JSON by its name; anything else is read as YAML. */
+const isJson = (path: string) => extname(path) === '.json';
+
 /** The YAML parser, loaded only when the config file is YAML (it costs several MB of memory). */
 export type YamlParser = Pick<typeof import('yaml'), 'parseDocument'>;
 
@@ -78,7 +81,7 @@ export type YamlParser = Pick<typeof import('yaml'), 'parseDocument'>;
  */
 export async function configParsers(env: NodeJS.ProcessEnv = process.env): Promise<Pick<LoadOptions, 'yaml'>> {
   const file = env.MAILCERTS_CONFIG;
-  const yaml = env.MAILCERTS_CONFIG_FILE ? true : !!file && extname(file) !== '.json';
+  const yaml = env.MAILCERTS_CONFIG_FILE ? true : !!file && !isJson(file);
   return yaml ? { yaml: await import('./yaml.js') } : {};
 }
 
@@ -96,7 +99,7 @@ function readConfigFile(path: string, problems: string[], yaml: YamlParser | und
     return undefined;
   }
   let data: unknown;
-  if (extname(path) === '.json') {
+  if (isJson(path)) {
     try {
       data = JSON.parse(text);
     } catch (err) {

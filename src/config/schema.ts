@@ -77,7 +77,19 @@ const domainList = z.pipe(
 
 const csv = z.pipe(z.string(), z.transform((s: string) => s.split(',').map((x) => x.trim()).filter(Boolean)));
 
-const certName = z.string().check(z.regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit'));
+/** A comma list whose every item is checked: `problem` says what is wrong with one, or undefined. */
+const csvOf = (problem: (item: string) => string | undefined) =>
+  csv.check((ctx) => {
+    for (const item of ctx.value) {
+      const message = problem(item);
+      if (message) ctx.issues.push({ code: 'custom', input: item, message, continue: true });
+    }
+  });
+
+/** A string matching `pattern`; `message` says what to write instead. */
+const matching = (pattern: RegExp, message: string) => z.string().check(z.regex(pattern, message));
+
+const certName = matching(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit');
 
 const keyType = z.enum(KEY_TYPES, { error: () => `use one of ${KEY_TYPES.join(', ')}` });
 const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
@@ -110,11 +122,11 @@ const fileMode = stringTo((s, ctx) => {
 });
 
 const numericId = (what: string) =>
-  z.pipe(z.string().check(z.regex(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`)), z.transform(Number));
+  z.pipe(matching(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`), z.transform(Number));
 
 /** A whole number from min to max, written in decimal digits. */
 const wholeNumber = (min: number, max: number, messages: { digits: string; min: string; max: string }) =>
-  z.pipe(z.pipe(z.string().check(z.regex(/^\d+$/, messages.digits)), z.transform(Number)), z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)));
+  z.pipe(z.pipe(matching(/^\d+$/, messages.digits), z.transform(Number)), z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)));
 
 const PORT_MESSAGE = 'use a port number between 1 and 65535';
 const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
@@ -188,15 +200,10 @@ export const EnvSchema = z.object({
   ACME_CHALLENGE: z._default(challenge, 'http-01'),
   ACME_KEY_TYPE: z._default(keyType, 'ec-256'),
   ACME_DNS_PROVIDER: z._default(dnsProvider, 'cloudflare'),
-  CLOUDFLARE_API_TOKEN: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens'))),
-  CLOUDFLARE_ZONE_ID: z.optional(z.string().check(z.regex(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page'))),
+  CLOUDFLARE_API_TOKEN: z.optional(matching(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens')),
+  CLOUDFLARE_ZONE_ID: z.optional(matching(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page')),
   CLOUDFLARE_API_BASE_URL: z.optional(apiBaseUrl),
-  DNS01_RESOLVERS: z.optional(csv.check((ctx) => {
-    for (const r of ctx.value) {
-      const problem = resolverProblem(r);
-      if (problem) ctx.issues.push({ code: 'custom', input: r, message: problem, continue: true });
-    }
-  })),
+  DNS01_RESOLVERS: z.optional(csvOf(resolverProblem)),
   DNS01_PROPAGATION_TIMEOUT: z._default(duration(5_000, 3_600_000, '180s'), 180_000),
   ACME_TIMEOUT: z._default(duration(1_000, 600_000, '30s'), 30_000),
   ACME_CONCURRENCY: z._default(
@@ -207,11 +214,11 @@ export const EnvSchema = z.object({
     }),
     4,
   ),
-  ACME_PROFILE: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived'))),
+  ACME_PROFILE: z.optional(matching(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived')),
   ACME_PREFERRED_CHAIN: z.optional(z.string().check(z.minLength(1))),
   ACME_REUSE_KEY: z._default(bool, false),
   ACME_EAB_KID: z.optional(z.string().check(z.minLength(1))),
-  ACME_EAB_HMAC_KEY: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_=+/-]{16,}$/, 'use the base64url HMAC key the CA gave you with the key id'))),
+  ACME_EAB_HMAC_KEY: z.optional(matching(/^[A-Za-z0-9_=+/-]{16,}$/, 'use the base64url HMAC key the CA gave you with the key id')),
   HTTP01_MODE: z._default(z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }), 'standalone'),
   HTTP01_PORT: z._default(port, 80),
   HTTP01_ADDRESS: z.optional(z.string().check(z.refine((s) => isIP(s) !== 0, 'use an IP address such as 0.0.0.0 or ::; leave it unset for all interfaces'))),
@@ -224,19 +231,14 @@ export const EnvSchema = z.object({
   RENEW_CHECK_INTERVAL: z._default(duration(10_000, 7 * 86_400_000, '12h'), 43_200_000),
   DOCKER_RELOAD: z._default(bool, true),
   DOCKER_SCOPE: z.optional(z.string().check(z.refine((s) => s === '*' || COMPOSE_PROJECT.test(s), 'use the compose project name of the mail stack (docker compose ls), or * for every labelled container on the host'))),
-  VERIFY_HOSTS: z.optional(csv.check((ctx) => {
-    for (const h of ctx.value) {
-      if (h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h)) {
-        ctx.issues.push({ code: 'custom', input: h, message: `"${h}" is neither an address nor a host name`, continue: true });
-      }
-    }
-  })),
+  VERIFY_HOSTS: z.optional(csvOf((h) =>
+    h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h) ? `"${h}" is neither an address nor a host name` : undefined)),
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }), 'info'),
   MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
   STATUS_ADDRESS: z.optional(listenAddress),
   CUSTOM_CERTS_DIR: z.optional(absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem')),
   // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
-  SNI_CERTS_PATH: z._default(z.string().check(z.regex(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)')), '/etc/ssl/mail'),
+  SNI_CERTS_PATH: z._default(matching(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)'), '/etc/ssl/mail'),
 });
 
 export type Env = z.output<typeof EnvSchema>;

@@ -26,7 +26,6 @@ export function parsePostmapLabel(value: string): string[] | { error: string } {
 }
 
 interface Preset {
-  describe: string;
   /** Run first; a failure means no reload, and the server's own words are reported. */
   validate: string[][];
   reload: string[][];
@@ -35,7 +34,6 @@ interface Preset {
 
 const PRESETS = {
   postfix: {
-    describe: 'postconf -n, then postfix reload',
     // postconf -n parses both files the reloaded master reads (main.cf, master.cf) and prints
     // Postfix's own words. Not `postfix check`: its one failing part creates missing queue
     // directories and scans the queue (post-install create-missing, postsuper), which is neither
@@ -45,7 +43,6 @@ const PRESETS = {
     endpoints: [{ protocol: 'smtp', port: 25 }, { protocol: 'submissions', port: 465 }, { protocol: 'submission', port: 587 }],
   },
   dovecot: {
-    describe: 'doveconf -n, then doveadm reload',
     validate: [['doveconf', '-n']],
     reload: [['doveadm', 'reload']],
     endpoints: [{ protocol: 'imaps', port: 993 }, { protocol: 'pop3s', port: 995 }, { protocol: 'imap', port: 143 }, { protocol: 'pop3', port: 110 }, { protocol: 'sieve', port: 4190 }],
@@ -88,17 +85,17 @@ export function parseReloadLabel(value: string): ReloadAction | { error: string 
   return { error: `unknown reload "${v}"; use postfix, dovecot, restart, signal:<NAME> or exec:<command>` };
 }
 
+/** What `check` says a container's reload does, from the very steps reloadTarget runs. */
 export function describeAction(a: ReloadAction, labels: Record<string, string> = {}): string {
-  const maps = labels[POSTMAP_LABEL] !== undefined ? parsePostmapLabel(labels[POSTMAP_LABEL]!) : undefined;
-  if (a.kind === 'postfix' && maps && !('error' in maps)) return `postconf -n, postmap -F ${maps.join(' ')}, then postfix reload`;
-  return describeActionOnly(a);
-}
-
-function describeActionOnly(a: ReloadAction): string {
   switch (a.kind) {
     case 'postfix':
-    case 'dovecot':
-      return PRESETS[a.kind].describe;
+    case 'dovecot': {
+      const preset = PRESETS[a.kind];
+      const maps = a.kind === 'postfix' && labels[POSTMAP_LABEL] !== undefined ? parsePostmapLabel(labels[POSTMAP_LABEL]!) : undefined;
+      const postmap = maps && !('error' in maps) ? [`postmap -F ${maps.join(' ')}`] : [];
+      const before = [...preset.validate.map((argv) => argv.join(' ')), ...postmap];
+      return `${before.join(', ')}, then ${preset.reload.map((argv) => argv.join(' ')).join(', ')}`;
+    }
     case 'signal': return `send ${a.signal}`;
     case 'restart': return 'restart the container';
     case 'exec': return `run ${a.argv.join(' ')}`;

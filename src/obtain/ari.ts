@@ -56,16 +56,14 @@ export const DIRECTORY_RETRY_MS = 60_000;
 
 /** The CA's directory object, fetched once per process (a failure is remembered for a minute). */
 export async function caDirectory(directoryUrl: string, timeoutMs: number): Promise<Record<string, unknown>> {
-  let dir = directories.get(directoryUrl);
-  if (!dir) {
-    dir = getJson(directoryUrl, timeoutMs).then((r) => r.body);
-    directories.set(directoryUrl, dir);
-    const failed = dir;
-    failed.catch(() => {
-      setTimeout(() => directories.get(directoryUrl) === failed && directories.delete(directoryUrl), DIRECTORY_RETRY_MS).unref();
-    });
-  }
-  return dir;
+  const known = directories.get(directoryUrl);
+  if (known) return known;
+  const fetching = getJson(directoryUrl, timeoutMs).then((r) => r.body);
+  directories.set(directoryUrl, fetching);
+  fetching.catch(() => {
+    setTimeout(() => directories.get(directoryUrl) === fetching && directories.delete(directoryUrl), DIRECTORY_RETRY_MS).unref();
+  });
+  return fetching;
 }
 
 /** The renewalInfo URL of the CA, or undefined when it offers no ARI. */
