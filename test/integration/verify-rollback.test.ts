@@ -127,16 +127,31 @@ describe('escalation', () => {
 
   it('mailcerts.escalate=none reports the stale container with endpoint and fingerprint instead of restarting it', async () => {
     await removeTestContainers();
-    stack = await startMailStack(certs, { mainCf, postfixLabels: { 'mailcerts.reload': 'exec:true', 'mailcerts.escalate': 'none' } });
-    const old = published().serialNumber;
-    for (const e of POSTFIX) await servedSerial(e);
-    const r = await runCli(['renew', '--force'], env);
-    expect(r.code).toBe(1);
-    const failed = logsWith(r, { container: stack.postfix, msg: 'container not deployed' })[0];
-    expect(failed?.error).toMatch(new RegExp(`^still serves an old certificate after reload: smtp://127.0.0.1:${ENDPOINTS.smtp.port} serves serial ${old} \\(SHA-256 [0-9A-F:]{95}\\) instead of ${published().serialNumber} for mail.example.test`));
-    expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0);
-    await removeTestContainers();
-    stack = await startMailStack(certs, { mainCf });
+    // One smtpd process per service, so that every probe meets the process holding the old
+    // certificate (with more, a probe may make the master spawn one that reads the new files).
+    const oneSmtpd = join(dir, 'master-one-smtpd.cf');
+    writeFileSync(oneSmtpd, readFileSync(masterCf, 'utf8').replace(/^(\S+\s+inet(?:\s+\S+){4}\s+)-(\s+smtpd\b)/gm, (_, head, tail) => `${head}1${tail}`));
+    expect(readFileSync(oneSmtpd, 'utf8').match(/ inet .* 1 +smtpd/g)).toHaveLength(3);
+    stack = await startMailStack(certs, { mainCf, masterCf: oneSmtpd, postfixLabels: { 'mailcerts.reload': 'exec:true', 'mailcerts.escalate': 'none' } });
+    try {
+      const old = published().serialNumber;
+      for (const e of POSTFIX) expect(await servedSerial(e)).toBe(old);
+      const r = await runCli(['renew', '--force'], env);
+      expect(r.code).toBe(1);
+      const fresh = published().serialNumber;
+      const failed = logsWith(r, { container: stack.postfix, msg: 'container not deployed' })[0];
+      expect(failed?.error).toMatch(/^still serves an old certificate after reload: /);
+      for (const e of POSTFIX) {
+        for (const name of ['mail.example.test', 'a client without SNI']) {
+          expect(failed?.error).toMatch(new RegExp(`${e}://127.0.0.1:${ENDPOINTS[e].port} serves serial ${old} \\(SHA-256 [0-9A-F:]{95}\\) instead of ${fresh} for ${name}(;|$)`));
+        }
+      }
+      expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0);
+    } finally {
+      // The tests after this one need a stack that reloads for real, whatever happened here.
+      await removeTestContainers();
+      stack = await startMailStack(certs, { mainCf });
+    }
     expect((await runCli(['run', '--once'], env)).code).toBe(0); // deploys what was pending
   });
 });
