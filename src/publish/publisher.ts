@@ -30,7 +30,9 @@ export async function readPublished(config: Config, spec: CertificateSpec): Prom
   // The first certificate may have lived at the top alone, before a second one was configured:
   // its own directory is then still empty, and what the servers read is at the top.
   for (const dir of publishDirs(config, spec)) {
-    const files = await dir.read([PAIR.chain, PAIR.key]);
+    const files = await dir.read([PAIR.chain, PAIR.key]).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'EFBIG' ? new BundleError(`the published certificate in ${dir.dir}: ${err.message}`) : err;
+    });
     if (!files) continue;
     const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the published certificate in ${dir.dir}`);
     return { bundle, digest: digestOf(filesFor(config, bundle)) };
@@ -92,7 +94,7 @@ export async function rollbackPublished(config: Config, spec: CertificateSpec, n
  */
 export async function repairPublished(config: Config, spec: CertificateSpec, published: Published): Promise<{ changed: boolean }> {
   const dirs = publishDirs(config, spec);
-  if (dirs.length === 1 && (await dirs[0]!.holdsExactly(FILE_NAMES))) return { changed: false };
+  if (dirs.length === 1 && (await dirs[0]!.holds(FILE_NAMES, true))) return { changed: false };
   return publishBundle(config, spec, published.bundle);
 }
 
@@ -119,21 +121,15 @@ export async function checkPublishable(config: Config): Promise<void> {
  * CERTS_DIR/sni/: the Postfix map and the Dovecot includes for every certificate whose files are
  * published in its own directory, under the configured names its published certificate covers.
  * Published after the certificates it names (a map never names a file that is not there) and
- * before any reload, so the servers read a consistent set.
+ * before any reload, so the servers read a consistent set. `known`: certificates the caller holds
+ * as published (the pass read and checked them), so that only their files' presence is looked at.
  */
-export async function publishSni(config: Config): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
+export async function publishSni(config: Config, known: ReadonlyMap<string, Published> = new Map()): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
   const listed: SniCert[] = [];
   for (const spec of config.certificates) {
     const dir = publishDirs(config, spec)[0]!;
-    // Not published: not listed. Unreadable: the last files stay as they are (this throws).
-    const files = await dir.read([PAIR.chain, SNI_KEY_AND_CHAIN]);
-    if (!files) continue;
-    let names: string[];
-    try {
-      names = dnsNamesOf(new X509Certificate(files.get(PAIR.chain)!));
-    } catch {
-      throw new BundleError(`the published certificate in ${dir.dir} cannot be parsed; the SNI files were not changed`);
-    }
+    const names = await publishedNames(dir, known.get(spec.name));
+    if (!names) continue; // not published: not listed
     const domains = spec.domains.filter((d) => covers(names, d));
     if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir) });
   }
@@ -143,4 +139,17 @@ export async function publishSni(config: Config): Promise<{ changed: boolean; di
   const files = renderSni(listed, config.sniCertsPath).map((f) => ({ ...f, mode: 0o644 }));
   const { changed } = await dir.publish(files);
   return { changed, digest: digestOf(files), listed: listed.map((c) => c.name) };
+}
+
+/** The DNS names of the certificate published in dir, with the files a map names; undefined when not there. */
+async function publishedNames(dir: AtomicDir, known: Published | undefined): Promise<string[] | undefined> {
+  if (known) return (await dir.holds([PAIR.chain, SNI_KEY_AND_CHAIN])) ? known.bundle.names : undefined;
+  // Unreadable: the last SNI files stay as they are (this throws).
+  const files = await dir.read([PAIR.chain, SNI_KEY_AND_CHAIN]);
+  if (!files) return undefined;
+  try {
+    return dnsNamesOf(new X509Certificate(files.get(PAIR.chain)!));
+  } catch {
+    throw new BundleError(`the published certificate in ${dir.dir} cannot be parsed; the SNI files were not changed`);
+  }
 }

@@ -39,7 +39,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
     }
   }
-  let sni = await publishSniFiles(ctx);
+  let sni = await publishSniFiles(runs, ctx);
   const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest);
   if (pending.length === 0 && !sni.pending) return [];
   if (!ctx.config.docker.reload) {
@@ -65,7 +65,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     }
     if (rolled.size > 0) {
       // The SNI files follow what is published again (a rolled-back certificate may cover fewer names).
-      sni = await publishSniFiles(ctx);
+      sni = await publishSniFiles(runs, ctx);
       report = await deploy(runs, ctx);
       for (const [run, { from, to }] of rolled) {
         const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
@@ -90,10 +90,10 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
 }
 
 /** Publishes the sni/ files; says whether the containers have yet to be reloaded with them. */
-async function publishSniFiles(ctx: RolloutContext): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
+async function publishSniFiles(runs: CertRun[], ctx: RolloutContext): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
   try {
     await ctx.lock.check('publishing the SNI files');
-    const sni = await publishSni(ctx.config);
+    const sni = await publishSni(ctx.config, new Map(runs.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))));
     if (!sni) return { pending: false, deployed: async () => undefined };
     if (sni.changed) ctx.log.info({ step: 'publish', certificates: sni.listed }, 'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)');
     const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);

@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { renewalTime } from '../plan/renewal.js';
 import { type Bundle, BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
 import { PAIR } from '../publish/layout.js';
 import { filesFor } from '../publish/publisher.js';
+import { readSmallFile } from '../util/small-file.js';
 import type { CertRun } from './cert-run.js';
 
 /**
@@ -14,8 +14,16 @@ import type { CertRun } from './cert-run.js';
 export async function intakeSupplied(run: CertRun, config: Config): Promise<Bundle | undefined> {
   const { spec, log } = run;
   const dir = spec.customDir!;
-  const read = (f: string) => readFile(join(dir, f), 'utf8').catch(() => undefined);
-  const [fullchain, key] = [await read(PAIR.chain), await read(PAIR.key)];
+  let tooLarge: string | undefined;
+  const read = (f: string) => {
+    try {
+      return readSmallFile(join(dir, f)).toString('utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EFBIG') tooLarge = (err as Error).message;
+      return undefined; // missing or unreadable: not there yet
+    }
+  };
+  const [fullchain, key] = [read(PAIR.chain), read(PAIR.key)];
   const refuse = (error: string) => {
     run.held(error);
     Object.assign(run.state, { lastError: error, lastAttemptAt: new Date().toISOString() });
@@ -23,6 +31,7 @@ export async function intakeSupplied(run: CertRun, config: Config): Promise<Bund
     log.error({ step: 'validate', error }, 'supplied certificate refused');
     return undefined;
   };
+  if (tooLarge) return refuse(`${tooLarge}; nothing was published`);
   if (fullchain === undefined || key === undefined) {
     return run.published ? undefined : refuse(`no certificate yet: drop ${PAIR.chain} and ${PAIR.key} into ${dir}`);
   }

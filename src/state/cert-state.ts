@@ -1,7 +1,8 @@
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
 import type { Logger } from '../log.js';
+import { readSmallFile } from '../util/small-file.js';
 import { readStateFile, replaceFile, writeJson } from './files.js';
 
 /** What the CA suggested for one certificate (ARI), and the moment mailcerts picked in it. */
@@ -75,7 +76,12 @@ export async function keepPending(stateDir: string, name: string, privateKeyPem:
 
 /** The kept key and chain, or undefined. */
 export async function readPending(stateDir: string, name: string): Promise<{ key: string; fullchain: string } | undefined> {
-  const text = await readFile(pendingPath(stateDir, name), 'utf8').catch(() => undefined);
+  let text: string;
+  try {
+    text = readSmallFile(pendingPath(stateDir, name)).toString('utf8');
+  } catch {
+    return undefined;
+  }
   if (!text) return undefined;
   const at = text.indexOf('-----BEGIN CERTIFICATE-----');
   return at > 0 ? { key: text.slice(0, at), fullchain: text.slice(at) } : { key: '', fullchain: text };

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { redact } from '../util/redact.js';
+import { MAX_SMALL_FILE_BYTES, readSmallFile } from '../util/small-file.js';
 
 /** Writes a new file with the mode, fsyncs it; fails if it exists. */
 export async function writeNewFile(path: string, data: string | Buffer, mode: number): Promise<void> {
@@ -47,23 +48,26 @@ export async function replaceFile(path: string, data: string | Buffer, mode = 0o
  * a warning, and the caller starts empty: a damaged file must not stop every pass.
  */
 export async function readStateFile<T>(path: string, schema: z.ZodMiniType<T>, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<T | undefined> {
-  let text: string;
-  let problem: string;
+  let text = '';
+  let problem: string | undefined;
   try {
-    text = await readFile(path, 'utf8');
+    text = readSmallFile(path).toString('utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code !== 'EISDIR') throw new Error(`cannot read ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
-    text = '';
+    if (code === 'EISDIR') problem = 'a directory, not a file';
+    else if (code === 'EFBIG') problem = `larger than ${MAX_SMALL_FILE_BYTES} bytes`;
+    else throw new Error(`cannot read ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
   }
-  try {
-    if (text === '') throw new Error('a directory or an empty file');
-    const parsed = schema.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
-    problem = `unexpected content at ${parsed.error.issues[0]?.path.join('.') || 'the top'}: ${parsed.error.issues[0]?.message}`;
-  } catch (err) {
-    problem = `not valid JSON (${(err as Error).message})`;
+  if (problem === undefined) {
+    try {
+      if (text === '') throw new Error('an empty file');
+      const parsed = schema.safeParse(JSON.parse(text));
+      if (parsed.success) return parsed.data;
+      problem = `unexpected content at ${parsed.error.issues[0]?.path.join('.') || 'the top'}: ${parsed.error.issues[0]?.message}`;
+    } catch (err) {
+      problem = `not valid JSON (${(err as Error).message})`;
+    }
   }
   // Readers outside a pass (status) only look: the pass, under the lock, moves the file aside.
   if (opts.readOnly) return undefined;

@@ -8,6 +8,7 @@ import { certStatePath, pendingPath } from '../../src/state/cert-state.js';
 import { readContainers } from '../../src/state/containers.js';
 import { DnsJournal } from '../../src/state/dns-journal.js';
 import { registerSecrets } from '../../src/util/redact.js';
+import { MAX_SMALL_FILE_BYTES } from '../../src/util/small-file.js';
 import { captureLog, engineWith, FakeDeployer, FakeIssuer, testConfig } from '../helpers/fakes.js';
 
 /**
@@ -273,6 +274,23 @@ describe('damaged state never stops mailcerts', () => {
     expect(await readContainers(config.stateDir, log)).toEqual({});
     expect(await new DnsJournal(config.stateDir, log).list()).toEqual([]);
     expect(readdirSync(config.stateDir).filter((f) => f.includes('.corrupt-')).map((f) => f.split('.corrupt-')[0]).sort()).toEqual(['containers.json', 'dns-records.json']);
+  });
+  it('a state file or a published file swollen past 1 MiB is not read into memory: the state is moved aside, the certificate is published again', async () => {
+    const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
+    const issuer = new FakeIssuer();
+    expect((await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass()).ok).toBe(true);
+    const serial = servedSerial(config.certsDir);
+    writeFileSync(certStatePath(config.stateDir, 'a'), `{${' '.repeat(MAX_SMALL_FILE_BYTES)}}`);
+    const chain = join(config.certsDir, readlinkSync(join(config.certsDir, '..data')), 'fullchain.pem');
+    writeFileSync(chain, readFileSync(chain, 'utf8').repeat(1 + Math.ceil(MAX_SMALL_FILE_BYTES / readFileSync(chain).length)));
+    const { log, lines } = captureLog();
+    const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass();
+    expect(r.certs[0], JSON.stringify(r.certs[0])).toMatchObject({ ok: true });
+    expect(lines.find((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it')).toMatchObject({ problem: `larger than ${MAX_SMALL_FILE_BYTES} bytes` });
+    expect(JSON.stringify(lines)).toMatch(/fullchain\.pem holds \d+ bytes, more than the 1048576 a certificate, key or state file may/);
+    expect(issuer.orders).toHaveLength(2); // what was published cannot be read: a new one replaces it
+    expect(servedSerial(config.certsDir)).not.toBe(serial);
+    expect(state(dir, 'a').failures).toBe(0);
   });
 });
 
