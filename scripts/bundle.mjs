@@ -2,6 +2,20 @@
 // ACME, Docker and Cloudflare parts still load only when a pass needs them.
 import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
+import { isBuiltin } from 'node:module';
+
+// Node's builtins reach the bundle as process.getBuiltinModule(), not as ESM imports. An ESM
+// import of a builtin builds its namespace from every export, lazy getters included: importing
+// node:http that way loads undici (for http.WebSocket), http2, zlib and worker_threads, 13 MB of
+// RSS in a daemon that uses none of them; node:fs and node:util add 3 MB each. A CommonJS-style
+// module keeps each property read where the code reads it (esbuild's interop defines getters).
+const builtinsAsModules = {
+  name: 'builtins-as-modules',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z][a-z0-9_/]*$/ }, (a) => (isBuiltin(a.path) ? { path: a.path.startsWith('node:') ? a.path : `node:${a.path}`, namespace: 'builtin' } : undefined));
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({ contents: `module.exports = process.getBuiltinModule(${JSON.stringify(a.path)});`, loader: 'js' }));
+  },
+};
 
 rmSync('bundle', { recursive: true, force: true });
 const result = await build({
@@ -22,6 +36,7 @@ const result = await build({
   },
   // Optional native speed-ups of ssh2 (DOCKER_HOST=ssh:// only); their absence is handled by ssh2.
   external: ['cpu-features', '*.node'],
+  plugins: [builtinsAsModules],
   logLevel: 'warning',
 });
 const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0);

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { BundleError, checkBundle, covers, parseBundle } from '../../src/publish/bundle.js';
-import { layoutFiles as bundleFiles } from '../../src/publish/layout.js';
+import { BundleError, checkBundle, covers, digestOf, parseBundle } from '../../src/publish/bundle.js';
+import { layoutFiles as bundleFiles, FILE_NAMES } from '../../src/publish/layout.js';
+import { SNI_FILES } from '../../src/publish/sni.js';
 import { makeChain } from '../helpers/pki.js';
 
 const chain = makeChain(['mail.example.com', '*.example.org']);
@@ -61,5 +63,16 @@ describe('validating a certificate before it is published', () => {
     expect(files['chain.pem']!.data).toBe(chain.intermediate);
     expect(files['privkey.pem']!.secret && files['privkey-fullchain.pem']!.secret).toBe(true);
     expect(files['fullchain.pem']!.secret).toBe(false);
+  });
+});
+
+describe('the digest of a published set', () => {
+  it('orders the files as before (localeCompare), so that the digests state files hold stay valid', () => {
+    const names = [...FILE_NAMES, ...Object.values(SNI_FILES)];
+    expect([...names].sort()).toEqual([...names].sort((a, b) => a.localeCompare(b)));
+    const files = names.map((name, i) => ({ name, data: `content ${i}` }));
+    const before = createHash('sha256');
+    for (const f of [...files].sort((a, b) => a.name.localeCompare(b.name))) before.update(f.name).update('\0').update(f.data).update('\0');
+    expect(digestOf(files.reverse())).toBe(before.digest('hex'));
   });
 });
