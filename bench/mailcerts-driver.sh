@@ -25,6 +25,8 @@ mkdir -p "$w/state" "$w/certs"
 } >"$w/mailcerts.yml"
 
 # Only the variables below: nothing of the caller's environment leaks into mailcerts' config.
+# MAILCERTS_NODE_FLAGS: the node flags the image runs with (run.sh reads them from docker/Dockerfile).
+# shellcheck disable=SC2086
 env -i PATH="$PATH" HOME="${HOME:-/root}" \
   MAILCERTS_CONFIG="$w/mailcerts.yml" \
   ACME_DIRECTORY="${PEBBLE_DIRECTORY_URL:?}" \
@@ -35,7 +37,7 @@ env -i PATH="$PATH" HOME="${HOME:-/root}" \
   DOCKER_RELOAD=false STATUS_ADDRESS=off \
   ACME_CONCURRENCY="${ACME_CONCURRENCY:-4}" \
   LOG_LEVEL="${MAILCERTS_LOG_LEVEL:-info}" \
-  NODE_OPTIONS="${MAILCERTS_NODE_OPTIONS---max-semi-space-size=1}" "$node" "$cli" run --once >"$w/mailcerts.log" 2>&1 || {
+  "$node" ${MAILCERTS_NODE_FLAGS-} "$cli" run --once >"$w/mailcerts.log" 2>&1 || {
     rc=$?
     echo "mailcerts-driver: run --once exited $rc; last log lines:" >&2
     tail -n 20 "$w/mailcerts.log" >&2

@@ -55,9 +55,12 @@ case $MAILCERTS_ENTRY in
   *) echo "bench: MAILCERTS_ENTRY is bundle or dist, not $MAILCERTS_ENTRY" >&2; exit 2 ;;
 esac
 export MAILCERTS_CLI=$CLI
-# The node flags the image runs mailcerts with (docker/Dockerfile ENTRYPOINT): measured as shipped.
-MAILCERTS_NODE_OPTIONS=${MAILCERTS_NODE_OPTIONS---max-semi-space-size=1}
-export MAILCERTS_NODE_OPTIONS
+# The node flags the image runs mailcerts with, read from docker/Dockerfile's ENTRYPOINT: measured
+# as shipped. They go on node's command line (NODE_OPTIONS refuses --max-opt).
+MAILCERTS_NODE_FLAGS=${MAILCERTS_NODE_FLAGS-$(python3 -c 'import json, re, sys
+entry = json.loads(re.search(r"^ENTRYPOINT (.*)$", open(sys.argv[1]).read(), re.M).group(1))
+print(" ".join(a for a in entry[1:] if a.startswith("--")))' "$ROOT/docker/Dockerfile")}
+export MAILCERTS_NODE_FLAGS
 PROJECT=mailcerts-bench
 MARKER=mailcerts.bench=1
 MAIL_PORTS="7025 7587 7465 7143 7993 7110 7995 7190"
@@ -98,7 +101,7 @@ fi
   echo "acme_concurrency=$ACME_CONCURRENCY"
   echo "mailcerts=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && [[ -n $(git status --porcelain -- src package.json 2>/dev/null) ]] && echo ' (with uncommitted changes in src/)')"
   echo "node=$(node -v)"
-  echo "entry=${CLI#"$ROOT/"} (node $MAILCERTS_NODE_OPTIONS)"
+  echo "entry=${CLI#"$ROOT/"} (node $MAILCERTS_NODE_FLAGS)"
   echo "host=$(uname -srm); $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "mail_image=$MAIL_IMAGE"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -122,8 +125,11 @@ bash "$BENCH/pebble-up.sh" >/dev/null || fail "pebble-up.sh failed"
 # (env applies its assignments in order: a later one overrides these.)
 MC_BASE=(PATH="$PATH" HOME="${HOME:-/root}" ACME_DIRECTORY="$PEBBLE_DIRECTORY_URL" NODE_EXTRA_CA_CERTS="$PEBBLE_CA_CERT"
   HTTP01_MODE=standalone HTTP01_PORT=5002 HTTP01_ADDRESS=127.0.0.1 ACME_CONCURRENCY="$ACME_CONCURRENCY"
-  STATUS_ADDRESS=off LOG_LEVEL=info NODE_OPTIONS="$MAILCERTS_NODE_OPTIONS")
+  STATUS_ADDRESS=off LOG_LEVEL=info)
 mc() { env -i "${MC_BASE[@]}" "$@"; }
+# node, the image's flags and the entry point (the flags are words).
+# shellcheck disable=SC2206
+MCNODE=(node $MAILCERTS_NODE_FLAGS "$CLI")
 
 # ---------------------------------------------------------------- 1. peers
 part_peers() {
@@ -168,10 +174,10 @@ part_deploy() {
   done
   local env=(ACME_DOMAINS=mail.example.test CERTS_DIR="$w/certs" STATE_DIR="$w/state" DOCKER_SCOPE=$PROJECT)
   log "deploy: first run --once (issues and replaces the seed certificate)"
-  mc "${env[@]}" node "$CLI" run --once >"$d/first.log" 2>&1 || { tail -n 20 "$d/first.log" >&2; fail "deploy: first run --once failed"; }
+  mc "${env[@]}" "${MCNODE[@]}" run --once >"$d/first.log" 2>&1 || { tail -n 20 "$d/first.log" >&2; fail "deploy: first run --once failed"; }
   echo "run,rc,published_serial,smtp_serial,imaps_serial" >"$d/runs.csv"
   for ((i = 1; i <= DEPLOY_RUNS; i++)); do
-    mc "${env[@]}" node "$CLI" renew --force >"$d/renew-$i.log" 2>&1
+    mc "${env[@]}" "${MCNODE[@]}" renew --force >"$d/renew-$i.log" 2>&1
     local rc=$? pub smtp imaps
     pub=$(openssl x509 -in "$w/certs/cert.pem" -noout -serial | cut -d= -f2)
     smtp=$(served_serial 7025 smtp); imaps=$(served_serial 7993 "")
@@ -190,7 +196,7 @@ timed() { # OUTFILE_PREFIX cmd... : /usr/bin/time -v, stdout+stderr to PREFIX.lo
 }
 probe() { # JSON LOG env... : one daemon launch
   local json=$1 dlog=$2; shift 2
-  mc STATUS_ADDRESS=127.0.0.1:$STATUS_PORT "$@" node "$BENCH/lib/daemon-probe.mjs" --cli "$CLI" --status "127.0.0.1:$STATUS_PORT" \
+  mc STATUS_ADDRESS=127.0.0.1:$STATUS_PORT "$@" node "$BENCH/lib/daemon-probe.mjs" --cli "$CLI" --node-flags "$MAILCERTS_NODE_FLAGS" --status "127.0.0.1:$STATUS_PORT" \
     --settle-ms "$IDLE_SETTLE_MS" --log "$dlog" --json "$json" >/dev/null 2>>"$OUT/memory/probe-errors.log"
 }
 make_supplied() { # DIR N : a throwaway CA and N certificates many-<i>.example.test signed by it
@@ -216,7 +222,7 @@ part_memory() {
   rm -rf "$w1"; mkdir -p "$w1/certs" "$w1/state"
   local env1=(ACME_DOMAINS=mem-1.example.test CERTS_DIR="$w1/certs" STATE_DIR="$w1/state" DOCKER_RELOAD=false)
   log "memory: 1 certificate: run --once (issue), then $COLD_RUNS daemon starts"
-  mc "${env1[@]}" node "$CLI" run --once >"$d/one-issue.log" 2>&1 || { tail -n 20 "$d/one-issue.log" >&2; fail "memory: run --once for 1 certificate failed"; }
+  mc "${env1[@]}" "${MCNODE[@]}" run --once >"$d/one-issue.log" 2>&1 || { tail -n 20 "$d/one-issue.log" >&2; fail "memory: run --once for 1 certificate failed"; }
   for ((i = 1; i <= COLD_RUNS; i++)); do
     probe "$d/daemon1-$i.json" "$d/daemon1-$i.log" "${env1[@]}" || log "memory: daemon start $i failed (see $d/daemon1-$i.*)"
   done
@@ -237,11 +243,11 @@ part_memory() {
     log "memory: $MANY_N certificates from Pebble (one run --once; a few minutes)"
   fi
   # Issued (or taken in) 32 at a time: only the passes after this one are measured.
-  timed "$d/many-first" env -i "${MC_BASE[@]}" "${envm[@]}" ACME_CONCURRENCY=32 node "$CLI" run --once
+  timed "$d/many-first" env -i "${MC_BASE[@]}" "${envm[@]}" ACME_CONCURRENCY=32 "${MCNODE[@]}" run --once
   [[ $(cat "$d/many-first.rc") == 0 ]] || { tail -n 20 "$d/many-first.log" >&2; fail "memory: publishing $MANY_N certificates failed"; }
   log "memory: $MANY_N published; $MANY_RUNS x run --once with nothing due, then $MANY_RUNS daemon starts"
   for ((i = 1; i <= MANY_RUNS; i++)); do
-    timed "$d/many-once-$i" env -i "${MC_BASE[@]}" "${envm[@]}" node "$CLI" run --once
+    timed "$d/many-once-$i" env -i "${MC_BASE[@]}" "${envm[@]}" "${MCNODE[@]}" run --once
   done
   for ((i = 1; i <= MANY_RUNS; i++)); do
     probe "$d/many-daemon-$i.json" "$d/many-daemon-$i.log" "${envm[@]}" || log "memory: $MANY_N-certificate daemon start $i failed (see $d/many-daemon-$i.*)"

@@ -8,7 +8,7 @@
 // then leaves the daemon idle for --settle-ms and reads VmRSS / VmHWM from /proc/<pid>/status,
 // and stops it with SIGTERM (SIGKILL after 10 s). Loopback only.
 //
-// usage: node daemon-probe.mjs --cli dist/cli.js --status 127.0.0.1:20990 [--settle-ms 3000]
+// usage: node daemon-probe.mjs --cli dist/cli.js --status 127.0.0.1:20990 [--node-flags "--a --b"] [--settle-ms 3000]
 //                              [--log daemon.log] [--json out.json] [--timeout-ms 60000]
 import { spawn } from 'node:child_process';
 import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
@@ -54,7 +54,8 @@ function get(path) {
 }
 
 const t0 = now();
-const child = spawn(process.execPath, [CLI, 'run'], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+const flags = (args['node-flags'] ?? '').split(/\s+/).filter(Boolean); // the image's node flags, from run.sh
+const child = spawn(process.execPath, [...flags, CLI, 'run'], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
 const log = args.log ? createWriteStream(args.log) : undefined;
 const marks = {};
 let exited = null;

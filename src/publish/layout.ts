@@ -1,16 +1,16 @@
-import type { Bundle } from './bundle.js';
+import type { BundleText } from './bundle.js';
 
 /**
  * The published layout: the only place that knows the file names inside a certificate's directory.
  * Key-bearing files get the key mode, owner and group.
  */
 export const LAYOUT = [
-  { name: 'fullchain.pem', secret: false, content: (b: Bundle) => b.certificates.join('') },
-  { name: 'cert.pem', secret: false, content: (b: Bundle) => b.certificates[0]! },
-  { name: 'chain.pem', secret: false, content: (b: Bundle) => b.certificates.slice(1).join('') },
-  { name: 'privkey.pem', secret: true, content: (b: Bundle) => b.privateKey },
+  { name: 'fullchain.pem', secret: false, content: (b: BundleText) => b.certificates.join('') },
+  { name: 'cert.pem', secret: false, content: (b: BundleText) => b.certificates[0]! },
+  { name: 'chain.pem', secret: false, content: (b: BundleText) => b.certificates.slice(1).join('') },
+  { name: 'privkey.pem', secret: true, content: (b: BundleText) => b.privateKey },
   // For Postfix smtpd_tls_chain_files: key first, then its chain, in one file.
-  { name: 'privkey-fullchain.pem', secret: true, content: (b: Bundle) => b.privateKey + b.certificates.join('') },
+  { name: 'privkey-fullchain.pem', secret: true, content: (b: BundleText) => b.privateKey + b.certificates.join('') },
 ] as const;
 
 export const FILE_NAMES: readonly string[] = LAYOUT.map((f) => f.name);
@@ -26,7 +26,7 @@ export function isSecretFile(name: string): boolean {
 }
 
 /** The files published for a certificate, by name. */
-export function layoutFiles(b: Bundle): { name: string; data: string; secret: boolean }[] {
+export function layoutFiles(b: BundleText): { name: string; data: string; secret: boolean }[] {
   return LAYOUT.map((f) => ({ name: f.name, data: f.content(b), secret: f.secret }));
 }
 

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { join, relative } from 'node:path';
 import type { CertificateSpec, Config } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
-import { type Bundle, BundleError, covers, dnsNamesOf, digestOf, parseBundle } from './bundle.js';
+import { type Bundle, BundleError, type BundleText, bundleText, covers, dnsNamesOf, digestOf, parseBundle, parseCheckedBundle } from './bundle.js';
 import { FILE_NAMES, layoutFiles, PAIR, SNI_DIR, SNI_KEY_AND_CHAIN } from './layout.js';
 import { renderSni, type SniCert } from './sni.js';
 
@@ -24,9 +24,10 @@ export interface Published {
 /**
  * The certificate as currently published, or undefined (none yet). Only the pair is needed: files
  * adopted from another tool may lack the rest, which the next pass fills in. Throws BundleError when
- * the files are broken.
+ * the files are broken. `checkedDigest`: the digest of a set mailcerts published and checked (the
+ * deployed one); files that still have it are not checked again.
  */
-export async function readPublished(config: Config, spec: CertificateSpec): Promise<Published | undefined> {
+export async function readPublished(config: Config, spec: CertificateSpec, checkedDigest?: string): Promise<Published | undefined> {
   // The first certificate may have lived at the top alone, before a second one was configured:
   // its own directory is then still empty, and what the servers read is at the top.
   for (const dir of publishDirs(config, spec)) {
@@ -34,23 +35,30 @@ export async function readPublished(config: Config, spec: CertificateSpec): Prom
       throw err.code === 'EFBIG' ? new BundleError(`the published certificate in ${dir.dir}: ${err.message}`) : err;
     });
     if (!files) continue;
-    const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the published certificate in ${dir.dir}`);
+    const [chain, key] = [files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString()];
+    const source = `the published certificate in ${dir.dir}`;
+    if (checkedDigest) {
+      const text = bundleText(chain, key);
+      const digest = digestOf(filesFor(config, text));
+      if (digest === checkedDigest) return { bundle: parseCheckedBundle(text, source), digest };
+    }
+    const bundle = parseBundle(chain, key, source);
     return { bundle, digest: digestOf(filesFor(config, bundle)) };
   }
   return undefined;
 }
 
 /** The published files, or why they are unusable. */
-export async function readPublishedOrBroken(config: Config, spec: CertificateSpec): Promise<{ published?: Published; broken?: string }> {
+export async function readPublishedOrBroken(config: Config, spec: CertificateSpec, checkedDigest?: string): Promise<{ published?: Published; broken?: string }> {
   try {
-    return { published: await readPublished(config, spec) };
+    return { published: await readPublished(config, spec, checkedDigest) };
   } catch (err) {
     if (!(err instanceof BundleError)) throw err;
     return { broken: err.message };
   }
 }
 
-export function filesFor(config: Config, bundle: Bundle): PublishFile[] {
+export function filesFor(config: Config, bundle: BundleText): PublishFile[] {
   return layoutFiles(bundle).map((f) =>
     f.secret
       ? { name: f.name, data: f.data, mode: config.files.keyMode, owner: config.files.owner, group: config.files.group }

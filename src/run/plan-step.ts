@@ -36,7 +36,8 @@ async function readKept(config: Config, spec: CertificateSpec, published: Publis
 export async function planCert(ctx: PlanContext, spec: CertificateSpec): Promise<CertRun> {
   const log = ctx.log.child({ cert: spec.name });
   const state = await readCertState(ctx.config.stateDir, spec.name, log);
-  const { published, broken } = await readPublishedOrBroken(ctx.config, spec);
+  // Files that still hold the set last deployed were checked then: only their leaf is read again.
+  const { published, broken } = await readPublishedOrBroken(ctx.config, spec, state.deployedDigest);
   if (broken) log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');
   const run = new CertRun({ spec, state, stateDir: ctx.config.stateDir, log, published });
   if (spec.source === 'custom') {

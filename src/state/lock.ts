@@ -3,7 +3,6 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { UserError } from '../util/errors.js';

@@ -48,4 +48,17 @@ describe('the logger', () => {
     expect(lines[0]).not.toContain('s3cr3t-token-value');
     expect(JSON.parse(lines[0]!)).toMatchObject({ error: 'Cloudflare said [redacted] is bad', token: '[redacted]', msg: 'msg with [redacted]' });
   });
+
+  it('censors the fields that carry secrets by name, at the top and one level down, in child loggers too', async () => {
+    const { createLogger } = await import('../../src/log.js');
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (l: string) => lines.push(l) });
+    const headers = { authorization: 'Bearer abc', accept: 'json' };
+    log.child({ cert: 'a', password: 'hunter2' }).info({ key: 'PEM', headers, apiToken: 't', keyType: 'ec', url: 'https://api.example/zones' }, 'm');
+    log.info({ step: 'plan', cert: 'b' }, 'no secret');
+    const [first, second] = lines.map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ cert: 'a', password: '[redacted]', key: '[redacted]', apiToken: '[redacted]', keyType: 'ec', url: 'https://api.example/zones', headers: { authorization: '[redacted]', accept: 'json' } });
+    expect(headers.authorization).toBe('Bearer abc'); // the caller's object is not changed
+    expect(second).toMatchObject({ step: 'plan', cert: 'b', msg: 'no secret' });
+  });
 });

@@ -10,6 +10,7 @@ import { DnsJournal } from '../../src/state/dns-journal.js';
 import { registerSecrets } from '../../src/util/redact.js';
 import { MAX_SMALL_FILE_BYTES } from '../../src/util/small-file.js';
 import { captureLog, engineWith, FakeDeployer, FakeIssuer, testConfig } from '../helpers/fakes.js';
+import { makeChain } from '../helpers/pki.js';
 
 /**
  * The engine's rules, in process, against a fake CA and a fake Docker side: what is kept, published
@@ -275,6 +276,22 @@ describe('damaged state never stops mailcerts', () => {
     expect(await new DnsJournal(config.stateDir, log).list()).toEqual([]);
     expect(readdirSync(config.stateDir).filter((f) => f.includes('.corrupt-')).map((f) => f.split('.corrupt-')[0]).sort()).toEqual(['containers.json', 'dns-records.json']);
   });
+  it('published files still holding the deployed set are not checked again; a key swapped since is found', async () => {
+    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
+    const issuer = new FakeIssuer();
+    expect((await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass()).ok).toBe(true);
+    const kept = await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass();
+    expect(kept.certs[0]).toMatchObject({ ok: true, decision: 'keep' });
+    // A valid key, but not the certificate's: the bytes differ from the deployed set, so the full check runs.
+    const version = join(config.certsDir, readlinkSync(join(config.certsDir, '..data')));
+    writeFileSync(join(version, 'privkey.pem'), makeChain(['other.test']).key);
+    const { log, lines } = captureLog();
+    const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass();
+    expect(lines.find((l) => l.msg === 'published certificate is unusable')?.error).toMatch(/the private key does not match the certificate/);
+    expect(r.certs[0]).toMatchObject({ ok: true, decision: 'issue' });
+    expect(issuer.orders).toHaveLength(2);
+  });
+
   it('a state file or a published file swollen past 1 MiB is not read into memory: the state is moved aside, the certificate is published again', async () => {
     const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
     const issuer = new FakeIssuer();
