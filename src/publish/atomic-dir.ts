@@ -4,7 +4,7 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, sy
 import { join } from 'node:path';
 import { fsyncDir, writeNewFile } from '../state/files.js';
 import { UserError } from '../util/errors.js';
-import { readSmallFile } from '../util/small-file.js';
+import { isRefusedFile, readSmallFile } from '../util/small-file.js';
 
 export interface PublishFile {
   name: string;
@@ -86,8 +86,10 @@ export class AtomicDir {
     let entries: string[];
     try {
       entries = readdirSync(join(this.dir, current));
-    } catch {
-      return false;
+    } catch (err) {
+      // Gone: not held. Unreadable (EACCES, EIO): said, so that no caller takes it for "not published".
+      if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return false;
+      throw err;
     }
     return (!exactly || entries.length === names.length) && names.every((n) => entries.includes(n));
   }
@@ -197,8 +199,9 @@ export class AtomicDir {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
     const current = (await this.currentVersion()) ?? (await this.adoptPlainFiles(files));
     if (current) {
-      // A file swollen past what a certificate can be is not the same one: the new set replaces it.
-      const existing = await this.read(files.map((f) => f.name)).catch((err: NodeJS.ErrnoException) => (err.code === 'EFBIG' ? undefined : Promise.reject(err)));
+      // A file swollen past what a certificate can be, or not a file at all, is not the same one:
+      // the new set replaces it.
+      const existing = await this.read(files.map((f) => f.name)).catch((err: unknown) => (isRefusedFile(err) ? undefined : Promise.reject(err)));
       const same = existing && files.every((f) => existing.get(f.name)?.equals(Buffer.from(f.data)));
       const extra = (await readdir(join(this.dir, current)).catch(() => [])).length !== files.length;
       if (same && !extra) return { changed: false, version: current };

@@ -4,6 +4,7 @@ import type { CertificateSpec, Config } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
 import { type Bundle, BundleError, type BundleText, bundleText, covers, dnsNamesOf, digestOf, parseBundle, parseCheckedBundle } from './bundle.js';
 import { FILE_NAMES, layoutFiles, PAIR, SNI_DIR, SNI_KEY_AND_CHAIN } from './layout.js';
+import { isRefusedFile } from '../util/small-file.js';
 import { renderSni, type SniCert } from './sni.js';
 
 /**
@@ -31,8 +32,8 @@ export async function readPublished(config: Config, spec: CertificateSpec, check
   // The first certificate may have lived at the top alone, before a second one was configured:
   // its own directory is then still empty, and what the servers read is at the top.
   for (const dir of publishDirs(config, spec)) {
-    const files = await dir.read([PAIR.chain, PAIR.key]).catch((err: NodeJS.ErrnoException) => {
-      throw err.code === 'EFBIG' ? new BundleError(`the published certificate in ${dir.dir}: ${err.message}`) : err;
+    const files = await dir.read([PAIR.chain, PAIR.key]).catch((err: unknown) => {
+      throw isRefusedFile(err) ? new BundleError(`the published certificate in ${dir.dir}: ${(err as Error).message}`) : err;
     });
     if (!files) continue;
     const [chain, key] = [files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString()];

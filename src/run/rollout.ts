@@ -64,8 +64,9 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       run.published = to; // what the containers must serve now
     }
     if (rolled.size > 0) {
-      // The SNI files follow what is published again (a rolled-back certificate may cover fewer names).
-      sni = await publishSniFiles(runs, ctx);
+      // The SNI files follow what is published again (a rolled-back certificate may cover fewer
+      // names), read from the files: a rollback that failed halfway left them unlike run.published.
+      sni = await publishSniFiles([], ctx);
       report = await deploy(runs, ctx);
       for (const [run, { from, to }] of rolled) {
         const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);

@@ -4,7 +4,7 @@ import { renewalTime } from '../plan/renewal.js';
 import { type Bundle, BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
 import { PAIR } from '../publish/layout.js';
 import { filesFor } from '../publish/publisher.js';
-import { readSmallFile } from '../util/small-file.js';
+import { isRefusedFile, readSmallFile } from '../util/small-file.js';
 import type { CertRun } from './cert-run.js';
 
 /**
@@ -14,12 +14,12 @@ import type { CertRun } from './cert-run.js';
 export async function intakeSupplied(run: CertRun, config: Config): Promise<Bundle | undefined> {
   const { spec, log } = run;
   const dir = spec.customDir!;
-  let tooLarge: string | undefined;
+  let refused: string | undefined;
   const read = (f: string) => {
     try {
       return readSmallFile(join(dir, f)).toString('utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EFBIG') tooLarge = (err as Error).message;
+      if (isRefusedFile(err)) refused = (err as Error).message;
       return undefined; // missing or unreadable: not there yet
     }
   };
@@ -31,7 +31,7 @@ export async function intakeSupplied(run: CertRun, config: Config): Promise<Bund
     log.error({ step: 'validate', error }, 'supplied certificate refused');
     return undefined;
   };
-  if (tooLarge) return refuse(`${tooLarge}; nothing was published`);
+  if (refused) return refuse(`${refused}; nothing was published`);
   if (fullchain === undefined || key === undefined) {
     return run.published ? undefined : refuse(`no certificate yet: drop ${PAIR.chain} and ${PAIR.key} into ${dir}`);
   }

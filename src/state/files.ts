@@ -57,6 +57,7 @@ export async function readStateFile<T>(path: string, schema: z.ZodMiniType<T>, l
     if (code === 'ENOENT') return undefined;
     if (code === 'EISDIR') problem = 'a directory, not a file';
     else if (code === 'EFBIG') problem = `larger than ${MAX_SMALL_FILE_BYTES} bytes`;
+    else if (code === 'ENOTFILE') problem = 'not a regular file';
     else throw new Error(`cannot read ${path}: ${(err as Error).message}; check the permissions of STATE_DIR`);
   }
   if (problem === undefined) {
