@@ -1,4 +1,5 @@
 import * as acme from 'acme-client';
+import { createCsr } from '../pki/csr.js';
 import type { CertificateSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
@@ -140,7 +141,7 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
     await solver.end();
   }
 
-  const [, csr] = await acme.crypto.createCsr({ altNames: spec.domains, commonName: spec.domains[0]!.length <= 64 ? spec.domains[0] : undefined }, privateKey);
+  const csr = createCsr(spec.domains, privateKey);
   // The order is ready once its authorizations are valid (RFC 8555 7.1.6): finalize at once, and
   // look at the order first only if the CA says it is not ready yet.
   let finalized: Resource;
