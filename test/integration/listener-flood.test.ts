@@ -77,20 +77,23 @@ describe('the listener in a process with 1,024 descriptors, flooded before the C
         s.once('error', () => resolve(undefined));
       });
       const flood = (await Promise.all(Array.from({ length: 1_200 }, (_, i) => open(`127.0.4.${(i % 120) + 1}`)))).filter(Boolean);
-      // The flood is in place before the CA asks. How fast the evictions reach this side depends on the
-      // machine's load, so wait for them (up to 10 s) instead of a fixed time; the listener's own count
-      // of descriptors is read from /proc, which no delay on this side can flatter.
-      const openHere = () => flood.filter((s) => !s!.destroyed).length;
-      for (const until = Date.now() + 10_000; openHere() > 256 && Date.now() < until;) await delay(50);
-      const still = openHere();
+      // The flood is in place before the CA asks. What the listener holds is counted where it is held,
+      // its descriptors in /proc, once its evictions have run (up to 10 s on a loaded machine). The
+      // flood's own view is only reported: under load the kernel may complete a handshake on this side
+      // while the listener's accept queue is full, and such a connection looks open here for as long
+      // as the SYN-ACK retries last (a minute), though it never reached the listener.
       const { readdirSync } = await import('node:fs');
-      const listenerDescriptors = readdirSync(`/proc/${child.pid}/fd`).length;
+      const descriptors = () => readdirSync(`/proc/${child.pid}/fd`).length;
+      const ALLOWANCE = 256 + 32; // its 256 connections, plus node's own (stdio, epoll, its threads' pipes)
+      for (const until = Date.now() + 10_000; descriptors() > ALLOWANCE && Date.now() < until;) await delay(50);
+      const listenerDescriptors = descriptors();
+      const still = flood.filter((s) => !s!.destroyed).length;
       const ca = await fetch(`http://127.0.0.1:${port}/.well-known/acme-challenge/flood-token`, { signal: AbortSignal.timeout(5_000) }).then(async (r) => `${r.status} ${await r.text()}`, (e: Error) => e.message);
       child.stdin.write('open a file\n');
       while (!lines.some((l) => l.file)) await delay(20);
-      console.log(`listener under 1,024 descriptors: ${flood.length} flood connections made, ${still} still open before the CA, the listener holding ${listenerDescriptors} descriptors; CA answered "${ca}"`);
-      expect(still).toBeLessThanOrEqual(256);
-      expect(listenerDescriptors).toBeLessThanOrEqual(256 + 32); // its allowance, plus node's own (stdio, epoll, its threads' pipes)
+      console.log(`listener under 1,024 descriptors: ${flood.length} flood connections made, ${still} still open on the flood's side before the CA, the listener holding ${listenerDescriptors} descriptors; CA answered "${ca}"`);
+      expect(flood.length).toBeGreaterThan(1_000); // the flood was made: far more than the allowance
+      expect(listenerDescriptors).toBeLessThanOrEqual(ALLOWANCE);
       expect(ca).toBe('200 flood-token.thumb');
       expect(lines.find((l) => l.file)?.file).toBe('opened');
       for (const s of flood) s!.destroy();
