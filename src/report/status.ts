@@ -50,7 +50,8 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
 
 async function statusRow(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow> {
   const state = await readCertState(config.stateDir, spec.name, undefined, { readOnly: true });
-  const { published, broken } = await readPublishedOrBroken(config, spec);
+  // As in a pass: files that still hold the deployed set were checked then; only their leaf is read.
+  const { published, broken } = await readPublishedOrBroken(config, spec, state.deployedDigest);
   const b = published?.bundle;
   const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
   const kept = await readPending(config.stateDir, spec.name);
