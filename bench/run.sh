@@ -57,9 +57,7 @@ esac
 export MAILCERTS_CLI=$CLI
 # The node flags the image runs mailcerts with, read from docker/Dockerfile's ENTRYPOINT: measured
 # as shipped. They go on node's command line (NODE_OPTIONS refuses --max-opt).
-MAILCERTS_NODE_FLAGS=${MAILCERTS_NODE_FLAGS-$(python3 -c 'import json, re, sys
-entry = json.loads(re.search(r"^ENTRYPOINT (.*)$", open(sys.argv[1]).read(), re.M).group(1))
-print(" ".join(a for a in entry[1:] if a.startswith("--")))' "$ROOT/docker/Dockerfile")}
+MAILCERTS_NODE_FLAGS=${MAILCERTS_NODE_FLAGS-$(grep -m1 '^ENTRYPOINT' "$ROOT/docker/Dockerfile" | grep -o '"--[^"]*"' | tr -d '"' | tr '\n' ' ' | sed 's/ $//')}
 export MAILCERTS_NODE_FLAGS
 PROJECT=mailcerts-bench
 MARKER=mailcerts.bench=1

@@ -1,7 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { sleep, withTimeout } from '../util/abort.js';
-import { byCodeUnits } from '../util/compare.js';
 import { errorMessage } from '../util/errors.js';
 
 /**
@@ -52,14 +51,14 @@ export interface ContainerView {
 function view(c: Docker.ContainerInfo): ContainerView {
   const networks = Object.entries(c.NetworkSettings?.Networks ?? {})
     .map(([name, n]) => ({ name, id: n.NetworkID ?? '', ip: n.IPAddress || undefined, ip6: n.GlobalIPv6Address || undefined }))
-    .sort((a, b) => byCodeUnits(a.name, b.name));
+    .sort((a, b) => a.name.localeCompare(b.name));
   return { id: c.Id, name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''), labels: c.Labels ?? {}, networkMode: c.HostConfig?.NetworkMode ?? '', networks };
 }
 
 /** Running containers matching every label filter (Docker ANDs them). */
 export async function listContainers(docker: Docker, filters: { label?: string[]; id?: string[] }): Promise<ContainerView[]> {
   const list = await withTimeout(docker.listContainers({ filters: { ...filters, status: ['running'] } }), CALL_TIMEOUT, 'listing containers');
-  return list.map(view).sort((a, b) => byCodeUnits(a.name, b.name));
+  return list.map(view).sort((a, b) => a.name.localeCompare(b.name));
 }
 
 export interface ExecOutcome {

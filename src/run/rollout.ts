@@ -39,7 +39,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
     }
   }
-  let sni = await publishSniFiles(runs, ctx);
+  let sni = await publishSniFiles(ctx, runs);
   const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest);
   if (pending.length === 0 && !sni.pending) return [];
   if (!ctx.config.docker.reload) {
@@ -66,7 +66,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     if (rolled.size > 0) {
       // The SNI files follow what is published again (a rolled-back certificate may cover fewer
       // names), read from the files: a rollback that failed halfway left them unlike run.published.
-      sni = await publishSniFiles([], ctx);
+      sni = await publishSniFiles(ctx);
       report = await deploy(runs, ctx);
       for (const [run, { from, to }] of rolled) {
         const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
@@ -90,11 +90,14 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   return report.results;
 }
 
-/** Publishes the sni/ files; says whether the containers have yet to be reloaded with them. */
-async function publishSniFiles(runs: CertRun[], ctx: RolloutContext): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
+/**
+ * Publishes the sni/ files; says whether the containers have yet to be reloaded with them. `known`:
+ * runs whose published certificate is the one on disk, whose names need not be read again.
+ */
+async function publishSniFiles(ctx: RolloutContext, known: CertRun[] = []): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
   try {
     await ctx.lock.check('publishing the SNI files');
-    const sni = await publishSni(ctx.config, new Map(runs.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))));
+    const sni = await publishSni(ctx.config, new Map(known.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))));
     if (!sni) return { pending: false, deployed: async () => undefined };
     if (sni.changed) ctx.log.info({ step: 'publish', certificates: sni.listed }, 'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)');
     const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);
