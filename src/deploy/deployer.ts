@@ -7,6 +7,7 @@ import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js
 import type { Endpoint } from './probe.js';
 import { addressOf, discoverTargets, probeAddress, resolveScope, type Scope } from './scope.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
+import { monotonicMs } from '../util/clock.js';
 import {
   AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, NO_SNI, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
 } from './verify.js';
@@ -144,7 +145,7 @@ export class DockerDeployer implements Deployer {
     if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
     const checkable = expected.filter((x): x is Expectation => x.leaf !== undefined);
     if (checkable.length === 0) return { ...base, ok: true, serves: null };
-    const deadline = performance.now() + VERIFY_BUDGET_MS;
+    const deadline = monotonicMs() + VERIFY_BUDGET_MS;
     const check = (waits: number[]) => verifyServed(endpoints.list, checkable, { waits, log, container: t.name, deadline, signal });
     let outcome = await check(QUICK_RETRIES);
     let escalated = false;

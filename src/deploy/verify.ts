@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { spkiOf } from '../pki/identity.js';
 import { sleep } from '../util/abort.js';
 import { DEFAULT_PORTS, type Endpoint, endpointText, PROTOCOLS, type Protocol, ProbeError, probe } from './probe.js';
+import { monotonicMs } from '../util/clock.js';
 
 export const VERIFY_LABEL = 'mailcerts.verify';
 export const ESCALATE_LABEL = 'mailcerts.escalate';
@@ -102,7 +103,7 @@ export interface VerifyOptions {
   waits: number[];
   log: Logger;
   container: string;
-  /** performance.now() by which verification of this container must be over. */
+  /** monotonicMs() by which verification of this container must be over. */
   deadline: number;
   signal?: AbortSignal;
 }
@@ -117,8 +118,8 @@ type Probed = { ok: string } | { problem: { kind: ProblemKind; text: string }; c
 export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
   const atOnce = pLimit(PROBES_AT_ONCE);
   let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert), names: {} };
-  const left = () => opts.deadline - performance.now();
-  const started = performance.now();
+  const left = () => opts.deadline - monotonicMs();
+  const started = monotonicMs();
   // Each certificate's key digest, once: every probe of every attempt compares against it.
   const spkiOfLeaf = new Map(expected.map((x) => [x.leaf, spkiOf(x.leaf)]));
   const probeOnce = async (e: Endpoint, x: Expectation, signal: AbortSignal): Promise<Probed> => {
@@ -157,12 +158,17 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       const early = await Promise.race([one, late]);
       if (early !== 'late') return early;
       const two = connection();
-      const served = await Promise.any([one, two].map((p) => p.then((r) => ('ok' in r ? r : Promise.reject(r))))).catch(() => undefined);
-      if (served) return served;
-      // Both failed: the worse answer is reported (a broken handshake outweighs an old process's old
-      // certificate); a connection that was never made (no time left) does not count.
-      const [r1, r2] = (await Promise.all([one, two])) as Exclude<Probed, { ok: string }>[];
-      return SEVERITY[r2!.problem.kind] > SEVERITY[r1!.problem.kind] && r2!.counted ? r2! : r1!;
+      let first: Probed | undefined;
+      void one.then((r) => (first = r));
+      const never = new Promise<never>(() => undefined);
+      const r2 = await Promise.race([one.then((r) => ('ok' in r ? r : never)), two]);
+      if ('ok' in r2) return r2;
+      // The second connection failed. A first one still open is not waited for: after a reload an
+      // old Postfix smtpd can hold it for a second while it retries its own tlsmgr, and the next
+      // attempt connects again anyway. When both failed, the worse answer is reported (a broken
+      // handshake outweighs an old process's old certificate); a connection never made does not count.
+      const r1 = first as Exclude<Probed, { ok: string }> | undefined;
+      return r1 && !(SEVERITY[r2.problem.kind] > SEVERITY[r1.problem.kind] && r2.counted) ? r1 : r2;
     } finally {
       clearTimeout(timer);
       for (const c of connections) c.abort(); // the one still open, if any, is not needed
@@ -195,7 +201,7 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
     const certs = [...new Set(problems.filter((p) => p.kind === kind).map((p) => p.cert))];
     last = { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs, names };
     opts.log.info({ step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) }, 'not yet serving the published certificate');
-    if (kind === 'unreachable' && performance.now() - started >= UNREACHABLE_GIVE_UP_MS) break;
+    if (kind === 'unreachable' && monotonicMs() - started >= UNREACHABLE_GIVE_UP_MS) break;
   }
   return last;
 }

@@ -6,6 +6,7 @@ import { errorMessage } from '../util/errors.js';
 import { answerClientErrors, LISTENER_OPTIONS, limitConnections } from '../util/http-limits.js';
 import { redact } from '../util/redact.js';
 import { collectStatus, health, type StatusRow } from './status.js';
+import { monotonicMs } from '../util/clock.js';
 
 const seconds = (iso?: string) => (iso ? new Date(iso).getTime() / 1000 : undefined);
 
@@ -54,7 +55,7 @@ const CACHE_MS = 1_000;
 function cachedStatus(config: Config): () => Promise<StatusRow[]> {
   let cached: { at: number; rows: Promise<StatusRow[]> } | undefined;
   return () => {
-    const now = performance.now();
+    const now = monotonicMs();
     if (!cached || now - cached.at >= CACHE_MS) {
       const rows = collectStatus(config);
       cached = { at: now, rows };

@@ -32,7 +32,7 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
         return undefined;
       })
     : undefined;
-  const watcher = watchSupplied(
+  const watcher = await watchSupplied(
     config,
     (name) => {
       if (signal.aborted) return;

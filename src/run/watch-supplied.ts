@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { watch } from 'chokidar';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 
@@ -10,11 +9,13 @@ export const SETTLE_MS = 1_500;
 
 /**
  * Watches CUSTOM_CERTS_DIR and calls onSettled(certificate name) once the dropped files have
- * settled. Returns undefined when no certificate is supplied by the user.
+ * settled. Returns undefined when no certificate is supplied by the user; chokidar is loaded only
+ * then (a daemon that watches nothing keeps its half a megabyte).
  */
-export function watchSupplied(config: Config, onSettled: (name: string) => void, log: Logger): { close(): Promise<void> } | undefined {
+export async function watchSupplied(config: Config, onSettled: (name: string) => void, log: Logger): Promise<{ close(): Promise<void> } | undefined> {
   const supplied = config.certificates.filter((c) => c.source === 'custom' && c.customDir);
   if (supplied.length === 0) return undefined;
+  const { watch } = await import('chokidar');
   const timers = new Map<string, NodeJS.Timeout>();
 
   const settleThenRun = (name: string, dir: string) => {

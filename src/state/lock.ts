@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { UserError } from '../util/errors.js';
 import { processAlive as alive } from '../util/process.js';
+import { monotonicMs, preciseWallMs } from '../util/clock.js';
 
 /**
  * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
@@ -71,9 +72,6 @@ function decode(text: string): Holder | undefined {
   }
 }
 
-/** Wall-clock ms with sub-millisecond precision: lock intervals of processes on one host can be compared. */
-const preciseNow = () => performance.timeOrigin + performance.now();
-
 const describeHolder = (h: Holder | undefined) => (h ? `host ${h.host}, pid ${h.pid}, since ${h.since}` : 'unknown holder');
 
 export interface LockOptions {
@@ -91,13 +89,13 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
   const path = join(stateDir, 'pass.lock');
   const staleMs = opts.staleMs ?? STALE_MS;
   const me: Holder = { owner: randomUUID(), host: hostname(), pid: process.pid, ns: localNamespace(), since: new Date().toISOString(), beat: 0 };
-  const deadline = performance.now() + opts.waitMs;
+  const deadline = monotonicMs() + opts.waitMs;
   let watched: { text: string; since: number } | undefined;
   let announced = false;
   await sweepTempFiles(stateDir, me.ns);
   for (;;) {
     if (await createComplete(path, me)) {
-      opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseNow() }, 'pass lock taken');
+      opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseWallMs() }, 'pass lock taken');
       return holdLock(path, me, opts);
     }
     let text: string;
@@ -108,7 +106,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
       throw new UserError(`cannot read the pass lock ${path} (${(err as NodeJS.ErrnoException).code}); if no mailcerts is running, remove it`);
     }
     const holder = decode(text);
-    const now = performance.now();
+    const now = monotonicMs();
     if (holder && holder.ns === me.ns && !alive(holder.pid)) {
       opts.log?.warn({ step: 'lock', holder: describeHolder(holder) }, 'taking over the pass lock of a process that died');
       await breakLock(path, text, me);
@@ -230,7 +228,7 @@ function holdLock(path: string, me: Holder, opts: LockOptions): PassLock {
       await beating;
       const text = await readFile(path, 'utf8').catch(() => '');
       if (decode(text)?.owner === me.owner) {
-        opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseNow() }, 'pass lock released');
+        opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseWallMs() }, 'pass lock released');
         await rm(path, { force: true });
       }
     },

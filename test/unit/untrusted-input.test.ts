@@ -12,6 +12,7 @@ import { readContainers, recordContainers } from '../../src/state/containers.js'
 import { captureLog } from '../helpers/fakes.js';
 import { makeChain } from '../helpers/pki.js';
 import { X509Certificate } from 'node:crypto';
+import { monotonicMs } from '../../src/util/clock.js';
 
 const view = (over: Partial<ContainerView>): ContainerView => ({ id: 'c1', name: 'postfix', labels: {}, networkMode: 'mail_default', networks: [], ...over });
 const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-untrusted-'));
@@ -59,14 +60,14 @@ describe('mailcerts.verify: a label decides nothing about where mailcerts connec
     const expected = [{ cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf }];
     const { log } = captureLog();
     let t0 = performance.now();
-    const out = await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 3_000 });
+    const out = await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: monotonicMs() + 3_000 });
     // A server that never greets is not the certificate's fault: unreachable, never "broken" (no rollback).
     expect(out).toMatchObject({ ok: false, kind: 'unreachable' });
     expect(performance.now() - t0).toBeLessThan(4_500);
     const stop = new AbortController();
     setTimeout(() => stop.abort(), 300);
     t0 = performance.now();
-    await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: performance.now() + 60_000, signal: stop.signal });
+    await verifyServed(endpoints, expected, { waits: [250, 500, 1000], log, container: 'x', deadline: monotonicMs() + 60_000, signal: stop.signal });
     expect(performance.now() - t0).toBeLessThan(1_000);
   });
 });
@@ -83,7 +84,7 @@ describe('whose fault a failed probe is', () => {
   };
   const leaf = new X509Certificate(makeChain(['mail.example.test']).leaf);
   const verify = async (port: number) =>
-    verifyServed([{ protocol: 'smtp', host: '127.0.0.1', port }], [{ cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf }], { waits: [], log: captureLog().log, container: 'x', deadline: performance.now() + 5_000 });
+    verifyServed([{ protocol: 'smtp', host: '127.0.0.1', port }], [{ cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf }], { waits: [], log: captureLog().log, container: 'x', deadline: monotonicMs() + 5_000 });
 
   it('a 421 greeting (postscreen, a rate limit) is the server\'s state, not the certificate: unreachable', async () => {
     const port = await smtpServer((s) => s.end('421 4.7.0 mail.example.test Error: too many connections from 127.0.0.1\r\n'));
@@ -126,7 +127,7 @@ describe('what a container must serve, name by name', () => {
         { cert: 'a', name: 'mail.a.test', servername: 'mail.a.test', leaf: new X509Certificate(a.leaf) },
         { cert: 'b', name: 'mail.b.test', servername: 'mail.b.test', leaf: new X509Certificate(b.leaf) },
       ];
-      const out = await verifyServed([{ protocol: 'smtps', host: '127.0.0.1', port }], expected, { waits: [], log: captureLog().log, container: 'x', deadline: performance.now() + 5_000 });
+      const out = await verifyServed([{ protocol: 'smtps', host: '127.0.0.1', port }], expected, { waits: [], log: captureLog().log, container: 'x', deadline: monotonicMs() + 5_000 });
       expect(out).toMatchObject({ ok: false, kind: 'mismatch', certs: ['b'], names: { 'mail.a.test': true, 'mail.b.test': false } });
       expect(out.ok || out.detail).toMatch(new RegExp(`serves certificate a \\(serial ${new X509Certificate(a.leaf).serialNumber}, SHA-256 [0-9A-F:]+\\) instead of b \\(serial ${new X509Certificate(b.leaf).serialNumber}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`));
     } finally {
