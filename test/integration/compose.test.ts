@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { docker, ENDPOINTS, MAIL_IMAGE, mailConfigFile, ROOT, servedCertificate, TEST_RUN, VERIFY_LABELS, waitForPort } from '../helpers/mailstack.js';
+import { makeChain } from '../helpers/pki.js';
 import { freePorts } from '../helpers/ports.js';
 
 const run = promisify(execFile);
@@ -122,6 +123,38 @@ describe('the image built from the local Node 24 base', () => {
     const added = (await size(image)) - (await size(base));
     expect(added).toBeLessThan(10_000_000);
     console.log(`image: ${image} adds ${(added / 1e6).toFixed(1)} MB to ${base}`);
+  });
+
+  it('an idle daemon in the image loads none of the builtins it does not use', async () => {
+    // The footprint of the README's "Speed and footprint", as Node reports it: the daemon of the
+    // image, with one valid certificate and the CA's directory fetched, holding still.
+    const dir = join(work, 'idle');
+    for (const d of ['certs', 'state', 'probe']) mkdirSync(join(dir, d), { recursive: true, mode: 0o777 });
+    const chain = makeChain(['idle.example.test']);
+    writeFileSync(join(dir, 'certs', 'fullchain.pem'), chain.fullchain);
+    writeFileSync(join(dir, 'certs', 'privkey.pem'), chain.key, { mode: 0o644 });
+    writeFileSync(join(dir, 'probe', 'dump.cjs'), "process.on('SIGUSR2', () => require('fs').writeFileSync('/probe/modules.txt', process.moduleLoadList.join('\\n')));\n");
+    await run('chmod', ['-R', 'a+rwX', dir]);
+    const image = inject('mailcertsImage');
+    const { Entrypoint: entry } = JSON.parse(await docker('image', 'inspect', '-f', '{{json .Config}}', image)) as { Entrypoint: string[] };
+    const name = `mailcerts-idle-${TEST_RUN}`;
+    await run('docker', ['run', '-d', '--name', name, '--label', `mailcerts.test.run=${TEST_RUN}`, '--network', 'host',
+      '-v', `${join(dir, 'certs')}:/etc/ssl/mail`, '-v', `${join(dir, 'state')}:/var/lib/mailcerts`, '-v', `${join(dir, 'probe')}:/probe`, '-v', `${pebble.caFile}:/pebble/ca.pem:ro`,
+      '-e', `ACME_DIRECTORY=${pebble.directoryUrl}`, '-e', 'NODE_EXTRA_CA_CERTS=/pebble/ca.pem', '-e', 'ACME_DOMAINS=idle.example.test', '-e', 'DOCKER_RELOAD=false', '-e', 'STATUS_ADDRESS=off',
+      '--entrypoint', entry[0]!, image, ...entry.slice(1, -1), '-r', '/probe/dump.cjs', entry.at(-1)!, 'run']);
+    try {
+      await until('the idle daemon', async () => /"msg":"waiting for the next pass"/.test((await run('docker', ['logs', name])).stdout), 30_000);
+      await docker('kill', '-s', 'USR2', name);
+      await until('the module list', async () => readFileSync(join(dir, 'probe', 'modules.txt'), 'utf8').length > 0, 10_000);
+      const loaded = readFileSync(join(dir, 'probe', 'modules.txt'), 'utf8').split('\n').map((m) => m.replace(/^NativeModule /, ''));
+      expect(loaded).toContain('crypto'); // the list is the daemon's: it read a certificate
+      expect(loaded).toContain('tls'); // and asked the CA over HTTPS
+      // Loaded only when used: fetch (undici) by an ESM import of node:http, perf_hooks by a read of
+      // the global performance, the parser of compressed and HTTP/2 bodies.
+      for (const unused of ['internal/deps/undici/undici', 'perf_hooks', 'http2', 'zlib']) expect(loaded).not.toContain(unused);
+    } finally {
+      await docker('rm', '-f', name).catch(() => undefined);
+    }
   });
 });
 
