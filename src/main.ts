@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, configParsers, loadConfig } from './config/load.js';
-import type { Config } from './config/schema.js';
+import type { Config, KeyType } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
 import { AcmeIssuer } from './obtain/issuer.js';
 import { collectStatus, formatStatusTable, health } from './report/status.js';
@@ -16,7 +16,9 @@ const USAGE = `Usage: mailcerts <command> [options]
 
 Commands:
   run [--once]            start the daemon (or make one pass and exit)
-  renew [--force] [NAME]  renew certificates that are due (all with --force), or only NAME
+  renew [--force] [--key-type TYPE] [NAME]
+                          renew certificates that are due (all with --force), or only NAME;
+                          --key-type: only that variant of a dual certificate is forced
   status [--json]         show certificates, expiry, next renewal and last error
   check                   validate the configuration, reach the CA and the Docker API
   healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
@@ -31,7 +33,7 @@ const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
 
 function summarize(result: PassResult, log: Logger): number {
   for (const c of result.certs) {
-    log.info({ step: 'report', cert: c.name, ok: c.ok, decision: c.decision, issued: c.issued, published: c.published, error: c.error }, c.ok ? 'certificate ok' : 'certificate failed');
+    log.info({ step: 'report', cert: c.name, ...(c.keyType ? { keyType: c.keyType } : {}), ok: c.ok, decision: c.decision, issued: c.issued, published: c.published, error: c.error }, c.ok ? 'certificate ok' : 'certificate failed');
   }
   return result.ok ? EXIT.ok : EXIT.failed;
 }
@@ -64,7 +66,7 @@ async function commandRun(config: Config, log: Logger, once: boolean): Promise<n
 async function commandCheck(config: Config, log: Logger): Promise<number> {
   let ok = true;
   out('configuration: ok');
-  for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyType}, ${c.challenge})`);
+  for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyTypes.join(" + ")}, ${c.challenge})`);
   out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
   const publishProblem = await certsDirProblem(config);
   if (publishProblem) {
@@ -140,7 +142,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const options = {
     run: { once: { type: 'boolean' } },
-    renew: { force: { type: 'boolean' } },
+    renew: { force: { type: 'boolean' }, 'key-type': { type: 'string' } },
     status: { json: { type: 'boolean' } },
     check: {},
     healthcheck: {},
@@ -180,7 +182,13 @@ async function main(argv: string[]): Promise<number> {
         const refused = await refuseUnpublishable(config);
         if (refused !== undefined) return refused;
         const only = args.positionals[0];
-        return summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only }), log);
+        const keyType = (args.values as Record<string, string | undefined>)['key-type'];
+        const known = config.certificates.filter((c) => !only || c.name === only).flatMap((c) => c.keyTypes);
+        if (keyType !== undefined && !known.includes(keyType as KeyType)) {
+          process.stderr.write(`mailcerts renew: --key-type ${keyType} is not a key type of ${only ? `"${only}"` : 'any certificate'}; configured: ${[...new Set(known)].join(', ')}\n`);
+          return EXIT.usage;
+        }
+        return summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only, forceKeyType: keyType }), log);
       }
       case 'status': {
         const rows = await collectStatus(config);

@@ -151,10 +151,16 @@ export async function startMailStack(certsDir, opts = {}) {
   return { postfix, dovecot };
 }
 
-/** The leaf certificate an endpoint serves, read with openssl s_client as a mail admin would; servername null: no SNI. */
-export async function servedCertificate(endpoint, servername = 'mail.example.test') {
+/**
+ * The leaf certificate an endpoint serves, read with openssl s_client as a mail admin would;
+ * servername null: no SNI. `opts.only`: a client that offers only 'ecdsa' or only 'rsa' signatures
+ * (TLS 1.3); with `opts.tls12`, TLS 1.2 with only that algorithm's cipher suites.
+ */
+export async function servedCertificate(endpoint, servername = 'mail.example.test', opts = {}) {
   const e = ENDPOINTS[endpoint];
   const args = ['s_client', '-connect', `127.0.0.1:${e.port}`, ...(servername === null ? ['-noservername'] : ['-servername', servername])];
+  if (opts.only && opts.tls12) args.push('-tls1_2', '-cipher', opts.only === 'rsa' ? 'aRSA' : 'aECDSA');
+  else if (opts.only) args.push('-sigalgs', opts.only === 'rsa' ? 'RSA-PSS+SHA256:RSA+SHA256' : 'ECDSA+SHA256:ECDSA+SHA384');
   if (e.starttls) args.push('-starttls', e.starttls);
   const child = execFile('openssl', args, { timeout: 15_000 });
   child.stdin?.end();

@@ -170,7 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         customDir: custom && (c.source ?? 'custom') === 'custom' ? (several ? join(custom, c.name ?? defaultCertName(c.domains)) : custom) : undefined,
         name: c.name ?? defaultCertName(c.domains),
         domains: c.domains,
-        keyType: c.keyType ?? e.ACME_KEY_TYPE,
+        keyTypes: c.keyType ?? e.ACME_KEY_TYPE,
         challenge: c.challenge ?? e.ACME_CHALLENGE,
         dnsProvider: (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
       }))
@@ -179,7 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         customDir: custom,
         name: defaultCertName(e.ACME_DOMAINS!),
         domains: e.ACME_DOMAINS!,
-        keyType: e.ACME_KEY_TYPE,
+        keyTypes: e.ACME_KEY_TYPE,
         challenge: e.ACME_CHALLENGE,
         dnsProvider: e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined,
       }];

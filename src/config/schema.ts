@@ -7,6 +7,10 @@ import { formatDuration, parseDuration } from '../util/duration.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
+/** What a TLS client's signature algorithms choose between: Postfix takes one key of each. */
+export type Algorithm = 'ecdsa' | 'rsa';
+export const algorithmOf = (keyType: string): Algorithm | undefined =>
+  keyType.startsWith('ec-') ? 'ecdsa' : keyType.startsWith('rsa-') ? 'rsa' : undefined;
 export const CHALLENGES = ['http-01', 'dns-01'] as const;
 export type Challenge = (typeof CHALLENGES)[number];
 export const DNS_PROVIDERS = ['cloudflare'] as const;
@@ -91,7 +95,31 @@ const matching = (pattern: RegExp, message: string) => z.string().check(z.regex(
 
 const certName = matching(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit');
 
-const keyType = z.enum(KEY_TYPES, { error: () => `use one of ${KEY_TYPES.join(', ')}` });
+/** Why a list of key types is unusable: an unknown one, one listed twice, two of one algorithm. */
+export function keyTypesProblem(list: string[]): string | undefined {
+  if (list.length === 0) return `list at least one key type: ${KEY_TYPES.join(', ')}`;
+  const unknown = list.find((k) => !(KEY_TYPES as readonly string[]).includes(k));
+  if (unknown !== undefined) return `"${unknown}" is not a key type; use one of ${KEY_TYPES.join(', ')}, or two of them for dual certificates, as in ec-256,rsa-2048`;
+  const twice = list.find((k, i) => list.indexOf(k) !== i);
+  if (twice) return `"${twice}" is listed twice`;
+  const same = list.find((k, i) => list.findIndex((o) => algorithmOf(o) === algorithmOf(k)) !== i);
+  if (same) return `${list.filter((k) => algorithmOf(k) === algorithmOf(same)).join(' and ')} are both ${algorithmOf(same)?.toUpperCase()}: Postfix and Dovecot serve one key of each algorithm; keep one of them`;
+  return undefined;
+}
+
+/** ACME_KEY_TYPE, or keyType in the config file: one key type, or a comma list (or YAML list) of one ECDSA and one RSA. */
+const keyTypes = z.pipe(
+  z.union([z.string(), z.array(z.string())], { error: () => 'use a key type such as ec-256, or a list such as ec-256,rsa-2048' }),
+  z.transform((v: string | string[], ctx) => {
+    const list = (typeof v === 'string' ? v.split(',') : v).map((k) => k.trim()).filter(Boolean);
+    const problem = keyTypesProblem(list);
+    if (problem) {
+      ctx.issues.push({ code: 'custom', input: v, message: problem });
+      return z.NEVER;
+    }
+    return list as KeyType[];
+  }),
+);
 const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
 
 /** A string turned into something else by `fn`, which reports its own issues. */
@@ -198,7 +226,7 @@ export const EnvSchema = z.object({
     { name: 'letsencrypt', url: DIRECTORIES.letsencrypt! },
   ),
   ACME_CHALLENGE: z._default(challenge, 'http-01'),
-  ACME_KEY_TYPE: z._default(keyType, 'ec-256'),
+  ACME_KEY_TYPE: z._default(keyTypes, ['ec-256']),
   ACME_DNS_PROVIDER: z._default(dnsProvider, 'cloudflare'),
   CLOUDFLARE_API_TOKEN: z.optional(matching(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens')),
   CLOUDFLARE_ZONE_ID: z.optional(matching(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page')),
@@ -254,7 +282,7 @@ export const FileSchema = z.strictObject({
       z.strictObject({
         name: z.optional(certName),
         domains: domainList,
-        keyType: z.optional(keyType),
+        keyType: z.optional(keyTypes),
         challenge: z.optional(challenge),
         dnsProvider: z.optional(dnsProvider),
         source: z.optional(z.enum(['acme', 'custom'], { error: () => 'use acme or custom' })),
@@ -267,7 +295,11 @@ export type ConfigFile = z.output<typeof FileSchema>;
 export interface CertificateSpec {
   name: string;
   domains: string[];
-  keyType: KeyType;
+  /**
+   * One key type, or one ECDSA and one RSA: each is its own order (key, serial, renewal time), and
+   * all are published together. The first keeps the plain file names.
+   */
+  keyTypes: KeyType[];
   challenge: Challenge;
   /** Set when challenge is dns-01. */
   dnsProvider?: DnsProviderName;
@@ -275,6 +307,15 @@ export interface CertificateSpec {
   source: 'acme' | 'custom';
   /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
   customDir?: string;
+}
+
+/** One key type of a certificate: what a single order obtains and a single state file follows. */
+export interface VariantSpec extends CertificateSpec {
+  keyType: KeyType;
+}
+
+export function variantsOf(spec: CertificateSpec): VariantSpec[] {
+  return spec.keyTypes.map((keyType) => ({ ...spec, keyType }));
 }
 
 export interface Config {

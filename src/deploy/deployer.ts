@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type Docker from 'dockerode';
+import type { Algorithm } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { covers, dnsNamesOf } from '../publish/bundle.js';
 import { errorMessage } from '../util/errors.js';
@@ -17,7 +18,10 @@ export interface ServedCert {
   name: string;
   /** Its names, each probed by SNI. */
   domains: string[];
+  /** The first variant's leaf (what a client that does not choose gets). */
   leaf?: X509Certificate;
+  /** A dual certificate: each variant, probed offering only its algorithm. */
+  variants?: { algorithm: Algorithm; leaf: X509Certificate }[];
 }
 
 /** Why a container is not deployed: each kind leads to a different reaction upstream. */
@@ -225,10 +229,13 @@ export function expectationsFor(t: Pick<ReloadTarget, 'labels'>, certs: ServedCe
   // Only the names the published certificate covers: a name added to the configuration whose
   // reissue failed is not in the SNI files either, and must not be probed for.
   const covered = (c: ServedCert) => (c.leaf ? c.domains.filter((d) => covers(dnsNamesOf(c.leaf!), d)) : c.domains);
+  // A dual certificate is expected once per variant: a client offering only ECDSA (or only RSA)
+  // signatures must get that variant's leaf.
+  const asServed = (c: ServedCert) => (c.variants ?? [{ algorithm: undefined, leaf: c.leaf }]);
   const byName = chosen.flatMap((c) =>
-    covered(c).map((d) => ({ cert: c.name, name: d, servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d, leaf: c.leaf })),
+    covered(c).flatMap((d) => asServed(c).map((v) => ({ cert: c.name, name: d, servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d, leaf: v.leaf, algorithm: v.algorithm }))),
   );
   const first = certs[0];
-  const noSni = first && chosen.includes(first) ? [{ cert: first.name, name: NO_SNI, servername: undefined, leaf: first.leaf }] : [];
+  const noSni = first && chosen.includes(first) ? asServed(first).map((v) => ({ cert: first.name, name: NO_SNI, servername: undefined, leaf: v.leaf, algorithm: v.algorithm })) : [];
   return [...byName, ...noSni];
 }

@@ -1,6 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { Algorithm } from '../config/schema.js';
 import { spkiOf } from '../pki/identity.js';
 
 export const PROTOCOLS = ['smtp', 'submission', 'submissions', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'] as const;
@@ -188,11 +189,20 @@ async function startTls(protocol: Protocol, socket: Socket, greeted: () => void)
 }
 
 /**
+ * The signature algorithms a client offers to get one variant of a dual certificate: the server
+ * picks the certificate whose key can sign with them (TLS 1.3 needs RSA-PSS for an RSA key).
+ */
+export const SIGALGS: Record<Algorithm, string> = {
+  ecdsa: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512',
+  rsa: 'rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:rsa_pkcs1_sha256:rsa_pkcs1_sha384:rsa_pkcs1_sha512',
+};
+
+/**
  * Connects as a mail client would and returns the leaf certificate the server presents for
  * `servername`. The TCP connect has its own deadline: one that does not complete is a 'connect'
  * failure, on implicit-TLS ports as on STARTTLS ones.
  */
-export async function probe(endpoint: Endpoint, servername: string | undefined, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Served> {
+export async function probe(endpoint: Endpoint, servername: string | undefined, opts: { timeoutMs?: number; signal?: AbortSignal; algorithm?: Algorithm } = {}): Promise<Served> {
   const where = endpointText(endpoint);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   let socket: Socket | undefined;
@@ -224,7 +234,7 @@ export async function probe(endpoint: Endpoint, servername: string | undefined, 
     });
     if (!IMPLICIT_TLS.has(endpoint.protocol)) await startTls(endpoint.protocol, socket, () => (stage = 'protocol'));
     stage = 'handshake';
-    tls = tlsConnect({ socket, servername: sni, rejectUnauthorized: false });
+    tls = tlsConnect({ socket, servername: sni, rejectUnauthorized: false, ...(opts.algorithm ? { sigalgs: SIGALGS[opts.algorithm] } : {}) });
     await new Promise<void>((resolve, reject) => {
       tls!.once('secureConnect', resolve);
       tls!.once('error', (e: NodeJS.ErrnoException) => reject(e instanceof ProbeError ? e : new ProbeError('handshake', e.message)));

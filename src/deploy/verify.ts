@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import pLimit from 'p-limit';
+import type { Algorithm } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { spkiOf } from '../pki/identity.js';
 import { sleep } from '../util/abort.js';
@@ -59,6 +60,8 @@ export interface Expectation {
   name: string;
   servername: string | undefined;
   leaf: X509Certificate;
+  /** A dual certificate's variant: probed offering only this algorithm's signatures. */
+  algorithm?: Algorithm;
 }
 
 export const NO_SNI = '(no SNI)';
@@ -128,10 +131,10 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       return { counted: false, problem: { kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` } };
     }
     try {
-      const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal });
+      const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal, algorithm: x.algorithm });
       const same = (leaf: X509Certificate) => served.spki === spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
-      const asked = x.servername ?? 'a client without SNI';
-      if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'})` };
+      const asked = `${x.servername ?? 'a client without SNI'}${x.algorithm ? ` offering only ${x.algorithm.toUpperCase()}` : ''}`;
+      if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'}${x.algorithm ? `, ${x.algorithm}` : ''})` };
       const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
       return {
         counted: true,
@@ -141,7 +144,7 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       };
     } catch (err) {
       const stage = err instanceof ProbeError ? err.stage : 'protocol';
-      return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername})` : ' (no SNI)'}` } };
+      return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername}` : ' (no SNI'}${x.algorithm ? `, only ${x.algorithm.toUpperCase()} offered)` : ')'}` } };
     }
   };
   const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {

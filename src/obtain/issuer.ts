@@ -1,4 +1,4 @@
-import type { CertificateSpec, Config } from '../config/schema.js';
+import type { CertificateSpec, Config, VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { DnsJournal } from '../state/dns-journal.js';
 import type { AriState } from '../state/cert-state.js';
@@ -11,7 +11,7 @@ import { WebrootHttp01 } from './solvers/http01-webroot.js';
 import type { ChallengeSolver } from './solvers/types.js';
 
 export interface IssueRequest {
-  spec: CertificateSpec;
+  spec: VariantSpec;
   /** ARI id of the certificate this one replaces. */
   replaces?: string;
   /** A private key to keep (ACME_REUSE_KEY); a new one is made otherwise. */

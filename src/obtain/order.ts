@@ -1,6 +1,6 @@
 import * as acme from 'acme-client';
 import { createCsr } from '../pki/csr.js';
-import type { CertificateSpec } from '../config/schema.js';
+import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi } from './acme-http.js';
@@ -29,7 +29,7 @@ export const DEFAULT_POLL: PollOptions = { minIntervalMs: 20, maxIntervalMs: 5_0
 
 interface OrderContext {
   client: acme.Client;
-  spec: CertificateSpec;
+  spec: VariantSpec;
   solver: ChallengeSolver;
   log: Logger;
   signal?: AbortSignal;

@@ -1,4 +1,4 @@
-import type { CertificateSpec } from '../config/schema.js';
+import type { VariantSpec } from '../config/schema.js';
 import { emergency } from './ari.js';
 import type { AriState, CertState } from '../state/cert-state.js';
 import { formatDuration } from '../util/duration.js';
@@ -60,7 +60,7 @@ export function retryTime(state: CertState, now: Date, published?: PublishedFact
 }
 
 /** Whether a kept certificate can still be published instead of ordering a new one; the reason when not. */
-export function pendingProblem(spec: CertificateSpec, pending: PublishedFacts, now: Date): string | undefined {
+export function pendingProblem(spec: VariantSpec, pending: PublishedFacts, now: Date): string | undefined {
   if ([...pending.names].sort().join(',') !== [...spec.domains].sort().join(',')) return 'its names are no longer the configured ones';
   if (pending.keyType !== spec.keyType) return `its key type ${pending.keyType} is no longer the configured one`;
   if (now >= renewalTime(pending.notBefore, pending.notAfter)) return 'it is itself due for renewal';
@@ -69,7 +69,7 @@ export function pendingProblem(spec: CertificateSpec, pending: PublishedFacts, n
 
 /** What to do with one certificate now. */
 export function decide(input: {
-  spec: CertificateSpec;
+  spec: VariantSpec;
   published?: PublishedFacts;
   /** Why the published files are unusable, when they are. */
   broken?: string;

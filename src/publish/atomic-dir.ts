@@ -62,18 +62,19 @@ export class AtomicDir {
 
   /**
    * The published files of the current version, read through one resolved version path; before the
-   * first publish, plain files left at the stable names by another tool.
+   * first publish, plain files left at the stable names by another tool. Undefined when one of
+   * `names` is missing; `optional` ones are left out of the map when missing.
    */
-  async read(names: string[]): Promise<Map<string, Buffer> | undefined> {
+  async read(names: string[], optional: string[] = []): Promise<Map<string, Buffer> | undefined> {
     const version = await this.currentVersion();
     const from = version ? join(this.dir, version) : this.dir;
     const out = new Map<string, Buffer>();
-    for (const name of names) {
+    for (const name of [...names, ...optional]) {
       try {
         out.set(name, readSmallFile(join(from, name)));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw err;
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if (!optional.includes(name)) return undefined;
       }
     }
     return out;
@@ -100,15 +101,15 @@ export class AtomicDir {
     return previous && previous !== current && (await this.versions()).includes(previous) ? previous : undefined;
   }
 
-  /** The files of the version a rollback would restore, or undefined. */
-  async readPrevious(names: string[]): Promise<Map<string, Buffer> | undefined> {
+  /** The files of the version a rollback would restore, or undefined; `optional` ones as in read(). */
+  async readPrevious(names: string[], optional: string[] = []): Promise<Map<string, Buffer> | undefined> {
     const previous = await this.rollbackTarget();
     if (!previous) return undefined;
     const out = new Map<string, Buffer>();
-    for (const name of names) {
+    for (const name of [...names, ...optional]) {
       const data = await readFile(join(this.dir, previous, name)).catch(() => undefined);
-      if (!data) return undefined;
-      out.set(name, data);
+      if (data) out.set(name, data);
+      else if (!optional.includes(name)) return undefined;
     }
     return out;
   }

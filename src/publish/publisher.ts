@@ -1,10 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { join, relative } from 'node:path';
-import type { CertificateSpec, Config } from '../config/schema.js';
+import { algorithmOf, type CertificateSpec, type Config, type VariantSpec } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
 import { type Bundle, BundleError, type BundleText, bundleText, covers, dnsNamesOf, digestOf, parseBundle, parseCheckedBundle } from './bundle.js';
-import { FILE_NAMES, layoutFiles, PAIR, SNI_DIR, SNI_KEY_AND_CHAIN } from './layout.js';
+import { ALGORITHMS, layoutFiles, layoutNames, PAIR, type SetText, SNI_DIR, SNI_KEY_AND_CHAIN, sniFilesOf, variantName, variantPair } from './layout.js';
 import { isRefusedFile } from '../util/small-file.js';
+import { keyTypeOf } from '../pki/keys.js';
 import { renderSni, type SniCert } from './sni.js';
 
 /**
@@ -18,8 +19,57 @@ export function publishDirs(config: Config, spec: CertificateSpec): AtomicDir[] 
 }
 
 export interface Published {
+  /** The first variant: what the plain file names hold. */
   bundle: Bundle;
+  /** Every variant published, the first first (one for a single key type). */
+  bundles: Bundle[];
+  /** Each variant also has its own prefixed files (rsa-privkey-fullchain.pem, …). */
+  dual: boolean;
   digest: string;
+}
+
+const OPTIONAL_PAIRS = ALGORITHMS.flatMap((a) => Object.values(variantPair(a)));
+
+/** The files of a set of variants, the first one first; `dual`: each under its own names too. */
+export function setOf(bundles: Bundle[], dual: boolean): SetText {
+  return { primary: bundles[0]!, variants: dual ? bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, text: b })) : undefined };
+}
+
+/** The set as it would be published: its bundles and the digest of its files. */
+export function publishedSet(config: Config, bundles: Bundle[], dual: boolean): Published {
+  return { bundle: bundles[0]!, bundles, dual, digest: digestOf(filesFor(config, setOf(bundles, dual))) };
+}
+
+/**
+ * The published bundle of one variant: the one of its algorithm. A certificate with a single key
+ * type takes whatever the plain names hold, so that a change of key type is seen as one.
+ */
+export function bundleFor(published: Published | undefined, spec: VariantSpec): Bundle | undefined {
+  if (!published) return undefined;
+  const alg = algorithmOf(spec.keyType);
+  if (!published.dual && spec.keyTypes.length === 1) return published.bundle;
+  return published.bundles.find((b) => algorithmOf(b.keyType) === alg);
+}
+
+/** The set in files read from a directory (the plain pair, and any prefixed pairs). */
+function setText(files: Map<string, Buffer>): SetText {
+  const text = (chain: string, key: string) => bundleText(files.get(chain)!.toString(), files.get(key)!.toString());
+  const variants = ALGORITHMS.filter((a) => files.has(variantPair(a).chain) && files.has(variantPair(a).key)).map((algorithm) => ({ algorithm, text: text(variantPair(algorithm).chain, variantPair(algorithm).key) }));
+  return { primary: text(PAIR.chain, PAIR.key), variants: variants.length > 0 ? variants : undefined };
+}
+
+/** Parses every bundle of a set; `checked`: the set passed the full checks before (same digest). */
+function parseSet(config: Config, set: SetText, source: string, checked: boolean): Published {
+  const parse = (t: BundleText, where: string) => (checked ? parseCheckedBundle(t, where) : parseBundle(t.certificates.join(''), t.privateKey, where));
+  const primary = parse(set.primary, source);
+  const bundles = [primary];
+  for (const v of set.variants ?? []) {
+    const same = v.text.privateKey === set.primary.privateKey && v.text.certificates.join('') === set.primary.certificates.join('');
+    const b = same ? primary : parse(v.text, `${source} (${variantPair(v.algorithm).chain})`);
+    if (algorithmOf(b.keyType) !== v.algorithm) throw new BundleError(`${source}: ${variantPair(v.algorithm).chain} holds a ${b.keyType} certificate, not ${v.algorithm.toUpperCase()}`);
+    if (!same) bundles.push(b);
+  }
+  return { bundle: primary, bundles, dual: !!set.variants, digest: digestOf(filesFor(config, set)) };
 }
 
 /**
@@ -32,19 +82,13 @@ export async function readPublished(config: Config, spec: CertificateSpec, check
   // The first certificate may have lived at the top alone, before a second one was configured:
   // its own directory is then still empty, and what the servers read is at the top.
   for (const dir of publishDirs(config, spec)) {
-    const files = await dir.read([PAIR.chain, PAIR.key]).catch((err: unknown) => {
+    const files = await dir.read([PAIR.chain, PAIR.key], OPTIONAL_PAIRS).catch((err: unknown) => {
       throw isRefusedFile(err) ? new BundleError(`the published certificate in ${dir.dir}: ${(err as Error).message}`) : err;
     });
     if (!files) continue;
-    const [chain, key] = [files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString()];
-    const source = `the published certificate in ${dir.dir}`;
-    if (checkedDigest) {
-      const text = bundleText(chain, key);
-      const digest = digestOf(filesFor(config, text));
-      if (digest === checkedDigest) return { bundle: parseCheckedBundle(text, source), digest };
-    }
-    const bundle = parseBundle(chain, key, source);
-    return { bundle, digest: digestOf(filesFor(config, bundle)) };
+    const set = setText(files);
+    const checked = !!checkedDigest && digestOf(filesFor(config, set)) === checkedDigest;
+    return parseSet(config, set, `the published certificate in ${dir.dir}`, checked);
   }
   return undefined;
 }
@@ -59,20 +103,20 @@ export async function readPublishedOrBroken(config: Config, spec: CertificateSpe
   }
 }
 
-export function filesFor(config: Config, bundle: BundleText): PublishFile[] {
-  return layoutFiles(bundle).map((f) =>
+export function filesFor(config: Config, set: SetText): PublishFile[] {
+  return layoutFiles(set).map((f) =>
     f.secret
       ? { name: f.name, data: f.data, mode: config.files.keyMode, owner: config.files.owner, group: config.files.group }
       : { name: f.name, data: f.data, mode: config.files.certMode },
   );
 }
 
-/** Publishes a checked bundle into every directory of the certificate; returns it as now published. */
-export async function publishBundle(config: Config, spec: CertificateSpec, bundle: Bundle): Promise<Published & { changed: boolean }> {
-  const files = filesFor(config, bundle);
+/** Publishes a checked set of variants into every directory of the certificate; returns it as now published. */
+export async function publishSet(config: Config, spec: CertificateSpec, bundles: Bundle[], dual: boolean): Promise<Published & { changed: boolean }> {
+  const files = filesFor(config, setOf(bundles, dual));
   let changed = false;
   for (const dir of publishDirs(config, spec)) changed = (await dir.publish(files)).changed || changed;
-  return { changed, bundle, digest: digestOf(files) };
+  return { changed, bundle: bundles[0]!, bundles, dual, digest: digestOf(files) };
 }
 
 /**
@@ -85,14 +129,16 @@ export async function rollbackPublished(config: Config, spec: CertificateSpec, n
   const withPrevious: AtomicDir[] = [];
   for (const dir of dirs) if (await dir.rollbackTarget()) withPrevious.push(dir);
   if (withPrevious.length === 0) return {};
-  const files = await withPrevious[0]!.readPrevious([PAIR.chain, PAIR.key]);
+  const files = await withPrevious[0]!.readPrevious([PAIR.chain, PAIR.key], OPTIONAL_PAIRS);
   if (!files) return {};
-  const bundle = parseBundle(files.get(PAIR.chain)!.toString(), files.get(PAIR.key)!.toString(), `the previous certificate in ${withPrevious[0]!.dir}`);
-  if (bundle.notAfter <= now) return { expired: bundle.notAfter.toISOString() };
+  const set = setText(files);
+  const published = parseSet(config, set, `the previous certificate in ${withPrevious[0]!.dir}`, false);
+  const expired = published.bundles.find((b) => b.notAfter <= now);
+  if (expired) return { expired: expired.notAfter.toISOString() };
   for (const dir of withPrevious) await dir.rollback();
-  const restored = filesFor(config, bundle);
+  const restored = filesFor(config, set);
   for (const dir of dirs) if (!withPrevious.includes(dir)) await dir.publish(restored);
-  return { published: { bundle, digest: digestOf(restored) } };
+  return { published };
 }
 
 /**
@@ -103,8 +149,8 @@ export async function rollbackPublished(config: Config, spec: CertificateSpec, n
  */
 export async function repairPublished(config: Config, spec: CertificateSpec, published: Published): Promise<{ changed: boolean }> {
   const dirs = publishDirs(config, spec);
-  if (dirs.length === 1 && (await dirs[0]!.holds(FILE_NAMES, true))) return { changed: false };
-  return publishBundle(config, spec, published.bundle);
+  if (dirs.length === 1 && (await dirs[0]!.holds(layoutNames(setOf(published.bundles, published.dual)), true))) return { changed: false };
+  return publishSet(config, spec, published.bundles, published.dual);
 }
 
 /**
@@ -137,10 +183,10 @@ export async function publishSni(config: Config, known: ReadonlyMap<string, Publ
   const listed: SniCert[] = [];
   for (const spec of config.certificates) {
     const dir = publishDirs(config, spec)[0]!;
-    const names = await publishedNames(dir, known.get(spec.name));
-    if (!names) continue; // not published: not listed
-    const domains = spec.domains.filter((d) => covers(names, d));
-    if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir) });
+    const found = await publishedForSni(dir, known.get(spec.name));
+    if (!found) continue; // not published: not listed
+    const domains = spec.domains.filter((d) => covers(found.names, d));
+    if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir), files: found.files });
   }
   const dir = new AtomicDir(join(config.certsDir, SNI_DIR));
   // Nothing published yet: nothing to name (and nothing written into CERTS_DIR).
@@ -150,15 +196,27 @@ export async function publishSni(config: Config, known: ReadonlyMap<string, Publ
   return { changed, digest: digestOf(files), listed: listed.map((c) => c.name) };
 }
 
-/** The DNS names of the certificate published in dir, with the files a map names; undefined when not there. */
-async function publishedNames(dir: AtomicDir, known: Published | undefined): Promise<string[] | undefined> {
-  if (known) return (await dir.holds([PAIR.chain, SNI_KEY_AND_CHAIN])) ? known.bundle.names : undefined;
+/**
+ * The DNS names of the certificate published in dir and the key-and-chain files a map names
+ * (every variant's); undefined when they are not there.
+ */
+async function publishedForSni(dir: AtomicDir, known: Published | undefined): Promise<{ names: string[]; files: string[] } | undefined> {
+  if (known) {
+    const files = sniFilesOf(setOf(known.bundles, known.dual));
+    return (await dir.holds([PAIR.chain, ...files])) ? { names: known.bundle.names, files } : undefined;
+  }
   // Unreadable: the last SNI files stay as they are (this throws).
-  const files = await dir.read([PAIR.chain, SNI_KEY_AND_CHAIN]);
-  if (!files) return undefined;
+  const read = await dir.read([PAIR.chain], ALGORITHMS.map((a) => variantName(a, SNI_KEY_AND_CHAIN)).concat(SNI_KEY_AND_CHAIN));
+  if (!read) return undefined;
+  let leaf: X509Certificate;
   try {
-    return dnsNamesOf(new X509Certificate(files.get(PAIR.chain)!));
+    leaf = new X509Certificate(read.get(PAIR.chain)!);
   } catch {
     throw new BundleError(`the published certificate in ${dir.dir} cannot be parsed; the SNI files were not changed`);
   }
+  // The first variant's file first, as sniFilesOf orders them.
+  const first = algorithmOf(keyTypeOf(leaf.publicKey));
+  const dual = [...ALGORITHMS].sort((a, b) => Number(b === first) - Number(a === first)).map((a) => variantName(a, SNI_KEY_AND_CHAIN)).filter((f) => read.has(f));
+  const files = dual.length > 0 ? dual : read.has(SNI_KEY_AND_CHAIN) ? [SNI_KEY_AND_CHAIN] : [];
+  return files.length > 0 ? { names: dnsNamesOf(leaf), files } : undefined;
 }

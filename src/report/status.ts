@@ -1,10 +1,10 @@
-import type { CertificateSpec, Config } from '../config/schema.js';
+import { type CertificateSpec, type Config, variantsOf } from '../config/schema.js';
 import { errorMessage } from '../util/errors.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
 import { type Bundle, parseBundle } from '../publish/bundle.js';
-import { readPublishedOrBroken } from '../publish/publisher.js';
-import { readCertState, readPending } from '../state/cert-state.js';
+import { bundleFor, readPublishedOrBroken } from '../publish/publisher.js';
+import { readCertState, readPending, variantStateKey } from '../state/cert-state.js';
 import { type ContainerRecord, readContainers } from '../state/containers.js';
 
 export interface StatusRow {
@@ -37,10 +37,10 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
   const containers = await readContainers(config.stateDir, undefined, { readOnly: true }).catch(() => ({}));
   for (const spec of config.certificates) {
     try {
-      rows.push(await statusRow(config, spec, containers, now));
+      rows.push(...(await statusRows(config, spec, containers, now)));
     } catch (err) {
       rows.push({
-        name: spec.name, domains: spec.domains, keyType: spec.keyType, source: spec.source, nextReason: 'unknown: its files cannot be read',
+        name: spec.name, domains: spec.domains, keyType: spec.keyTypes.join(','), source: spec.source, nextReason: 'unknown: its files cannot be read',
         deployed: false, failures: 0, lastError: errorMessage(err), containers,
       });
     }
@@ -48,39 +48,62 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
   return rows;
 }
 
-async function statusRow(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow> {
-  const state = await readCertState(config.stateDir, spec.name, undefined, { readOnly: true });
-  // As in a pass: files that still hold the deployed set were checked then; only their leaf is read.
-  const { published, broken } = await readPublishedOrBroken(config, spec, state.deployedDigest);
-  const b = published?.bundle;
-  const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
-  const kept = await readPending(config.stateDir, spec.name);
-  let pending: Bundle | undefined;
-  try {
-    pending = kept ? parseBundle(kept.fullchain, kept.key) : undefined;
-  } catch {
-    pending = undefined;
+/** The rows of one certificate: one per variant (key type), or per supplied pair. */
+async function statusRows(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow[]> {
+  const variants = variantsOf(spec);
+  const states = await Promise.all(variants.map((v) => readCertState(config.stateDir, variantStateKey(v), undefined, { readOnly: true })));
+  // As in a pass: files that still hold the deployed set were checked then; only their leaves are read.
+  const { published, broken } = await readPublishedOrBroken(config, spec, states[0]!.deployedDigest);
+  if (spec.source === 'custom') {
+    const state = states[0]!;
+    return (published?.bundles ?? [undefined]).map((b) => ({
+      ...rowOf(spec, b, spec.keyTypes[0]!, now),
+      nextReason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`,
+      deployed: !!published && state.deployedDigest === published.digest,
+      failures: state.failures,
+      lastSuccessAt: state.lastSuccessAt,
+      lastError: state.lastError ?? broken,
+      containers,
+    }));
   }
-  if (pending && b && pending.serial === b.serial) pending = undefined;
-  const d = spec.source === 'custom'
-    ? { action: 'custom' as const, reason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}` }
-    : decide({ spec, published: b, broken, pending, state, now, profile: config.acme.profile, ari });
+  const rows: StatusRow[] = [];
+  for (const [i, v] of variants.entries()) {
+    const state = states[i]!;
+    const b = bundleFor(published, v);
+    const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
+    const kept = await readPending(config.stateDir, variantStateKey(v));
+    let pending: Bundle | undefined;
+    try {
+      pending = kept ? parseBundle(kept.fullchain, kept.key) : undefined;
+    } catch {
+      pending = undefined;
+    }
+    if (pending && published?.bundles.some((p) => p.serial === pending!.serial)) pending = undefined;
+    const d = decide({ spec: v, published: b, broken, pending, state, now, profile: config.acme.profile, ari });
+    rows.push({
+      ...rowOf(spec, b, v.keyType, now),
+      nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : now.toISOString(),
+      nextReason: d.reason,
+      ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
+      deployed: !!published && !!b && state.deployedDigest === published.digest,
+      failures: state.failures,
+      lastSuccessAt: state.lastSuccessAt,
+      lastError: state.lastError ?? broken,
+      containers,
+    });
+  }
+  return rows;
+}
+
+function rowOf(spec: CertificateSpec, b: Bundle | undefined, keyType: string, now: Date) {
   return {
     name: spec.name,
     domains: spec.domains,
-    keyType: b?.keyType ?? spec.keyType,
+    keyType: b?.keyType ?? keyType,
     serial: b?.serial,
     notAfter: b?.notAfter.toISOString(),
     daysLeft: b ? Math.floor((b.notAfter.getTime() - now.getTime()) / 86_400_000) : undefined,
     source: spec.source,
-    nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : d.action === 'custom' ? undefined : now.toISOString(),
-    nextReason: d.reason,
-    ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
-    deployed: !!published && state.deployedDigest === published.digest,
-    failures: state.failures,
-    lastSuccessAt: state.lastSuccessAt,
-    lastError: state.lastError ?? broken,
-    containers,
   };
 }
 
@@ -88,19 +111,23 @@ async function statusRow(config: Config, spec: CertificateSpec, containers: Reco
 export function health(rows: StatusRow[], now = new Date()): { ok: boolean; problems: string[] } {
   const problems: string[] = [];
   for (const r of rows) {
-    if (!r.notAfter) problems.push(`${r.name}: no certificate published`);
-    else if (new Date(r.notAfter) <= now) problems.push(`${r.name}: expired on ${r.notAfter}`);
-    else if (r.failures > 0 && r.nextRenewal && new Date(r.nextRenewal) >= new Date(r.notAfter)) problems.push(`${r.name}: expires on ${r.notAfter}, before the next retry at ${r.nextRenewal}`);
+    const several = rows.filter((o) => o.name === r.name).length > 1;
+    const name = several ? `${r.name} (${r.keyType})` : r.name;
+    if (!r.notAfter) problems.push(`${name}: no certificate published`);
+    else if (new Date(r.notAfter) <= now) problems.push(`${name}: expired on ${r.notAfter}`);
+    else if (r.failures > 0 && r.nextRenewal && new Date(r.nextRenewal) >= new Date(r.notAfter)) problems.push(`${name}: expires on ${r.notAfter}, before the next retry at ${r.nextRenewal}`);
   }
   return { ok: problems.length === 0, problems };
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
-  const header = ['CERTIFICATE', 'NAMES', 'EXPIRES', 'DAYS', 'NEXT RENEWAL', 'WHY', 'DEPLOYED', 'LAST ERROR'];
+  const header = ['CERTIFICATE', 'NAMES', 'KEY', 'SERIAL', 'EXPIRES', 'DAYS', 'NEXT RENEWAL', 'WHY', 'DEPLOYED', 'LAST ERROR'];
   const day = (iso?: string) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-');
   const lines = rows.map((r) => [
     r.name,
     r.domains.join(','),
+    r.keyType,
+    r.serial ? (r.serial.length > 12 ? `${r.serial.slice(0, 12)}…` : r.serial) : '-',
     day(r.notAfter),
     r.daysLeft === undefined ? '-' : String(r.daysLeft),
     day(r.nextRenewal),

@@ -1,13 +1,15 @@
-import type { CertificateSpec } from '../config/schema.js';
+import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { type Decision, nextAttemptAt, renewalTime } from '../plan/renewal.js';
 import type { Bundle } from '../publish/bundle.js';
-import type { Published } from '../publish/publisher.js';
-import { type CertState, dropPending, keepPending, writeCertState } from '../state/cert-state.js';
+import { bundleFor, type Published } from '../publish/publisher.js';
+import { type CertState, dropPending, keepPending, variantStateKey, writeCertState } from '../state/cert-state.js';
 
 /** What a pass did with one certificate, as `run --once`, the daemon and the logs report it. */
 export interface CertOutcome {
   name: string;
+  /** The variant's key type, for a certificate with several. */
+  keyType?: string;
   /** ok: a valid certificate is published and deployed; failed: see error. */
   ok: boolean;
   /** For supplied certificates, 'publish' (new files) or 'keep'. */
@@ -23,14 +25,18 @@ export interface CertOutcome {
 export type FailedStep = NonNullable<CertState['failedStep']>;
 
 /**
- * One certificate in one pass: the only code that changes its CertState. Stages call the event
+ * One variant of a certificate (one key type) in one pass: the only code that changes its
+ * CertState. A certificate's variants are planned and ordered each on its own, and published
+ * together: `published` is the certificate's whole set. Stages call the event
  * methods (planned, issued, published, failed, deployed, rolledBack); the outcome is computed from
  * what happened, never read back by a stage to decide something.
  */
 export class CertRun {
-  readonly spec: CertificateSpec;
+  readonly spec: VariantSpec;
   readonly log: Logger;
   readonly state: CertState;
+  /** Where its state is kept under STATE_DIR/certificates/. */
+  readonly stateKey: string;
   private readonly stateDir: string;
   decision: Decision['action'] | 'publish' = 'keep';
   reason = '';
@@ -38,6 +44,8 @@ export class CertRun {
   published?: Published;
   /** A certificate issued but not yet deployed, kept in STATE_DIR. */
   pending?: Bundle;
+  /** What this pass brought for this variant (issued, kept or supplied), to be published with the set. */
+  toPublish?: Bundle;
   /** ARI: the certificate a new order replaces. */
   replaces?: string;
   /** This pass obtained a new certificate from the CA. */
@@ -48,16 +56,22 @@ export class CertRun {
   private nextAt?: Date;
   private dirty = false;
 
-  constructor(opts: { spec: CertificateSpec; state: CertState; stateDir: string; log: Logger; published?: Published }) {
+  constructor(opts: { spec: VariantSpec; state: CertState; stateDir: string; log: Logger; published?: Published }) {
     this.spec = opts.spec;
     this.state = opts.state;
     this.stateDir = opts.stateDir;
+    this.stateKey = variantStateKey(opts.spec);
     this.log = opts.log;
     this.published = opts.published;
   }
 
   get name(): string {
     return this.spec.name;
+  }
+
+  /** This variant's bundle in the published set. */
+  get bundle(): Bundle | undefined {
+    return this.spec.source === 'custom' ? this.published?.bundle : bundleFor(this.published, this.spec);
   }
 
   /** The plan for this pass; `error` carries over a failure still being backed off. */
@@ -84,7 +98,7 @@ export class CertRun {
   async issued(bundle: Bundle, profile: string | undefined): Promise<void> {
     this.issuedNow = true;
     this.pending = bundle;
-    await keepPending(this.stateDir, this.name, bundle.privateKey, bundle.certificates.join(''));
+    await keepPending(this.stateDir, this.stateKey, bundle.privateKey, bundle.certificates.join(''));
     this.state.pending = { serial: bundle.serial, profile, issuedAt: new Date().toISOString() };
     this.state.lastAttemptAt = new Date().toISOString();
     this.dirty = true;
@@ -97,15 +111,25 @@ export class CertRun {
     this.dirty = true;
   }
 
-  /** New files are published; `orderedWith` is set for a certificate from the CA (not a supplied one). */
+  /**
+   * The set is published with this variant's new bundle in it; `orderedWith` is set for a
+   * certificate from the CA (not a supplied one).
+   */
   publishedFiles(published: Published, changed: boolean, orderedWith?: { profile?: string }): void {
     this.published = published;
     this.publishedNow = this.publishedNow || changed;
     if (orderedWith) this.state.profile = orderedWith.profile;
     this.clearFailure();
     this.state.lastSuccessAt = new Date().toISOString();
-    this.nextAt = renewalTime(published.bundle.notBefore, published.bundle.notAfter);
+    const mine = this.bundle ?? published.bundle;
+    this.nextAt = renewalTime(mine.notBefore, mine.notAfter);
     this.dirty = true;
+  }
+
+  /** The set was published again for another variant's sake (or a changed list of key types): this one's bundle is as it was. */
+  republishedSet(published: Published, changed: boolean): void {
+    this.published = published;
+    this.publishedNow = this.publishedNow || changed;
   }
 
   /** A failure: counted, backed off, reported. */
@@ -125,7 +149,8 @@ export class CertRun {
 
   /** The containers serve what is published. */
   async deployed(): Promise<void> {
-    const { bundle, digest } = this.published!;
+    const { digest } = this.published!;
+    const bundle = this.bundle ?? this.published!.bundle;
     this.state.deployedDigest = digest;
     if (this.state.failedStep === 'deploy' || this.state.failedStep === 'publish') {
       this.clearFailure();
@@ -138,8 +163,9 @@ export class CertRun {
 
   /** The published certificate broke TLS and the previous one is live again; a supplied one is not republished. */
   rolledBack(from: Published, to: Published, why: string, restored: boolean): void {
+    const serial = (p: Published) => (this.spec.source === 'custom' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
     this.published = to;
-    this.failed('verify', `serial ${from.bundle.serial} was rolled back to ${to.bundle.serial} because ${why}`, 'new certificate rolled back');
+    this.failed('verify', `serial ${serial(from)} was rolled back to ${serial(to)} because ${why}`, 'new certificate rolled back');
     if (restored) this.state.deployedDigest = to.digest;
     if (this.spec.source === 'custom') this.state.rejectedDigest = from.digest;
   }
@@ -147,14 +173,14 @@ export class CertRun {
   async dropPending(): Promise<void> {
     this.pending = undefined;
     this.state.pending = undefined;
-    await dropPending(this.stateDir, this.name);
+    await dropPending(this.stateDir, this.stateKey);
     this.dirty = true;
   }
 
   /** Writes the state once, if anything changed. */
   async save(): Promise<void> {
     if (!this.dirty) return;
-    await writeCertState(this.stateDir, this.name, this.state);
+    await writeCertState(this.stateDir, this.stateKey, this.state);
     this.dirty = false;
   }
 
@@ -167,7 +193,7 @@ export class CertRun {
   }
 
   outcome(): CertOutcome {
-    return { name: this.name, ok: this.ok, decision: this.decision, reason: this.reason, issued: this.issuedNow, published: this.publishedNow, error: this.error, nextAt: this.nextAt };
+    return { name: this.name, keyType: this.spec.keyTypes.length > 1 ? this.spec.keyType : undefined, ok: this.ok, decision: this.decision, reason: this.reason, issued: this.issuedNow, published: this.publishedNow, error: this.error, nextAt: this.nextAt };
   }
 
   private clearFailure(): void {

@@ -3,12 +3,12 @@ import type { DeployResult, Deployer } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
 import type { Issuer } from '../obtain/issuer.js';
 import pLimit from 'p-limit';
-import type { CertificateSpec } from '../config/schema.js';
+import { type CertificateSpec, variantsOf } from '../config/schema.js';
 import { acquireLock, type PassLock } from '../state/lock.js';
 import { errorMessage } from '../util/errors.js';
 import { type CertOutcome, CertRun } from './cert-run.js';
 import { obtainAndPublish } from './obtain-step.js';
-import { planCert } from './plan-step.js';
+import { planCertificate } from './plan-step.js';
 import { rollOut } from './rollout.js';
 
 export type { CertOutcome } from './cert-run.js';
@@ -23,6 +23,8 @@ export interface PassOptions {
   force?: boolean;
   /** Restrict the pass to this certificate name. */
   only?: string;
+  /** With force: force only the variant of this key type (the others renew only when due). */
+  forceKeyType?: string;
   signal?: AbortSignal;
   /** How long to wait for another mailcerts' pass (same STATE_DIR) to finish. */
   lockWaitMs?: number;
@@ -64,32 +66,32 @@ export class Engine {
     await this.queue;
   }
 
-  /** Plan → (preflight) → obtain → publish for one certificate; what happened is on its CertRun. */
-  private async obtainOne(spec: CertificateSpec, o: { force: boolean; preflightAll: boolean; lock: PassLock; signal?: AbortSignal }): Promise<CertRun> {
+  /** Plan → (preflight) → obtain → publish for one certificate; what happened is on its variants' CertRuns. */
+  private async obtainOne(spec: CertificateSpec, o: { force: boolean; forceKeyType?: string; preflightAll: boolean; lock: PassLock; signal?: AbortSignal }): Promise<CertRun[]> {
     const { config, log, components } = this;
-    const run = await planCert({ config, issuer: components.issuer, log, force: o.force }, spec).catch((err: unknown) => {
-      const failed = new CertRun({ spec, state: { failures: 0 }, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
-      failed.held(errorMessage(err));
-      failed.log.error({ step: 'plan', error: errorMessage(err) }, 'cannot plan this certificate');
-      return failed;
-    });
-    if (o.signal?.aborted) return run;
-    const obtaining = run.decision === 'issue' && run.ok;
-    if (spec.source === 'acme' && spec.challenge === 'dns-01' && (obtaining || o.preflightAll)) {
+    const runs = await planCertificate({ config, issuer: components.issuer, log, force: o.force, forceKeyType: o.forceKeyType }, spec).catch((err: unknown) =>
+      variantsOf(spec).map((v) => {
+        const failed = new CertRun({ spec: v, state: { failures: 0 }, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
+        failed.held(errorMessage(err));
+        failed.log.error({ step: 'plan', error: errorMessage(err) }, 'cannot plan this certificate');
+        return failed;
+      }),
+    );
+    if (o.signal?.aborted) return runs;
+    const obtaining = runs.filter((r) => r.decision === 'issue' && r.ok);
+    if (spec.source === 'acme' && spec.challenge === 'dns-01' && (obtaining.length > 0 || o.preflightAll)) {
       const problem = await components.issuer.preflight(spec).then(() => undefined, (err: unknown) => errorMessage(err));
-      if (problem && obtaining) {
-        run.failed('obtain', problem, 'issuance failed'); // before any order: a bad token places none
-        return run;
+      if (problem && obtaining.length > 0) {
+        for (const run of obtaining) run.failed('obtain', problem, 'issuance failed'); // before any order: a bad token places none
       }
       // A certificate that is not due is not failed by a credential check: it is only reported.
-      if (problem) run.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
+      else if (problem) runs[0]!.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
     }
-    const fromCa = run.decision === 'issue' || run.decision === 'republish';
-    if (run.ok && (fromCa || spec.source === 'custom')) {
-      if (fromCa) components.deployer.prepare?.();
-      await obtainAndPublish(run, { config, issuer: components.issuer, lock: o.lock, signal: o.signal });
-    }
-    return run;
+    if (runs.some((r) => r.ok && (r.decision === 'issue' || r.decision === 'republish'))) components.deployer.prepare?.();
+    // Also when nothing is due: a changed list of key types republishes the set without an order.
+    if (runs.some((r) => !r.ok && r.decision === 'keep')) return runs; // cannot plan: nothing is touched
+    await obtainAndPublish(runs, { config, issuer: components.issuer, lock: o.lock, signal: o.signal });
+    return runs;
   }
 
   private async runPass(opts: PassOptions): Promise<PassResult> {
@@ -107,8 +109,8 @@ export class Engine {
       // waits for all of them, so the containers reload once per pass.
       const atOnce = pLimit(config.acme.concurrency);
       // All settle before anything goes on: the lock is never released under a running publish.
-      const settled = await Promise.allSettled(specs.map((spec) => atOnce(() => this.obtainOne(spec, { force: opts.force ?? false, preflightAll, lock, signal: opts.signal }))));
-      for (const s of settled) if (s.status === 'fulfilled') runs.push(s.value);
+      const settled = await Promise.allSettled(specs.map((spec) => atOnce(() => this.obtainOne(spec, { force: opts.force ?? false, forceKeyType: opts.forceKeyType, preflightAll, lock, signal: opts.signal }))));
+      for (const s of settled) if (s.status === 'fulfilled') runs.push(...s.value);
       const thrown = settled.find((s) => s.status === 'rejected');
       if (thrown) throw thrown.reason;
       const reloads = opts.signal?.aborted ? [] : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });

@@ -1,7 +1,7 @@
 import type { Config } from '../config/schema.js';
 import { failureFacts, type Issuer } from '../obtain/issuer.js';
 import { type Bundle, checkBundle, parseBundle } from '../publish/bundle.js';
-import { publishBundle } from '../publish/publisher.js';
+import { publishedSet, publishSet } from '../publish/publisher.js';
 import { recordFailedValidation, validationPause } from '../state/identifiers.js';
 import type { PassLock } from '../state/lock.js';
 import { raceAbort } from '../util/abort.js';
@@ -18,30 +18,50 @@ export interface ObtainContext {
 }
 
 /**
- * Gets the certificate this pass publishes (from the CA, from STATE_DIR, or from the supplied
- * files) and publishes it. Failures are recorded on the run; nothing is thrown.
+ * Gets what this pass publishes for one certificate (each variant from the CA or from STATE_DIR,
+ * or the supplied files) and publishes the certificate's whole set once. The variants are ordered
+ * one after another: the second finds the names' authorizations already valid. Failures are
+ * recorded on the runs; nothing is thrown.
  */
-export async function obtainAndPublish(run: CertRun, ctx: ObtainContext): Promise<void> {
-  let bundle: Bundle | undefined;
-  let orderedWith: { profile?: string } | undefined;
+export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Promise<void> {
+  const first = runs[0]!;
+  if (first.spec.source === 'custom') {
+    const supplied = await intakeOne(first, () => intakeSupplied(first, ctx.config), ctx);
+    if (supplied) await publish(runs, supplied.bundles, supplied.dual, ctx);
+    return;
+  }
+  for (const run of runs) {
+    if (ctx.signal?.aborted) break;
+    if (!run.ok) continue; // backing off, or held: its published bundle stays in the set
+    run.toPublish = await intakeOne(run, async () => {
+      if (run.decision === 'republish' && run.pending) return run.pending;
+      if (run.decision === 'issue') return issue(run, ctx);
+      return undefined;
+    }, ctx);
+  }
+  if (ctx.signal?.aborted) return;
+  // The set: every configured variant, new or as published; a variant with neither (its first
+  // order failed) is left out until it has one. What was removed from the list is not in it.
+  // (A variant whose key type changed and whose new order failed keeps its old certificate in the set.)
+  const bundles = runs.flatMap((r) => r.toPublish ?? r.bundle ?? []);
+  const dual = first.spec.keyTypes.length > 1;
+  if (bundles.length === 0) return;
+  // A changed list of key types alone republishes the set, unless a variant is backing off (after
+  // such a set was rolled back, say).
+  const changedSet = runs.some((r) => r.toPublish) || (runs.every((r) => r.ok) && publishedSet(ctx.config, bundles, dual).digest !== first.published?.digest);
+  if (changedSet) await publish(runs, bundles, dual, ctx);
+}
+
+/** Runs one variant's intake; a failure or a stop is recorded on the run and gives undefined. */
+async function intakeOne<T>(run: CertRun, get: () => Promise<T | undefined>, ctx: ObtainContext): Promise<T | undefined> {
   try {
-    if (run.spec.source === 'custom') {
-      bundle = await intakeSupplied(run, ctx.config);
-    } else if (run.decision === 'republish' && run.pending) {
-      bundle = run.pending;
-      orderedWith = { profile: run.state.pending?.profile };
-    } else if (run.decision === 'issue') {
-      const issued = await issue(run, ctx);
-      if (!issued) return;
-      bundle = issued;
-      orderedWith = { profile: run.state.pending?.profile };
-    }
+    return await get();
   } catch (err) {
     if (ctx.signal?.aborted) {
       // A stop is not a failure: no backoff, the next start simply tries again.
       run.cancelled();
       run.log.info({ step: 'order' }, 'order abandoned on shutdown');
-      return;
+      return undefined;
     }
     const facts = failureFacts(err);
     if (facts.failedValidations.length > 0) {
@@ -50,9 +70,8 @@ export async function obtainAndPublish(run: CertRun, ctx: ObtainContext): Promis
       );
     }
     run.failed('obtain', errorMessage(err), 'issuance failed', facts.retryAfterMs);
-    return;
+    return undefined;
   }
-  if (bundle) await publish(run, bundle, ctx, orderedWith);
 }
 
 /** Orders a new certificate; undefined when the per-name validation limit says wait. */
@@ -67,7 +86,7 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
     return undefined;
   }
   run.attempting();
-  const reuse = ctx.config.acme.reuseKey && run.published?.bundle.keyType === spec.keyType ? run.published.bundle.privateKey : undefined;
+  const reuse = ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined;
   if (reuse) log.info({ step: 'order', keyType: spec.keyType }, 'reusing the published private key (ACME_REUSE_KEY)');
   const issued = await raceAbort(ctx.issuer.issue({ spec, replaces: run.replaces, privateKey: reuse, signal: ctx.signal }), ctx.signal, `certificate "${spec.name}": order`);
   const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
@@ -78,16 +97,28 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
   return bundle;
 }
 
-/** Publishes atomically; from here on nothing is cancelled. A failure keeps the certificate for the next attempt. */
-async function publish(run: CertRun, bundle: Bundle, ctx: ObtainContext, orderedWith?: { profile?: string }): Promise<void> {
-  const { log } = run;
+/**
+ * Publishes the set atomically; from here on nothing is cancelled. A failure keeps each new
+ * certificate for the next attempt.
+ */
+async function publish(runs: CertRun[], bundles: Bundle[], dual: boolean, ctx: ObtainContext): Promise<void> {
+  const { log, spec } = runs[0]!;
+  const custom = spec.source === 'custom';
   try {
-    await ctx.lock.check(`publishing "${run.name}"`);
-    const { changed, ...published } = await publishBundle(ctx.config, run.spec, bundle);
-    log.info({ step: 'publish', changed, serial: bundle.serial, ...(run.spec.source === 'custom' ? { source: run.spec.customDir } : {}) }, run.spec.source === 'custom' ? 'published the supplied certificate' : changed ? 'published' : 'identical files already published');
-    run.publishedFiles(published, changed, orderedWith);
+    await ctx.lock.check(`publishing "${spec.name}"`);
+    const { changed, ...published } = await publishSet(ctx.config, spec, bundles, dual);
+    const serials = bundles.map((b) => b.serial);
+    log.info({ step: 'publish', changed, serial: serials[0], ...(bundles.length > 1 ? { serials, keyTypes: bundles.map((b) => b.keyType) } : {}), ...(custom ? { source: spec.customDir } : {}) }, custom ? 'published the supplied certificate' : changed ? 'published' : 'identical files already published');
+    for (const run of runs) {
+      if (custom || run.toPublish) run.publishedFiles(published, changed, custom ? undefined : { profile: run.state.pending?.profile });
+      else run.republishedSet(published, changed);
+    }
   } catch (err) {
-    const kept = run.spec.source === 'acme' ? `; the new certificate (serial ${bundle.serial}) is kept in STATE_DIR and published at the next attempt` : '';
-    run.failed('publish', `${explainPublishError(err, ctx.config)}${kept}`, 'publish failed');
+    const message = explainPublishError(err, ctx.config);
+    for (const run of runs) {
+      if (custom) run.failed('publish', message, 'publish failed');
+      else if (run.toPublish) run.failed('publish', `${message}; the new certificate (serial ${run.toPublish.serial}) is kept in STATE_DIR and published at the next attempt`, 'publish failed');
+    }
+    if (!runs.some((r) => custom || r.toPublish)) log.error({ step: 'publish', error: message }, 'could not publish the changed list of key types; will retry at the next pass');
   }
 }

@@ -1,7 +1,7 @@
-import type { Config } from '../config/schema.js';
+import { algorithmOf, type Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
-import { type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
+import { bundleFor, type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
 import { readSniDeployed, writeSniDeployed } from '../state/sni-state.js';
@@ -29,7 +29,9 @@ const describeFailures = (results: DeployResult[]) => results.map((r) => `contai
  *   5. each certificate is deployed, or failed with the problems of the containers that serve it.
  */
 export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<DeployResult[]> {
-  for (const run of runs) {
+  // A certificate's variants share one published set: it is repaired, and rolled back, once.
+  const firstOfEach = runs.filter((r, i) => runs.findIndex((o) => o.name === r.name) === i);
+  for (const run of firstOfEach) {
     if (!run.published || run.publishedNow) continue;
     try {
       await ctx.lock.check(`restoring a copy of "${run.name}"`);
@@ -55,13 +57,17 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   const rolled = new Map<CertRun, { from: Published; to: Published }>();
   if (brokenCerts.size > 0) {
     const why = describeFailures(report.results.filter((r) => r.problem === 'broken'));
-    for (const run of pending.filter((r) => brokenCerts.has(r.name))) {
+    for (const run of firstOfEach.filter((r) => pending.includes(r) && brokenCerts.has(r.name))) {
       const from = run.published!;
       const to = await rollBackOne(run, ctx);
       if (!to) continue;
-      run.log.warn({ step: 'rollback', from: from.bundle.serial, to: to.bundle.serial }, 'rolled back to the previous certificate');
-      rolled.set(run, { from, to });
-      run.published = to; // what the containers must serve now
+      run.log.warn({ step: 'rollback', from: from.bundles.map((b) => b.serial).join(','), to: to.bundles.map((b) => b.serial).join(',') }, 'rolled back to the previous certificate');
+      // A variant whose certificate is the same before and after is not what broke, unless
+      // nothing else changed (a key type removed from the list): the first one then carries it.
+      const variants = runs.filter((r) => r.name === run.name);
+      const changed = variants.filter((v) => v.spec.source === 'custom' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial);
+      for (const v of variants) v.published = to; // what the containers must serve now
+      for (const v of changed.length > 0 ? changed : [run]) rolled.set(v, { from, to });
     }
     if (rolled.size > 0) {
       // The SNI files follow what is published again (a rolled-back certificate may cover fewer
@@ -144,7 +150,9 @@ async function servedCerts(runs: CertRun[], config: Config): Promise<ServedCert[
   for (const spec of config.certificates) {
     const run = runs.find((r) => r.name === spec.name);
     const published = run ? run.published : await readPublished(config, spec).catch(() => undefined);
-    served.push({ name: spec.name, domains: spec.domains, leaf: published?.bundle.leaf });
+    // A dual set is probed once per variant, each with only its algorithm offered.
+    const variants = published?.dual ? published.bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, leaf: b.leaf })) : undefined;
+    served.push({ name: spec.name, domains: spec.domains, leaf: published?.bundle.leaf, variants });
   }
   return served;
 }

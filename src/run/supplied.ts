@@ -1,17 +1,19 @@
 import { join } from 'node:path';
-import type { Config } from '../config/schema.js';
+import { algorithmOf, type Config } from '../config/schema.js';
 import { renewalTime } from '../plan/renewal.js';
-import { type Bundle, BundleError, checkBundle, digestOf, parseBundle } from '../publish/bundle.js';
-import { PAIR } from '../publish/layout.js';
-import { filesFor } from '../publish/publisher.js';
+import { type Bundle, BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
+import { ALGORITHMS, PAIR, variantPair } from '../publish/layout.js';
+import { publishedSet } from '../publish/publisher.js';
 import { isRefusedFile, readSmallFile } from '../util/small-file.js';
 import type { CertRun } from './cert-run.js';
 
 /**
  * A supplied certificate (CUSTOM_CERTS_DIR): reads and checks the files the user dropped exactly as
- * an issued certificate. Returns the bundle to publish, or undefined when there is nothing new.
+ * an issued certificate: fullchain.pem and privkey.pem, and for a dual certificate a second pair
+ * of the other algorithm, rsa-fullchain.pem and rsa-privkey.pem (or ecdsa-…). Returns the set to
+ * publish, or undefined when there is nothing new.
  */
-export async function intakeSupplied(run: CertRun, config: Config): Promise<Bundle | undefined> {
+export async function intakeSupplied(run: CertRun, config: Config): Promise<{ bundles: Bundle[]; dual: boolean } | undefined> {
   const { spec, log } = run;
   const dir = spec.customDir!;
   let refused: string | undefined;
@@ -24,6 +26,7 @@ export async function intakeSupplied(run: CertRun, config: Config): Promise<Bund
     }
   };
   const [fullchain, key] = [read(PAIR.chain), read(PAIR.key)];
+  const others = ALGORITHMS.map((a) => ({ algorithm: a, pair: variantPair(a), chain: read(variantPair(a).chain), key: read(variantPair(a).key) })).filter((o) => o.chain !== undefined || o.key !== undefined);
   const refuse = (error: string) => {
     run.held(error);
     Object.assign(run.state, { lastError: error, lastAttemptAt: new Date().toISOString() });
@@ -35,27 +38,40 @@ export async function intakeSupplied(run: CertRun, config: Config): Promise<Bund
   if (fullchain === undefined || key === undefined) {
     return run.published ? undefined : refuse(`no certificate yet: drop ${PAIR.chain} and ${PAIR.key} into ${dir}`);
   }
-  let bundle: Bundle;
+  const half = others.find((o) => o.chain === undefined || o.key === undefined);
+  if (half) return refuse(`${join(dir, half.chain === undefined ? half.pair.chain : half.pair.key)} is missing: a second certificate needs both ${half.pair.chain} and ${half.pair.key}; nothing was published`);
+  const bundles: Bundle[] = [];
   try {
-    bundle = parseBundle(fullchain, key, `the supplied certificate in ${dir}`);
-    const skew = checkBundle(bundle, spec.domains, new Date(), `the supplied certificate in ${dir}`);
-    if (skew) log.warn({ step: 'validate' }, skew);
+    for (const [chainPem, keyPem, where, algorithm] of [[fullchain, key, `the supplied certificate in ${dir}`, undefined], ...others.map((o) => [o.chain!, o.key!, `the supplied ${o.pair.chain} in ${dir}`, o.algorithm] as const)] as const) {
+      const bundle = parseBundle(chainPem, keyPem, where);
+      const skew = checkBundle(bundle, spec.domains, new Date(), where);
+      if (skew) log.warn({ step: 'validate' }, skew);
+      if (algorithm && algorithmOf(bundle.keyType) !== algorithm) throw new BundleError(`${where} holds a ${bundle.keyType} certificate, not ${algorithm.toUpperCase()}; nothing was published`);
+      const same = bundles.find((b) => algorithmOf(b.keyType) === algorithmOf(bundle.keyType));
+      if (same && same.fingerprint256 !== bundle.fingerprint256) throw new BundleError(`${where} and ${PAIR.chain} are both ${algorithmOf(bundle.keyType)?.toUpperCase()} but different certificates: Postfix and Dovecot serve one key of each algorithm; drop the second pair of the other algorithm`);
+      if (!same) bundles.push(bundle);
+    }
   } catch (err) {
     if (!(err instanceof BundleError)) throw err;
-    return refuse(`${err.message}; nothing was published`);
+    return refuse(`${err.message.replace(/; nothing was published$/, '')}; nothing was published`);
   }
-  const bits = /^rsa-(\d+)$/.exec(bundle.keyType)?.[1];
-  if (bits && Number(bits) < 2048) log.warn({ step: 'validate', keyType: bundle.keyType }, 'weak key: most TLS libraries refuse RSA keys under 2048 bits; mailcerts verifies after the reload and rolls back if the servers refuse it');
-  const digest = digestOf(filesFor(config, bundle));
+  for (const bundle of bundles) {
+    const bits = /^rsa-(\d+)$/.exec(bundle.keyType)?.[1];
+    if (bits && Number(bits) < 2048) log.warn({ step: 'validate', keyType: bundle.keyType }, 'weak key: most TLS libraries refuse RSA keys under 2048 bits; mailcerts verifies after the reload and rolls back if the servers refuse it');
+  }
+  const dual = others.length > 0;
+  const { digest } = publishedSet(config, bundles, dual);
   if (digest === run.state.rejectedDigest) {
     run.held(run.state.lastError ?? 'these files were rolled back; replace them');
     return undefined;
   }
-  if (renewalTime(bundle.notBefore, bundle.notAfter) <= new Date()) {
-    const days = Math.max(0, Math.floor((bundle.notAfter.getTime() - Date.now()) / 86_400_000));
-    log.warn({ step: 'plan', notAfter: bundle.notAfter.toISOString() }, `supplied certificate expires in ${days} days; nothing renews it: replace the files in ${dir}`);
+  for (const bundle of bundles) {
+    if (renewalTime(bundle.notBefore, bundle.notAfter) <= new Date()) {
+      const days = Math.max(0, Math.floor((bundle.notAfter.getTime() - Date.now()) / 86_400_000));
+      log.warn({ step: 'plan', notAfter: bundle.notAfter.toISOString() }, `supplied certificate expires in ${days} days; nothing renews it: replace the files in ${dir}`);
+    }
   }
   if (run.published?.digest === digest) return undefined;
   run.planned('publish', `supplied in ${dir}`);
-  return bundle;
+  return { bundles, dual };
 }

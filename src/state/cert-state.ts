@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
+import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readSmallFile } from '../util/small-file.js';
 import { readStateFile, replaceFile, writeJson } from './files.js';
@@ -46,8 +47,16 @@ const CertStateSchema = z.object({
 });
 export type CertState = z.infer<typeof CertStateSchema>;
 
-export function certStateDir(stateDir: string, name: string): string {
-  return join(stateDir, 'certificates', name);
+export function certStateDir(stateDir: string, key: string): string {
+  return join(stateDir, 'certificates', key);
+}
+
+/**
+ * Where a variant's state lives: the certificate's folder for its first key type (where a single
+ * key type has always kept it), a folder inside it for each other one, e.g. certificates/mail/rsa-2048/.
+ */
+export function variantStateKey(spec: Pick<VariantSpec, 'name' | 'keyType' | 'keyTypes'>): string {
+  return spec.keyType === spec.keyTypes[0] ? spec.name : `${spec.name}/${spec.keyType}`;
 }
 
 export function certStatePath(stateDir: string, name: string): string {

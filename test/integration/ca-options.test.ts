@@ -112,7 +112,7 @@ describe('CA options', () => {
       await client.createAccount({ termsOfServiceAgreed: true });
       const log = createLogger('silent');
       const solver = new StandaloneHttp01({ port: pebble.httpPort, log });
-      await orderCertificate({ client, spec: { source: 'acme', name: 'wire', domains: ['wire.example.test'], keyType: 'ec-256', challenge: 'http-01' }, solver, log, profile: 'tlsserver', replaces: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE' });
+      await orderCertificate({ client, spec: { source: 'acme', name: 'wire', domains: ['wire.example.test'], keyTypes: ['ec-256'], keyType: 'ec-256', challenge: 'http-01' }, solver, log, profile: 'tlsserver', replaces: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE' });
     } finally {
       acme.axios.interceptors.request.eject(hook);
     }

@@ -57,7 +57,7 @@ describe('validating a certificate before it is published', () => {
   });
 
   it('builds the published files: the combined file holds the key first, then the full chain', () => {
-    const files = Object.fromEntries(bundleFiles(parseBundle(chain.fullchain, chain.key)).map((f) => [f.name, f]));
+    const files = Object.fromEntries(bundleFiles({ primary: parseBundle(chain.fullchain, chain.key) }).map((f) => [f.name, f]));
     expect(Object.keys(files).sort()).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
     expect(files['privkey-fullchain.pem']!.data).toBe(files['privkey.pem']!.data + files['fullchain.pem']!.data);
     expect(files['chain.pem']!.data).toBe(chain.intermediate);

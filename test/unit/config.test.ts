@@ -22,7 +22,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'mailcerts-config-'));
 describe('configuration from the environment', () => {
   it('has the documented defaults for one certificate', () => {
     const c = load({ ACME_DOMAINS: 'Mail.Example.com, smtp.example.com' });
-    expect(c.certificates).toEqual([{ source: 'acme', customDir: undefined, name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01', dnsProvider: undefined }]);
+    expect(c.certificates).toEqual([{ source: 'acme', customDir: undefined, name: 'mail.example.com', domains: ['mail.example.com', 'smtp.example.com'], keyTypes: ['ec-256'], challenge: 'http-01', dnsProvider: undefined }]);
     expect(c.acme).toEqual({
       directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory', directoryName: 'letsencrypt', email: undefined, timeoutMs: 30_000, concurrency: 4,
       profile: undefined, preferredChain: undefined, reuseKey: false, eab: undefined,
@@ -210,14 +210,42 @@ describe('DOCKER_SCOPE: which containers mailcerts may act on', () => {
   });
 });
 
+describe('dual certificates: several key types', () => {
+  it('ACME_KEY_TYPE and keyType take one ECDSA and one RSA, the first first', () => {
+    expect(load({ ACME_DOMAINS: 'mail.example.com', ACME_KEY_TYPE: 'ec-256, rsa-2048' }).certificates[0]!.keyTypes).toEqual(['ec-256', 'rsa-2048']);
+    expect(load({ ACME_DOMAINS: 'mail.example.com', ACME_KEY_TYPE: 'rsa-3072,ec-384' }).certificates[0]!.keyTypes).toEqual(['rsa-3072', 'ec-384']);
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: a\n    domains: [mail.a.test]\n    keyType: [ec-256, rsa-2048]\n  - name: b\n    domains: [mail.b.test]\n    keyType: "rsa-4096,ec-256"\n  - name: c\n    domains: [mail.c.test]\n');
+    expect(load({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384' }).certificates.map((c) => c.keyTypes)).toEqual([['ec-256', 'rsa-2048'], ['rsa-4096', 'ec-256'], ['ec-384']]);
+  });
+
+  it('refuses an unknown key type, one listed twice, and two of one algorithm, naming the setting', () => {
+    const env = (k: string) => problems({ ACME_DOMAINS: 'mail.example.com', ACME_KEY_TYPE: k });
+    expect(env('ec-256,dsa-1024')).toEqual(['ACME_KEY_TYPE: "dsa-1024" is not a key type; use one of ec-256, ec-384, rsa-2048, rsa-3072, rsa-4096, or two of them for dual certificates, as in ec-256,rsa-2048']);
+    expect(env('rsa-2048,rsa-2048')).toEqual(['ACME_KEY_TYPE: "rsa-2048" is listed twice']);
+    expect(env('ec-256,rsa-2048,rsa-4096')).toEqual(['ACME_KEY_TYPE: rsa-2048 and rsa-4096 are both RSA: Postfix and Dovecot serve one key of each algorithm; keep one of them']);
+    expect(env('ec-256,ec-384')).toEqual(['ACME_KEY_TYPE: ec-256 and ec-384 are both ECDSA: Postfix and Dovecot serve one key of each algorithm; keep one of them']);
+    expect(env(',')).toEqual(['ACME_KEY_TYPE: list at least one key type: ec-256, ec-384, rsa-2048, rsa-3072, rsa-4096']);
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.a.test]\n    keyType: [ec-256, ec-384]\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).toEqual([`MAILCERTS_CONFIG (${join(dir, 'c.yml')}) certificates[0].keyType: ec-256 and ec-384 are both ECDSA: Postfix and Dovecot serve one key of each algorithm; keep one of them`]);
+  });
+
+  it('a certificate may not take the name of a dual certificate\'s file either', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.a.test]\n  - name: rsa-privkey-fullchain.pem\n    domains: [mail.b.test]\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') }).join('\n')).toContain('"rsa-privkey-fullchain.pem" is the name of a published file at the top of CERTS_DIR');
+  });
+});
+
 describe('the config file (MAILCERTS_CONFIG)', () => {
   it('declares several certificates, each with its own names and key type', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mail\n    domains: [mail.example.com]\n  - domains: [web.example.org, "*.example.org"]\n    keyType: rsa-3072\n    challenge: dns-01\n    dnsProvider: cloudflare\n');
     const c = load({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_KEY_TYPE: 'ec-384', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' });
     expect(c.certificates).toEqual([
-      { source: 'acme', customDir: undefined, name: 'mail', domains: ['mail.example.com'], keyType: 'ec-384', challenge: 'http-01', dnsProvider: undefined },
-      { source: 'acme', customDir: undefined, name: 'web.example.org', domains: ['web.example.org', '*.example.org'], keyType: 'rsa-3072', challenge: 'dns-01', dnsProvider: 'cloudflare' },
+      { source: 'acme', customDir: undefined, name: 'mail', domains: ['mail.example.com'], keyTypes: ['ec-384'], challenge: 'http-01', dnsProvider: undefined },
+      { source: 'acme', customDir: undefined, name: 'web.example.org', domains: ['web.example.org', '*.example.org'], keyTypes: ['rsa-3072'], challenge: 'dns-01', dnsProvider: 'cloudflare' },
     ]);
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['a.example.com'] }] }));
     expect(load({ MAILCERTS_CONFIG: join(dir, 'c.json') }).certificates[0]!.name).toBe('a.example.com');
@@ -230,7 +258,7 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
     const list = problems({ MAILCERTS_CONFIG: file });
     expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].name: use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit`);
     expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].domains[1]: "no_good" is not a valid DNS name (letters, digits and hyphens between dots)`);
-    expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].keyType: use one of ec-256, ec-384, rsa-2048, rsa-3072, rsa-4096`);
+    expect(list).toContain(`MAILCERTS_CONFIG (${file}) certificates[0].keyType: "dsa" is not a key type; use one of ec-256, ec-384, rsa-2048, rsa-3072, rsa-4096, or two of them for dual certificates, as in ec-256,rsa-2048`);
     expect(list.some((p) => p.includes('colour'))).toBe(true);
   });
 

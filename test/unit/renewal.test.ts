@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { CertificateSpec } from '../../src/config/schema.js';
+import type { VariantSpec } from '../../src/config/schema.js';
 import { backoffDelay, decide, renewalTime } from '../../src/plan/renewal.js';
 
 const DAY = 86_400_000;
-const spec: CertificateSpec = { source: 'acme', name: 'mail', domains: ['mail.example.com', 'smtp.example.com'], keyType: 'ec-256', challenge: 'http-01' };
+const spec: VariantSpec = { source: 'acme', name: 'mail', domains: ['mail.example.com', 'smtp.example.com'], keyTypes: ['ec-256'], keyType: 'ec-256', challenge: 'http-01' };
 const t0 = new Date('2026-01-01T00:00:00Z');
 const issued = (days: number) => ({ names: ['smtp.example.com', 'mail.example.com'], keyType: 'ec-256', notBefore: t0, notAfter: new Date(t0.getTime() + days * DAY) });
 const at = (days: number) => new Date(t0.getTime() + days * DAY);

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { renderSni } from '../../src/publish/sni.js';
 
 const certs = [
-  { name: 'a', domains: ['mail.a.test', 'smtp.a.test'], dir: 'a' },
-  { name: 'b', domains: ['mail.b.test'], dir: 'b' },
-  { name: 'wild', domains: ['c.test', '*.c.test'], dir: 'wild' },
+  { name: 'a', domains: ['mail.a.test', 'smtp.a.test'], dir: 'a', files: ['privkey-fullchain.pem'] },
+  { name: 'b', domains: ['mail.b.test'], dir: 'b', files: ['privkey-fullchain.pem'] },
+  { name: 'wild', domains: ['c.test', '*.c.test'], dir: 'wild', files: ['privkey-fullchain.pem'] },
 ];
 const byName = (files: { name: string; data: string }[]) => Object.fromEntries(files.map((f) => [f.name, f.data]));
 
@@ -38,7 +38,7 @@ describe('the SNI files', () => {
   });
 
   it('a single certificate at the top of CERTS_DIR is named there', () => {
-    const map = byName(renderSni([{ name: 'm', domains: ['mail.example.com'], dir: '' }], '/etc/ssl/mail'))['postfix.map']!;
+    const map = byName(renderSni([{ name: 'm', domains: ['mail.example.com'], dir: '', files: ['privkey-fullchain.pem'] }], '/etc/ssl/mail'))['postfix.map']!;
     expect(map.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual(['mail.example.com /etc/ssl/mail/privkey-fullchain.pem']);
   });
 });
@@ -46,7 +46,7 @@ describe('the SNI files', () => {
 describe('the SNI files with names from a configuration', () => {
   it('carry internationalized names in their A-label form, as the configuration converts them', async () => {
     const { aLabelName } = await import('../../src/config/schema.js');
-    const map = byName(renderSni([{ name: 'idn', domains: [aLabelName('Mail.Bücher.Example')!, aLabelName('*.bücher.example')!], dir: 'idn' }], '/etc/ssl/mail'))['postfix.map']!;
+    const map = byName(renderSni([{ name: 'idn', domains: [aLabelName('Mail.Bücher.Example')!, aLabelName('*.bücher.example')!], dir: 'idn', files: ['privkey-fullchain.pem'] }], '/etc/ssl/mail'))['postfix.map']!;
     expect(map.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
       'mail.xn--bcher-kva.example /etc/ssl/mail/idn/privkey-fullchain.pem',
       '.xn--bcher-kva.example /etc/ssl/mail/idn/privkey-fullchain.pem',
