@@ -14,23 +14,26 @@ const seconds = (iso?: string) => (iso ? new Date(iso).getTime() / 1000 : undefi
  * Prometheus metrics, rebuilt from the same data as `mailcerts status` at each scrape. prom-client
  * (with its OpenTelemetry API) is loaded at the first scrape: a daemon nobody scrapes does not carry it.
  */
+/** One series per variant: a dual certificate has an ECDSA and an RSA one. */
+const CERT_LABELS = ['certificate', 'key_type'];
+
 async function metrics(rows: StatusRow[]): Promise<Registry> {
   const { Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
   const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name: `mailcerts_${name}`, help, labelNames, registers: [registry] });
-  const expiry = gauge('certificate_expiry_timestamp_seconds', 'When the published certificate expires.', ['certificate']);
-  const success = gauge('certificate_last_success_timestamp_seconds', 'Last successful issuance or publish.', ['certificate']);
-  const failures = gauge('certificate_consecutive_failures', 'Failures since the last success.', ['certificate']);
-  const next = gauge('certificate_next_renewal_timestamp_seconds', 'When mailcerts plans to renew (or retry).', ['certificate']);
-  const deployed = gauge('certificate_deployed', '1 when the published certificate was deployed to the containers.', ['certificate']);
-  const ariStart = gauge('certificate_ari_window_start_timestamp_seconds', 'Start of the CA\'s suggested renewal window (ARI).', ['certificate']);
-  const ariEnd = gauge('certificate_ari_window_end_timestamp_seconds', 'End of the CA\'s suggested renewal window (ARI).', ['certificate']);
+  const expiry = gauge('certificate_expiry_timestamp_seconds', 'When the published certificate expires.', CERT_LABELS);
+  const success = gauge('certificate_last_success_timestamp_seconds', 'Last successful issuance or publish.', CERT_LABELS);
+  const failures = gauge('certificate_consecutive_failures', 'Failures since the last success.', CERT_LABELS);
+  const next = gauge('certificate_next_renewal_timestamp_seconds', 'When mailcerts plans to renew (or retry).', CERT_LABELS);
+  const deployed = gauge('certificate_deployed', '1 when the published certificate was deployed to the containers.', CERT_LABELS);
+  const ariStart = gauge('certificate_ari_window_start_timestamp_seconds', 'Start of the CA\'s suggested renewal window (ARI).', CERT_LABELS);
+  const ariEnd = gauge('certificate_ari_window_end_timestamp_seconds', 'End of the CA\'s suggested renewal window (ARI).', CERT_LABELS);
   const reloaded = gauge('container_reload_success', '1 when the last reload of the container succeeded.', ['container']);
   const serves = gauge('container_serves_current', '1 when the container serves the published certificate, 0 when not; absent when not verified.', ['container']);
   const servesName = gauge('container_serves_name', '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.', ['container', 'name']);
   const healthy = gauge('healthy', '1 when every certificate is valid and will be retried before it expires.', []);
   for (const r of rows) {
-    const c = { certificate: r.name };
+    const c = { certificate: r.name, key_type: r.keyType };
     const set = (g: Gauge, v?: number) => v !== undefined && g.set(c, v);
     set(expiry, seconds(r.notAfter));
     set(success, seconds(r.lastSuccessAt));

@@ -13,7 +13,7 @@ export interface TestChain {
 }
 
 /** A root, an intermediate and a leaf for the names, made with openssl. */
-export function makeChain(names: string[], opts: { days?: number; leafKey?: 'ec' | 'rsa-1024' } = {}): TestChain {
+export function makeChain(names: string[], opts: { days?: number; leafKey?: 'ec' | 'rsa-1024' | 'rsa-2048' } = {}): TestChain {
   const dir = mkdtempSync(join(tmpdir(), 'mailcerts-pki-'));
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
@@ -22,7 +22,7 @@ export function makeChain(names: string[], opts: { days?: number; leafKey?: 'ec'
   ssl('req', ...ec, '-keyout', 'int.key', '-out', 'int.csr', '-subj', '/CN=Test Intermediate');
   ssl('x509', '-req', '-in', 'int.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'int.pem', '-days', '30', '-extfile', 'ca.ext');
   writeFileSync(join(dir, 'leaf.ext'), `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}\nbasicConstraints=CA:FALSE\n`);
-  const leafKey = opts.leafKey === 'rsa-1024' ? ['-newkey', 'rsa:1024', '-nodes'] : ec;
+  const leafKey = opts.leafKey?.startsWith('rsa-') ? ['-newkey', `rsa:${opts.leafKey.slice(4)}`, '-nodes'] : ec;
   ssl('req', ...leafKey, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', `/CN=${names[0]}`);
   ssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'int.pem', '-CAkey', 'int.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', String(opts.days ?? 10), '-extfile', 'leaf.ext');
   ssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', 'other.key');

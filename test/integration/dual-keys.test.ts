@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
+import { makeChain } from '../helpers/pki.js';
 import {
   docker, ENDPOINTS, type Endpoint, MAIL_IMAGE_TRIXIE, mailConfig, removeTestContainers, ROOT, servedCertificate, startMailStack,
 } from '../helpers/mailstack.js';
@@ -170,5 +171,68 @@ describe('Postfix 3.10 and Dovecot 2.4 (Debian trixie)', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(logsWith(r, { container: stack.dovecot, msg: 'serves the published certificate' })).toHaveLength(1);
     expect(await servedTable()).toEqual(expectedTable());
+  });
+});
+
+describe('a server that serves only one of the variants', () => {
+  it('fails the other algorithm\'s probe: reported as broken and the set rolled back, the working variant still served', async () => {
+    await removeTestContainers();
+    // Postfix with the ECDSA file only, and no SNI map: an RSA-only client cannot be served.
+    const ecOnly = join(work, 'main-ec-only.cf');
+    writeFileSync(ecOnly, readFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), 'utf8').replace(/^smtpd_tls_chain_files = .*$/m, 'smtpd_tls_chain_files = /etc/ssl/mail/ecdsa-privkey-fullchain.pem'));
+    const stack = await startMailStack(certsDir, { mainCf: ecOnly, dovecotConf: dovecot23 });
+    const before = { ecdsa: serialIn('a', 'ecdsa'), rsa: serialIn('a', 'rsa') };
+    const r = await runCli(['renew', '--force', '--key-type', 'rsa-2048', 'a'], env);
+    expect(r.code).toBe(1);
+    const failed = logsWith(r, { container: stack.postfix, msg: 'TLS broken with the published certificate' })[0];
+    expect(failed, r.stdout).toMatchObject({ problem: 'broken' });
+    expect(failed?.error).toMatch(/only RSA offered\)/);
+    expect(logsWith(r, { step: 'rollback', msg: 'rolled back to the previous certificate' })).toHaveLength(1);
+    expect(serialIn('a', 'rsa')).toBe(before.rsa); // the previous set is published again
+    expect(serialIn('a', 'ecdsa')).toBe(before.ecdsa);
+    expect(kind(await servedCertificate('smtp', null, { only: 'ecdsa' }))).toBe(`ecdsa:${before.ecdsa}`);
+    const rows = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { name: string; keyType: string; lastError?: string }[];
+    expect(rows.find((row) => row.name === 'a' && row.keyType === 'rsa-2048')?.lastError).toMatch(/was rolled back to/);
+    // The ECDSA variant did not change: it is not the one rolled back (the container's failure is still reported on it).
+    expect(rows.find((row) => row.name === 'a' && row.keyType === 'ec-256')?.lastError).not.toMatch(/rolled back/);
+  });
+});
+
+describe('a supplied dual certificate (CUSTOM_CERTS_DIR)', () => {
+  const dir = join(work, 'supplied');
+  const custom = join(dir, 'custom');
+  const supplied = { ACME_DOMAINS: 'mail.s.test', CUSTOM_CERTS_DIR: custom, CERTS_DIR: join(dir, 'certs'), STATE_DIR: join(dir, 'state'), DOCKER_RELOAD: 'false' };
+  const ec = makeChain(['mail.s.test']);
+  const rsa = makeChain(['mail.s.test'], { leafKey: 'rsa-2048' });
+  const published = (f: string) => readFileSync(join(dir, 'certs', f), 'utf8');
+
+  it('publishes both pairs: fullchain.pem + privkey.pem, and rsa-fullchain.pem + rsa-privkey.pem', async () => {
+    mkdirSync(custom, { recursive: true });
+    writeFileSync(join(custom, 'fullchain.pem'), ec.fullchain);
+    writeFileSync(join(custom, 'privkey.pem'), ec.key);
+    writeFileSync(join(custom, 'rsa-fullchain.pem'), rsa.fullchain);
+    writeFileSync(join(custom, 'rsa-privkey.pem'), rsa.key);
+    const r = await runCli(['run', '--once'], supplied);
+    expect(r.code, r.stdout).toBe(0);
+    expect(published('rsa-privkey-fullchain.pem')).toBe(rsa.key + rsa.fullchain);
+    expect(published('ecdsa-privkey-fullchain.pem')).toBe(ec.key + ec.fullchain);
+    expect(published('privkey-fullchain.pem')).toBe(ec.key + ec.fullchain);
+    const rows = JSON.parse((await runCli(['status', '--json'], supplied)).stdout) as { keyType: string }[];
+    expect(rows.map((row) => row.keyType)).toEqual(['ec-256', 'rsa-2048']);
+  });
+
+  it('an RSA pair whose key does not match, or a second ECDSA pair, is refused and nothing is published', async () => {
+    const before = published('rsa-privkey-fullchain.pem');
+    writeFileSync(join(custom, 'rsa-privkey.pem'), makeChain(['mail.s.test'], { leafKey: 'rsa-2048' }).key);
+    const r = await runCli(['run', '--once'], supplied);
+    expect(r.code).toBe(1);
+    expect(logsWith(r, { msg: 'supplied certificate refused' })[0]?.error).toMatch(/the supplied rsa-fullchain\.pem in .+: the private key does not match the certificate; nothing was published/);
+    expect(published('rsa-privkey-fullchain.pem')).toBe(before);
+    writeFileSync(join(custom, 'rsa-fullchain.pem'), ec.fullchain);
+    writeFileSync(join(custom, 'rsa-privkey.pem'), ec.key);
+    const r2 = await runCli(['run', '--once'], supplied);
+    expect(r2.code).toBe(1);
+    expect(logsWith(r2, { msg: 'supplied certificate refused' })[0]?.error).toMatch(/holds a ec-256 certificate, not RSA; nothing was published/);
+    expect(published('rsa-privkey-fullchain.pem')).toBe(before);
   });
 });

@@ -131,7 +131,7 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
   it('status shows names, expiry, next renewal and no error, as a table and as JSON', async () => {
     const table = await runCli(['status'], env);
     expect(table.code).toBe(0);
-    expect(table.stdout).toMatch(/^CERTIFICATE\s+NAMES\s+EXPIRES\s+DAYS\s+NEXT RENEWAL/);
+    expect(table.stdout).toMatch(/^CERTIFICATE\s+NAMES\s+KEY\s+SERIAL\s+EXPIRES\s+DAYS\s+NEXT RENEWAL/);
     expect(table.stdout).toMatch(/mail\.example\.test\s+mail\.example\.test,smtp\.example\.test/);
     const json = await runCli(['status', '--json'], env);
     const [row] = JSON.parse(json.stdout);

@@ -53,3 +53,25 @@ describe('the SNI files with names from a configuration', () => {
     ]);
   });
 });
+
+describe('the SNI files for a dual certificate', () => {
+  const dual = [
+    { name: 'd', domains: ['mail.d.test', '*.d.test'], dir: 'd', files: ['rsa-privkey-fullchain.pem', 'ecdsa-privkey-fullchain.pem'] },
+    { name: 's', domains: ['mail.s.test'], dir: 's', files: ['privkey-fullchain.pem'] },
+  ];
+  const files = byName(renderSni(dual, '/etc/ssl/mail'));
+
+  it('Postfix: both files on the map line, the first variant first; a single key type stays one file', () => {
+    expect(files['postfix.map']!.split('\n').filter((l) => l && !l.startsWith('#'))).toEqual([
+      'mail.d.test /etc/ssl/mail/d/rsa-privkey-fullchain.pem,/etc/ssl/mail/d/ecdsa-privkey-fullchain.pem',
+      '.d.test /etc/ssl/mail/d/rsa-privkey-fullchain.pem,/etc/ssl/mail/d/ecdsa-privkey-fullchain.pem',
+      'mail.s.test /etc/ssl/mail/s/privkey-fullchain.pem',
+    ]);
+  });
+
+  it('Dovecot: the second variant as the alt certificate in each local_name block, in each version\'s syntax', () => {
+    expect(files['dovecot.conf']).toContain('local_name *.d.test {\n  ssl_cert = </etc/ssl/mail/d/rsa-privkey-fullchain.pem\n  ssl_key = </etc/ssl/mail/d/rsa-privkey-fullchain.pem\n  ssl_alt_cert = </etc/ssl/mail/d/ecdsa-privkey-fullchain.pem\n  ssl_alt_key = </etc/ssl/mail/d/ecdsa-privkey-fullchain.pem\n}\n');
+    expect(files['dovecot24.conf']).toContain('local_name mail.d.test {\n  ssl_server_cert_file = /etc/ssl/mail/d/rsa-privkey-fullchain.pem\n  ssl_server_key_file = /etc/ssl/mail/d/rsa-privkey-fullchain.pem\n  ssl_server_alt_cert_file = /etc/ssl/mail/d/ecdsa-privkey-fullchain.pem\n  ssl_server_alt_key_file = /etc/ssl/mail/d/ecdsa-privkey-fullchain.pem\n}\n');
+    expect(files['dovecot.conf']).toContain('local_name mail.s.test {\n  ssl_cert = </etc/ssl/mail/s/privkey-fullchain.pem\n  ssl_key = </etc/ssl/mail/s/privkey-fullchain.pem\n}\n');
+  });
+});
