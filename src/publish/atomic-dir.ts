@@ -69,14 +69,18 @@ export class AtomicDir {
     const version = await this.currentVersion();
     const from = version ? join(this.dir, version) : this.dir;
     const out = new Map<string, Buffer>();
-    for (const name of [...names, ...optional]) {
+    for (const name of names) {
       try {
         out.set(name, readSmallFile(join(from, name)));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        if (!optional.includes(name)) return undefined;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
       }
     }
+    if (optional.length === 0) return out;
+    // One listing instead of a failed open per missing name: each failure costs an exception.
+    const present = new Set(readdirSync(from));
+    for (const name of optional) if (present.has(name)) out.set(name, readSmallFile(join(from, name)));
     return out;
   }
 

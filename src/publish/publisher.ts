@@ -59,7 +59,7 @@ function setText(files: Map<string, Buffer>): SetText {
 }
 
 /** Parses every bundle of a set; `checked`: the set passed the full checks before (same digest). */
-function parseSet(config: Config, set: SetText, source: string, checked: boolean): Published {
+function parseSet(config: Config, set: SetText, source: string, checked: boolean, digest = digestOf(filesFor(config, set))): Published {
   const parse = (t: BundleText, where: string) => (checked ? parseCheckedBundle(t, where) : parseBundle(t.certificates.join(''), t.privateKey, where));
   const primary = parse(set.primary, source);
   const bundles = [primary];
@@ -69,7 +69,7 @@ function parseSet(config: Config, set: SetText, source: string, checked: boolean
     if (algorithmOf(b.keyType) !== v.algorithm) throw new BundleError(`${source}: ${variantPair(v.algorithm).chain} holds a ${b.keyType} certificate, not ${v.algorithm.toUpperCase()}`);
     if (!same) bundles.push(b);
   }
-  return { bundle: primary, bundles, dual: !!set.variants, digest: digestOf(filesFor(config, set)) };
+  return { bundle: primary, bundles, dual: !!set.variants, digest };
 }
 
 /**
@@ -87,8 +87,8 @@ export async function readPublished(config: Config, spec: CertificateSpec, check
     });
     if (!files) continue;
     const set = setText(files);
-    const checked = !!checkedDigest && digestOf(filesFor(config, set)) === checkedDigest;
-    return parseSet(config, set, `the published certificate in ${dir.dir}`, checked);
+    const digest = digestOf(filesFor(config, set));
+    return parseSet(config, set, `the published certificate in ${dir.dir}`, digest === checkedDigest, digest);
   }
   return undefined;
 }

@@ -48,7 +48,9 @@ export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Pro
   if (bundles.length === 0) return;
   // A changed list of key types alone republishes the set, unless a variant is backing off (after
   // such a set was rolled back, say).
-  const changedSet = runs.some((r) => r.toPublish) || (runs.every((r) => r.ok) && publishedSet(ctx.config, bundles, dual).digest !== first.published?.digest);
+  const before = first.published;
+  const sameSet = before && before.dual === dual && before.bundles.length === bundles.length && bundles.every((b, i) => b === before.bundles[i]);
+  const changedSet = runs.some((r) => r.toPublish) || (!sameSet && runs.every((r) => r.ok) && publishedSet(ctx.config, bundles, dual).digest !== before?.digest);
   if (changedSet) await publish(runs, bundles, dual, ctx);
 }
 

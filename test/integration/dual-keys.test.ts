@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { makeChain } from '../helpers/pki.js';
+import { freePort } from '../helpers/ports.js';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   docker, ENDPOINTS, type Endpoint, MAIL_IMAGE_TRIXIE, mailConfig, removeTestContainers, ROOT, servedCertificate, startMailStack,
 } from '../helpers/mailstack.js';
@@ -99,6 +102,31 @@ describe('ec-256 + rsa-2048: one setting, two orders, one published set', () => 
     const rows = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { name: string; keyType: string; serial: string; notAfter: string; nextRenewal: string }[];
     expect(rows.map((r) => `${r.name} ${r.keyType} ${r.serial}`)).toEqual([`a ec-256 ${serialIn('a', 'ecdsa')}`, `a rsa-2048 ${serialIn('a', 'rsa')}`, `b rsa-2048 ${serialIn('b', 'rsa')}`, `b ec-384 ${serialIn('b', 'ecdsa')}`]);
     for (const r of rows) expect(Date.parse(r.nextRenewal)).toBeLessThan(Date.parse(r.notAfter));
+  });
+});
+
+describe('/status and /metrics of the daemon', () => {
+  it('carry one entry per variant: a key_type label on every certificate series', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    let pid = 0;
+    let ready = false;
+    const daemon = runCli(['run'], { ...env, STATUS_ADDRESS: address, DOCKER_RELOAD: 'false' }, { onLine: (l, p) => { pid = p; if (l.msg === 'waiting for the next pass') ready = true; } });
+    try {
+      while (!ready) await delay(100);
+      const status = (await (await fetch(`http://${address}/status`)).json()) as { name: string; keyType: string; serial: string }[];
+      expect(status.map((r) => `${r.name} ${r.keyType} ${r.serial}`)).toEqual([`a ec-256 ${serialIn('a', 'ecdsa')}`, `a rsa-2048 ${serialIn('a', 'rsa')}`, `b rsa-2048 ${serialIn('b', 'rsa')}`, `b ec-384 ${serialIn('b', 'ecdsa')}`]);
+      const families = parsePrometheusTextFormat(await (await fetch(`http://${address}/metrics`)).text()) as { name: string; metrics: { value: string; labels?: Record<string, string> }[] }[];
+      const expiry = families.find((f) => f.name === 'mailcerts_certificate_expiry_timestamp_seconds')!.metrics;
+      expect(expiry.map((m) => `${m.labels?.certificate} ${m.labels?.key_type} ${m.value}`).sort()).toEqual([
+        `a ec-256 ${Date.parse(leafIn('a', 'ecdsa-cert.pem').validTo) / 1000}`,
+        `a rsa-2048 ${Date.parse(leafIn('a', 'rsa-cert.pem').validTo) / 1000}`,
+        `b ec-384 ${Date.parse(leafIn('b', 'ecdsa-cert.pem').validTo) / 1000}`,
+        `b rsa-2048 ${Date.parse(leafIn('b', 'rsa-cert.pem').validTo) / 1000}`,
+      ]);
+    } finally {
+      if (pid) process.kill(pid, 'SIGTERM');
+      await daemon;
+    }
   });
 });
 
