@@ -96,7 +96,10 @@ export class AtomicDir {
       if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return false;
       throw err;
     }
-    return (!exactly || entries.length === names.length) && names.every((n) => entries.includes(n));
+    if (!((!exactly || entries.length === names.length) && names.every((n) => entries.includes(n)))) return false;
+    // The stable names too: an interrupted publish or rollback can leave one missing.
+    const top = new Set(readdirSync(this.dir));
+    return names.every((n) => top.has(n));
   }
 
   /** The version a rollback would restore: kept, and not the live one. */
@@ -209,7 +212,12 @@ export class AtomicDir {
       const existing = await this.read(files.map((f) => f.name)).catch((err: unknown) => (isRefusedFile(err) ? undefined : Promise.reject(err)));
       const same = existing && files.every((f) => existing.get(f.name)?.equals(Buffer.from(f.data)));
       const extra = (await readdir(join(this.dir, current)).catch(() => [])).length !== files.length;
-      if (same && !extra) return { changed: false, version: current };
+      if (same && !extra) {
+        // Same bytes: only the stable names may need mending (after an interrupted rollback).
+        for (const f of files) await this.ensureStableLink(f.name);
+        await this.removeStaleLinks(new Set(files.map((f) => f.name)));
+        return { changed: false, version: current };
+      }
     }
 
     // 1. Nothing can stop the stable links once the new set is live: check them first.
@@ -237,6 +245,10 @@ export class AtomicDir {
     if (!previous) return undefined;
     await this.swapLink(DATA, previous);
     await this.setPrevious(current);
+    // Versions may name different files (a key type added or removed): the stable names follow.
+    const names = (await readdir(join(this.dir, previous))).filter((n) => !n.startsWith('.'));
+    for (const name of names) await this.ensureStableLink(name);
+    await this.removeStaleLinks(new Set(names));
     await fsyncDir(this.dir);
     return previous;
   }

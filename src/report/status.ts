@@ -4,7 +4,7 @@ import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
 import { type Bundle, parseBundle } from '../publish/bundle.js';
 import { bundleFor, readPublishedOrBroken } from '../publish/publisher.js';
-import { readCertState, readPending, variantStateKey } from '../state/cert-state.js';
+import { readCertState, readPending, variantStateKeys } from '../state/cert-state.js';
 import { type ContainerRecord, readContainers } from '../state/containers.js';
 
 export interface StatusRow {
@@ -51,7 +51,8 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
 /** The rows of one certificate: one per variant (key type), or per supplied pair. */
 async function statusRows(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow[]> {
   const variants = variantsOf(spec);
-  const states = await Promise.all(variants.map((v) => readCertState(config.stateDir, variantStateKey(v), undefined, { readOnly: true })));
+  const keys = spec.source === 'custom' ? new Map(spec.keyTypes.map((kt) => [kt, spec.name])) : await variantStateKeys(config.stateDir, spec);
+  const states = await Promise.all(variants.map((v) => readCertState(config.stateDir, keys.get(v.keyType)!, undefined, { readOnly: true })));
   // As in a pass: files that still hold the deployed set were checked then; only their leaves are read.
   const { published, broken } = await readPublishedOrBroken(config, spec, states[0]!.deployedDigest);
   if (spec.source === 'custom') {
@@ -71,7 +72,7 @@ async function statusRows(config: Config, spec: CertificateSpec, containers: Rec
     const state = states[i]!;
     const b = bundleFor(published, v);
     const ari = b && state.ari && state.ari.certId === safeAriCertId(b.certificates[0]!) ? state.ari : undefined;
-    const kept = await readPending(config.stateDir, variantStateKey(v));
+    const kept = await readPending(config.stateDir, keys.get(v.keyType)!);
     let pending: Bundle | undefined;
     try {
       pending = kept ? parseBundle(kept.fullchain, kept.key) : undefined;

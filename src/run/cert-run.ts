@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { type Decision, nextAttemptAt, renewalTime } from '../plan/renewal.js';
 import type { Bundle } from '../publish/bundle.js';
 import { bundleFor, type Published } from '../publish/publisher.js';
-import { type CertState, dropPending, keepPending, variantStateKey, writeCertState } from '../state/cert-state.js';
+import { type CertState, dropPending, keepPending, writeCertState } from '../state/cert-state.js';
 
 /** What a pass did with one certificate, as `run --once`, the daemon and the logs report it. */
 export interface CertOutcome {
@@ -56,11 +56,11 @@ export class CertRun {
   private nextAt?: Date;
   private dirty = false;
 
-  constructor(opts: { spec: VariantSpec; state: CertState; stateDir: string; log: Logger; published?: Published }) {
+  constructor(opts: { spec: VariantSpec; state: CertState; stateKey: string; stateDir: string; log: Logger; published?: Published }) {
     this.spec = opts.spec;
     this.state = opts.state;
     this.stateDir = opts.stateDir;
-    this.stateKey = variantStateKey(opts.spec);
+    this.stateKey = opts.stateKey;
     this.log = opts.log;
     this.published = opts.published;
   }
@@ -161,11 +161,20 @@ export class CertRun {
     this.log.info({ step: 'deploy', serial: bundle.serial }, 'deployed');
   }
 
-  /** The published certificate broke TLS and the previous one is live again; a supplied one is not republished. */
-  rolledBack(from: Published, to: Published, why: string, restored: boolean): void {
+  /**
+   * The published certificate broke TLS and the previous one is live again; a supplied one is not
+   * republished. `layoutOnly`: no certificate changed, only the set's files (a key type removed): recorded as a
+   * failed deploy, so that after the backoff the set is tried again without a new order.
+   */
+  rolledBack(from: Published, to: Published, why: string, restored: boolean, layoutOnly = false): void {
     const serial = (p: Published) => (this.spec.source === 'custom' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
     this.published = to;
-    this.failed('verify', `serial ${serial(from)} was rolled back to ${serial(to)} because ${why}`, 'new certificate rolled back');
+    if (layoutOnly && this.spec.source !== 'custom') {
+      const types = (p: Published) => p.bundles.map((b) => b.keyType).join(', ');
+      this.failed('deploy', `the files for key types ${types(from)} broke TLS and were rolled back to those for ${types(to)} because ${why}`, 'new set of files rolled back');
+    } else {
+      this.failed('verify', `serial ${serial(from)} was rolled back to ${serial(to)} because ${why}`, 'new certificate rolled back');
+    }
     if (restored) this.state.deployedDigest = to.digest;
     if (this.spec.source === 'custom') this.state.rejectedDigest = from.digest;
   }
@@ -180,7 +189,7 @@ export class CertRun {
   /** Writes the state once, if anything changed. */
   async save(): Promise<void> {
     if (!this.dirty) return;
-    await writeCertState(this.stateDir, this.stateKey, this.state);
+    await writeCertState(this.stateDir, this.stateKey, { ...this.state, keyType: this.spec.keyType });
     this.dirty = false;
   }
 

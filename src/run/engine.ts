@@ -71,7 +71,8 @@ export class Engine {
     const { config, log, components } = this;
     const runs = await planCertificate({ config, issuer: components.issuer, log, force: o.force, forceKeyType: o.forceKeyType }, spec).catch((err: unknown) =>
       variantsOf(spec).map((v) => {
-        const failed = new CertRun({ spec: v, state: { failures: 0 }, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
+        // Never saved (nothing is dirty): its state on disk, whatever it is, stays as it was.
+        const failed = new CertRun({ spec: v, state: { failures: 0 }, stateKey: spec.name, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
         failed.held(errorMessage(err));
         failed.log.error({ step: 'plan', error: errorMessage(err) }, 'cannot plan this certificate');
         return failed;

@@ -44,7 +44,9 @@ export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Pro
   // order failed) is left out until it has one. What was removed from the list is not in it.
   // (A variant whose key type changed and whose new order failed keeps its old certificate in the set.)
   const bundles = runs.flatMap((r) => r.toPublish ?? r.bundle ?? []);
-  const dual = first.spec.keyTypes.length > 1;
+  // Dual files only once every key type has a certificate: until then the layout stays as it is,
+  // so that a config naming rsa-*.pem never sees half of a dual set.
+  const dual = first.spec.keyTypes.length > 1 && bundles.length === first.spec.keyTypes.length;
   if (bundles.length === 0) return;
   // A changed list of key types alone republishes the set, unless a variant is backing off (after
   // such a set was rolled back, say).

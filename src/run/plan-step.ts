@@ -5,7 +5,7 @@ import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
 import { type Bundle, parseBundle } from '../publish/bundle.js';
 import { readPublishedOrBroken } from '../publish/publisher.js';
-import { type AriState, type CertState, readCertState, readPending, variantStateKey } from '../state/cert-state.js';
+import { type AriState, type CertState, readCertState, readPending, settleVariantStates } from '../state/cert-state.js';
 import { errorMessage } from '../util/errors.js';
 import { CertRun } from './cert-run.js';
 
@@ -42,14 +42,15 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
   const log = ctx.log.child({ cert: spec.name });
   const variants = spec.source === 'custom' ? variantsOf(spec).slice(0, 1) : variantsOf(spec);
   const logs = variants.map((v) => (variants.length > 1 ? log.child({ keyType: v.keyType }) : log));
+  const keys = spec.source === 'custom' ? new Map([[variants[0]!.keyType, spec.name]]) : await settleVariantStates(ctx.config.stateDir, spec, log);
   const states: CertState[] = [];
-  for (const [i, v] of variants.entries()) states.push(await readCertState(ctx.config.stateDir, variantStateKey(v), logs[i]));
+  for (const [i, v] of variants.entries()) states.push(await readCertState(ctx.config.stateDir, keys.get(v.keyType)!, logs[i]));
   // Files that still hold the set last deployed were checked then: only their leaves are read again.
   const { published, broken } = await readPublishedOrBroken(ctx.config, spec, states[0]!.deployedDigest);
   if (broken) log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');
   const runs: CertRun[] = [];
   for (const [i, v] of variants.entries()) {
-    const run = new CertRun({ spec: v, state: states[i]!, stateDir: ctx.config.stateDir, log: logs[i]!, published });
+    const run = new CertRun({ spec: v, state: states[i]!, stateKey: keys.get(v.keyType)!, stateDir: ctx.config.stateDir, log: logs[i]!, published });
     if (spec.source === 'custom') run.planned('keep', `supplied in ${spec.customDir}`, undefined, broken);
     else await planVariant(ctx, run, broken);
     runs.push(run);

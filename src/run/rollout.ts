@@ -42,7 +42,8 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     }
   }
   let sni = await publishSniFiles(ctx, runs);
-  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest);
+  // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
+  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source === 'custom' || r.bundle));
   if (pending.length === 0 && !sni.pending) return [];
   if (!ctx.config.docker.reload) {
     ctx.log.info({ step: 'reload' }, 'DOCKER_RELOAD=false: not reloading any container');
@@ -54,7 +55,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   if (ctx.signal?.aborted) return report.results; // deployed again at the next start: nothing recorded
   const blamed = (r: DeployResult) => r.blame ?? r.certs;
   const brokenCerts = new Set(report.results.filter((r) => r.problem === 'broken').flatMap(blamed));
-  const rolled = new Map<CertRun, { from: Published; to: Published }>();
+  const rolled = new Map<CertRun, { from: Published; to: Published; layoutOnly: boolean }>();
   if (brokenCerts.size > 0) {
     const why = describeFailures(report.results.filter((r) => r.problem === 'broken'));
     for (const run of firstOfEach.filter((r) => pending.includes(r) && brokenCerts.has(r.name))) {
@@ -67,17 +68,17 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       const variants = runs.filter((r) => r.name === run.name);
       const changed = variants.filter((v) => v.spec.source === 'custom' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial);
       for (const v of variants) v.published = to; // what the containers must serve now
-      for (const v of changed.length > 0 ? changed : [run]) rolled.set(v, { from, to });
+      for (const v of changed.length > 0 ? changed : [run]) rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
     }
     if (rolled.size > 0) {
       // The SNI files follow what is published again (a rolled-back certificate may cover fewer
       // names), read from the files: a rollback that failed halfway left them unlike run.published.
       sni = await publishSniFiles(ctx);
       report = await deploy(runs, ctx);
-      for (const [run, { from, to }] of rolled) {
+      for (const [run, { from, to, layoutOnly }] of rolled) {
         const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
         const after = still.length === 0 ? '; the previous certificate is served again' : `; after the rollback: ${describeFailures(still)}`;
-        run.rolledBack(from, to, `${why}${after}`, still.length === 0);
+        run.rolledBack(from, to, `${why}${after}`, still.length === 0, layoutOnly);
       }
     }
   }

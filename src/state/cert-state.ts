@@ -1,7 +1,7 @@
-import { rm } from 'node:fs/promises';
+import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
-import type { VariantSpec } from '../config/schema.js';
+import type { CertificateSpec, KeyType } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readSmallFile } from '../util/small-file.js';
 import { readStateFile, replaceFile, writeJson } from './files.js';
@@ -24,6 +24,8 @@ export type AriState = z.infer<typeof AriStateSchema>;
 
 /** What mailcerts remembers about one certificate between passes and restarts. */
 const CertStateSchema = z.object({
+  /** The key type this state belongs to (absent in states written before dual certificates). */
+  keyType: z.optional(z.string()),
   /** sha256 of the published bytes that the mail containers were last reloaded with. */
   deployedDigest: z.optional(z.string()),
   lastSuccessAt: z.optional(z.iso.datetime()),
@@ -52,11 +54,44 @@ export function certStateDir(stateDir: string, key: string): string {
 }
 
 /**
- * Where a variant's state lives: the certificate's folder for its first key type (where a single
- * key type has always kept it), a folder inside it for each other one, e.g. certificates/mail/rsa-2048/.
+ * Where each variant's state lives. The certificate's folder holds the state of the key type it
+ * records (a state written before dual certificates records none: it is the first key type's,
+ * where a single key type has always kept it); every other key type has a folder inside it, e.g.
+ * certificates/mail/rsa-2048/. So a reordered list never hands one variant another's backoff, ARI
+ * window or kept certificate. Read-only: settleVariantStates() tidies up after a list change.
  */
-export function variantStateKey(spec: Pick<VariantSpec, 'name' | 'keyType' | 'keyTypes'>): string {
-  return spec.keyType === spec.keyTypes[0] ? spec.name : `${spec.name}/${spec.keyType}`;
+export async function variantStateKeys(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>): Promise<Map<KeyType, string>> {
+  const recorded = (await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, undefined, { readOnly: true }))?.keyType;
+  const owner = recorded && spec.keyTypes.includes(recorded as KeyType) ? recorded : recorded ? undefined : spec.keyTypes[0];
+  return new Map(spec.keyTypes.map((kt) => [kt, kt === owner ? spec.name : `${spec.name}/${kt}`]));
+}
+
+/**
+ * After the key type list changed: the state of a removed key type is dropped (its kept
+ * certificate must not come back if the type is added again later), and when the certificate's
+ * folder held such a state, the first key type's state moves into it.
+ */
+export async function settleVariantStates(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>, log?: Logger): Promise<Map<KeyType, string>> {
+  const dir = certStateDir(stateDir, spec.name);
+  const recorded = (await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log))?.keyType;
+  const owner = (recorded ?? spec.keyTypes[0]) as KeyType;
+  if (!spec.keyTypes.includes(owner)) {
+    log?.info({ step: 'plan', keyType: owner }, 'key type no longer configured: its state is dropped');
+    await rm(join(dir, 'state.json'), { force: true });
+    await rm(join(dir, 'pending.pem'), { force: true });
+    const first = join(dir, spec.keyTypes[0]!);
+    for (const f of ['pending.pem', 'state.json']) await rename(join(first, f), join(dir, f)).catch(() => undefined);
+  }
+  const keys = await variantStateKeys(stateDir, spec);
+  const kept = new Set([...keys.values()]);
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    // Folders of key types no longer listed, or of the one the certificate's folder now holds.
+    if (entry.isDirectory() && /^(ec|rsa)-\d+$/.test(entry.name) && !kept.has(`${spec.name}/${entry.name}`)) {
+      log?.info({ step: 'plan', keyType: entry.name }, 'dropping the state of a key type that is no longer configured');
+      await rm(join(dir, entry.name), { recursive: true, force: true });
+    }
+  }
+  return keys;
 }
 
 export function certStatePath(stateDir: string, name: string): string {

@@ -19,6 +19,8 @@ export class FakeIssuer implements Issuer {
   /** Thrown by issue() instead of issuing, when set (for every certificate, or those named in failFor). */
   failWith?: Error;
   failFor?: string[];
+  /** With failWith: only orders of these key types fail. */
+  failKeyTypes?: string[];
   preflightError?: Error;
 
   async preflight(): Promise<string | undefined> {
@@ -28,8 +30,8 @@ export class FakeIssuer implements Issuer {
 
   async issue(req: IssueRequest): Promise<Issued> {
     this.orders.push(req);
-    if (this.failWith && (!this.failFor || this.failFor.includes(req.spec.name))) throw this.failWith;
-    const chain = makeChain(req.spec.domains, { days: 30 });
+    if (this.failWith && (!this.failFor || this.failFor.includes(req.spec.name)) && (!this.failKeyTypes || this.failKeyTypes.includes(req.spec.keyType))) throw this.failWith;
+    const chain = makeChain(req.spec.domains, { days: 30, leafKey: req.spec.keyType === 'rsa-2048' ? 'rsa-2048' : undefined });
     return { privateKey: req.privateKey ?? chain.key, fullchain: chain.fullchain };
   }
 
@@ -79,8 +81,13 @@ export function captureLog(): LogLines {
 }
 
 /** A configuration over a fresh directory: one certificate per entry of `names` (its domains). */
-export function testConfig(certs: { name: string; domains: string[]; challenge?: 'http-01' | 'dns-01' }[], env: Record<string, string> = {}): { config: Config; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'mailcerts-engine-'));
+export function testConfig(
+  certs: { name: string; domains: string[]; challenge?: 'http-01' | 'dns-01'; keyType?: string | string[] }[],
+  env: Record<string, string> = {},
+  /** The directory of an earlier testConfig: the same CERTS_DIR and STATE_DIR with a changed list. */
+  again?: string,
+): { config: Config; dir: string } {
+  const dir = again ?? mkdtempSync(join(tmpdir(), 'mailcerts-engine-'));
   const file = join(dir, 'mailcerts.json');
   writeFileSync(file, JSON.stringify({ certificates: certs }));
   const config = loadConfig(

@@ -328,3 +328,94 @@ describe('one redaction for logs, state and status', () => {
     expect(JSON.stringify(lines)).not.toContain(secret);
   });
 });
+
+describe('dual certificates: a changed list of key types', () => {
+  const files = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.pem')).sort();
+  const keyTypeOf = (path: string) => new X509Certificate(readFileSync(path)).publicKey.asymmetricKeyType;
+
+  it('each variant keeps its own state when the list is reordered: the backing-off one still waits, the other is not held', async () => {
+    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
+    const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
+    const issuer = new FakeIssuer();
+    const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
+    expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
+    issuer.failWith = new Error('the CA said no');
+    issuer.failKeyTypes = ['rsa-2048'];
+    const forced = await engineWith(config, issuer, deployer, captureLog().log).pass({ force: true, forceKeyType: 'rsa-2048' });
+    expect(forced.certs.map((c) => `${c.keyType} ${c.ok}`)).toEqual(['ec-256 true', 'rsa-2048 false']);
+    expect(state(dir, 'mail')).toMatchObject({ keyType: 'ec-256', failures: 0 });
+    expect(state(dir, 'mail/rsa-2048')).toMatchObject({ keyType: 'rsa-2048', failures: 1 });
+
+    const reordered = testConfig(certs(['rsa-2048', 'ec-256']), {}, dir).config;
+    const orders = issuer.orders.length;
+    const after = await engineWith(reordered, issuer, deployer, captureLog().log).pass();
+    expect(after.certs.map((c) => `${c.keyType} ${c.decision}`)).toEqual(['rsa-2048 wait', 'ec-256 keep']);
+    expect(issuer.orders).toHaveLength(orders);
+    expect(state(dir, 'mail')).toMatchObject({ keyType: 'ec-256', failures: 0 });
+    expect(state(dir, 'mail/rsa-2048')).toMatchObject({ failures: 1 });
+  });
+
+  it('a key type removed from the list takes its state with it; the first one moves into the certificate\'s folder', async () => {
+    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
+    const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
+    const issuer = new FakeIssuer();
+    const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
+    expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
+    const rsaOnly = testConfig(certs(['rsa-2048']), {}, dir).config;
+    const after = await engineWith(rsaOnly, issuer, deployer, captureLog().log).pass();
+    expect(after.ok).toBe(true);
+    expect(issuer.orders).toHaveLength(2); // no new order: the RSA certificate it had
+    expect(state(dir, 'mail')).toMatchObject({ keyType: 'rsa-2048' });
+    expect(existsSync(join(config.stateDir, 'certificates', 'mail', 'rsa-2048'))).toBe(false);
+    expect(keyTypeOf(join(config.certsDir, 'fullchain.pem'))).toBe('rsa');
+    expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+  });
+
+  it('adding a key type whose first order fails publishes nothing new: no half of a dual set', async () => {
+    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
+    const { config, dir } = testConfig(certs(['ec-256']));
+    const issuer = new FakeIssuer();
+    const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
+    expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
+    const version = readlinkSync(join(config.certsDir, '..data'));
+    issuer.failWith = new Error('the CA said no');
+    issuer.failKeyTypes = ['rsa-2048'];
+    const dual = testConfig(certs(['ec-256', 'rsa-2048']), {}, dir).config;
+    const after = await engineWith(dual, issuer, deployer, captureLog().log).pass();
+    expect(after.certs.map((c) => `${c.keyType} ${c.ok} ${c.published}`)).toEqual(['ec-256 true false', 'rsa-2048 false false']);
+    expect(readlinkSync(join(config.certsDir, '..data'))).toBe(version);
+    expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+    expect(deployer.calls).toHaveLength(1);
+  });
+
+  it('a set whose removed key type broke TLS is rolled back with all its files, and retried after the backoff without an order', async () => {
+    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
+    const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
+    const issuer = new FakeIssuer();
+    let broken = true;
+    const deployer = new FakeDeployer([{
+      name: 'postfix',
+      certs: ['mail'],
+      answer: (served, call) => (call > 1 && broken && served[0]!.variants === undefined ? { ok: false, problem: 'broken', error: 'TLS fails: rsa-privkey-fullchain.pem is missing' } : { ok: true }),
+    }]);
+    expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
+    const dualFiles = files(config.certsDir);
+    expect(dualFiles).toContain('rsa-privkey-fullchain.pem');
+
+    const ecOnly = testConfig(certs(['ec-256']), {}, dir).config;
+    const after = await engineWith(ecOnly, issuer, deployer, captureLog().log).pass();
+    expect(after.certs[0]).toMatchObject({ ok: false });
+    expect(after.certs[0]!.error).toMatch(/^the files for key types ec-256 broke TLS and were rolled back to those for ec-256, rsa-2048 because container postfix: TLS fails/);
+    // Every file of the restored version is back at its stable name, the RSA ones too.
+    expect(files(config.certsDir)).toEqual(dualFiles);
+    expect(keyTypeOf(join(config.certsDir, 'rsa-fullchain.pem'))).toBe('rsa');
+    expect(state(dir, 'mail')).toMatchObject({ failedStep: 'deploy', failures: 1 });
+
+    broken = false;
+    backoffOver(dir, 'mail');
+    const retried = await engineWith(ecOnly, issuer, deployer, captureLog().log).pass();
+    expect(retried.ok).toBe(true);
+    expect(issuer.orders).toHaveLength(2); // the set was published again; nothing was ordered
+    expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+  });
+});
