@@ -4,7 +4,11 @@ import { sleep } from '../../util/abort.js';
 import { UserError } from '../../util/errors.js';
 import { formatDuration } from '../../util/duration.js';
 
-export interface TxtExpectation {
+import { type DnsRecordType, formatTlsa, normalizeValue } from './provider.js';
+
+/** Values that must all be answered at a name (others may be there too). */
+export interface RecordExpectation {
+  type: DnsRecordType;
   name: string;
   zone: string;
   values: string[];
@@ -30,11 +34,16 @@ export async function authoritativeServers(zone: string, bootstrap?: string[]): 
   return [...addresses];
 }
 
-/** The TXT values one server answers for a name, asked directly; a fresh resolver each time, so nothing is cached. */
-async function askTxt(server: string, name: string): Promise<string[] | string> {
+/** The values one server answers for a name, asked directly; a fresh resolver each time, so nothing is cached. */
+export async function askRecords(server: string, type: DnsRecordType, name: string): Promise<string[] | string> {
   const resolver = new Resolver({ timeout: 2_000, tries: 1 });
   resolver.setServers([server]);
   try {
+    if (type === 'TLSA') {
+      return (await resolver.resolveTlsa(name)).map((r) =>
+        formatTlsa({ usage: r.certUsage, selector: r.selector, matchingType: r.match, data: Buffer.from(r.data).toString('hex') }),
+      );
+    }
     return (await resolver.resolveTxt(name)).map((chunks) => chunks.join(''));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
@@ -46,10 +55,12 @@ async function askTxt(server: string, name: string): Promise<string[] | string> 
  * Waits until every server answers every expected value for each name. Servers are the zone's
  * authoritative ones unless `resolvers` replaces them. Short, growing waits; no fixed sleep.
  */
-export async function waitForTxt(
-  expected: TxtExpectation[],
-  opts: { resolvers?: string[]; bootstrap?: string[]; timeoutMs: number; log: Logger; signal?: AbortSignal },
+export async function waitForRecords(
+  expected: RecordExpectation[],
+  opts: { resolvers?: string[]; bootstrap?: string[]; timeoutMs: number; log: Logger; signal?: AbortSignal; step?: string; timeoutVariable?: string },
 ): Promise<void> {
+  const step = opts.step ?? 'dns-01';
+  const kinds = [...new Set(expected.map((e) => e.type))].join('/');
   const servers = new Map<string, string[]>();
   for (const e of expected) {
     if (!servers.has(e.zone)) servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone, opts.bootstrap)));
@@ -61,21 +72,21 @@ export async function waitForTxt(
     const missing: string[] = [];
     for (const e of expected) {
       for (const server of servers.get(e.zone)!) {
-        const answer = await askTxt(server, e.name);
-        const lacking = typeof answer === 'string' ? e.values.length : e.values.filter((v) => !answer.includes(v)).length;
+        const answer = await askRecords(server, e.type, e.name);
+        const lacking = typeof answer === 'string' ? e.values.length : e.values.filter((v) => !answer.includes(normalizeValue(e.type, v))).length;
         if (lacking > 0) missing.push(`${e.name} on ${server}${typeof answer === 'string' ? ` (${answer})` : ` (${lacking} of ${e.values.length} values missing)`}`);
       }
     }
     round++;
     if (missing.length === 0) {
-      opts.log.info({ step: 'dns-01', names: expected.map((e) => e.name), rounds: round, waited: formatDuration(Date.now() - started) }, 'TXT records visible on every name server');
+      opts.log.info({ step, names: expected.map((e) => e.name), rounds: round, waited: formatDuration(Date.now() - started) }, `${kinds} records visible on every name server`);
       return;
     }
     const elapsed = Date.now() - started;
     if (elapsed >= opts.timeoutMs) {
-      throw new UserError(`TXT records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise DNS01_PROPAGATION_TIMEOUT`);
+      throw new UserError(`${kinds} records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`);
     }
-    opts.log.info({ step: 'dns-01', waiting: missing, elapsed: formatDuration(elapsed) }, 'waiting for the TXT records to propagate');
+    opts.log.info({ step, waiting: missing, elapsed: formatDuration(elapsed) }, `waiting for the ${kinds} records to propagate`);
     if (!(await sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal))) throw new Error('propagation wait cancelled: shutting down');
     wait = Math.min(wait * 1.5, 5_000);
   }
