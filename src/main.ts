@@ -169,7 +169,7 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   // One redaction for logs, state and status, from here on.
-  registerSecrets([config.dns01.cloudflare?.apiToken, config.acme.eab?.hmacKey]);
+  registerSecrets([...config.secrets, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
   const toStderr = command === 'status' || command === 'check' || command === 'healthcheck';
   const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined);

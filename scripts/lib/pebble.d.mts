@@ -11,6 +11,8 @@ export interface Pebble {
 }
 export function startPebble(opts: {
   dir: string;
+  /** host:port of a real name server for the CA to resolve through; pebble-challtestsrv is then not started. */
+  dnsServer?: string;
   acmePort?: number;
   mgmtPort?: number;
   httpPort?: number;

@@ -38,7 +38,7 @@ function httpsGet(url, ca) {
 }
 
 /**
- * @param {{ dir: string, acmePort?: number, mgmtPort?: number, httpPort?: number, dnsPort?: number, dnsMgmtPort?: number, env?: Record<string,string>, bin?: string, pebbleConfig?: Record<string, unknown> }} opts
+ * @param {{ dir: string, dnsServer?: string, acmePort?: number, mgmtPort?: number, httpPort?: number, dnsPort?: number, dnsMgmtPort?: number, env?: Record<string,string>, bin?: string, pebbleConfig?: Record<string, unknown> }} opts
  */
 export async function startPebble(opts) {
   const problem = pebbleMissing();
@@ -76,8 +76,9 @@ export async function startPebble(opts) {
     procs.push(p);
     return p;
   };
-  start('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${dnsMgmtPort}`]);
-  start(opts.bin ?? 'pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
+  // With dnsServer (a real name server, such as BIND), the CA resolves through it instead of challtestsrv.
+  if (!opts.dnsServer) start('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${dnsMgmtPort}`]);
+  start(opts.bin ?? 'pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dnsPort}`], {
     PEBBLE_VA_NOSLEEP: '1',
     PEBBLE_WFE_NONCEREJECT: '0',
     PEBBLE_AUTHZREUSE: '0',

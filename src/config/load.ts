@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type * as z from 'zod/mini';
 import { reservedNameProblem } from '../publish/layout.js';
+import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { runsInContainer } from '../util/container.js';
 import { redactWith } from '../util/redact.js';
 import {
@@ -186,7 +187,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
 
   const seen = new Set<string>();
   const owners = new Map<string, number>();
-  let cloudflareTokenMissingReported = false;
   certificates.forEach((c, i) => {
     const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
     if (seen.has(c.name)) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`);
@@ -205,14 +205,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     if (c.source === 'custom') {
       if (!custom) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`);
     } else if (c.challenge === 'dns-01') {
-      if (c.dnsProvider === 'cloudflare' && !e.CLOUDFLARE_API_TOKEN && !cloudflareTokenMissingReported) {
-        cloudflareTokenMissingReported = true;
-        problems.push('CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit and set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE');
-      }
+      // Checked below, once per provider.
     } else if (c.domains.some((d) => d.startsWith('*.'))) {
       problems.push(`${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`);
     }
   });
+  // Each DNS provider reads and checks its own variables; one a certificate uses must be complete.
+  const usedProviders = new Set(certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01').map((c) => c.dnsProvider));
+  const providers: Record<string, unknown> = {};
+  for (const def of DNS_PROVIDER_DEFINITIONS) {
+    const settings = def.settings(e as Record<string, unknown>, usedProviders.has(def.name), problems);
+    if (settings !== undefined) providers[def.name] = settings;
+  }
   const inContainer = opts.inContainer ?? runsInContainer();
   if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
     problems.push('DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack\'s project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false');
@@ -233,13 +237,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       eab: e.ACME_EAB_KID && e.ACME_EAB_HMAC_KEY ? { kid: e.ACME_EAB_KID, hmacKey: e.ACME_EAB_HMAC_KEY } : undefined,
     },
     http01: { mode: e.HTTP01_MODE, port: e.HTTP01_PORT, address: e.HTTP01_ADDRESS, webroot: e.HTTP01_WEBROOT },
-    dns01: {
-      resolvers: e.DNS01_RESOLVERS,
-      propagationTimeoutMs: e.DNS01_PROPAGATION_TIMEOUT,
-      cloudflare: e.CLOUDFLARE_API_TOKEN
-        ? { apiToken: e.CLOUDFLARE_API_TOKEN, zoneId: e.CLOUDFLARE_ZONE_ID, baseUrl: e.CLOUDFLARE_API_BASE_URL }
-        : undefined,
-    },
+    dns: { resolvers: e.DNS01_RESOLVERS, propagationTimeoutMs: e.DNS01_PROPAGATION_TIMEOUT, providers },
+    secrets,
     certsDir: e.CERTS_DIR,
     sniCertsPath: e.SNI_CERTS_PATH.replace(/\/+$/, '') || '/',
     stateDir: e.STATE_DIR,

@@ -3,7 +3,9 @@ import { domainToASCII } from 'node:url';
 // zod/mini: the same checks as zod's classic API at a fraction of its memory (it loads only what is used).
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
+import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
+import { splitHostPort } from '../util/host-port.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -13,8 +15,8 @@ export const algorithmOf = (keyType: string): Algorithm | undefined =>
   keyType.startsWith('ec-') ? 'ecdsa' : keyType.startsWith('rsa-') ? 'rsa' : undefined;
 export const CHALLENGES = ['http-01', 'dns-01'] as const;
 export type Challenge = (typeof CHALLENGES)[number];
-export const DNS_PROVIDERS = ['cloudflare'] as const;
-export type DnsProviderName = (typeof DNS_PROVIDERS)[number];
+export const DNS_PROVIDERS = DNS_PROVIDER_DEFINITIONS.map((d) => d.name);
+export type DnsProviderName = string;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const DIRECTORIES: Record<string, string> = {
@@ -160,16 +162,7 @@ const PORT_MESSAGE = 'use a port number between 1 and 65535';
 const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
 
 const bool = z.stringbool({ error: () => 'use true or false' });
-const dnsProvider = z.enum(DNS_PROVIDERS, { error: () => `use ${DNS_PROVIDERS.join(', ')} (the only DNS provider so far)` });
-
-/** "host:port", "[v6]:port", or a bare host with the default port; undefined when malformed. */
-export function splitHostPort(s: string, defaultPort?: number): { host: string; port: number } | undefined {
-  const m = s.match(/^\[([^\]]+)\]:(\d{1,5})$/) ?? s.match(/^([^:]+):(\d{1,5})$/) ?? (defaultPort !== undefined ? [s, s.replace(/^\[|\]$/g, ''), String(defaultPort)] : null);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (!(port >= 1 && port <= 65535)) return undefined;
-  return { host: m[1]!, port };
-}
+const dnsProvider = z.enum(DNS_PROVIDERS as [string, ...string[]], { error: () => `use one of ${DNS_PROVIDERS.join(', ')}` });
 
 /** "1.1.1.1", "1.1.1.1:53", "[2606:4700::1111]:53" or "::1". */
 function resolverProblem(s: string): string | undefined {
@@ -178,8 +171,6 @@ function resolverProblem(s: string): string | undefined {
   if (isIP(hp.host) === 0) return `"${s}" is not an IP address (with an optional :port); name servers are given by address`;
   return undefined;
 }
-
-const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
 /** STATUS_ADDRESS: host:port, parsed once here. */
 const listenAddress = stringTo((s, ctx) => {
@@ -190,17 +181,6 @@ const listenAddress = stringTo((s, ctx) => {
     return z.NEVER;
   }
   return hp;
-});
-
-/** Cloudflare's API, or a local stand-in: plain http only on loopback, where the token cannot be sniffed. */
-const apiBaseUrl = stringTo((s, ctx) => {
-  let url: URL | undefined;
-  try { url = new URL(s); } catch { /* reported below */ }
-  if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname)))) {
-    ctx.issues.push({ code: 'custom', input: s, message: 'use an https:// URL such as https://api.cloudflare.com/client/v4 (plain http only for a loopback address: the token would travel in clear)' });
-    return z.NEVER;
-  }
-  return url.href.replace(/\/$/, '');
 });
 
 const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
@@ -227,10 +207,9 @@ export const EnvSchema = z.object({
   ),
   ACME_CHALLENGE: z._default(challenge, 'http-01'),
   ACME_KEY_TYPE: z._default(keyTypes, ['ec-256']),
-  ACME_DNS_PROVIDER: z._default(dnsProvider, 'cloudflare'),
-  CLOUDFLARE_API_TOKEN: z.optional(matching(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens')),
-  CLOUDFLARE_ZONE_ID: z.optional(matching(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page')),
-  CLOUDFLARE_API_BASE_URL: z.optional(apiBaseUrl),
+  ACME_DNS_PROVIDER: z._default(dnsProvider, DNS_PROVIDERS[0]!),
+  // Each DNS provider's own variables (dns/providers/<name>/index.ts).
+  ...Object.assign({}, ...DNS_PROVIDER_DEFINITIONS.map((d) => d.env)) as Record<string, z.ZodMiniType>,
   DNS01_RESOLVERS: z.optional(csvOf(resolverProblem)),
   DNS01_PROPAGATION_TIMEOUT: z._default(duration(5_000, 3_600_000, '180s'), 180_000),
   ACME_TIMEOUT: z._default(duration(1_000, 600_000, '30s'), 30_000),
@@ -273,7 +252,7 @@ export type Env = z.output<typeof EnvSchema>;
 export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
 
 /** Variables whose values must never be logged. Filled as secret-bearing settings arrive. */
-export const SECRET_KEYS: readonly string[] = ['CLOUDFLARE_API_TOKEN', 'ACME_EAB_HMAC_KEY'];
+export const SECRET_KEYS: readonly string[] = ['ACME_EAB_HMAC_KEY', ...DNS_PROVIDER_DEFINITIONS.flatMap((d) => d.secrets)];
 
 /** The optional config file: a list of certificates; everything else comes from the environment. */
 export const FileSchema = z.strictObject({
@@ -336,11 +315,12 @@ export interface Config {
     eab?: { kid: string; hmacKey: string };
   };
   http01: { mode: 'standalone' | 'webroot'; port: number; address?: string; webroot?: string };
-  dns01: {
+  dns: {
     /** Name servers to ask instead of each zone's authoritative ones. */
     resolvers?: string[];
     propagationTimeoutMs: number;
-    cloudflare?: { apiToken: string; zoneId?: string; baseUrl?: string };
+    /** The settings of each configured DNS provider, by name (see dns/providers/). */
+    providers: Record<string, unknown>;
   };
   certsDir: string;
   /** Where the mail containers see CERTS_DIR: the paths written into the sni/ files. */
@@ -359,6 +339,8 @@ export interface Config {
     verifyHosts: string[] | '*';
   };
   logLevel: (typeof LOG_LEVELS)[number];
+  /** The values of the secret variables (tokens, keys), for redaction only. */
+  secrets: string[];
 }
 
 /** The certificate's default name: its first domain, "*." spelt "wildcard.". */

@@ -1,8 +1,8 @@
 import { Resolver } from 'node:dns/promises';
-import type { Logger } from '../../log.js';
-import { sleep } from '../../util/abort.js';
-import { UserError } from '../../util/errors.js';
-import { formatDuration } from '../../util/duration.js';
+import type { Logger } from '../log.js';
+import { sleep } from '../util/abort.js';
+import { UserError } from '../util/errors.js';
+import { formatDuration } from '../util/duration.js';
 
 import { type DnsRecordType, formatTlsa, normalizeValue } from './provider.js';
 

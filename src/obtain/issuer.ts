@@ -4,7 +4,8 @@ import { DnsJournal } from '../state/dns-journal.js';
 import type { AriState } from '../state/cert-state.js';
 import { UserError } from '../util/errors.js';
 import { caDirectory, fetchAri } from './ari.js';
-import type { DnsProvider } from './dns/provider.js';
+import type { DnsProvider } from '../dns/provider.js';
+import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { Dns01Solver, removeLeftoverRecords } from './solvers/dns01.js';
 import { StandaloneHttp01 } from './solvers/http01-standalone.js';
 import { WebrootHttp01 } from './solvers/http01-webroot.js';
@@ -72,9 +73,9 @@ export class AcmeIssuer implements Issuer {
   private async providers(): Promise<Map<string, DnsProvider>> {
     if (!this.dnsProviders) {
       const providers = new Map<string, DnsProvider>();
-      if (this.config.dns01.cloudflare) {
-        const { CloudflareDns } = await import('./dns/cloudflare/cloudflare.js');
-        providers.set('cloudflare', new CloudflareDns({ ...this.config.dns01.cloudflare, log: this.log }));
+      for (const def of DNS_PROVIDER_DEFINITIONS) {
+        const settings = this.config.dns.providers[def.name];
+        if (settings !== undefined) providers.set(def.name, await def.create(settings, this.log));
       }
       this.dnsProviders = providers;
     }
@@ -86,7 +87,7 @@ export class AcmeIssuer implements Issuer {
     if (spec.challenge === 'http-01') return this.http01;
     const provider = (await this.providers()).get(spec.dnsProvider ?? '');
     if (!provider) throw new UserError(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
-    const { resolvers, propagationTimeoutMs } = this.config.dns01;
+    const { resolvers, propagationTimeoutMs } = this.config.dns;
     return new Dns01Solver({ provider, journal: this.journal, resolvers, propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });
   }
 
@@ -95,7 +96,7 @@ export class AcmeIssuer implements Issuer {
   }
 
   async sweepLeftovers(): Promise<void> {
-    const entries = await this.journal.list();
+    const entries = await this.journal.leftovers();
     if (entries.length > 0) await removeLeftoverRecords(await this.providers(), this.journal, this.log);
   }
 

@@ -4,11 +4,18 @@ import * as z from 'zod/mini';
 import type { Logger } from '../log.js';
 import { readStateFile, writeJson } from './files.js';
 
-/** A challenge record mailcerts created (or is about to create) at a DNS provider. */
+/** A record mailcerts created (or is about to create) at a DNS provider. */
 const JournalEntrySchema = z.object({
   provider: z.string(),
   zoneId: z.string(),
   zoneName: z.string(),
+  /** Entries written before other record types existed are TXT challenge records. */
+  type: z._default(z.enum(['TXT', 'TLSA']), 'TXT'),
+  /**
+   * challenge: removed once the validation is over, and swept at the next start when a run was
+   * killed before. lasting (DANE's TLSA): kept, never swept as a leftover.
+   */
+  purpose: z._default(z.enum(['challenge', 'lasting']), 'challenge'),
   name: z.string(),
   value: z.string(),
   /** Known once the provider answered the create. */
@@ -16,7 +23,7 @@ const JournalEntrySchema = z.object({
   cert: z.string(),
   createdAt: z.string(),
 });
-export type JournalEntry = z.infer<typeof JournalEntrySchema>;
+export type JournalEntry = z.output<typeof JournalEntrySchema>;
 const JournalSchema = z.object({ records: z.array(JournalEntrySchema) });
 
 /**
@@ -35,6 +42,11 @@ export class DnsJournal {
 
   async list(): Promise<JournalEntry[]> {
     return (await readStateFile(this.path, JournalSchema, this.log))?.records ?? [];
+  }
+
+  /** Challenge records a killed run may have left behind. */
+  async leftovers(): Promise<JournalEntry[]> {
+    return (await this.list()).filter((r) => r.purpose === 'challenge');
   }
 
   private async save(records: JournalEntry[]): Promise<void> {
@@ -60,5 +72,5 @@ export class DnsJournal {
 }
 
 function same(a: JournalEntry, b: JournalEntry): boolean {
-  return a.provider === b.provider && a.zoneId === b.zoneId && a.name === b.name && a.value === b.value;
+  return a.provider === b.provider && a.zoneId === b.zoneId && a.type === b.type && a.name === b.name && a.value === b.value;
 }

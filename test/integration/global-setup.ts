@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { bindMissing } from '../../scripts/lib/bind.mjs';
 import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
 import { MAIL_IMAGE, MAIL_IMAGE_TRIXIE, removeContainers, removeStaleTestContainers, TEST_MARKER } from '../../scripts/lib/mailstack.mjs';
 import { freePorts } from '../helpers/ports.js';
@@ -17,6 +18,8 @@ function requireComponents(): void {
   const problems: string[] = [];
   const pebble = pebbleMissing();
   if (pebble) problems.push(pebble);
+  const bind = bindMissing();
+  if (bind) problems.push(bind);
   if (!existsSync(PEBBLE_26)) problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/trixie-tools.sh"`);
   if (!existsSync(COMPOSE)) problems.push(`Docker Compose v2 is missing at ${COMPOSE}: run "bash scripts/trixie-tools.sh"`);
   try {

@@ -71,7 +71,7 @@ describe('configuration from the environment', () => {
     expect(problems({ ACME_DOMAINS: '*.example.com' })).toEqual([expect.stringMatching(/^ACME_DOMAINS: wildcard names need the dns-01 challenge/)]);
     const c = load({ ACME_DOMAINS: 'example.com,*.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789', DNS01_RESOLVERS: '127.0.0.1:8053, [::1]:53, 1.1.1.1' });
     expect(c.certificates[0]).toMatchObject({ challenge: 'dns-01', dnsProvider: 'cloudflare', domains: ['example.com', '*.example.com'] });
-    expect(c.dns01).toEqual({ resolvers: ['127.0.0.1:8053', '[::1]:53', '1.1.1.1'], propagationTimeoutMs: 180_000, cloudflare: { apiToken: 'abcdefghijklmnopqrstuvwxyz0123456789', zoneId: undefined, baseUrl: undefined } });
+    expect(c.dns).toEqual({ resolvers: ['127.0.0.1:8053', '[::1]:53', '1.1.1.1'], propagationTimeoutMs: 180_000, providers: { cloudflare: { apiToken: 'abcdefghijklmnopqrstuvwxyz0123456789', zoneId: undefined, baseUrl: undefined } } });
   });
 
   it('checks the DNS-01 settings, and never repeats a token in an error', () => {
@@ -86,7 +86,7 @@ describe('configuration from the environment', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'token'), 'abcdefghijklmnopqrstuvwxyz0123456789\n');
     const c = load({ ACME_DOMAINS: 'a.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN_FILE: join(dir, 'token') });
-    expect(c.dns01.cloudflare?.apiToken).toBe('abcdefghijklmnopqrstuvwxyz0123456789');
+    expect((c.dns.providers.cloudflare as { apiToken: string } | undefined)?.apiToken).toBe('abcdefghijklmnopqrstuvwxyz0123456789');
   });
 
   it('reads NAME_FILE (Docker secrets), refuses both forms at once, and names an unreadable file', () => {
@@ -168,7 +168,7 @@ describe('values that used to be accepted and failed later', () => {
     expect(problems({ ...base, CLOUDFLARE_API_BASE_URL: 'http://api.example.net/client/v4' })).toEqual([
       'CLOUDFLARE_API_BASE_URL: use an https:// URL such as https://api.cloudflare.com/client/v4 (plain http only for a loopback address: the token would travel in clear)',
     ]);
-    expect(load({ ...base, CLOUDFLARE_API_BASE_URL: 'http://127.0.0.1:8787/client/v4' }).dns01.cloudflare?.baseUrl).toBe('http://127.0.0.1:8787/client/v4');
+    expect((load({ ...base, CLOUDFLARE_API_BASE_URL: 'http://127.0.0.1:8787/client/v4' }).dns.providers.cloudflare as { baseUrl?: string }).baseUrl).toBe('http://127.0.0.1:8787/client/v4');
   });
 
   it('a value read from NAME_FILE is never echoed in an error (the file may be a secret)', () => {

@@ -2,7 +2,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { authoritativeServers, waitForTxt } from '../../src/obtain/dns/propagation.js';
+import { authoritativeServers, waitForRecords } from '../../src/dns/propagation.js';
 
 /**
  * Two tiny authoritative name servers for zone.test on 127.0.0.2:53 and 127.0.0.3:53, plus a
@@ -58,7 +58,7 @@ describe('DNS-01 propagation', () => {
     setTimeout(() => txt.get('127.0.0.3')!.set(name, ['wildcard-value', 'apex-value']), 900);
     asked.length = 0;
     const started = Date.now();
-    await waitForTxt([{ name, zone: 'zone.test', values: ['apex-value', 'wildcard-value'] }], { bootstrap: ['127.0.0.4'], timeoutMs: 10_000, log });
+    await waitForRecords([{ type: 'TXT', name, zone: 'zone.test', values: ['apex-value', 'wildcard-value'] }], { bootstrap: ['127.0.0.4'], timeoutMs: 10_000, log });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(asked.filter((a) => a.startsWith('127.0.0.4') && a.includes('TXT'))).toEqual([]); // never the recursive one
     expect(asked.filter((a) => a === `127.0.0.3 TXT ${name}`).length).toBeGreaterThan(1);
@@ -66,7 +66,7 @@ describe('DNS-01 propagation', () => {
 
   it('gives up after the timeout, naming the server and what is missing', async () => {
     txt.get('127.0.0.3')!.set('_acme-challenge.late.zone.test', []);
-    await expect(waitForTxt([{ name: '_acme-challenge.late.zone.test', zone: 'zone.test', values: ['v'] }], { bootstrap: ['127.0.0.4'], timeoutMs: 1_200, log }))
+    await expect(waitForRecords([{ type: 'TXT', name: '_acme-challenge.late.zone.test', zone: 'zone.test', values: ['v'] }], { bootstrap: ['127.0.0.4'], timeoutMs: 1_200, log }))
       .rejects.toThrow(/TXT records not visible after 1s: _acme-challenge.late.zone.test on 127.0.0.2 \(1 of 1 values missing\); _acme-challenge.late.zone.test on 127.0.0.3 \(1 of 1 values missing\)\. Check the zone at the provider, or raise DNS01_PROPAGATION_TIMEOUT/);
   });
 });

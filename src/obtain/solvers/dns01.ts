@@ -1,9 +1,12 @@
 import type { Logger } from '../../log.js';
 import { type DnsJournal, type JournalEntry } from '../../state/dns-journal.js';
 import { errorMessage } from '../../util/errors.js';
-import { waitForTxt } from '../dns/propagation.js';
-import type { DnsProvider } from '../dns/provider.js';
+import { type RecordExpectation, waitForRecords } from '../../dns/propagation.js';
+import { type DnsProvider, findRecord } from '../../dns/provider.js';
 import type { ChallengeItem, ChallengeSolver } from './types.js';
+
+/** Short: a challenge record lives minutes, and a resolver must not keep an old value longer. */
+const CHALLENGE_TTL = 60;
 
 export function recordName(domain: string): string {
   return `_acme-challenge.${domain.replace(/^\*\./, '')}`;
@@ -34,29 +37,31 @@ export class Dns01Solver implements ChallengeSolver {
   }
 
   async preflight(domains: string[]): Promise<string> {
-    const { zones, editVerified } = await this.provider.preflight(domains);
-    return `token active; zones ${zones.map((z) => z.name).join(', ')} ${editVerified ? 'with DNS:Edit' : 'readable (DNS:Edit is proven at the first record)'}`;
+    return (await this.provider.preflight(domains)).proven;
   }
 
   async begin(): Promise<void> {}
 
   async prepare(items: ChallengeItem[], signal?: AbortSignal): Promise<void> {
-    const expected = new Map<string, { name: string; zone: string; values: string[] }>();
+    const expected = new Map<string, RecordExpectation>();
     for (const item of items) {
       const name = recordName(item.domain);
       const zone = await this.provider.zoneFor(item.domain);
-      const entry: JournalEntry = { provider: this.provider.name, zoneId: zone.id, zoneName: zone.name, name, value: item.keyAuthorization, cert: this.cert, createdAt: new Date().toISOString() };
+      const entry: JournalEntry = {
+        provider: this.provider.name, zoneId: zone.id, zoneName: zone.name, type: 'TXT', purpose: 'challenge',
+        name, value: item.keyAuthorization, cert: this.cert, createdAt: new Date().toISOString(),
+      };
       await this.journal.add(entry); // before the create: a crash right after it still leaves a trace
       this.made.set(item.token, entry);
-      const id = await this.provider.createTxt(zone, name, item.keyAuthorization);
+      const id = await this.provider.create(zone, { type: 'TXT', name, value: item.keyAuthorization, ttl: CHALLENGE_TTL });
       entry.id = id;
       await this.journal.setId(entry, id);
       this.log.info({ step: 'dns-01', domain: item.domain, record: name, zone: zone.name, wildcard: item.wildcard || undefined }, 'TXT record created');
-      const e = expected.get(name) ?? { name, zone: zone.name, values: [] };
+      const e = expected.get(name) ?? { type: 'TXT', name, zone: zone.name, values: [] };
       e.values.push(item.keyAuthorization);
       expected.set(name, e);
     }
-    await waitForTxt([...expected.values()], { resolvers: this.resolvers, timeoutMs: this.timeoutMs, log: this.log, signal });
+    await waitForRecords([...expected.values()], { resolvers: this.resolvers, timeoutMs: this.timeoutMs, log: this.log, signal });
   }
 
   async cleanup(items: ChallengeItem[]): Promise<void> {
@@ -75,8 +80,8 @@ export class Dns01Solver implements ChallengeSolver {
 async function removeRecord(provider: DnsProvider, journal: DnsJournal, entry: JournalEntry, log: Logger): Promise<boolean> {
   const zone = { id: entry.zoneId, name: entry.zoneName };
   try {
-    const ids = entry.id ? [entry.id] : await provider.findTxt(zone, entry.name, entry.value);
-    for (const id of ids) await provider.deleteTxt(zone, id);
+    const ids = entry.id ? [entry.id] : await findRecord(provider, zone, { type: entry.type, name: entry.name, value: entry.value });
+    for (const id of ids) await provider.delete(zone, id);
     await journal.remove(entry);
     log.info({ step: 'dns-01', record: entry.name, zone: entry.zoneName }, 'TXT record deleted');
     return true;
@@ -88,7 +93,7 @@ async function removeRecord(provider: DnsProvider, journal: DnsJournal, entry: J
 
 /** Removes records journaled by an earlier run that did not clean up (killed, crashed). */
 export async function removeLeftoverRecords(providers: Map<string, DnsProvider>, journal: DnsJournal, log: Logger): Promise<void> {
-  for (const entry of await journal.list()) {
+  for (const entry of await journal.leftovers()) {
     const provider = providers.get(entry.provider);
     if (!provider) {
       log.warn({ step: 'dns-01', record: entry.name, provider: entry.provider }, 'a leftover TXT record belongs to a provider that is no longer configured; delete it by hand');

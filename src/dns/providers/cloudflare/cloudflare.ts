@@ -3,10 +3,10 @@ import type { Logger } from '../../../log.js';
 import { sleep } from '../../../util/abort.js';
 import { UserError } from '../../../util/errors.js';
 import { parseRetryAfter } from '../../../util/retry-after.js';
-import { type DnsProvider, type DnsZone, zoneOf } from '../provider.js';
+import { type DnsProvider, type DnsRecord, type DnsRecordType, type DnsZone, findRecord, formatTlsa, parseTlsa, zoneOf } from '../../provider.js';
 
-const TTL = 60; // Cloudflare's minimum outside Enterprise plans
-const COMMENT = 'mailcerts ACME challenge';
+const MIN_TTL = 60; // Cloudflare's minimum outside Enterprise plans
+const COMMENT: Record<DnsRecordType, string> = { TXT: 'mailcerts ACME challenge', TLSA: 'mailcerts DANE' };
 const RETRIES = 3;
 const RETRY_AFTER_CAP_MS = 30_000;
 const AUTH_CODES = new Set([1000, 6003, 6111, 9106, 9109, 10000]);
@@ -29,7 +29,7 @@ function hasCode(err: unknown, ...wanted: number[]): boolean {
   return err instanceof APIError && ((err.errors ?? []) as { code?: number }[]).some((e) => e.code !== undefined && wanted.includes(e.code));
 }
 
-/** Cloudflare DNS through the official SDK: zone lookup, TXT create/delete by id, preflight of the token. */
+/** Cloudflare DNS through the official SDK: zone lookup, records created, listed and deleted by id, preflight of the token. */
 export class CloudflareDns implements DnsProvider {
   readonly name = 'cloudflare';
   private readonly cf: Cloudflare;
@@ -116,7 +116,7 @@ export class CloudflareDns implements DnsProvider {
     );
   }
 
-  async preflight(domains: string[]): Promise<{ zones: DnsZone[]; editVerified: boolean }> {
+  async preflight(domains: string[]): Promise<{ zones: DnsZone[]; proven: string }> {
     this.zones = undefined; // zones may have changed since the last pass
     const verified = await this.call('verifying the API token', () => this.cf.user.tokens.verify());
     if (verified.status !== 'active') throw new UserError(`Cloudflare: the API token is ${verified.status}; create a new one with Zone:Read and DNS:Edit`);
@@ -140,40 +140,69 @@ export class CloudflareDns implements DnsProvider {
       }
     }
     this.log.info({ step: 'dns-01', zones: [...used.values()].map((z) => z.name) }, 'Cloudflare token and zones checked');
-    return { zones: [...used.values()].map(({ id, name }) => ({ id, name })), editVerified };
+    const names = [...used.values()].map((z) => z.name).join(', ');
+    return {
+      zones: [...used.values()].map(({ id, name }) => ({ id, name })),
+      proven: `token active; zones ${names} ${editVerified ? 'with DNS:Edit' : 'readable (DNS:Edit is proven at the first record)'}`,
+    };
   }
 
-  async createTxt(zone: DnsZone, name: string, value: string): Promise<string> {
+  async create(zone: DnsZone, record: DnsRecord): Promise<string> {
+    const { type, name, value } = record;
+    const ttl = Math.max(record.ttl, MIN_TTL);
     try {
-      const rec = await this.call(`creating TXT ${name}`, () =>
-        this.cf.dns.records.create({ zone_id: zone.id, type: 'TXT', name, content: `"${value}"`, ttl: TTL, comment: COMMENT }),
-      );
+      const rec = await this.call(`creating ${type} ${name}`, () => {
+        if (type === 'TXT') return this.cf.dns.records.create({ zone_id: zone.id, type, name, content: `"${value}"`, ttl, comment: COMMENT[type] });
+        const f = parseTlsa(value);
+        if (!f) throw new UserError(`not a TLSA value: "${value}"`);
+        return this.cf.dns.records.create({
+          zone_id: zone.id, type, name, ttl, comment: COMMENT[type],
+          data: { usage: f.usage, selector: f.selector, matching_type: f.matchingType, certificate: f.data },
+        });
+      });
       return rec.id;
     } catch (err) {
       // "An identical record already exists" (81058) / "Record already exists" (81057): ours from an earlier try.
       if (!hasCode((err as Error).cause, 81057, 81058)) throw err;
-      const [id] = await this.findTxt(zone, name, value);
+      const [id] = await findRecord(this, zone, record);
       if (!id) throw err;
-      this.log.info({ step: 'dns-01', record: name }, 'TXT record already existed; using it');
+      this.log.info({ step: 'dns', record: name, type }, 'record already existed; using it');
       return id;
     }
   }
 
-  async deleteTxt(zone: DnsZone, id: string): Promise<void> {
+  async delete(zone: DnsZone, id: string): Promise<void> {
     try {
-      await this.call('deleting a TXT record', () => this.cf.dns.records.delete(id, { zone_id: zone.id }));
+      await this.call('deleting a record', () => this.cf.dns.records.delete(id, { zone_id: zone.id }));
     } catch (err) {
       if (!hasCode((err as Error).cause, 81044)) throw err; // already gone
     }
   }
 
-  async findTxt(zone: DnsZone, name: string, value: string): Promise<string[]> {
-    const ids: string[] = [];
-    await this.call(`listing TXT ${name}`, async () => {
-      for await (const r of this.cf.dns.records.list({ zone_id: zone.id, type: 'TXT', name: { exact: name }, per_page: 100 })) {
-        if ((r.content ?? '').replace(/^"|"$/g, '') === value) ids.push(r.id);
+  async list(zone: DnsZone, type: DnsRecordType, name: string): Promise<{ id: string; record: DnsRecord }[]> {
+    const out: { id: string; record: DnsRecord }[] = [];
+    await this.call(`listing ${type} ${name}`, async () => {
+      for await (const r of this.cf.dns.records.list({ zone_id: zone.id, type, name: { exact: name }, per_page: 100 })) {
+        const value = type === 'TXT' ? (r.content ?? '').replace(/^"|"$/g, '') : tlsaValue(r as { content?: string; data?: TlsaData });
+        if (value !== undefined) out.push({ id: r.id, record: { type, name: r.name, value, ttl: r.ttl ?? MIN_TTL } });
       }
     });
-    return ids;
+    return out;
   }
+}
+
+interface TlsaData {
+  usage?: number;
+  selector?: number;
+  matching_type?: number;
+  certificate?: string;
+}
+
+/** A TLSA record as Cloudflare returns it: the data fields, or the formatted content. */
+function tlsaValue(r: { content?: string; data?: TlsaData }): string | undefined {
+  const d = r.data;
+  if (d && d.usage !== undefined && d.selector !== undefined && d.matching_type !== undefined && d.certificate) {
+    return formatTlsa({ usage: d.usage, selector: d.selector, matchingType: d.matching_type, data: d.certificate });
+  }
+  return r.content ? parseTlsa(r.content) && formatTlsa(parseTlsa(r.content)!) : undefined;
 }
