@@ -293,3 +293,35 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
     expect((await viaCli({ MAILCERTS_CONFIG: join(dir, 'c.json') })).certificates[0]!.domains).toEqual(['mail.example.org']);
   });
 });
+
+describe('DNS providers: each reads its own variables', () => {
+  const secret = Buffer.from('a TSIG secret of 32 bytes, here!').toString('base64');
+  const base = { ACME_DOMAINS: 'mail.example.com', ACME_CHALLENGE: 'dns-01', ACME_DNS_PROVIDER: 'rfc2136' };
+
+  it('rfc2136: server with the default port, key name, hmac-sha256 by default, the secret decoded', () => {
+    const c = load({ ...base, RFC2136_SERVER: 'ns1.example.com', RFC2136_TSIG_KEY: 'mailcerts.', RFC2136_TSIG_SECRET: secret });
+    expect(c.certificates[0]!.dnsProvider).toBe('rfc2136');
+    expect(c.dns.providers.rfc2136).toEqual({ server: { host: 'ns1.example.com', port: 53 }, keyName: 'mailcerts', algorithm: 'hmac-sha256', secret: Buffer.from('a TSIG secret of 32 bytes, here!') });
+    expect(c.dns.providers.cloudflare).toBeUndefined();
+    expect(c.secrets).toContain(secret);
+    const v6 = load({ ...base, RFC2136_SERVER: '[2001:db8::53]:5353', RFC2136_TSIG_KEY: 'k', RFC2136_TSIG_SECRET: secret, RFC2136_TSIG_ALGORITHM: 'hmac-sha512' });
+    expect(v6.dns.providers.rfc2136).toMatchObject({ server: { host: '2001:db8::53', port: 5353 }, algorithm: 'hmac-sha512' });
+  });
+
+  it('rfc2136 used without its settings, or with half of them, names what is missing; a provider nobody uses is not required', () => {
+    expect(problems(base)).toEqual(['RFC2136_SERVER: is required for dns-01 with rfc2136: the primary name server that accepts updates, with RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) for the key that signs them']);
+    expect(problems({ ...base, RFC2136_SERVER: '192.0.2.53' })).toEqual(['RFC2136_TSIG_KEY: RFC 2136 updates need RFC2136_SERVER, RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) together; missing: RFC2136_TSIG_KEY, RFC2136_TSIG_SECRET']);
+    expect(problems({ ...base, ACME_DNS_PROVIDER: 'route53' })).toEqual(['ACME_DNS_PROVIDER: use one of cloudflare, rfc2136']);
+    expect(load({ ...base, ACME_DNS_PROVIDER: 'cloudflare', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' }).dns.providers.rfc2136).toBeUndefined();
+  });
+
+  it('a secret that is not base64 is refused without echoing it; so is a bad server or algorithm', () => {
+    const found = problems({ ...base, RFC2136_SERVER: 'ns1 example', RFC2136_TSIG_KEY: 'k', RFC2136_TSIG_SECRET: 'hunter2 is not base64', RFC2136_TSIG_ALGORITHM: 'hmac-sha3' });
+    expect(found).toEqual([
+      'RFC2136_SERVER: "ns1 example" is not host[:port]; use the primary name server\'s address or name, such as 192.0.2.53, ns1.example.com:53 or [2001:db8::53]:53',
+      'RFC2136_TSIG_ALGORITHM: use one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, hmac-sha1, hmac-md5',
+      'RFC2136_TSIG_SECRET: is not base64; use the secret line of the key as tsig-keygen prints it (secret "…";), without the quotes',
+    ]);
+    expect(found.join('\n')).not.toContain('hunter2');
+  });
+});
