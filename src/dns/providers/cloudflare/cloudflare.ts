@@ -166,7 +166,7 @@ export class CloudflareDns implements DnsProvider {
       if (!hasCode((err as Error).cause, 81057, 81058)) throw err;
       const [id] = await findRecord(this, zone, record);
       if (!id) throw err;
-      this.log.info({ step: 'dns', record: name, type }, 'record already existed; using it');
+      this.log.info({ step: 'dns-01', record: name, type }, `${type} record already existed; using it`);
       return id;
     }
   }
