@@ -22,6 +22,8 @@ Commands:
   status [--json]         show certificates, expiry, next renewal and last error
   check                   validate the configuration, reach the CA and the Docker API
   healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
+  dane                    the TLSA records of DANE certificates, whether every name server answers them, the rollover
+  dane rollover [NAME]    ask for a key rollover (it still waits until the next key's record has been seen 2 x TTL)
 
 Configuration comes from environment variables (see the README).
 Exit codes: 0 ok, 1 a certificate failed, 2 usage error, 78 configuration error.`;
@@ -146,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
     status: { json: { type: 'boolean' } },
     check: {},
     healthcheck: {},
+    dane: {},
   } as const;
   if (!(command in options)) {
     process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
@@ -153,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let args;
   try {
-    args = parseArgs({ args: rest, options: options[command as keyof typeof options], allowPositionals: command === 'renew', strict: true });
+    args = parseArgs({ args: rest, options: options[command as keyof typeof options], allowPositionals: command === 'renew' || command === 'dane', strict: true });
   } catch (err) {
     process.stderr.write(`mailcerts ${command}: ${errorMessage(err)}\n\n${USAGE}\n`);
     return EXIT.usage;
@@ -171,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
   // One redaction for logs, state and status, from here on.
   registerSecrets([...config.secrets, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
-  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck';
+  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck' || command === 'dane';
   const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined);
   const values = args.values as Record<string, boolean | undefined>;
   try {
@@ -197,6 +200,22 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'check':
         return await commandCheck(config, log);
+      case 'dane': {
+        const { daneReport, formatDane, requestRollover } = await import('./report/dane.js');
+        const [sub, name, ...extra] = args.positionals;
+        if (sub === 'rollover' && extra.length === 0) {
+          const asked = await requestRollover(config, log, name);
+          out(`rollover asked for: ${asked.join(', ')}. It happens at the next pass once each next key's TLSA record has been answered by every authoritative server for twice the TTL; see mailcerts dane.`);
+          return EXIT.ok;
+        }
+        if (sub !== undefined) {
+          process.stderr.write(`mailcerts dane: use "mailcerts dane" or "mailcerts dane rollover [NAME]"\n`);
+          return EXIT.usage;
+        }
+        const rows = await daneReport(config, log);
+        out(formatDane(rows, config));
+        return rows.every((r) => !r.state.startsWith('OUT OF STEP')) ? EXIT.ok : EXIT.failed;
+      }
       case 'healthcheck': {
         // The image's HEALTHCHECK: the same verdict as /healthz, read from the files, whatever
         // STATUS_ADDRESS is (off, an address of its own, IPv6).

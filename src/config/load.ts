@@ -9,6 +9,7 @@ import {
   type CertificateSpec,
   type Config,
   type ConfigFile,
+  type DaneSpec,
   defaultCertName,
   ENV_KEYS,
   EnvSchema,
@@ -164,6 +165,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const e = parsed.data;
 
   const custom = e.CUSTOM_CERTS_DIR;
+  // DANE_PROVIDER, or the certificate's own DNS-01 provider; '' when neither (reported below).
+  const daneOf = (names: string[], dnsProvider: string | undefined): DaneSpec => ({
+    names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME,
+  });
   const several = (file?.certificates.length ?? 1) > 1;
   const certificates: CertificateSpec[] = file
     ? file.certificates.map((c) => ({
@@ -174,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         keyTypes: c.keyType ?? e.ACME_KEY_TYPE,
         challenge: c.challenge ?? e.ACME_CHALLENGE,
         dnsProvider: (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
+        dane: c.dane && daneOf(c.dane, (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined),
       }))
     : [{
         source: custom ? 'custom' : 'acme',
@@ -183,7 +189,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         keyTypes: e.ACME_KEY_TYPE,
         challenge: e.ACME_CHALLENGE,
         dnsProvider: e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined,
+        dane: e.DANE_NAMES && daneOf(e.DANE_NAMES, e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined),
       }];
+  if (file && e.DANE_NAMES) problems.push('DANE_NAMES: with MAILCERTS_CONFIG, list the DANE names per certificate (dane: [mx.example.com])');
 
   const seen = new Set<string>();
   const owners = new Map<string, number>();
@@ -210,8 +218,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       problems.push(`${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`);
     }
   });
+  certificates.forEach((c, i) => {
+    if (!c.dane) return;
+    const where = file ? `MAILCERTS_CONFIG certificates[${i}].dane` : 'DANE_NAMES';
+    if (c.source === 'custom') problems.push(`${where}: DANE needs a key that mailcerts controls and rolls over; "${c.name}" is supplied (CUSTOM_CERTS_DIR): publish its TLSA records yourself, or let mailcerts obtain it`);
+    for (const n of c.dane.names) {
+      if (n.startsWith('*.')) problems.push(`${where}: "${n}" is a wildcard; TLSA records name the MX host itself, such as mx.example.com`);
+      else if (!c.domains.includes(n)) problems.push(`${where}: "${n}" is not one of the names of "${c.name}" (${c.domains.join(', ')}); a DANE name must be in the certificate`);
+    }
+    if (!c.dane.provider) problems.push(`DANE_PROVIDER: "${c.name}" uses ${c.challenge}, so no DNS provider writes its TLSA records: set DANE_PROVIDER to ${DNS_PROVIDER_DEFINITIONS.map((d) => d.name).join(' or ')}, or to none to publish them by hand`);
+  });
   // Each DNS provider reads and checks its own variables; one a certificate uses must be complete.
-  const usedProviders = new Set(certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01').map((c) => c.dnsProvider));
+  const usedProviders = new Set([
+    ...certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01').map((c) => c.dnsProvider),
+    ...certificates.map((c) => c.dane?.provider).filter((p) => p && p !== 'none'),
+  ]);
   const providers: Record<string, unknown> = {};
   for (const def of DNS_PROVIDER_DEFINITIONS) {
     const settings = def.settings(e as Record<string, unknown>, usedProviders.has(def.name), problems);

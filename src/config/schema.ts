@@ -212,6 +212,12 @@ export const EnvSchema = z.object({
   ...Object.assign({}, ...DNS_PROVIDER_DEFINITIONS.map((d) => d.env)) as Record<string, z.ZodMiniType>,
   DNS01_RESOLVERS: z.optional(csvOf(resolverProblem)),
   DNS01_PROPAGATION_TIMEOUT: z._default(duration(5_000, 3_600_000, '180s'), 180_000),
+  DANE_NAMES: z.optional(z.pipe(csv, domainList)),
+  DANE_PORTS: z._default(z.pipe(csv, z.array(z.pipe(z.pipe(z.string().check(z.regex(/^\d{1,5}$/, 'use port numbers such as 25 or 25,465')), z.transform(Number)), z.int().check(z.gte(1, PORT_MESSAGE), z.lte(65535, PORT_MESSAGE))))), [25]),
+  // Short TTLs are for tests and labs; a resolver may still keep an RRset longer than asked.
+  DANE_TTL: z._default(duration(1_000, 86_400_000, '3600s'), 3_600_000),
+  DANE_PROVIDER: z.optional(z.enum(['none', ...DNS_PROVIDERS] as [string, ...string[]], { error: () => `use one of ${DNS_PROVIDERS.join(', ')}, or none to publish the records by hand` })),
+  DANE_KEY_LIFETIME: z._default(duration(86_400_000, 10 * 365 * 86_400_000, '365d'), 365 * 86_400_000),
   ACME_TIMEOUT: z._default(duration(1_000, 600_000, '30s'), 30_000),
   ACME_CONCURRENCY: z._default(
     wholeNumber(1, 32, {
@@ -265,6 +271,8 @@ export const FileSchema = z.strictObject({
         challenge: z.optional(challenge),
         dnsProvider: z.optional(dnsProvider),
         source: z.optional(z.enum(['acme', 'custom'], { error: () => 'use acme or custom' })),
+        /** MX host names whose TLSA records mailcerts keeps in step with the key (DANE). */
+        dane: z.optional(domainList),
       }),
     )
     .check(z.minLength(1, 'list at least one certificate')),
@@ -286,6 +294,19 @@ export interface CertificateSpec {
   source: 'acme' | 'custom';
   /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
   customDir?: string;
+  /** DANE: TLSA 3 1 1 records kept in step with the key (which is then reused across renewals). */
+  dane?: DaneSpec;
+}
+
+export interface DaneSpec {
+  /** MX host names (each one of the certificate's names): records at _PORT._tcp.NAME. */
+  names: string[];
+  ports: number[];
+  ttlSeconds: number;
+  /** The DNS provider that writes the records, or 'none': printed to be published by hand. */
+  provider: string;
+  /** A key older than this is rolled over (after the next key's record has been seen long enough). */
+  keyLifetimeMs: number;
 }
 
 /** One key type of a certificate: what a single order obtains and a single state file follows. */

@@ -5,7 +5,7 @@ import type { AriState } from '../state/cert-state.js';
 import { UserError } from '../util/errors.js';
 import { caDirectory, fetchAri } from './ari.js';
 import type { DnsProvider } from '../dns/provider.js';
-import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
+import { DnsProviders } from '../dns/providers/index.js';
 import { Dns01Solver, removeLeftoverRecords } from './solvers/dns01.js';
 import { StandaloneHttp01 } from './solvers/http01-standalone.js';
 import { WebrootHttp01 } from './solvers/http01-webroot.js';
@@ -56,10 +56,10 @@ export class AcmeIssuer implements Issuer {
   private readonly log: Logger;
   private readonly http01: ChallengeSolver;
   private readonly journal: DnsJournal;
-  private dnsProviders: Map<string, DnsProvider> | undefined;
+  private readonly dns: DnsProviders;
   private account: Promise<{ client: import('acme-client').Client }> | undefined;
 
-  constructor(config: Config, log: Logger) {
+  constructor(config: Config, log: Logger, dns?: DnsProviders) {
     this.config = config;
     this.log = log;
     this.http01 =
@@ -67,25 +67,18 @@ export class AcmeIssuer implements Issuer {
         ? new WebrootHttp01({ webroot: config.http01.webroot!, log })
         : new StandaloneHttp01({ port: config.http01.port, address: config.http01.address, log });
     this.journal = new DnsJournal(config.stateDir, log);
+    this.dns = dns ?? new DnsProviders(config.dns.providers, log);
   }
 
   /** The configured DNS providers; their SDKs load only when needed. */
   private async providers(): Promise<Map<string, DnsProvider>> {
-    if (!this.dnsProviders) {
-      const providers = new Map<string, DnsProvider>();
-      for (const def of DNS_PROVIDER_DEFINITIONS) {
-        const settings = this.config.dns.providers[def.name];
-        if (settings !== undefined) providers.set(def.name, await def.create(settings, this.log));
-      }
-      this.dnsProviders = providers;
-    }
-    return this.dnsProviders;
+    return this.dns.all();
   }
 
   /** The solver for a certificate: the shared HTTP-01 one, or a DNS-01 one over its provider. */
   private async solverFor(spec: CertificateSpec): Promise<ChallengeSolver> {
     if (spec.challenge === 'http-01') return this.http01;
-    const provider = (await this.providers()).get(spec.dnsProvider ?? '');
+    const provider = await this.dns.get(spec.dnsProvider ?? '');
     if (!provider) throw new UserError(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
     const { resolvers, propagationTimeoutMs } = this.config.dns;
     return new Dns01Solver({ provider, journal: this.journal, resolvers, propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });

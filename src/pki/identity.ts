@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 
 /**
  * One DER element: its tag and where its content lies. Certificates use single-byte tags and
@@ -78,4 +78,9 @@ export function safeAriCertId(pem: string | Buffer): string | undefined {
 /** sha256 of the SubjectPublicKeyInfo, hex: what DANE 3 1 1 pins and what verification compares. */
 export function spkiOf(cert: X509Certificate): string {
   return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** sha256 of a private key's SubjectPublicKeyInfo, hex: the TLSA 3 1 1 digest a certificate with that key will have. */
+export function spkiOfKey(privateKeyPem: string): string {
+  return createHash('sha256').update(createPublicKey(privateKeyPem).export({ type: 'spki', format: 'der' })).digest('hex');
 }

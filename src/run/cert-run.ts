@@ -48,6 +48,10 @@ export class CertRun {
   toPublish?: Bundle;
   /** ARI: the certificate a new order replaces. */
   replaces?: string;
+  /** DANE: the private key this variant's order must use (current, or next in a rollover). */
+  daneKey?: string;
+  /** DANE: this pass orders with the next key. */
+  daneRollover = false;
   /** This pass obtained a new certificate from the CA. */
   issuedNow = false;
   /** This pass changed the published files. */
@@ -191,6 +195,15 @@ export class CertRun {
     if (!this.dirty) return;
     await writeCertState(this.stateDir, this.stateKey, { ...this.state, keyType: this.spec.keyType });
     this.dirty = false;
+  }
+
+  /** The DANE part of the state, made on first use (the key served now counts as current from now). */
+  daneState(): NonNullable<CertState['dane']> {
+    if (!this.state.dane) {
+      this.state.dane = { keySince: new Date().toISOString() };
+      this.dirty = true;
+    }
+    return this.state.dane;
   }
 
   markDirty(): void {

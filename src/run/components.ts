@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
+import { DnsProviders } from '../dns/providers/index.js';
 import { AcmeIssuer } from '../obtain/issuer.js';
 import { runsInContainer } from '../util/container.js';
 import type { Components } from './engine.js';
@@ -10,7 +11,8 @@ import type { Components } from './engine.js';
  * acme-client and the cloudflare SDK, loads only when a pass needs it.
  */
 export function defaultComponents(config: Config, log: Logger): Components {
-  return { issuer: new AcmeIssuer(config, log), deployer: lazyDockerDeployer(config, log) };
+  const dns = new DnsProviders(config.dns.providers, log); // one set of providers for DNS-01 and DANE
+  return { issuer: new AcmeIssuer(config, log, dns), deployer: lazyDockerDeployer(config, log), dns };
 }
 
 function lazyDockerDeployer(config: Config, log: Logger): Deployer {

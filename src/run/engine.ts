@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Issuer } from '../obtain/issuer.js';
 import pLimit from 'p-limit';
 import { type CertificateSpec, variantsOf } from '../config/schema.js';
+import { DnsProviders } from '../dns/providers/index.js';
 import { acquireLock, type PassLock } from '../state/lock.js';
 import { errorMessage } from '../util/errors.js';
 import { type CertOutcome, CertRun } from './cert-run.js';
@@ -34,6 +35,8 @@ export interface PassOptions {
 export interface Components {
   issuer: Issuer;
   deployer: Deployer;
+  /** The DNS providers (for DANE's records); made from the configuration when not given. */
+  dns?: DnsProviders;
 }
 
 /**
@@ -44,6 +47,7 @@ export class Engine {
   private readonly config: Config;
   private readonly log: Logger;
   private readonly components: Components;
+  private readonly dns: DnsProviders;
   /** Preflight DNS credentials on the first pass, even for certificates that are not due. */
   private firstPass = true;
   /** Passes run one after another within the process (the timer and the custom-certificate watcher). */
@@ -53,6 +57,7 @@ export class Engine {
     this.config = config;
     this.log = log;
     this.components = components;
+    this.dns = components.dns ?? new DnsProviders(config.dns.providers, log);
   }
 
   pass(opts: PassOptions = {}): Promise<PassResult> {
@@ -91,6 +96,7 @@ export class Engine {
     if (runs.some((r) => r.ok && (r.decision === 'issue' || r.decision === 'republish'))) components.deployer.prepare?.();
     // Also when nothing is due: a changed list of key types republishes the set without an order.
     if (runs.some((r) => !r.ok && r.decision === 'keep')) return runs; // cannot plan: nothing is touched
+    if (spec.dane) await (await import('./dane-step.js')).prepareDane(runs, { config, dns: this.dns, log });
     await obtainAndPublish(runs, { config, issuer: components.issuer, lock: o.lock, signal: o.signal });
     return runs;
   }
@@ -115,6 +121,12 @@ export class Engine {
       const thrown = settled.find((s) => s.status === 'rejected');
       if (thrown) throw thrown.reason;
       const reloads = opts.signal?.aborted ? [] : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
+      for (const spec of specs.filter((s) => s.dane)) {
+        if (opts.signal?.aborted) break;
+        const { finishDane } = await import('./dane-step.js');
+        await finishDane(runs.filter((r) => r.name === spec.name), { config, dns: this.dns, log }).catch((err: unknown) =>
+          log.warn({ step: 'dane', cert: spec.name, error: errorMessage(err) }, 'DANE: the records could not be brought in step; retried at the next pass'));
+      }
       const certs = runs.map((r) => r.outcome());
       return { certs, reloads, ok: certs.every((c) => c.ok) };
     } finally {

@@ -90,8 +90,9 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
     return undefined;
   }
   run.attempting();
-  const reuse = ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined;
-  if (reuse) log.info({ step: 'order', keyType: spec.keyType }, 'reusing the published private key (ACME_REUSE_KEY)');
+  const reuse = run.daneKey ?? (ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined);
+  if (run.daneRollover) log.info({ step: 'order', keyType: spec.keyType }, 'ordering with the next key, whose TLSA record is published (DANE rollover)');
+  else if (reuse) log.info({ step: 'order', keyType: spec.keyType }, run.daneKey ? 'reusing the published private key (DANE)' : 'reusing the published private key (ACME_REUSE_KEY)');
   const issued = await raceAbort(ctx.issuer.issue({ spec, replaces: run.replaces, privateKey: reuse, signal: ctx.signal }), ctx.signal, `certificate "${spec.name}": order`);
   const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
   const skew = checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);

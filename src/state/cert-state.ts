@@ -44,6 +44,19 @@ const CertStateSchema = z.object({
   nextAttemptAt: z.optional(z.iso.datetime()),
   /** When the last failure happened: the backoff is measured from it, whatever was stored. */
   failedAt: z.optional(z.iso.datetime()),
+  /** DANE: the key's TLSA records and its rollover (see dane/plan.ts). */
+  dane: z.optional(z.object({
+    /** Since when the key being served has been the current one. */
+    keySince: z.iso.datetime(),
+    /** When the next key (dane-next.pem beside this file) was made. */
+    nextCreatedAt: z.optional(z.iso.datetime()),
+    /** Since when every authoritative server has answered the whole RRset (current and next digests). */
+    seenSince: z.optional(z.iso.datetime()),
+    /** `mailcerts dane rollover` asked for one. */
+    rolloverRequestedAt: z.optional(z.iso.datetime()),
+    /** The last check of the served key against the records the authoritative servers answer. */
+    check: z.optional(z.object({ at: z.iso.datetime(), inStep: z.boolean(), detail: z.string() })),
+  })),
   /** A certificate issued but not deployed (pending.pem beside this file): what it is and why it waits. */
   pending: z.optional(z.object({ serial: z.string(), profile: z.optional(z.string()), issuedAt: z.iso.datetime() })),
 });
@@ -133,4 +146,20 @@ export async function readPending(stateDir: string, name: string): Promise<{ key
 
 export async function dropPending(stateDir: string, name: string): Promise<void> {
   await rm(pendingPath(stateDir, name), { force: true });
+}
+
+/** DANE's next key (mode 0600): its TLSA record is published long before a certificate uses it. */
+export const daneNextKeyPath = (stateDir: string, key: string) => join(certStateDir(stateDir, key), 'dane-next.pem');
+
+export async function readDaneNextKey(stateDir: string, key: string): Promise<string | undefined> {
+  try {
+    const text = readSmallFile(daneNextKeyPath(stateDir, key)).toString('utf8');
+    return text.includes('PRIVATE KEY-----') ? text : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeDaneNextKey(stateDir: string, key: string, pem: string): Promise<void> {
+  await replaceFile(daneNextKeyPath(stateDir, key), pem, 0o600);
 }
