@@ -27,7 +27,7 @@ export function tsigKeygen(name, algorithm = 'hmac-sha256') {
 }
 
 /**
- * @param {{ dir: string, port: number, zones: { name: string, update?: 'key' | 'none', policy?: string, records?: string[] }[], keys: { name: string, algorithm?: string, secret: string }[] }} opts
+ * @param {{ dir: string, port: number, zones: { name: string, update?: 'key' | 'none', policy?: string, dnssec?: boolean, records?: string[] }[], keys: { name: string, algorithm?: string, secret: string }[] }} opts
  */
 export async function startBind(opts) {
   const problem = bindMissing();
@@ -39,14 +39,16 @@ export async function startBind(opts) {
     const file = join(dir, `${z.name}.zone`);
     writeFileSync(file, [
       '$TTL 60',
-      `@ IN SOA ns1.${z.name}. hostmaster.${z.name}. 1 60 60 600 60`,
+      `@ IN SOA ns1.${z.name}. hostmaster.${z.name}. 1 60 60 600 2`, // negative answers kept 2 s: tests add names
       `@ IN NS ns1.${z.name}.`,
       'ns1 IN A 127.0.0.1',
       ...(z.records ?? []),
       '',
     ].join('\n'));
     const update = z.policy ? `update-policy { ${z.policy} };` : z.update === 'none' ? 'allow-update { none; };' : `allow-update { ${opts.keys.map((k) => `key "${k.name}";`).join(' ')} };`;
-    return `zone "${z.name}" { type primary; file "${file}"; ${update} };`;
+    // DNSSEC: BIND makes the keys and signs at once, and signs every update too.
+    const signing = z.dnssec ? ' dnssec-policy default; inline-signing yes; key-directory "' + dir + '";' : '';
+    return `zone "${z.name}" { type primary; file "${file}"; ${update}${signing} };`;
   }).join('\n');
   writeFileSync(join(dir, 'named.conf'), `
 options {
@@ -90,5 +92,15 @@ ${zones}
   }
   /** What the server answers for a name, asked directly (dig +short). */
   const dig = (name, type) => execFileSync('dig', ['+short', '+tcp', '-p', String(port), '@127.0.0.1', name, type], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-  return { address: `127.0.0.1:${port}`, port, dir, dig, stop };
+  /** A signed zone's key-signing key as a DNSKEY record (a validating resolver's trust anchor); waits until the zone is signed. */
+  const ksk = async (zone) => {
+    for (let i = 0; i < 300; i++) {
+      const keys = execFileSync('dig', ['+noall', '+answer', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'DNSKEY'], { encoding: 'utf8' }).split('\n').filter((l) => /\sDNSKEY\s+257\s/.test(l));
+      const signed = execFileSync('dig', ['+dnssec', '+short', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'SOA'], { encoding: 'utf8' }).includes('SOA ');
+      if (keys.length > 0 && signed) return keys[0].replace(/\s+/g, ' ').replace(/ \d+ IN DNSKEY /, ' DNSKEY ');
+      await delay(100);
+    }
+    throw new Error(`BIND did not sign ${zone} within 30s; see ${join(dir, 'named.log')}`);
+  };
+  return { address: `127.0.0.1:${port}`, port, dir, dig, ksk, stop };
 }

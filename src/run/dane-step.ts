@@ -50,7 +50,9 @@ async function keysOf(runs: CertRun[], ctx: DaneContext): Promise<VariantKeys[]>
       run.markDirty();
       run.log.info({ step: 'dane', digest: spkiOfKey(nextKey) }, 'made the next key; its TLSA record is published ahead of any use');
     }
-    const leaf = run.bundle?.leaf;
+    // Only a key mailcerts published and deployed counts as current: files found in CERTS_DIR
+    // (a seed, a default image's key) are never reused, nor announced.
+    const leaf = run.state.deployedDigest ? run.bundle?.leaf : undefined;
     out.push({ run, current: leaf ? spkiOf(leaf) : undefined, next: spkiOfKey(nextKey), nextKey });
   }
   return out;
@@ -141,7 +143,7 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
     // A first certificate: nothing is served that records could describe, and a record published
     // before the certificate would make validating senders defer. It is ordered with a key of its
     // own; the records follow its deploy (finishDane). The other variants keep their keys.
-    for (const k of keys) k.run.daneKey = k.current ? k.run.bundle?.privateKey : undefined;
+    for (const k of keys) k.run.daneKey = k.current && k.run.bundle?.keyType === k.run.spec.keyType ? k.run.bundle.privateKey : undefined;
     log.info({ step: 'dane' }, 'DANE: no certificate served yet; its TLSA records are published once it is');
     return;
   }

@@ -1,0 +1,78 @@
+// A validating resolver for the tests: Debian's unbound on a loopback address of its own, port 53
+// (a libc resolver, as Postfix's, cannot be given another port), trusting one zone's key and
+// asking BIND for that zone.
+import { execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+
+export function unboundMissing() {
+  try {
+    execFileSync('sh', ['-c', 'command -v unbound || test -x /usr/sbin/unbound'], { stdio: 'pipe' });
+    return undefined;
+  } catch {
+    return 'unbound is missing: run "bash scripts/setup.sh" (Debian package unbound)';
+  }
+}
+
+/** @param {{ dir: string, address: string, zone: string, trustAnchor: string, stub: string }} opts */
+export async function startUnbound(opts) {
+  const problem = unboundMissing();
+  if (problem) throw new Error(problem);
+  mkdirSync(opts.dir, { recursive: true });
+  const conf = join(opts.dir, 'unbound.conf');
+  writeFileSync(conf, `server:
+  interface: ${opts.address}
+  port: 53
+  do-ip6: no
+  do-daemonize: no
+  use-syslog: no
+  logfile: ""
+  verbosity: 1
+  val-log-level: 2
+  username: ""
+  chroot: ""
+  directory: "${opts.dir}"
+  pidfile: "${join(opts.dir, 'unbound.pid')}"
+  access-control: 127.0.0.0/8 allow
+  do-not-query-localhost: no
+  # .test is a name unbound refuses by default (RFC 6761); here it is the test's own zone.
+  local-zone: "test." nodefault
+  trust-anchor: "${opts.trustAnchor}"
+  module-config: "validator iterator"
+  # A name the test adds must not stay "absent" in the cache for long.
+  cache-max-negative-ttl: 1
+stub-zone:
+  name: "${opts.zone}"
+  stub-addr: ${opts.stub.replace(':', '@')}
+`);
+  execFileSync('unbound-checkconf', [conf], { stdio: 'pipe' });
+  const log = createWriteStream(join(opts.dir, 'unbound.log'));
+  const proc = spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.pipe(log, { end: false });
+  proc.stderr.pipe(log, { end: false });
+  const stop = async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    log.end();
+  };
+  for (let i = 0; ; i++) {
+    if (proc.exitCode !== null) throw new Error(`unbound exited at start; see ${join(opts.dir, 'unbound.log')}`);
+    try {
+      const out = execFileSync('dig', ['+time=1', '+tries=1', `@${opts.address}`, opts.zone, 'SOA'], { encoding: 'utf8', stdio: 'pipe' });
+      if (/status: NOERROR/.test(out)) break;
+    } catch {
+      /* not up yet */
+    }
+    if (i > 100) {
+      await stop();
+      throw new Error(`unbound did not answer on ${opts.address}:53 within 10s; see ${join(opts.dir, 'unbound.log')}`);
+    }
+    await delay(100);
+  }
+  /** dig through the resolver: the answer's flags (ad when validated) and records. */
+  const dig = (name, type) => execFileSync('dig', ['+dnssec', `@${opts.address}`, name, type], { encoding: 'utf8' });
+  return { address: opts.address, dig, stop };
+}

@@ -1,0 +1,153 @@
+import { randomInt } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { type Bind, startBind, tsigKeygen } from '../../scripts/lib/bind.mjs';
+import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
+import { startUnbound, type Unbound } from '../../scripts/lib/unbound.mjs';
+import { logsWith, runCli } from '../helpers/cli.js';
+import { containerLogs, docker, ENDPOINTS, mailConfig, removeTestContainers, seedSelfSigned, startContainer, startMailStack, TEST_PROJECT } from '../helpers/mailstack.js';
+import { freePorts } from '../helpers/ports.js';
+
+/**
+ * DANE end to end, as a validating sender sees it: BIND signs mail.test (DNSSEC) and takes
+ * mailcerts' RFC 2136 updates, unbound validates with the zone's key, and a second Postfix with
+ * smtp_tls_security_level = dane delivers to the stack's Postfix through that resolver, before,
+ * during and after a forced rollover.
+ */
+const work = join(inject('workDir'), 'dane-delivery');
+const KEY = 'mailcerts-dane';
+const secret = tsigKeygen(KEY);
+const TTL = 3; // the TLSA RRset's TTL, in seconds: the burn-in is 6 s
+const MX = 'mx.mail.test';
+let bind: Bind;
+let unbound: Unbound;
+let pebble: Pebble;
+let sender: string;
+const certsDir = join(work, 'certs');
+
+function env(): Record<string, string> {
+  return {
+    ACME_DIRECTORY: pebble.directoryUrl,
+    NODE_EXTRA_CA_CERTS: pebble.caFile,
+    CERTS_DIR: certsDir,
+    STATE_DIR: join(work, 'state'),
+    ACME_DOMAINS: MX,
+    ACME_CHALLENGE: 'dns-01',
+    ACME_DNS_PROVIDER: 'rfc2136',
+    RFC2136_SERVER: bind.address,
+    RFC2136_TSIG_KEY: KEY,
+    RFC2136_TSIG_SECRET: secret,
+    DNS01_RESOLVERS: bind.address,
+    DNS01_PROPAGATION_TIMEOUT: '30s',
+    DANE_NAMES: MX,
+    DANE_PORTS: String(ENDPOINTS.smtp.port),
+    DANE_TTL: `${TTL}s`,
+    DOCKER_SCOPE: TEST_PROJECT,
+  };
+}
+
+let sent = 0;
+/** Sends one message through the DANE sender; resolves with what its SMTP client logged about it. */
+async function deliver(): Promise<string> {
+  const from = (await containerLogs(sender)).split('\n').length - 1;
+  const id = `dane-test-${++sent}`;
+  await docker('exec', sender, 'sh', '-c', `printf 'Subject: ${id}\\n\\n${id}\\n' | sendmail -f sender@sender.test postmaster@${MX}`);
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const smtp = (await containerLogs(sender)).split('\n').slice(from).filter((l) => /postfix\/smtp\[/.test(l));
+    if (smtp.some((l) => /status=/.test(l))) return smtp.join('\n');
+    if (Date.now() > until) throw new Error(`no delivery attempt logged within 30s:\n${smtp.join('\n')}`);
+    await delay(200);
+  }
+}
+
+beforeAll(async () => {
+  mkdirSync(certsDir, { recursive: true });
+  const [dnsPort, acmePort, mgmtPort, httpPort] = await freePorts(4);
+  bind = await startBind({
+    dir: join(work, 'bind'),
+    port: dnsPort!,
+    keys: [{ name: KEY, secret }],
+    zones: [{ name: 'mail.test', dnssec: true, records: ['mx IN A 127.0.0.1'] }],
+  });
+  const address = `127.53.${randomInt(1, 255)}.${randomInt(1, 255)}`;
+  unbound = await startUnbound({ dir: join(work, 'unbound'), address, zone: 'mail.test', trustAnchor: await bind.ksk('mail.test'), stub: bind.address });
+  pebble = await startPebble({ dir: join(work, 'pebble'), dnsServer: bind.address, acmePort, mgmtPort, httpPort });
+  await seedSelfSigned(certsDir);
+  await startMailStack(certsDir);
+  // The sending MTA: DANE through the validating resolver, no listener of its own, every message to the stack's Postfix.
+  const conf = join(work, 'sender');
+  mkdirSync(conf, { recursive: true });
+  writeFileSync(join(conf, 'main.cf'), [
+    'compatibility_level = 3.6', 'myhostname = sender.test', 'mydestination =', 'inet_interfaces = loopback-only', 'inet_protocols = ipv4',
+    'maillog_file = /dev/stdout', 'smtp_connection_cache_on_demand = no', 'smtp_dns_support_level = dnssec', 'smtp_tls_security_level = dane', 'smtp_tls_loglevel = 1',
+    `relayhost = [${MX}]:${ENDPOINTS.smtp.port}`, '',
+  ].join('\n'));
+  writeFileSync(join(conf, 'master.cf'), mailConfig('postfix/master.cf').split('\n').filter((l) => !/^\S+:\d+ inet/.test(l)).join('\n'));
+  writeFileSync(join(conf, 'resolv.conf'), `nameserver ${address}\noptions trust-ad edns0\n`);
+  sender = await startContainer({
+    name: 'dane-sender', role: 'postfix', certsDir, mainCf: join(conf, 'main.cf'), masterCf: join(conf, 'master.cf'),
+    volumes: [`${join(conf, 'resolv.conf')}:/etc/resolv.conf:ro`],
+  });
+  for (let i = 0; !/daemon started/.test(await containerLogs(sender)); i++) {
+    if (i > 150) throw new Error(`the sending Postfix did not start:\n${await containerLogs(sender)}`);
+    await delay(100);
+  }
+});
+afterAll(async () => {
+  await removeTestContainers();
+  await pebble?.stop();
+  await unbound?.stop();
+  await bind?.stop();
+});
+
+describe('a DANE-validating Postfix delivers to the stack before, during and after a rollover', () => {
+  it('without TLSA records the sender cannot authenticate the server (the control)', async () => {
+    expect(unbound.dig(MX, 'A')).toMatch(/flags: qr rd ra ad;/);
+    const attempt = await deliver();
+    expect(attempt).not.toMatch(/Verified TLS connection established/);
+    expect(attempt).toMatch(/(Untrusted|Anonymous) TLS connection established to mx\.mail\.test/);
+  });
+
+  it('after mailcerts publishes the certificate and its TLSA records: "Verified TLS connection established"', async () => {
+    const seedKey = readFileSync(join(certsDir, 'privkey.pem'), 'utf8');
+    const r = await runCli(['run', '--once'], env());
+    expect(r.code, r.stdout).toBe(0);
+    // The seed's key, found in CERTS_DIR, is neither reused nor announced.
+    expect(readFileSync(join(certsDir, 'privkey.pem'), 'utf8')).not.toBe(seedKey);
+    expect(bind.dig(`_${ENDPOINTS.smtp.port}._tcp.${MX}`, 'TLSA')).toHaveLength(2);
+    expect(logsWith(r, { step: 'dane', msg: 'TLSA records in step with the served key' })).toHaveLength(1);
+    expect(unbound.dig(`_${ENDPOINTS.smtp.port}._tcp.${MX}`, 'TLSA')).toMatch(/flags: qr rd ra ad;/);
+    await delay(TTL * 1000 + 500); // the resolver may hold the empty answer for the negative TTL
+    const attempt = await deliver();
+    expect(attempt).toMatch(new RegExp(`Verified TLS connection established to mx\\.mail\\.test\\[127\\.0\\.0\\.1\\]:${ENDPOINTS.smtp.port}`));
+    expect(attempt).toMatch(/status=sent/);
+  });
+
+  it('a forced rollover waits for twice the TTL (mail still verified meanwhile), then swaps the key; mail is verified after it', async () => {
+    const keyOf = () => readFileSync(join(certsDir, 'privkey.pem'), 'utf8');
+    const before = keyOf();
+    expect((await runCli(['dane', 'rollover'], env())).code).toBe(0);
+    await runCli(['run', '--once'], env()); // records seen now: the clock starts
+    const early = await runCli(['run', '--once'], env());
+    const waits = logsWith(early, { step: 'dane', msg: 'DANE rollover waits' });
+    expect(waits, early.stdout).toHaveLength(1);
+    expect(keyOf()).toBe(before);
+    expect(await deliver()).toMatch(/Verified TLS connection established/);
+
+    const readyAt = Date.parse(String(waits[0]!.readyAt));
+    const seenSince = Date.parse(/seen since (\S+),/.exec(String(waits[0]!.reason))![1]!);
+    expect(readyAt - seenSince).toBe(2 * TTL * 1000);
+    await delay(Math.max(0, readyAt - Date.now()) + 200);
+    const roll = await runCli(['run', '--once'], env());
+    expect(roll.code, roll.stdout).toBe(0);
+    expect(logsWith(roll, { step: 'order', msg: 'ordering with the next key, whose TLSA record is published (DANE rollover)' })).toHaveLength(1);
+    expect(logsWith(roll, { msg: 'serves the published certificate' }).length).toBeGreaterThan(0);
+    expect(keyOf()).not.toBe(before);
+    const attempt = await deliver();
+    expect(attempt).toMatch(/Verified TLS connection established/);
+    expect(attempt).toMatch(/status=sent/);
+  });
+});
