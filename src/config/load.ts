@@ -226,6 +226,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       if (n.startsWith('*.')) problems.push(`${where}: "${n}" is a wildcard; TLSA records name the MX host itself, such as mx.example.com`);
       else if (!c.domains.includes(n)) problems.push(`${where}: "${n}" is not one of the names of "${c.name}" (${c.domains.join(', ')}); a DANE name must be in the certificate`);
     }
+    const min = DNS_PROVIDER_DEFINITIONS.find((d) => d.name === c.dane!.provider)?.minTtlSeconds;
+    if (min && c.dane.ttlSeconds < min) problems.push(`DANE_TTL: ${c.dane.provider} takes no TTL below ${min} s, and the rollover waits twice the real TTL: set DANE_TTL to ${min}s or more`);
     if (!c.dane.provider) problems.push(`DANE_PROVIDER: "${c.name}" uses ${c.challenge}, so no DNS provider writes its TLSA records: set DANE_PROVIDER to ${DNS_PROVIDER_DEFINITIONS.map((d) => d.name).join(' or ')}, or to none to publish them by hand`);
   });
   // Each DNS provider reads and checks its own variables; one a certificate uses must be complete.

@@ -31,6 +31,8 @@ async function metrics(rows: StatusRow[]): Promise<Registry> {
   const reloaded = gauge('container_reload_success', '1 when the last reload of the container succeeded.', ['container']);
   const serves = gauge('container_serves_current', '1 when the container serves the published certificate, 0 when not; absent when not verified.', ['container']);
   const servesName = gauge('container_serves_name', '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.', ['container', 'name']);
+  const daneInStep = gauge('dane_in_step', '1 when the served key is in the TLSA RRset on every authoritative server (DANE), 0 when not; absent before a check.', CERT_LABELS);
+  const daneSeen = gauge('dane_next_seen_since_timestamp_seconds', 'Since when the next key\'s TLSA record has been answered everywhere (DANE).', CERT_LABELS);
   const healthy = gauge('healthy', '1 when every certificate is valid and will be retried before it expires.', []);
   for (const r of rows) {
     const c = { certificate: r.name, key_type: r.keyType };
@@ -42,6 +44,8 @@ async function metrics(rows: StatusRow[]): Promise<Registry> {
     deployed.set(c, r.deployed ? 1 : 0);
     set(ariStart, seconds(r.ariWindow?.start));
     set(ariEnd, seconds(r.ariWindow?.end));
+    if (r.dane?.inStep !== undefined) daneInStep.set(c, r.dane.inStep ? 1 : 0);
+    set(daneSeen, seconds(r.dane?.nextSeenSince));
   }
   for (const [name, c] of Object.entries(rows[0]?.containers ?? {})) {
     reloaded.set({ container: name }, c.reloaded ? 1 : 0);

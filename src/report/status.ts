@@ -4,7 +4,7 @@ import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
 import { type Bundle, parseBundle } from '../publish/bundle.js';
 import { bundleFor, readPublishedOrBroken } from '../publish/publisher.js';
-import { readCertState, readPending, variantStateKeys } from '../state/cert-state.js';
+import { type CertState, readCertState, readPending, variantStateKeys } from '../state/cert-state.js';
 import { type ContainerRecord, readContainers } from '../state/containers.js';
 
 export interface StatusRow {
@@ -25,6 +25,33 @@ export interface StatusRow {
   lastError?: string;
   /** The labelled containers at their last deploy. */
   containers: Record<string, ContainerRecord>;
+  /** DANE: the TLSA records of this variant's key, as the last pass found them. */
+  dane?: DaneStatus;
+}
+
+export interface DaneStatus {
+  /** The served key was in the RRset on every authoritative server at the last check; undefined before one. */
+  inStep?: boolean;
+  checkedAt?: string;
+  detail?: string;
+  /** Since when the next key's record has been answered everywhere. */
+  nextSeenSince?: string;
+  /** When the current key is due for rollover (DANE_KEY_LIFETIME), or when one was asked for. */
+  rolloverDueAt?: string;
+  summary: string;
+}
+
+function daneStatus(spec: CertificateSpec, state: CertState): DaneStatus | undefined {
+  if (!spec.dane || spec.source !== 'acme') return undefined;
+  const d = state.dane;
+  if (!d) return { summary: 'TLSA records not written yet' };
+  const dueAt = d.rolloverRequestedAt ?? new Date(Date.parse(d.keySince) + spec.dane.keyLifetimeMs).toISOString();
+  const step = d.check ? (d.check.inStep ? 'in step' : `OUT OF STEP: ${d.check.detail}`) : 'not checked yet';
+  const next = d.seenSince ? `next published since ${d.seenSince}` : 'next not yet answered everywhere';
+  return {
+    inStep: d.check?.inStep, checkedAt: d.check?.at, detail: d.check?.detail, nextSeenSince: d.seenSince, rolloverDueAt: dueAt,
+    summary: `${step}; ${next}; rollover ${d.rolloverRequestedAt ? 'asked for' : 'due'} ${dueAt.slice(0, 16).replace('T', ' ')}`,
+  };
 }
 
 /**
@@ -91,6 +118,7 @@ async function statusRows(config: Config, spec: CertificateSpec, containers: Rec
       lastSuccessAt: state.lastSuccessAt,
       lastError: state.lastError ?? broken,
       containers,
+      dane: daneStatus(spec, state),
     });
   }
   return rows;
@@ -122,7 +150,8 @@ export function health(rows: StatusRow[], now = new Date()): { ok: boolean; prob
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
-  const header = ['CERTIFICATE', 'NAMES', 'KEY', 'SERIAL', 'EXPIRES', 'DAYS', 'NEXT RENEWAL', 'WHY', 'DEPLOYED', 'LAST ERROR'];
+  const withDane = rows.some((r) => r.dane);
+  const header = ['CERTIFICATE', 'NAMES', 'KEY', 'SERIAL', 'EXPIRES', 'DAYS', 'NEXT RENEWAL', 'WHY', 'DEPLOYED', ...(withDane ? ['DANE'] : []), 'LAST ERROR'];
   const day = (iso?: string) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-');
   const lines = rows.map((r) => [
     r.name,
@@ -134,6 +163,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
     day(r.nextRenewal),
     r.nextReason,
     r.deployed ? 'yes' : 'no',
+    ...(withDane ? [r.dane?.summary ?? '-'] : []),
     r.lastError ? r.lastError.replace(/\s+/g, ' ').slice(0, 120) : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));

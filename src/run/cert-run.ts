@@ -197,6 +197,11 @@ export class CertRun {
     this.dirty = false;
   }
 
+  /** The next pass must come no later than this (a DANE rollover that waits for its records). */
+  wakeBy(at: Date): void {
+    if (!this.nextAt || at < this.nextAt) this.nextAt = at;
+  }
+
   /** The DANE part of the state, made on first use (the key served now counts as current from now). */
   daneState(): NonNullable<CertState['dane']> {
     if (!this.state.dane) {

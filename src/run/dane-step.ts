@@ -8,7 +8,7 @@
 import type { CertificateSpec, Config, DaneSpec } from '../config/schema.js';
 import { decideRollover } from '../dane/plan.js';
 import { tlsa311, tlsaOwners } from '../dane/plan.js';
-import { askRecords, authoritativeServers } from '../dns/propagation.js';
+import { askRecords, authoritativeServers, waitForRecords } from '../dns/propagation.js';
 import { type DnsProvider, normalizeValue } from '../dns/provider.js';
 import type { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
@@ -190,6 +190,8 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
       if (k.run.ok && k.run.decision !== 'issue' && k.run.decision !== 'wait') k.run.planned('issue', decision.reason);
       log.info({ step: 'dane', keyType: k.run.spec.keyType, reason: decision.reason }, 'DANE rollover: ordering with the next key');
     } else if (decision.due) {
+      // Back when the wait is over, or, while the records are not seen everywhere, after a TTL.
+      k.run.wakeBy(decision.readyAt ?? new Date(now.getTime() + Math.max(dane.ttlSeconds, 60) * 1000));
       k.run.daneKey = k.run.bundle.keyType === k.run.spec.keyType ? k.run.bundle.privateKey : undefined;
       log.info({ step: 'dane', keyType: k.run.spec.keyType, reason: decision.reason, readyAt: decision.readyAt?.toISOString() }, 'DANE rollover waits');
       // A key type change is a new key: it waits like any rollover, with the current certificate kept.
@@ -231,7 +233,16 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
   const wanted = desiredValues(keys);
   const provider = dane.provider === 'none' ? undefined : await ctx.dns.get(dane.provider);
   if (provider && runs.some((r) => r.publishedNow)) {
-    await writeRecords(spec, dane, provider, wanted, ctx).catch((err: unknown) => log.warn({ step: 'dane', error: errorMessage(err) }, 'could not update the TLSA records; retried at the next pass'));
+    const created = await writeRecords(spec, dane, provider, wanted, ctx).catch((err: unknown) => {
+      log.warn({ step: 'dane', error: errorMessage(err) }, 'could not update the TLSA records; retried at the next pass');
+      return 0;
+    });
+    // New records take a while to reach every server: the check below waits for them first.
+    if (created > 0) {
+      const expected = await Promise.all(tlsaOwners(dane.names, dane.ports).map(async (name) => ({ type: 'TLSA' as const, name, zone: (await provider.zoneFor(name)).name, values: wanted })));
+      await waitForRecords(expected, { resolvers: ctx.config.dns.resolvers, timeoutMs: ctx.config.dns.propagationTimeoutMs, log, step: 'dane', timeoutVariable: 'DNS01_PROPAGATION_TIMEOUT' })
+        .catch((err: unknown) => log.warn({ step: 'dane', error: errorMessage(err) }, 'the new TLSA records are not visible everywhere yet'));
+    }
   }
   // The served key against the records as answered: a mismatch is reported now, with the digests.
   let answers: Answers | undefined;

@@ -24,6 +24,8 @@ export interface DoubleRecord {
   type: string;
   content: string;
   ttl: number;
+  /** TLSA: the fields as sent; content is then their formatted form, as Cloudflare returns it. */
+  data?: { usage: number; selector: number; matching_type: number; certificate: string };
   comment?: string;
   proxied: boolean;
   proxiable: boolean;
@@ -75,6 +77,8 @@ export async function startCloudflareDouble(opts: {
   /** pebble-challtestsrv's management URL, e.g. http://127.0.0.1:28055. */
   challtestsrv: string;
   visibleAfterMs?: number;
+  /** Where TLSA records become visible (pebble-challtestsrv has no TLSA): sets a name's whole RRset, with its TTL. */
+  tlsaDns?: (name: string, values: string[], ttl: number) => Promise<void>;
 }): Promise<CloudflareDouble> {
   const records = new Map<string, DoubleRecord>();
   const requests: RequestSeen[] = [];
@@ -88,8 +92,13 @@ export async function startCloudflareDouble(opts: {
     if (!res.ok) throw new Error(`challtestsrv ${path}: HTTP ${res.status}`);
   }
 
-  /** Makes DNS show exactly the visible TXT values of a name. */
-  async function syncDns(name: string): Promise<void> {
+  /** Makes DNS show exactly the visible TXT (or TLSA) values of a name. */
+  async function syncDns(name: string, type = 'TXT'): Promise<void> {
+    if (type === 'TLSA') {
+      const visible = [...records.values()].filter((r) => r.type === 'TLSA' && r.name === name && r.visible);
+      await opts.tlsaDns?.(name, visible.map((r) => r.content), Math.min(...visible.map((r) => r.ttl), 3600));
+      return;
+    }
     const host = `${name}.`;
     await challtest('/clear-txt', { host });
     const values = [...records.values()].filter((r) => r.type === 'TXT' && r.name === name && r.visible);
@@ -188,6 +197,14 @@ export async function startCloudflareDouble(opts: {
       const body = (await readBody(req)) as Partial<DoubleRecord> | symbol | undefined;
       if (typeof body !== 'object' || !body) return send(res, 400, failure(9207, 'Request body is invalid.'));
       const name = String(body.name ?? '').replace(/\.$/, '').toLowerCase();
+      if (body.type === 'TLSA') {
+        // TLSA is written as data fields; Cloudflare answers with content formatted from them.
+        const d = body.data;
+        if (!d || ![d.usage, d.selector, d.matching_type].every((n) => Number.isInteger(n) && n >= 0 && n <= 255) || !/^[0-9a-fA-F]+$/.test(d.certificate ?? '')) {
+          return send(res, 400, failure(9101, 'TLSA record data is invalid.'));
+        }
+        body.content = `${d.usage} ${d.selector} ${d.matching_type} ${d.certificate.toLowerCase()}`;
+      }
       if (!body.type || !name || body.content === undefined) return send(res, 400, failure(1004, 'DNS Validation Error'));
       if (name !== zone.name && !name.endsWith(`.${zone.name}`)) return send(res, 400, failure(1004, 'DNS Validation Error'));
       const ttl = body.ttl ?? 1;
@@ -195,13 +212,13 @@ export async function startCloudflareDouble(opts: {
       if ([...records.values()].some((r) => r.zone_id === zone.id && r.type === body.type && r.name === name && r.content === body.content)) {
         return send(res, 400, failure(81058, 'An identical record already exists.'));
       }
-      const rec: DoubleRecord = { id: hex(16), zone_id: zone.id, zone_name: zone.name, name, type: body.type, content: String(body.content), ttl, comment: body.comment, proxied: false, proxiable: false, created_on: now(), modified_on: now(), visible: false };
+      const rec: DoubleRecord = { id: hex(16), zone_id: zone.id, zone_name: zone.name, name, type: body.type, content: String(body.content), ttl, ...(body.data ? { data: body.data } : {}), comment: body.comment, proxied: false, proxiable: false, created_on: now(), modified_on: now(), visible: false };
       records.set(rec.id, rec);
       const timer = setTimeout(() => {
         timers.delete(timer);
         if (!records.has(rec.id)) return;
         rec.visible = true;
-        void syncDns(rec.name);
+        void syncDns(rec.name, rec.type);
       }, double.visibleAfterMs);
       timers.add(timer);
       if (loseCreate) {
@@ -215,7 +232,7 @@ export async function startCloudflareDouble(opts: {
       const rec = records.get(recordId);
       if (!rec || rec.zone_id !== zone.id) return send(res, 404, failure(81044, 'Record does not exist.'));
       records.delete(recordId);
-      await syncDns(rec.name);
+      await syncDns(rec.name, rec.type);
       return send(res, 200, envelope({ id: recordId }));
     }
     return send(res, 405, failure(10405, 'Method not allowed'));

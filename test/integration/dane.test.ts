@@ -1,5 +1,5 @@
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -7,7 +7,8 @@ import { type Bind, startBind, tsigKeygen } from '../../scripts/lib/bind.mjs';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
 import { Rfc2136Dns } from '../../src/dns/providers/rfc2136/rfc2136.js';
 import { createLogger } from '../../src/log.js';
-import { logsWith, runCli } from '../helpers/cli.js';
+import { type CloudflareDouble, startCloudflareDouble, zoneId } from '../doubles/cloudflare.js';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { freePorts } from '../helpers/ports.js';
 
 /**
@@ -165,5 +166,80 @@ describe('DANE when the records cannot be written', () => {
     expect(shown.stdout).toMatch(/^mx2\.mail\.test \(ec-256\), records written by you \(DANE_PROVIDER=none\): publish these: /);
     expect(shown.stdout.match(/_25\._tcp\.mx2\.mail\.test\. 4 IN TLSA 3 1 1 [0-9a-f]{64}   ; (current|next), answered by 0 of 1 servers/g)).toHaveLength(2);
     expect(existsSync(join(dir, 'state', 'dns-records.json')) ? JSON.parse(readFileSync(join(dir, 'state', 'dns-records.json'), 'utf8')).records : []).toEqual([]);
+  });
+});
+
+describe('DANE over Cloudflare (the official SDK against the double; its DNS is a BIND zone)', () => {
+  const TOKEN = 'dane-token-0123456789abcdefABCDEF_-xyz';
+  const zone = { id: zoneId(), name: 'cf.test' };
+  let cf: CloudflareDouble;
+  let cfBind: Bind;
+
+  beforeAll(async () => {
+    const [port] = await freePorts(1);
+    cfBind = await startBind({ dir: join(work, 'cf-bind'), port: port!, keys: [{ name: KEY, secret }], zones: [{ name: 'cf.test' }] });
+    const dns = new Rfc2136Dns({ server: { host: '127.0.0.1', port: cfBind.port }, key: { name: KEY, algorithm: 'hmac-sha256', secret: Buffer.from(secret, 'base64') }, log: createLogger('silent') });
+    cf = await startCloudflareDouble({
+      zones: [zone],
+      tokens: { [TOKEN]: { zones: '*', permissions: ['#zone:read', '#dns_records:read', '#dns_records:edit'] } },
+      challtestsrv: `http://127.0.0.1:${inject('pebble').dnsMgmtPort}`,
+      visibleAfterMs: 300,
+      // What Cloudflare's name servers would answer: the visible TLSA records, each name's whole RRset.
+      tlsaDns: async (name, values, ttl) => {
+        const z = await dns.zoneFor(name);
+        const present = await dns.list(z, 'TLSA', name);
+        for (const p of present) if (!values.includes(p.record.value)) await dns.delete(z, p.id);
+        for (const v of values) if (!present.some((p) => p.record.value === v)) await dns.create(z, { type: 'TLSA', name, value: v, ttl });
+      },
+    });
+  });
+  afterAll(async () => {
+    await cf?.stop();
+    await cfBind?.stop();
+  });
+
+  it('writes the TLSA records with their TTL through the SDK, keeps them across a renewal, and retires the old one after a rollover', async () => {
+    const dir = join(work, 'cloudflare');
+    const env = pebbleEnv(dir, {
+      ACME_DOMAINS: 'mx.cf.test', DANE_NAMES: 'mx.cf.test', DANE_PROVIDER: 'cloudflare', DANE_TTL: '60s',
+      CLOUDFLARE_API_TOKEN: TOKEN, CLOUDFLARE_API_BASE_URL: cf.url, DNS01_RESOLVERS: cfBind.address, DOCKER_RELOAD: 'false',
+    });
+    const leafKey = () => spki(readFileSync(join(dir, 'certs', 'privkey.pem'), 'utf8'));
+    const nextKey = () => spki(readFileSync(join(dir, 'state', 'certificates', 'mx.cf.test', 'dane-next.pem'), 'utf8'));
+    const tlsaAtCf = () => [...cf.records.values()].filter((r) => r.type === 'TLSA').map((r) => `${r.name} ${r.ttl} ${r.content} ${r.comment}`).sort();
+
+    const first = await runCli(['run', '--once'], env);
+    expect(first.code, first.stdout).toBe(0);
+    const old = { current: leafKey(), next: nextKey() };
+    expect(tlsaAtCf()).toEqual([`_25._tcp.mx.cf.test 60 3 1 1 ${old.current} mailcerts DANE`, `_25._tcp.mx.cf.test 60 3 1 1 ${old.next} mailcerts DANE`].sort());
+    expect([...cf.records.values()].find((r) => r.type === 'TLSA')?.data).toMatchObject({ usage: 3, selector: 1, matching_type: 1 });
+    expect(cfBind.dig('_25._tcp.mx.cf.test', 'TLSA').sort()).toEqual([tlsa(old.current), tlsa(old.next)].sort());
+    expect(logsWith(first, { step: 'dane', msg: 'TLSA records in step with the served key' })).toHaveLength(1);
+
+    expect((await runCli(['renew', '--force'], env)).code).toBe(0);
+    expect(leafKey()).toBe(old.current);
+    await runCli(['dane', 'rollover'], env);
+    const early = await runCli(['run', '--once'], env);
+    expect(logsWith(early, { step: 'dane', msg: 'DANE rollover waits' })[0]?.reason).toMatch(/must be for twice the TTL \(2m\)/);
+    // Two minutes pass: the state says the records were seen that long ago.
+    const statePath = join(dir, 'state', 'certificates', 'mx.cf.test', 'state.json');
+    const st = JSON.parse(readFileSync(statePath, 'utf8'));
+    st.dane.seenSince = new Date(Date.now() - 121_000).toISOString();
+    writeFileSync(statePath, JSON.stringify(st));
+    const deletes = cf.requests.filter((q) => q.method === 'DELETE').length;
+    const roll = await runCli(['run', '--once'], env);
+    expect(roll.code, roll.stdout).toBe(0);
+    expect(leafKey()).toBe(old.next);
+    expect(tlsaAtCf()).toEqual([`_25._tcp.mx.cf.test 60 3 1 1 ${old.next} mailcerts DANE`, `_25._tcp.mx.cf.test 60 3 1 1 ${nextKey()} mailcerts DANE`].sort());
+    expect(cf.requests.filter((q) => q.method === 'DELETE').length - deletes).toBe(1);
+    expect(cfBind.dig('_25._tcp.mx.cf.test', 'TLSA').sort()).toEqual([tlsa(old.next), tlsa(nextKey())].sort());
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { dane?: { inStep?: boolean; summary: string } }[];
+    expect(status[0]!.dane).toMatchObject({ inStep: true, summary: expect.stringMatching(/^in step; next not yet answered everywhere; rollover due /) });
+  });
+
+  it('a TTL below Cloudflare\'s minimum is refused: the burn-in would be counted in a TTL that is not the real one', async () => {
+    const r = await runCli(['run', '--once'], pebbleEnv(join(work, 'cf-ttl'), { ACME_DOMAINS: 'mx.cf.test', DANE_NAMES: 'mx.cf.test', DANE_PROVIDER: 'cloudflare', DANE_TTL: '10s', CLOUDFLARE_API_TOKEN: TOKEN }));
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain('DANE_TTL: cloudflare takes no TTL below 60 s, and the rollover waits twice the real TTL: set DANE_TTL to 60s or more');
   });
 });

@@ -12,6 +12,8 @@ export interface ProviderDefinition<S = unknown> {
   name: string;
   /** Its environment variables, each checked on its own. */
   env: Record<string, z.ZodMiniType>;
+  /** The shortest TTL the provider accepts, in seconds (DANE's burn-in is counted in it). */
+  minTtlSeconds?: number;
   /** Variables whose values are secrets: never logged, never echoed in an error. */
   secrets: readonly string[];
   /**

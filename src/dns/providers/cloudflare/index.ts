@@ -31,6 +31,7 @@ export const cloudflare: ProviderDefinition<CloudflareSettings> = {
     CLOUDFLARE_API_BASE_URL: z.optional(apiBaseUrl),
   },
   secrets: ['CLOUDFLARE_API_TOKEN'],
+  minTtlSeconds: 60, // outside Enterprise plans
   settings(env, used, problems) {
     const apiToken = env.CLOUDFLARE_API_TOKEN as string | undefined;
     if (!apiToken) {
