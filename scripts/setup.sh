@@ -2,7 +2,7 @@
 # Prepares a fresh Debian machine for the demo and the tests; safe to run again.
 # SETUP_DOCKER=optional: carry on without Docker if it cannot be installed or started (the demo).
 # SETUP_IMAGE=no: skip building the mailcerts image (the demo runs from the checkout).
-#   - Debian packages: docker.io, pebble (+ pebble-challtestsrv), debootstrap, openssl, bind9 (+ utils, dig)
+#   - Debian packages: docker.io, pebble (+ pebble-challtestsrv), debootstrap, openssl, bind9 (+ utils, dig), unbound
 #   - Node 24 into .tools/ (the machine may have an older Node)
 #   - npm dependencies, the build, a running dockerd (loopback only), the Postfix+Dovecot test images
 #     (bookworm: Postfix 3.7, Dovecot 2.3; trixie: Postfix 3.10, Dovecot 2.4)
@@ -12,7 +12,7 @@ log() { printf 'setup: %s\n' "$*"; }
 
 need=()
 for pair in docker:docker.io dockerd:docker.io pebble:pebble pebble-challtestsrv:pebble debootstrap:debootstrap openssl:openssl \
-  named:bind9 tsig-keygen:bind9-utils dig:bind9-dnsutils nsupdate:bind9-dnsutils; do
+  named:bind9 tsig-keygen:bind9-utils dig:bind9-dnsutils nsupdate:bind9-dnsutils unbound:unbound; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${pair%%:*}" ] || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

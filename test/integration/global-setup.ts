@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { bindMissing } from '../../scripts/lib/bind.mjs';
 import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
+import { unboundMissing } from '../../scripts/lib/unbound.mjs';
 import { MAIL_IMAGE, MAIL_IMAGE_TRIXIE, removeContainers, removeStaleTestContainers, TEST_MARKER } from '../../scripts/lib/mailstack.mjs';
 import { freePorts } from '../helpers/ports.js';
 
@@ -20,6 +21,8 @@ function requireComponents(): void {
   if (pebble) problems.push(pebble);
   const bind = bindMissing();
   if (bind) problems.push(bind);
+  const unbound = unboundMissing();
+  if (unbound) problems.push(unbound);
   if (!existsSync(PEBBLE_26)) problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/trixie-tools.sh"`);
   if (!existsSync(COMPOSE)) problems.push(`Docker Compose v2 is missing at ${COMPOSE}: run "bash scripts/trixie-tools.sh"`);
   try {

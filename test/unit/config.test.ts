@@ -325,3 +325,32 @@ describe('DNS providers: each reads its own variables', () => {
     expect(found.join('\n')).not.toContain('hunter2');
   });
 });
+
+describe('DANE settings', () => {
+  const base = { ACME_DOMAINS: 'mx.example.com,mail.example.com', ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' };
+
+  it('DANE_NAMES for the single certificate: ports 25, TTL 1 h, the DNS-01 provider, a key lifetime of a year', () => {
+    expect(load({ ...base, DANE_NAMES: 'mx.example.com' }).certificates[0]!.dane).toEqual({ names: ['mx.example.com'], ports: [25], ttlSeconds: 3600, provider: 'cloudflare', keyLifetimeMs: 365 * 86_400_000 });
+    expect(load({ ...base, DANE_NAMES: 'mx.example.com', DANE_PORTS: '25,465,25', DANE_TTL: '2h', DANE_PROVIDER: 'none', DANE_KEY_LIFETIME: '90d' }).certificates[0]!.dane)
+      .toEqual({ names: ['mx.example.com'], ports: [25, 465], ttlSeconds: 7200, provider: 'none', keyLifetimeMs: 90 * 86_400_000 });
+  });
+
+  it('refuses a DANE name not in the certificate, a wildcard, a supplied certificate, and http-01 without DANE_PROVIDER', () => {
+    expect(problems({ ...base, DANE_NAMES: 'mx.other.com' })).toEqual(['DANE_NAMES: "mx.other.com" is not one of the names of "mx.example.com" (mx.example.com, mail.example.com); a DANE name must be in the certificate']);
+    expect(problems({ ...base, ACME_DOMAINS: '*.example.com,example.com', DANE_NAMES: '*.example.com' })).toEqual(['DANE_NAMES: "*.example.com" is a wildcard; TLSA records name the MX host itself, such as mx.example.com']);
+    const dir = tmp();
+    expect(problems({ ...base, CUSTOM_CERTS_DIR: dir, DANE_NAMES: 'mx.example.com' })[0]).toMatch(/^DANE_NAMES: DANE needs a key that mailcerts controls and rolls over; "mx.example.com" is supplied \(CUSTOM_CERTS_DIR\)/);
+    expect(problems({ ACME_DOMAINS: 'mx.example.com', DANE_NAMES: 'mx.example.com' })).toEqual(['DANE_PROVIDER: "mx.example.com" uses http-01, so no DNS provider writes its TLSA records: set DANE_PROVIDER to cloudflare or rfc2136, or to none to publish them by hand']);
+    expect(problems({ ...base, DANE_NAMES: 'mx.example.com', DANE_PORTS: '25,70000' })).toEqual(['DANE_PORTS: use a port number between 1 and 65535']);
+    expect(problems({ ...base, DANE_NAMES: 'mx.example.com', DANE_PROVIDER: 'route53' })).toEqual(['DANE_PROVIDER: use one of cloudflare, rfc2136, or none to publish the records by hand']);
+  });
+
+  it('in the config file, dane: is per certificate; DANE_NAMES beside it is refused', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - name: mx\n    domains: [mx.example.com]\n    dane: [mx.example.com]\n  - domains: [web.example.org]\n');
+    const c = load({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789' });
+    expect(c.certificates.map((x) => x.dane?.names)).toEqual([['mx.example.com'], undefined]);
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml'), ACME_CHALLENGE: 'dns-01', CLOUDFLARE_API_TOKEN: 'abcdefghijklmnopqrstuvwxyz0123456789', DANE_NAMES: 'mx.example.com' }))
+      .toEqual(['DANE_NAMES: with MAILCERTS_CONFIG, list the DANE names per certificate (dane: [mx.example.com])']);
+  });
+});
