@@ -190,12 +190,12 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
       if (k.run.ok && k.run.decision !== 'issue' && k.run.decision !== 'wait') k.run.planned('issue', decision.reason);
       log.info({ step: 'dane', keyType: k.run.spec.keyType, reason: decision.reason }, 'DANE rollover: ordering with the next key');
     } else if (decision.due) {
-      // Back when the wait is over, or, while the records are not seen everywhere, after a TTL.
-      k.run.wakeBy(decision.readyAt ?? new Date(now.getTime() + Math.max(dane.ttlSeconds, 60) * 1000));
       k.run.daneKey = k.run.bundle.keyType === k.run.spec.keyType ? k.run.bundle.privateKey : undefined;
       log.info({ step: 'dane', keyType: k.run.spec.keyType, reason: decision.reason, readyAt: decision.readyAt?.toISOString() }, 'DANE rollover waits');
       // A key type change is a new key: it waits like any rollover, with the current certificate kept.
       if (!k.run.daneKey && k.run.decision === 'issue') k.run.planned('wait', decision.reason, decision.readyAt, undefined);
+      // Back when the wait is over, or, while the records are not seen everywhere, after a TTL.
+      k.run.wakeBy(decision.readyAt ?? new Date(now.getTime() + Math.max(dane.ttlSeconds, 60) * 1000));
     } else {
       k.run.daneKey = k.run.bundle.privateKey; // a renewal keeps the key: the records stay valid
     }

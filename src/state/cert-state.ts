@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as z from 'zod/mini';
-import type { CertificateSpec, KeyType } from '../config/schema.js';
+import { algorithmOf, type CertificateSpec, type KeyType } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { readSmallFile } from '../util/small-file.js';
 import { readStateFile, replaceFile, writeJson } from './files.js';
@@ -75,8 +76,21 @@ export function certStateDir(stateDir: string, key: string): string {
  */
 export async function variantStateKeys(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>): Promise<Map<KeyType, string>> {
   const recorded = (await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, undefined, { readOnly: true }))?.keyType;
-  const owner = recorded && spec.keyTypes.includes(recorded as KeyType) ? recorded : recorded ? undefined : spec.keyTypes[0];
+  const owner = ownerOf(stateDir, spec, recorded);
   return new Map(spec.keyTypes.map((kt) => [kt, kt === owner ? spec.name : `${spec.name}/${kt}`]));
+}
+
+/**
+ * The key type whose state the certificate's folder holds. A recorded type no longer listed passes
+ * it on when the change is one variant's new key type: the only one of a single-type certificate,
+ * or the listed one of the same algorithm (rsa-2048 → rsa-3072), unless that one has a state of
+ * its own. Otherwise the state is of a removed variant: undefined.
+ */
+function ownerOf(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>, recorded: string | undefined): KeyType | undefined {
+  if (!recorded) return spec.keyTypes[0];
+  if (spec.keyTypes.includes(recorded as KeyType)) return recorded as KeyType;
+  const heir = spec.keyTypes.length === 1 ? spec.keyTypes[0] : spec.keyTypes.find((kt) => algorithmOf(kt) === algorithmOf(recorded));
+  return heir && !existsSync(certStatePath(stateDir, `${spec.name}/${heir}`)) ? heir : undefined;
 }
 
 /**
@@ -87,9 +101,8 @@ export async function variantStateKeys(stateDir: string, spec: Pick<CertificateS
 export async function settleVariantStates(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>, log?: Logger): Promise<Map<KeyType, string>> {
   const dir = certStateDir(stateDir, spec.name);
   const recorded = (await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log))?.keyType;
-  const owner = (recorded ?? spec.keyTypes[0]) as KeyType;
-  if (!spec.keyTypes.includes(owner)) {
-    log?.info({ step: 'plan', keyType: owner }, 'key type no longer configured: its state is dropped');
+  if (ownerOf(stateDir, spec, recorded) === undefined) {
+    log?.info({ step: 'plan', keyType: recorded }, 'key type no longer configured: its state is dropped');
     await rm(join(dir, 'state.json'), { force: true });
     await rm(join(dir, 'pending.pem'), { force: true });
     const first = join(dir, spec.keyTypes[0]!);

@@ -138,6 +138,27 @@ describe('DANE: TLSA records in step with the key (BIND, RFC 2136)', () => {
   });
 });
 
+describe('DANE: a key type change is a rollover too', () => {
+  it('ec-256 → rsa-2048: an RSA next key is announced first; the RSA certificate comes only after 2 x TTL, with that key', async () => {
+    const { env, leafKey, nextKey } = envFor('mx', { ACME_DOMAINS: 'mx.mail.test,mail.test', DANE_NAMES: 'mx.mail.test', DANE_PORTS: '25,465', ACME_KEY_TYPE: 'rsa-2048' });
+    const ecKey = leafKey();
+    const first = await runCli(['run', '--once'], env);
+    expect(first.code, first.stdout).toBe(0);
+    expect(leafKey()).toBe(ecKey); // still the ECDSA key: the RSA one is not announced long enough
+    expect(logsWith(first, { msg: 'plan: issue' })[0]?.reason).toBe('key type changed from ec-256 to rsa-2048');
+    const waits = logsWith(first, { step: 'dane', msg: 'DANE rollover waits' });
+    expect(waits[0]?.reason).toMatch(/^rollover due \(the key type changed\)/);
+    const rsaNext = nextKey();
+    expect(bind.dig('_25._tcp.mx.mail.test', 'TLSA')).toContain(tlsa(rsaNext));
+    await delay(Math.max(0, Date.parse(String(waits[0]!.readyAt)) - Date.now()) + 200);
+    const roll = await runCli(['run', '--once'], env);
+    expect(roll.code, roll.stdout).toBe(0);
+    expect(leafKey()).toBe(rsaNext);
+    expect(new X509Certificate(readFileSync(join(work, 'mx', 'certs', 'cert.pem'))).publicKey.asymmetricKeyType).toBe('rsa');
+    expect(bind.dig('_25._tcp.mx.mail.test', 'TLSA')).not.toContain(tlsa(ecKey));
+  });
+});
+
 describe('DANE when the records cannot be written', () => {
   it('a provider that refuses TLSA: the certificate is served, the missing record reported at once, no rollover ever happens', async () => {
     const { env, leafKey } = envFor('txtonly', { ACME_DOMAINS: 'mx.txtonly.test', DANE_NAMES: 'mx.txtonly.test' });

@@ -371,6 +371,20 @@ describe('dual certificates: a changed list of key types', () => {
     expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
   });
 
+  it('a single key type that changes (ec-256 → rsa-2048) keeps its state: the failures count on', async () => {
+    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
+    const { config, dir } = testConfig(certs(['ec-256']));
+    const issuer = new FakeIssuer();
+    const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
+    expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
+    issuer.failWith = new Error('the CA said no');
+    await engineWith(config, issuer, deployer, captureLog().log).pass({ force: true });
+    expect(state(dir, 'mail')).toMatchObject({ keyType: 'ec-256', failures: 1 });
+    backoffOver(dir, 'mail');
+    await engineWith(testConfig(certs(['rsa-2048']), {}, dir).config, issuer, deployer, captureLog().log).pass();
+    expect(state(dir, 'mail')).toMatchObject({ keyType: 'rsa-2048', failures: 2 });
+  });
+
   it('adding a key type whose first order fails publishes nothing new: no half of a dual set', async () => {
     const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
     const { config, dir } = testConfig(certs(['ec-256']));
