@@ -91,3 +91,15 @@ export async function waitForRecords(
     wait = Math.min(wait * 1.5, 5_000);
   }
 }
+
+/** The zone of a name: the nearest ancestor with NS records (when no provider says, as with DANE_PROVIDER=none). */
+export async function zoneOfName(name: string, resolvers?: string[]): Promise<string> {
+  const r = new Resolver({ timeout: 3_000, tries: 2 });
+  if (resolvers) r.setServers(resolvers);
+  const labels = name.split('.');
+  for (let i = 0; i < labels.length - 1; i++) {
+    const candidate = labels.slice(i).join('.');
+    if ((await r.resolveNs(candidate).catch(() => [])).length > 0) return candidate;
+  }
+  return labels.slice(-2).join('.');
+}

@@ -2,10 +2,9 @@
  * `mailcerts dane`: the TLSA records each DANE certificate needs, whether every authoritative
  * server answers them, and where its rollover stands. `mailcerts dane rollover` asks for one.
  */
-import { Resolver } from 'node:dns/promises';
 import { type Config, variantsOf } from '../config/schema.js';
 import { decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
-import { askRecords, authoritativeServers } from '../dns/propagation.js';
+import { askRecords, authoritativeServers, zoneOfName } from '../dns/propagation.js';
 import { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
 import { spkiOf, spkiOfKey } from '../pki/identity.js';
@@ -31,18 +30,6 @@ export interface DaneRow {
   records: DaneRecordRow[];
 }
 
-/** The zone of a name: the nearest ancestor with NS records (for DANE_PROVIDER=none, where no provider says). */
-async function zoneByNs(name: string, resolvers?: string[]): Promise<string> {
-  const r = new Resolver({ timeout: 3_000, tries: 2 });
-  if (resolvers) r.setServers(resolvers);
-  const labels = name.split('.');
-  for (let i = 0; i < labels.length - 1; i++) {
-    const candidate = labels.slice(i).join('.');
-    if ((await r.resolveNs(candidate).catch(() => [])).length > 0) return candidate;
-  }
-  return labels.slice(-2).join('.');
-}
-
 export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]> {
   const rows: DaneRow[] = [];
   const dns = new DnsProviders(config.dns.providers, log);
@@ -54,7 +41,7 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
     const owners = tlsaOwners(dane.names, dane.ports);
     const servers = new Map<string, string[]>();
     for (const owner of owners) {
-      const zone = provider ? (await provider.zoneFor(owner)).name : await zoneByNs(owner, config.dns.resolvers);
+      const zone = provider ? (await provider.zoneFor(owner)).name : await zoneOfName(owner, config.dns.resolvers);
       servers.set(owner, config.dns.resolvers ?? (await authoritativeServers(zone)));
     }
     const answers = new Map<string, string[][]>();

@@ -1,22 +1,22 @@
 /**
- * DANE for one certificate: before the orders, the next key exists, the TLSA RRset (current and
- * next digests of every variant at each _PORT._tcp.NAME) is written and checked on every
- * authoritative server, and each variant's order is given the key it may use; after the deploy,
- * a completed rollover retires the old digest and announces a new next key, and the served key
- * is checked against what the servers answer.
+ * DANE for one certificate: before the orders, the next key exists, the TLSA RRset (at each
+ * _PORT._tcp.NAME: the served, published and next digests of every variant) is written and
+ * checked on every authoritative server, and each variant's order is given the key it may use;
+ * after the deploy, a rollover that is now served retires the old digest and announces a new
+ * next key, and the served key is checked against what the servers answer.
  */
+import { createPublicKey } from 'node:crypto';
 import type { CertificateSpec, Config, DaneSpec } from '../config/schema.js';
-import { decideRollover } from '../dane/plan.js';
-import { tlsa311, tlsaOwners } from '../dane/plan.js';
-import { askRecords, authoritativeServers, waitForRecords } from '../dns/propagation.js';
+import { decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
+import { askRecords, authoritativeServers, waitForRecords, zoneOfName } from '../dns/propagation.js';
 import { type DnsProvider, normalizeValue } from '../dns/provider.js';
 import type { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
 import { spkiOf, spkiOfKey } from '../pki/identity.js';
-import { createPublicKey } from 'node:crypto';
 import { generatePrivateKey, keyTypeOf } from '../pki/keys.js';
-import { DnsJournal } from '../state/dns-journal.js';
+import { renewalTime } from '../plan/renewal.js';
 import { readDaneNextKey, writeDaneNextKey } from '../state/cert-state.js';
+import { DnsJournal } from '../state/dns-journal.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
 
@@ -24,12 +24,16 @@ export interface DaneContext {
   config: Config;
   dns: DnsProviders;
   log: Logger;
+  signal?: AbortSignal;
 }
 
-/** One variant's two keys as TLSA digests. */
+/** One variant's keys as SPKI SHA-256 digests (hex). */
 interface VariantKeys {
   run: CertRun;
-  current?: string;
+  /** The published certificate's key, when mailcerts made and deployed it (never a key found in CERTS_DIR). */
+  published?: string;
+  /** The key last verified as served: its record stays until another key is served. */
+  served?: string;
   next: string;
   nextKey: string;
 }
@@ -37,35 +41,45 @@ interface VariantKeys {
 /** What each authoritative server answers at each owner name; a string is an error. */
 type Answers = Map<string, Map<string, string[] | string>>;
 
+/** The stored next key, if it is a usable key of the variant's type. */
+function usableNextKey(pem: string | undefined, run: CertRun): string | undefined {
+  if (!pem) return undefined;
+  try {
+    if (keyTypeOf(createPublicKey(pem)) === run.spec.keyType) return pem;
+  } catch {
+    run.log.warn({ step: 'dane' }, 'the next key in STATE_DIR cannot be read; a new one is made and announced');
+  }
+  return undefined;
+}
+
 async function keysOf(runs: CertRun[], ctx: DaneContext): Promise<VariantKeys[]> {
   const out: VariantKeys[] = [];
   for (const run of runs) {
-    let nextKey = await readDaneNextKey(ctx.config.stateDir, run.stateKey);
-    // A next key of another type (the key type was changed) is of no use: a new one is announced.
-    if (nextKey && keyTypeOf(createPublicKey(nextKey)) !== run.spec.keyType) nextKey = undefined;
+    let nextKey = usableNextKey(await readDaneNextKey(ctx.config.stateDir, run.stateKey), run);
     if (!nextKey) {
+      // A new next key changes the RRset, so the burn-in of seenValues starts again by itself.
       nextKey = await generatePrivateKey(run.spec.keyType);
       await writeDaneNextKey(ctx.config.stateDir, run.stateKey, nextKey);
-      Object.assign(run.daneState(), { nextCreatedAt: new Date().toISOString(), seenSince: undefined });
+      Object.assign(run.daneState(), { nextCreatedAt: new Date().toISOString(), seenSince: undefined, seenValues: undefined });
       run.markDirty();
       run.log.info({ step: 'dane', digest: spkiOfKey(nextKey) }, 'made the next key; its TLSA record is published ahead of any use');
     }
-    // Only a key mailcerts published and deployed counts as current: files found in CERTS_DIR
-    // (a seed, a default image's key) are never reused, nor announced.
     const leaf = run.state.deployedDigest ? run.bundle?.leaf : undefined;
-    out.push({ run, current: leaf ? spkiOf(leaf) : undefined, next: spkiOfKey(nextKey), nextKey });
+    const published = leaf ? spkiOf(leaf) : undefined;
+    const served = run.state.dane?.served ?? (published && run.state.deployedDigest === run.published?.digest ? published : undefined);
+    out.push({ run, published, served, next: spkiOfKey(nextKey), nextKey });
   }
   return out;
 }
 
-/** The RRset every owner name must hold: each variant's current and next digests. */
-export function desiredValues(keys: { current?: string; next: string }[]): string[] {
-  return [...new Set(keys.flatMap((k) => [k.current, k.next]).filter((d): d is string => !!d).map(tlsa311))];
+/** The RRset every owner name must hold: each variant's served, published and next digests. */
+export function desiredValues(keys: Pick<VariantKeys, 'published' | 'served' | 'next'>[]): string[] {
+  return [...new Set(keys.flatMap((k) => [k.served, k.published, k.next]).filter((d): d is string => !!d).map(tlsa311))].sort();
 }
 
 async function serversFor(provider: DnsProvider | undefined, owner: string, config: Config): Promise<string[]> {
   if (config.dns.resolvers) return config.dns.resolvers;
-  const zone = provider ? (await provider.zoneFor(owner)).name : owner.split('.').slice(-2).join('.');
+  const zone = provider ? (await provider.zoneFor(owner)).name : await zoneOfName(owner);
   return authoritativeServers(zone);
 }
 
@@ -92,9 +106,9 @@ function missingIn(answers: Answers, wanted: string[]): string[] {
 }
 
 /**
- * Makes the provider hold exactly the wanted TLSA values at each owner name, as far as mailcerts
- * wrote them: missing ones are created (journaled as lasting records); ours that are no longer
- * wanted are deleted. Records someone else put there are left alone.
+ * Makes the provider hold the wanted TLSA values at each owner name, as far as mailcerts wrote
+ * them: missing ones are created (journaled as lasting records); ours that are no longer wanted
+ * are deleted. Records someone else put there are left alone. Returns how many were created.
  */
 async function writeRecords(spec: CertificateSpec, dane: DaneSpec, provider: DnsProvider, wanted: string[], ctx: DaneContext): Promise<number> {
   let created = 0;
@@ -124,8 +138,9 @@ async function writeRecords(spec: CertificateSpec, dane: DaneSpec, provider: Dns
 /**
  * Before the orders. Records are written and checked; each variant that will be ordered gets its
  * key: the current one (renewals keep it, so the records stay valid), or the next one when a
- * rollover is due and its record has been seen for twice the TTL. A key type change waits for
- * that too. A provider failure leaves the records and the current key as they were.
+ * rollover is due and the RRset with it has been seen for twice the TTL. A new key type, or a
+ * variant added to the certificate, waits for that too. A provider failure leaves the records
+ * and the current key as they were.
  */
 export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<void> {
   const spec = runs[0]?.spec;
@@ -139,11 +154,11 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
     for (const run of runs) if (run.decision === 'issue') run.failed('obtain', `DANE: cannot make or read the next key: ${errorMessage(err)}`, 'DANE failed');
     return;
   }
-  if (keys.some((k) => !k.current)) {
-    // A first certificate: nothing is served that records could describe, and a record published
+  if (keys.every((k) => !k.published)) {
+    // A first certificate: nothing is served that records could describe, and an RRset published
     // before the certificate would make validating senders defer. It is ordered with a key of its
-    // own; the records follow its deploy (finishDane). The other variants keep their keys.
-    for (const k of keys) k.run.daneKey = k.current && k.run.bundle?.keyType === k.run.spec.keyType ? k.run.bundle.privateKey : undefined;
+    // own; the records follow its deploy (finishDane).
+    for (const k of keys) k.run.daneKey = undefined;
     log.info({ step: 'dane' }, 'DANE: no certificate served yet; its TLSA records are published once it is');
     return;
   }
@@ -165,16 +180,48 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
   } catch (err) {
     missing = [`the name servers could not be asked (${errorMessage(err)})`];
   }
+  if (missing.length > 0) log.info({ step: 'dane', missing }, provider ? 'TLSA records not yet answered everywhere' : 'publish the TLSA records (DANE_PROVIDER=none): not yet answered everywhere');
   const now = new Date();
+  const values = wanted.join(',');
   for (const k of keys) {
-    const st = k.run.daneState();
-    const seenBefore = st.seenSince;
-    // A record that had to be written again (deleted since) restarts the count: a resolver may
-    // hold the RRset without it.
-    st.seenSince = missing.length === 0 && !problem ? (created === 0 && st.seenSince ? st.seenSince : now.toISOString()) : undefined;
-    if (st.seenSince !== seenBefore) k.run.markDirty();
-    if (missing.length > 0) log.info({ step: 'dane', keyType: k.run.spec.keyType, missing }, provider ? 'TLSA records not yet answered everywhere' : 'publish the TLSA records (DANE_PROVIDER=none): not yet answered everywhere');
-    if (!k.current || !k.run.bundle) continue;
+    const run = k.run;
+    const st = run.daneState();
+    const before = `${st.seenSince}|${st.seenValues}`;
+    if (missing.length === 0 && !problem) {
+      // The count goes on only for the same RRset, and only if no record had to be written again
+      // (a resolver may hold the RRset without it).
+      if (!(st.seenSince && st.seenValues === values && created === 0)) Object.assign(st, { seenSince: now.toISOString(), seenValues: values });
+    } else {
+      Object.assign(st, { seenSince: undefined, seenValues: undefined });
+    }
+    if (`${st.seenSince}|${st.seenValues}` !== before) run.markDirty();
+    const burnIn = 2 * dane.ttlSeconds * 1000;
+    const readyAt = st.seenSince ? new Date(Date.parse(st.seenSince) + burnIn) : undefined;
+    const ready = !!readyAt && now >= readyAt;
+
+    // A kept certificate (issued, not yet deployed) goes out only with a key DANE allows now.
+    if (run.decision === 'republish' && run.pending) {
+      const key = spkiOf(run.pending.leaf);
+      if (key !== k.published && !(key === k.next && ready)) {
+        log.info({ step: 'dane', serial: run.pending.serial }, 'the kept certificate\'s key has no TLSA record seen long enough; it is dropped');
+        await run.dropPending();
+        run.planned('issue', 'DANE: the kept certificate\'s key was not announced long enough');
+      }
+    }
+
+    if (!k.published || !run.bundle) {
+      // A key type added to a DANE certificate: its first key is the announced next key.
+      if (ready) {
+        run.daneKey = k.nextKey;
+        run.daneRollover = true;
+      } else {
+        const reason = `DANE: the ${run.spec.keyType} key's TLSA record must be answered everywhere for twice the TTL before its first certificate${readyAt ? `: not before ${readyAt.toISOString()}` : ''}`;
+        if (run.decision === 'issue') run.planned('wait', reason, readyAt, undefined);
+        run.wakeBy(readyAt ?? new Date(now.getTime() + Math.max(dane.ttlSeconds, 60) * 1000));
+        log.info({ step: 'dane', keyType: run.spec.keyType, reason, readyAt: readyAt?.toISOString() }, 'DANE rollover waits');
+      }
+      continue;
+    }
     const decision = decideRollover({
       now,
       ttlSeconds: dane.ttlSeconds,
@@ -182,30 +229,34 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
       keySince: new Date(st.keySince),
       seenSince: st.seenSince ? new Date(st.seenSince) : undefined,
       rolloverRequestedAt: st.rolloverRequestedAt ? new Date(st.rolloverRequestedAt) : undefined,
-      keyTypeChanged: k.run.bundle.keyType !== k.run.spec.keyType,
+      keyTypeChanged: run.bundle.keyType !== run.spec.keyType,
     });
     if (decision.roll) {
-      k.run.daneKey = k.nextKey;
-      k.run.daneRollover = true;
-      if (k.run.ok && k.run.decision !== 'issue' && k.run.decision !== 'wait') k.run.planned('issue', decision.reason);
-      log.info({ step: 'dane', keyType: k.run.spec.keyType, reason: decision.reason }, 'DANE rollover: ordering with the next key');
-    } else if (decision.due) {
-      k.run.daneKey = k.run.bundle.keyType === k.run.spec.keyType ? k.run.bundle.privateKey : undefined;
-      log.info({ step: 'dane', keyType: k.run.spec.keyType, reason: decision.reason, readyAt: decision.readyAt?.toISOString() }, 'DANE rollover waits');
-      // A key type change is a new key: it waits like any rollover, with the current certificate kept.
-      if (!k.run.daneKey && k.run.decision === 'issue') k.run.planned('wait', decision.reason, decision.readyAt, undefined);
-      // Back when the wait is over, or, while the records are not seen everywhere, after a TTL.
-      k.run.wakeBy(decision.readyAt ?? new Date(now.getTime() + Math.max(dane.ttlSeconds, 60) * 1000));
-    } else {
-      k.run.daneKey = k.run.bundle.privateKey; // a renewal keeps the key: the records stay valid
+      run.daneKey = k.nextKey;
+      run.daneRollover = true;
+      if (run.ok && run.decision !== 'issue' && run.decision !== 'wait') run.planned('issue', decision.reason);
+      log.info({ step: 'dane', keyType: run.spec.keyType, reason: decision.reason }, 'DANE rollover: ordering with the next key');
+      continue;
     }
+    // Renewals keep the key: the records stay valid.
+    run.daneKey = run.bundle.privateKey;
+    if (!decision.due) continue;
+    log.info({ step: 'dane', keyType: run.spec.keyType, reason: decision.reason, readyAt: decision.readyAt?.toISOString() }, 'DANE rollover waits');
+    if (run.bundle.keyType !== run.spec.keyType && run.decision === 'issue') {
+      // A new key type is a new key: it waits like any rollover. Meanwhile the certificate is
+      // renewed with its current key when it is due, so that waiting never lets it expire.
+      if (now >= renewalTime(run.bundle.notBefore, run.bundle.notAfter)) log.info({ step: 'dane', keyType: run.bundle.keyType }, 'renewing with the current key while the new key type\'s record is not announced long enough');
+      else run.planned('wait', decision.reason, decision.readyAt, undefined);
+    }
+    // Back when the wait is over, or, while the records are not seen everywhere, after a TTL.
+    run.wakeBy(decision.readyAt ?? new Date(now.getTime() + Math.max(dane.ttlSeconds, 60) * 1000));
   }
 }
 
 /**
- * After the deploy: a variant now serving its next key finished its rollover (a new next key is
- * made, the old digest goes); then every served key is checked against what the authoritative
- * servers answer.
+ * After the deploy: a variant whose deploy was verified now serves its published key; one that
+ * serves its next key finished its rollover (a new next key is made, and the old digest goes only
+ * now). Then every served key is checked against what the authoritative servers answer.
  */
 export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<void> {
   const spec = runs[0]?.spec;
@@ -213,18 +264,26 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
   if (!spec || !dane || spec.source !== 'acme') return;
   const log = runs[0]!.log;
   const now = new Date().toISOString();
+  let changed = runs.some((r) => r.publishedNow);
   for (const run of runs) {
     const leaf = run.bundle?.leaf;
-    if (!leaf || !run.publishedNow || !run.ok) continue;
+    // Served: deployed and verified (rollout recorded the digest only then), and made by mailcerts.
+    if (!leaf || !run.published || run.state.deployedDigest !== run.published.digest || !run.ok) continue;
     const st = run.daneState();
-    const nextKey = await readDaneNextKey(ctx.config.stateDir, run.stateKey);
-    if (nextKey && spkiOfKey(nextKey) === spkiOf(leaf)) {
-      log.info({ step: 'dane', keyType: run.spec.keyType, digest: spkiOf(leaf) }, 'DANE rollover done: the next key is served; a new next key is announced and the old digest retired');
-      await writeDaneNextKey(ctx.config.stateDir, run.stateKey, await generatePrivateKey(run.spec.keyType));
-      Object.assign(st, { keySince: now, nextCreatedAt: now, seenSince: undefined, rolloverRequestedAt: undefined });
+    const served = spkiOf(leaf);
+    if (st.served !== served) {
+      st.served = served;
       run.markDirty();
-    } else if (!run.state.dane?.keySince || run.issuedNow && !run.daneKey) {
-      st.keySince = now; // a first certificate, or one ordered with a key of its own
+      changed = true;
+    }
+    const nextKey = await readDaneNextKey(ctx.config.stateDir, run.stateKey);
+    if (nextKey && usableNextKey(nextKey, run) && spkiOfKey(nextKey) === served) {
+      log.info({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'DANE rollover done: the next key is served; a new next key is announced and the old digest retired');
+      await writeDaneNextKey(ctx.config.stateDir, run.stateKey, await generatePrivateKey(run.spec.keyType));
+      Object.assign(st, { keySince: now, nextCreatedAt: now, seenSince: undefined, seenValues: undefined, rolloverRequestedAt: undefined });
+      run.markDirty();
+    } else if (run.issuedNow && !run.daneKey) {
+      st.keySince = now; // ordered with a key of its own (a first certificate)
       run.markDirty();
     }
   }
@@ -232,7 +291,7 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
   if (!keys) return;
   const wanted = desiredValues(keys);
   const provider = dane.provider === 'none' ? undefined : await ctx.dns.get(dane.provider);
-  if (provider && runs.some((r) => r.publishedNow)) {
+  if (provider && changed) {
     const created = await writeRecords(spec, dane, provider, wanted, ctx).catch((err: unknown) => {
       log.warn({ step: 'dane', error: errorMessage(err) }, 'could not update the TLSA records; retried at the next pass');
       return 0;
@@ -240,7 +299,7 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
     // New records take a while to reach every server: the check below waits for them first.
     if (created > 0) {
       const expected = await Promise.all(tlsaOwners(dane.names, dane.ports).map(async (name) => ({ type: 'TLSA' as const, name, zone: (await provider.zoneFor(name)).name, values: wanted })));
-      await waitForRecords(expected, { resolvers: ctx.config.dns.resolvers, timeoutMs: ctx.config.dns.propagationTimeoutMs, log, step: 'dane', timeoutVariable: 'DNS01_PROPAGATION_TIMEOUT' })
+      await waitForRecords(expected, { resolvers: ctx.config.dns.resolvers, timeoutMs: ctx.config.dns.propagationTimeoutMs, log, signal: ctx.signal, step: 'dane', timeoutVariable: 'DNS01_PROPAGATION_TIMEOUT' })
         .catch((err: unknown) => log.warn({ step: 'dane', error: errorMessage(err) }, 'the new TLSA records are not visible everywhere yet'));
     }
   }
@@ -252,14 +311,15 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
     log.warn({ step: 'dane', error: errorMessage(err) }, 'could not ask the name servers for the TLSA records');
   }
   for (const k of keys) {
-    if (!k.current || !answers) continue;
-    const missing = missingIn(answers, [tlsa311(k.current)]);
+    const key = k.served ?? k.published;
+    if (!key || !answers) continue;
+    const missing = missingIn(answers, [tlsa311(key)]);
     const inStep = missing.length === 0;
-    const detail = inStep ? `the served key ${tlsa311(k.current)} is in the TLSA RRset on every authoritative server` : `the served key ${tlsa311(k.current)} is missing: ${missing.join('; ')}`;
+    const detail = inStep ? `the served key ${tlsa311(key)} is in the TLSA RRset on every authoritative server` : `the served key ${tlsa311(key)} is missing: ${missing.join('; ')}`;
     const before = k.run.state.dane?.check;
     k.run.daneState().check = { at: now, inStep, detail };
     if (!before || before.inStep !== inStep || before.detail !== detail) k.run.markDirty();
     if (inStep) log.info({ step: 'dane', keyType: k.run.spec.keyType }, 'TLSA records in step with the served key');
-    else log.error({ step: 'dane', keyType: k.run.spec.keyType, served: k.current, missing }, 'DANE: the served key has no TLSA record; validating senders will defer mail');
+    else log.error({ step: 'dane', keyType: k.run.spec.keyType, served: key, missing }, 'DANE: the served key has no TLSA record; validating senders will defer mail');
   }
 }

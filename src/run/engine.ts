@@ -124,7 +124,7 @@ export class Engine {
       for (const spec of specs.filter((s) => s.dane)) {
         if (opts.signal?.aborted) break;
         const { finishDane } = await import('./dane-step.js');
-        await finishDane(runs.filter((r) => r.name === spec.name), { config, dns: this.dns, log }).catch((err: unknown) =>
+        await finishDane(runs.filter((r) => r.name === spec.name), { config, dns: this.dns, log, signal: opts.signal }).catch((err: unknown) =>
           log.warn({ step: 'dane', cert: spec.name, error: errorMessage(err) }, 'DANE: the records could not be brought in step; retried at the next pass'));
       }
       const certs = runs.map((r) => r.outcome());

@@ -53,6 +53,10 @@ const CertStateSchema = z.object({
     nextCreatedAt: z.optional(z.iso.datetime()),
     /** Since when every authoritative server has answered the whole RRset (current and next digests). */
     seenSince: z.optional(z.iso.datetime()),
+    /** The RRset seenSince is about (its values, sorted): another set starts the count again. */
+    seenValues: z.optional(z.string()),
+    /** SPKI SHA-256 of the key last verified as served: its record stays until another is. */
+    served: z.optional(z.string()),
     /** `mailcerts dane rollover` asked for one. */
     rolloverRequestedAt: z.optional(z.iso.datetime()),
     /** The last check of the served key against the records the authoritative servers answer. */

@@ -159,6 +159,31 @@ describe('DANE: a key type change is a rollover too', () => {
   });
 });
 
+describe('DANE with dual certificates', () => {
+  it('a key type added to a DANE certificate waits until its key is announced for 2 x TTL, then gets its first certificate with that key', async () => {
+    const one = envFor('dual', { ACME_DOMAINS: 'mx3.mail.test', DANE_NAMES: 'mx3.mail.test' });
+    expect((await runCli(['run', '--once'], one.env)).code).toBe(0);
+    const ecKey = one.leafKey();
+    const two = envFor('dual', { ACME_DOMAINS: 'mx3.mail.test', DANE_NAMES: 'mx3.mail.test', ACME_KEY_TYPE: 'ec-256,rsa-2048' });
+    const first = await runCli(['run', '--once'], two.env);
+    expect(first.code, first.stdout).toBe(0);
+    const waits = logsWith(first, { step: 'dane', msg: 'DANE rollover waits', keyType: 'rsa-2048' });
+    expect(waits[0]?.reason).toMatch(/^DANE: the rsa-2048 key's TLSA record must be answered everywhere for twice the TTL before its first certificate: not before /);
+    expect(existsSync(join(two.dir, 'certs', 'rsa-fullchain.pem'))).toBe(false);
+    const rsaNext = spki(readFileSync(join(two.dir, 'state', 'certificates', 'mx3.mail.test', 'rsa-2048', 'dane-next.pem'), 'utf8'));
+    expect(bind.dig('_25._tcp.mx3.mail.test', 'TLSA')).toContain(tlsa(rsaNext));
+    await delay(Math.max(0, Date.parse(String(waits[0]!.readyAt)) - Date.now()) + 200);
+    const second = await runCli(['run', '--once'], two.env);
+    expect(second.code, second.stdout).toBe(0);
+    expect(spki(readFileSync(join(two.dir, 'certs', 'rsa-privkey.pem'), 'utf8'))).toBe(rsaNext);
+    expect(two.leafKey()).toBe(ecKey);
+    const rrset = bind.dig('_25._tcp.mx3.mail.test', 'TLSA');
+    expect(rrset).toContain(tlsa(ecKey));
+    expect(rrset).toContain(tlsa(rsaNext));
+    expect(rrset).toHaveLength(4); // each variant's served key and its next one
+  });
+});
+
 describe('DANE when the records cannot be written', () => {
   it('a provider that refuses TLSA: the certificate is served, the missing record reported at once, no rollover ever happens', async () => {
     const { env, leafKey } = envFor('txtonly', { ACME_DOMAINS: 'mx.txtonly.test', DANE_NAMES: 'mx.txtonly.test' });
@@ -187,6 +212,18 @@ describe('DANE when the records cannot be written', () => {
     expect(shown.stdout).toMatch(/^mx2\.mail\.test \(ec-256\), records written by you \(DANE_PROVIDER=none\): publish these: /);
     expect(shown.stdout.match(/_25\._tcp\.mx2\.mail\.test\. 4 IN TLSA 3 1 1 [0-9a-f]{64}   ; (current|next), answered by 0 of 1 servers/g)).toHaveLength(2);
     expect(existsSync(join(dir, 'state', 'dns-records.json')) ? JSON.parse(readFileSync(join(dir, 'state', 'dns-records.json'), 'utf8')).records : []).toEqual([]);
+  });
+
+  it('a damaged next key in STATE_DIR does not stop renewals: it is replaced and announced again', async () => {
+    const { env, dir, leafKey } = envFor('manual', { ACME_DOMAINS: 'mx2.mail.test', DANE_NAMES: 'mx2.mail.test', DANE_PROVIDER: 'none' });
+    const path = join(dir, 'state', 'certificates', 'mx2.mail.test', 'dane-next.pem');
+    writeFileSync(path, '-----BEGIN PRIVATE KEY-----\ntruncated\n');
+    const key = leafKey();
+    const r = await runCli(['renew', '--force'], env);
+    expect(r.code, r.stdout).toBe(0);
+    expect(logsWith(r, { step: 'dane', msg: 'the next key in STATE_DIR cannot be read; a new one is made and announced' })).toHaveLength(1);
+    expect(leafKey()).toBe(key); // the renewal kept the served key
+    expect(spki(readFileSync(path, 'utf8'))).toMatch(/^[0-9a-f]{64}$/);
   });
 });
 

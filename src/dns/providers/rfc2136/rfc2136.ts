@@ -86,7 +86,9 @@ export class Rfc2136Dns implements DnsProvider {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new UserError(`RFC 2136: ${what}: cannot reach ${this.where} (${code}); check RFC2136_SERVER and that the server accepts TCP on that port`, { cause: err });
     }
-    if (raw.length < 12 || raw.readUInt16BE(0) !== message.readUInt16BE(0)) throw new UserError(`RFC 2136: ${what}: ${this.where} answered another message; refusing it`);
+    // An answer to this very message: same id, the response bit set, the same opcode.
+    const isAnswer = raw.length >= 12 && raw.readUInt16BE(0) === message.readUInt16BE(0) && (raw[2]! & 0x80) !== 0 && (raw[2]! & 0x78) === (message[2]! & 0x78);
+    if (!isAnswer) throw new UserError(`RFC 2136: ${what}: ${this.where} answered another message; refusing it`);
     const rcode = raw.readUInt16BE(2) & 0xf;
     const verdict = verifyAnswer(raw, this.key, mac, this.now());
     if (!verdict.ok) {

@@ -89,7 +89,12 @@ export function verifyAnswer(answer: Buffer, key: TsigKey, requestMac: Buffer | 
   }
   const r = answer;
   let at = last.rdataStart;
-  const alg = readName(r, at);
+  let alg: { name: string; end: number };
+  try {
+    alg = readName(r, at);
+  } catch (err) {
+    return { ok: false, reason: `the answer's TSIG record cannot be read (${(err as Error).message})` };
+  }
   at = alg.end;
   if (at + 10 > last.rdataEnd) return { ok: false, reason: 'the answer\'s TSIG record is truncated' };
   const timeSigned = r.readUInt16BE(at) * 2 ** 32 + r.readUInt32BE(at + 2);
@@ -102,6 +107,7 @@ export function verifyAnswer(answer: Buffer, key: TsigKey, requestMac: Buffer | 
   const originalId = r.readUInt16BE(at);
   const error = r.readUInt16BE(at + 2);
   const otherLen = r.readUInt16BE(at + 4);
+  if (at + 6 + otherLen > last.rdataEnd) return { ok: false, reason: 'the answer\'s TSIG record is truncated' };
   const other = r.subarray(at + 6, at + 6 + otherLen);
   if (error !== 0) return { ok: false, error, reason: TSIG_ERRORS[error] ?? `TSIG error ${error}` };
   if (alg.name.toLowerCase() !== TSIG_ALGORITHMS[key.algorithm].wire) return { ok: false, reason: `the answer is signed with another algorithm (${alg.name})` };
