@@ -42,9 +42,13 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
   const log = ctx.log.child({ cert: spec.name });
   const variants = spec.source === 'custom' ? variantsOf(spec).slice(0, 1) : variantsOf(spec);
   const logs = variants.map((v) => (variants.length > 1 ? log.child({ keyType: v.keyType }) : log));
-  const keys = spec.source === 'custom' ? new Map([[variants[0]!.keyType, spec.name]]) : await settleVariantStates(ctx.config.stateDir, spec, log);
+  const settled = spec.source === 'custom' ? { keys: new Map([[variants[0]!.keyType, spec.name]]), states: new Map<string, CertState>() } : await settleVariantStates(ctx.config.stateDir, spec, log);
+  const keys = settled.keys;
   const states: CertState[] = [];
-  for (const [i, v] of variants.entries()) states.push(await readCertState(ctx.config.stateDir, keys.get(v.keyType)!, logs[i]));
+  for (const [i, v] of variants.entries()) {
+    const key = keys.get(v.keyType)!;
+    states.push(settled.states.get(key) ?? (await readCertState(ctx.config.stateDir, key, logs[i])));
+  }
   // Files that still hold the set last deployed were checked then: only their leaves are read again.
   const { published, broken } = await readPublishedOrBroken(ctx.config, spec, states[0]!.deployedDigest);
   if (broken) log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');

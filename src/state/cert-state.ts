@@ -102,17 +102,27 @@ function ownerOf(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyType
  * certificate must not come back if the type is added again later), and when the certificate's
  * folder held such a state, the first key type's state moves into it.
  */
-export async function settleVariantStates(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>, log?: Logger): Promise<Map<KeyType, string>> {
+export async function settleVariantStates(
+  stateDir: string,
+  spec: Pick<CertificateSpec, 'name' | 'keyTypes'>,
+  log?: Logger,
+): Promise<{ keys: Map<KeyType, string>; states: Map<string, CertState> }> {
   const dir = certStateDir(stateDir, spec.name);
-  const recorded = (await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log))?.keyType;
-  if (ownerOf(stateDir, spec, recorded) === undefined) {
-    log?.info({ step: 'plan', keyType: recorded }, 'key type no longer configured: its state is dropped');
+  // The certificate's own state is read once here and handed on (a pass over hundreds of
+  // certificates reads each state file once).
+  let plain = await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log);
+  let owner = ownerOf(stateDir, spec, plain?.keyType);
+  if (owner === undefined) {
+    log?.info({ step: 'plan', keyType: plain?.keyType }, 'key type no longer configured: its state is dropped');
     await rm(join(dir, 'state.json'), { force: true });
     await rm(join(dir, 'pending.pem'), { force: true });
     const first = join(dir, spec.keyTypes[0]!);
     for (const f of ['pending.pem', 'state.json']) await rename(join(first, f), join(dir, f)).catch(() => undefined);
+    plain = await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log);
+    owner = ownerOf(stateDir, spec, plain?.keyType);
   }
-  const keys = await variantStateKeys(stateDir, spec);
+  const keys = new Map(spec.keyTypes.map((kt) => [kt, kt === owner ? spec.name : `${spec.name}/${kt}`]));
+  const states = new Map<string, CertState>([[spec.name, plain ?? { failures: 0 }]]);
   const kept = new Set([...keys.values()]);
   for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     // Folders of key types no longer listed, or of the one the certificate's folder now holds.
@@ -121,7 +131,7 @@ export async function settleVariantStates(stateDir: string, spec: Pick<Certifica
       await rm(join(dir, entry.name), { recursive: true, force: true });
     }
   }
-  return keys;
+  return { keys, states };
 }
 
 export function certStatePath(stateDir: string, name: string): string {

@@ -2,7 +2,10 @@ import { isIP } from 'node:net';
 import * as z from 'zod/mini';
 import { splitHostPort } from '../../../util/host-port.js';
 import type { ProviderDefinition } from '../definition.js';
-import { TSIG_ALGORITHMS, type TsigAlgorithm } from './tsig.js';
+
+/** The TSIG algorithms BIND offers, strongest first (tsig.ts knows their hashes; it loads only with the provider). */
+export const TSIG_ALGORITHM_NAMES = ['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5'] as const;
+export type TsigAlgorithm = (typeof TSIG_ALGORITHM_NAMES)[number];
 
 export interface Rfc2136Settings {
   server: { host: string; port: number };
@@ -11,7 +14,7 @@ export interface Rfc2136Settings {
   secret: Buffer;
 }
 
-const ALGORITHMS = Object.keys(TSIG_ALGORITHMS) as TsigAlgorithm[];
+const ALGORITHMS = TSIG_ALGORITHM_NAMES;
 const HOST = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 const server = z.pipe(

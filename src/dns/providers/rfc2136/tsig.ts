@@ -4,17 +4,18 @@
  * of the TSIG record, and the answer's MAC also covers the request's MAC.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { TsigAlgorithm } from './index.js';
 import { encodeName, readName, recordsOf, resourceRecord, TYPE, CLASS, u16, u32 } from './wire.js';
 
-export const TSIG_ALGORITHMS = {
+export type { TsigAlgorithm };
+export const TSIG_ALGORITHMS: Record<TsigAlgorithm, { wire: string; hash: string }> = {
   'hmac-sha256': { wire: 'hmac-sha256', hash: 'sha256' },
   'hmac-sha384': { wire: 'hmac-sha384', hash: 'sha384' },
   'hmac-sha512': { wire: 'hmac-sha512', hash: 'sha512' },
   'hmac-sha224': { wire: 'hmac-sha224', hash: 'sha224' },
   'hmac-sha1': { wire: 'hmac-sha1', hash: 'sha1' },
   'hmac-md5': { wire: 'hmac-md5.sig-alg.reg.int', hash: 'md5' },
-} as const;
-export type TsigAlgorithm = keyof typeof TSIG_ALGORITHMS;
+};
 
 export interface TsigKey {
   /** The key's name, as the server knows it (BIND: key "NAME" { … }). */
