@@ -34,6 +34,8 @@ export interface DaneStatus {
   inStep?: boolean;
   checkedAt?: string;
   detail?: string;
+  /** Each record name (_PORT._tcp.NAME): whether the served key is in it on every server. */
+  names?: Record<string, boolean>;
   /** Since when the next key's record has been answered everywhere. */
   nextSeenSince?: string;
   /** When the current key is due for rollover (DANE_KEY_LIFETIME), or when one was asked for. */
@@ -49,7 +51,7 @@ function daneStatus(spec: CertificateSpec, state: CertState): DaneStatus | undef
   const step = d.check ? (d.check.inStep ? 'in step' : `OUT OF STEP: ${d.check.detail}`) : 'not checked yet';
   const next = d.seenSince ? `next published since ${d.seenSince}` : 'next not yet answered everywhere';
   return {
-    inStep: d.check?.inStep, checkedAt: d.check?.at, detail: d.check?.detail, nextSeenSince: d.seenSince, rolloverDueAt: dueAt,
+    inStep: d.check?.inStep, checkedAt: d.check?.at, detail: d.check?.detail, names: d.check?.names, nextSeenSince: d.seenSince, rolloverDueAt: dueAt,
     summary: `${step}; ${next}; rollover ${d.rolloverRequestedAt ? 'asked for' : 'due'} ${dueAt.slice(0, 16).replace('T', ' ')}`,
   };
 }

@@ -316,8 +316,10 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
     const missing = missingIn(answers, [tlsa311(key)]);
     const inStep = missing.length === 0;
     const detail = inStep ? `the served key ${tlsa311(key)} is in the TLSA RRset on every authoritative server` : `the served key ${tlsa311(key)} is missing: ${missing.join('; ')}`;
+    // Per owner name (_PORT._tcp.NAME): in step on every server.
+    const names = Object.fromEntries([...answers.keys()].map((owner) => [owner, !missing.some((m) => m.startsWith(`${owner} on `))]));
     const before = k.run.state.dane?.check;
-    k.run.daneState().check = { at: now, inStep, detail };
+    k.run.daneState().check = { at: now, inStep, detail, names };
     if (!before || before.inStep !== inStep || before.detail !== detail) k.run.markDirty();
     if (inStep) log.info({ step: 'dane', keyType: k.run.spec.keyType }, 'TLSA records in step with the served key');
     else log.error({ step: 'dane', keyType: k.run.spec.keyType, served: key, missing }, 'DANE: the served key has no TLSA record; validating senders will defer mail');

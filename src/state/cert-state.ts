@@ -60,7 +60,7 @@ const CertStateSchema = z.object({
     /** `mailcerts dane rollover` asked for one. */
     rolloverRequestedAt: z.optional(z.iso.datetime()),
     /** The last check of the served key against the records the authoritative servers answer. */
-    check: z.optional(z.object({ at: z.iso.datetime(), inStep: z.boolean(), detail: z.string() })),
+    check: z.optional(z.object({ at: z.iso.datetime(), inStep: z.boolean(), detail: z.string(), names: z.optional(z.record(z.string(), z.boolean())) })),
   })),
   /** A certificate issued but not deployed (pending.pem beside this file): what it is and why it waits. */
   pending: z.optional(z.object({ serial: z.string(), profile: z.optional(z.string()), issuedAt: z.iso.datetime() })),

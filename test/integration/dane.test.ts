@@ -201,6 +201,9 @@ describe('DANE when the records cannot be written', () => {
     const shown = await runCli(['dane'], env);
     expect(shown.code).toBe(1);
     expect(shown.stdout).toContain('OUT OF STEP');
+    const rows = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { dane?: { inStep?: boolean; names?: Record<string, boolean>; summary: string } }[];
+    expect(rows[0]!.dane).toMatchObject({ inStep: false, names: { '_25._tcp.mx.txtonly.test': false }, summary: expect.stringMatching(/^OUT OF STEP: the served key 3 1 1 [0-9a-f]{64} is missing: _25\._tcp\.mx\.txtonly\.test on /) });
+    expect((await runCli(['status'], env)).stdout).toMatch(/DANE\s+LAST ERROR/);
   });
 
   it('DANE_PROVIDER=none: mailcerts prints the records to publish and writes none', async () => {
@@ -291,8 +294,8 @@ describe('DANE over Cloudflare (the official SDK against the double; its DNS is 
     expect(tlsaAtCf()).toEqual([`_25._tcp.mx.cf.test 60 3 1 1 ${old.next} mailcerts DANE`, `_25._tcp.mx.cf.test 60 3 1 1 ${nextKey()} mailcerts DANE`].sort());
     expect(cf.requests.filter((q) => q.method === 'DELETE').length - deletes).toBe(1);
     expect(cfBind.dig('_25._tcp.mx.cf.test', 'TLSA').sort()).toEqual([tlsa(old.next), tlsa(nextKey())].sort());
-    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { dane?: { inStep?: boolean; summary: string } }[];
-    expect(status[0]!.dane).toMatchObject({ inStep: true, summary: expect.stringMatching(/^in step; next not yet answered everywhere; rollover due /) });
+    const status = JSON.parse((await runCli(['status', '--json'], env)).stdout) as { dane?: { inStep?: boolean; names?: Record<string, boolean>; summary: string } }[];
+    expect(status[0]!.dane).toMatchObject({ inStep: true, names: { '_25._tcp.mx.cf.test': true }, summary: expect.stringMatching(/^in step; next not yet answered everywhere; rollover due /) });
   });
 
   it('a TTL below Cloudflare\'s minimum is refused: the burn-in would be counted in a TTL that is not the real one', async () => {
