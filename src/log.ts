@@ -31,14 +31,45 @@ export function censorSecretFields(line: string): string {
   return `${JSON.stringify(out)}\n`;
 }
 
-/** JSON lines, one per step. Call sites bind `cert`, `domain` and `container` where they apply. */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export type LogFormat = 'json' | 'text';
+
+const HIDDEN = new Set(['time', 'level', 'app', 'msg', 'cert', 'step', 'pid', 'hostname']);
+
+const fieldValue = (v: unknown): string => {
+  if (typeof v === 'string') return v === '' || /[\s"=]/.test(v) ? JSON.stringify(v) : v;
+  return typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v);
+};
+
+/**
+ * One JSON log line as a person reads it in `docker compose logs`: time, level, certificate,
+ * step, message, then the other fields as key=value. The error text is the JSON one, unchanged.
+ */
+export function textLine(json: string): string {
+  let r: unknown;
+  try {
+    r = JSON.parse(json);
+  } catch {
+    return json;
+  }
+  if (!isRecord(r)) return json;
+  const time = typeof r.time === 'string' ? r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
+  const where = [r.cert, r.step].filter((x) => x !== undefined && x !== '').join(' ');
+  const fields = Object.entries(r).filter(([k]) => !HIDDEN.has(k)).map(([k, v]) => `${k}=${fieldValue(v)}`);
+  return `${time} ${String(r.level ?? '').toUpperCase().padEnd(5)} ${where ? `${where}: ` : ''}${String(r.msg ?? '')}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}\n`;
+}
+
+/**
+ * JSON lines, one per step (or, with format text, one short line each for people). Call sites
+ * bind `cert`, `domain` and `container` where they apply.
+ */
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
+  const render = format === 'text' ? textLine : (line: string) => line;
   return pino(
     {
       level,
       // Last line of defence: a registered secret never leaves the process, whatever field or
-      // message carries it; and fields named like secrets are censored.
-      hooks: { streamWrite: (line) => redact(censorSecretFields(line)) },
+      // message carries it; and fields named like secrets are censored (in either format).
+      hooks: { streamWrite: (line) => redact(render(censorSecretFields(line))) },
       base: { app: 'mailcerts' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

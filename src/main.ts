@@ -175,7 +175,8 @@ async function main(argv: string[]): Promise<number> {
   registerSecrets([...config.secrets, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
   const toStderr = command === 'status' || command === 'check' || command === 'healthcheck' || command === 'dane';
-  const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined);
+  const format = config.logFormat ?? ((toStderr ? process.stderr : process.stdout).isTTY ? 'text' : 'json');
+  const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined, format);
   const values = args.values as Record<string, boolean | undefined>;
   try {
     switch (command) {

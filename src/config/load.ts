@@ -275,5 +275,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
     },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
   };
 }

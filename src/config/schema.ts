@@ -247,6 +247,7 @@ export const EnvSchema = z.object({
   VERIFY_HOSTS: z.optional(csvOf((h) =>
     h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h) ? `"${h}" is neither an address nor a host name` : undefined)),
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }), 'info'),
+  LOG_FORMAT: z.optional(z.enum(['json', 'text'], { error: () => 'use json (for a log collector) or text (one short line per event, for people)' })),
   MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
   STATUS_ADDRESS: z.optional(listenAddress),
   CUSTOM_CERTS_DIR: z.optional(absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem')),
@@ -360,6 +361,8 @@ export interface Config {
     verifyHosts: string[] | '*';
   };
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Unset: text when the log goes to a terminal, JSON otherwise. */
+  logFormat?: 'json' | 'text';
   /** The values of the secret variables (tokens, keys), for redaction only. */
   secrets: string[];
 }
