@@ -169,10 +169,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const daneOf = (names: string[], dnsProvider: string | undefined): DaneSpec => ({
     names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME,
   });
+  const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: e.TRAEFIK_ACME_JSON, resolver: e.TRAEFIK_RESOLVER } : undefined);
+  if (!file && custom && e.TRAEFIK_ACME_JSON) problems.push('TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)');
   const several = (file?.certificates.length ?? 1) > 1;
   const certificates: CertificateSpec[] = file
     ? file.certificates.map((c) => ({
-        source: c.source ?? (custom ? 'custom' : 'acme'),
+        source: c.source ?? (custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
         customDir: custom && (c.source ?? 'custom') === 'custom' ? (several ? join(custom, c.name ?? defaultCertName(c.domains)) : custom) : undefined,
         name: c.name ?? defaultCertName(c.domains),
         domains: c.domains,
@@ -180,10 +182,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         challenge: c.challenge ?? e.ACME_CHALLENGE,
         dnsProvider: (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
         dane: c.dane && daneOf(c.dane, (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined),
+        traefik: traefikOf(c.source ?? (custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme')),
       }))
     : [{
-        source: custom ? 'custom' : 'acme',
+        source: custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme',
         customDir: custom,
+        traefik: traefikOf(custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
         name: defaultCertName(e.ACME_DOMAINS!),
         domains: e.ACME_DOMAINS!,
         keyTypes: e.ACME_KEY_TYPE,
@@ -210,7 +214,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
         owners.set(d, i);
       }
     });
-    if (c.source === 'custom') {
+    if (c.source === 'traefik') {
+      if (!e.TRAEFIK_ACME_JSON) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik's acme.json mounted read-only`);
+    } else if (c.source === 'custom') {
       if (!custom) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`);
     } else if (c.challenge === 'dns-01') {
       // Checked below, once per provider.
@@ -221,7 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   certificates.forEach((c, i) => {
     if (!c.dane) return;
     const where = file ? `MAILCERTS_CONFIG certificates[${i}].dane` : 'DANE_NAMES';
-    if (c.source === 'custom') problems.push(`${where}: DANE needs a key that mailcerts controls and rolls over; "${c.name}" is supplied (CUSTOM_CERTS_DIR): publish its TLSA records yourself, or let mailcerts obtain it`);
+    if (c.source !== 'acme') problems.push(`${where}: DANE needs a key that mailcerts controls and rolls over; "${c.name}" is ${c.source === 'traefik' ? 'taken from Traefik (TRAEFIK_ACME_JSON)' : 'supplied (CUSTOM_CERTS_DIR)'}: publish its TLSA records yourself, or let mailcerts obtain it`);
     for (const n of c.dane.names) {
       if (n.startsWith('*.')) problems.push(`${where}: "${n}" is a wildcard; TLSA records name the MX host itself, such as mx.example.com`);
       else if (!c.domains.includes(n)) problems.push(`${where}: "${n}" is not one of the names of "${c.name}" (${c.domains.join(', ')}); a DANE name must be in the certificate`);

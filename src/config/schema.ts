@@ -251,6 +251,8 @@ export const EnvSchema = z.object({
   MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
   STATUS_ADDRESS: z.optional(listenAddress),
   CUSTOM_CERTS_DIR: z.optional(absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem')),
+  TRAEFIK_ACME_JSON: z.optional(absolutePath('use the absolute path at which Traefik\'s acme.json is mounted (read-only), such as /traefik/acme.json')),
+  TRAEFIK_RESOLVER: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._-]{1,64}$/, 'use the name of a certificate resolver from Traefik\'s configuration (certificatesResolvers.NAME)'))),
   // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
   SNI_CERTS_PATH: z._default(matching(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)'), '/etc/ssl/mail'),
 });
@@ -271,7 +273,7 @@ export const FileSchema = z.strictObject({
         keyType: z.optional(keyTypes),
         challenge: z.optional(challenge),
         dnsProvider: z.optional(dnsProvider),
-        source: z.optional(z.enum(['acme', 'custom'], { error: () => 'use acme or custom' })),
+        source: z.optional(z.enum(['acme', 'custom', 'traefik'], { error: () => 'use acme, custom or traefik' })),
         /** MX host names whose TLSA records mailcerts keeps in step with the key (DANE). */
         dane: z.optional(domainList),
       }),
@@ -291,8 +293,10 @@ export interface CertificateSpec {
   challenge: Challenge;
   /** Set when challenge is dns-01. */
   dnsProvider?: DnsProviderName;
-  /** acme: obtained from the CA; custom: supplied by the user in customDir. */
-  source: 'acme' | 'custom';
+  /** acme: obtained from the CA; custom: supplied by the user in customDir; traefik: taken from Traefik's acme.json. */
+  source: 'acme' | 'custom' | 'traefik';
+  /** Where a traefik certificate comes from. */
+  traefik?: { file: string; resolver?: string };
   /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
   customDir?: string;
   /** DANE: TLSA 3 1 1 records kept in step with the key (which is then reused across renewals). */

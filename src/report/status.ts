@@ -11,7 +11,7 @@ export interface StatusRow {
   name: string;
   domains: string[];
   keyType: string;
-  source: 'acme' | 'custom';
+  source: 'acme' | 'custom' | 'traefik';
   serial?: string;
   notAfter?: string;
   daysLeft?: number;
@@ -80,15 +80,17 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
 /** The rows of one certificate: one per variant (key type), or per supplied pair. */
 async function statusRows(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow[]> {
   const variants = variantsOf(spec);
-  const keys = spec.source === 'custom' ? new Map(spec.keyTypes.map((kt) => [kt, spec.name])) : await variantStateKeys(config.stateDir, spec);
+  const keys = spec.source !== 'acme' ? new Map(spec.keyTypes.map((kt) => [kt, spec.name])) : await variantStateKeys(config.stateDir, spec);
   const states = await Promise.all(variants.map((v) => readCertState(config.stateDir, keys.get(v.keyType)!, undefined, { readOnly: true })));
   // As in a pass: files that still hold the deployed set were checked then; only their leaves are read.
   const { published, broken } = await readPublishedOrBroken(config, spec, states[0]!.deployedDigest);
-  if (spec.source === 'custom') {
+  if (spec.source !== 'acme') {
     const state = states[0]!;
     return (published?.bundles ?? [undefined]).map((b) => ({
       ...rowOf(spec, b, spec.keyTypes[0]!, now),
-      nextReason: `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`,
+      nextReason: spec.source === 'traefik'
+        ? `from Traefik's acme.json (${spec.traefik?.file}): Traefik renews it, mailcerts publishes each new one`
+        : `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`,
       deployed: !!published && state.deployedDigest === published.digest,
       failures: state.failures,
       lastSuccessAt: state.lastSuccessAt,

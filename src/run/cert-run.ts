@@ -75,7 +75,7 @@ export class CertRun {
 
   /** This variant's bundle in the published set. */
   get bundle(): Bundle | undefined {
-    return this.spec.source === 'custom' ? this.published?.bundle : bundleFor(this.published, this.spec);
+    return this.spec.source !== 'acme' ? this.published?.bundle : bundleFor(this.published, this.spec);
   }
 
   /** The plan for this pass; `error` carries over a failure still being backed off. */
@@ -171,16 +171,16 @@ export class CertRun {
    * failed deploy, so that after the backoff the set is tried again without a new order.
    */
   rolledBack(from: Published, to: Published, why: string, restored: boolean, layoutOnly = false): void {
-    const serial = (p: Published) => (this.spec.source === 'custom' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
+    const serial = (p: Published) => (this.spec.source !== 'acme' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
     this.published = to;
-    if (layoutOnly && this.spec.source !== 'custom') {
+    if (layoutOnly && this.spec.source === 'acme') {
       const types = (p: Published) => p.bundles.map((b) => b.keyType).join(', ');
       this.failed('deploy', `the files for key types ${types(from)} broke TLS and were rolled back to those for ${types(to)} because ${why}`, 'new set of files rolled back');
     } else {
       this.failed('verify', `serial ${serial(from)} was rolled back to ${serial(to)} because ${why}`, 'new certificate rolled back');
     }
     if (restored) this.state.deployedDigest = to.digest;
-    if (this.spec.source === 'custom') this.state.rejectedDigest = from.digest;
+    if (this.spec.source !== 'acme') this.state.rejectedDigest = from.digest;
   }
 
   async dropPending(): Promise<void> {

@@ -8,7 +8,7 @@ import { raceAbort } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
 import { explainPublishError } from './preflight.js';
-import { intakeSupplied } from './supplied.js';
+import { intakeSupplied, intakeTraefik } from './supplied.js';
 
 export interface ObtainContext {
   config: Config;
@@ -25,8 +25,8 @@ export interface ObtainContext {
  */
 export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Promise<void> {
   const first = runs[0]!;
-  if (first.spec.source === 'custom') {
-    const supplied = await intakeOne(first, () => intakeSupplied(first, ctx.config), ctx);
+  if (first.spec.source !== 'acme') {
+    const supplied = await intakeOne(first, () => (first.spec.source === 'traefik' ? intakeTraefik(first, ctx.config, ctx.signal) : intakeSupplied(first, ctx.config)), ctx);
     if (supplied) await publish(runs, supplied.bundles, supplied.dual, ctx);
     return;
   }
@@ -108,12 +108,12 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
  */
 async function publish(runs: CertRun[], bundles: Bundle[], dual: boolean, ctx: ObtainContext): Promise<void> {
   const { log, spec } = runs[0]!;
-  const custom = spec.source === 'custom';
+  const custom = spec.source !== 'acme';
   try {
     await ctx.lock.check(`publishing "${spec.name}"`);
     const { changed, ...published } = await publishSet(ctx.config, spec, bundles, dual);
     const serials = bundles.map((b) => b.serial);
-    log.info({ step: 'publish', changed, serial: serials[0], ...(bundles.length > 1 ? { serials, keyTypes: bundles.map((b) => b.keyType) } : {}), ...(custom ? { source: spec.customDir } : {}) }, custom ? 'published the supplied certificate' : changed ? 'published' : 'identical files already published');
+    log.info({ step: 'publish', changed, serial: serials[0], ...(bundles.length > 1 ? { serials, keyTypes: bundles.map((b) => b.keyType) } : {}), ...(custom ? { source: spec.source === 'traefik' ? spec.traefik?.file : spec.customDir } : {}) }, spec.source === 'traefik' ? 'published the certificate from Traefik' : custom ? 'published the supplied certificate' : changed ? 'published' : 'identical files already published');
     for (const run of runs) {
       if (custom || run.toPublish) run.publishedFiles(published, changed, custom ? undefined : { profile: run.state.pending?.profile });
       else run.republishedSet(published, changed);

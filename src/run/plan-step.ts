@@ -40,9 +40,9 @@ async function readKept(config: Config, run: CertRun): Promise<{ bundle?: Bundle
  */
 export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): Promise<CertRun[]> {
   const log = ctx.log.child({ cert: spec.name });
-  const variants = spec.source === 'custom' ? variantsOf(spec).slice(0, 1) : variantsOf(spec);
+  const variants = spec.source !== 'acme' ? variantsOf(spec).slice(0, 1) : variantsOf(spec);
   const logs = variants.map((v) => (variants.length > 1 ? log.child({ keyType: v.keyType }) : log));
-  const settled = spec.source === 'custom' ? { keys: new Map([[variants[0]!.keyType, spec.name]]), states: new Map<string, CertState>() } : await settleVariantStates(ctx.config.stateDir, spec, log);
+  const settled = spec.source !== 'acme' ? { keys: new Map([[variants[0]!.keyType, spec.name]]), states: new Map<string, CertState>() } : await settleVariantStates(ctx.config.stateDir, spec, log);
   const keys = settled.keys;
   const states: CertState[] = [];
   for (const [i, v] of variants.entries()) {
@@ -55,7 +55,7 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
   const runs: CertRun[] = [];
   for (const [i, v] of variants.entries()) {
     const run = new CertRun({ spec: v, state: states[i]!, stateKey: keys.get(v.keyType)!, stateDir: ctx.config.stateDir, log: logs[i]!, published });
-    if (spec.source === 'custom') run.planned('keep', `supplied in ${spec.customDir}`, undefined, broken);
+    if (spec.source !== 'acme') run.planned('keep', spec.source === 'traefik' ? `from Traefik's acme.json (${spec.traefik?.file})` : `supplied in ${spec.customDir}`, undefined, broken);
     else await planVariant(ctx, run, broken);
     runs.push(run);
   }

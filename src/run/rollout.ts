@@ -43,7 +43,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   }
   let sni = await publishSniFiles(ctx, runs);
   // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
-  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source === 'custom' || r.bundle));
+  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source !== 'acme' || r.bundle));
   if (pending.length === 0 && !sni.pending) return [];
   if (!ctx.config.docker.reload) {
     ctx.log.info({ step: 'reload' }, 'DOCKER_RELOAD=false: not reloading any container');
@@ -66,7 +66,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       // A variant whose certificate is the same before and after is not what broke, unless
       // nothing else changed (a key type removed from the list): the first one then carries it.
       const variants = runs.filter((r) => r.name === run.name);
-      const changed = variants.filter((v) => v.spec.source === 'custom' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial);
+      const changed = variants.filter((v) => v.spec.source !== 'acme' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial);
       for (const v of variants) v.published = to; // what the containers must serve now
       for (const v of changed.length > 0 ? changed : [run]) rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
     }

@@ -4,6 +4,7 @@ import { renewalTime } from '../plan/renewal.js';
 import { type Bundle, BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
 import { ALGORITHMS, PAIR, variantPair } from '../publish/layout.js';
 import { publishedSet } from '../publish/publisher.js';
+import { errorMessage } from '../util/errors.js';
 import { isRefusedFile, readSmallFile } from '../util/small-file.js';
 import type { CertRun } from './cert-run.js';
 
@@ -74,4 +75,41 @@ export async function intakeSupplied(run: CertRun, config: Config): Promise<{ bu
   if (run.published?.digest === digest) return undefined;
   run.planned('publish', `supplied in ${dir}`);
   return { bundles, dual };
+}
+
+/**
+ * A certificate taken from Traefik's acme.json: the entry that covers the names, is valid and
+ * expires last, checked as an issued one. A file that cannot be read, has no such entry, or only
+ * broken ones publishes nothing; the current certificate stays.
+ */
+export async function intakeTraefik(run: CertRun, config: Config, signal?: AbortSignal): Promise<{ bundles: Bundle[]; dual: boolean } | undefined> {
+  const { spec, log } = run;
+  const { file, resolver } = spec.traefik!;
+  const { readAcmeJsonStable, traefikEntries, pickTraefikEntry } = await import('../obtain/traefik.js');
+  let picked;
+  try {
+    const { data, partialReads } = await readAcmeJsonStable(file, signal);
+    if (partialReads > 0) log.info({ step: 'validate', file, partialReads }, 'Traefik\'s acme.json was being rewritten; read again until it settled');
+    const entries = traefikEntries(data, file, resolver);
+    picked = pickTraefikEntry(entries, spec.domains, spec.keyTypes[0]!, file);
+  } catch (err) {
+    if (signal?.aborted) throw err; // a stop, not a refusal
+    const error = errorMessage(err);
+    run.held(error);
+    Object.assign(run.state, { lastError: error, lastAttemptAt: new Date().toISOString() });
+    run.markDirty();
+    log.error({ step: 'validate', error }, 'no usable certificate in Traefik\'s acme.json');
+    return undefined;
+  }
+  for (const s of picked.skipped) log.warn({ step: 'validate', skipped: s }, 'an entry of Traefik\'s acme.json was not used');
+  const bundle = picked.entry.bundle!;
+  const { digest } = publishedSet(config, [bundle], false);
+  if (digest === run.state.rejectedDigest) {
+    run.held(run.state.lastError ?? 'this certificate from Traefik was rolled back; mailcerts waits for Traefik to renew it');
+    return undefined;
+  }
+  if (run.published?.digest === digest) return undefined;
+  log.info({ step: 'validate', serial: bundle.serial, notAfter: bundle.notAfter.toISOString(), resolver: picked.entry.resolver }, 'certificate from Traefik\'s acme.json checked');
+  run.planned('publish', `from Traefik's acme.json (resolver ${picked.entry.resolver})`);
+  return { bundles: [bundle], dual: false };
 }

@@ -354,3 +354,20 @@ describe('DANE settings', () => {
       .toEqual(['DANE_NAMES: with MAILCERTS_CONFIG, list the DANE names per certificate (dane: [mx.example.com])']);
   });
 });
+
+describe('certificates from Traefik', () => {
+  it('TRAEFIK_ACME_JSON makes the single certificate come from Traefik; in the file, source: traefik per certificate', () => {
+    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_RESOLVER: 'le' }).certificates[0]).toMatchObject({ source: 'traefik', traefik: { file: '/traefik/acme.json', resolver: 'le' } });
+    const dir = tmp();
+    writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.example.com]\n    source: traefik\n  - domains: [mx.example.org]\n    source: acme\n');
+    expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).toEqual(['MAILCERTS_CONFIG certificates[0].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik\'s acme.json mounted read-only']);
+    expect(load({ MAILCERTS_CONFIG: join(dir, 'c.yml'), TRAEFIK_ACME_JSON: '/t/acme.json' }).certificates.map((c) => c.source)).toEqual(['traefik', 'acme']);
+  });
+
+  it('refuses CUSTOM_CERTS_DIR with TRAEFIK_ACME_JSON for one certificate, a relative path, and DANE on a Traefik certificate', () => {
+    const dir = tmp();
+    expect(problems({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/t/acme.json', CUSTOM_CERTS_DIR: dir })).toContain('TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)');
+    expect(problems({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: 'acme.json' })).toEqual(['TRAEFIK_ACME_JSON: use the absolute path at which Traefik\'s acme.json is mounted (read-only), such as /traefik/acme.json']);
+    expect(problems({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/t/acme.json', DANE_NAMES: 'mail.example.com', DANE_PROVIDER: 'none' })[0]).toMatch(/^DANE_NAMES: DANE needs a key that mailcerts controls and rolls over; "mail.example.com" is taken from Traefik \(TRAEFIK_ACME_JSON\)/);
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * Certificates from Traefik's acme.json (v2 and v3): {resolver: {Account, Certificates: [{domain:
+ * {main, sans}, certificate, key, Store}]}}, certificate and key being base64 of PEM. Only the
+ * certificates are looked at; the ACME account (its private key) is never copied, logged or kept.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../publish/bundle.js';
+import { UserError } from '../util/errors.js';
+
+/** acme.json with a few hundred certificates is well under this; a larger file is refused unread. */
+const MAX_BYTES = 32 * 1024 * 1024;
+/** A read counts when the same bytes come back this much later (Traefik rewrites the file in place). */
+const STABLE_MS = 250;
+const READ_TRIES = 20;
+
+export interface TraefikEntry {
+  resolver: string;
+  index: number;
+  /** The usable certificate, or why the entry is not usable. */
+  bundle?: Bundle;
+  problem?: string;
+}
+
+/** Reads acme.json until it parses and two reads a moment apart are the same bytes. */
+export async function readAcmeJsonStable(file: string, signal?: AbortSignal): Promise<{ data: unknown; partialReads: number }> {
+  let last = '';
+  let partialReads = 0;
+  for (let i = 0; i < READ_TRIES; i++) {
+    let text: string;
+    try {
+      const size = statSync(file).size;
+      if (size > MAX_BYTES) throw new UserError(`${file} is larger than ${MAX_BYTES / 1024 / 1024} MiB; that is not an acme.json`);
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      throw new UserError(`cannot read Traefik's acme.json at ${file} (${code}); mount it read-only there, or fix TRAEFIK_ACME_JSON`);
+    }
+    if (text === last) {
+      try {
+        return { data: JSON.parse(text), partialReads };
+      } catch {
+        /* the same half file twice: Traefik is slow, keep waiting */
+      }
+    }
+    if (i > 0) partialReads++;
+    last = text;
+    await delay(STABLE_MS, undefined, { signal }).catch(() => undefined);
+    if (signal?.aborted) throw new Error('reading acme.json cancelled: shutting down');
+  }
+  throw new UserError(`Traefik's acme.json at ${file} did not settle into valid JSON (being rewritten, or damaged); nothing was published, the current certificate is kept`);
+}
+
+const b64pem = (value: unknown, what: string): string => {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9+/=\s]+$/.test(value)) throw new BundleError(`its ${what} is not base64`);
+  const text = Buffer.from(value, 'base64').toString('utf8');
+  if (!text.includes('-----BEGIN ')) throw new BundleError(`its ${what} is not base64 of PEM`);
+  return text;
+};
+
+/** Every certificate entry of the file (of one resolver, if given), each parsed and checked on its own. */
+export function traefikEntries(data: unknown, file: string, resolver?: string): TraefikEntry[] {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new UserError(`${file} is not a Traefik acme.json (not an object)`);
+  const top = data as Record<string, unknown>;
+  // Traefik v1 kept one account at the top: {Account, Certificates: [{Domain, Certificate, Key}], HTTPChallenges}.
+  if ('Account' in top && 'Certificates' in top && !Object.values(top).some((v) => typeof v === 'object' && v !== null && 'Certificates' in v)) {
+    throw new UserError(`${file} is a Traefik v1 acme.json, which mailcerts does not read; Traefik v2 and v3 write {resolver: {Account, Certificates}} (upgrade Traefik, or export the certificates with traefik-certs-dumper into CUSTOM_CERTS_DIR)`);
+  }
+  const resolvers = Object.keys(top);
+  if (resolver && !resolvers.includes(resolver)) throw new UserError(`${file} has no resolver "${resolver}" (TRAEFIK_RESOLVER); it has ${resolvers.join(', ') || 'none'}`);
+  const entries: TraefikEntry[] = [];
+  for (const name of resolver ? [resolver] : resolvers) {
+    const r = top[name];
+    const certs = typeof r === 'object' && r !== null ? (r as { Certificates?: unknown }).Certificates : undefined;
+    if (certs === null || certs === undefined) continue; // a resolver that has not issued anything yet
+    if (!Array.isArray(certs)) throw new UserError(`${file}: resolver "${name}" has Certificates that are not a list; not a Traefik v2/v3 acme.json`);
+    certs.forEach((c: unknown, index) => {
+      const entry: TraefikEntry = { resolver: name, index };
+      const where = `entry ${index} of resolver "${name}"`;
+      try {
+        const e = (typeof c === 'object' && c !== null ? c : {}) as { certificate?: unknown; key?: unknown };
+        entry.bundle = parseBundle(b64pem(e.certificate, 'certificate'), b64pem(e.key, 'key'), where);
+      } catch (err) {
+        if (!(err instanceof BundleError)) throw err;
+        entry.problem = err.message.startsWith(where) ? err.message : `${where}: ${err.message}`;
+      }
+      entries.push(entry);
+    });
+  }
+  return entries;
+}
+
+/**
+ * The entry to publish for these names: it covers all of them (wildcards per label, as a TLS
+ * client matches), is valid now, and expires last; among equals, the preferred key type. Throws
+ * naming the missing names, or why the entries that cover them cannot be used.
+ */
+export function pickTraefikEntry(entries: TraefikEntry[], names: string[], preferredKeyType: string, file: string, now = new Date()): { entry: TraefikEntry; skipped: string[] } {
+  const skipped: string[] = [];
+  const usable: TraefikEntry[] = [];
+  for (const e of entries) {
+    const where = `entry ${e.index} of resolver "${e.resolver}"`;
+    if (!e.bundle) {
+      skipped.push(e.problem!);
+      continue;
+    }
+    try {
+      checkBundle(e.bundle, names, now, where);
+      usable.push(e);
+    } catch (err) {
+      if (!(err instanceof BundleError)) throw err;
+      if (names.some((n) => covers(e.bundle!.names, n))) skipped.push(err.message);
+    }
+  }
+  if (usable.length === 0) {
+    const covered = (n: string) => entries.some((e) => e.bundle && covers(e.bundle.names, n));
+    const missing = names.filter((n) => !covered(n));
+    const why = missing.length > 0
+      ? `no entry covers ${missing.join(', ')} (Traefik requests a certificate only for the hosts a router uses: add a router with Host(\`${missing[0]}\`), or a domains list to its TLS options)`
+      : `no single entry covers all of ${names.join(', ')} and is valid now`;
+    // Entries that cannot be read may have been for these names: said when no entry covers them all.
+    const unusable = missing.length === 0 && skipped.length > 0 ? `; not usable: ${skipped.join('; ')}` : '';
+    throw new UserError(`Traefik's acme.json at ${file}: ${why}${unusable}; nothing was published, the current certificate is kept`);
+  }
+  usable.sort((a, b) => b.bundle!.notAfter.getTime() - a.bundle!.notAfter.getTime() || Number(b.bundle!.keyType === preferredKeyType) - Number(a.bundle!.keyType === preferredKeyType));
+  return { entry: usable[0]!, skipped };
+}
