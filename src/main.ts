@@ -197,6 +197,10 @@ async function main(argv: string[]): Promise<number> {
       case 'status': {
         const rows = await collectStatus(config);
         out(values.json ? JSON.stringify(rows, null, 2) : formatStatusTable(rows));
+        if (!values.json && (config.alerts.email || config.alerts.webhook)) {
+          const undelivered = await (await import('./alerts/notify.js')).undeliveredAlerts(config.stateDir);
+          if (undelivered) out(undelivered);
+        }
         return health(rows).ok && rows.every((r) => !r.lastError) ? EXIT.ok : EXIT.failed;
       }
       case 'check':

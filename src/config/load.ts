@@ -160,6 +160,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     problems.push('ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)');
   }
   const secrets = SECRET_KEYS.map((k) => raw[k]).filter((v): v is string => !!v && v.length >= 8);
+  // A password inside an alert URL is a secret of its own (the URL may be printed normalized).
+  for (const k of ['ALERT_SMTP', 'ALERT_WEBHOOK']) {
+    try {
+      const u = new URL(raw[k] ?? '');
+      for (const part of [decodeURIComponent(u.password), u.href]) if (part.length >= 4) secrets.push(part);
+    } catch { /* not a URL: reported by the schema */ }
+  }
   const scrub = (list: string[]) => list.map((p) => redactWith(secrets, p));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
   const e = parsed.data;
@@ -246,6 +253,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     const settings = def.settings(e as Record<string, unknown>, usedProviders.has(def.name), problems);
     if (settings !== undefined) providers[def.name] = settings;
   }
+  if (e.ALERT_EMAIL && !e.ALERT_SMTP) problems.push('ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack\'s Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465');
   const inContainer = opts.inContainer ?? runsInContainer();
   if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
     problems.push('DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack\'s project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false');
@@ -282,5 +290,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
+    alerts: {
+      email: e.ALERT_EMAIL && e.ALERT_SMTP ? { to: e.ALERT_EMAIL, smtp: e.ALERT_SMTP, from: e.ALERT_FROM ?? `mailcerts@${certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost'}` } : undefined,
+      webhook: e.ALERT_WEBHOOK ? { url: e.ALERT_WEBHOOK, format: e.ALERT_WEBHOOK_FORMAT } : undefined,
+      afterMs: e.ALERT_AFTER,
+      expiryMs: e.ALERT_EXPIRY,
+    },
   };
 }

@@ -247,6 +247,29 @@ export const EnvSchema = z.object({
   VERIFY_HOSTS: z.optional(csvOf((h) =>
     h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h) ? `"${h}" is neither an address nor a host name` : undefined)),
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }), 'info'),
+  ALERT_EMAIL: z.optional(z.pipe(csv, z.array(z.email({ error: () => 'use mail addresses such as postmaster@example.com, comma separated' })))),
+  ALERT_SMTP: z.optional(stringTo((s, ctx) => {
+    let url: URL | undefined;
+    try { url = new URL(s); } catch { /* reported below */ }
+    if (!url || !['smtp:', 'smtps:'].includes(url.protocol) || !url.hostname) {
+      ctx.issues.push({ code: 'custom', input: '(url)', message: 'use smtp://[user:password@]host[:port] (STARTTLS, port 587 by default) or smtps://…:465, such as smtp://postfix:587' });
+      return z.NEVER;
+    }
+    return url.href;
+  })),
+  ALERT_FROM: z.optional(z.email({ error: () => 'use a mail address such as mailcerts@example.com' })),
+  ALERT_WEBHOOK: z.optional(stringTo((s, ctx) => {
+    let url: URL | undefined;
+    try { url = new URL(s); } catch { /* reported below */ }
+    if (!url || !['http:', 'https:'].includes(url.protocol)) {
+      ctx.issues.push({ code: 'custom', input: '(url)', message: 'use an http(s):// URL, such as https://ntfy.sh/my-topic or a Slack incoming webhook' });
+      return z.NEVER;
+    }
+    return url.href;
+  })),
+  ALERT_WEBHOOK_FORMAT: z._default(z.enum(['json', 'ntfy', 'slack'], { error: () => 'use json, ntfy or slack' }), 'json'),
+  ALERT_AFTER: z._default(duration(1_000, 30 * 86_400_000, '24h'), 86_400_000),
+  ALERT_EXPIRY: z._default(duration(3_600_000, 90 * 86_400_000, '14d'), 14 * 86_400_000),
   LOG_FORMAT: z.optional(z.enum(['json', 'text'], { error: () => 'use json (for a log collector) or text (one short line per event, for people)' })),
   MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
   STATUS_ADDRESS: z.optional(listenAddress),
@@ -261,7 +284,7 @@ export type Env = z.output<typeof EnvSchema>;
 export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
 
 /** Variables whose values must never be logged. Filled as secret-bearing settings arrive. */
-export const SECRET_KEYS: readonly string[] = ['ACME_EAB_HMAC_KEY', ...DNS_PROVIDER_DEFINITIONS.flatMap((d) => d.secrets)];
+export const SECRET_KEYS: readonly string[] = ['ACME_EAB_HMAC_KEY', 'ALERT_SMTP', 'ALERT_WEBHOOK', ...DNS_PROVIDER_DEFINITIONS.flatMap((d) => d.secrets)];
 
 /** The optional config file: a list of certificates; everything else comes from the environment. */
 export const FileSchema = z.strictObject({
@@ -365,6 +388,13 @@ export interface Config {
     verifyHosts: string[] | '*';
   };
   logLevel: (typeof LOG_LEVELS)[number];
+  /** Who is told when something is wrong (and again when it is fixed). */
+  alerts: {
+    email?: { to: string[]; smtp: string; from: string };
+    webhook?: { url: string; format: 'json' | 'ntfy' | 'slack' };
+    afterMs: number;
+    expiryMs: number;
+  };
   /** Unset: text when the log goes to a terminal, JSON otherwise. */
   logFormat?: 'json' | 'text';
   /** The values of the secret variables (tokens, keys), for redaction only. */

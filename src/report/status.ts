@@ -21,6 +21,8 @@ export interface StatusRow {
   ariWindow?: { start: string; end: string; explanationURL?: string };
   deployed: boolean;
   failures: number;
+  /** The first failure since the last success. */
+  failingSince?: string;
   lastSuccessAt?: string;
   lastError?: string;
   /** The labelled containers at their last deploy. */
@@ -93,6 +95,7 @@ async function statusRows(config: Config, spec: CertificateSpec, containers: Rec
         : `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`,
       deployed: !!published && state.deployedDigest === published.digest,
       failures: state.failures,
+      failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
       lastSuccessAt: state.lastSuccessAt,
       lastError: state.lastError ?? broken,
       containers,
@@ -119,6 +122,7 @@ async function statusRows(config: Config, spec: CertificateSpec, containers: Rec
       ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
       deployed: !!published && !!b && state.deployedDigest === published.digest,
       failures: state.failures,
+      failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
       lastSuccessAt: state.lastSuccessAt,
       lastError: state.lastError ?? broken,
       containers,

@@ -143,6 +143,7 @@ export class CertRun {
     this.state.failedStep = step;
     this.state.lastError = error;
     this.state.failedAt = now.toISOString();
+    this.state.failingSince ??= now.toISOString();
     const next = nextAttemptAt(this.state.failures, now, retryAfterMs);
     this.state.nextAttemptAt = next.toISOString();
     this.error = error;
@@ -224,7 +225,7 @@ export class CertRun {
   }
 
   private clearFailure(): void {
-    Object.assign(this.state, { failures: 0, lastError: undefined, failedStep: undefined, nextAttemptAt: undefined, failedAt: undefined, rejectedDigest: undefined });
+    Object.assign(this.state, { failures: 0, lastError: undefined, failedStep: undefined, nextAttemptAt: undefined, failedAt: undefined, failingSince: undefined, rejectedDigest: undefined });
     this.error = undefined;
   }
 }

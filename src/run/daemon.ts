@@ -47,6 +47,7 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
       const result = await engine.pass({ signal, lockWaitMs: LOCK_WAIT_MS });
       failedPasses = 0;
       for (const c of result.certs) if (c.nextAt && c.nextAt.getTime() < wakeAt) wakeAt = c.nextAt.getTime();
+      if (result.alertRetryAt && result.alertRetryAt.getTime() < wakeAt) wakeAt = result.alertRetryAt.getTime();
     } catch (err) {
       failedPasses++;
       const delay = failedPassDelay(failedPasses, config.renewCheckIntervalMs);

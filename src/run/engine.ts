@@ -18,6 +18,8 @@ export interface PassResult {
   certs: CertOutcome[];
   reloads: DeployResult[];
   ok: boolean;
+  /** When an alert that could not be sent is tried again. */
+  alertRetryAt?: Date;
 }
 
 export interface PassOptions {
@@ -61,9 +63,26 @@ export class Engine {
   }
 
   pass(opts: PassOptions = {}): Promise<PassResult> {
-    const run = this.queue.then(() => this.runPass(opts));
+    const run = this.queue.then(() => this.runPass(opts)).then((result) => this.alert(result, opts.signal));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * After the pass, with the lock released: who must hear of what is wrong now (or fixed). Never
+   * fails the pass; a channel that cannot be reached is retried with backoff.
+   */
+  private async alert(result: PassResult, signal?: AbortSignal): Promise<PassResult> {
+    const { email, webhook } = this.config.alerts;
+    if ((!email && !webhook) || signal?.aborted) return result;
+    try {
+      const [{ collectStatus }, { notify }] = await Promise.all([import('../report/status.js'), import('../alerts/notify.js')]);
+      const { nextTryAt } = await notify(this.config, await collectStatus(this.config), this.log);
+      return { ...result, alertRetryAt: nextTryAt };
+    } catch (err) {
+      this.log.warn({ step: 'alert', error: errorMessage(err) }, 'could not work out or send the alerts');
+      return result;
+    }
   }
 
   /** Resolves when no pass is running or queued. */

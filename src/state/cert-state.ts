@@ -45,6 +45,8 @@ const CertStateSchema = z.object({
   nextAttemptAt: z.optional(z.iso.datetime()),
   /** When the last failure happened: the backoff is measured from it, whatever was stored. */
   failedAt: z.optional(z.iso.datetime()),
+  /** The first failure since the last success (alerts count from it). */
+  failingSince: z.optional(z.iso.datetime()),
   /** DANE: the key's TLSA records and its rollover (see dane/plan.ts). */
   dane: z.optional(z.object({
     /** Since when the key being served has been the current one. */

@@ -371,3 +371,22 @@ describe('certificates from Traefik', () => {
     expect(problems({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/t/acme.json', DANE_NAMES: 'mail.example.com', DANE_PROVIDER: 'none' })[0]).toMatch(/^DANE_NAMES: DANE needs a key that mailcerts controls and rolls over; "mail.example.com" is taken from Traefik \(TRAEFIK_ACME_JSON\)/);
   });
 });
+
+describe('alert settings', () => {
+  it('ALERT_EMAIL needs ALERT_SMTP; URLs are checked without being echoed; the from address defaults to the first name', () => {
+    const base = { ACME_DOMAINS: 'mail.example.com' };
+    expect(problems({ ...base, ALERT_EMAIL: 'admin@example.com' })).toEqual(['ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack\'s Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465']);
+    const bad = problems({ ...base, ALERT_EMAIL: 'admin@example.com', ALERT_SMTP: 'http://u:hunter2pass@x', ALERT_WEBHOOK: 'ftp://tok3n-secret@h' });
+    expect(bad).toEqual([
+      'ALERT_SMTP: use smtp://[user:password@]host[:port] (STARTTLS, port 587 by default) or smtps://…:465, such as smtp://postfix:587',
+      'ALERT_WEBHOOK: use an http(s):// URL, such as https://ntfy.sh/my-topic or a Slack incoming webhook',
+    ]);
+    expect(bad.join(' ')).not.toMatch(/hunter2pass|tok3n-secret/);
+    const c = load({ ...base, ALERT_EMAIL: 'a@example.com,b@example.com', ALERT_SMTP: 'smtp://mailcerts:s3cret-pass@postfix:587', ALERT_WEBHOOK: 'https://ntfy.sh/topic', ALERT_WEBHOOK_FORMAT: 'ntfy' });
+    expect(c.alerts).toEqual({
+      email: { to: ['a@example.com', 'b@example.com'], smtp: 'smtp://mailcerts:s3cret-pass@postfix:587', from: 'mailcerts@mail.example.com' },
+      webhook: { url: 'https://ntfy.sh/topic', format: 'ntfy' }, afterMs: 86_400_000, expiryMs: 14 * 86_400_000,
+    });
+    expect(c.secrets).toContain('s3cret-pass');
+  });
+});

@@ -1,0 +1,149 @@
+import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
+import { containerLogs, mailConfig, removeTestContainers, startContainer } from '../helpers/mailstack.js';
+import { makeChain } from '../helpers/pki.js';
+import { freePorts } from '../helpers/ports.js';
+
+/**
+ * Alerts reach the admin: a renewal failing for longer than ALERT_AFTER sends one e-mail, through
+ * SMTP submission with STARTTLS to a real Postfix that delivers it to a mailbox this test reads,
+ * and one webhook; the fix sends one "resolved" each; restarts in between send nothing twice.
+ */
+const work = join(inject('workDir'), 'alerts');
+const maildir = join(work, 'mail');
+const HOOK_TOKEN = 'hook-token-secret-0123456789';
+let smtpPort = 0;
+let hookPort = 0;
+let hook: Server;
+const hooks: { path: string; body: Record<string, unknown> }[] = [];
+let mx: string;
+
+function env(extra: Record<string, string> = {}) {
+  const dir = join(work, 'mailcerts');
+  return pebbleEnv(dir, {
+    ACME_DOMAINS: 'alert.example.test',
+    DOCKER_RELOAD: 'false',
+    ALERT_EMAIL: 'admin@alerts.test',
+    ALERT_SMTP: `smtp://127.0.0.1:${smtpPort}?servername=alerts.test`,
+    ALERT_WEBHOOK: `http://127.0.0.1:${hookPort}/hook?token=${HOOK_TOKEN}`,
+    ALERT_AFTER: '1s',
+    NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem'),
+    ...extra,
+  });
+}
+/** The CA is unreachable: every renewal fails. */
+const broken = { ACME_DIRECTORY: 'https://127.0.0.1:9/dir', ACME_TIMEOUT: '2s' };
+
+/** The messages delivered to admin@alerts.test, as files in its maildir. */
+function mailbox(): string[] {
+  const dir = join(maildir, 'admin', 'new');
+  try {
+    // Quoted-printable, as nodemailer writes long lines: soft breaks joined, =XX decoded.
+    const qp = (t: string) => t.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    return readdirSync(dir).sort().map((f) => qp(readFileSync(join(dir, f), 'utf8')));
+  } catch {
+    return [];
+  }
+}
+async function mailboxHas(n: number): Promise<string[]> {
+  for (let i = 0; i < 150 && mailbox().length < n; i++) await delay(100);
+  return mailbox();
+}
+
+beforeAll(async () => {
+  mkdirSync(maildir, { recursive: true });
+  chownSync(maildir, 5000, 5000);
+  [smtpPort, hookPort] = (await freePorts(2)) as [number, number];
+  hook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      hooks.push({ path: req.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => hook.listen(hookPort, '127.0.0.1', r));
+  // The admin's mail server: a real Postfix with STARTTLS, delivering alerts.test to a maildir.
+  const chain = makeChain(['alerts.test']);
+  const certs = join(work, 'mx-certs');
+  mkdirSync(certs, { recursive: true });
+  writeFileSync(join(certs, 'privkey-fullchain.pem'), chain.key + chain.fullchain);
+  writeFileSync(join(work, 'ca-bundle.pem'), readFileSync(inject('pebble').caFile, 'utf8') + chain.root);
+  writeFileSync(join(work, 'main.cf'), [
+    'compatibility_level = 3.6', 'myhostname = alerts.test', 'mydestination =', 'inet_interfaces = loopback-only', 'inet_protocols = ipv4', 'maillog_file = /dev/stdout',
+    'smtpd_tls_security_level = may', 'smtpd_tls_chain_files = /etc/ssl/mail/privkey-fullchain.pem', 'smtpd_tls_loglevel = 1', 'smtpd_tls_received_header = yes',
+    'virtual_mailbox_domains = alerts.test', 'virtual_mailbox_base = /var/mail/vhosts', 'virtual_mailbox_maps = static:admin/',
+    'virtual_uid_maps = static:5000', 'virtual_gid_maps = static:5000', 'virtual_minimum_uid = 100',
+    'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination', '',
+  ].join('\n'));
+  writeFileSync(join(work, 'master.cf'), [
+    `127.0.0.1:${smtpPort} inet n - n - - smtpd`,
+    ...mailConfig('postfix/master.cf').split('\n').filter((l) => l && !/^\S+:\d+ inet/.test(l) && !l.startsWith('#')),
+    'virtual   unix  -       n       n       -       -       virtual', '',
+  ].join('\n'));
+  mx = await startContainer({ name: 'alert-mx', role: 'postfix', certsDir: certs, mainCf: join(work, 'main.cf'), masterCf: join(work, 'master.cf'), volumes: [`${maildir}:/var/mail/vhosts`] });
+  for (let i = 0; !/daemon started/.test(await containerLogs(mx)); i++) {
+    if (i > 150) throw new Error(`the alerts Postfix did not start:\n${await containerLogs(mx)}`);
+    await delay(100);
+  }
+});
+afterAll(async () => {
+  await removeTestContainers();
+  hook?.close();
+});
+
+describe('alerts by e-mail and webhook', () => {
+  it('a renewal failing for longer than ALERT_AFTER: one e-mail and one webhook, nothing twice across restarts, one "resolved" each after the fix', async () => {
+    const first = await runCli(['run', '--once'], env(broken));
+    expect(first.code).toBe(1);
+    expect(logsWith(first, { step: 'alert' })).toHaveLength(0); // failing for less than ALERT_AFTER
+    await delay(1_200);
+    const second = await runCli(['run', '--once'], env(broken));
+    expect(logsWith(second, { step: 'alert', msg: 'alert sent' }).map((l) => l.channel).sort()).toEqual(['email', 'webhook']);
+    const mails = await mailboxHas(1);
+    expect(mails).toHaveLength(1);
+    expect(mails[0]).toMatch(/^Subject: \[mailcerts\] renewal of alert\.example\.test failing$/m);
+    expect(mails[0]).toMatch(/What is wrong: renewal of alert\.example\.test failing: 1 failed attempt\(s\); last error: /);
+    expect(mails[0]).toMatch(/^Since: \d{4}-\d\d-\d\dT/m);
+    expect(mails[0]).toMatch(/^Next: next attempt at /m);
+    expect(mails[0]).toContain('See more: docker compose exec mailcerts node /app/mailcerts.mjs status');
+    // Sent with STARTTLS, the server's certificate checked (alerts.test, by the test CA).
+    expect(await containerLogs(mx)).toMatch(/TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23]/);
+    expect(mails[0]).toMatch(/\(using TLSv1\.[23] with cipher /);
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0]!.body).toMatchObject({ event: 'problem', problem: 'renewal:alert.example.test:ec-256', subject: '[mailcerts] renewal of alert.example.test failing' });
+
+    for (let i = 0; i < 2; i++) {
+      const again = await runCli(['run', '--once'], env(broken)); // a restart: the alert is remembered
+      expect(logsWith(again, { step: 'alert', msg: 'alert sent' })).toHaveLength(0);
+    }
+    const fixed = await runCli(['renew', '--force'], env());
+    expect(fixed.code, fixed.stdout).toBe(0);
+    expect(logsWith(fixed, { step: 'alert', msg: 'alert sent' }).map((l) => `${l.channel} ${l.kind}`).sort()).toEqual(['email resolved', 'webhook resolved']);
+    const after = await runCli(['run', '--once'], env());
+    expect(logsWith(after, { step: 'alert', msg: 'alert sent' })).toHaveLength(0);
+    expect(await mailboxHas(2)).toHaveLength(2);
+    expect(mailbox()[1]).toMatch(/^Subject: \[mailcerts\] resolved: renewal of alert\.example\.test failing$/m);
+    expect(hooks.map((h) => h.body.event)).toEqual(['problem', 'resolved']);
+    for (const r of [first, second, fixed, after]) expect(r.stdout.includes(HOOK_TOKEN), 'webhook token in the logs').toBe(false);
+  });
+
+  it('an alert target that cannot be reached is retried with backoff and shown in status; the renewal is not held up', async () => {
+    const closed = (await freePorts(1))[0]!;
+    const dir = join(work, 'unreachable');
+    const e = pebbleEnv(dir, { ACME_DOMAINS: 'alert2.example.test', DOCKER_RELOAD: 'false', ALERT_WEBHOOK: `http://127.0.0.1:${closed}/hook`, ALERT_AFTER: '1s', ...broken });
+    await runCli(['run', '--once'], e);
+    await delay(1_200);
+    const r = await runCli(['run', '--once'], e);
+    expect(logsWith(r, { step: 'alert', msg: 'could not send an alert; retrying later' })).toHaveLength(1);
+    expect(logsWith(r, { step: 'report' }).length + logsWith(r, { step: 'plan' }).length).toBeGreaterThan(0); // the pass itself ran as usual
+    const status = await runCli(['status'], e);
+    expect(status.stdout).toMatch(/alerts not delivered yet: 1 by webhook \(last error: .*; next try \d{4}-/);
+    const again = await runCli(['run', '--once'], e); // within the backoff: not tried again yet
+    expect(logsWith(again, { step: 'alert' })).toHaveLength(0);
+  });
+});
