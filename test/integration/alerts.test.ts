@@ -147,3 +147,19 @@ describe('alerts by e-mail and webhook', () => {
     expect(logsWith(again, { step: 'alert' })).toHaveLength(0);
   });
 });
+
+describe('LOG_FORMAT=text', () => {
+  it('the same failing run, one short line per event for people; the error reads the same as in JSON', async () => {
+    const dir = join(work, 'logformat');
+    const base = pebbleEnv(dir, { ACME_DOMAINS: 'log.example.test', DOCKER_RELOAD: 'false', ...broken });
+    const json = await runCli(['run', '--once'], base);
+    const jsonError = String(json.logs.find((l) => l.msg === 'issuance failed')?.error);
+    const text = await runCli(['run', '--once'], { ...base, LOG_FORMAT: 'text', STATE_DIR: join(dir, 'state-text') });
+    const lines = text.stdout.split('\n').filter(Boolean);
+    expect(lines.length).toBeGreaterThan(2);
+    for (const l of lines) expect(l).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) /);
+    const failed = lines.find((l) => / ERROR log\.example\.test report: issuance failed  /.test(l));
+    expect(failed).toBeDefined();
+    expect(failed).toContain(`error=${JSON.stringify(jsonError)}`);
+  });
+});
