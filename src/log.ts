@@ -55,7 +55,7 @@ export function textLine(json: string): string {
   const time = typeof r.time === 'string' ? r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
   const where = [r.cert, r.step].filter((x) => x !== undefined && x !== '').join(' ');
   const fields = Object.entries(r).filter(([k]) => !HIDDEN.has(k)).map(([k, v]) => `${k}=${fieldValue(v)}`);
-  return `${time} ${String(r.level ?? '').toUpperCase().padEnd(5)} ${where ? `${where}: ` : ''}${String(r.msg ?? '')}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}\n`;
+  return `${time} ${String(r.level ?? '').toUpperCase().padEnd(5)} ${where ? `${where}: ` : ''}${String(r.msg ?? '').replace(/\r?\n/g, '\\n')}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}\n`;
 }
 
 /**

@@ -24,7 +24,7 @@ export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: 
     requireTLS: !secure, // STARTTLS or nothing: an alert may carry host names and errors
     auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
     // The name the server's certificate is checked against, when the URL names it by address.
-    tls: { servername: url.searchParams.get('servername') ?? undefined },
+    tls: { servername: cfg.servername },
     connectionTimeout: TIMEOUT_MS,
     greetingTimeout: TIMEOUT_MS,
     socketTimeout: TIMEOUT_MS,

@@ -30,6 +30,19 @@ type AlertState = z.infer<typeof AlertStateSchema>;
 const MORE = 'See more: docker compose exec mailcerts node /app/mailcerts.mjs status (or mailcerts status)';
 const RETRY_MS = 60_000;
 const RETRY_CAP_MS = 3_600_000;
+/** One send, whatever the server does (a trickle of bytes resets a socket timeout). */
+const SEND_DEADLINE_MS = 30_000;
+/** Undelivered messages are not kept forever, nor without bound. */
+const KEEP_MS = 7 * 86_400_000;
+const MAX_OUTBOX = 200;
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
 
 const alertsPath = (stateDir: string) => join(stateDir, 'alerts.json');
 
@@ -52,8 +65,16 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
   if (!email && !webhook) return { undelivered: 0 };
   const path = alertsPath(config.stateDir);
   const state: AlertState = (await readStateFile(path, AlertStateSchema, log)) ?? { open: {}, outbox: [] };
-  const before = JSON.stringify(state);
+  let saved = JSON.stringify(state);
+  const save = async () => {
+    const text = JSON.stringify(state);
+    if (text === saved) return;
+    await writeJson(path, state);
+    saved = text;
+  };
   const channels = [...(email ? ['email' as const] : []), ...(webhook ? ['webhook' as const] : [])];
+  // A channel no longer configured has nobody to deliver to; old or surplus messages go too.
+  state.outbox = state.outbox.filter((o) => channels.includes(o.channel) && now.getTime() - Date.parse(o.nextTryAt) < KEEP_MS).slice(-MAX_OUTBOX);
   const enqueue = (message: AlertMessage) => {
     for (const channel of channels) state.outbox.push({ channel, message, attempts: 0, nextTryAt: now.toISOString() });
   };
@@ -67,24 +88,42 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
   for (const [key, open] of Object.entries(state.open)) {
     if (problems.some((p) => p.key === key)) continue;
     delete state.open[key];
-    enqueue(resolvedMessage(key, open, now));
     log.info({ step: 'alert', problem: key }, `alert resolved: ${open.summary}`);
+    for (const channel of channels) {
+      // Not told of it yet on this channel: it hears of neither the problem nor its end.
+      const unsent = state.outbox.findIndex((o) => o.channel === channel && o.message.key === key && o.message.kind === 'problem');
+      if (unsent >= 0) state.outbox.splice(unsent, 1);
+      else state.outbox.push({ channel, message: resolvedMessage(key, open, now), attempts: 0, nextTryAt: now.toISOString() });
+    }
   }
+  // Saved before anything is sent, and after each send: a crash never sends one twice, nor forgets one.
+  try {
+    await save();
+  } catch (err) {
+    log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json; no alert is sent until it can be');
+    return { undelivered: state.outbox.length };
+  }
+  const down = new Set<string>();
   for (const item of [...state.outbox]) {
-    if (Date.parse(item.nextTryAt) > now.getTime()) continue;
+    // In order per channel: once one fails, the rest of that channel waits with it.
+    if (down.has(item.channel)) continue;
+    if (Date.parse(item.nextTryAt) > now.getTime()) {
+      down.add(item.channel);
+      continue;
+    }
     try {
-      if (item.channel === 'email') await sendEmail(email!, item.message);
-      else await sendWebhook(webhook!, item.message);
+      await withDeadline(item.channel === 'email' ? sendEmail(email!, item.message) : sendWebhook(webhook!, item.message), SEND_DEADLINE_MS);
       state.outbox.splice(state.outbox.indexOf(item), 1);
       log.info({ step: 'alert', channel: item.channel, problem: item.message.key, kind: item.message.kind }, 'alert sent');
     } catch (err) {
+      down.add(item.channel);
       item.attempts++;
-      item.lastError = redact(errorMessage(err));
+      item.lastError = redact(errorMessage(err)).slice(0, 500);
       item.nextTryAt = new Date(now.getTime() + Math.min(RETRY_MS * 2 ** (item.attempts - 1), RETRY_CAP_MS)).toISOString();
       log.warn({ step: 'alert', channel: item.channel, problem: item.message.key, error: item.lastError, retryAt: item.nextTryAt }, 'could not send an alert; retrying later');
     }
+    await save().catch((err: unknown) => log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json'));
   }
-  if (JSON.stringify(state) !== before) await writeJson(path, state);
   const next = state.outbox.map((o) => Date.parse(o.nextTryAt)).sort((a, b) => a - b)[0];
   return { undelivered: state.outbox.length, nextTryAt: next === undefined ? undefined : new Date(next) };
 }

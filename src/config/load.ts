@@ -1,5 +1,6 @@
+import { isIP } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import type * as z from 'zod/mini';
 import { reservedNameProblem } from '../publish/layout.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
@@ -176,7 +177,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const daneOf = (names: string[], dnsProvider: string | undefined): DaneSpec => ({
     names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME,
   });
-  const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: e.TRAEFIK_ACME_JSON, resolver: e.TRAEFIK_RESOLVER } : undefined);
+  // Normalized: the watcher reports the path so, and compares it with this one.
+  const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER } : undefined);
   if (!file && custom && e.TRAEFIK_ACME_JSON) problems.push('TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)');
   const several = (file?.certificates.length ?? 1) > 1;
   const certificates: CertificateSpec[] = file
@@ -253,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     const settings = def.settings(e as Record<string, unknown>, usedProviders.has(def.name), problems);
     if (settings !== undefined) providers[def.name] = settings;
   }
+  const firstName = certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost';
   if (e.ALERT_EMAIL && !e.ALERT_SMTP) problems.push('ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack\'s Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465');
   const inContainer = opts.inContainer ?? runsInContainer();
   if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
@@ -291,10 +294,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     alerts: {
-      email: e.ALERT_EMAIL && e.ALERT_SMTP ? { to: e.ALERT_EMAIL, smtp: e.ALERT_SMTP, from: e.ALERT_FROM ?? `mailcerts@${certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost'}` } : undefined,
+      email: e.ALERT_EMAIL && e.ALERT_SMTP ? { to: e.ALERT_EMAIL, smtp: e.ALERT_SMTP, from: e.ALERT_FROM ?? `mailcerts@${firstName}`, servername: smtpServername(e.ALERT_SMTP, firstName) } : undefined,
       webhook: e.ALERT_WEBHOOK ? { url: e.ALERT_WEBHOOK, format: e.ALERT_WEBHOOK_FORMAT } : undefined,
       afterMs: e.ALERT_AFTER,
       expiryMs: e.ALERT_EXPIRY,
     },
   };
+}
+
+/**
+ * The name the alert SMTP server's certificate must carry: ?servername=, else the host when it is
+ * a DNS name, else (an address, or a container name such as postfix) the stack's first name,
+ * which is what the labelled Postfix serves.
+ */
+function smtpServername(smtp: string, firstName: string): string {
+  const url = new URL(smtp);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return url.searchParams.get('servername') ?? (isIP(host) === 0 && host.includes('.') ? host : firstName);
 }

@@ -390,7 +390,8 @@ export interface Config {
   logLevel: (typeof LOG_LEVELS)[number];
   /** Who is told when something is wrong (and again when it is fixed). */
   alerts: {
-    email?: { to: string[]; smtp: string; from: string };
+    /** servername: what the submission server's certificate is checked against. */
+    email?: { to: string[]; smtp: string; from: string; servername: string };
     webhook?: { url: string; format: 'json' | 'ntfy' | 'slack' };
     afterMs: number;
     expiryMs: number;

@@ -3,7 +3,7 @@
  * {main, sans}, certificate, key, Store}]}}, certificate and key being base64 of PEM. Only the
  * certificates are looked at; the ACME account (its private key) is never copied, logged or kept.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../publish/bundle.js';
 import { UserError } from '../util/errors.js';
@@ -29,9 +29,19 @@ export async function readAcmeJsonStable(file: string, signal?: AbortSignal): Pr
   for (let i = 0; i < READ_TRIES; i++) {
     let text: string;
     try {
-      const size = statSync(file).size;
-      if (size > MAX_BYTES) throw new UserError(`${file} is larger than ${MAX_BYTES / 1024 / 1024} MiB; that is not an acme.json`);
-      text = readFileSync(file, 'utf8');
+      // A regular file only (a FIFO would block, a device never end), read through one descriptor
+      // with the size checked on it, never more than the cap.
+      const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+      try {
+        const st = fstatSync(fd);
+        if (!st.isFile()) throw new UserError(`${file} is not a regular file; mount Traefik's acme.json there`);
+        if (st.size > MAX_BYTES) throw new UserError(`${file} is larger than ${MAX_BYTES / 1024 / 1024} MiB; that is not an acme.json`);
+        const buf = Buffer.alloc(st.size + 1);
+        const n = readSync(fd, buf, 0, buf.length, 0);
+        text = buf.subarray(0, Math.min(n, st.size)).toString('utf8');
+      } finally {
+        closeSync(fd);
+      }
     } catch (err) {
       if (err instanceof UserError) throw err;
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
@@ -68,7 +78,7 @@ export function traefikEntries(data: unknown, file: string, resolver?: string): 
     throw new UserError(`${file} is a Traefik v1 acme.json, which mailcerts does not read; Traefik v2 and v3 write {resolver: {Account, Certificates}} (upgrade Traefik, or export the certificates with traefik-certs-dumper into CUSTOM_CERTS_DIR)`);
   }
   const resolvers = Object.keys(top);
-  if (resolver && !resolvers.includes(resolver)) throw new UserError(`${file} has no resolver "${resolver}" (TRAEFIK_RESOLVER); it has ${resolvers.join(', ') || 'none'}`);
+  if (resolver && !resolvers.includes(resolver)) throw new UserError(`${file} has no resolver "${resolver}" (TRAEFIK_RESOLVER); it has ${resolvers.slice(0, 10).map((r) => r.slice(0, 64)).join(', ') || 'none'}`);
   const entries: TraefikEntry[] = [];
   for (const name of resolver ? [resolver] : resolvers) {
     const r = top[name];
@@ -120,9 +130,11 @@ export function pickTraefikEntry(entries: TraefikEntry[], names: string[], prefe
       ? `no entry covers ${missing.join(', ')} (Traefik requests a certificate only for the hosts a router uses: add a router with Host(\`${missing[0]}\`), or a domains list to its TLS options)`
       : `no single entry covers all of ${names.join(', ')} and is valid now`;
     // Entries that cannot be read may have been for these names: said when no entry covers them all.
-    const unusable = missing.length === 0 && skipped.length > 0 ? `; not usable: ${skipped.join('; ')}` : '';
+    const unusable = missing.length === 0 && skipped.length > 0 ? `; not usable: ${skipped.slice(0, 5).join('; ')}${skipped.length > 5 ? `; and ${skipped.length - 5} more` : ''}` : '';
     throw new UserError(`Traefik's acme.json at ${file}: ${why}${unusable}; nothing was published, the current certificate is kept`);
   }
-  usable.sort((a, b) => b.bundle!.notAfter.getTime() - a.bundle!.notAfter.getTime() || Number(b.bundle!.keyType === preferredKeyType) - Number(a.bundle!.keyType === preferredKeyType));
+  // The configured key type first (a stack with an RSA and an ECDSA resolver must not flip
+  // between them at each renewal), then the one that expires last.
+  usable.sort((a, b) => Number(b.bundle!.keyType === preferredKeyType) - Number(a.bundle!.keyType === preferredKeyType) || b.bundle!.notAfter.getTime() - a.bundle!.notAfter.getTime());
   return { entry: usable[0]!, skipped };
 }

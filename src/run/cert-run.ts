@@ -224,6 +224,13 @@ export class CertRun {
     return { name: this.name, keyType: this.spec.keyTypes.length > 1 ? this.spec.keyType : undefined, ok: this.ok, decision: this.decision, reason: this.reason, issued: this.issuedNow, published: this.publishedNow, error: this.error, nextAt: this.nextAt };
   }
 
+  /** The source is usable again and already published (a Traefik file read fine again). */
+  sourceRecovered(): void {
+    if (this.state.failures === 0 && !this.state.lastError) return;
+    this.clearFailure();
+    this.dirty = true;
+  }
+
   private clearFailure(): void {
     Object.assign(this.state, { failures: 0, lastError: undefined, failedStep: undefined, nextAttemptAt: undefined, failedAt: undefined, failingSince: undefined, rejectedDigest: undefined });
     this.error = undefined;

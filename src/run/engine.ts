@@ -50,6 +50,7 @@ export class Engine {
   private readonly log: Logger;
   private readonly components: Components;
   private readonly dns: DnsProviders;
+  private alerting: Promise<void> = Promise.resolve();
   /** Preflight DNS credentials on the first pass, even for certificates that are not due. */
   private firstPass = true;
   /** Passes run one after another within the process (the timer and the custom-certificate watcher). */
@@ -63,9 +64,13 @@ export class Engine {
   }
 
   pass(opts: PassOptions = {}): Promise<PassResult> {
-    const run = this.queue.then(() => this.runPass(opts)).then((result) => this.alert(result, opts.signal));
+    const run = this.queue.then(() => this.runPass(opts));
     this.queue = run.catch(() => undefined);
-    return run;
+    // Alerts after the pass, outside the queue: a slow alert target never holds the next pass.
+    // One round of alerts at a time, in order.
+    const alerted = Promise.all([run, this.alerting]).then(([result]) => this.alert(result, opts.signal));
+    this.alerting = alerted.then(() => undefined, () => undefined);
+    return alerted;
   }
 
   /**

@@ -94,11 +94,9 @@ export async function intakeTraefik(run: CertRun, config: Config, signal?: Abort
     picked = pickTraefikEntry(entries, spec.domains, spec.keyTypes[0]!, file);
   } catch (err) {
     if (signal?.aborted) throw err; // a stop, not a refusal
-    const error = errorMessage(err);
-    run.held(error);
-    Object.assign(run.state, { lastError: error, lastAttemptAt: new Date().toISOString() });
-    run.markDirty();
-    log.error({ step: 'validate', error }, 'no usable certificate in Traefik\'s acme.json');
+    // Counted as a failure: it shows in status and, when it lasts, in an alert; the published
+    // certificate stays.
+    run.failed('obtain', errorMessage(err).slice(0, 2000), 'no usable certificate in Traefik\'s acme.json');
     return undefined;
   }
   for (const s of picked.skipped) log.warn({ step: 'validate', skipped: s }, 'an entry of Traefik\'s acme.json was not used');
@@ -108,7 +106,10 @@ export async function intakeTraefik(run: CertRun, config: Config, signal?: Abort
     run.held(run.state.lastError ?? 'this certificate from Traefik was rolled back; mailcerts waits for Traefik to renew it');
     return undefined;
   }
-  if (run.published?.digest === digest) return undefined;
+  if (run.published?.digest === digest) {
+    run.sourceRecovered();
+    return undefined;
+  }
   log.info({ step: 'validate', serial: bundle.serial, notAfter: bundle.notAfter.toISOString(), resolver: picked.entry.resolver }, 'certificate from Traefik\'s acme.json checked');
   run.planned('publish', `from Traefik's acme.json (resolver ${picked.entry.resolver})`);
   return { bundles: [bundle], dual: false };

@@ -128,6 +128,14 @@ describe('certificates from Traefik\'s acme.json', () => {
       expect(servedSerial()).toBe(before);
       noAccountKey(r, join(work, 'state'));
     }
+    // Counted as failures, so that a lasting one is alerted; the file readable again clears them.
+    const failing = JSON.parse((await runCli(['status', '--json'], env())).stdout) as { failures: number; lastError?: string }[];
+    expect(failing[0]!.failures).toBe(3);
+    const back = await runCli(['run', '--once'], env());
+    expect(back.code, back.stdout).toBe(0);
+    const rows = JSON.parse((await runCli(['status', '--json'], env())).stdout) as { failures: number; lastError?: string }[];
+    expect(rows[0]).toMatchObject({ failures: 0 });
+    expect(rows[0]!.lastError).toBeUndefined();
   });
 
   it('the daemon watches the file: a rewrite in place seen half-written publishes nothing; the finished file is published once', async () => {

@@ -50,3 +50,27 @@ describe('webhook bodies', () => {
     await expect(sendWebhook({ url: 'http://127.0.0.1:9/x', format: 'json' }, m)).rejects.toThrow();
   });
 });
+
+describe('the alert outbox', () => {
+  it('a problem that ends before it could be told is dropped with its "resolved"; a channel no longer configured is emptied', async () => {
+    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { notify } = await import('../../src/alerts/notify.js');
+    const { captureLog } = await import('../helpers/fakes.js');
+    const stateDir = mkdtempSync(join(tmpdir(), 'mailcerts-alerts-'));
+    const config = { stateDir, alerts: { webhook: { url: 'http://127.0.0.1:9/hook', format: 'json' as const }, afterMs: 1000, expiryMs: 86_400_000 } } as unknown as import('../../src/config/schema.js').Config;
+    const failing = [row({ failures: 1, failingSince: '2026-12-01T00:00:00.000Z', lastError: 'no' })];
+    const first = await notify(config, failing, captureLog().log, now);
+    expect(first.undelivered).toBe(1);
+    const state = () => JSON.parse(readFileSync(join(stateDir, 'alerts.json'), 'utf8')) as { open: Record<string, unknown>; outbox: { message: { kind: string } }[] };
+    expect(state().outbox.map((o) => o.message.kind)).toEqual(['problem']);
+    const fixed = await notify(config, [row()], captureLog().log, new Date(now.getTime() + 1000));
+    expect(fixed.undelivered).toBe(0);
+    expect(state()).toEqual({ open: {}, outbox: [] });
+    await notify(config, failing, captureLog().log, now);
+    const noWebhook = { ...config, alerts: { ...config.alerts, webhook: undefined, email: { to: ['a@b.c'], smtp: 'smtp://127.0.0.1:9', from: 'm@b.c', servername: 'b.c' } } } as typeof config;
+    await notify(noWebhook, failing, captureLog().log, now);
+    expect(state().outbox.every((o) => (o as unknown as { channel: string }).channel === 'email')).toBe(true);
+  });
+});

@@ -384,7 +384,7 @@ describe('alert settings', () => {
     expect(bad.join(' ')).not.toMatch(/hunter2pass|tok3n-secret/);
     const c = load({ ...base, ALERT_EMAIL: 'a@example.com,b@example.com', ALERT_SMTP: 'smtp://mailcerts:s3cret-pass@postfix:587', ALERT_WEBHOOK: 'https://ntfy.sh/topic', ALERT_WEBHOOK_FORMAT: 'ntfy' });
     expect(c.alerts).toEqual({
-      email: { to: ['a@example.com', 'b@example.com'], smtp: 'smtp://mailcerts:s3cret-pass@postfix:587', from: 'mailcerts@mail.example.com' },
+      email: { to: ['a@example.com', 'b@example.com'], smtp: 'smtp://mailcerts:s3cret-pass@postfix:587', from: 'mailcerts@mail.example.com', servername: 'mail.example.com' },
       webhook: { url: 'https://ntfy.sh/topic', format: 'ntfy' }, afterMs: 86_400_000, expiryMs: 14 * 86_400_000,
     });
     expect(c.secrets).toContain('s3cret-pass');

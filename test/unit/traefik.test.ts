@@ -16,6 +16,14 @@ describe('picking an entry of Traefik\'s acme.json', () => {
     expect(pickTraefikEntry(entries, ['mail.tr.test'], 'rsa-2048', '/acme.json').entry.index).toBe(0);
   });
 
+  it('the configured key type comes first, then the latest expiry: an RSA resolver renewing later does not take over', () => {
+    const ec = makeChain(['mail.tr.test'], { days: 20 });
+    const rsa = makeChain(['mail.tr.test'], { days: 40, leafKey: 'rsa-2048' });
+    const entries: TraefikEntry[] = [parseBundle(rsa.fullchain, rsa.key), parseBundle(ec.fullchain, ec.key)].map((bundle, index) => ({ resolver: index ? 'ec' : 'rsa', index, bundle }));
+    expect(pickTraefikEntry(entries, ['mail.tr.test'], 'ec-256', '/acme.json').entry.resolver).toBe('ec');
+    expect(pickTraefikEntry(entries, ['mail.tr.test'], 'ec-384', '/acme.json').entry.resolver).toBe('rsa'); // none of that type: the latest
+  });
+
   it('reads every resolver, skips a resolver without certificates, and refuses what is not an acme.json', () => {
     const c = makeChain(['mail.tr.test']);
     const data = { a: { Account: {}, Certificates: null }, b: { Account: {}, Certificates: [{ domain: { main: 'mail.tr.test' }, certificate: b64(c.fullchain), key: b64(c.key), Store: 'default' }] } };
