@@ -12,9 +12,8 @@ import {
   type ConfigFile,
   type DaneSpec,
   defaultCertName,
-  ENV_KEYS,
-  EnvSchema,
-  FileSchema,
+  envSchema,
+  fileSchema,
   NEEDS_EAB,
   SECRET_KEYS,
 } from './schema.js';
@@ -48,9 +47,9 @@ function describe(prefix: string, issue: z.core.$ZodIssue, files?: Map<string, s
 const MAX_CONFIG_BYTES = 1_048_576;
 
 /** Reads NAME or NAME_FILE (Docker secrets) for every known variable; empty means unset. */
-function readEnv(env: NodeJS.ProcessEnv, problems: string[], files: Map<string, string>): Record<string, string> {
+function readEnv(env: NodeJS.ProcessEnv, keys: string[], problems: string[], files: Map<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const key of ENV_KEYS) {
+  for (const key of keys) {
     const direct = env[key];
     const file = env[`${key}_FILE`];
     if (direct && file) {
@@ -123,7 +122,7 @@ function readConfigFile(path: string, problems: string[], yaml: YamlParser | und
       return undefined;
     }
   }
-  const parsed = FileSchema.safeParse(data);
+  const parsed = fileSchema().safeParse(data);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(describe(where, issue));
     return undefined;
@@ -142,8 +141,9 @@ export interface LoadOptions {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Config {
   const problems: string[] = [];
   const files = new Map<string, string>();
-  const raw = readEnv(env, problems, files);
-  const parsed = EnvSchema.safeParse(raw);
+  const schema = envSchema();
+  const raw = readEnv(env, Object.keys(schema.shape), problems, files);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue, files));
   const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems, opts.yaml) : undefined;
 

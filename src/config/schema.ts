@@ -187,8 +187,12 @@ const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 
 const absolutePath = (message: string) => z.string().check(z.startsWith('/', message));
 
-/** The environment, one field per variable. Empty values count as unset (compose writes FOO= as ""). */
-export const EnvSchema = z.object({
+/**
+ * The environment, one field per variable. Empty values count as unset (compose writes FOO= as "").
+ * Built when the configuration is read and dropped after: a daemon does not keep a hundred field
+ * schemas in memory for its lifetime.
+ */
+export const envSchema = () => z.object({
   ACME_DOMAINS: z.optional(z.pipe(csv, domainList)),
   ACME_EMAIL: z.optional(z.email({ error: () => 'use a mail address such as postmaster@example.com' })),
   ACME_DIRECTORY: z._default(
@@ -280,14 +284,13 @@ export const EnvSchema = z.object({
   SNI_CERTS_PATH: z._default(matching(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)'), '/etc/ssl/mail'),
 });
 
-export type Env = z.output<typeof EnvSchema>;
-export const ENV_KEYS = Object.keys(EnvSchema.shape) as (keyof Env)[];
+export type Env = z.output<ReturnType<typeof envSchema>>;
 
 /** Variables whose values must never be logged. Filled as secret-bearing settings arrive. */
 export const SECRET_KEYS: readonly string[] = ['ACME_EAB_HMAC_KEY', 'ALERT_SMTP', 'ALERT_WEBHOOK', ...DNS_PROVIDER_DEFINITIONS.flatMap((d) => d.secrets)];
 
 /** The optional config file: a list of certificates; everything else comes from the environment. */
-export const FileSchema = z.strictObject({
+export const fileSchema = () => z.strictObject({
   certificates: z
     .array(
       z.strictObject({
@@ -303,7 +306,7 @@ export const FileSchema = z.strictObject({
     )
     .check(z.minLength(1, 'list at least one certificate')),
 });
-export type ConfigFile = z.output<typeof FileSchema>;
+export type ConfigFile = z.output<ReturnType<typeof fileSchema>>;
 
 export interface CertificateSpec {
   name: string;

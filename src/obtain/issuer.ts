@@ -6,7 +6,6 @@ import { UserError } from '../util/errors.js';
 import { caDirectory, fetchAri } from './ari.js';
 import type { DnsProvider } from '../dns/provider.js';
 import { DnsProviders } from '../dns/providers/index.js';
-import { Dns01Solver, removeLeftoverRecords } from './solvers/dns01.js';
 import { StandaloneHttp01 } from './solvers/http01-standalone.js';
 import { WebrootHttp01 } from './solvers/http01-webroot.js';
 import type { ChallengeSolver } from './solvers/types.js';
@@ -81,6 +80,8 @@ export class AcmeIssuer implements Issuer {
     const provider = await this.dns.get(spec.dnsProvider ?? '');
     if (!provider) throw new UserError(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
     const { resolvers, propagationTimeoutMs } = this.config.dns;
+    // DNS-01 and its resolver load only for a certificate that uses it.
+    const { Dns01Solver } = await import('./solvers/dns01.js');
     return new Dns01Solver({ provider, journal: this.journal, resolvers, propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });
   }
 
@@ -90,7 +91,7 @@ export class AcmeIssuer implements Issuer {
 
   async sweepLeftovers(): Promise<void> {
     const entries = await this.journal.leftovers();
-    if (entries.length > 0) await removeLeftoverRecords(await this.providers(), this.journal, this.log);
+    if (entries.length > 0) await (await import('./solvers/dns01.js')).removeLeftoverRecords(await this.providers(), this.journal, this.log);
   }
 
   /** acme-client and the order flow load on the first order; its HTTP settings are process-wide. */
