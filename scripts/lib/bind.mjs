@@ -1,9 +1,10 @@
 // Starts a real BIND 9 (Debian's bind9) on 127.0.0.1: authoritative for the given zones, with a
 // TSIG key allowed to update them (RFC 2136), and optionally DNSSEC-signed. Used by the tests.
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { startServerProcess } from './server-process.mjs';
 
 const which = (bin) => {
   try {
@@ -64,32 +65,14 @@ options {
 ${keys}
 ${zones}
 `);
-  const log = createWriteStream(join(dir, 'named.log'));
   // -g: foreground, logs to stderr; no -u: the test runs it as the user it is.
-  const proc = spawn('named', ['-g', '-c', join(dir, 'named.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout.pipe(log, { end: false });
-  proc.stderr.pipe(log, { end: false });
-  const stop = async () => {
-    if (proc.exitCode === null) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
-    log.end();
-  };
-  for (let i = 0; ; i++) {
-    if (proc.exitCode !== null) throw new Error(`named exited at start; see ${join(dir, 'named.log')}`);
-    try {
-      const soa = execFileSync('dig', ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', opts.zones[0].name, 'SOA'], { encoding: 'utf8', stdio: 'pipe' });
-      if (soa.trim()) break;
-    } catch {
-      /* not up yet */
-    }
-    if (i > 100) {
-      await stop();
-      throw new Error(`named did not answer on 127.0.0.1:${port} within 10s; see ${join(dir, 'named.log')}: ${readFileSync(join(dir, 'named.log'), 'utf8').slice(-800)}`);
-    }
-    await delay(100);
-  }
+  const { stop } = await startServerProcess({
+    bin: 'named',
+    args: ['-g', '-c', join(dir, 'named.conf')],
+    logFile: join(dir, 'named.log'),
+    what: `named on 127.0.0.1:${port}`,
+    answers: () => execFileSync('dig', ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', opts.zones[0].name, 'SOA'], { encoding: 'utf8', stdio: 'pipe' }).trim() !== '',
+  });
   /** What the server answers for a name, asked directly (dig +short). */
   const dig = (name, type) => execFileSync('dig', ['+short', '+tcp', '-p', String(port), '@127.0.0.1', name, type], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
   /** A signed zone's key-signing key as a DNSKEY record (a validating resolver's trust anchor); waits until the zone is signed. */

@@ -1,10 +1,10 @@
 // A validating resolver for the tests: Debian's unbound on a loopback address of its own, port 53
 // (a libc resolver, as Postfix's, cannot be given another port), trusting one zone's key and
 // asking BIND for that zone.
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
+import { startServerProcess } from './server-process.mjs';
 
 export function unboundMissing() {
   try {
@@ -47,31 +47,13 @@ stub-zone:
   stub-addr: ${opts.stub.replace(':', '@')}
 `);
   execFileSync('unbound-checkconf', [conf], { stdio: 'pipe' });
-  const log = createWriteStream(join(opts.dir, 'unbound.log'));
-  const proc = spawn('unbound', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  proc.stdout.pipe(log, { end: false });
-  proc.stderr.pipe(log, { end: false });
-  const stop = async () => {
-    if (proc.exitCode === null) {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    }
-    log.end();
-  };
-  for (let i = 0; ; i++) {
-    if (proc.exitCode !== null) throw new Error(`unbound exited at start; see ${join(opts.dir, 'unbound.log')}`);
-    try {
-      const out = execFileSync('dig', ['+time=1', '+tries=1', `@${opts.address}`, opts.zone, 'SOA'], { encoding: 'utf8', stdio: 'pipe' });
-      if (/status: NOERROR/.test(out)) break;
-    } catch {
-      /* not up yet */
-    }
-    if (i > 100) {
-      await stop();
-      throw new Error(`unbound did not answer on ${opts.address}:53 within 10s; see ${join(opts.dir, 'unbound.log')}`);
-    }
-    await delay(100);
-  }
+  const { stop } = await startServerProcess({
+    bin: 'unbound',
+    args: ['-d', '-c', conf],
+    logFile: join(opts.dir, 'unbound.log'),
+    what: `unbound on ${opts.address}:53`,
+    answers: () => /status: NOERROR/.test(execFileSync('dig', ['+time=1', '+tries=1', `@${opts.address}`, opts.zone, 'SOA'], { encoding: 'utf8', stdio: 'pipe' })),
+  });
   /** dig through the resolver: the answer's flags (ad when validated) and records. */
   const dig = (name, type) => execFileSync('dig', ['+dnssec', `@${opts.address}`, name, type], { encoding: 'utf8' });
   return { address: opts.address, dig, stop };

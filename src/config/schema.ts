@@ -345,6 +345,11 @@ export interface VariantSpec extends CertificateSpec {
   keyType: KeyType;
 }
 
+/** Where a certificate that mailcerts does not obtain comes from, as status and logs say it. */
+export function suppliedFrom(spec: Pick<CertificateSpec, 'source' | 'traefik' | 'customDir'>): string {
+  return spec.source === 'traefik' ? `from Traefik's acme.json (${spec.traefik?.file})` : `supplied in ${spec.customDir}`;
+}
+
 export function variantsOf(spec: CertificateSpec): VariantSpec[] {
   return spec.keyTypes.map((keyType) => ({ ...spec, keyType }));
 }

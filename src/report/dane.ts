@@ -4,7 +4,7 @@
  */
 import { type Config, variantsOf } from '../config/schema.js';
 import { decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
-import { askRecords, authoritativeServers, zoneOfName } from '../dns/propagation.js';
+import { ask } from '../dane/records.js';
 import { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
 import { spkiOf, spkiOfKey } from '../pki/identity.js';
@@ -39,16 +39,8 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
     const { published } = await readPublishedOrBroken(config, spec);
     const provider = dane.provider === 'none' ? undefined : await dns.get(dane.provider);
     const owners = tlsaOwners(dane.names, dane.ports);
-    const servers = new Map<string, string[]>();
-    for (const owner of owners) {
-      const zone = provider ? (await provider.zoneFor(owner)).name : await zoneOfName(owner, config.dns.resolvers);
-      servers.set(owner, config.dns.resolvers ?? (await authoritativeServers(zone)));
-    }
-    const answers = new Map<string, string[][]>();
-    for (const owner of owners) answers.set(owner, await Promise.all(servers.get(owner)!.map(async (s) => {
-      const got = await askRecords(s, 'TLSA', owner);
-      return typeof got === 'string' ? [] : got;
-    })));
+    // Errors count as asked and not answered.
+    const answers = new Map([...(await ask(owners, provider, config))].map(([owner, byServer]) => [owner, [...byServer.values()].map((got) => (typeof got === 'string' ? [] : got))]));
     for (const v of variantsOf(spec)) {
       const key = keys.get(v.keyType)!;
       const state = await readCertState(config.stateDir, key, undefined, { readOnly: true });

@@ -1,4 +1,4 @@
-import { type CertificateSpec, type Config, variantsOf } from '../config/schema.js';
+import { type CertificateSpec, type Config, suppliedFrom, variantsOf } from '../config/schema.js';
 import { errorMessage } from '../util/errors.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
@@ -90,9 +90,7 @@ async function statusRows(config: Config, spec: CertificateSpec, containers: Rec
     const state = states[0]!;
     return (published?.bundles ?? [undefined]).map((b) => ({
       ...rowOf(spec, b, spec.keyTypes[0]!, now),
-      nextReason: spec.source === 'traefik'
-        ? `from Traefik's acme.json (${spec.traefik?.file}): Traefik renews it, mailcerts publishes each new one`
-        : `supplied in ${spec.customDir}: nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`,
+      nextReason: `${suppliedFrom(spec)}: ${spec.source === 'traefik' ? 'Traefik renews it, mailcerts publishes each new one' : `nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`}`,
       deployed: !!published && state.deployedDigest === published.digest,
       failures: state.failures,
       failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),

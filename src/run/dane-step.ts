@@ -8,7 +8,8 @@
 import { createPublicKey } from 'node:crypto';
 import type { CertificateSpec, Config, DaneSpec } from '../config/schema.js';
 import { decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
-import { askRecords, authoritativeServers, waitForRecords, zoneOfName } from '../dns/propagation.js';
+import { waitForRecords } from '../dns/propagation.js';
+import { type Answers, ask, missingIn } from '../dane/records.js';
 import { type DnsProvider, normalizeValue } from '../dns/provider.js';
 import type { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
@@ -37,9 +38,6 @@ interface VariantKeys {
   next: string;
   nextKey: string;
 }
-
-/** What each authoritative server answers at each owner name; a string is an error. */
-type Answers = Map<string, Map<string, string[] | string>>;
 
 /** The stored next key, if it is a usable key of the variant's type. */
 function usableNextKey(pem: string | undefined, run: CertRun): string | undefined {
@@ -75,34 +73,6 @@ async function keysOf(runs: CertRun[], ctx: DaneContext): Promise<VariantKeys[]>
 /** The RRset every owner name must hold: each variant's served, published and next digests. */
 export function desiredValues(keys: Pick<VariantKeys, 'published' | 'served' | 'next'>[]): string[] {
   return [...new Set(keys.flatMap((k) => [k.served, k.published, k.next]).filter((d): d is string => !!d).map(tlsa311))].sort();
-}
-
-async function serversFor(provider: DnsProvider | undefined, owner: string, config: Config): Promise<string[]> {
-  if (config.dns.resolvers) return config.dns.resolvers;
-  const zone = provider ? (await provider.zoneFor(owner)).name : await zoneOfName(owner);
-  return authoritativeServers(zone);
-}
-
-async function ask(owners: string[], provider: DnsProvider | undefined, config: Config): Promise<Answers> {
-  const answers: Answers = new Map();
-  for (const owner of owners) {
-    const byServer = new Map<string, string[] | string>();
-    for (const server of await serversFor(provider, owner, config)) byServer.set(server, await askRecords(server, 'TLSA', owner));
-    answers.set(owner, byServer);
-  }
-  return answers;
-}
-
-/** Owner names and servers where some wanted value is not answered. */
-function missingIn(answers: Answers, wanted: string[]): string[] {
-  const missing: string[] = [];
-  for (const [owner, byServer] of answers) {
-    for (const [server, got] of byServer) {
-      const lacking = typeof got === 'string' ? wanted : wanted.filter((w) => !got.includes(w));
-      if (lacking.length > 0) missing.push(`${owner} on ${server}${typeof got === 'string' ? ` (${got})` : ` (${lacking.length} of ${wanted.length} missing)`}`);
-    }
-  }
-  return missing;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type CertificateSpec, type Config, variantsOf } from '../config/schema.js';
+import { type CertificateSpec, type Config, suppliedFrom, variantsOf } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Issuer } from '../obtain/issuer.js';
 import { safeAriCertId } from '../pki/identity.js';
@@ -55,7 +55,7 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
   const runs: CertRun[] = [];
   for (const [i, v] of variants.entries()) {
     const run = new CertRun({ spec: v, state: states[i]!, stateKey: keys.get(v.keyType)!, stateDir: ctx.config.stateDir, log: logs[i]!, published });
-    if (spec.source !== 'acme') run.planned('keep', spec.source === 'traefik' ? `from Traefik's acme.json (${spec.traefik?.file})` : `supplied in ${spec.customDir}`, undefined, broken);
+    if (spec.source !== 'acme') run.planned('keep', suppliedFrom(spec), undefined, broken);
     else await planVariant(ctx, run, broken);
     runs.push(run);
   }

@@ -9,6 +9,7 @@ import { startUnbound, type Unbound } from '../../scripts/lib/unbound.mjs';
 import { logsWith, runCli } from '../helpers/cli.js';
 import { containerLogs, docker, ENDPOINTS, mailConfig, removeTestContainers, seedSelfSigned, startContainer, startMailStack, TEST_PROJECT } from '../helpers/mailstack.js';
 import { freePorts } from '../helpers/ports.js';
+import { rfc2136Env } from '../helpers/rfc2136-env.js';
 
 /**
  * DANE end to end, as a validating sender sees it: BIND signs mail.test (DNSSEC) and takes
@@ -28,24 +29,9 @@ let sender: string;
 const certsDir = join(work, 'certs');
 
 function env(): Record<string, string> {
-  return {
-    ACME_DIRECTORY: pebble.directoryUrl,
-    NODE_EXTRA_CA_CERTS: pebble.caFile,
-    CERTS_DIR: certsDir,
-    STATE_DIR: join(work, 'state'),
-    ACME_DOMAINS: MX,
-    ACME_CHALLENGE: 'dns-01',
-    ACME_DNS_PROVIDER: 'rfc2136',
-    RFC2136_SERVER: bind.address,
-    RFC2136_TSIG_KEY: KEY,
-    RFC2136_TSIG_SECRET: secret,
-    DNS01_RESOLVERS: bind.address,
-    DNS01_PROPAGATION_TIMEOUT: '30s',
-    DANE_NAMES: MX,
-    DANE_PORTS: String(ENDPOINTS.smtp.port),
-    DANE_TTL: `${TTL}s`,
-    DOCKER_SCOPE: TEST_PROJECT,
-  };
+  return rfc2136Env({ pebble, bind, key: KEY, secret, certsDir, stateDir: join(work, 'state') }, {
+    ACME_DOMAINS: MX, DANE_NAMES: MX, DANE_PORTS: String(ENDPOINTS.smtp.port), DANE_TTL: `${TTL}s`, DOCKER_SCOPE: TEST_PROJECT,
+  });
 }
 
 let sent = 0;

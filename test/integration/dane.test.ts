@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log.js';
 import { type CloudflareDouble, startCloudflareDouble, zoneId } from '../doubles/cloudflare.js';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { freePorts } from '../helpers/ports.js';
+import { rfc2136Env } from '../helpers/rfc2136-env.js';
 
 /**
  * DANE with a real BIND: mailcerts keeps the TLSA RRset at _25._tcp.mx.mail.test holding the
@@ -44,22 +45,7 @@ const tlsa = (digest: string) => `3 1 1 ${digest.toUpperCase().replace(/(.{56})/
 
 function envFor(name: string, extra: Record<string, string> = {}) {
   const dir = join(work, name);
-  const env: Record<string, string> = {
-    ACME_DIRECTORY: pebble.directoryUrl,
-    NODE_EXTRA_CA_CERTS: pebble.caFile,
-    CERTS_DIR: join(dir, 'certs'),
-    STATE_DIR: join(dir, 'state'),
-    ACME_CHALLENGE: 'dns-01',
-    ACME_DNS_PROVIDER: 'rfc2136',
-    RFC2136_SERVER: bind.address,
-    RFC2136_TSIG_KEY: KEY,
-    RFC2136_TSIG_SECRET: secret,
-    DNS01_RESOLVERS: bind.address,
-    DNS01_PROPAGATION_TIMEOUT: '30s',
-    DOCKER_RELOAD: 'false',
-    DANE_TTL: `${TTL}s`,
-    ...extra,
-  };
+  const env = rfc2136Env({ pebble, bind, key: KEY, secret, certsDir: join(dir, 'certs'), stateDir: join(dir, 'state') }, { DOCKER_RELOAD: 'false', DANE_TTL: `${TTL}s`, ...extra });
   const leafKey = () => spki(readFileSync(join(dir, 'certs', 'privkey.pem'), 'utf8'));
   const nextKey = () => spki(readFileSync(join(dir, 'state', 'certificates', env.ACME_DOMAINS!.split(',')[0]!, 'dane-next.pem'), 'utf8'));
   const serial = () => new X509Certificate(readFileSync(join(dir, 'certs', 'cert.pem'))).serialNumber;

@@ -12,6 +12,7 @@ import { type TsigKey, verifyAnswer } from '../../src/dns/providers/rfc2136/tsig
 import { createLogger } from '../../src/log.js';
 import { logsWith, runCli } from '../helpers/cli.js';
 import { freePorts } from '../helpers/ports.js';
+import { rfc2136Env } from '../helpers/rfc2136-env.js';
 
 /**
  * DNS-01 over RFC 2136 against a real BIND 9: named checks every signature mailcerts makes and
@@ -133,21 +134,7 @@ describe('mailcerts run with ACME_DNS_PROVIDER=rfc2136', () => {
     const dir = join(work, name);
     return {
       dir,
-      env: {
-        ACME_DIRECTORY: pebble.directoryUrl,
-        NODE_EXTRA_CA_CERTS: pebble.caFile,
-        CERTS_DIR: join(dir, 'certs'),
-        STATE_DIR: join(dir, 'state'),
-        ACME_CHALLENGE: 'dns-01',
-        ACME_DNS_PROVIDER: 'rfc2136',
-        RFC2136_SERVER: bind.address,
-        RFC2136_TSIG_KEY: KEY,
-        RFC2136_TSIG_SECRET: secret,
-        DNS01_RESOLVERS: bind.address,
-        DNS01_PROPAGATION_TIMEOUT: '30s',
-        DOCKER_RELOAD: 'false',
-        ...extra,
-      },
+      env: rfc2136Env({ pebble, bind, key: KEY, secret, certsDir: join(dir, 'certs'), stateDir: join(dir, 'state') }, { DOCKER_RELOAD: 'false', ...extra }),
     };
   };
 

@@ -330,11 +330,12 @@ describe('one redaction for logs, state and status', () => {
 });
 
 describe('dual certificates: a changed list of key types', () => {
+  /** One certificate, mail, with these key types. */
+  const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
   const files = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.pem')).sort();
   const keyTypeOf = (path: string) => new X509Certificate(readFileSync(path)).publicKey.asymmetricKeyType;
 
   it('each variant keeps its own state when the list is reordered: the backing-off one still waits, the other is not held', async () => {
-    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
     const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
     const issuer = new FakeIssuer();
     const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
@@ -356,7 +357,6 @@ describe('dual certificates: a changed list of key types', () => {
   });
 
   it('a key type removed from the list takes its state with it; the first one moves into the certificate\'s folder', async () => {
-    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
     const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
     const issuer = new FakeIssuer();
     const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
@@ -372,7 +372,6 @@ describe('dual certificates: a changed list of key types', () => {
   });
 
   it('a single key type that changes (ec-256 → rsa-2048) keeps its state: the failures count on', async () => {
-    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
     const { config, dir } = testConfig(certs(['ec-256']));
     const issuer = new FakeIssuer();
     const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
@@ -386,7 +385,6 @@ describe('dual certificates: a changed list of key types', () => {
   });
 
   it('adding a key type whose first order fails publishes nothing new: no half of a dual set', async () => {
-    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
     const { config, dir } = testConfig(certs(['ec-256']));
     const issuer = new FakeIssuer();
     const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
@@ -403,7 +401,6 @@ describe('dual certificates: a changed list of key types', () => {
   });
 
   it('a set whose removed key type broke TLS is rolled back with all its files, and retried after the backoff without an order', async () => {
-    const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
     const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
     const issuer = new FakeIssuer();
     let broken = true;
