@@ -11,6 +11,10 @@ export interface Pebble {
 }
 export function startPebble(opts: {
   dir: string;
+  /** Run inside this network namespace (ip netns), listening on host there. */
+  netns?: string;
+  /** The address the CA listens on (default 127.0.0.1); its TLS certificate names it. */
+  host?: string;
   /** host:port of a real name server for the CA to resolve through; pebble-challtestsrv is then not started. */
   dnsServer?: string;
   acmePort?: number;

@@ -17,10 +17,11 @@ export function pebbleMissing() {
 }
 
 /** A CA and a server certificate for Pebble's own HTTPS listener; clients trust caFile (NODE_EXTRA_CA_CERTS). */
-function makeTlsFiles(dir) {
+function makeTlsFiles(dir, host) {
   const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=mailcerts test CA for Pebble');
-  writeFileSync(join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  const extra = host && host !== '127.0.0.1' ? `,IP:${host}` : '';
+  writeFileSync(join(dir, 'san.ext'), `subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1${extra}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
   ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
   ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '30', '-extfile', 'san.ext');
 }
@@ -38,7 +39,8 @@ function httpsGet(url, ca) {
 }
 
 /**
- * @param {{ dir: string, dnsServer?: string, acmePort?: number, mgmtPort?: number, httpPort?: number, dnsPort?: number, dnsMgmtPort?: number, env?: Record<string,string>, bin?: string, pebbleConfig?: Record<string, unknown> }} opts
+ * netns: run the CA inside that network namespace (ip netns), listening on `host` there.
+ * @param {{ dir: string, netns?: string, host?: string, dnsServer?: string, acmePort?: number, mgmtPort?: number, httpPort?: number, dnsPort?: number, dnsMgmtPort?: number, env?: Record<string,string>, bin?: string, pebbleConfig?: Record<string, unknown> }} opts
  */
 export async function startPebble(opts) {
   const problem = pebbleMissing();
@@ -50,13 +52,14 @@ export async function startPebble(opts) {
   const dnsPort = opts.dnsPort ?? 8053;
   const dnsMgmtPort = opts.dnsMgmtPort ?? 8055;
   mkdirSync(dir, { recursive: true });
-  if (!existsSync(join(dir, 'server.pem'))) makeTlsFiles(dir); // a restarted CA keeps its TLS certificate
+  const host = opts.host ?? '127.0.0.1';
+  if (!existsSync(join(dir, 'server.pem'))) makeTlsFiles(dir, host); // a restarted CA keeps its TLS certificate
   writeFileSync(
     join(dir, 'pebble.json'),
     JSON.stringify({
       pebble: {
-        listenAddress: `127.0.0.1:${acmePort}`,
-        managementListenAddress: `127.0.0.1:${mgmtPort}`,
+        listenAddress: `${host}:${acmePort}`,
+        managementListenAddress: `${host}:${mgmtPort}`,
         certificate: join(dir, 'server.pem'),
         privateKey: join(dir, 'server.key'),
         httpPort,
@@ -70,7 +73,8 @@ export async function startPebble(opts) {
   const log = createWriteStream(join(dir, 'pebble.log'));
   const procs = [];
   const start = (bin, args, env = {}) => {
-    const p = spawn(bin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [file, argv] = opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, bin, ...args]] : [bin, args];
+    const p = spawn(file, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout.pipe(log, { end: false });
     p.stderr.pipe(log, { end: false });
     procs.push(p);
@@ -90,7 +94,11 @@ export async function startPebble(opts) {
     log.end();
   };
   const caPem = readFileSync(join(dir, 'ca.pem'));
-  const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
+  const directoryUrl = `https://${host}:${acmePort}/dir`;
+  // Inside a namespace, only a process in it can ask: a TCP connect from there tells that it listens.
+  const answers = opts.netns
+    ? () => new Promise((resolve) => spawn('nsenter', [`--net=/run/netns/${opts.netns}`, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${acmePort}`], { stdio: 'ignore' }).on('exit', (code) => resolve(code === 0)))
+    : async () => (await httpsGet(directoryUrl, caPem)).status === 200;
   for (let i = 0; ; i++) {
     const exited = procs.find((p) => p.exitCode !== null);
     if (exited) {
@@ -98,7 +106,7 @@ export async function startPebble(opts) {
       throw new Error(`${exited.spawnfile} exited at start; see ${join(dir, 'pebble.log')} (a port may be in use)`);
     }
     try {
-      if ((await httpsGet(directoryUrl, caPem)).status === 200) break;
+      if (await answers()) break;
     } catch {
       /* not up yet */
     }
@@ -109,6 +117,6 @@ export async function startPebble(opts) {
     await delay(100);
   }
   /** The PEM of Pebble's root for the issued chains. */
-  const root = async () => (await httpsGet(`https://127.0.0.1:${mgmtPort}/roots/0`, caPem)).body;
+  const root = async () => (await httpsGet(`https://${host}:${mgmtPort}/roots/0`, caPem)).body;
   return { directoryUrl, caFile: join(dir, 'ca.pem'), httpPort, dnsPort, dnsMgmtPort, mgmtPort, root, stop };
 }

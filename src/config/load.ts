@@ -258,7 +258,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const firstName = certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost';
   if (e.ALERT_EMAIL && !e.ALERT_SMTP) problems.push('ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack\'s Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465');
   const inContainer = opts.inContainer ?? runsInContainer();
-  if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
+  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_RELOAD) problems.push('DEPLOY_MODE: swarm ships the certificates by updating the labelled services, which DOCKER_RELOAD=false forbids; drop DOCKER_RELOAD=false, or use DEPLOY_MODE=volume');
+  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_SCOPE && !inContainer) problems.push('DOCKER_SCOPE: mailcerts does not run in a Swarm task, so it cannot tell which stack is its own; set DOCKER_SCOPE to the stack name (docker stack ls), or * for every labelled service');
+  else if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
     problems.push('DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack\'s project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false');
   }
   if (problems.length > 0) throw new ConfigError(scrub(problems));
@@ -290,6 +292,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       reload: e.DOCKER_RELOAD,
       scope: e.DOCKER_SCOPE,
       verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
+      mode: e.DEPLOY_MODE,
+      leaseMs: e.SWARM_LEASE,
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

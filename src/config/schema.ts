@@ -247,6 +247,8 @@ export const envSchema = () => z.object({
   KEY_FILE_GROUP: z.optional(numericId('group')),
   RENEW_CHECK_INTERVAL: z._default(duration(10_000, 7 * 86_400_000, '12h'), 43_200_000),
   DOCKER_RELOAD: z._default(bool, true),
+  DEPLOY_MODE: z._default(z.enum(['volume', 'swarm'], { error: () => 'use volume (a shared volume, containers reloaded through the Docker API) or swarm (Swarm secrets and configs, services updated)' }), 'volume'),
+  SWARM_LEASE: z._default(duration(10_000, 3_600_000, '2m'), 120_000),
   DOCKER_SCOPE: z.optional(z.string().check(z.refine((s) => s === '*' || COMPOSE_PROJECT.test(s), 'use the compose project name of the mail stack (docker compose ls), or * for every labelled container on the host'))),
   VERIFY_HOSTS: z.optional(csvOf((h) =>
     h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h) ? `"${h}" is neither an address nor a host name` : undefined)),
@@ -394,6 +396,10 @@ export interface Config {
     scope?: string;
     /** Hosts that mailcerts.verify labels may name besides the container's own addresses ('*': any). */
     verifyHosts: string[] | '*';
+    /** volume: files in CERTS_DIR, containers reloaded; swarm: Swarm secrets and configs, services updated. */
+    mode: 'volume' | 'swarm';
+    /** Swarm: how long the lease on the issuing role lasts without being renewed. */
+    leaseMs: number;
   };
   logLevel: (typeof LOG_LEVELS)[number];
   /** Who is told when something is wrong (and again when it is fixed). */

@@ -2,15 +2,16 @@ import type { X509Certificate } from 'node:crypto';
 import type Docker from 'dockerode';
 import type { Algorithm } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { ShippedFile } from '../publish/shipped.js';
 import { covers, dnsNamesOf } from '../publish/bundle.js';
 import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
-import { addressOf, discoverTargets, probeAddress, resolveScope, type Scope } from './scope.js';
+import { addressOf, discoverTargets, probeAddress, type Reach, resolveScope, type Scope } from './scope.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import { monotonicMs } from '../util/clock.js';
 import {
-  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, NO_SNI, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, verifyServed,
+  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, NO_SNI, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, type VerifyOutcome, verifyServed,
 } from './verify.js';
 
 /** A configured certificate as the containers should serve it; no leaf when nothing is published for it. */
@@ -22,6 +23,8 @@ export interface ServedCert {
   leaf?: X509Certificate;
   /** A dual certificate: each variant, probed offering only its algorithm. */
   variants?: { algorithm: Algorithm; leaf: X509Certificate }[];
+  /** Its published files, for a deployer that ships them itself (DEPLOY_MODE=swarm only). */
+  files?: ShippedFile[];
 }
 
 /** Why a container is not deployed: each kind leads to a different reaction upstream. */
@@ -65,7 +68,13 @@ export interface DeployReport {
 
 /** Where published certificates go after a publish: reloaded, verified. The engine knows no more. */
 export interface Deployer {
-  deploy(certs: ServedCert[], signal?: AbortSignal): Promise<DeployReport>;
+  /** `sni`: the published SNI files, for a deployer that ships files itself. */
+  deploy(certs: ServedCert[], signal?: AbortSignal, sni?: ShippedFile[]): Promise<DeployReport>;
+  /**
+   * Whether this mailcerts may issue and deploy now (Swarm: it holds the lease); a deployer without
+   * the notion always may.
+   */
+  lead?(signal?: AbortSignal): Promise<{ leader: true } | { leader: false; why: string }>;
   /**
    * A certificate is being obtained: load what a deploy needs now, so that the moments between
    * its publish and the reload are not spent loading code. Never fails.
@@ -159,56 +168,78 @@ export class DockerDeployer implements Deployer {
       escalated = true;
       outcome = await check(AFTER_RESTART_RETRIES);
     }
-    if (outcome.ok) return { ...base, ok: true, serves: true, names: outcome.names };
-    const after = escalated ? 'after reload and restart' : 'after reload';
-    const what = {
-      stale: `still serves an old certificate ${after}`,
-      mismatch: `serves another of the certificates for a name ${after}`,
-      broken: `TLS fails with the published certificate ${after}`,
-      unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
-    }[outcome.kind];
-    return { ...base, blame: outcome.certs, ok: false, serves: outcome.kind === 'unreachable' ? null : false, names: outcome.names, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
+    return resultOf(base, outcome, escalated ? 'after reload and restart' : 'after reload');
   }
 
   /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
-  private async endpointsOf(docker: Docker, t: ReloadTarget, scope: Scope, signal?: AbortSignal): Promise<ContainerEndpoints> {
-    const label = t.labels[VERIFY_LABEL];
-    const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
-    if (parsed === 'off') return { skip: `${VERIFY_LABEL}=off` };
-    if (parsed && 'error' in parsed) return { problem: 'label', error: `label ${VERIFY_LABEL}: ${parsed.error}` };
-    let specs = parsed;
-    if (!specs) {
-      const preset = presetEndpoints(t.action);
-      if (!preset) return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+  private endpointsOf(docker: Docker, t: ReloadTarget, scope: Scope, signal?: AbortSignal): Promise<ContainerEndpoints> {
+    return endpointsFor(t, {
+      verifyHosts: this.opts.verifyHosts,
+      reach: () => addressOf(t, scope.self),
       // Read even when cat fails on one of the two (a kernel without IPv6 has no tcp6).
-      const proc = await execIn(docker, t.id, ['cat', '/proc/net/tcp', '/proc/net/tcp6'], { timeoutMs: 15_000, signal }).catch(() => undefined);
-      const listening = proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
-      specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
-      if (specs.length === 0) return { skip: `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}` };
-    }
-    const list: Endpoint[] = [];
-    let own: string | undefined;
-    for (const s of specs) {
-      if (s.host) {
-        const to = await probeAddress(s.host, t, this.opts.verifyHosts);
-        if ('problem' in to) return { problem: 'label', error: to.problem };
-        list.push({ protocol: s.protocol, port: s.port, host: to.address });
-        continue;
-      }
-      if (own === undefined) {
-        const reach = addressOf(t, scope.self);
-        if ('unreachable' in reach) return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
-        if ('none' in reach) return { skip: reach.none };
-        own = reach.host;
-      }
-      list.push({ protocol: s.protocol, port: s.port, host: own });
-    }
-    return { list };
+      listening: async () => {
+        const proc = await execIn(docker, t.id, ['cat', '/proc/net/tcp', '/proc/net/tcp6'], { timeoutMs: 15_000, signal }).catch(() => undefined);
+        return proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
+      },
+    });
   }
 }
 
+/**
+ * The endpoints to check on a container (or a Swarm task), a reason to skip it, or a problem with
+ * its labels: those of mailcerts.verify, else the preset's default ports it listens on. A host
+ * named in the label must be one of its own addresses, or allowed by VERIFY_HOSTS.
+ */
+export async function endpointsFor(
+  t: ReloadTarget,
+  how: { verifyHosts: string[] | '*'; reach: () => Reach; listening: () => Promise<Set<number> | undefined> },
+): Promise<ContainerEndpoints> {
+  const label = t.labels[VERIFY_LABEL];
+  const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
+  if (parsed === 'off') return { skip: `${VERIFY_LABEL}=off` };
+  if (parsed && 'error' in parsed) return { problem: 'label', error: `label ${VERIFY_LABEL}: ${parsed.error}` };
+  let specs = parsed;
+  if (!specs) {
+    const preset = presetEndpoints(t.action);
+    if (!preset) return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+    const listening = await how.listening();
+    specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
+    if (specs.length === 0) return { skip: `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}` };
+  }
+  const list: Endpoint[] = [];
+  let own: string | undefined;
+  for (const s of specs) {
+    if (s.host) {
+      const to = await probeAddress(s.host, t, how.verifyHosts);
+      if ('problem' in to) return { problem: 'label', error: to.problem };
+      list.push({ protocol: s.protocol, port: s.port, host: to.address });
+      continue;
+    }
+    if (own === undefined) {
+      const reach = how.reach();
+      if ('unreachable' in reach) return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
+      if ('none' in reach) return { skip: reach.none };
+      own = reach.host;
+    }
+    list.push({ protocol: s.protocol, port: s.port, host: own });
+  }
+  return { list };
+}
+
+/** A verification's outcome as a container's result; `after`: what was done to it before. */
+export function resultOf(base: { container: string; certs: string[]; reloaded: boolean }, outcome: VerifyOutcome, after: string): DeployResult {
+  if (outcome.ok) return { ...base, ok: true, serves: true, names: outcome.names };
+  const what = {
+    stale: `still serves an old certificate ${after}`,
+    mismatch: `serves another of the certificates for a name ${after}`,
+    broken: `TLS fails with the published certificate ${after}`,
+    unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
+  }[outcome.kind];
+  return { ...base, blame: outcome.certs, ok: false, serves: outcome.kind === 'unreachable' ? null : false, names: outcome.names, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
+}
+
 /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
-type ContainerEndpoints = { list: Endpoint[] } | { skip: string } | { problem: 'label' | 'unreachable'; error: string };
+export type ContainerEndpoints = { list: Endpoint[] } | { skip: string } | { problem: 'label' | 'unreachable'; error: string };
 
 /** A certificate a container should serve; its leaf is missing when nothing is published for it. */
 type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };

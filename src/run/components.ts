@@ -12,19 +12,25 @@ import type { Components } from './engine.js';
  */
 export function defaultComponents(config: Config, log: Logger): Components {
   const dns = new DnsProviders(config.dns.providers, log); // one set of providers for DNS-01 and DANE
-  return { issuer: new AcmeIssuer(config, log, dns), deployer: lazyDockerDeployer(config, log), dns };
+  return { issuer: new AcmeIssuer(config, log, dns), deployer: lazyDeployer(config, log), dns };
 }
 
-function lazyDockerDeployer(config: Config, log: Logger): Deployer {
+function lazyDeployer(config: Config, log: Logger): Deployer {
   let real: Promise<Deployer> | undefined;
+  const { scope, verifyHosts, mode, leaseMs } = config.docker;
   const load = () =>
-    (real ??= import('../deploy/deployer.js').then(
-      ({ DockerDeployer }) => new DockerDeployer({ scope: config.docker.scope, verifyHosts: config.docker.verifyHosts, inContainer: runsInContainer(), log }),
-    ));
+    (real ??= mode === 'swarm'
+      ? import('../deploy/swarm/deployer.js').then(({ SwarmDeployer }) => new SwarmDeployer({ scope, verifyHosts, keyMode: config.files.keyMode, owner: config.files.owner, group: config.files.group, leaseMs, log }))
+      : import('../deploy/deployer.js').then(({ DockerDeployer }) => new DockerDeployer({ scope, verifyHosts, inContainer: runsInContainer(), log })));
   return {
-    deploy: async (certs, signal) => (await load()).deploy(certs, signal),
+    deploy: async (certs, signal, sni) => (await load()).deploy(certs, signal, sni),
     prepare: () => {
       if (config.docker.reload) load().catch(() => undefined); // a failure shows again at deploy
     },
+    // Swarm: only the holder of the lease issues and deploys.
+    ...(mode === 'swarm' ? { lead: async (signal?: AbortSignal) => {
+      const d: Deployer = await load();
+      return d.lead ? d.lead(signal) : { leader: true as const };
+    } } : {}),
   };
 }

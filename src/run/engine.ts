@@ -20,6 +20,8 @@ export interface PassResult {
   ok: boolean;
   /** When an alert that could not be sent is tried again. */
   alertRetryAt?: Date;
+  /** Why nothing was done: another mailcerts holds the lease (DEPLOY_MODE=swarm). */
+  passive?: string;
 }
 
 export interface PassOptions {
@@ -129,6 +131,15 @@ export class Engine {
     const { config, log, components } = this;
     const specs = config.certificates.filter((c) => !opts.only || c.name === opts.only);
     if (specs.length === 0) throw new Error(`no certificate named "${opts.only}"; known: ${config.certificates.map((c) => c.name).join(', ')}`);
+    if (components.deployer.lead) {
+      const lead = await components.deployer.lead(opts.signal).catch((err: unknown) => ({ leader: false as const, why: errorMessage(err), failed: true }));
+      if (!lead.leader) {
+        // Not knowing who issues is a failure (nothing is done); another holder is not.
+        if ('failed' in lead) log.error({ step: 'lease', error: lead.why }, 'cannot tell whether another mailcerts holds the lease; nothing was done');
+        else log.info({ step: 'lease', why: lead.why }, 'passive: another mailcerts issues and deploys; checking again at the next pass');
+        return { certs: [], reloads: [], ok: !('failed' in lead), passive: lead.why };
+      }
+    }
     const lock = await acquireLock(config.stateDir, { waitMs: opts.lockWaitMs ?? 120_000, log, signal: opts.signal });
     const runs: CertRun[] = [];
     try {

@@ -2,6 +2,7 @@ import { algorithmOf, type Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
 import { bundleFor, type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
+import { shippedFiles, shippedSniFiles } from '../publish/shipped.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
 import { readSniDeployed, writeSniDeployed } from '../state/sni-state.js';
@@ -139,21 +140,23 @@ async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published
 }
 
 async function deploy(runs: CertRun[], ctx: RolloutContext): Promise<DeployReport> {
-  return ctx.deployer.deploy(await servedCerts(runs, ctx.config), ctx.signal);
+  const ships = ctx.config.docker.mode === 'swarm';
+  return ctx.deployer.deploy(await servedCerts(runs, ctx.config, ships), ctx.signal, ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined);
 }
 
 /**
  * What the containers should serve: every configured certificate in configuration order, even in a
  * pass over one; without a leaf where nothing usable is published.
  */
-async function servedCerts(runs: CertRun[], config: Config): Promise<ServedCert[]> {
+async function servedCerts(runs: CertRun[], config: Config, withFiles: boolean): Promise<ServedCert[]> {
   const served: ServedCert[] = [];
   for (const spec of config.certificates) {
     const run = runs.find((r) => r.name === spec.name);
     const published = run ? run.published : await readPublished(config, spec).catch(() => undefined);
     // A dual set is probed once per variant, each with only its algorithm offered.
     const variants = published?.dual ? published.bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, leaf: b.leaf })) : undefined;
-    served.push({ name: spec.name, domains: spec.domains, leaf: published?.bundle.leaf, variants });
+    const files = withFiles && published ? shippedFiles(config, spec, published) : undefined;
+    served.push({ name: spec.name, domains: spec.domains, leaf: published?.bundle.leaf, variants, files });
   }
   return served;
 }

@@ -23,19 +23,23 @@ export interface NetnsDocker {
   stop(): Promise<void>;
 }
 
-export async function startNetnsDocker(tag: string, workDir: string, images: { fromCache?: Record<string, string>; fromHost?: string[] }): Promise<NetnsDocker> {
-  const netns = `mc-${tag}-${process.pid}`;
-  const dir = join(workDir, `netns-${tag}`);
+/** A dockerd of the test's own in an existing network namespace: its own data root, socket and /run. */
+export interface Engine {
+  host: string;
+  docker(...args: string[]): Promise<string>;
+  /** Removes its containers and stops it (its directory is removed). */
+  stop(): Promise<void>;
+}
+
+export async function startEngineIn(netns: string, dir: string, dockerdArgs: string[], opts: { hostname?: string } = {}): Promise<Engine> {
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['data', 'exec']) mkdirSync(join(dir, d), { recursive: true });
   const sock = join(dir, 'docker.sock');
   const pidfile = join(dir, 'docker.pid');
-  await run('ip', ['netns', 'add', netns]);
-  await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
   // Not `ip netns exec`: it remounts /sys and dockerd then misses the cgroup mount. A private /run
-  // keeps this engine's containerd apart from the host's.
-  const script = `mount --make-rprivate / && mount -t tmpfs tmpfs /run && exec dockerd --data-root ${dir}/data --exec-root ${dir}/exec -H unix://${sock} --pidfile ${pidfile} --bridge=none --ip-masq=false --default-address-pool base=198.18.0.0/16,size=24`;
-  const daemon = spawn('nsenter', [`--net=/run/netns/${netns}`, 'unshare', '--mount', '--fork', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // keeps this engine's containerd apart from the host's; its own UTS namespace gives it a hostname.
+  const script = `mount --make-rprivate / && mount -t tmpfs tmpfs /run && ${opts.hostname ? `hostname ${opts.hostname} && ` : ''}exec dockerd --data-root ${dir}/data --exec-root ${dir}/exec -H unix://${sock} --pidfile ${pidfile} ${dockerdArgs.join(' ')}`;
+  const daemon = spawn('nsenter', [`--net=/run/netns/${netns}`, 'unshare', '--mount', ...(opts.hostname ? ['--uts'] : []), '--fork', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   daemon.stderr.on('data', (d) => (log = (log + d).slice(-4000)));
   const host = `unix://${sock}`;
@@ -47,7 +51,6 @@ export async function startNetnsDocker(tag: string, workDir: string, images: { f
     if (pid) process.kill(pid, 'SIGTERM');
     for (let i = 0; i < 150 && daemon.exitCode === null; i++) await delay(100);
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
-    await run('ip', ['netns', 'del', netns]).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   };
   for (let i = 0; ; i++) {
@@ -58,16 +61,40 @@ export async function startNetnsDocker(tag: string, workDir: string, images: { f
     }
     await delay(200);
   }
+  return { host, docker, stop };
+}
+
+/** Loads images into an engine: from a cached rootfs tarball when there is one, else from the host's engine. */
+export async function loadImages(host: string, images: { fromCache?: Record<string, string>; fromHost?: string[] }): Promise<void> {
+  for (const [image, tar] of Object.entries(images.fromCache ?? {})) {
+    if (existsSync(tar)) await run('docker', ['-H', host, 'import', tar, image]);
+    else await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], { maxBuffer: 16 * 1024 * 1024 });
+  }
+  for (const image of images.fromHost ?? []) await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], { maxBuffer: 16 * 1024 * 1024 });
+}
+
+export async function startNetnsDocker(tag: string, workDir: string, images: { fromCache?: Record<string, string>; fromHost?: string[] }): Promise<NetnsDocker> {
+  const netns = `mc-${tag}-${process.pid}`;
+  const dir = join(workDir, `netns-${tag}`);
+  await run('ip', ['netns', 'add', netns]);
+  await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  let engine: Engine;
   try {
-    for (const [image, tar] of Object.entries(images.fromCache ?? {})) {
-      if (existsSync(tar)) await run('docker', ['-H', host, 'import', tar, image]);
-      else await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], { maxBuffer: 16 * 1024 * 1024 });
-    }
-    for (const image of images.fromHost ?? []) await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], { maxBuffer: 16 * 1024 * 1024 });
+    engine = await startEngineIn(netns, dir, ['--bridge=none', '--ip-masq=false', '--default-address-pool', 'base=198.18.0.0/16,size=24']);
+  } catch (err) {
+    await run('ip', ['netns', 'del', netns]).catch(() => undefined);
+    throw err;
+  }
+  const stop = async () => {
+    await engine.stop();
+    await run('ip', ['netns', 'del', netns]).catch(() => undefined);
+  };
+  try {
+    await loadImages(engine.host, images);
   } catch (err) {
     await stop();
     throw err;
   }
   const inNetns = async (cmd: string, ...args: string[]) => (await run('nsenter', [`--net=/run/netns/${netns}`, cmd, ...args], { maxBuffer: 16 * 1024 * 1024 })).stdout;
-  return { host, netns, docker, inNetns, stop };
+  return { host: engine.host, netns, docker: engine.docker, inNetns, stop };
 }

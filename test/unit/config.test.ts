@@ -29,7 +29,7 @@ describe('configuration from the environment', () => {
     });
     expect(c.http01).toEqual({ mode: 'standalone', port: 80, address: undefined, webroot: undefined });
     expect([c.certsDir, c.stateDir, c.renewCheckIntervalMs, c.files.keyMode, c.files.certMode, c.docker, c.statusAddress, c.logLevel])
-      .toEqual(['/etc/ssl/mail', '/var/lib/mailcerts', 12 * 3_600_000, 0o600, 0o644, { reload: true, scope: undefined, verifyHosts: [] }, { host: '127.0.0.1', port: 9090 }, 'info']);
+      .toEqual(['/etc/ssl/mail', '/var/lib/mailcerts', 12 * 3_600_000, 0o600, 0o644, { reload: true, scope: undefined, verifyHosts: [], mode: 'volume', leaseMs: 120_000 }, { host: '127.0.0.1', port: 9090 }, 'info']);
     expect(load({ ACME_DOMAINS: 'a.example.com', ACME_DIRECTORY: 'letsencrypt-staging' }).acme.directoryUrl).toBe('https://acme-staging-v02.api.letsencrypt.org/directory');
   });
 
@@ -205,7 +205,7 @@ describe('DOCKER_SCOPE: which containers mailcerts may act on', () => {
     expect(problems({ ACME_DOMAINS: 'a.example.com' }, { inContainer: false })).toEqual([expect.stringMatching(/^DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE/)]);
     expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_RELOAD: 'false' }, { inContainer: false }).docker.reload).toBe(false);
     expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: 'mail' }, { inContainer: false }).docker.scope).toBe('mail');
-    expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: '*', VERIFY_HOSTS: 'mail.example.com,203.0.113.5' }, { inContainer: false }).docker).toEqual({ reload: true, scope: '*', verifyHosts: ['mail.example.com', '203.0.113.5'] });
+    expect(load({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: '*', VERIFY_HOSTS: 'mail.example.com,203.0.113.5' }, { inContainer: false }).docker).toEqual({ reload: true, scope: '*', verifyHosts: ['mail.example.com', '203.0.113.5'], mode: 'volume', leaseMs: 120_000 });
     expect(problems({ ACME_DOMAINS: 'a.example.com', DOCKER_SCOPE: 'My Stack!' })).toEqual([expect.stringMatching(/^DOCKER_SCOPE: use the compose project name of the mail stack/)]);
   });
 });

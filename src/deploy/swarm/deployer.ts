@@ -1,0 +1,381 @@
+import { connect } from 'node:net';
+import type Docker from 'dockerode';
+import type { Logger } from '../../log.js';
+import type { ShippedFile } from '../../publish/shipped.js';
+import { sleep } from '../../util/abort.js';
+import { monotonicMs } from '../../util/clock.js';
+import { errorMessage } from '../../util/errors.js';
+import { type DeployReport, type DeployResult, type Deployer, endpointsFor, expectationsFor, resultOf, type ServedCert, VERIFY_BUDGET_MS } from '../deployer.js';
+import { connectDocker, type ContainerView, pingDocker } from '../docker.js';
+import { findSelf } from '../scope.js';
+import { asTarget, RELOAD_LABEL } from '../targets.js';
+import { type Expectation, QUICK_RETRIES, verifyServed } from '../verify.js';
+import {
+  createObject, type FileRef, inspectService, listNodes, listObjects, listObjectsNamed, listServices, listTasks, type NodeView, type ObjectView, removeObject, type ServiceSpec,
+  type ServiceView, swarmInfo, type TaskView, updateService,
+} from './api.js';
+import { holdLease, type LeaseHolder } from './lease.js';
+import { groupOf, versionOf, MANAGED_LABEL, type Mount, mountsFor, objectFor, parseSecretTarget, sameObject, SECRET_TARGET_LABEL, type SwarmObject } from './objects.js';
+import { unsatisfiable } from './placement.js';
+
+export const STACK_LABEL = 'com.docker.stack.namespace';
+export const SERVICE_ID_LABEL = 'com.docker.swarm.service.id';
+export const TASK_ID_LABEL = 'com.docker.swarm.task.id';
+/** How long one service's rolling update may take before it is reported as stuck. */
+export const UPDATE_BUDGET_MS = 15 * 60_000;
+const POLL_MS = 1_000;
+
+export interface SwarmDeployerOptions {
+  scope?: string;
+  verifyHosts: string[] | '*';
+  keyMode: number;
+  owner?: number;
+  group?: number;
+  leaseMs: number;
+  log: Logger;
+}
+
+/** Where mailcerts runs: its own task's container, service and stack, when it runs in a Swarm task. */
+interface Self {
+  container?: ContainerView;
+  serviceId?: string;
+  taskId?: string;
+  scope: string;
+}
+
+/** One labelled service and what it should mount. */
+interface Plan {
+  service: ServiceView;
+  name: string;
+  certs: string[];
+  mounts: (Mount & { file: ShippedFile })[];
+}
+
+/**
+ * DEPLOY_MODE=swarm: each published version becomes Swarm secrets and configs, the labelled
+ * services of the stack are updated to them (Swarm replaces their tasks with its own update
+ * policy, rolling back on failure), every task is verified, and only then are the objects of
+ * versions older than the previous one removed.
+ */
+export class SwarmDeployer implements Deployer {
+  private readonly opts: SwarmDeployerOptions;
+  private self: Self | undefined;
+  private lease: LeaseHolder | undefined;
+
+  constructor(opts: SwarmDeployerOptions) {
+    this.opts = opts;
+  }
+
+  /** Connects and finds mailcerts' own task; throws with what to change when this is no manager of a swarm. */
+  private async connect(): Promise<{ docker: Docker; self: Self }> {
+    const docker = connectDocker();
+    await pingDocker(docker);
+    const info = await swarmInfo(docker);
+    if (info.Swarm?.LocalNodeState !== 'active') {
+      throw new Error('DEPLOY_MODE=swarm, but this Docker engine is not part of a swarm (docker swarm init); use DEPLOY_MODE=volume on a single host');
+    }
+    if (!info.Swarm.ControlAvailable) {
+      throw new Error('DEPLOY_MODE=swarm, but this Docker engine is a worker, not a manager: only a manager can manage secrets and services; constrain the mailcerts service with node.role == manager');
+    }
+    if (!this.self) {
+      const container = await findSelf(docker);
+      const stack = container?.labels[STACK_LABEL];
+      const scope = this.opts.scope ?? stack;
+      if (!scope) {
+        throw new Error(container ? `mailcerts' container ${container.name} is not part of a stack; set DOCKER_SCOPE to the stack of the mail services (docker stack ls), or * for every labelled service` : 'DOCKER_SCOPE is not set and mailcerts does not run in a Swarm task; set DOCKER_SCOPE to the stack name (docker stack ls)');
+      }
+      this.self = { container, serviceId: container?.labels[SERVICE_ID_LABEL], taskId: container?.labels[TASK_ID_LABEL], scope };
+    }
+    return { docker, self: this.self };
+  }
+
+  async lead(signal?: AbortSignal): Promise<{ leader: true } | { leader: false; why: string }> {
+    const { docker, self } = await this.connect();
+    this.lease ??= holdLease({ serviceId: self.serviceId, holder: self.taskId ?? self.container?.id ?? `pid-${process.pid}`, leaseMs: this.opts.leaseMs, log: this.opts.log });
+    return this.lease.acquire(docker, signal);
+  }
+
+  async deploy(certs: ServedCert[], signal?: AbortSignal, sni: ShippedFile[] = []): Promise<DeployReport> {
+    const { log } = this.opts;
+    const all = certs.map((c) => c.name);
+    let docker: Docker;
+    let self: Self;
+    let plans: (Plan | DeployResult)[];
+    try {
+      ({ docker, self } = await this.connect());
+      plans = await this.plan(docker, self, certs, sni);
+    } catch (err) {
+      return { results: [{ container: '(swarm)', certs: all, ok: false, reloaded: false, serves: null, problem: 'reload', error: errorMessage(err) }], complete: false };
+    }
+    if (plans.length === 0) log.warn({ step: 'reload', scope: self.scope }, 'no service in scope carries the label mailcerts.reload; nothing to update');
+    const results = (await Promise.all(plans.map((p) => ('service' in p ? this.rollOut(docker, self, p, certs, signal) : [p])))).flat();
+    const complete = !signal?.aborted && plans.every((p) => 'service' in p);
+    if (complete && results.every((r) => r.ok)) await this.prune(docker, self, plans as Plan[]).catch((err: unknown) => log.warn({ step: 'reload', error: errorMessage(err) }, 'could not remove the Swarm objects of old versions; tried again after the next deploy'));
+    return { results, complete };
+  }
+
+  /**
+   * What each labelled service in scope should mount, its objects made where missing. A service
+   * whose labels, targets or placement are wrong gets a result naming it, and is not touched.
+   */
+  private async plan(docker: Docker, self: Self, certs: ServedCert[], sni: ShippedFile[]): Promise<(Plan | DeployResult)[]> {
+    const label = [RELOAD_LABEL, ...(self.scope === '*' ? [] : [`${STACK_LABEL}=${self.scope}`])];
+    const services = (await listServices(docker, label)).filter((s) => s.ID !== self.serviceId).sort((a, b) => (a.Spec.Name ?? '').localeCompare(b.Spec.Name ?? ''));
+    const nodes = services.length > 0 ? await listNodes(docker) : [];
+    const made = new Map<string, Promise<{ id: string } | { error: string }>>();
+    const ensure = (o: SwarmObject) => {
+      let p = made.get(`${o.kind}/${o.name}`);
+      if (!p) made.set(`${o.kind}/${o.name}`, (p = ensureObject(docker, o).then((id) => ({ id }), (err: unknown) => ({ error: errorMessage(err) }))));
+      return p;
+    };
+    const out: (Plan | DeployResult)[] = [];
+    for (const service of services) {
+      const name = service.Spec.Name ?? service.ID;
+      const labels = service.Spec.Labels ?? {};
+      const wanted = expectationsFor({ labels }, certs);
+      const base = { container: name, certs: [...new Set(wanted.map((w) => w.cert))], reloaded: false, serves: null, ok: false as boolean };
+      const target = parseSecretTarget(labels[SECRET_TARGET_LABEL]);
+      if (typeof target !== 'string') {
+        out.push({ ...base, problem: 'label', error: `label ${target.error}` });
+        continue;
+      }
+      const chosen = mountsFor(labels, certs, sni, { target, keyMode: this.opts.keyMode, owner: this.opts.owner, group: this.opts.group });
+      if (chosen.length === 0) {
+        out.push({ ...base, ok: true, reloaded: true });
+        continue;
+      }
+      const objects = chosen.map((c) => objectFor(c.file, self.scope));
+      const problem = collisionIn(service, chosen.map((c) => c.mount)) ?? unsatisfiable(service.Spec, nodes);
+      if (problem) {
+        out.push({ ...base, problem: 'reload', error: `service ${name} not updated: ${problem}` });
+        continue;
+      }
+      const ids = await Promise.all(objects.map(ensure));
+      const failed = ids.find((e) => 'error' in e);
+      if (failed && 'error' in failed) {
+        out.push({ ...base, problem: 'reload', error: `service ${name} not updated: ${failed.error}` });
+        continue;
+      }
+      const mounts = chosen.map((c, i) => ({ ...c.mount, object: objects[i]!.name, id: (ids[i] as { id: string }).id, file: c.file }));
+      out.push({ service, name, certs: base.certs, mounts });
+    }
+    return out;
+  }
+
+  /** Updates one service to its mounts (unless it has them), waits for Swarm's rollout, verifies every task. */
+  private async rollOut(docker: Docker, self: Self, p: Plan, certs: ServedCert[], signal?: AbortSignal): Promise<DeployResult[]> {
+    const { log } = this.opts;
+    const base = { container: p.name, certs: p.certs };
+    try {
+      const current = await inspectService(docker, p.service.ID);
+      const spec = withMounts(current.Spec, p.mounts, await ownIds(docker, self.scope));
+      const since = Date.now();
+      if (spec) {
+        log.info({ step: 'reload', service: p.name, objects: p.mounts.map((m) => m.object).filter((o, i, a) => a.indexOf(o) === i).length }, 'updating the service to the new secrets and configs');
+        await updateService(docker, current, spec);
+      }
+      const done = await waitForUpdate(docker, p.service.ID, spec ? since : undefined, signal);
+      if (done !== 'completed') {
+        const rolledBack = done.startsWith('Swarm rolled');
+        const r: DeployResult = { ...base, ok: false, reloaded: false, serves: null, problem: rolledBack ? 'broken' : 'reload', error: done };
+        log.error({ step: 'reload', service: p.name, problem: r.problem, error: done }, 'service not deployed');
+        return [r];
+      }
+      if (spec) log.info({ step: 'reload', service: p.name }, 'service updated: every task runs the new secrets and configs');
+      return await this.verifyTasks(docker, self, p, certs, signal);
+    } catch (err) {
+      if (signal?.aborted) return [];
+      const r: DeployResult = { ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name}: ${errorMessage(err)}` };
+      log.error({ step: 'reload', service: p.name, error: r.error }, 'service not deployed');
+      return [r];
+    }
+  }
+
+  /** Checks what each running task of a service serves, at its address on a network mailcerts shares. */
+  private async verifyTasks(docker: Docker, self: Self, p: Plan, certs: ServedCert[], signal?: AbortSignal): Promise<DeployResult[]> {
+    const { log } = this.opts;
+    const wanted = expectationsFor({ labels: p.service.Spec.Labels ?? {} }, certs);
+    const checkable = wanted.filter((x): x is Expectation => x.leaf !== undefined);
+    const tasks = (await listTasks(docker, p.service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running');
+    const nodes = new Map((await listNodes(docker)).map((n) => [n.ID, n]));
+    const targets = new Set(p.mounts.map((m) => `${m.object}@${m.target}`));
+    return Promise.all(
+      tasks.map(async (task): Promise<DeployResult> => {
+        const node = nodes.get(task.NodeID ?? '');
+        const name = `${p.name}.${task.Slot ?? task.ID.slice(0, 12)} on ${node?.Description?.Hostname ?? task.NodeID}`;
+        const base = { container: name, certs: p.certs, reloaded: true };
+        const refs = [...(task.Spec?.ContainerSpec?.Secrets ?? []).map((r) => `${r.SecretName}@${r.File?.Name}`), ...(task.Spec?.ContainerSpec?.Configs ?? []).map((r) => `${r.ConfigName}@${r.File?.Name}`)];
+        if ([...targets].some((t) => !refs.includes(t))) return { ...base, ok: false, serves: false, problem: 'stale', error: 'still runs with older secrets and configs after the update' };
+        const view = taskView(task, name, p.service.Spec.Labels ?? {});
+        const endpoints = await endpointsFor(asTarget(view), { verifyHosts: this.opts.verifyHosts, reach: () => reachTask(view, node, self.container), listening: () => Promise.resolve(undefined) });
+        if ('skip' in endpoints) {
+          log.info({ step: 'verify', container: name, reason: endpoints.skip }, 'not verified');
+          return { ...base, ok: true, serves: null };
+        }
+        if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
+        // Without a mailcerts.verify label, only the preset ports that answer are probed.
+        const list = view.labels['mailcerts.verify'] === undefined ? await answering(endpoints.list) : endpoints.list;
+        if (list.length === 0 || checkable.length === 0) return { ...base, ok: true, serves: null };
+        const outcome = await verifyServed(list, checkable, { waits: QUICK_RETRIES, log, container: name, deadline: monotonicMs() + VERIFY_BUDGET_MS, signal });
+        const r = resultOf(base, outcome, 'after the update');
+        if (r.ok) log.info({ step: 'verify', container: name, endpoints: list.map((e) => `${e.protocol}://${e.host}:${e.port}`) }, 'task serves the published certificate');
+        else log.error({ step: 'verify', container: name, problem: r.problem, error: r.error }, 'task not serving the published certificate');
+        return r;
+      }),
+    );
+  }
+
+  /**
+   * Removes mailcerts' objects of this scope that no service uses, keeping in each group the
+   * version now deployed and the one before it (what a rollback needs).
+   */
+  private async prune(docker: Docker, self: Self, plans: Plan[]): Promise<void> {
+    const { log } = this.opts;
+    const current = new Set(plans.flatMap((p) => p.mounts.map((m) => `${m.kind}/${m.object}`)));
+    const services = await listServices(docker, []);
+    const used = new Set(services.flatMap((s) => refsOf(s.Spec).map((r) => r.SecretID ?? r.ConfigID ?? '')));
+    for (const kind of ['secret', 'config'] as const) {
+      const objects = await listObjects(docker, kind, [`${MANAGED_LABEL}=${self.scope}`]);
+      const byGroup = new Map<string, ObjectView[]>();
+      for (const o of objects) {
+        const g = groupOf(o.Spec.Labels ?? {}) ?? '';
+        byGroup.set(g, [...(byGroup.get(g) ?? []), o]);
+      }
+      for (const list of byGroup.values()) {
+        const version = (o: ObjectView) => versionOf(o.Spec.Labels ?? {}) ?? o.Spec.Name;
+        const versions = [...new Set(list.sort((x, y) => (y.CreatedAt ?? '').localeCompare(x.CreatedAt ?? '')).map(version))];
+        const keepVersions = new Set<string>();
+        const currentVersion = versions.find((v) => list.some((o) => version(o) === v && current.has(`${kind}/${o.Spec.Name}`)));
+        if (currentVersion) keepVersions.add(currentVersion);
+        const previous = versions.find((v) => v !== currentVersion);
+        if (previous) keepVersions.add(previous);
+        for (const o of list) {
+          if (keepVersions.has(version(o)) || used.has(o.ID) || current.has(`${kind}/${o.Spec.Name}`)) continue;
+          await removeObject(docker, kind, o.ID);
+          log.info({ step: 'reload', [kind]: o.Spec.Name }, `removed the ${kind} of an old version`);
+        }
+      }
+    }
+  }
+}
+
+/** Makes the object unless it exists (its id either way); one that exists with other content, or not made by mailcerts, is refused. */
+async function ensureObject(docker: Docker, o: SwarmObject): Promise<string> {
+  const [existing] = (await listObjectsNamed(docker, o.kind, o.name)).filter((e) => e.Spec.Name === o.name);
+  if (existing) {
+    if (!sameObject({ labels: existing.Spec.Labels ?? {} }, o)) throw new Error(`a ${o.kind} named ${o.name} exists and was not made by mailcerts for this content; remove it (docker ${o.kind} rm ${o.name})`);
+    return existing.ID;
+  }
+  return (await createObject(docker, o.kind, o.name, o.data, o.labels)).ID;
+}
+
+/** The ids of mailcerts' own objects in this scope: the references a service update may replace. */
+async function ownIds(docker: Docker, scope: string): Promise<Set<string>> {
+  const [secrets, configs] = await Promise.all([listObjects(docker, 'secret', [`${MANAGED_LABEL}=${scope}`]), listObjects(docker, 'config', [`${MANAGED_LABEL}=${scope}`])]);
+  return new Set([...secrets, ...configs].map((o) => o.ID));
+}
+
+const refsOf = (spec: ServiceSpec): FileRef[] => [...(spec.TaskTemplate?.ContainerSpec?.Secrets ?? []), ...(spec.TaskTemplate?.ContainerSpec?.Configs ?? [])];
+
+/** A reference of the service's own (not mailcerts') whose target is one mailcerts would mount. */
+export function collisionIn(service: ServiceView, mounts: Pick<Mount, 'target'>[]): string | undefined {
+  const ours = new Set(mounts.map((m) => m.target));
+  for (const r of refsOf(service.Spec)) {
+    if (r.SecretName?.startsWith('mailcerts.') || r.ConfigName?.startsWith('mailcerts.')) continue;
+    if (r.File?.Name && ours.has(r.File.Name)) {
+      return `its ${r.SecretName ? `secret ${r.SecretName}` : `config ${r.ConfigName}`} is mounted at ${r.File.Name}, where mailcerts would mount a certificate file; set ${SECRET_TARGET_LABEL} to another directory, or remove that ${r.SecretName ? 'secret' : 'config'} from the service`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The service's spec with mailcerts' references replaced by `mounts` (its own kept), and the
+ * update policy that rolls back on failure; undefined when it mounts exactly these already.
+ */
+export function withMounts(spec: ServiceSpec, mounts: Mount[], own: Set<string>): ServiceSpec | undefined {
+  const cs = spec.TaskTemplate?.ContainerSpec ?? {};
+  const isOurs = (r: FileRef) => own.has(r.SecretID ?? r.ConfigID ?? '') || (r.SecretName ?? r.ConfigName ?? '').startsWith('mailcerts.');
+  const ref = (m: Mount) => ({ File: { Name: m.target, UID: m.uid, GID: m.gid, Mode: m.mode }, ...(m.kind === 'secret' ? { SecretID: m.id, SecretName: m.object } : { ConfigID: m.id, ConfigName: m.object }) });
+  const key = (r: FileRef) => `${r.SecretName ?? r.ConfigName}@${r.File?.Name}:${r.File?.Mode}:${r.File?.UID}:${r.File?.GID}`;
+  const now = [...(cs.Secrets ?? []), ...(cs.Configs ?? [])].filter(isOurs).map(key).sort();
+  const next = mounts.map(ref).map(key).sort();
+  if (now.length === next.length && now.every((k, i) => k === next[i])) return undefined;
+  const secrets = [...(cs.Secrets ?? []).filter((r) => !isOurs(r)), ...mounts.filter((m) => m.kind === 'secret').map(ref)];
+  const configs = [...(cs.Configs ?? []).filter((r) => !isOurs(r)), ...mounts.filter((m) => m.kind === 'config').map(ref)];
+  return {
+    ...spec,
+    TaskTemplate: { ...spec.TaskTemplate, ContainerSpec: { ...cs, Secrets: secrets, Configs: configs } },
+    // A task that fails with the new files (health check, exit) makes Swarm put the old ones back.
+    // The first shipment has nothing to go back to (the tasks had no certificate, and may have
+    // been failing for want of one): it rolls forward.
+    UpdateConfig: { ...spec.UpdateConfig, FailureAction: now.length === 0 ? 'continue' : 'rollback' },
+  };
+}
+
+/**
+ * Waits until Swarm has finished the update begun at `since` (or any update in progress, left by
+ * a mailcerts that was stopped); 'completed', or what went wrong.
+ */
+async function waitForUpdate(docker: Docker, id: string, since: number | undefined, signal?: AbortSignal): Promise<string> {
+  const deadline = monotonicMs() + UPDATE_BUDGET_MS;
+  for (;;) {
+    const s = await inspectService(docker, id);
+    const u = s.UpdateStatus;
+    // Swarm's clock and ours may differ by a little: an update begun before ours is not ours.
+    const ours = since === undefined || (u?.StartedAt !== undefined && Date.parse(u.StartedAt) >= since - 5_000);
+    const state = ours ? u?.State : since === undefined ? u?.State : 'updating';
+    if (state === undefined || state === 'completed') {
+      if (since === undefined || state === 'completed') return 'completed';
+    } else if (state === 'rollback_completed') {
+      return `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again`;
+    } else if (state === 'paused' || state === 'rollback_paused') {
+      return `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}`;
+    }
+    if (monotonicMs() > deadline) return `the update of ${s.Spec.Name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${s.Spec.Name}`;
+    await sleep(POLL_MS, signal);
+  }
+}
+
+/** A task as the endpoint rules see a container: its labels (the service's), addresses and network mode. */
+function taskView(task: TaskView, name: string, labels: Record<string, string>): ContainerView {
+  const networks = (task.NetworksAttachments ?? [])
+    .filter((a) => a.Network?.Spec?.Name !== 'ingress')
+    .map((a) => ({ name: a.Network?.Spec?.Name ?? '', id: a.Network?.ID ?? '', ip: a.Addresses?.map((x) => x.replace(/\/\d+$/, '')).find((x) => x.includes('.')), ip6: a.Addresses?.map((x) => x.replace(/\/\d+$/, '')).find((x) => x.includes(':')) }));
+  return { id: task.ID, name, labels, networkMode: networks.length === 0 ? 'host' : 'swarm', networks };
+}
+
+/**
+ * Where mailcerts reaches a task: on an overlay network both are on, or at its node's address when
+ * the task uses the host's network and mailcerts does too (or runs outside a container).
+ */
+export function reachTask(t: ContainerView, node: NodeView | undefined, self: ContainerView | undefined): { host: string } | { unreachable: string } | { none: string } {
+  if (t.networkMode === 'host') {
+    const addr = node?.Status?.Addr;
+    if (!addr) return { unreachable: `the node of ${t.name} has no address in the swarm` };
+    if (self && self.networkMode !== 'host') return { unreachable: `${t.name} uses host networking, which mailcerts cannot reach from its overlay network; put both on one overlay network, or set mailcerts.verify=off` };
+    return { host: addr };
+  }
+  if (!self || self.networkMode === 'host') {
+    return { unreachable: `${t.name} is on the overlay network ${t.networks.map((n) => n.name).join(', ')}, which mailcerts, outside it, cannot reach; attach mailcerts to that network` };
+  }
+  const mine = new Set(self.networks.map((n) => n.id));
+  const shared = t.networks.find((n) => mine.has(n.id) && (n.ip || n.ip6));
+  if (shared) return { host: shared.ip ?? shared.ip6! };
+  return { unreachable: `mailcerts shares no network with ${t.name} (it is on ${t.networks.map((n) => n.name).join(', ')}); add mailcerts to one of them` };
+}
+
+/** The endpoints that accept a connection within 2 s (the preset ports a server really uses). */
+async function answering<E extends { host: string; port: number }>(list: E[]): Promise<E[]> {
+  const ok = await Promise.all(
+    list.map(
+      (e) =>
+        new Promise<boolean>((resolve) => {
+          const s = connect({ host: e.host, port: e.port, timeout: 2_000 }, () => (s.destroy(), resolve(true)));
+          s.on('error', () => resolve(false));
+          s.on('timeout', () => (s.destroy(), resolve(false)));
+        }),
+    ),
+  );
+  return list.filter((_, i) => ok[i]);
+}

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import * as yaml from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+import { collisionIn, reachTask, withMounts } from '../../src/deploy/swarm/deployer.js';
+import type { ServiceView } from '../../src/deploy/swarm/api.js';
+import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
+import { unsatisfiable } from '../../src/deploy/swarm/placement.js';
+import type { ShippedFile } from '../../src/publish/shipped.js';
+
+const variant = (cert: string, algorithm = 'ecdsa') => ({ cert, algorithm, fingerprint256: 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:FF', serial: '0A1B', notAfter: new Date('2027-01-01T00:00:00Z') });
+const file = (path: string, f: string, secret: boolean, cert = 'mail.example.com'): ShippedFile => ({ path, data: `${path} data`, secret, file: f, variant: variant(cert) });
+
+describe('Swarm objects: named by their version, immutable', () => {
+  it('a key file is a secret, a chain a config, named mailcerts.<certificate>.<algorithm>.<fingerprint>.<file>, labelled with serial and expiry', () => {
+    const key = objectFor(file('privkey.pem', 'privkey.pem', true), 'mail');
+    expect(key).toMatchObject({ kind: 'secret', name: 'mailcerts.mail.example.com.ecdsa.abcdef012345.key', group: 'mail.example.com.ecdsa' });
+    expect(key.labels).toMatchObject({ 'mailcerts.managed-by': 'mail', 'mailcerts.certificate': 'mail.example.com', 'mailcerts.serial': '0A1B', 'mailcerts.not-after': '2027-01-01T00:00:00.000Z' });
+    expect(objectFor(file('privkey-fullchain.pem', 'privkey-fullchain.pem', true), 'mail').name).toBe('mailcerts.mail.example.com.ecdsa.abcdef012345.keychain');
+    expect(objectFor(file('fullchain.pem', 'fullchain.pem', false), 'mail')).toMatchObject({ kind: 'config', name: 'mailcerts.mail.example.com.ecdsa.abcdef012345.fullchain' });
+    const sni = objectFor({ path: 'sni/postfix.map', data: 'map', secret: false, file: 'postfix.map' }, 'mail');
+    expect(sni.name).toMatch(/^mailcerts\.sni\.[0-9a-f]{12}\.postfix\.map$/);
+  });
+
+  it('a long certificate name is cut to fit Swarm\'s 64 characters and stays unique', () => {
+    const long = 'a'.repeat(60);
+    const a = objectFor(file('privkey.pem', 'privkey.pem', true, long), 'mail').name;
+    const b = objectFor(file('privkey.pem', 'privkey.pem', true, `${'a'.repeat(59)}b`), 'mail').name;
+    expect(a.length).toBeLessThanOrEqual(64);
+    expect(a).not.toBe(b);
+  });
+
+  it('an existing object is reused only when mailcerts made it, for this scope, with the same content', () => {
+    const o = objectFor(file('privkey.pem', 'privkey.pem', true), 'mail');
+    expect(sameObject({ labels: o.labels }, o)).toBe(true);
+    expect(sameObject({ labels: { ...o.labels, 'mailcerts.sha256': '0'.repeat(64) } }, o)).toBe(false);
+    expect(sameObject({ labels: {} }, o)).toBe(false);
+    expect(sameObject({ labels: { ...o.labels, 'mailcerts.managed-by': 'other' } }, o)).toBe(false);
+  });
+});
+
+describe('what a service mounts', () => {
+  const certs = [
+    { name: 'a.example.com', domains: ['a.example.com'], files: [file('privkey.pem', 'privkey.pem', true, 'a.example.com'), file('a.example.com/privkey.pem', 'privkey.pem', true, 'a.example.com')] },
+    { name: 'b.example.com', domains: ['b.example.com'], files: [file('b.example.com/fullchain.pem', 'fullchain.pem', false, 'b.example.com')] },
+  ];
+  const sni = [{ path: 'sni/postfix.map', data: 'm', secret: false, file: 'postfix.map' }];
+  const opts = { target: '/etc/ssl/mail', keyMode: 0o600 };
+
+  it('the first certificate by default; the SNI files only with every certificate; paths as under CERTS_DIR', () => {
+    expect(mountsFor({}, certs, sni, opts).map((m) => m.mount.target)).toEqual(['/etc/ssl/mail/privkey.pem', '/etc/ssl/mail/a.example.com/privkey.pem']);
+    expect(mountsFor({ 'mailcerts.certificates': 'b.example.com' }, certs, sni, opts).map((m) => m.mount.target)).toEqual(['/etc/ssl/mail/b.example.com/fullchain.pem']);
+    expect(mountsFor({ 'mailcerts.certificates': '*' }, certs, sni, opts).map((m) => m.mount.target)).toContain('/etc/ssl/mail/sni/postfix.map');
+    const [key] = mountsFor({}, certs, sni, { ...opts, owner: 101, group: 102 });
+    expect(key!.mount).toMatchObject({ kind: 'secret', mode: 0o600, uid: '101', gid: '102' });
+  });
+
+  it('mailcerts.secret-target must be an absolute directory below /', () => {
+    expect(parseSecretTarget(undefined)).toBe('/run/secrets/mail');
+    expect(parseSecretTarget('/etc/ssl/mail/')).toBe('/etc/ssl/mail');
+    expect(parseSecretTarget('/')).toEqual({ error: expect.stringMatching(/below \//) });
+    expect(parseSecretTarget('/etc/../root')).toEqual({ error: expect.stringMatching(/not an absolute directory/) });
+    expect(parseSecretTarget('etc/ssl')).toEqual({ error: expect.stringMatching(/not an absolute directory/) });
+  });
+});
+
+describe('the service update', () => {
+  const service = (secrets: object[] = [], configs: object[] = []): ServiceView => ({
+    ID: 's1',
+    Version: { Index: 7 },
+    Spec: { Name: 'mail_mail', TaskTemplate: { ContainerSpec: { Image: 'x', Secrets: secrets, Configs: configs } }, UpdateConfig: { Order: 'stop-first', FailureAction: 'pause' } },
+  });
+  const mounts = [{ kind: 'secret' as const, object: 'mailcerts.m.ecdsa.abc.key', id: 'id1', target: '/etc/ssl/mail/privkey.pem', mode: 0o600, uid: '0', gid: '0' }];
+
+  it('replaces only mailcerts\' references, keeps the service\'s own, and rolls back on failure once there is something to go back to', () => {
+    const own = { SecretID: 'u1', SecretName: 'db_password', File: { Name: '/run/secrets/db', UID: '0', GID: '0', Mode: 0o400 } };
+    const old = { SecretID: 'o1', SecretName: 'mailcerts.m.ecdsa.old.key', File: { Name: '/etc/ssl/mail/privkey.pem', UID: '0', GID: '0', Mode: 0o600 } };
+    const spec = withMounts(service([own, old]).Spec, mounts, new Set(['o1']))!;
+    expect(spec.TaskTemplate!.ContainerSpec!.Secrets).toEqual([own, { SecretID: 'id1', SecretName: 'mailcerts.m.ecdsa.abc.key', File: { Name: '/etc/ssl/mail/privkey.pem', UID: '0', GID: '0', Mode: 0o600 } }]);
+    expect(spec.UpdateConfig).toEqual({ Order: 'stop-first', FailureAction: 'rollback' });
+    expect(spec.TaskTemplate!.ContainerSpec!.Image).toBe('x');
+    // The first shipment has nothing to roll back to.
+    expect(withMounts(service([own]).Spec, mounts, new Set())!.UpdateConfig!.FailureAction).toBe('continue');
+  });
+
+  it('is not made when the service mounts exactly these already', () => {
+    const current = { SecretID: 'id1', SecretName: 'mailcerts.m.ecdsa.abc.key', File: { Name: '/etc/ssl/mail/privkey.pem', UID: '0', GID: '0', Mode: 0o600 } };
+    expect(withMounts(service([current]).Spec, mounts, new Set(['id1']))).toBeUndefined();
+  });
+
+  it('a secret of the service\'s own at a path mailcerts would use is a collision that names it', () => {
+    const clash = { SecretID: 'u1', SecretName: 'my_key', File: { Name: '/etc/ssl/mail/privkey.pem' } };
+    expect(collisionIn(service([clash]), mounts)).toMatch(/^its secret my_key is mounted at \/etc\/ssl\/mail\/privkey.pem, where mailcerts would mount a certificate file; set mailcerts.secret-target/);
+    expect(collisionIn(service([]), mounts)).toBeUndefined();
+  });
+});
+
+describe('placement: an update whose new tasks could not start is not made', () => {
+  const node = (id: string, o: { role?: string; labels?: Record<string, string>; state?: string; availability?: string } = {}) => ({
+    ID: id,
+    Description: { Hostname: id },
+    Spec: { Role: o.role ?? 'worker', Availability: o.availability ?? 'active', Labels: o.labels ?? {} },
+    Status: { State: o.state ?? 'ready', Addr: '198.19.0.1' },
+  });
+  const nodes = [node('n1', { role: 'manager' }), node('n2', { labels: { mail: 'yes' } }), node('n3', { labels: { mail: 'yes' }, state: 'down' })];
+  it('constraints no ready, active node meets', () => {
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.labels.mail==yes'] } } }, nodes)).toBeUndefined();
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.labels.mail==yes', 'node.role!=worker'] } } }, nodes)).toMatch(/^no ready, active node satisfies its placement constraints \(node.labels.mail==yes, node.role!=worker\)/);
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.hostname==n3'] } } }, nodes)).toMatch(/^no ready, active node/);
+  });
+  it('more replicas than the nodes may hold, at most N per node', () => {
+    expect(unsatisfiable({ Mode: { Replicated: { Replicas: 3 } }, TaskTemplate: { Placement: { MaxReplicas: 1 } } }, nodes)).toMatch(/asks for 3 replicas at most 1 per node, but only 2 node\(s\)/);
+    expect(unsatisfiable({ Mode: { Replicated: { Replicas: 2 } }, TaskTemplate: { Placement: { MaxReplicas: 1 } } }, nodes)).toBeUndefined();
+  });
+});
+
+describe('where a task is probed', () => {
+  const task = { id: 't', name: 'mail_mail.1 on node2', labels: {}, networkMode: 'swarm', networks: [{ name: 'mail_mail', id: 'net1', ip: '198.18.129.5' }] };
+  it('at its address on an overlay network mailcerts shares; never elsewhere', () => {
+    const self = { id: 's', name: 'mc', labels: {}, networkMode: 'swarm', networks: [{ name: 'mail_mail', id: 'net1', ip: '198.18.129.2' }] };
+    expect(reachTask(task, undefined, self)).toEqual({ host: '198.18.129.5' });
+    expect(reachTask(task, undefined, { ...self, networks: [{ name: 'other', id: 'net2', ip: '198.18.130.2' }] })).toEqual({ unreachable: expect.stringMatching(/shares no network with mail_mail.1 on node2/) });
+    // A host-networked task: its node's address, when mailcerts is on the host's network too.
+    const hostTask = { ...task, networkMode: 'host', networks: [] };
+    expect(reachTask(hostTask, { ID: 'n2', Status: { Addr: '198.19.255.2' } }, undefined)).toEqual({ host: '198.19.255.2' });
+    expect(reachTask(hostTask, { ID: 'n2', Status: { Addr: '198.19.255.2' } }, self)).toEqual({ unreachable: expect.stringMatching(/uses host networking/) });
+  });
+});
+
+describe('DEPLOY_MODE', () => {
+  it('swarm needs reloads on, and a scope when mailcerts runs outside a task', () => {
+    const load = (env: Record<string, string>, inContainer: boolean) => loadConfig(env, { yaml, inContainer });
+    expect(load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm' }, true).docker).toMatchObject({ mode: 'swarm', leaseMs: 120_000 });
+    expect(load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm', SWARM_LEASE: '30s' }, true).docker.leaseMs).toBe(30_000);
+    expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm', DOCKER_RELOAD: 'false' }, true)).toThrow(/DEPLOY_MODE: swarm ships the certificates by updating the labelled services/);
+    expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm' }, false)).toThrow(/DOCKER_SCOPE: mailcerts does not run in a Swarm task/);
+    expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'kubernetes' }, true)).toThrow(/DEPLOY_MODE: use volume .* or swarm/);
+    expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm', SWARM_LEASE: '1s' }, true)).toThrow(/SWARM_LEASE/);
+  });
+});
