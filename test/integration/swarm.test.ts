@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -70,6 +70,12 @@ const updateState = async (service = `${STACK}_mail`) => manager.docker('service
 const logsOf = async (service: string) => {
   const { stdout, stderr } = await run('docker', ['-H', manager.host, 'service', 'logs', '--raw', service], { maxBuffer: 64 * 1024 * 1024 });
   return (stdout + stderr).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+};
+/** What a service's containers on the manager wrote (service logs shows nothing of a task until it is healthy). */
+const containerLogs = async (service: string) => {
+  const ids = (await manager.docker('ps', '-aq', '--filter', `label=com.docker.swarm.service.name=${service}`)).split('\n').filter(Boolean);
+  const out = await Promise.all(ids.map((id) => run('docker', ['-H', manager.host, 'logs', id], { maxBuffer: 16 * 1024 * 1024 }).then((r) => r.stdout + r.stderr)));
+  return out.join('\n').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 };
 const bothServe = async (fp: string) => {
   for (const node of swarm.nodes) for (const port of Object.values(PORTS)) if ((await served(node, port)).fp !== fp) return false;
@@ -205,4 +211,142 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     expect(names.filter((n) => n.includes(fp12(versions[2]!)))).toHaveLength(2);
     first = versions[2]!;
   }, 600_000);
+
+  it('a second mailcerts (a second stack by mistake) sees the first one\'s lease and stays passive', async () => {
+    const holder = await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.holder"}}', `${STACK}_mailcerts`);
+    expect(holder).toMatch(/^[a-z0-9]{25}$/);
+    const env = { DEPLOY_MODE: 'swarm', ACME_DOMAINS: DOMAIN, ACME_DIRECTORY: pebble.directoryUrl, DOCKER_HOST: 'tcp://socket-proxy:2375', DOCKER_SCOPE: STACK, HTTP01_PORT: '5003', RENEW_CHECK_INTERVAL: '10s' };
+    await manager.docker('service', 'create', '-d', '--name', 'mail2_mailcerts', '--constraint', 'node.role==manager', '--network', `${STACK}_docker-api`, '--network', `${STACK}_mail`,
+      ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), inject('mailcertsImage'));
+    try {
+      const passive = await until('the second mailcerts saying it is passive', async () =>
+        (await containerLogs('mail2_mailcerts')).find((l) => typeof l.why === 'string' && l.why.startsWith(`the mailcerts of service ${STACK}_mailcerts (task ${holder}) holds the lease until`)));
+      expect(passive.msg).toBe('passive: another mailcerts issues and deploys; checking again at the next pass');
+      // It ordered and published nothing, and the first one keeps (and renews) its lease.
+      expect((await containerLogs('mail2_mailcerts')).filter((l) => ['order created', 'published'].includes(String(l.msg)))).toEqual([]);
+      const until_ = await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.until"}}', `${STACK}_mailcerts`);
+      await until('the lease renewed', async () => (await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.until"}}', `${STACK}_mailcerts`)) > until_, 30_000);
+      expect(await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.holder"}}', `${STACK}_mailcerts`)).toBe(holder);
+    } finally {
+      await manager.docker('service', 'rm', 'mail2_mailcerts');
+    }
+  }, 300_000);
+
+  it('a mailcerts killed in the middle of a rolling update: the next one finishes it, and nothing is lost', async () => {
+    const before = await publishedFp();
+    const killedTask = await mailcertsContainer();
+    const renewing = mailcerts('renew', '--force');
+    await until('the mail service in the middle of its update', async () => (await updateState()) === 'updating', 120_000);
+    await manager.docker('kill', killedTask!);
+    const r = await renewing;
+    expect(r.code).not.toBe(0); // it was killed
+    const now = await until('a new mailcerts task, and a newly published certificate on both nodes', async () => {
+      const id = await mailcertsContainer();
+      if (!id || id === killedTask) return undefined;
+      const fp = await publishedFp();
+      return fp !== before && (await bothServe(fp)) ? fp : undefined;
+    }, 300_000);
+    await until('the update completed', async () => (await updateState()) === 'completed', 120_000);
+    const serial = new X509Certificate(await manager.docker('exec', (await mailcertsContainer())!, 'cat', '/etc/ssl/mail/cert.pem')).serialNumber;
+    // The new task took the lease at once (the holder's task was gone) and recorded the deploy itself.
+    await until('the new task recording the certificate as deployed', async () => (await logsOf(`${STACK}_mailcerts`)).some((l) => l.msg === 'deployed' && l.serial === serial));
+    expect(now).not.toBe(before);
+  }, 600_000);
+
+  it('bad services are named and left alone: a path taken by a secret of their own, a hostile target label, tasks that could not start again', async () => {
+    await run('bash', ['-c', `echo not-a-key | docker -H ${manager.host} secret create clash_key -`]);
+    const common = ['--label', `com.docker.stack.namespace=${STACK}`, '--label', 'mailcerts.reload=postfix', '--label', 'mailcerts.verify=off', '--network', `${STACK}_mail`];
+    await manager.docker('service', 'create', '-d', '--name', `${STACK}_clash`, ...common, '--label', 'mailcerts.secret-target=/etc/ssl/mail', '--secret', 'source=clash_key,target=/etc/ssl/mail/privkey.pem', MAIL_IMAGE, 'sleep', 'infinity');
+    await manager.docker('service', 'create', '-d', '--name', `${STACK}_pinned`, ...common, '--constraint', 'node.hostname==node2', MAIL_IMAGE, 'sleep', 'infinity');
+    await manager.docker('service', 'create', '-d', '--name', `${STACK}_hostile`, ...common, '--label', 'mailcerts.secret-target=/etc/../root', MAIL_IMAGE, 'sleep', 'infinity');
+    const names = ['clash', 'pinned', 'hostile', 'mail'].map((n) => `${STACK}_${n}`);
+    const running = async () => Promise.all(names.map(async (n) => (await manager.docker('service', 'ps', '-q', '-f', 'desired-state=running', n)).split('\n').filter(Boolean).sort()));
+    const versions = async () => Promise.all(names.map((n) => manager.docker('service', 'inspect', '-f', '{{.Version.Index}}', n)));
+    await until('the new services running', async () => (await running()).every((t) => t.length > 0) && (await manager.docker('service', 'ps', '-f', 'desired-state=running', '--format', '{{.CurrentState}}', ...names)).split('\n').every((l) => l.startsWith('Running')));
+    // node2 paused: its tasks go on running, but no new task may start there, so a replaced task
+    // of a service pinned to it (or of the mail service, one per node) could not start anywhere.
+    await manager.docker('node', 'update', '--availability', 'pause', 'node2');
+    const before = { tasks: await running(), versions: await versions(), served: await publishedFp(), secrets: await secrets() };
+    try {
+      const r = await mailcerts('renew', '--force');
+      expect(r.code, r.out).toBe(1);
+      const out = r.out.replace(/\\"/g, '"'); // the JSON log's quotes
+      expect(out).toContain(`container ${STACK}_clash: service ${STACK}_clash not updated: its secret clash_key is mounted at /etc/ssl/mail/privkey.pem, where mailcerts would mount a certificate file; set mailcerts.secret-target to another directory`);
+      expect(out).toContain(`container ${STACK}_pinned: service ${STACK}_pinned not updated: no ready, active node satisfies its placement constraints (node.hostname==node2), so its new tasks could not start`);
+      expect(out).toContain(`container ${STACK}_mail: service ${STACK}_mail not updated: 2 of its tasks run, at most 1 per node, but only 1 ready, active node(s) satisfy its constraints; a replaced task could not start again`);
+      expect(out).toContain(`container ${STACK}_hostile: label mailcerts.secret-target "/etc/../root" is not an absolute directory`);
+      // Untouched: the same spec versions, the same running tasks, the old certificate served, no object removed.
+      expect(await versions()).toEqual(before.versions);
+      expect(await running()).toEqual(before.tasks);
+      expect(await bothServe(before.served)).toBe(true);
+      expect((await secrets()).filter((n) => before.secrets.includes(n))).toEqual(before.secrets);
+    } finally {
+      await manager.docker('node', 'update', '--availability', 'active', 'node2');
+      await manager.docker('service', 'rm', `${STACK}_clash`, `${STACK}_pinned`, `${STACK}_hostile`);
+    }
+    // The next pass deploys what was published.
+    const now = await publishedFp();
+    expect(now).not.toBe(before.served);
+    await until('both nodes serving the certificate published meanwhile', () => bothServe(now), 300_000);
+  }, 600_000);
+
+  it('the socket proxy grants the Swarm calls mailcerts makes and refuses others', async () => {
+    const id = (await mailcertsContainer())!;
+    const call = async (method: string, path: string, body?: string) =>
+      manager.docker('exec', id, 'node', '-e', `fetch('http://socket-proxy:2375${path}', { method: '${method}', ${body ? `body: ${JSON.stringify(body)}, headers: { 'content-type': 'application/json' }` : ''} }).then((r) => console.log(r.status))`);
+    expect(await call('GET', '/v1.41/services')).toBe('200');
+    expect(await call('GET', '/v1.41/secrets')).toBe('200');
+    expect(await call('POST', '/v1.41/services/create', '{"Name":"evil"}')).toBe('403');
+    expect(await call('POST', '/v1.41/secrets/create', '{"Name":"evil","Data":"eA=="}')).toBe('403');
+    const secret = (await manager.docker('secret', 'ls', '-q')).split('\n')[0]!;
+    expect(await call('GET', `/v1.41/secrets/${secret}`)).toBe('403');
+    expect(await call('POST', '/v1.41/swarm/leave?force=1')).toBe('403');
+    expect(await call('GET', '/v1.41/swarm/unlockkey')).toBe('403');
+  }, 120_000);
+
+  it('a new certificate that breaks the mail server: Swarm rolls the update back, the old one is still served, mailcerts reports it and rolls its own copy back', async () => {
+    const good = await publishedFp();
+    const custom = join(work, 'custom');
+    mkdirSync(custom, { recursive: true, mode: 0o755 });
+    // Passes mailcerts' own checks; Dovecot refuses a 1024-bit RSA key, so the task's health check fails.
+    const weak = makeChain([DOMAIN], { leafKey: 'rsa-1024' });
+    writeFileSync(join(custom, 'fullchain.pem'), weak.fullchain, { mode: 0o644 });
+    writeFileSync(join(custom, 'privkey.pem'), weak.key, { mode: 0o644 });
+    const since = new Date().toISOString();
+    await manager.docker('service', 'update', '-d', '--env-add', 'CUSTOM_CERTS_DIR=/custom', '--mount-add', `type=bind,source=${custom},target=/custom,readonly`, `${STACK}_mailcerts`);
+    try {
+      const reported = await until('mailcerts reporting the rollback', async () =>
+        (await logsOf(`${STACK}_mailcerts`)).find((l) => String(l.time) > since && l.msg === 'new certificate rolled back'), 400_000);
+      expect(String(reported.error)).toMatch(new RegExp(`^serial ${new X509Certificate(weak.leaf).serialNumber} was rolled back to .* because container ${STACK}_mail: Swarm rolled the update of ${STACK}_mail back: .*; the previous certificate is served again$`));
+      expect(await updateState()).toBe('rollback_completed');
+      expect(await publishedFp()).toBe(good);
+      expect(await bothServe(good)).toBe(true);
+      // Retried through the backoff, not at the next pass: nothing else is rolled out meanwhile.
+      expect(String(reported.nextAttemptAt) > new Date(Date.now() + 30_000).toISOString()).toBe(true);
+      await delay(15_000);
+      expect(await updateState()).toBe('rollback_completed');
+    } finally {
+      await manager.docker('service', 'update', '--env-rm', 'CUSTOM_CERTS_DIR', '--mount-rm', '/custom', `${STACK}_mailcerts`);
+    }
+  }, 600_000);
+});
+
+describe('DEPLOY_MODE=swarm: bad input', () => {
+  it('on an engine that is a worker, not a manager: a clear error, nothing done', async () => {
+    const certs = join(work, 'worker-certs');
+    mkdirSync(certs, { recursive: true });
+    const { runCli } = await import('../helpers/cli.js');
+    const r = await runCli(['run', '--once'], {
+      ACME_DOMAINS: DOMAIN,
+      DEPLOY_MODE: 'swarm',
+      DOCKER_HOST: swarm.nodes[1]!.host,
+      DOCKER_SCOPE: STACK,
+      CERTS_DIR: certs,
+      STATE_DIR: join(work, 'worker-state'),
+      STATUS_ADDRESS: 'off',
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('DEPLOY_MODE=swarm, but this Docker engine is a worker, not a manager: only a manager can manage secrets and services; constrain the mailcerts service with node.role == manager');
+    expect(readdirSync(certs)).toEqual([]);
+  }, 120_000);
 });

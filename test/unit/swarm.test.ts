@@ -103,13 +103,14 @@ describe('placement: an update whose new tasks could not start is not made', () 
   });
   const nodes = [node('n1', { role: 'manager' }), node('n2', { labels: { mail: 'yes' } }), node('n3', { labels: { mail: 'yes' }, state: 'down' })];
   it('constraints no ready, active node meets', () => {
-    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.labels.mail==yes'] } } }, nodes)).toBeUndefined();
-    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.labels.mail==yes', 'node.role!=worker'] } } }, nodes)).toMatch(/^no ready, active node satisfies its placement constraints \(node.labels.mail==yes, node.role!=worker\)/);
-    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.hostname==n3'] } } }, nodes)).toMatch(/^no ready, active node/);
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.labels.mail==yes'] } } }, nodes, 1)).toBeUndefined();
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.labels.mail==yes', 'node.role!=worker'] } } }, nodes, 1)).toMatch(/^no ready, active node satisfies its placement constraints \(node.labels.mail==yes, node.role!=worker\)/);
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.hostname==n3'] } } }, nodes, 1)).toMatch(/^no ready, active node/);
+    expect(unsatisfiable({ TaskTemplate: { Placement: { Constraints: ['node.hostname==n2'] } } }, [node('n2', { availability: 'pause' })], 1)).toMatch(/^no ready, active node/);
   });
-  it('more replicas than the nodes may hold, at most N per node', () => {
-    expect(unsatisfiable({ Mode: { Replicated: { Replicas: 3 } }, TaskTemplate: { Placement: { MaxReplicas: 1 } } }, nodes)).toMatch(/asks for 3 replicas at most 1 per node, but only 2 node\(s\)/);
-    expect(unsatisfiable({ Mode: { Replicated: { Replicas: 2 } }, TaskTemplate: { Placement: { MaxReplicas: 1 } } }, nodes)).toBeUndefined();
+  it('more running tasks than the nodes may take back, at most N per node (a node that is down lost its task already)', () => {
+    expect(unsatisfiable({ TaskTemplate: { Placement: { MaxReplicas: 1 } } }, nodes, 3)).toMatch(/^3 of its tasks run, at most 1 per node, but only 2 ready, active node\(s\)/);
+    expect(unsatisfiable({ TaskTemplate: { Placement: { MaxReplicas: 1 } } }, nodes, 2)).toBeUndefined();
   });
 });
 

@@ -145,7 +145,8 @@ export class SwarmDeployer implements Deployer {
         continue;
       }
       const objects = chosen.map((c) => objectFor(c.file, self.scope));
-      const problem = collisionIn(service, chosen.map((c) => c.mount)) ?? unsatisfiable(service.Spec, nodes);
+      const running = (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length;
+      const problem = collisionIn(service, chosen.map((c) => c.mount)) ?? unsatisfiable(service.Spec, nodes, running);
       if (problem) {
         out.push({ ...base, problem: 'reload', error: `service ${name} not updated: ${problem}` });
         continue;
@@ -175,6 +176,7 @@ export class SwarmDeployer implements Deployer {
         await updateService(docker, current, spec);
       }
       const done = await waitForUpdate(docker, p.service.ID, spec ? since : undefined, signal);
+      if (signal?.aborted) return []; // stopping: the next start looks again
       if (done !== 'completed') {
         const rolledBack = done.startsWith('Swarm rolled');
         const r: DeployResult = { ...base, ok: false, reloaded: false, serves: null, problem: rolledBack ? 'broken' : 'reload', error: done };
@@ -196,7 +198,7 @@ export class SwarmDeployer implements Deployer {
     const { log } = this.opts;
     const wanted = expectationsFor({ labels: p.service.Spec.Labels ?? {} }, certs);
     const checkable = wanted.filter((x): x is Expectation => x.leaf !== undefined);
-    const tasks = (await listTasks(docker, p.service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running');
+    const tasks = await runningTasks(docker, p.service, signal);
     const nodes = new Map((await listNodes(docker)).map((n) => [n.ID, n]));
     const targets = new Set(p.mounts.map((m) => `${m.object}@${m.target}`));
     return Promise.all(
@@ -256,6 +258,20 @@ export class SwarmDeployer implements Deployer {
         }
       }
     }
+  }
+}
+
+/**
+ * The running tasks of a service, once as many run as it asks for (a task that Swarm is still
+ * starting again after a rollback is waited for, up to a minute); then whatever runs.
+ */
+async function runningTasks(docker: Docker, service: ServiceView, signal?: AbortSignal): Promise<TaskView[]> {
+  const wanted = service.Spec.Mode?.Replicated?.Replicas;
+  const until = monotonicMs() + 60_000;
+  for (;;) {
+    const tasks = (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running');
+    if (wanted === undefined || tasks.length >= wanted || monotonicMs() > until || signal?.aborted) return tasks;
+    await sleep(POLL_MS, signal);
   }
 }
 
@@ -323,17 +339,18 @@ async function waitForUpdate(docker: Docker, id: string, since: number | undefin
     const s = await inspectService(docker, id);
     const u = s.UpdateStatus;
     // Swarm's clock and ours may differ by a little: an update begun before ours is not ours.
-    const ours = since === undefined || (u?.StartedAt !== undefined && Date.parse(u.StartedAt) >= since - 5_000);
-    const state = ours ? u?.State : since === undefined ? u?.State : 'updating';
-    if (state === undefined || state === 'completed') {
-      if (since === undefined || state === 'completed') return 'completed';
-    } else if (state === 'rollback_completed') {
-      return `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again`;
-    } else if (state === 'paused' || state === 'rollback_paused') {
+    const begun = since === undefined || (u?.StartedAt !== undefined && Date.parse(u.StartedAt) >= since - 5_000);
+    const state = begun ? u?.State : 'updating';
+    if (state === 'paused' || state === 'rollback_paused') {
       return `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}`;
     }
+    if (state !== 'updating' && state !== 'rollback_started') {
+      // An earlier update that Swarm rolled back is no news: what the tasks serve now is verified next.
+      if (since === undefined || state !== 'rollback_completed') return 'completed';
+      return `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again`;
+    }
     if (monotonicMs() > deadline) return `the update of ${s.Spec.Name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${s.Spec.Name}`;
-    await sleep(POLL_MS, signal);
+    if (!(await sleep(POLL_MS, signal))) return 'stopped before the update finished';
   }
 }
 

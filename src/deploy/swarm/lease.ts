@@ -8,13 +8,15 @@ import { inspectService, inspectTask, listServices, updateService } from './api.
  * service (who, and when it last renewed), renewed every third of SWARM_LEASE. Service labels live
  * in Swarm's Raft store, and an update names the version it read, so two replicas that try at
  * once cannot both win. Changing a service's own labels does not restart its tasks.
- * A lease counts while it is fresh and its holder's task still runs; a holder that was killed is
- * replaced at once, one that hangs after SWARM_LEASE.
+ * A lease counts until the time it names (renewal + the holder's SWARM_LEASE) while its holder's
+ * task still runs: a holder that was killed is replaced at once, one that hangs after SWARM_LEASE.
  */
 export const LEASE_HOLDER_LABEL = 'mailcerts.lease.holder';
 export const LEASE_RENEWED_LABEL = 'mailcerts.lease.renewed';
-/** A renewal time further ahead than this is not believed (a label someone wrote by hand). */
-const SKEW_MS = 60_000;
+/** Until when it holds, by the holder's own SWARM_LEASE. */
+export const LEASE_UNTIL_LABEL = 'mailcerts.lease.until';
+/** No lease is believed to last longer than the longest SWARM_LEASE (a label someone wrote by hand). */
+const LONGEST_MS = 3_600_000 + 60_000;
 
 export interface LeaseHolder {
   acquire(docker: Docker, signal?: AbortSignal): Promise<{ leader: true } | { leader: false; why: string }>;
@@ -25,8 +27,8 @@ export function holdLease(o: { serviceId?: string; holder: string; leaseMs: numb
   let held = false;
 
   const fresh = (labels: Record<string, string>, now: number) => {
-    const at = Date.parse(labels[LEASE_RENEWED_LABEL] ?? '');
-    return Number.isFinite(at) && at <= now + SKEW_MS && now - at < o.leaseMs;
+    const until = Date.parse(labels[LEASE_UNTIL_LABEL] ?? '');
+    return Number.isFinite(until) && until > now && until - now <= LONGEST_MS;
   };
   /** A holder that is a task which no longer runs holds nothing. */
   const alive = async (docker: Docker, holder: string) => {
@@ -41,14 +43,15 @@ export function holdLease(o: { serviceId?: string; holder: string; leaseMs: numb
       const labels = s.Spec.Labels ?? {};
       const holder = labels[LEASE_HOLDER_LABEL]!;
       if (holder === o.holder || !fresh(labels, now) || !(await alive(docker, holder))) continue;
-      const until = new Date(Date.parse(labels[LEASE_RENEWED_LABEL]!) + o.leaseMs).toISOString();
+      const until = labels[LEASE_UNTIL_LABEL];
       const where = s.ID === o.serviceId ? 'another replica of this service' : `the mailcerts of service ${s.Spec.Name}`;
       return { leader: false, why: `${where} (task ${holder}) holds the lease until ${until} unless it renews it; this one stays passive` };
     }
     if (!o.serviceId) return { leader: true }; // outside a Swarm task (a command run by hand): nothing to hold
     for (let attempt = 0; ; attempt++) {
       const own = await inspectService(docker, o.serviceId);
-      const labels = { ...own.Spec.Labels, [LEASE_HOLDER_LABEL]: o.holder, [LEASE_RENEWED_LABEL]: new Date().toISOString() };
+      const at = Date.now();
+      const labels = { ...own.Spec.Labels, [LEASE_HOLDER_LABEL]: o.holder, [LEASE_RENEWED_LABEL]: new Date(at).toISOString(), [LEASE_UNTIL_LABEL]: new Date(at + o.leaseMs).toISOString() };
       try {
         await updateService(docker, own, { ...own.Spec, Labels: labels });
         return { leader: true };

@@ -3,20 +3,20 @@ import type { NodeView, ServiceSpec } from './api.js';
 /**
  * Whether Swarm could place the new tasks of a service. An update replaces running tasks with new
  * ones; when no node satisfies the service's constraints any more (a node label removed, a node
- * drained), the old tasks would stop and the new ones stay pending: mail down. So mailcerts asks
+ * paused), the old tasks would stop and the new ones stay pending: mail down. So mailcerts asks
  * before it updates. Only the documented constraint forms are read; an unknown one is left to Swarm.
  */
-export function unsatisfiable(spec: ServiceSpec, nodes: NodeView[]): string | undefined {
+export function unsatisfiable(spec: ServiceSpec, nodes: NodeView[], running: number): string | undefined {
   const constraints = spec.TaskTemplate?.Placement?.Constraints ?? [];
   const usable = nodes.filter((n) => n.Status?.State === 'ready' && (n.Spec?.Availability ?? 'active') === 'active');
   const eligible = usable.filter((n) => constraints.every((c) => satisfies(n, c)));
   if (eligible.length === 0) {
     return `no ready, active node satisfies its placement constraints (${constraints.join(', ') || 'none'}), so its new tasks could not start; fix the constraints or the node labels first`;
   }
+  // The running tasks must all find a place again (a node that is down already lost its task).
   const perNode = spec.TaskTemplate?.Placement?.MaxReplicas;
-  const replicas = spec.Mode?.Replicated?.Replicas;
-  if (perNode && replicas !== undefined && replicas > eligible.length * perNode) {
-    return `it asks for ${replicas} replicas at most ${perNode} per node, but only ${eligible.length} node(s) satisfy its constraints; its new tasks could not all start`;
+  if (perNode && running > eligible.length * perNode) {
+    return `${running} of its tasks run, at most ${perNode} per node, but only ${eligible.length} ready, active node(s) satisfy its constraints; a replaced task could not start again`;
   }
   return undefined;
 }
