@@ -48,6 +48,8 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
       failedPasses = 0;
       for (const c of result.certs) if (c.nextAt && c.nextAt.getTime() < wakeAt) wakeAt = c.nextAt.getTime();
       if (result.alertRetryAt && result.alertRetryAt.getTime() < wakeAt) wakeAt = result.alertRetryAt.getTime();
+      // Passive (another mailcerts holds the lease): look again within half a lease, to take over in time.
+      if (result.passive !== undefined) wakeAt = Math.min(wakeAt, Date.now() + Math.max(5_000, config.docker.leaseMs / 2));
     } catch (err) {
       failedPasses++;
       const delay = failedPassDelay(failedPasses, config.renewCheckIntervalMs);

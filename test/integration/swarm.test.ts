@@ -177,6 +177,12 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     const labels = JSON.parse(await manager.docker('secret', 'inspect', '-f', '{{json .Spec.Labels}}', `mailcerts.${DOMAIN}.ecdsa.${fp12}.key`)) as Record<string, string>;
     expect(labels['mailcerts.certificate']).toBe(DOMAIN);
     expect(labels['mailcerts.serial']).toMatch(/^[0-9A-F]+$/);
+    // The SNI files are configs of their own, mounted with the rest.
+    const configs = (await manager.docker('config', 'ls', '--format', '{{.Name}}')).split('\n').filter((n) => n.startsWith('mailcerts.'));
+    expect(configs.filter((n) => n.startsWith('mailcerts.sni.')).map((n) => n.replace(/^mailcerts\.sni\.[0-9a-f]{12}\./, '')).sort()).toEqual(['dovecot.conf', 'dovecot24.conf', 'postfix.map']);
+    expect(configs.filter((n) => n.includes(fp12)).sort()).toEqual(['cert', 'chain', 'fullchain'].map((f) => `mailcerts.${DOMAIN}.ecdsa.${fp12}.${f}`));
+    const task = (await manager.docker('ps', '-q', '--filter', `label=com.docker.swarm.service.name=${STACK}_mail`)).split('\n')[0]!;
+    expect(await manager.docker('exec', task, 'sh', '-c', 'cd /etc/ssl/mail && ls sni && cat sni/postfix.map | grep -v "^#"')).toBe(`dovecot.conf\ndovecot24.conf\npostfix.map\n${DOMAIN} /etc/ssl/mail/privkey-fullchain.pem`);
     // The tasks run on both nodes, one each.
     const nodesOfTasks = (await manager.docker('service', 'ps', '-f', 'desired-state=running', '--format', '{{.Node}}', `${STACK}_mail`)).split('\n').sort();
     expect(nodesOfTasks).toEqual(['node1', 'node2']);
@@ -215,13 +221,15 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
   it('a second mailcerts (a second stack by mistake) sees the first one\'s lease and stays passive', async () => {
     const holder = await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.holder"}}', `${STACK}_mailcerts`);
     expect(holder).toMatch(/^[a-z0-9]{25}$/);
-    const env = { DEPLOY_MODE: 'swarm', ACME_DOMAINS: DOMAIN, ACME_DIRECTORY: pebble.directoryUrl, DOCKER_HOST: 'tcp://socket-proxy:2375', DOCKER_SCOPE: STACK, HTTP01_PORT: '5003', RENEW_CHECK_INTERVAL: '10s' };
+    // The default check interval (12h): a passive mailcerts looks at the lease again within half a SWARM_LEASE all the same.
+    const env = { DEPLOY_MODE: 'swarm', ACME_DOMAINS: DOMAIN, ACME_DIRECTORY: pebble.directoryUrl, DOCKER_HOST: 'tcp://socket-proxy:2375', DOCKER_SCOPE: STACK, HTTP01_PORT: '5003', SWARM_LEASE: '10s' };
     await manager.docker('service', 'create', '-d', '--name', 'mail2_mailcerts', '--constraint', 'node.role==manager', '--network', `${STACK}_docker-api`, '--network', `${STACK}_mail`,
       ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), inject('mailcertsImage'));
     try {
       const passive = await until('the second mailcerts saying it is passive', async () =>
         (await containerLogs('mail2_mailcerts')).find((l) => typeof l.why === 'string' && l.why.startsWith(`the mailcerts of service ${STACK}_mailcerts (task ${holder}) holds the lease until`)));
       expect(passive.msg).toBe('passive: another mailcerts issues and deploys; checking again at the next pass');
+      await until('the second mailcerts looking at the lease again, 5 s later', async () => (await containerLogs('mail2_mailcerts')).filter((l) => l.step === 'lease' && l.why).length >= 2, 30_000);
       // It ordered and published nothing, and the first one keeps (and renews) its lease.
       expect((await containerLogs('mail2_mailcerts')).filter((l) => ['order created', 'published'].includes(String(l.msg)))).toEqual([]);
       const until_ = await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.until"}}', `${STACK}_mailcerts`);
@@ -347,6 +355,16 @@ describe('DEPLOY_MODE=swarm: bad input', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('DEPLOY_MODE=swarm, but this Docker engine is a worker, not a manager: only a manager can manage secrets and services; constrain the mailcerts service with node.role == manager');
+    expect(readdirSync(certs)).toEqual([]);
+  }, 120_000);
+
+  it('on an engine that is in no swarm (this machine\'s own): a clear error, nothing done', async () => {
+    const certs = join(work, 'noswarm-certs');
+    mkdirSync(certs, { recursive: true });
+    const { runCli } = await import('../helpers/cli.js');
+    const r = await runCli(['run', '--once'], { ACME_DOMAINS: DOMAIN, DEPLOY_MODE: 'swarm', DOCKER_SCOPE: STACK, CERTS_DIR: certs, STATE_DIR: join(work, 'noswarm-state'), STATUS_ADDRESS: 'off' });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('DEPLOY_MODE=swarm, but this Docker engine is not part of a swarm (docker swarm init); use DEPLOY_MODE=volume on a single host');
     expect(readdirSync(certs)).toEqual([]);
   }, 120_000);
 });

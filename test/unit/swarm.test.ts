@@ -5,7 +5,9 @@ import { collisionIn, reachTask, withMounts } from '../../src/deploy/swarm/deplo
 import type { ServiceView } from '../../src/deploy/swarm/api.js';
 import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
 import { unsatisfiable } from '../../src/deploy/swarm/placement.js';
-import type { ShippedFile } from '../../src/publish/shipped.js';
+import { parseBundle } from '../../src/publish/bundle.js';
+import { type ShippedFile, shippedFiles } from '../../src/publish/shipped.js';
+import { makeChain } from '../helpers/pki.js';
 
 const variant = (cert: string, algorithm = 'ecdsa') => ({ cert, algorithm, fingerprint256: 'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:FF', serial: '0A1B', notAfter: new Date('2027-01-01T00:00:00Z') });
 const file = (path: string, f: string, secret: boolean, cert = 'mail.example.com'): ShippedFile => ({ path, data: `${path} data`, secret, file: f, variant: variant(cert) });
@@ -136,5 +138,25 @@ describe('DEPLOY_MODE', () => {
     expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm' }, false)).toThrow(/DOCKER_SCOPE: mailcerts does not run in a Swarm task/);
     expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'kubernetes' }, true)).toThrow(/DEPLOY_MODE: use volume .* or swarm/);
     expect(() => load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm', SWARM_LEASE: '1s' }, true)).toThrow(/SWARM_LEASE/);
+  });
+});
+
+describe('a published set as shipped files', () => {
+  it('a dual certificate: the plain names hold the first variant, each prefixed name its own; the same content is the same object', async () => {
+    const config = await loadConfig({ ACME_DOMAINS: 'mail.example.com', ACME_KEY_TYPE: 'ec-256,rsa-2048' }, { yaml, inContainer: true });
+    const spec = config.certificates[0]!;
+    const ec = makeChain(['mail.example.com']);
+    const rsa = makeChain(['mail.example.com'], { leafKey: 'rsa-2048' });
+    const bundles = [parseBundle(ec.fullchain, ec.key), parseBundle(rsa.fullchain, rsa.key)];
+    const files = shippedFiles(config, spec, { bundle: bundles[0]!, bundles, dual: true, digest: 'x' });
+    const byPath = new Map(files.map((f) => [f.path, f]));
+    expect([...byPath.keys()]).toEqual(expect.arrayContaining(['fullchain.pem', 'privkey-fullchain.pem', 'ecdsa-privkey.pem', 'rsa-privkey-fullchain.pem', 'rsa-chain.pem']));
+    expect(byPath.get('rsa-privkey-fullchain.pem')).toMatchObject({ secret: true, file: 'privkey-fullchain.pem', variant: { algorithm: 'rsa', serial: bundles[1]!.serial } });
+    expect(byPath.get('privkey.pem')!.variant!.algorithm).toBe('ecdsa');
+    const name = (path: string) => objectFor(byPath.get(path)!, 'mail').name;
+    expect(name('privkey.pem')).toBe(name('ecdsa-privkey.pem'));
+    expect(name('rsa-privkey-fullchain.pem')).toMatch(/^mailcerts\.mail\.example\.com\.rsa\.[0-9a-f]{12}\.keychain$/);
+    expect(name('rsa-chain.pem')).toMatch(/\.rsa\.[0-9a-f]{12}\.chain$/);
+    expect(objectFor(byPath.get('rsa-chain.pem')!, 'mail').kind).toBe('config');
   });
 });

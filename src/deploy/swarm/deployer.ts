@@ -109,7 +109,8 @@ export class SwarmDeployer implements Deployer {
     }
     if (plans.length === 0) log.warn({ step: 'reload', scope: self.scope }, 'no service in scope carries the label mailcerts.reload; nothing to update');
     const results = (await Promise.all(plans.map((p) => ('service' in p ? this.rollOut(docker, self, p, certs, signal) : [p])))).flat();
-    const complete = !signal?.aborted && plans.every((p) => 'service' in p);
+    // A service refused at planning has its result: the report still covers the whole scope.
+    const complete = !signal?.aborted;
     if (complete && results.every((r) => r.ok)) await this.prune(docker, self, plans as Plan[]).catch((err: unknown) => log.warn({ step: 'reload', error: errorMessage(err) }, 'could not remove the Swarm objects of old versions; tried again after the next deploy'));
     return { results, complete };
   }
