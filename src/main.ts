@@ -4,7 +4,7 @@ import type { Config, KeyType } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
 import { AcmeIssuer } from './obtain/issuer.js';
 import { collectStatus, formatStatusTable, health } from './report/status.js';
-import { defaultComponents } from './run/components.js';
+import { defaultComponents, swarmDeployer } from './run/components.js';
 import { runDaemon } from './run/daemon.js';
 import { Engine, type PassResult } from './run/engine.js';
 import { certsDirProblem } from './run/preflight.js';
@@ -24,6 +24,8 @@ Commands:
   healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
   dane                    the TLSA records of DANE certificates, whether every name server answers them, the rollover
   dane rollover [NAME]    ask for a key rollover (it still waits until the next key's record has been seen 2 x TTL)
+  stack-file              DEPLOY_MODE=swarm: a compose file naming the certificate secrets and configs each
+                          service mounts now, for docker stack deploy -c stack.yml -c it
 
 Configuration comes from environment variables (see the README).
 Exit codes: 0 ok, 1 a certificate failed, 2 usage error, 78 configuration error.`;
@@ -149,6 +151,7 @@ async function main(argv: string[]): Promise<number> {
     check: {},
     healthcheck: {},
     dane: {},
+    'stack-file': {},
   } as const;
   if (!(command in options)) {
     process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
@@ -174,7 +177,7 @@ async function main(argv: string[]): Promise<number> {
   // One redaction for logs, state and status, from here on.
   registerSecrets([...config.secrets, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
-  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck' || command === 'dane';
+  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck' || command === 'dane' || command === 'stack-file';
   const format = config.logFormat ?? ((toStderr ? process.stderr : process.stdout).isTTY ? 'text' : 'json');
   const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined, format);
   const values = args.values as Record<string, boolean | undefined>;
@@ -220,6 +223,14 @@ async function main(argv: string[]): Promise<number> {
         const rows = await daneReport(config, log);
         out(formatDane(rows, config));
         return rows.every((r) => !r.state.startsWith('OUT OF STEP')) ? EXIT.ok : EXIT.failed;
+      }
+      case 'stack-file': {
+        if (config.docker.mode !== 'swarm') {
+          process.stderr.write('mailcerts stack-file: only with DEPLOY_MODE=swarm; in volume mode the files are in CERTS_DIR\n');
+          return EXIT.usage;
+        }
+        out((await (await swarmDeployer(config, log)).stackFile()).trimEnd());
+        return EXIT.ok;
       }
       case 'healthcheck': {
         // The image's HEALTHCHECK: the same verdict as /healthz, read from the files, whatever

@@ -68,8 +68,12 @@ export interface DeployReport {
 
 /** Where published certificates go after a publish: reloaded, verified. The engine knows no more. */
 export interface Deployer {
-  /** `sni`: the published SNI files, for a deployer that ships files itself. */
-  deploy(certs: ServedCert[], signal?: AbortSignal, sni?: ShippedFile[]): Promise<DeployReport>;
+  /**
+   * `sni`: the published SNI files, for a deployer that ships files itself. `repairOnly`: nothing new
+   * was published; only targets that lost what they had (Swarm: a docker stack deploy reset a
+   * service's secrets) are deployed to, and only they are reported.
+   */
+  deploy(certs: ServedCert[], signal?: AbortSignal, sni?: ShippedFile[], repairOnly?: boolean): Promise<DeployReport>;
   /**
    * Whether this mailcerts may issue and deploy now (Swarm: it holds the lease); a deployer without
    * the notion always may.

@@ -15,15 +15,22 @@ export function defaultComponents(config: Config, log: Logger): Components {
   return { issuer: new AcmeIssuer(config, log, dns), deployer: lazyDeployer(config, log), dns };
 }
 
+/** DEPLOY_MODE=swarm's deployer, for a pass and for mailcerts stack-file. */
+export async function swarmDeployer(config: Config, log: Logger) {
+  const { SwarmDeployer } = await import('../deploy/swarm/deployer.js');
+  const { scope, verifyHosts, leaseMs } = config.docker;
+  return new SwarmDeployer({ scope, verifyHosts, keyMode: config.files.keyMode, owner: config.files.owner, group: config.files.group, leaseMs, log });
+}
+
 function lazyDeployer(config: Config, log: Logger): Deployer {
   let real: Promise<Deployer> | undefined;
-  const { scope, verifyHosts, mode, leaseMs } = config.docker;
+  const { scope, verifyHosts, mode } = config.docker;
   const load = () =>
     (real ??= mode === 'swarm'
-      ? import('../deploy/swarm/deployer.js').then(({ SwarmDeployer }) => new SwarmDeployer({ scope, verifyHosts, keyMode: config.files.keyMode, owner: config.files.owner, group: config.files.group, leaseMs, log }))
+      ? swarmDeployer(config, log)
       : import('../deploy/deployer.js').then(({ DockerDeployer }) => new DockerDeployer({ scope, verifyHosts, inContainer: runsInContainer(), log })));
   return {
-    deploy: async (certs, signal, sni) => (await load()).deploy(certs, signal, sni),
+    deploy: async (certs, signal, sni, repairOnly) => (await load()).deploy(certs, signal, sni, repairOnly),
     prepare: () => {
       if (config.docker.reload) load().catch(() => undefined); // a failure shows again at deploy
     },

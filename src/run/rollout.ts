@@ -45,7 +45,15 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   let sni = await publishSniFiles(ctx, runs);
   // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
   const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source !== 'acme' || r.bundle));
-  if (pending.length === 0 && !sni.pending) return [];
+  if (pending.length === 0 && !sni.pending) {
+    // Swarm: a docker stack deploy resets a service's secrets and configs to the stack file's; every
+    // pass gives them back to a service that lost them (and reports only such services).
+    if (ctx.config.docker.mode !== 'swarm') return [];
+    const repaired = await deploy(runs, ctx, true);
+    // Only the repaired services are in it: the others' records stay.
+    await recordResults(ctx, { ...repaired, complete: false });
+    return repaired.results;
+  }
   if (!ctx.config.docker.reload) {
     ctx.log.info({ step: 'reload' }, 'DOCKER_RELOAD=false: not reloading any container');
     for (const run of pending) await run.deployed();
@@ -83,10 +91,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       }
     }
   }
-  // containers.json is only a report: failing to write it must not undo a deploy.
-  await recordContainers(ctx.config.stateDir, report.results.map((r) => ({ ...r, verified: r.serves === true })), report.complete, ctx.log).catch((err: unknown) =>
-    ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the container results'),
-  );
+  await recordResults(ctx, report);
   for (const run of pending) {
     if (rolled.has(run)) continue;
     const failures = report.results.filter((r) => !r.ok && blamed(r).includes(run.name));
@@ -139,9 +144,17 @@ async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published
   }
 }
 
-async function deploy(runs: CertRun[], ctx: RolloutContext): Promise<DeployReport> {
+async function deploy(runs: CertRun[], ctx: RolloutContext, repairOnly = false): Promise<DeployReport> {
   const ships = ctx.config.docker.mode === 'swarm';
-  return ctx.deployer.deploy(await servedCerts(runs, ctx.config, ships), ctx.signal, ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined);
+  // SNI files that cannot be read are not shipped; the services keep the ones they have.
+  return ctx.deployer.deploy(await servedCerts(runs, ctx.config, ships), ctx.signal, ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined, repairOnly);
+}
+
+/** containers.json is only a report: failing to write it must not undo a deploy. */
+async function recordResults(ctx: RolloutContext, report: DeployReport): Promise<void> {
+  await recordContainers(ctx.config.stateDir, report.results.map((r) => ({ ...r, verified: r.serves === true })), report.complete, ctx.log).catch((err: unknown) =>
+    ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the container results'),
+  );
 }
 
 /**

@@ -67,14 +67,13 @@ const publishedFp = async () => {
 };
 const secrets = async () => (await manager.docker('secret', 'ls', '--format', '{{.Name}}')).split('\n').filter((n) => n.startsWith('mailcerts.')).sort();
 const updateState = async (service = `${STACK}_mail`) => manager.docker('service', 'inspect', '-f', '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}', service);
-const logsOf = async (service: string) => {
-  const { stdout, stderr } = await run('docker', ['-H', manager.host, 'service', 'logs', '--raw', service], { maxBuffer: 64 * 1024 * 1024 });
-  return (stdout + stderr).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-};
-/** What a service's containers on the manager wrote (service logs shows nothing of a task until it is healthy). */
+/**
+ * What a service's containers on the manager wrote, the gone ones too (mailcerts runs there).
+ * Not docker service logs: it shows nothing of a task until it is healthy, and can hang.
+ */
 const containerLogs = async (service: string) => {
   const ids = (await manager.docker('ps', '-aq', '--filter', `label=com.docker.swarm.service.name=${service}`)).split('\n').filter(Boolean);
-  const out = await Promise.all(ids.map((id) => run('docker', ['-H', manager.host, 'logs', id], { maxBuffer: 16 * 1024 * 1024 }).then((r) => r.stdout + r.stderr)));
+  const out = await Promise.all(ids.map((id) => run('docker', ['-H', manager.host, 'logs', id], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }).then((r) => r.stdout + r.stderr)));
   return out.join('\n').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 };
 const bothServe = async (fp: string) => {
@@ -257,7 +256,7 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     await until('the update completed', async () => (await updateState()) === 'completed', 120_000);
     const serial = new X509Certificate(await manager.docker('exec', (await mailcertsContainer())!, 'cat', '/etc/ssl/mail/cert.pem')).serialNumber;
     // The new task took the lease at once (the holder's task was gone) and recorded the deploy itself.
-    await until('the new task recording the certificate as deployed', async () => (await logsOf(`${STACK}_mailcerts`)).some((l) => l.msg === 'deployed' && l.serial === serial));
+    await until('the new task recording the certificate as deployed', async () => (await containerLogs(`${STACK}_mailcerts`)).some((l) => l.msg === 'deployed' && l.serial === serial));
     expect(now).not.toBe(before);
   }, 600_000);
 
@@ -271,6 +270,9 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     const running = async () => Promise.all(names.map(async (n) => (await manager.docker('service', 'ps', '-q', '-f', 'desired-state=running', n)).split('\n').filter(Boolean).sort()));
     const versions = async () => Promise.all(names.map((n) => manager.docker('service', 'inspect', '-f', '{{.Version.Index}}', n)));
     await until('the new services running', async () => (await running()).every((t) => t.length > 0) && (await manager.docker('service', 'ps', '-f', 'desired-state=running', '--format', '{{.CurrentState}}', ...names)).split('\n').every((l) => l.startsWith('Running')));
+    // The daemon's next pass ships the files to the one that may have them (pinned); let it settle.
+    await until('the pinned service shipped and settled', async () =>
+      (await manager.docker('service', 'inspect', '-f', '{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}', `${STACK}_pinned`)).includes('mailcerts.') && (await updateState(`${STACK}_pinned`)) === 'completed', 120_000);
     // node2 paused: its tasks go on running, but no new task may start there, so a replaced task
     // of a service pinned to it (or of the mail service, one per node) could not start anywhere.
     await manager.docker('node', 'update', '--availability', 'pause', 'node2');
@@ -312,6 +314,37 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     expect(await call('GET', '/v1.41/swarm/unlockkey')).toBe('403');
   }, 120_000);
 
+  it('docker stack deploy with mailcerts stack-file keeps the certificate files; a service that lost them gets them back at the next pass', async () => {
+    const fp = await publishedFp();
+    const mailSecrets = () => manager.docker('service', 'inspect', '-f', '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.SecretName}}@{{.File.Name}} {{end}}', `${STACK}_mail`);
+    const before = await mailSecrets();
+    expect(before).toContain('mailcerts.');
+    // As the README says: the file made just before, merged after the stack's own.
+    const made = await run('docker', ['-H', manager.host, 'exec', (await mailcertsContainer())!, 'node', '/app/mailcerts.mjs', 'stack-file']);
+    const file = join(work, 'mailcerts.yml');
+    writeFileSync(file, made.stdout);
+    expect(made.stdout).toContain(`services:\n  "mail":\n    secrets:\n`);
+    const deployed = new Date().toISOString();
+    await run('docker', ['-H', manager.host, 'stack', 'deploy', '-c', join(ROOT, 'stack.example.yml'), '-c', join(work, 'override.yml'), '-c', file, STACK], { cwd: ROOT });
+    expect((await mailSecrets()).split(' ').sort()).toEqual(before.split(' ').sort());
+    await until('the mail service settled after the stack deploy', async () => !['updating', 'rollback_started'].includes(await updateState()), 120_000);
+    expect(await updateState()).not.toMatch(/rollback/);
+    expect(await bothServe(fp)).toBe(true);
+    // Nothing for mailcerts to repair.
+    await delay(12_000);
+    expect((await containerLogs(`${STACK}_mailcerts`)).filter((l) => String(l.time) > deployed && l.msg === 'updating the service to the new secrets and configs')).toEqual([]);
+
+    // The key files taken away by hand (as a stack deploy without the file does), and the update
+    // let through although the tasks fail: the next pass mounts them again.
+    const keys = before.split(' ').filter((r) => r.startsWith('mailcerts.')).map((r) => r.split('@')[0]!);
+    const lost = new Date().toISOString();
+    await manager.docker('service', 'update', '-d', '--update-failure-action', 'continue', ...keys.flatMap((k) => ['--secret-rm', k]), `${STACK}_mail`);
+    await until('mailcerts mounting the files again', async () => (await containerLogs(`${STACK}_mailcerts`)).some((l) => String(l.time) > lost && l.msg === 'updating the service to the new secrets and configs' && l.service === `${STACK}_mail`), 120_000);
+    await until('both nodes serving the certificate again, every task verified', async () =>
+      (await updateState()) === 'completed' && (await bothServe(fp)) && (await containerLogs(`${STACK}_mailcerts`)).filter((l) => String(l.time) > lost && l.msg === 'task serves the published certificate').length >= 2, 240_000);
+    expect((await mailSecrets()).split(' ').sort()).toEqual(before.split(' ').sort());
+  }, 500_000);
+
   it('a new certificate that breaks the mail server: Swarm rolls the update back, the old one is still served, mailcerts reports it and rolls its own copy back', async () => {
     const good = await publishedFp();
     const custom = join(work, 'custom');
@@ -324,7 +357,7 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     await manager.docker('service', 'update', '-d', '--env-add', 'CUSTOM_CERTS_DIR=/custom', '--mount-add', `type=bind,source=${custom},target=/custom,readonly`, `${STACK}_mailcerts`);
     try {
       const reported = await until('mailcerts reporting the rollback', async () =>
-        (await logsOf(`${STACK}_mailcerts`)).find((l) => String(l.time) > since && l.msg === 'new certificate rolled back'), 400_000);
+        (await containerLogs(`${STACK}_mailcerts`)).find((l) => String(l.time) > since && l.msg === 'new certificate rolled back'), 400_000);
       expect(String(reported.error)).toMatch(new RegExp(`^serial ${new X509Certificate(weak.leaf).serialNumber} was rolled back to .* because container ${STACK}_mail: Swarm rolled the update of ${STACK}_mail back: .*; the previous certificate is served again$`));
       expect(await updateState()).toBe('rollback_completed');
       expect(await publishedFp()).toBe(good);

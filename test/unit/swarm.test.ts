@@ -5,6 +5,7 @@ import { collisionIn, reachTask, withMounts } from '../../src/deploy/swarm/deplo
 import type { ServiceView } from '../../src/deploy/swarm/api.js';
 import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
 import { unsatisfiable } from '../../src/deploy/swarm/placement.js';
+import { stackFile } from '../../src/deploy/swarm/stack-file.js';
 import { parseBundle } from '../../src/publish/bundle.js';
 import { type ShippedFile, shippedFiles } from '../../src/publish/shipped.js';
 import { makeChain } from '../helpers/pki.js';
@@ -78,10 +79,19 @@ describe('the service update', () => {
     const old = { SecretID: 'o1', SecretName: 'mailcerts.m.ecdsa.old.key', File: { Name: '/etc/ssl/mail/privkey.pem', UID: '0', GID: '0', Mode: 0o600 } };
     const spec = withMounts(service([own, old]).Spec, mounts, new Set(['o1']))!;
     expect(spec.TaskTemplate!.ContainerSpec!.Secrets).toEqual([own, { SecretID: 'id1', SecretName: 'mailcerts.m.ecdsa.abc.key', File: { Name: '/etc/ssl/mail/privkey.pem', UID: '0', GID: '0', Mode: 0o600 } }]);
-    expect(spec.UpdateConfig).toEqual({ Order: 'stop-first', FailureAction: 'rollback' });
+    expect(spec.UpdateConfig).toEqual({ Parallelism: 1, Monitor: 5_000_000_000, Order: 'stop-first', FailureAction: 'rollback' });
     expect(spec.TaskTemplate!.ContainerSpec!.Image).toBe('x');
     // The first shipment has nothing to roll back to.
     expect(withMounts(service([own]).Spec, mounts, new Set())!.UpdateConfig!.FailureAction).toBe('continue');
+    // A service without an update policy still gets one task at a time (the API's default is all at once).
+    expect(withMounts({ ...service([]).Spec, UpdateConfig: undefined }, mounts, new Set())!.UpdateConfig).toEqual({ Parallelism: 1, Order: 'stop-first', Monitor: 5_000_000_000, FailureAction: 'continue' });
+  });
+
+  it('keeps mailcerts\' files at targets it does not mount this time (a certificate whose files could not be read), and owns only its objects by id', () => {
+    const other = { SecretID: 'o2', SecretName: 'mailcerts.b.ecdsa.old.key', File: { Name: '/etc/ssl/mail/b/privkey.pem', UID: '0', GID: '0', Mode: 0o600 } };
+    const foreign = { SecretID: 'f1', SecretName: 'mailcerts.lookalike', File: { Name: '/run/secrets/x', UID: '0', GID: '0', Mode: 0o400 } };
+    const spec = withMounts(service([other, foreign]).Spec, mounts, new Set(['o2']))!;
+    expect(spec.TaskTemplate!.ContainerSpec!.Secrets!.map((r) => r.SecretName)).toEqual(['mailcerts.b.ecdsa.old.key', 'mailcerts.lookalike', 'mailcerts.m.ecdsa.abc.key']);
   });
 
   it('is not made when the service mounts exactly these already', () => {
@@ -91,8 +101,11 @@ describe('the service update', () => {
 
   it('a secret of the service\'s own at a path mailcerts would use is a collision that names it', () => {
     const clash = { SecretID: 'u1', SecretName: 'my_key', File: { Name: '/etc/ssl/mail/privkey.pem' } };
-    expect(collisionIn(service([clash]), mounts)).toMatch(/^its secret my_key is mounted at \/etc\/ssl\/mail\/privkey.pem, where mailcerts would mount a certificate file; set mailcerts.secret-target/);
-    expect(collisionIn(service([]), mounts)).toBeUndefined();
+    expect(collisionIn(service([clash]), mounts, new Set())).toMatch(/^its secret my_key is mounted at \/etc\/ssl\/mail\/privkey.pem, where mailcerts would mount a certificate file; set mailcerts.secret-target/);
+    expect(collisionIn(service([]), mounts, new Set())).toBeUndefined();
+    // A name that looks like mailcerts' is not enough: only its own objects (by id) may sit there.
+    expect(collisionIn(service([{ ...clash, SecretName: 'mailcerts.fake' }]), mounts, new Set())).toMatch(/^its secret mailcerts.fake is mounted at/);
+    expect(collisionIn(service([{ ...clash, SecretID: 'o1' }]), mounts, new Set(['o1']))).toBeUndefined();
   });
 });
 
@@ -158,5 +171,37 @@ describe('a published set as shipped files', () => {
     expect(name('rsa-privkey-fullchain.pem')).toMatch(/^mailcerts\.mail\.example\.com\.rsa\.[0-9a-f]{12}\.keychain$/);
     expect(name('rsa-chain.pem')).toMatch(/\.rsa\.[0-9a-f]{12}\.chain$/);
     expect(objectFor(byPath.get('rsa-chain.pem')!, 'mail').kind).toBe('config');
+  });
+});
+
+describe('mailcerts stack-file', () => {
+  it('names, as external objects, what mailcerts mounts in each service now, by the stack file\'s service names; a docker stack deploy with it keeps them', () => {
+    const ref = (kind: 'Secret' | 'Config', id: string, name: string, target: string, mode: number) => ({ [`${kind}ID`]: id, [`${kind}Name`]: name, File: { Name: target, UID: '0', GID: '0', Mode: mode } });
+    const svc = (name: string, secrets: object[], configs: object[]): ServiceView => ({
+      ID: name,
+      Version: { Index: 1 },
+      Spec: { Name: name, Labels: { 'com.docker.stack.namespace': 'mail' }, TaskTemplate: { ContainerSpec: { Image: 'x', Secrets: secrets, Configs: configs } } },
+    });
+    const text = stackFile(
+      [
+        svc('mail_mail', [ref('Secret', 's1', 'mailcerts.m.ecdsa.abc.key', '/etc/ssl/mail/privkey.pem', 0o600), ref('Secret', 'u1', 'db_password', '/run/secrets/db', 0o400)], [ref('Config', 'c1', 'mailcerts.m.ecdsa.abc.fullchain', '/etc/ssl/mail/fullchain.pem', 0o644)]),
+        svc('mail_new', [], []),
+      ],
+      new Set(['s1', 'c1']),
+      new Date('2026-12-03T00:00:00Z'),
+      'mail',
+    );
+    const doc = yaml.parse(text) as Record<string, Record<string, unknown>>;
+    expect(doc.services).toEqual({
+      mail: {
+        secrets: [{ source: 'mailcerts.m.ecdsa.abc.key', target: '/etc/ssl/mail/privkey.pem', uid: '0', gid: '0', mode: 0o600 }],
+        configs: [{ source: 'mailcerts.m.ecdsa.abc.fullchain', target: '/etc/ssl/mail/fullchain.pem', uid: '0', gid: '0', mode: 0o644 }],
+      },
+    });
+    // The service's own secrets are the stack file's business; a service with nothing yet is a comment.
+    expect(doc.secrets).toEqual({ 'mailcerts.m.ecdsa.abc.key': { external: true } });
+    expect(doc.configs).toEqual({ 'mailcerts.m.ecdsa.abc.fullchain': { external: true } });
+    expect(text).toContain('# new: mounts no certificate file of mailcerts yet');
+    expect(yaml.parse(stackFile([], new Set(), new Date(), 'mail'))).toEqual({ version: '3.8', services: {} });
   });
 });

@@ -33,6 +33,8 @@ export interface ServiceView {
   ID: string;
   Version: { Index: number };
   Spec: ServiceSpec;
+  /** The spec before the last update: what a rollback returns to. */
+  PreviousSpec?: ServiceSpec;
   UpdateStatus?: { State?: string; StartedAt?: string; CompletedAt?: string; Message?: string };
   Endpoint?: { Spec?: object };
 }

@@ -17,8 +17,10 @@ import {
 import { holdLease, type LeaseHolder } from './lease.js';
 import { groupOf, versionOf, MANAGED_LABEL, type Mount, mountsFor, objectFor, parseSecretTarget, sameObject, SECRET_TARGET_LABEL, type SwarmObject } from './objects.js';
 import { unsatisfiable } from './placement.js';
+import { STACK_LABEL, stackFile } from './stack-file.js';
 
-export const STACK_LABEL = 'com.docker.stack.namespace';
+export { STACK_LABEL };
+
 export const SERVICE_ID_LABEL = 'com.docker.swarm.service.id';
 export const TASK_ID_LABEL = 'com.docker.swarm.task.id';
 /** How long one service's rolling update may take before it is reported as stuck. */
@@ -49,6 +51,8 @@ interface Plan {
   name: string;
   certs: string[];
   mounts: (Mount & { file: ShippedFile })[];
+  /** The ids of mailcerts' objects of this scope when planned: the references it may replace. */
+  own: Set<string>;
 }
 
 /**
@@ -91,11 +95,23 @@ export class SwarmDeployer implements Deployer {
 
   async lead(signal?: AbortSignal): Promise<{ leader: true } | { leader: false; why: string }> {
     const { docker, self } = await this.connect();
-    this.lease ??= holdLease({ serviceId: self.serviceId, holder: self.taskId ?? self.container?.id ?? `pid-${process.pid}`, leaseMs: this.opts.leaseMs, log: this.opts.log });
+    this.lease ??= holdLease({ serviceId: self.serviceId, holder: self.taskId ?? self.container?.id ?? `pid-${process.pid}`, scope: self.scope, leaseMs: this.opts.leaseMs, log: this.opts.log });
     return this.lease.acquire(docker, signal);
   }
 
-  async deploy(certs: ServedCert[], signal?: AbortSignal, sni: ShippedFile[] = []): Promise<DeployReport> {
+  /** `mailcerts stack-file`: a compose file naming what each labelled service mounts now (see stack-file.ts). */
+  async stackFile(): Promise<string> {
+    const { docker, self } = await this.connect();
+    const services = await this.labelledServices(docker, self);
+    return stackFile(services, services.length > 0 ? await ownIds(docker, self.scope) : new Set(), new Date(), self.scope);
+  }
+
+  private async labelledServices(docker: Docker, self: Self): Promise<ServiceView[]> {
+    const label = [RELOAD_LABEL, ...(self.scope === '*' ? [] : [`${STACK_LABEL}=${self.scope}`])];
+    return (await listServices(docker, label)).filter((s) => s.ID !== self.serviceId).sort((a, b) => (a.Spec.Name ?? '').localeCompare(b.Spec.Name ?? ''));
+  }
+
+  async deploy(certs: ServedCert[], signal?: AbortSignal, sni: ShippedFile[] = [], repairOnly = false): Promise<DeployReport> {
     const { log } = this.opts;
     const all = certs.map((c) => c.name);
     let docker: Docker;
@@ -103,25 +119,25 @@ export class SwarmDeployer implements Deployer {
     let plans: (Plan | DeployResult)[];
     try {
       ({ docker, self } = await this.connect());
-      plans = await this.plan(docker, self, certs, sni);
+      plans = await this.plan(docker, self, certs, sni, repairOnly);
     } catch (err) {
       return { results: [{ container: '(swarm)', certs: all, ok: false, reloaded: false, serves: null, problem: 'reload', error: errorMessage(err) }], complete: false };
     }
-    if (plans.length === 0) log.warn({ step: 'reload', scope: self.scope }, 'no service in scope carries the label mailcerts.reload; nothing to update');
+    if (plans.length === 0 && !repairOnly) log.warn({ step: 'reload', scope: self.scope }, 'no service in scope carries the label mailcerts.reload; nothing to update');
     const results = (await Promise.all(plans.map((p) => ('service' in p ? this.rollOut(docker, self, p, certs, signal) : [p])))).flat();
     // A service refused at planning has its result: the report still covers the whole scope.
     const complete = !signal?.aborted;
-    if (complete && results.every((r) => r.ok)) await this.prune(docker, self, plans as Plan[]).catch((err: unknown) => log.warn({ step: 'reload', error: errorMessage(err) }, 'could not remove the Swarm objects of old versions; tried again after the next deploy'));
+    if (complete && results.every((r) => r.ok)) await this.prune(docker, self, plans.filter((p): p is Plan => 'service' in p)).catch((err: unknown) => log.warn({ step: 'reload', error: errorMessage(err) }, 'could not remove the Swarm objects of old versions; tried again after the next deploy'));
     return { results, complete };
   }
 
   /**
    * What each labelled service in scope should mount, its objects made where missing. A service
    * whose labels, targets or placement are wrong gets a result naming it, and is not touched.
+   * `repairOnly`: only the services that lack some of their files (or are in an update).
    */
-  private async plan(docker: Docker, self: Self, certs: ServedCert[], sni: ShippedFile[]): Promise<(Plan | DeployResult)[]> {
-    const label = [RELOAD_LABEL, ...(self.scope === '*' ? [] : [`${STACK_LABEL}=${self.scope}`])];
-    const services = (await listServices(docker, label)).filter((s) => s.ID !== self.serviceId).sort((a, b) => (a.Spec.Name ?? '').localeCompare(b.Spec.Name ?? ''));
+  private async plan(docker: Docker, self: Self, certs: ServedCert[], sni: ShippedFile[], repairOnly: boolean): Promise<(Plan | DeployResult)[]> {
+    const services = await this.labelledServices(docker, self);
     const nodes = services.length > 0 ? await listNodes(docker) : [];
     const made = new Map<string, Promise<{ id: string } | { error: string }>>();
     const ensure = (o: SwarmObject) => {
@@ -129,6 +145,7 @@ export class SwarmDeployer implements Deployer {
       if (!p) made.set(`${o.kind}/${o.name}`, (p = ensureObject(docker, o).then((id) => ({ id }), (err: unknown) => ({ error: errorMessage(err) }))));
       return p;
     };
+    const own = services.length > 0 ? await ownIds(docker, self.scope) : new Set<string>();
     const out: (Plan | DeployResult)[] = [];
     for (const service of services) {
       const name = service.Spec.Name ?? service.ID;
@@ -137,17 +154,20 @@ export class SwarmDeployer implements Deployer {
       const base = { container: name, certs: [...new Set(wanted.map((w) => w.cert))], reloaded: false, serves: null, ok: false as boolean };
       const target = parseSecretTarget(labels[SECRET_TARGET_LABEL]);
       if (typeof target !== 'string') {
-        out.push({ ...base, problem: 'label', error: `label ${target.error}` });
+        if (!repairOnly) out.push({ ...base, problem: 'label', error: `label ${target.error}` });
         continue;
       }
       const chosen = mountsFor(labels, certs, sni, { target, keyMode: this.opts.keyMode, owner: this.opts.owner, group: this.opts.group });
       if (chosen.length === 0) {
-        out.push({ ...base, ok: true, reloaded: true });
+        if (!repairOnly) out.push({ ...base, ok: true, reloaded: true });
         continue;
       }
       const objects = chosen.map((c) => objectFor(c.file, self.scope));
-      const running = (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length;
-      const problem = collisionIn(service, chosen.map((c) => c.mount)) ?? unsatisfiable(service.Spec, nodes, running);
+      // A service that mounts these already is not updated: only verified (or, repairing, left alone).
+      const changes = withMounts(service.Spec, chosen.map((c, i) => ({ ...c.mount, object: objects[i]!.name, id: '' })), own) !== undefined;
+      if (repairOnly && !changes && !inUpdate(service)) continue;
+      const running = changes ? (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length : 0;
+      const problem = changes ? (collisionIn(service, chosen.map((c) => c.mount), own) ?? unsatisfiable(service.Spec, nodes, running)) : undefined;
       if (problem) {
         out.push({ ...base, problem: 'reload', error: `service ${name} not updated: ${problem}` });
         continue;
@@ -159,7 +179,7 @@ export class SwarmDeployer implements Deployer {
         continue;
       }
       const mounts = chosen.map((c, i) => ({ ...c.mount, object: objects[i]!.name, id: (ids[i] as { id: string }).id, file: c.file }));
-      out.push({ service, name, certs: base.certs, mounts });
+      out.push({ service, name, certs: base.certs, mounts, own });
     }
     return out;
   }
@@ -169,14 +189,21 @@ export class SwarmDeployer implements Deployer {
     const { log } = this.opts;
     const base = { container: p.name, certs: p.certs };
     try {
-      const current = await inspectService(docker, p.service.ID);
-      const spec = withMounts(current.Spec, p.mounts, await ownIds(docker, self.scope));
-      const since = Date.now();
+      let current = await inspectService(docker, p.service.ID);
+      // An update in progress (docker stack deploy, or one a stopped mailcerts began) ends first:
+      // one update never overtakes another, and ours is then told apart by its start time.
+      if (inUpdate(current)) {
+        await waitForUpdate(docker, p.service.ID, undefined, signal);
+        if (signal?.aborted) return [];
+        current = await inspectService(docker, p.service.ID);
+      }
+      const spec = withMounts(current.Spec, p.mounts, new Set([...p.own, ...p.mounts.map((m) => m.id)]));
+      const begun = spec ? { before: current.UpdateStatus?.StartedAt } : undefined;
       if (spec) {
         log.info({ step: 'reload', service: p.name, objects: p.mounts.map((m) => m.object).filter((o, i, a) => a.indexOf(o) === i).length }, 'updating the service to the new secrets and configs');
         await updateService(docker, current, spec);
       }
-      const done = await waitForUpdate(docker, p.service.ID, spec ? since : undefined, signal);
+      const done = await waitForUpdate(docker, p.service.ID, begun, signal);
       if (signal?.aborted) return []; // stopping: the next start looks again
       if (done !== 'completed') {
         const rolledBack = done.startsWith('Swarm rolled');
@@ -202,7 +229,12 @@ export class SwarmDeployer implements Deployer {
     const tasks = await runningTasks(docker, p.service, signal);
     const nodes = new Map((await listNodes(docker)).map((n) => [n.ID, n]));
     const targets = new Set(p.mounts.map((m) => `${m.object}@${m.target}`));
-    return Promise.all(
+    const replicas = p.service.Spec.Mode?.Replicated?.Replicas;
+    const missing: DeployResult[] =
+      replicas !== undefined && tasks.length < replicas
+        ? [{ container: `${p.name} (${replicas - tasks.length} of ${replicas} tasks)`, certs: p.certs, ok: false, reloaded: true, serves: null, problem: 'reload', error: `only ${tasks.length} of its ${replicas} tasks run a minute after the update; see docker service ps ${p.name}` }]
+        : [];
+    return [...missing, ...(await Promise.all(
       tasks.map(async (task): Promise<DeployResult> => {
         const node = nodes.get(task.NodeID ?? '');
         const name = `${p.name}.${task.Slot ?? task.ID.slice(0, 12)} on ${node?.Description?.Hostname ?? task.NodeID}`;
@@ -218,14 +250,15 @@ export class SwarmDeployer implements Deployer {
         if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
         // Without a mailcerts.verify label, only the preset ports that answer are probed.
         const list = view.labels['mailcerts.verify'] === undefined ? await answering(endpoints.list) : endpoints.list;
-        if (list.length === 0 || checkable.length === 0) return { ...base, ok: true, serves: null };
+        if (list.length === 0) return { ...base, ok: false, serves: null, problem: 'unreachable', error: `none of the default ports ${endpoints.list.map((e) => e.port).join(', ')} answers, so not verified (not the certificate's fault); set mailcerts.verify` };
+        if (checkable.length === 0) return { ...base, ok: true, serves: null };
         const outcome = await verifyServed(list, checkable, { waits: QUICK_RETRIES, log, container: name, deadline: monotonicMs() + VERIFY_BUDGET_MS, signal });
         const r = resultOf(base, outcome, 'after the update');
         if (r.ok) log.info({ step: 'verify', container: name, endpoints: list.map((e) => `${e.protocol}://${e.host}:${e.port}`) }, 'task serves the published certificate');
         else log.error({ step: 'verify', container: name, problem: r.problem, error: r.error }, 'task not serving the published certificate');
         return r;
       }),
-    );
+    ))];
   }
 
   /**
@@ -236,7 +269,8 @@ export class SwarmDeployer implements Deployer {
     const { log } = this.opts;
     const current = new Set(plans.flatMap((p) => p.mounts.map((m) => `${m.kind}/${m.object}`)));
     const services = await listServices(docker, []);
-    const used = new Set(services.flatMap((s) => refsOf(s.Spec).map((r) => r.SecretID ?? r.ConfigID ?? '')));
+    // In use: by a service's spec, or by the spec it would roll back to (docker service rollback).
+    const used = new Set(services.flatMap((s) => [...refsOf(s.Spec), ...(s.PreviousSpec ? refsOf(s.PreviousSpec) : [])].map((r) => r.SecretID ?? r.ConfigID ?? '')));
     for (const kind of ['secret', 'config'] as const) {
       const objects = await listObjects(docker, kind, [`${MANAGED_LABEL}=${self.scope}`]);
       const byGroup = new Map<string, ObjectView[]>();
@@ -276,6 +310,8 @@ async function runningTasks(docker: Docker, service: ServiceView, signal?: Abort
   }
 }
 
+const inUpdate = (s: ServiceView) => s.UpdateStatus?.State === 'updating' || s.UpdateStatus?.State === 'rollback_started';
+
 /** Makes the object unless it exists (its id either way); one that exists with other content, or not made by mailcerts, is refused. */
 async function ensureObject(docker: Docker, o: SwarmObject): Promise<string> {
   const [existing] = (await listObjectsNamed(docker, o.kind, o.name)).filter((e) => e.Spec.Name === o.name);
@@ -295,10 +331,10 @@ async function ownIds(docker: Docker, scope: string): Promise<Set<string>> {
 const refsOf = (spec: ServiceSpec): FileRef[] => [...(spec.TaskTemplate?.ContainerSpec?.Secrets ?? []), ...(spec.TaskTemplate?.ContainerSpec?.Configs ?? [])];
 
 /** A reference of the service's own (not mailcerts') whose target is one mailcerts would mount. */
-export function collisionIn(service: ServiceView, mounts: Pick<Mount, 'target'>[]): string | undefined {
+export function collisionIn(service: ServiceView, mounts: Pick<Mount, 'target'>[], own: Set<string>): string | undefined {
   const ours = new Set(mounts.map((m) => m.target));
   for (const r of refsOf(service.Spec)) {
-    if (r.SecretName?.startsWith('mailcerts.') || r.ConfigName?.startsWith('mailcerts.')) continue;
+    if (own.has(r.SecretID ?? r.ConfigID ?? '')) continue;
     if (r.File?.Name && ours.has(r.File.Name)) {
       return `its ${r.SecretName ? `secret ${r.SecretName}` : `config ${r.ConfigName}`} is mounted at ${r.File.Name}, where mailcerts would mount a certificate file; set ${SECRET_TARGET_LABEL} to another directory, or remove that ${r.SecretName ? 'secret' : 'config'} from the service`;
     }
@@ -307,49 +343,56 @@ export function collisionIn(service: ServiceView, mounts: Pick<Mount, 'target'>[
 }
 
 /**
- * The service's spec with mailcerts' references replaced by `mounts` (its own kept), and the
- * update policy that rolls back on failure; undefined when it mounts exactly these already.
+ * The service's spec with mailcerts' references at the targets of `mounts` replaced (the service's
+ * own references kept, and mailcerts' at other targets too: a certificate whose files could not be
+ * read this time keeps the ones it had), and an update policy that rolls back on failure;
+ * undefined when it mounts exactly these already.
  */
 export function withMounts(spec: ServiceSpec, mounts: Mount[], own: Set<string>): ServiceSpec | undefined {
   const cs = spec.TaskTemplate?.ContainerSpec ?? {};
-  const isOurs = (r: FileRef) => own.has(r.SecretID ?? r.ConfigID ?? '') || (r.SecretName ?? r.ConfigName ?? '').startsWith('mailcerts.');
+  const targets = new Set(mounts.map((m) => m.target));
+  const isOurs = (r: FileRef) => own.has(r.SecretID ?? r.ConfigID ?? '');
+  const replaced = (r: FileRef) => isOurs(r) && targets.has(r.File?.Name ?? '');
   const ref = (m: Mount) => ({ File: { Name: m.target, UID: m.uid, GID: m.gid, Mode: m.mode }, ...(m.kind === 'secret' ? { SecretID: m.id, SecretName: m.object } : { ConfigID: m.id, ConfigName: m.object }) });
   const key = (r: FileRef) => `${r.SecretName ?? r.ConfigName}@${r.File?.Name}:${r.File?.Mode}:${r.File?.UID}:${r.File?.GID}`;
-  const now = [...(cs.Secrets ?? []), ...(cs.Configs ?? [])].filter(isOurs).map(key).sort();
+  const now = [...(cs.Secrets ?? []), ...(cs.Configs ?? [])].filter(replaced).map(key).sort();
   const next = mounts.map(ref).map(key).sort();
   if (now.length === next.length && now.every((k, i) => k === next[i])) return undefined;
-  const secrets = [...(cs.Secrets ?? []).filter((r) => !isOurs(r)), ...mounts.filter((m) => m.kind === 'secret').map(ref)];
-  const configs = [...(cs.Configs ?? []).filter((r) => !isOurs(r)), ...mounts.filter((m) => m.kind === 'config').map(ref)];
+  const secrets = [...(cs.Secrets ?? []).filter((r) => !replaced(r)), ...mounts.filter((m) => m.kind === 'secret').map(ref)];
+  const configs = [...(cs.Configs ?? []).filter((r) => !replaced(r)), ...mounts.filter((m) => m.kind === 'config').map(ref)];
+  const first = ![...(cs.Secrets ?? []), ...(cs.Configs ?? [])].some(isOurs);
   return {
     ...spec,
     TaskTemplate: { ...spec.TaskTemplate, ContainerSpec: { ...cs, Secrets: secrets, Configs: configs } },
-    // A task that fails with the new files (health check, exit) makes Swarm put the old ones back.
-    // The first shipment has nothing to go back to (the tasks had no certificate, and may have
-    // been failing for want of one): it rolls forward.
-    UpdateConfig: { ...spec.UpdateConfig, FailureAction: now.length === 0 ? 'continue' : 'rollback' },
+    // Swarm's own defaults where the service sets none (without them the API replaces every task
+    // at once). A task that fails with the new files (health check, exit) makes Swarm put the old
+    // ones back; the first shipment has nothing to go back to (the tasks had no certificate, and
+    // may have been failing for want of one): it rolls forward.
+    UpdateConfig: { Parallelism: 1, Order: 'stop-first', Monitor: 5_000_000_000, ...spec.UpdateConfig, FailureAction: first ? 'continue' : 'rollback' },
   };
 }
 
 /**
- * Waits until Swarm has finished the update begun at `since` (or any update in progress, left by
- * a mailcerts that was stopped); 'completed', or what went wrong.
+ * Waits until Swarm has finished the update that mailcerts began (`begun`: the update status as it
+ * was before, so that an older status is not taken for ours), or any update in progress (one that
+ * a mailcerts stopped in the middle left); 'completed', or what went wrong. A rollback seen to
+ * happen is reported; one that was over before is no news (what the tasks serve is verified next).
  */
-async function waitForUpdate(docker: Docker, id: string, since: number | undefined, signal?: AbortSignal): Promise<string> {
+async function waitForUpdate(docker: Docker, id: string, begun: { before?: string } | undefined, signal?: AbortSignal): Promise<string> {
   const deadline = monotonicMs() + UPDATE_BUDGET_MS;
+  let watched = begun !== undefined;
   for (;;) {
     const s = await inspectService(docker, id);
     const u = s.UpdateStatus;
-    // Swarm's clock and ours may differ by a little: an update begun before ours is not ours.
-    const begun = since === undefined || (u?.StartedAt !== undefined && Date.parse(u.StartedAt) >= since - 5_000);
-    const state = begun ? u?.State : 'updating';
+    const state = begun && u?.StartedAt === begun.before ? 'updating' : u?.State;
     if (state === 'paused' || state === 'rollback_paused') {
       return `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}`;
     }
     if (state !== 'updating' && state !== 'rollback_started') {
-      // An earlier update that Swarm rolled back is no news: what the tasks serve now is verified next.
-      if (since === undefined || state !== 'rollback_completed') return 'completed';
+      if (!watched || state !== 'rollback_completed') return 'completed';
       return `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again`;
     }
+    watched = true;
     if (monotonicMs() > deadline) return `the update of ${s.Spec.Name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${s.Spec.Name}`;
     if (!(await sleep(POLL_MS, signal))) return 'stopped before the update finished';
   }
