@@ -24,8 +24,10 @@ Commands:
   healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
   dane                    the TLSA records of DANE certificates, whether every name server answers them, the rollover
   dane rollover [NAME]    ask for a key rollover (it still waits until the next key's record has been seen 2 x TTL)
-  stack-file              DEPLOY_MODE=swarm: a compose file naming the certificate secrets and configs each
-                          service mounts now, for docker stack deploy -c stack.yml -c it
+  stack-file [--compose-version V]
+                          DEPLOY_MODE=swarm: a compose file naming the certificate secrets and configs each
+                          service mounts now, for docker stack deploy -c stack.yml -c it; V: the stack
+                          file's version: line, if it has one
 
 Configuration comes from environment variables (see the README).
 Exit codes: 0 ok, 1 a certificate failed, 2 usage error, 78 configuration error.`;
@@ -151,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
     check: {},
     healthcheck: {},
     dane: {},
-    'stack-file': {},
+    'stack-file': { 'compose-version': { type: 'string' } },
   } as const;
   if (!(command in options)) {
     process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
@@ -229,7 +231,12 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write('mailcerts stack-file: only with DEPLOY_MODE=swarm; in volume mode the files are in CERTS_DIR\n');
           return EXIT.usage;
         }
-        out((await (await swarmDeployer(config, log)).stackFile()).trimEnd());
+        const version = (args.values as Record<string, string | undefined>)['compose-version'];
+        if (version !== undefined && !/^3(\.\d{1,2})?$/.test(version)) {
+          process.stderr.write(`mailcerts stack-file: --compose-version ${version}: give the version: line of the stack file, such as 3.8\n`);
+          return EXIT.usage;
+        }
+        out((await (await swarmDeployer(config, log)).stackFile(version)).trimEnd());
         return EXIT.ok;
       }
       case 'healthcheck': {

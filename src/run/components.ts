@@ -19,7 +19,7 @@ export function defaultComponents(config: Config, log: Logger): Components {
 export async function swarmDeployer(config: Config, log: Logger) {
   const { SwarmDeployer } = await import('../deploy/swarm/deployer.js');
   const { scope, verifyHosts, leaseMs } = config.docker;
-  return new SwarmDeployer({ scope, verifyHosts, keyMode: config.files.keyMode, owner: config.files.owner, group: config.files.group, leaseMs, log });
+  return new SwarmDeployer({ scope, verifyHosts, keyMode: config.files.keyMode, owner: config.files.owner, group: config.files.group, leaseMs, names: config.certificates.flatMap((c) => c.domains), log });
 }
 
 function lazyDeployer(config: Config, log: Logger): Deployer {

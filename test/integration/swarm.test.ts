@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startPebble } from '../../scripts/lib/pebble.mjs';
 import { MAIL_IMAGE, ROOT } from '../../scripts/lib/mailstack.mjs';
+import { SIGALGS } from '../../src/deploy/probe.js';
 import { makeChain } from '../helpers/pki.js';
 import { type Swarm, type SwarmNode, startSwarm } from '../helpers/swarm-netns.js';
 
@@ -38,8 +39,8 @@ async function until<T>(what: string, check: () => Promise<T | undefined | false
 }
 
 /** What a node serves on a port, asked from inside its namespace as a client would: the leaf's SHA-256, or why not. */
-async function served(node: SwarmNode, port: number): Promise<{ fp?: string; refused?: boolean; error?: string }> {
-  const script = `out=$(openssl s_client -connect ${node.address}:${port} -servername ${DOMAIN} </dev/null 2>&1); printf '%s' "$out" >&2; printf '%s' "$out" | openssl x509 -noout -fingerprint -sha256`;
+async function served(node: SwarmNode, port: number, sigalgs?: string): Promise<{ fp?: string; refused?: boolean; error?: string }> {
+  const script = `out=$(openssl s_client -connect ${node.address}:${port} -servername ${DOMAIN}${sigalgs ? ` -sigalgs '${sigalgs}'` : ''} </dev/null 2>&1); printf '%s' "$out" >&2; printf '%s' "$out" | openssl x509 -noout -fingerprint -sha256`;
   const r = await run('nsenter', [`--net=/run/netns/${node.netns}`, 'timeout', '10', 'bash', '-c', script]).then(
     (ok) => ({ stdout: ok.stdout, stderr: ok.stderr, code: 0 }),
     (err: { stdout?: string; stderr?: string; code?: number }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '', code: err.code ?? 1 }),
@@ -114,7 +115,6 @@ beforeAll(async () => {
   const masterCf = conf('postfix/master.cf', (s) => s.replace(/^127\.0\.0\.1:/gm, ''));
   const dovecot = conf('dovecot/dovecot.conf', (s) => s.replace(/^listen = .*$/m, 'listen = *'));
   writeFileSync(join(work, 'override.yml'), `
-version: "3.8"
 services:
   mailcerts:
     image: ${inject('mailcertsImage')}
@@ -369,6 +369,53 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     } finally {
       await manager.docker('service', 'update', '--env-rm', 'CUSTOM_CERTS_DIR', '--mount-rm', '/custom', `${STACK}_mailcerts`);
     }
+  }, 600_000);
+
+  it('a dual certificate (ECDSA and RSA): each variant\'s files are shipped, and every task gives each one to a client that offers only its algorithm', async () => {
+    // The mail service goes, and one configured for both variants comes (as a stack would).
+    await manager.docker('service', 'rm', `${STACK}_mail`);
+    const since = new Date().toISOString();
+    const before = await mailcertsContainer();
+    await manager.docker('service', 'update', '-d', '--env-add', 'ACME_KEY_TYPE=ec-256,rsa-2048', `${STACK}_mailcerts`);
+    await until('the new mailcerts task', async () => ((await mailcertsContainer()) ?? before) !== before, 120_000);
+    // Now, not after the backoff that the broken certificate before left.
+    const r = await until('renew --force in the new task', async () => {
+      const out = await mailcerts('renew', '--force').catch(() => undefined);
+      return out && !/no running mailcerts task|is not running/.test(out.out) ? out : undefined;
+    }, 120_000);
+    expect(r.code, r.out).toBe(0);
+    const dual = await until('the dual set published', async () => {
+      const id = await mailcertsContainer();
+      const pem = id ? await manager.docker('exec', id, 'sh', '-c', 'cat /etc/ssl/mail/ecdsa-cert.pem && echo === && cat /etc/ssl/mail/rsa-cert.pem').catch(() => '') : '';
+      const [ec, rsa] = pem.split('===');
+      return ec && rsa ? { ecdsa: new X509Certificate(ec).fingerprint256, rsa: new X509Certificate(rsa).fingerprint256 } : undefined;
+    }, 180_000);
+    const chains = '/etc/ssl/mail/ecdsa-privkey-fullchain.pem, /etc/ssl/mail/rsa-privkey-fullchain.pem';
+    const mainCf = join(work, 'dual_main.cf');
+    writeFileSync(mainCf, readFileSync(join(work, 'postfix_main.cf'), 'utf8').replace(/^smtpd_tls_chain_files = .*$/m, `smtpd_tls_chain_files = ${chains}`));
+    const dovecot = join(work, 'dual_dovecot.conf');
+    writeFileSync(dovecot, readFileSync(join(work, 'dovecot_dovecot.conf'), 'utf8')
+      .replace('ssl_cert = </etc/ssl/mail/fullchain.pem', 'ssl_cert = </etc/ssl/mail/ecdsa-privkey-fullchain.pem')
+      .replace('ssl_key = </etc/ssl/mail/privkey.pem', 'ssl_key = </etc/ssl/mail/ecdsa-privkey-fullchain.pem\nssl_alt_cert = </etc/ssl/mail/rsa-privkey-fullchain.pem\nssl_alt_key = </etc/ssl/mail/rsa-privkey-fullchain.pem'));
+    for (const [name, path] of [['dual_main_cf', mainCf], ['dual_master_cf', join(work, 'postfix_master.cf')], ['dual_dovecot', dovecot]] as const) await manager.docker('config', 'create', name, path);
+    // Its tasks fail until mailcerts has shipped the files: the next pass does (a service it has not served yet).
+    await manager.docker('service', 'create', '-d', '--name', `${STACK}_dual`, '--replicas', '2', '--replicas-max-per-node', '1', '--network', `${STACK}_mail`,
+      '--label', `com.docker.stack.namespace=${STACK}`, '--label', 'mailcerts.reload=postfix', '--label', 'mailcerts.secret-target=/etc/ssl/mail',
+      ...Object.values(PORTS).flatMap((p) => ['--publish', `mode=host,target=${p},published=${p}`]),
+      '--config', 'source=dual_main_cf,target=/etc/postfix/main.cf', '--config', 'source=dual_master_cf,target=/etc/postfix/master.cf', '--config', 'source=dual_dovecot,target=/etc/dovecot/dovecot.conf',
+      MAIL_IMAGE, 'sh', '-c', 'dovecot && exec postfix start-fg');
+    const servesEach = async () => {
+      for (const node of swarm.nodes) for (const port of Object.values(PORTS)) for (const alg of ['ecdsa', 'rsa'] as const) if ((await served(node, port, SIGALGS[alg])).fp !== dual[alg]) return false;
+      return true;
+    };
+    await until('both nodes giving each variant to a client that offers only its algorithm', servesEach, 300_000);
+    // mailcerts verified each variant on each task, offering only that algorithm, as for containers.
+    await until('mailcerts verifying both tasks', async () => (await containerLogs(`${STACK}_mailcerts`)).filter((l) => String(l.time) > since && l.msg === 'task serves the published certificate' && String(l.container).startsWith(`${STACK}_dual.`)).length >= 2, 120_000);
+    const fp12 = (fp: string) => fp.replace(/:/g, '').toLowerCase().slice(0, 12);
+    const names = await secrets();
+    expect(names).toEqual(expect.arrayContaining([`mailcerts.${DOMAIN}.ecdsa.${fp12(dual.ecdsa)}.key`, `mailcerts.${DOMAIN}.rsa.${fp12(dual.rsa)}.key`, `mailcerts.${DOMAIN}.rsa.${fp12(dual.rsa)}.keychain`]));
+    const mounted = await manager.docker('service', 'inspect', '-f', '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{.File.Name}} {{end}}', `${STACK}_dual`);
+    expect(mounted.split(' ').filter(Boolean).sort()).toEqual(['ecdsa-privkey-fullchain.pem', 'ecdsa-privkey.pem', 'privkey-fullchain.pem', 'privkey.pem', 'rsa-privkey-fullchain.pem', 'rsa-privkey.pem'].map((f) => `/etc/ssl/mail/${f}`));
   }, 600_000);
 });
 

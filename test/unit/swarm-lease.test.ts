@@ -49,14 +49,15 @@ function fakeSwarm(services: ServiceView[], tasks: Record<string, TaskView | Err
 }
 
 const service = (id: string, labels: Record<string, string> = {}): ServiceView => ({ ID: id, Version: { Index: 1 }, Spec: { Name: id, Labels: labels } });
-const leaseLabels = (holder: string, scope: string, untilMs = Date.now() + 60_000) => ({
+const leaseLabels = (holder: string, scope: string, untilMs = Date.now() + 60_000, names = 'mail.example.com') => ({
   'mailcerts.lease.holder': holder,
   'mailcerts.lease.scope': scope,
+  'mailcerts.lease.names': names,
   'mailcerts.lease.renewed': new Date().toISOString(),
   'mailcerts.lease.until': new Date(untilMs).toISOString(),
 });
 const running: TaskView = { ID: 'x', DesiredState: 'running', Status: { State: 'running' } };
-const lease = (holder: string, scope = 'mail', serviceId = 'svc-mailcerts') => holdLease({ serviceId, holder, scope, leaseMs: 60_000, log: quiet });
+const lease = (holder: string, scope = 'mail', serviceId = 'svc-mailcerts') => holdLease({ serviceId, holder, scope, names: ['MAIL.example.com', 'smtp.example.com'], leaseMs: 60_000, log: quiet });
 
 describe('the Swarm lease', () => {
   it('a replica whose rival took the lease between its read and its write stays passive (the write names the version it read)', async () => {
@@ -75,14 +76,35 @@ describe('the Swarm lease', () => {
     expect((await lease(taskId('b')).acquire(race.docker)).leader).toBe(false);
   });
 
-  it('only a mailcerts of the same stack competes: another stack\'s holder does not make this one passive', async () => {
-    const services = [service('other_mailcerts', leaseLabels(taskId('c'), 'other')), service('svc-mailcerts')];
+  it('a mailcerts of the same stack, or of another stack for any of the same names, competes; one of another stack for other names does not', async () => {
+    const services = [service('other_mailcerts', leaseLabels(taskId('c'), 'other', undefined, 'mail.other.test')), service('svc-mailcerts')];
     const s = fakeSwarm(services, { [taskId('c')]: running });
     expect(await lease(taskId('b')).acquire(s.docker)).toEqual({ leader: true });
-    expect(services[1]!.Spec.Labels).toMatchObject({ 'mailcerts.lease.holder': taskId('b'), 'mailcerts.lease.scope': 'mail' });
-    // A holder of the same stack in another service (the stack deployed twice) does.
-    const same = fakeSwarm([service('mail2_mailcerts', leaseLabels(taskId('c'), 'mail')), service('svc-mailcerts')], { [taskId('c')]: running });
-    expect(await lease(taskId('b')).acquire(same.docker)).toEqual({ leader: false, why: expect.stringContaining(`the mailcerts of service mail2_mailcerts (task ${taskId('c')}) holds the lease`) });
+    expect(services[1]!.Spec.Labels).toMatchObject({ 'mailcerts.lease.holder': taskId('b'), 'mailcerts.lease.scope': 'mail', 'mailcerts.lease.names': 'mail.example.com,smtp.example.com' });
+    // A second stack by mistake orders the same certificates: it stays passive.
+    const mistake = fakeSwarm([service('mail2_mailcerts', leaseLabels(taskId('c'), 'mail2', undefined, 'imap.example.com,smtp.example.com')), service('svc-mailcerts')], { [taskId('c')]: running });
+    expect(await lease(taskId('b')).acquire(mistake.docker)).toEqual({ leader: false, why: expect.stringContaining(`the mailcerts of service mail2_mailcerts (task ${taskId('c')}) holds the lease`) });
+    // The same stack in another service; a lease of an older mailcerts (no scope or names) counts too.
+    const same = fakeSwarm([service('x_mailcerts', leaseLabels(taskId('c'), 'mail', undefined, 'mail.other.test')), service('svc-mailcerts')], { [taskId('c')]: running });
+    expect((await lease(taskId('b')).acquire(same.docker)).leader).toBe(false);
+    const older = fakeSwarm([service('x_mailcerts', { 'mailcerts.lease.holder': taskId('c'), 'mailcerts.lease.until': new Date(Date.now() + 60_000).toISOString() }), service('svc-mailcerts')], { [taskId('c')]: running });
+    expect((await lease(taskId('b')).acquire(older.docker)).leader).toBe(false);
+  });
+
+  it('two services that take the lease at the same moment: the later one yields and takes its labels back off', async () => {
+    const services = [service('mail2_mailcerts'), service('svc-mailcerts')];
+    const s = fakeSwarm(services, { [taskId('b')]: running, [taskId('c')]: running });
+    // Between b's read and its write, c (another service) writes a lease renewed a moment earlier.
+    s.beforeUpdate = () => {
+      services[0]!.Spec.Labels = { ...leaseLabels(taskId('c'), 'mail2'), 'mailcerts.lease.renewed': new Date(Date.now() - 1_000).toISOString() };
+      services[0]!.Version.Index++;
+    };
+    const b = await lease(taskId('b')).acquire(s.docker);
+    expect(b).toEqual({ leader: false, why: expect.stringContaining('the mailcerts of service mail2_mailcerts') });
+    expect(services[1]!.Spec.Labels?.['mailcerts.lease.holder']).toBeUndefined();
+    // c, which was first, keeps it: b's labels are gone, so c sees no rival.
+    const c = holdLease({ serviceId: 'mail2_mailcerts', holder: taskId('c'), scope: 'mail2', names: ['mail.example.com'], leaseMs: 60_000, log: quiet });
+    expect(await c.acquire(s.docker)).toEqual({ leader: true });
   });
 
   it('a holder whose task is gone (404) or stopped holds nothing; one that cannot be read (an API error) still holds', async () => {

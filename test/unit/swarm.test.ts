@@ -202,6 +202,9 @@ describe('mailcerts stack-file', () => {
     expect(doc.secrets).toEqual({ 'mailcerts.m.ecdsa.abc.key': { external: true } });
     expect(doc.configs).toEqual({ 'mailcerts.m.ecdsa.abc.fullchain': { external: true } });
     expect(text).toContain('# new: mounts no certificate file of mailcerts yet');
-    expect(yaml.parse(stackFile([], new Set(), new Date(), 'mail'))).toEqual({ version: '3.8', services: {} });
+    expect(doc.version).toBeUndefined();
+    expect((yaml.parse(stackFile([], new Set(), new Date(), 'mail', '3.8')) as { version: string }).version).toBe('3.8');
+    // No version of its own: docker stack deploy refuses files whose versions differ. Another stack's services are not named.
+    expect(yaml.parse(stackFile([{ ...svc('other_mail', [], []), Spec: { Name: 'other_mail', Labels: { 'com.docker.stack.namespace': 'other' } } }], new Set(), new Date(), 'mail'))).toEqual({ services: {} });
   });
 });

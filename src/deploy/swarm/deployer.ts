@@ -34,6 +34,8 @@ export interface SwarmDeployerOptions {
   owner?: number;
   group?: number;
   leaseMs: number;
+  /** Every name of every configured certificate: who competes for the lease. */
+  names: string[];
   log: Logger;
 }
 
@@ -95,15 +97,16 @@ export class SwarmDeployer implements Deployer {
 
   async lead(signal?: AbortSignal): Promise<{ leader: true } | { leader: false; why: string }> {
     const { docker, self } = await this.connect();
-    this.lease ??= holdLease({ serviceId: self.serviceId, holder: self.taskId ?? self.container?.id ?? `pid-${process.pid}`, scope: self.scope, leaseMs: this.opts.leaseMs, log: this.opts.log });
+    this.lease ??= holdLease({ serviceId: self.serviceId, holder: self.taskId ?? self.container?.id ?? `pid-${process.pid}`, scope: self.scope, names: this.opts.names, leaseMs: this.opts.leaseMs, log: this.opts.log });
     return this.lease.acquire(docker, signal);
   }
 
   /** `mailcerts stack-file`: a compose file naming what each labelled service mounts now (see stack-file.ts). */
-  async stackFile(): Promise<string> {
+  async stackFile(composeVersion?: string): Promise<string> {
     const { docker, self } = await this.connect();
+    if (self.scope === '*') throw new Error('mailcerts stack-file is for one stack: set DOCKER_SCOPE to the stack name (docker stack ls), not *');
     const services = await this.labelledServices(docker, self);
-    return stackFile(services, services.length > 0 ? await ownIds(docker, self.scope) : new Set(), new Date(), self.scope);
+    return stackFile(services, services.length > 0 ? await ownIds(docker, self.scope) : new Set(), new Date(), self.scope, composeVersion);
   }
 
   private async labelledServices(docker: Docker, self: Self): Promise<ServiceView[]> {
@@ -127,7 +130,9 @@ export class SwarmDeployer implements Deployer {
     const results = (await Promise.all(plans.map((p) => ('service' in p ? this.rollOut(docker, self, p, certs, signal) : [p])))).flat();
     // A service refused at planning has its result: the report still covers the whole scope.
     const complete = !signal?.aborted;
-    if (complete && results.every((r) => r.ok)) await this.prune(docker, self, plans.filter((p): p is Plan => 'service' in p)).catch((err: unknown) => log.warn({ step: 'reload', error: errorMessage(err) }, 'could not remove the Swarm objects of old versions; tried again after the next deploy'));
+    // Old versions go only after a deploy that updated or verified something, and all of it worked.
+    const rolledOut = plans.filter((p): p is Plan => 'service' in p);
+    if (complete && rolledOut.length > 0 && results.every((r) => r.ok)) await this.prune(docker, self, rolledOut).catch((err: unknown) => log.warn({ step: 'reload', error: errorMessage(err) }, 'could not remove the Swarm objects of old versions; tried again after the next deploy'));
     return { results, complete };
   }
 
@@ -192,12 +197,22 @@ export class SwarmDeployer implements Deployer {
       let current = await inspectService(docker, p.service.ID);
       // An update in progress (docker stack deploy, or one a stopped mailcerts began) ends first:
       // one update never overtakes another, and ours is then told apart by its start time.
-      if (inUpdate(current)) {
-        await waitForUpdate(docker, p.service.ID, undefined, signal);
+      const waited = inUpdate(current);
+      if (waited) {
+        const other = await waitForUpdate(docker, p.service.ID, undefined, signal);
         if (signal?.aborted) return [];
+        // Not over (stuck, paused): no update of ours on top of it.
+        if (other !== 'completed' && !other.startsWith('Swarm rolled')) return [{ ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name} not updated: ${other}` }];
         current = await inspectService(docker, p.service.ID);
       }
-      const spec = withMounts(current.Spec, p.mounts, new Set([...p.own, ...p.mounts.map((m) => m.id)]));
+      const own = new Set([...p.own, ...p.mounts.map((m) => m.id)]);
+      const spec = withMounts(current.Spec, p.mounts, own);
+      if (spec && waited) {
+        // The spec changed while it was waited for: checked again, as at planning.
+        const running = (await listTasks(docker, current.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length;
+        const problem = collisionIn(current, p.mounts, own) ?? unsatisfiable(current.Spec, await listNodes(docker), running);
+        if (problem) return [{ ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name} not updated: ${problem}` }];
+      }
       const begun = spec ? { before: current.UpdateStatus?.StartedAt } : undefined;
       if (spec) {
         log.info({ step: 'reload', service: p.name, objects: p.mounts.map((m) => m.object).filter((o, i, a) => a.indexOf(o) === i).length }, 'updating the service to the new secrets and configs');
@@ -212,7 +227,8 @@ export class SwarmDeployer implements Deployer {
         return [r];
       }
       if (spec) log.info({ step: 'reload', service: p.name }, 'service updated: every task runs the new secrets and configs');
-      return await this.verifyTasks(docker, self, p, certs, signal);
+      // Verified as the service is now (an update waited for may have scaled it or changed its labels).
+      return await this.verifyTasks(docker, self, { ...p, service: await inspectService(docker, p.service.ID) }, certs, signal);
     } catch (err) {
       if (signal?.aborted) return [];
       const r: DeployResult = { ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name}: ${errorMessage(err)}` };
@@ -226,31 +242,44 @@ export class SwarmDeployer implements Deployer {
     const { log } = this.opts;
     const wanted = expectationsFor({ labels: p.service.Spec.Labels ?? {} }, certs);
     const checkable = wanted.filter((x): x is Expectation => x.leaf !== undefined);
-    const tasks = await runningTasks(docker, p.service, signal);
-    const nodes = new Map((await listNodes(docker)).map((n) => [n.ID, n]));
     const targets = new Set(p.mounts.map((m) => `${m.object}@${m.target}`));
+    const refsOfTask = (task: TaskView) => [...(task.Spec?.ContainerSpec?.Secrets ?? []).map((r) => `${r.SecretName}@${r.File?.Name}`), ...(task.Spec?.ContainerSpec?.Configs ?? []).map((r) => `${r.ConfigName}@${r.File?.Name}`)];
+    const tasks = await runningTasks(docker, p.service, (t) => [...targets].every((x) => refsOfTask(t).includes(x)), signal);
+    const nodes = new Map((await listNodes(docker)).map((n) => [n.ID, n]));
     const replicas = p.service.Spec.Mode?.Replicated?.Replicas;
     const missing: DeployResult[] =
       replicas !== undefined && tasks.length < replicas
-        ? [{ container: `${p.name} (${replicas - tasks.length} of ${replicas} tasks)`, certs: p.certs, ok: false, reloaded: true, serves: null, problem: 'reload', error: `only ${tasks.length} of its ${replicas} tasks run a minute after the update; see docker service ps ${p.name}` }]
+        ? [{ container: `${p.name} (missing tasks)`, certs: p.certs, ok: false, reloaded: false, serves: null, problem: 'reload', error: `only ${tasks.length} of its ${replicas} tasks run with the published files after a minute; see docker service ps ${p.name}` }]
         : [];
+    if (missing.length > 0) log.error({ step: 'verify', container: p.name, error: missing[0]!.error }, 'tasks missing after the update');
     return [...missing, ...(await Promise.all(
       tasks.map(async (task): Promise<DeployResult> => {
         const node = nodes.get(task.NodeID ?? '');
         const name = `${p.name}.${task.Slot ?? task.ID.slice(0, 12)} on ${node?.Description?.Hostname ?? task.NodeID}`;
         const base = { container: name, certs: p.certs, reloaded: true };
-        const refs = [...(task.Spec?.ContainerSpec?.Secrets ?? []).map((r) => `${r.SecretName}@${r.File?.Name}`), ...(task.Spec?.ContainerSpec?.Configs ?? []).map((r) => `${r.ConfigName}@${r.File?.Name}`)];
-        if ([...targets].some((t) => !refs.includes(t))) return { ...base, ok: false, serves: false, problem: 'stale', error: 'still runs with older secrets and configs after the update' };
+        const refs = refsOfTask(task);
+        if ([...targets].some((t) => !refs.includes(t))) {
+          log.error({ step: 'verify', container: name }, 'task still runs with older secrets and configs after the update');
+          return { ...base, ok: false, serves: false, problem: 'stale', error: 'still runs with older secrets and configs after the update' };
+        }
         const view = taskView(task, name, p.service.Spec.Labels ?? {});
         const endpoints = await endpointsFor(asTarget(view), { verifyHosts: this.opts.verifyHosts, reach: () => reachTask(view, node, self.container), listening: () => Promise.resolve(undefined) });
         if ('skip' in endpoints) {
           log.info({ step: 'verify', container: name, reason: endpoints.skip }, 'not verified');
           return { ...base, ok: true, serves: null };
         }
-        if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
-        // Without a mailcerts.verify label, only the preset ports that answer are probed.
-        const list = view.labels['mailcerts.verify'] === undefined ? await answering(endpoints.list) : endpoints.list;
-        if (list.length === 0) return { ...base, ok: false, serves: null, problem: 'unreachable', error: `none of the default ports ${endpoints.list.map((e) => e.port).join(', ')} answers, so not verified (not the certificate's fault); set mailcerts.verify` };
+        if ('problem' in endpoints) {
+          log.error({ step: 'verify', container: name, problem: endpoints.problem, error: endpoints.error }, 'task not verified');
+          return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
+        }
+        // Without a mailcerts.verify label, only the preset ports that answer are probed (a task
+        // that has just started is given half a minute to listen).
+        const list = view.labels['mailcerts.verify'] === undefined ? await answering(endpoints.list, monotonicMs() + 30_000, signal) : endpoints.list;
+        if (list.length === 0) {
+          const error = `none of the default ports ${endpoints.list.map((e) => e.port).join(', ')} answers, so not verified (not the certificate's fault); set mailcerts.verify`;
+          log.error({ step: 'verify', container: name, problem: 'unreachable', error }, 'task not verified');
+          return { ...base, ok: false, serves: null, problem: 'unreachable', error };
+        }
         if (checkable.length === 0) return { ...base, ok: true, serves: null };
         const outcome = await verifyServed(list, checkable, { waits: QUICK_RETRIES, log, container: name, deadline: monotonicMs() + VERIFY_BUDGET_MS, signal });
         const r = resultOf(base, outcome, 'after the update');
@@ -297,15 +326,18 @@ export class SwarmDeployer implements Deployer {
 }
 
 /**
- * The running tasks of a service, once as many run as it asks for (a task that Swarm is still
- * starting again after a rollback is waited for, up to a minute); then whatever runs.
+ * The running tasks of a service, once as many run with the new files (`fresh`) as it asks for (a
+ * task that Swarm is still starting, after a rollback or a restart, is waited for, up to a
+ * minute): then those; otherwise whatever runs, older ones included, to be reported.
  */
-async function runningTasks(docker: Docker, service: ServiceView, signal?: AbortSignal): Promise<TaskView[]> {
+async function runningTasks(docker: Docker, service: ServiceView, fresh: (t: TaskView) => boolean, signal?: AbortSignal): Promise<TaskView[]> {
   const wanted = service.Spec.Mode?.Replicated?.Replicas;
   const until = monotonicMs() + 60_000;
   for (;;) {
     const tasks = (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running');
-    if (wanted === undefined || tasks.length >= wanted || monotonicMs() > until || signal?.aborted) return tasks;
+    const ready = tasks.filter(fresh);
+    if (wanted !== undefined && ready.length >= wanted) return ready;
+    if (wanted === undefined || monotonicMs() > until || signal?.aborted) return tasks;
     await sleep(POLL_MS, signal);
   }
 }
@@ -380,11 +412,16 @@ export function withMounts(spec: ServiceSpec, mounts: Mount[], own: Set<string>)
  */
 async function waitForUpdate(docker: Docker, id: string, begun: { before?: string } | undefined, signal?: AbortSignal): Promise<string> {
   const deadline = monotonicMs() + UPDATE_BUDGET_MS;
+  // Swarm clears the update status when it takes a new spec, and sets it once its updater starts.
+  // A status that never comes (a spec whose tasks need no replacing) is taken as done after this;
+  // the tasks' files are checked next all the same.
+  const noStatusUntil = monotonicMs() + 30_000;
   let watched = begun !== undefined;
   for (;;) {
     const s = await inspectService(docker, id);
     const u = s.UpdateStatus;
-    const state = begun && u?.StartedAt === begun.before ? 'updating' : u?.State;
+    const ours = !begun || (u?.StartedAt !== undefined && u.StartedAt !== begun.before) || (u === undefined && monotonicMs() > noStatusUntil);
+    const state = ours ? u?.State : 'updating';
     if (state === 'paused' || state === 'rollback_paused') {
       return `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}`;
     }
@@ -426,8 +463,18 @@ export function reachTask(t: ContainerView, node: NodeView | undefined, self: Co
   return { unreachable: `mailcerts shares no network with ${t.name} (it is on ${t.networks.map((n) => n.name).join(', ')}); add mailcerts to one of them` };
 }
 
-/** The endpoints that accept a connection within 2 s (the preset ports a server really uses). */
-async function answering<E extends { host: string; port: number }>(list: E[]): Promise<E[]> {
+/**
+ * The endpoints that accept a connection within 2 s (the preset ports a server really uses); asked
+ * again each second until one does or `deadline` passes.
+ */
+async function answering<E extends { host: string; port: number }>(list: E[], deadline: number, signal?: AbortSignal): Promise<E[]> {
+  for (;;) {
+    const open = await answeringNow(list);
+    if (open.length > 0 || monotonicMs() > deadline || !(await sleep(POLL_MS, signal))) return open;
+  }
+}
+
+async function answeringNow<E extends { host: string; port: number }>(list: E[]): Promise<E[]> {
   const ok = await Promise.all(
     list.map(
       (e) =>

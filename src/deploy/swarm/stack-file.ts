@@ -10,21 +10,22 @@ export const STACK_LABEL = 'com.docker.stack.namespace';
  * one merged in, the mail services keep their certificate files. The names change with each
  * certificate, so it is made again before each deploy. JSON values are YAML.
  */
-export function stackFile(services: ServiceView[], own: Set<string>, at: Date, scope: string): string {
+export function stackFile(services: ServiceView[], own: Set<string>, at: Date, scope: string, composeVersion?: string): string {
   const lines = [
     `# made by mailcerts stack-file at ${at.toISOString()} for the stack ${scope}: the certificate files each service mounts now.`,
     '# Made again before each docker stack deploy (the names change with each certificate):',
     '#   docker stack deploy -c stack.yml -c mailcerts.yml STACK',
-    'version: "3.8"',
   ];
+  // docker stack deploy refuses files whose version: lines differ (none counts as the newest 3.x).
+  if (composeVersion) lines.push(`version: ${JSON.stringify(composeVersion)}`);
   const secrets = new Set<string>();
   const configs = new Set<string>();
   const entries: string[] = [];
-  for (const s of [...services].sort((a, b) => (a.Spec.Name ?? '').localeCompare(b.Spec.Name ?? ''))) {
+  // Only the stack's own services: another stack's, or one outside any stack, would be created by the deploy.
+  for (const s of [...services].filter((x) => x.Spec.Labels?.[STACK_LABEL] === scope).sort((a, b) => (a.Spec.Name ?? '').localeCompare(b.Spec.Name ?? ''))) {
     const full = s.Spec.Name ?? s.ID;
-    const stack = s.Spec.Labels?.[STACK_LABEL];
     // Inside the stack file a service is named without its stack's prefix.
-    const name = stack && full.startsWith(`${stack}_`) ? full.slice(stack.length + 1) : full;
+    const name = full.startsWith(`${scope}_`) ? full.slice(scope.length + 1) : full;
     const cs = s.Spec.TaskTemplate?.ContainerSpec ?? {};
     const ours = (r: FileRef) => own.has(r.SecretID ?? r.ConfigID ?? '');
     const item = (source: string, r: FileRef) => `      - ${JSON.stringify({ source, target: r.File?.Name, uid: r.File?.UID, gid: r.File?.GID, mode: r.File?.Mode })}`;
