@@ -171,8 +171,7 @@ export class SwarmDeployer implements Deployer {
       // A service that mounts these already is not updated: only verified (or, repairing, left alone).
       const changes = withMounts(service.Spec, chosen.map((c, i) => ({ ...c.mount, object: objects[i]!.name, id: '' })), own) !== undefined;
       if (repairOnly && !changes && !inUpdate(service)) continue;
-      const running = changes ? (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length : 0;
-      const problem = changes ? (collisionIn(service, chosen.map((c) => c.mount), own) ?? unsatisfiable(service.Spec, nodes, running)) : undefined;
+      const problem = changes ? await updateProblem(docker, service, chosen.map((c) => c.mount), own, nodes) : undefined;
       if (problem) {
         out.push({ ...base, problem: 'reload', error: `service ${name} not updated: ${problem}` });
         continue;
@@ -192,7 +191,10 @@ export class SwarmDeployer implements Deployer {
   /** Updates one service to its mounts (unless it has them), waits for Swarm's rollout, verifies every task. */
   private async rollOut(docker: Docker, self: Self, p: Plan, certs: ServedCert[], signal?: AbortSignal): Promise<DeployResult[]> {
     const { log } = this.opts;
-    const base = { container: p.name, certs: p.certs };
+    const notDeployed = (problem: 'reload' | 'broken', error: string): DeployResult[] => {
+      log.error({ step: 'reload', service: p.name, problem, error }, 'service not deployed');
+      return [{ container: p.name, certs: p.certs, ok: false, reloaded: false, serves: null, problem, error }];
+    };
     try {
       let current = await inspectService(docker, p.service.ID);
       // An update in progress (docker stack deploy, or one a stopped mailcerts began) ends first:
@@ -202,38 +204,30 @@ export class SwarmDeployer implements Deployer {
         const other = await waitForUpdate(docker, p.service.ID, undefined, signal);
         if (signal?.aborted) return [];
         // Not over (stuck, paused): no update of ours on top of it.
-        if (other !== 'completed' && !other.startsWith('Swarm rolled')) return [{ ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name} not updated: ${other}` }];
+        if (other.end === 'unfinished') return notDeployed('reload', `service ${p.name} not updated: ${other.why}`);
         current = await inspectService(docker, p.service.ID);
       }
       const own = new Set([...p.own, ...p.mounts.map((m) => m.id)]);
       const spec = withMounts(current.Spec, p.mounts, own);
       if (spec && waited) {
         // The spec changed while it was waited for: checked again, as at planning.
-        const running = (await listTasks(docker, current.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running').length;
-        const problem = collisionIn(current, p.mounts, own) ?? unsatisfiable(current.Spec, await listNodes(docker), running);
-        if (problem) return [{ ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name} not updated: ${problem}` }];
+        const problem = await updateProblem(docker, current, p.mounts, own, await listNodes(docker));
+        if (problem) return notDeployed('reload', `service ${p.name} not updated: ${problem}`);
       }
       const begun = spec ? { before: current.UpdateStatus?.StartedAt } : undefined;
       if (spec) {
-        log.info({ step: 'reload', service: p.name, objects: p.mounts.map((m) => m.object).filter((o, i, a) => a.indexOf(o) === i).length }, 'updating the service to the new secrets and configs');
+        log.info({ step: 'reload', service: p.name, objects: new Set(p.mounts.map((m) => m.object)).size }, 'updating the service to the new secrets and configs');
         await updateService(docker, current, spec);
       }
       const done = await waitForUpdate(docker, p.service.ID, begun, signal);
       if (signal?.aborted) return []; // stopping: the next start looks again
-      if (done !== 'completed') {
-        const rolledBack = done.startsWith('Swarm rolled');
-        const r: DeployResult = { ...base, ok: false, reloaded: false, serves: null, problem: rolledBack ? 'broken' : 'reload', error: done };
-        log.error({ step: 'reload', service: p.name, problem: r.problem, error: done }, 'service not deployed');
-        return [r];
-      }
+      if (done.end !== 'completed') return notDeployed(done.end === 'rolled back' ? 'broken' : 'reload', done.why);
       if (spec) log.info({ step: 'reload', service: p.name }, 'service updated: every task runs the new secrets and configs');
       // Verified as the service is now (an update waited for may have scaled it or changed its labels).
       return await this.verifyTasks(docker, self, { ...p, service: await inspectService(docker, p.service.ID) }, certs, signal);
     } catch (err) {
       if (signal?.aborted) return [];
-      const r: DeployResult = { ...base, ok: false, reloaded: false, serves: null, problem: 'reload', error: `service ${p.name}: ${errorMessage(err)}` };
-      log.error({ step: 'reload', service: p.name, error: r.error }, 'service not deployed');
-      return [r];
+      return notDeployed('reload', `service ${p.name}: ${errorMessage(err)}`);
     }
   }
 
@@ -334,12 +328,19 @@ async function runningTasks(docker: Docker, service: ServiceView, fresh: (t: Tas
   const wanted = service.Spec.Mode?.Replicated?.Replicas;
   const until = monotonicMs() + 60_000;
   for (;;) {
-    const tasks = (await listTasks(docker, service.ID)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running');
+    const tasks = await tasksRunning(docker, service.ID);
     const ready = tasks.filter(fresh);
     if (wanted !== undefined && ready.length >= wanted) return ready;
     if (wanted === undefined || monotonicMs() > until || signal?.aborted) return tasks;
     await sleep(POLL_MS, signal);
   }
+}
+
+const tasksRunning = async (docker: Docker, serviceId: string) => (await listTasks(docker, serviceId)).filter((t) => t.DesiredState === 'running' && t.Status?.State === 'running');
+
+/** Why an update of this service to these mounts must not be made: a target taken, or replaced tasks that could not start. */
+async function updateProblem(docker: Docker, service: ServiceView, mounts: Pick<Mount, 'target'>[], own: Set<string>, nodes: NodeView[]): Promise<string | undefined> {
+  return collisionIn(service, mounts, own) ?? unsatisfiable(service.Spec, nodes, (await tasksRunning(docker, service.ID)).length);
 }
 
 const inUpdate = (s: ServiceView) => s.UpdateStatus?.State === 'updating' || s.UpdateStatus?.State === 'rollback_started';
@@ -404,13 +405,16 @@ export function withMounts(spec: ServiceSpec, mounts: Mount[], own: Set<string>)
   };
 }
 
+/** How a Swarm update ended, as far as mailcerts is concerned. */
+type UpdateEnd = { end: 'completed' } | { end: 'rolled back' | 'unfinished'; why: string };
+
 /**
  * Waits until Swarm has finished the update that mailcerts began (`begun`: the update status as it
  * was before, so that an older status is not taken for ours), or any update in progress (one that
  * a mailcerts stopped in the middle left); 'completed', or what went wrong. A rollback seen to
  * happen is reported; one that was over before is no news (what the tasks serve is verified next).
  */
-async function waitForUpdate(docker: Docker, id: string, begun: { before?: string } | undefined, signal?: AbortSignal): Promise<string> {
+async function waitForUpdate(docker: Docker, id: string, begun: { before?: string } | undefined, signal?: AbortSignal): Promise<UpdateEnd> {
   const deadline = monotonicMs() + UPDATE_BUDGET_MS;
   // Swarm clears the update status when it takes a new spec, and sets it once its updater starts.
   // A status that never comes (a spec whose tasks need no replacing) is taken as done after this;
@@ -423,15 +427,15 @@ async function waitForUpdate(docker: Docker, id: string, begun: { before?: strin
     const ours = !begun || (u?.StartedAt !== undefined && u.StartedAt !== begun.before) || (u === undefined && monotonicMs() > noStatusUntil);
     const state = ours ? u?.State : 'updating';
     if (state === 'paused' || state === 'rollback_paused') {
-      return `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}`;
+      return { end: 'unfinished', why: `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}` };
     }
     if (state !== 'updating' && state !== 'rollback_started') {
-      if (!watched || state !== 'rollback_completed') return 'completed';
-      return `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again`;
+      if (!watched || state !== 'rollback_completed') return { end: 'completed' };
+      return { end: 'rolled back', why: `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again` };
     }
     watched = true;
-    if (monotonicMs() > deadline) return `the update of ${s.Spec.Name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${s.Spec.Name}`;
-    if (!(await sleep(POLL_MS, signal))) return 'stopped before the update finished';
+    if (monotonicMs() > deadline) return { end: 'unfinished', why: `the update of ${s.Spec.Name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${s.Spec.Name}` };
+    if (!(await sleep(POLL_MS, signal))) return { end: 'unfinished', why: 'stopped before the update finished' };
   }
 }
 
