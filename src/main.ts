@@ -24,6 +24,8 @@ Commands:
   healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
   dane                    the TLSA records of DANE certificates, whether every name server answers them, the rollover
   dane rollover [NAME]    ask for a key rollover (it still waits until the next key's record has been seen 2 x TTL)
+  proxy                   the Docker socket proxy, as a service of its own beside mailcerts
+                          (PROXY_BIND, PROXY_SOCKET, PROXY_SWARM, PROXY_SCOPE; see the README)
   stack-file [--compose-version V]
                           DEPLOY_MODE=swarm: a compose file naming the certificate secrets and configs each
                           service mounts now, for docker stack deploy -c stack.yml -c it; V: the stack
@@ -140,11 +142,38 @@ async function checkDocker(config: Config): Promise<boolean> {
   return ok;
 }
 
+/** `mailcerts proxy`: needs none of mailcerts' own configuration, only the PROXY_ variables. */
+async function commandProxy(rest: string[]): Promise<number> {
+  if (rest.length > 0) {
+    process.stderr.write(`mailcerts proxy: takes no arguments (it is configured with PROXY_BIND, PROXY_SOCKET, PROXY_SWARM and PROXY_SCOPE)\n`);
+    return EXIT.usage;
+  }
+  const stop = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop.abort());
+  const { runProxy } = await import('./proxy/index.js');
+  try {
+    await runProxy(process.env, stop.signal);
+    return EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\nThe proxy did not start.\n`);
+    return EXIT.config;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(`${USAGE}\n`);
     return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === 'proxy') return commandProxy(rest);
+  if (command === 'healthcheck') {
+    // The same image runs the socket proxy, whose container has the same HEALTHCHECK.
+    const proxy = await (await import('./proxy/health.js')).proxyHealth();
+    if (proxy !== undefined) {
+      process.stdout.write(`${proxy}\n`);
+      return proxy.startsWith('healthy') ? EXIT.ok : EXIT.failed;
+    }
   }
   const options = {
     run: { once: { type: 'boolean' } },

@@ -65,9 +65,8 @@ services:
     labels: { ${RUN_LABEL} }
   socket-proxy:
     networks: !reset []
-    image: ${MAIL_IMAGE}
+    image: ${inject('mailcertsImage')}
     network_mode: host
-    command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
     environment:
       PROXY_BIND: ${PROXY}
     labels: { ${RUN_LABEL} }
@@ -176,8 +175,8 @@ describe('compose.example.yml with Docker Compose v2', () => {
     expect(new X509Certificate(after).serialNumber).not.toBe(before);
     for (const e of ['smtp', 'imaps'] as const) expect(await servedCertificate(e)).toBe(after);
     const proxyLog = await logs('socket-proxy');
-    expect(proxyLog).toMatch(/POST \/containers\/[0-9a-f]+\/exec HTTP/);
-    expect(proxyLog).toMatch(/POST \/exec\/[0-9a-f]+\/start HTTP/);
+    expect(proxyLog).toMatch(/"method":"POST","path":"[^"]*\/containers\/[0-9a-f]{64}\/exec","status":201,"msg":"forwarded"/);
+    expect(proxyLog).toMatch(/"method":"POST","path":"[^"]*\/exec\/[0-9a-f]{64}\/start","status":200,"msg":"forwarded"/);
     // What the proxy refuses: creating containers, images, volumes, deleting.
     const status = async (method: string, path: string) => (await fetch(`http://${PROXY}${path}`, { method })).status;
     expect(await status('POST', '/containers/create')).toBe(403);
@@ -187,6 +186,8 @@ describe('compose.example.yml with Docker Compose v2', () => {
     // Inspect would hand out every container's environment: mailcerts does not need it.
     expect(await status('GET', `/containers/${await id('postfix')}/json`)).toBe(403);
     expect(await status('GET', '/containers/json')).toBe(200);
+    // The proxy runs from the mailcerts image, whose HEALTHCHECK then asks the proxy.
+    expect((await run('docker', ['exec', await id('socket-proxy'), 'node', '/app/mailcerts.mjs', 'healthcheck'])).stdout.trim()).toBe('healthy (socket proxy)');
   });
 
   it('the image reads a YAML MAILCERTS_CONFIG (the parser it loads only for one), and names a broken one', async () => {

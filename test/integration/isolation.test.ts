@@ -81,8 +81,8 @@ services:
       interval: 1s
       start_period: 60s
   socket-proxy:
-    image: ${MAIL_IMAGE}
-    command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
+    image: ${inject('mailcertsImage')}
+    hostname: docker-api-proxy # not its short id: the proxy still knows which container is its own
     volumes:
       - ${'${ENGINE_SOCKET}'}:/var/run/docker.sock:ro
   postfix:
@@ -157,8 +157,18 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     // The proxy holds the socket: no exec into it, no kill or restart of it, whatever the body.
     const proxy = await id('socket-proxy');
     const intoProxy = `fetch('http://socket-proxy:2375/containers/${proxy}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`;
-    expect(await status(intoProxy)).toBe('403');
+    const said = (script: string) => script.replace('console.log(r.status)', 'r.text().then((t) => console.log(r.status, t))');
+    expect(await status(said(intoProxy))).toBe('403 {"message":"mailcerts proxy: that container is the proxy itself, which holds the Docker socket"}');
     expect(await status(`fetch('http://socket-proxy:2375/v1.41/containers/${proxy}/kill?signal=SIGKILL', { method: 'POST' }).then((r) => console.log(r.status))`)).toBe('403');
+    // Bodies are parsed, not matched: a second key that Docker would take instead is refused.
+    expect(await status(post({ ...exec, Tty: false, tty: true }))).toBe('403');
+    // Only the labelled containers of its own project: not the other compose project's, even by id.
+    const outsider = await engine.docker('run', '-d', '--label', 'com.docker.compose.project=elsewhere', '--label', 'mailcerts.reload=exec:true', MAIL_IMAGE, 'sleep', '60');
+    try {
+      expect(await status(said(post(exec).replace(target, outsider)))).toBe(`403 {"message":"mailcerts proxy: that container is not part of ${PROJECT}, the stack or compose project this proxy serves"}`);
+    } finally {
+      await engine.docker('rm', '-f', outsider);
+    }
     // Only full ids: a short prefix would slip past that check.
     expect(await status(`fetch('http://socket-proxy:2375/containers/${target.slice(0, 12)}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`)).toBe('403');
     expect(await status(`fetch('http://socket-proxy:2375/containers/${target}/json').then((r) => console.log(r.status))`)).toBe('403');

@@ -1,41 +1,52 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import type { ServiceView, TaskView } from '../../src/deploy/swarm/api.js';
-import { holdLease } from '../../src/deploy/swarm/lease.js';
+import type { ObjectView, TaskView } from '../../src/deploy/swarm/api.js';
+import { holdLease, leaseConfigName } from '../../src/deploy/swarm/lease.js';
 import type { Logger } from '../../src/log.js';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined } as unknown as Logger;
 const taskId = (c: string) => c.repeat(25);
 
 /**
- * Swarm's service store as the lease sees it: versioned services (an update naming an old version
- * is refused, as Swarm refuses it), label filters, tasks. `beforeUpdate` runs between a reader's
- * read and its write: where a rival slips in.
+ * Swarm's config store as the lease sees it: versioned configs whose labels may be updated (an
+ * update naming an old version is refused, as Swarm refuses it; the name and data never change),
+ * names that are unique, label filters, tasks. `beforeWrite` runs between a reader's read and its
+ * write: where a rival slips in.
  */
-function fakeSwarm(services: ServiceView[], tasks: Record<string, TaskView | Error>) {
-  const o = { beforeUpdate: undefined as undefined | (() => void), updates: 0 };
-  const matches = (s: ServiceView, label: string[]) =>
-    label.every((l) => {
-      const [k, v] = l.split('=') as [string, string | undefined];
-      const have = s.Spec.Labels?.[k];
-      return v === undefined ? have !== undefined : have === v;
-    });
+function fakeSwarm(configs: ObjectView[], tasks: Record<string, TaskView | Error>) {
+  const o = { beforeWrite: undefined as undefined | (() => void), writes: 0 };
+  let nextId = 0;
   const dial = (opts: { path: string; method: string; options: { _query: Record<string, unknown>; _body: Record<string, unknown> } }, cb: (err: unknown, data?: unknown) => void) => {
     const path = opts.path.replace(/\?$/, '');
     const copy = <T>(x: T): T => structuredClone(x);
-    if (path === '/services') return cb(null, copy(services.filter((s) => matches(s, (JSON.parse(String(opts.options._query.filters)) as { label: string[] }).label))));
-    let m = /^\/services\/([^/]+)$/.exec(path);
-    if (m) return cb(null, copy(services.find((s) => s.ID === m![1])));
-    m = /^\/services\/([^/]+)\/update$/.exec(path);
+    if (path === '/configs') {
+      const { label } = JSON.parse(String(opts.options._query.filters)) as { label: string[] };
+      return cb(null, copy(configs.filter((c) => label.every((l) => c.Spec.Labels?.[l] !== undefined))));
+    }
+    let m = /^\/configs\/([^/]+)$/.exec(path);
+    if (m && m[1] !== 'create') return cb(null, copy(configs.find((c) => c.ID === m![1])));
+    const write = () => {
+      o.beforeWrite?.();
+      o.beforeWrite = undefined;
+      o.writes++;
+    };
+    if (path === '/configs/create') {
+      write();
+      const b = opts.options._body as { Name: string; Labels: Record<string, string>; Data: string };
+      if (configs.some((c) => c.Spec.Name === b.Name)) return cb(new Error('(HTTP code 409) conflict - config already exists'));
+      configs.push({ ID: `cfg${nextId++}`, Version: { Index: 1 }, Spec: { Name: b.Name, Labels: b.Labels, Data: b.Data } });
+      return cb(null, { ID: `cfg${nextId - 1}` });
+    }
+    m = /^\/configs\/([^/]+)\/update$/.exec(path);
     if (m) {
-      o.beforeUpdate?.();
-      o.beforeUpdate = undefined;
-      const s = services.find((x) => x.ID === m![1])!;
-      if (opts.options._query.version !== s.Version.Index) return cb(new Error('(HTTP code 500) server error - update out of sequence'));
-      s.Spec = copy(opts.options._body) as ServiceView['Spec'];
-      s.Version.Index++;
-      o.updates++;
-      return cb(null, {});
+      write();
+      const c = configs.find((x) => x.ID === m![1])!;
+      const b = opts.options._body as { Name: string; Labels: Record<string, string>; Data?: string };
+      if (opts.options._query.version !== c.Version!.Index) return cb(new Error('(HTTP code 500) server error - update out of sequence'));
+      if (b.Name !== c.Spec.Name || (b.Data !== undefined && b.Data !== c.Spec.Data)) return cb(new Error('(HTTP code 400) bad parameter - only updates to Labels are allowed'));
+      c.Spec.Labels = copy(b.Labels);
+      c.Version!.Index++;
+      return cb(null, undefined);
     }
     m = /^\/tasks\/([^/]+)$/.exec(path);
     if (m) {
@@ -48,80 +59,100 @@ function fakeSwarm(services: ServiceView[], tasks: Record<string, TaskView | Err
   return Object.assign(o, { docker: { modem: { dial } } as unknown as Docker });
 }
 
-const service = (id: string, labels: Record<string, string> = {}): ServiceView => ({ ID: id, Version: { Index: 1 }, Spec: { Name: id, Labels: labels } });
-const leaseLabels = (holder: string, scope: string, untilMs = Date.now() + 60_000, names = 'mail.example.com') => ({
-  'mailcerts.lease.holder': holder,
-  'mailcerts.lease.scope': scope,
-  'mailcerts.lease.names': names,
-  'mailcerts.lease.renewed': new Date().toISOString(),
-  'mailcerts.lease.until': new Date(untilMs).toISOString(),
-});
 const running: TaskView = { ID: 'x', DesiredState: 'running', Status: { State: 'running' } };
-const lease = (holder: string, scope = 'mail', serviceId = 'svc-mailcerts') => holdLease({ serviceId, holder, scope, names: ['MAIL.example.com', 'smtp.example.com'], leaseMs: 60_000, log: quiet });
+const leaseConfig = (scope: string, holder: string, names = 'mail.example.com', ms = '60000'): ObjectView => ({
+  ID: `lease-${scope}`,
+  Version: { Index: 5 },
+  Spec: { Name: leaseConfigName(scope), Data: 'bGVhc2U=', Labels: { 'mailcerts.managed-by': scope, 'mailcerts.lease.holder': holder, 'mailcerts.lease.scope': scope, 'mailcerts.lease.names': names, 'mailcerts.lease.ms': ms } },
+});
+/** A clock the test moves. */
+const clock = () => {
+  let t = 1_000_000;
+  return { now: () => t, pass: (ms: number) => (t += ms) };
+};
+const lease = (holder: string, o: { scope?: string; now?: () => number; names?: string[] } = {}) =>
+  holdLease({ holder, scope: o.scope ?? 'mail', names: o.names ?? ['MAIL.example.com', 'smtp.example.com'], leaseMs: 60_000, log: quiet, now: o.now });
 
-describe('the Swarm lease', () => {
-  it('a replica whose rival took the lease between its read and its write stays passive (the write names the version it read)', async () => {
-    // Replica b reads the service (no lease yet), then replica a writes its lease before b does.
-    const services = [service('svc-mailcerts')];
-    const race = fakeSwarm(services, { [taskId('a')]: running, [taskId('b')]: running });
-    race.beforeUpdate = () => {
-      services[0]!.Spec.Labels = leaseLabels(taskId('a'), 'mail');
-      services[0]!.Version.Index++;
-    };
-    const b = await lease(taskId('b')).acquire(race.docker);
-    expect(b).toEqual({ leader: false, why: expect.stringContaining(`another replica of this service (task ${taskId('a')}) holds the lease until`) });
-    expect(services[0]!.Spec.Labels!['mailcerts.lease.holder']).toBe(taskId('a'));
-    // a renews; b still stays passive.
-    expect(await lease(taskId('a')).acquire(race.docker)).toEqual({ leader: true });
-    expect((await lease(taskId('b')).acquire(race.docker)).leader).toBe(false);
-  });
-
-  it('a mailcerts of the same stack, or of another stack for any of the same names, competes; one of another stack for other names does not', async () => {
-    const services = [service('other_mailcerts', leaseLabels(taskId('c'), 'other', undefined, 'mail.other.test')), service('svc-mailcerts')];
-    const s = fakeSwarm(services, { [taskId('c')]: running });
-    expect(await lease(taskId('b')).acquire(s.docker)).toEqual({ leader: true });
-    expect(services[1]!.Spec.Labels).toMatchObject({ 'mailcerts.lease.holder': taskId('b'), 'mailcerts.lease.scope': 'mail', 'mailcerts.lease.names': 'mail.example.com,smtp.example.com' });
-    // A second stack by mistake orders the same certificates: it stays passive.
-    const mistake = fakeSwarm([service('mail2_mailcerts', leaseLabels(taskId('c'), 'mail2', undefined, 'imap.example.com,smtp.example.com')), service('svc-mailcerts')], { [taskId('c')]: running });
-    expect(await lease(taskId('b')).acquire(mistake.docker)).toEqual({ leader: false, why: expect.stringContaining(`the mailcerts of service mail2_mailcerts (task ${taskId('c')}) holds the lease`) });
-    // The same stack in another service; a lease of an older mailcerts (no scope or names) counts too.
-    const same = fakeSwarm([service('x_mailcerts', leaseLabels(taskId('c'), 'mail', undefined, 'mail.other.test')), service('svc-mailcerts')], { [taskId('c')]: running });
-    expect((await lease(taskId('b')).acquire(same.docker)).leader).toBe(false);
-    const older = fakeSwarm([service('x_mailcerts', { 'mailcerts.lease.holder': taskId('c'), 'mailcerts.lease.until': new Date(Date.now() + 60_000).toISOString() }), service('svc-mailcerts')], { [taskId('c')]: running });
-    expect((await lease(taskId('b')).acquire(older.docker)).leader).toBe(false);
-  });
-
-  it('two services that take the lease at the same moment: the later one yields and takes its labels back off', async () => {
-    const services = [service('mail2_mailcerts'), service('svc-mailcerts')];
-    const s = fakeSwarm(services, { [taskId('b')]: running, [taskId('c')]: running });
-    // Between b's read and its write, c (another service) writes a lease renewed a moment earlier.
-    s.beforeUpdate = () => {
-      services[0]!.Spec.Labels = { ...leaseLabels(taskId('c'), 'mail2'), 'mailcerts.lease.renewed': new Date(Date.now() - 1_000).toISOString() };
-      services[0]!.Version.Index++;
-    };
+describe('the Swarm lease: a config of the stack, its labels updated at the version read', () => {
+  it('is taken by writing a config mailcerts.lease.<stack>, not the service spec; a rival writing between read and write wins', async () => {
+    const configs: ObjectView[] = [];
+    const s = fakeSwarm(configs, { [taskId('a')]: running, [taskId('b')]: running });
+    expect(await lease(taskId('a')).acquire(s.docker)).toEqual({ leader: true });
+    expect(configs).toHaveLength(1);
+    expect(configs[0]!.Spec).toMatchObject({ Name: 'mailcerts.lease.mail', Labels: { 'mailcerts.managed-by': 'mail', 'mailcerts.lease.holder': taskId('a'), 'mailcerts.lease.names': 'mail.example.com,smtp.example.com', 'mailcerts.lease.ms': '60000' } });
+    // b reads a's lease: a runs, and b has not seen it unchanged for a whole lease: passive.
     const b = await lease(taskId('b')).acquire(s.docker);
-    expect(b).toEqual({ leader: false, why: expect.stringContaining('the mailcerts of service mail2_mailcerts') });
-    expect(services[1]!.Spec.Labels?.['mailcerts.lease.holder']).toBeUndefined();
-    // c, which was first, keeps it: b's labels are gone, so c sees no rival.
-    const c = holdLease({ serviceId: 'mail2_mailcerts', holder: taskId('c'), scope: 'mail2', names: ['mail.example.com'], leaseMs: 60_000, log: quiet });
-    expect(await c.acquire(s.docker)).toEqual({ leader: true });
-  });
-
-  it('a holder whose task is gone (404) or stopped holds nothing; one that cannot be read (an API error) still holds', async () => {
-    const gone = [service('svc-mailcerts', leaseLabels(taskId('a'), 'mail'))];
-    expect(await lease(taskId('b')).acquire(fakeSwarm(gone, {}).docker)).toEqual({ leader: true });
-    const stopped = [service('svc-mailcerts', leaseLabels(taskId('a'), 'mail'))];
-    expect(await lease(taskId('b')).acquire(fakeSwarm(stopped, { [taskId('a')]: { ID: 'a', DesiredState: 'shutdown', Status: { State: 'complete' } } }).docker)).toEqual({ leader: true });
-    const unreadable = [service('svc-mailcerts', leaseLabels(taskId('a'), 'mail'))];
-    const s = fakeSwarm(unreadable, { [taskId('a')]: new Error('(HTTP code 500) server error - rpc error: context deadline exceeded') });
+    expect(b).toEqual({ leader: false, why: expect.stringContaining(`another mailcerts of this stack (${taskId('a')}) holds the lease`) });
+    // A lease nobody holds (given back): b reads it, a writes first, b's write names the old version and is refused.
+    configs[0]!.Spec.Labels!['mailcerts.lease.holder'] = '';
+    s.beforeWrite = () => {
+      configs[0]!.Spec.Labels!['mailcerts.lease.holder'] = taskId('a');
+      configs[0]!.Version!.Index++;
+    };
     expect((await lease(taskId('b')).acquire(s.docker)).leader).toBe(false);
-    expect(s.updates).toBe(0);
+    expect(configs[0]!.Spec.Labels!['mailcerts.lease.holder']).toBe(taskId('a'));
   });
 
-  it('a lease that ran out, or claims more than an hour, holds nothing', async () => {
-    const expired = [service('svc-mailcerts', leaseLabels(taskId('a'), 'mail', Date.now() - 1_000))];
-    expect(await lease(taskId('b')).acquire(fakeSwarm(expired, { [taskId('a')]: running }).docker)).toEqual({ leader: true });
-    const boastful = [service('svc-mailcerts', leaseLabels(taskId('a'), 'mail', Date.now() + 2 * 3_600_000))];
-    expect(await lease(taskId('b')).acquire(fakeSwarm(boastful, { [taskId('a')]: running }).docker)).toEqual({ leader: true });
+  it('is stale once it has not changed for the holder\'s whole lease, by the watcher\'s own clock (never another manager\'s)', async () => {
+    const configs = [leaseConfig('mail', taskId('a'))];
+    const s = fakeSwarm(configs, { [taskId('a')]: new Error('(HTTP code 403) mailcerts proxy: that task is not of this stack') });
+    const c = clock();
+    const b = lease(taskId('b'), { now: c.now });
+    expect((await b.acquire(s.docker)).leader).toBe(false);
+    c.pass(50_000);
+    expect((await b.acquire(s.docker)).leader).toBe(false);
+    // The holder renews (a new version): the watch starts again.
+    configs[0]!.Version!.Index++;
+    c.pass(20_000);
+    expect((await b.acquire(s.docker)).leader).toBe(false);
+    c.pass(30_000);
+    expect((await b.acquire(s.docker)).leader).toBe(false);
+    c.pass(31_000); // 61 s unchanged while watched
+    expect(await b.acquire(s.docker)).toEqual({ leader: true });
+    expect(configs[0]!.Spec.Labels!['mailcerts.lease.holder']).toBe(taskId('b'));
+  });
+
+  it('a holder whose task is gone (404) or stopped holds nothing; one that cannot be read still holds', async () => {
+    expect(await lease(taskId('b')).acquire(fakeSwarm([leaseConfig('mail', taskId('a'))], {}).docker)).toEqual({ leader: true });
+    const stopped = fakeSwarm([leaseConfig('mail', taskId('a'))], { [taskId('a')]: { ID: 'a', DesiredState: 'shutdown', Status: { State: 'complete' } } });
+    expect(await lease(taskId('b')).acquire(stopped.docker)).toEqual({ leader: true });
+    const unreadable = fakeSwarm([leaseConfig('mail', taskId('a'))], { [taskId('a')]: new Error('(HTTP code 500) server error - rpc error: context deadline exceeded') });
+    expect((await lease(taskId('b')).acquire(unreadable.docker)).leader).toBe(false);
+    expect(unreadable.writes).toBe(0);
+  });
+
+  it('competes with another stack for any of the same names, not with one for other names', async () => {
+    const other = fakeSwarm([leaseConfig('other', taskId('c'), 'mail.other.test')], { [taskId('c')]: running });
+    expect(await lease(taskId('b')).acquire(other.docker)).toEqual({ leader: true });
+    const mistake = fakeSwarm([leaseConfig('mail2', taskId('c'), 'imap.example.com,smtp.example.com')], { [taskId('c')]: running });
+    expect(await lease(taskId('b')).acquire(mistake.docker)).toEqual({ leader: false, why: expect.stringContaining(`the mailcerts of stack mail2 (${taskId('c')}) holds the lease for some of the same names`) });
+    expect(mistake.writes).toBe(0);
+  });
+
+  it('two stacks that take their leases at the same moment: the higher holder id gives its lease back', async () => {
+    const configs: ObjectView[] = [];
+    const s = fakeSwarm(configs, { [taskId('b')]: running, [taskId('c')]: running });
+    // Between c's read and its write, b (another stack, for the same names) takes its own lease.
+    s.beforeWrite = () => configs.push(leaseConfig('mail2', taskId('b'), 'mail.example.com'));
+    const c = await lease(taskId('c')).acquire(s.docker);
+    expect(c).toEqual({ leader: false, why: expect.stringContaining(`the mailcerts of stack mail2 (${taskId('b')})`) });
+    expect(configs.find((x) => x.Spec.Name === 'mailcerts.lease.mail')!.Spec.Labels!['mailcerts.lease.holder']).toBe('');
+    expect(await lease(taskId('b'), { scope: 'mail2', names: ['mail.example.com'] }).acquire(s.docker)).toEqual({ leader: true });
+  });
+
+  it('confirm, before each change to the swarm: a mailcerts whose lease another took, or that could not renew it in time, stops', async () => {
+    const configs: ObjectView[] = [];
+    const s = fakeSwarm(configs, {});
+    const c = clock();
+    const a = lease(taskId('a'), { now: c.now });
+    expect((await a.acquire(s.docker)).leader).toBe(true);
+    await expect(a.confirm(s.docker)).resolves.toBeUndefined();
+    c.pass(61_000);
+    await expect(a.confirm(s.docker)).rejects.toThrow('lost the lease, so it changes nothing more: its lease was not renewed for 60 s');
+    expect((await a.acquire(s.docker)).leader).toBe(true);
+    configs[0]!.Spec.Labels!['mailcerts.lease.holder'] = taskId('z');
+    configs[0]!.Version!.Index++;
+    await expect(a.confirm(s.docker)).rejects.toThrow(`another mailcerts (${taskId('z')}) holds the lease now`);
+    await expect(lease(taskId('q')).confirm(s.docker)).rejects.toThrow('this mailcerts does not hold the lease');
   });
 });

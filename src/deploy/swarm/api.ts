@@ -41,11 +41,12 @@ export interface ServiceView {
 
 export interface TaskView {
   ID: string;
+  ServiceID?: string;
   NodeID?: string;
   Slot?: number;
   DesiredState?: string;
-  Status?: { State?: string; Err?: string };
-  Spec?: { ContainerSpec?: { Secrets?: FileRef[]; Configs?: FileRef[] }; Networks?: { Target?: string }[] };
+  Status?: { State?: string; Err?: string; ContainerStatus?: { ContainerID?: string } };
+  Spec?: { ContainerSpec?: { Secrets?: FileRef[]; Configs?: FileRef[]; Labels?: Record<string, string> }; Networks?: { Target?: string }[] };
   NetworksAttachments?: { Network?: { ID?: string; Spec?: { Name?: string } }; Addresses?: string[] }[];
 }
 
@@ -58,8 +59,10 @@ export interface NodeView {
 
 export interface ObjectView {
   ID: string;
+  Version?: { Index: number };
   CreatedAt?: string;
-  Spec: { Name: string; Labels?: Record<string, string> };
+  /** Data: a config's content, base64 (never given for a secret). */
+  Spec: { Name: string; Labels?: Record<string, string>; Data?: string };
 }
 
 type Modem = { dial(opts: object, cb: (err: unknown, data: unknown) => void): void };
@@ -93,4 +96,8 @@ export const listObjectsNamed = (docker: Docker, kind: 'secret' | 'config', name
   dial<ObjectView[]>(docker, `/${plural[kind]}`, 'GET', `listing ${plural[kind]}`, { query: filters({ name: [name] }) });
 export const createObject = (docker: Docker, kind: 'secret' | 'config', name: string, data: string, labels: Record<string, string>) =>
   dial<{ ID: string }>(docker, `/${plural[kind]}/create`, 'POST', `creating ${kind} ${name}`, { body: { Name: name, Labels: labels, Data: Buffer.from(data).toString('base64') } });
+export const inspectConfig = (docker: Docker, id: string) => dial<ObjectView>(docker, `/configs/${encodeURIComponent(id)}`, 'GET', 'reading a config');
+/** A config's labels, which Swarm lets change (its name and data never do), at the version read. */
+export const updateConfigLabels = (docker: Docker, c: ObjectView, labels: Record<string, string>) =>
+  dial<void>(docker, `/configs/${encodeURIComponent(c.ID)}/update`, 'POST', `updating config ${c.Spec.Name}`, { query: { version: c.Version?.Index ?? 0 }, body: { Name: c.Spec.Name, Labels: labels, Data: c.Spec.Data } });
 export const removeObject = (docker: Docker, kind: 'secret' | 'config', id: string) => dial<void>(docker, `/${plural[kind]}/${encodeURIComponent(id)}`, 'DELETE', `removing a ${kind}`);

@@ -6,23 +6,22 @@ import { sleep } from '../../util/abort.js';
 import { monotonicMs } from '../../util/clock.js';
 import { errorMessage } from '../../util/errors.js';
 import { type DeployReport, type DeployResult, type Deployer, endpointsFor, expectationsFor, resultOf, type ServedCert, VERIFY_BUDGET_MS } from '../deployer.js';
+import { hostname } from 'node:os';
+import { ownContainerId, runsInContainer } from '../../util/container.js';
 import { connectDocker, type ContainerView, pingDocker } from '../docker.js';
-import { findSelf } from '../scope.js';
 import { asTarget, RELOAD_LABEL } from '../targets.js';
 import { type Expectation, QUICK_RETRIES, verifyServed } from '../verify.js';
 import {
-  createObject, type FileRef, inspectService, listNodes, listObjects, listObjectsNamed, listServices, listTasks, type NodeView, type ObjectView, removeObject, type ServiceSpec,
+  createObject, type FileRef, inspectService, inspectTask, listNodes, listObjects, listObjectsNamed, listServices, listTasks, type NodeView, type ObjectView, removeObject, type ServiceSpec,
   type ServiceView, swarmInfo, type TaskView, updateService,
 } from './api.js';
-import { holdLease, type LeaseHolder } from './lease.js';
+import { holdLease, type Lead, LEASE_HOLDER_LABEL, type LeaseHolder, LeaseLost } from './lease.js';
 import { groupOf, versionOf, MANAGED_LABEL, type Mount, mountsFor, objectFor, parseSecretTarget, sameObject, SECRET_TARGET_LABEL, type SwarmObject } from './objects.js';
 import { unsatisfiable } from './placement.js';
 import { STACK_LABEL, stackFile } from './stack-file.js';
 
 export { STACK_LABEL };
 
-export const SERVICE_ID_LABEL = 'com.docker.swarm.service.id';
-export const TASK_ID_LABEL = 'com.docker.swarm.task.id';
 /** How long one service's rolling update may take before it is reported as stuck. */
 export const UPDATE_BUDGET_MS = 15 * 60_000;
 const POLL_MS = 1_000;
@@ -39,12 +38,39 @@ export interface SwarmDeployerOptions {
   log: Logger;
 }
 
-/** Where mailcerts runs: its own task's container, service and stack, when it runs in a Swarm task. */
+/** Where mailcerts runs: its own task (as a container view, for reaching other tasks), service and stack; who it is for the lease. */
 interface Self {
   container?: ContainerView;
   serviceId?: string;
-  taskId?: string;
   scope: string;
+  holder: string;
+}
+
+/**
+ * Who this mailcerts is, taken from Swarm, cluster-wide: the task MAILCERTS_TASK_ID names
+ * ({{.Task.ID}} in the stack file), checked to be this very container's. The engine that answers
+ * (through the socket proxy) may be another manager's, whose container list does not show this
+ * container. Inside a container without that identity it fails, so it never leads.
+ */
+async function whoAmI(docker: Docker, configured: string | undefined): Promise<Self> {
+  if (!runsInContainer()) {
+    if (!configured) throw new Error('DOCKER_SCOPE is not set and mailcerts does not run in a Swarm task; set DOCKER_SCOPE to the stack name (docker stack ls)');
+    return { scope: configured, holder: `host-${hostname()}-${process.pid}` };
+  }
+  const fix = 'set MAILCERTS_TASK_ID: "{{.Task.ID}}" in the environment of the mailcerts service (see stack.example.yml); until then this mailcerts issues and deploys nothing';
+  const taskId = process.env.MAILCERTS_TASK_ID?.trim();
+  if (!taskId || !/^[a-z0-9]{25}$/.test(taskId)) throw new Error(`mailcerts runs in a container, but ${taskId ? `MAILCERTS_TASK_ID "${taskId.slice(0, 40)}" is not a Swarm task id` : 'MAILCERTS_TASK_ID is not set'}: ${fix}`);
+  const task = await inspectTask(docker, taskId).catch((err: unknown) => {
+    throw new Error(`MAILCERTS_TASK_ID names task ${taskId}, which the Swarm API does not show (${errorMessage(err)}): ${fix}`);
+  });
+  const own = ownContainerId();
+  if (!own || task.Status?.ContainerStatus?.ContainerID !== own) {
+    throw new Error(`MAILCERTS_TASK_ID names task ${taskId}, whose container is not this one (${own?.slice(0, 12) ?? 'unknown'}): ${fix}`);
+  }
+  const service = await inspectService(docker, task.ServiceID ?? '');
+  const scope = configured ?? service.Spec.Labels?.[STACK_LABEL];
+  if (!scope) throw new Error(`mailcerts' service ${service.Spec.Name} is not part of a stack; set DOCKER_SCOPE to the stack of the mail services (docker stack ls), or * for every labelled service`);
+  return { container: taskView(task, service.Spec.Name ?? taskId, {}), serviceId: task.ServiceID, scope, holder: taskId };
 }
 
 /** One labelled service and what it should mount. */
@@ -83,22 +109,20 @@ export class SwarmDeployer implements Deployer {
     if (!info.Swarm.ControlAvailable) {
       throw new Error('DEPLOY_MODE=swarm, but this Docker engine is a worker, not a manager: only a manager can manage secrets and services; constrain the mailcerts service with node.role == manager');
     }
-    if (!this.self) {
-      const container = await findSelf(docker);
-      const stack = container?.labels[STACK_LABEL];
-      const scope = this.opts.scope ?? stack;
-      if (!scope) {
-        throw new Error(container ? `mailcerts' container ${container.name} is not part of a stack; set DOCKER_SCOPE to the stack of the mail services (docker stack ls), or * for every labelled service` : 'DOCKER_SCOPE is not set and mailcerts does not run in a Swarm task; set DOCKER_SCOPE to the stack name (docker stack ls)');
-      }
-      this.self = { container, serviceId: container?.labels[SERVICE_ID_LABEL], taskId: container?.labels[TASK_ID_LABEL], scope };
-    }
+    this.self ??= await whoAmI(docker, this.opts.scope);
     return { docker, self: this.self };
   }
 
-  async lead(signal?: AbortSignal): Promise<{ leader: true } | { leader: false; why: string }> {
+  async lead(signal?: AbortSignal): Promise<Lead> {
     const { docker, self } = await this.connect();
-    this.lease ??= holdLease({ serviceId: self.serviceId, holder: self.taskId ?? self.container?.id ?? `pid-${process.pid}`, scope: self.scope, names: this.opts.names, leaseMs: this.opts.leaseMs, log: this.opts.log });
+    this.lease ??= holdLease({ holder: self.holder, scope: self.scope, names: this.opts.names, leaseMs: this.opts.leaseMs, log: this.opts.log });
     return this.lease.acquire(docker, signal);
+  }
+
+  /** Before each change to the swarm: a mailcerts that lost the lease stops (LeaseLost). */
+  private async stillLeading(docker: Docker): Promise<void> {
+    if (!this.lease) throw new LeaseLost('this mailcerts has not taken the lease');
+    await this.lease.confirm(docker);
   }
 
   /** `mailcerts stack-file`: a compose file naming what each labelled service mounts now (see stack-file.ts). */
@@ -216,6 +240,7 @@ export class SwarmDeployer implements Deployer {
       }
       const begun = spec ? { before: current.UpdateStatus?.StartedAt } : undefined;
       if (spec) {
+        await this.stillLeading(docker);
         log.info({ step: 'reload', service: p.name, objects: new Set(p.mounts.map((m) => m.object)).size }, 'updating the service to the new secrets and configs');
         await updateService(docker, current, spec);
       }
@@ -295,7 +320,8 @@ export class SwarmDeployer implements Deployer {
     // In use: by a service's spec, or by the spec it would roll back to (docker service rollback).
     const used = new Set(services.flatMap((s) => [...refsOf(s.Spec), ...(s.PreviousSpec ? refsOf(s.PreviousSpec) : [])].map((r) => r.SecretID ?? r.ConfigID ?? '')));
     for (const kind of ['secret', 'config'] as const) {
-      const objects = await listObjects(docker, kind, [`${MANAGED_LABEL}=${self.scope}`]);
+      // The lease's config is not a version of anything: it stays.
+      const objects = (await listObjects(docker, kind, [`${MANAGED_LABEL}=${self.scope}`])).filter((o) => !(LEASE_HOLDER_LABEL in (o.Spec.Labels ?? {})));
       const byGroup = new Map<string, ObjectView[]>();
       for (const o of objects) {
         const g = groupOf(o.Spec.Labels ?? {}) ?? '';
@@ -311,6 +337,7 @@ export class SwarmDeployer implements Deployer {
         if (previous) keepVersions.add(previous);
         for (const o of list) {
           if (keepVersions.has(version(o)) || used.has(o.ID) || current.has(`${kind}/${o.Spec.Name}`)) continue;
+          await this.stillLeading(docker);
           await removeObject(docker, kind, o.ID);
           log.info({ step: 'reload', [kind]: o.Spec.Name }, `removed the ${kind} of an old version`);
         }
