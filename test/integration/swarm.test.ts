@@ -12,10 +12,12 @@ import { makeChain } from '../helpers/pki.js';
 import { type Swarm, type SwarmNode, startSwarm } from '../helpers/swarm-netns.js';
 
 /**
- * DEPLOY_MODE=swarm on a real two-node Swarm (two dockerds in network namespaces of this test's
- * own), with stack.example.yml deployed as written plus an override for the test images: Pebble
- * as the CA, inside the manager's namespace; one Postfix + Dovecot service with a replica on each
- * node. Every check asks the servers themselves, on each node's published ports.
+ * DEPLOY_MODE=swarm on a real three-node Swarm, all three managers (three dockerds in network
+ * namespaces of this test's own), with stack.example.yml deployed as written plus an override for
+ * the test images: Pebble as the CA, inside node1's namespace; mailcerts pinned to node1 and its
+ * socket proxy to node2, so that the engine mailcerts talks to is not its own; one Postfix +
+ * Dovecot service with a replica on node1 and one on node2. Every check asks the servers
+ * themselves, on each node's published ports.
  */
 const run = promisify(execFile);
 const work = join(inject('workDir'), 'swarm');
@@ -25,6 +27,10 @@ const DOMAIN = 'mail.example.test';
 const PORTS = { smtps: 465, imaps: 993 };
 let swarm: Swarm;
 let manager: SwarmNode;
+/** The nodes that run the mail service's tasks (node3 runs none). */
+let mailNodes: SwarmNode[];
+const LEASE = `mailcerts.lease.${STACK}`;
+const leaseLabel = (label: string) => manager.docker('config', 'inspect', '-f', `{{index .Spec.Labels "${label}"}}`, LEASE);
 let pebble: Awaited<ReturnType<typeof startPebble>>;
 
 async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 180_000): Promise<T> {
@@ -72,13 +78,13 @@ const updateState = async (service = `${STACK}_mail`) => manager.docker('service
  * What a service's containers on the manager wrote, the gone ones too (mailcerts runs there).
  * Not docker service logs: it shows nothing of a task until it is healthy, and can hang.
  */
-const containerLogs = async (service: string) => {
-  const ids = (await manager.docker('ps', '-aq', '--filter', `label=com.docker.swarm.service.name=${service}`)).split('\n').filter(Boolean);
-  const out = await Promise.all(ids.map((id) => run('docker', ['-H', manager.host, 'logs', id], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }).then((r) => r.stdout + r.stderr)));
+const containerLogs = async (service: string, node = manager) => {
+  const ids = (await node.docker('ps', '-aq', '--filter', `label=com.docker.swarm.service.name=${service}`)).split('\n').filter(Boolean);
+  const out = await Promise.all(ids.map((id) => run('docker', ['-H', node.host, 'logs', id], { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 }).then((r) => r.stdout + r.stderr)));
   return out.join('\n').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 };
 const bothServe = async (fp: string) => {
-  for (const node of swarm.nodes) for (const port of Object.values(PORTS)) if ((await served(node, port)).fp !== fp) return false;
+  for (const node of mailNodes) for (const port of Object.values(PORTS)) if ((await served(node, port)).fp !== fp) return false;
   return true;
 };
 
@@ -87,15 +93,16 @@ function watchServed() {
   const seen: { node: string; port: number; fp?: string; refused?: boolean; error?: string }[] = [];
   let on = true;
   const loop = (async () => {
-    while (on) for (const node of swarm.nodes) for (const port of Object.values(PORTS)) seen.push({ node: node.name, port, ...(await served(node, port)) });
+    while (on) for (const node of mailNodes) for (const port of Object.values(PORTS)) seen.push({ node: node.name, port, ...(await served(node, port)) });
   })();
   return { seen, stop: async () => ((on = false), await loop, seen) };
 }
 
 beforeAll(async () => {
   mkdirSync(work, { recursive: true });
-  swarm = await startSwarm('sw', work, { fromCache: { [MAIL_IMAGE]: join(CACHE, 'mailstack-bookworm-3.tar') }, fromHost: [inject('mailcertsImage')] });
+  swarm = await startSwarm('sw', work, { fromCache: { [MAIL_IMAGE]: join(CACHE, 'mailstack-bookworm-3.tar') }, fromHost: [inject('mailcertsImage')] }, { nodes: 3, join: 'manager' });
   manager = swarm.nodes[0]!;
+  mailNodes = swarm.nodes.slice(0, 2);
   // The CA in the manager's namespace, at its link address: mailcerts' overlay containers reach it
   // through their gateway bridge. What it validates is not under test here (HTTP-01 has its own
   // suites), so Pebble takes every challenge as valid.
@@ -130,11 +137,14 @@ services:
     configs:
       - source: pebble_ca
         target: /pebble-ca.pem
+    deploy:
+      placement:
+        constraints: [node.hostname == node1]
   socket-proxy:
-    image: ${MAIL_IMAGE}
-    command: [haproxy, -db, -f, /usr/local/etc/haproxy/haproxy.cfg]
-    volumes:
-      - ${manager.host.replace('unix://', '')}:/var/run/docker.sock:ro
+    image: ${inject('mailcertsImage')}
+    deploy:
+      placement:
+        constraints: [node.hostname == node2]
   mail:
     image: ${MAIL_IMAGE}
     command: [sh, -c, "dovecot && exec postfix start-fg"]
@@ -146,6 +156,8 @@ services:
       - { source: master_cf, target: /etc/postfix/master.cf }
       - { source: dovecot_conf, target: /etc/dovecot/dovecot.conf }
     deploy:
+      placement:
+        constraints: [node.hostname != node3]
       update_config:
         monitor: 8s
 configs:
@@ -163,7 +175,7 @@ afterAll(async () => {
   await swarm?.stop();
 }, 180_000);
 
-describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
+describe('DEPLOY_MODE=swarm on a swarm of three managers', () => {
   let first = '';
 
   it('issues a certificate, ships it as secrets and configs, and both nodes serve it', async () => {
@@ -185,6 +197,15 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     // The tasks run on both nodes, one each.
     const nodesOfTasks = (await manager.docker('service', 'ps', '-f', 'desired-state=running', '--format', '{{.Node}}', `${STACK}_mail`)).split('\n').sort();
     expect(nodesOfTasks).toEqual(['node1', 'node2']);
+    // mailcerts on node1 talks to the engine of node2 (its proxy's), and still knows its own task,
+    // holds the lease (a config, not its service's labels) and verified every task.
+    const nodeOf = async (service: string) => manager.docker('service', 'ps', '-f', 'desired-state=running', '--format', '{{.Node}}', service);
+    expect([await nodeOf(`${STACK}_mailcerts`), await nodeOf(`${STACK}_socket-proxy`)]).toEqual(['node1', 'node2']);
+    const ownTask = await manager.docker('service', 'ps', '-q', '-f', 'desired-state=running', `${STACK}_mailcerts`);
+    expect(await leaseLabel('mailcerts.lease.holder')).toBe(ownTask);
+    expect(await manager.docker('service', 'inspect', '-f', '{{json .Spec.Labels}}', `${STACK}_mailcerts`)).not.toContain('mailcerts.lease');
+    await until('both tasks verified', async () => (await containerLogs(`${STACK}_mailcerts`)).filter((l) => l.msg === 'task serves the published certificate').length >= 2, 60_000);
+    expect((await containerLogs(`${STACK}_mailcerts`)).filter((l) => l.problem === 'unreachable')).toEqual([]);
   }, 420_000);
 
   it('renew --force rolls the new certificate through both nodes, every handshake meanwhile giving the old or the new one; the objects of old versions go', async () => {
@@ -217,25 +238,58 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     first = versions[2]!;
   }, 600_000);
 
-  it('a second mailcerts (a second stack by mistake) sees the first one\'s lease and stays passive', async () => {
-    const holder = await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.holder"}}', `${STACK}_mailcerts`);
+  it('a second stack by mistake, with its own proxy on node3, sees the first one\'s lease and stays passive; a mailcerts that cannot say which task it is never leads', async () => {
+    const holder = await leaseLabel('mailcerts.lease.holder');
     expect(holder).toMatch(/^[a-z0-9]{25}$/);
-    // The default check interval (12h): a passive mailcerts looks at the lease again within half a SWARM_LEASE all the same.
-    const env = { DEPLOY_MODE: 'swarm', ACME_DOMAINS: DOMAIN, ACME_DIRECTORY: pebble.directoryUrl, DOCKER_HOST: 'tcp://socket-proxy:2375', DOCKER_SCOPE: STACK, HTTP01_PORT: '5003', SWARM_LEASE: '10s' };
-    await manager.docker('service', 'create', '-d', '--name', 'mail2_mailcerts', '--constraint', 'node.role==manager', '--network', `${STACK}_docker-api`, '--network', `${STACK}_mail`,
-      ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]), inject('mailcertsImage'));
+    const node3 = swarm.nodes[2]!;
+    const mailcerts2 = (extra: string) => `
+    image: ${inject('mailcertsImage')}
+    environment:
+      DEPLOY_MODE: swarm
+      ACME_DOMAINS: ${DOMAIN}
+      ACME_DIRECTORY: ${pebble.directoryUrl}
+      NODE_EXTRA_CA_CERTS: /pebble-ca.pem
+      DOCKER_HOST: tcp://socket-proxy:2375
+      SWARM_LEASE: 10s${extra}
+    configs: [{ source: pebble_ca, target: /pebble-ca.pem }]
+    networks: [docker-api]
+    deploy: { placement: { constraints: [node.hostname == node3] } }`;
+    writeFileSync(join(work, 'mail2.yml'), `
+services:
+  mailcerts:${mailcerts2('\n      MAILCERTS_TASK_ID: "{{.Task.ID}}"')}
+  anonymous:${mailcerts2('')}
+  socket-proxy:
+    image: ${inject('mailcertsImage')}
+    command: [proxy]
+    user: root
+    environment: { PROXY_BIND: 0.0.0.0:2375, PROXY_SWARM: "yes" }
+    networks: [docker-api]
+    volumes: [/var/run/docker.sock:/var/run/docker.sock:ro]
+    deploy: { endpoint_mode: dnsrr, placement: { constraints: [node.hostname == node3] } }
+networks:
+  docker-api: { driver: overlay, internal: true }
+configs:
+  pebble_ca: { file: ${pebble.caFile} }
+`);
+    await manager.docker('stack', 'deploy', '-c', join(work, 'mail2.yml'), 'mail2');
     try {
+      // The default check interval (12h): a passive mailcerts looks at the lease again within half a SWARM_LEASE all the same.
       const passive = await until('the second mailcerts saying it is passive', async () =>
-        (await containerLogs('mail2_mailcerts')).find((l) => typeof l.why === 'string' && l.why.startsWith(`the mailcerts of service ${STACK}_mailcerts (task ${holder}) holds the lease until`)));
+        (await containerLogs('mail2_mailcerts', node3)).find((l) => typeof l.why === 'string' && l.why.startsWith(`the mailcerts of stack ${STACK} (${holder}) holds the lease for some of the same names (config ${LEASE})`)));
       expect(passive.msg).toBe('passive: another mailcerts issues and deploys; checking again at the next pass');
-      await until('the second mailcerts looking at the lease again, 5 s later', async () => (await containerLogs('mail2_mailcerts')).filter((l) => l.step === 'lease' && l.why).length >= 2, 30_000);
-      // It ordered and published nothing, and the first one keeps (and renews) its lease.
-      expect((await containerLogs('mail2_mailcerts')).filter((l) => ['order created', 'published'].includes(String(l.msg)))).toEqual([]);
-      const until_ = await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.until"}}', `${STACK}_mailcerts`);
-      await until('the lease renewed', async () => (await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.until"}}', `${STACK}_mailcerts`)) > until_, 30_000);
-      expect(await manager.docker('service', 'inspect', '-f', '{{index .Spec.Labels "mailcerts.lease.holder"}}', `${STACK}_mailcerts`)).toBe(holder);
+      await until('the second mailcerts looking at the lease again, 5 s later', async () => (await containerLogs('mail2_mailcerts', node3)).filter((l) => l.step === 'lease' && l.why).length >= 2, 30_000);
+      // Without MAILCERTS_TASK_ID it cannot tell which task it is: it does nothing, and says what to set.
+      const anonymous = await until('the anonymous mailcerts refusing to lead', async () =>
+        (await containerLogs('mail2_anonymous', node3)).find((l) => l.msg === 'cannot tell whether another mailcerts holds the lease; nothing was done' && String(l.error).includes('MAILCERTS_TASK_ID')));
+      expect(String(anonymous.error)).toContain('MAILCERTS_TASK_ID is not set: set MAILCERTS_TASK_ID: "{{.Task.ID}}" in the environment of the mailcerts service');
+      // They ordered and published nothing, and the first one keeps (and renews) its lease.
+      for (const service of ['mail2_mailcerts', 'mail2_anonymous']) expect((await containerLogs(service, node3)).filter((l) => ['order created', 'published'].includes(String(l.msg)))).toEqual([]);
+      expect((await manager.docker('config', 'ls', '--format', '{{.Name}}')).split('\n').filter((n) => n.startsWith('mailcerts.lease.'))).toEqual([LEASE]);
+      const renewed = await leaseLabel('mailcerts.lease.renewed');
+      await until('the lease renewed', async () => (await leaseLabel('mailcerts.lease.renewed')) > renewed, 30_000);
+      expect(await leaseLabel('mailcerts.lease.holder')).toBe(holder);
     } finally {
-      await manager.docker('service', 'rm', 'mail2_mailcerts');
+      await manager.docker('stack', 'rm', 'mail2');
     }
   }, 300_000);
 
@@ -300,19 +354,91 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
     await until('both nodes serving the certificate published meanwhile', () => bothServe(now), 300_000);
   }, 600_000);
 
-  it('the socket proxy grants the Swarm calls mailcerts makes and refuses others', async () => {
+  it('the socket proxy on another manager judges what it forwards: hostile updates, creates, deletes and reads are refused, and nothing changes', async () => {
     const id = (await mailcertsContainer())!;
-    const call = async (method: string, path: string, body?: string) =>
-      manager.docker('exec', id, 'node', '-e', `fetch('http://socket-proxy:2375${path}', { method: '${method}', ${body ? `body: ${JSON.stringify(body)}, headers: { 'content-type': 'application/json' }` : ''} }).then((r) => console.log(r.status))`);
-    expect(await call('GET', '/v1.41/services')).toBe('200');
-    expect(await call('GET', '/v1.41/secrets')).toBe('200');
-    expect(await call('POST', '/v1.41/services/create', '{"Name":"evil"}')).toBe('403');
-    expect(await call('POST', '/v1.41/secrets/create', '{"Name":"evil","Data":"eA=="}')).toBe('403');
-    const secret = (await manager.docker('secret', 'ls', '-q')).split('\n')[0]!;
-    expect(await call('GET', `/v1.41/secrets/${secret}`)).toBe('403');
-    expect(await call('POST', '/v1.41/swarm/leave?force=1')).toBe('403');
-    expect(await call('GET', '/v1.41/swarm/unlockkey')).toBe('403');
-  }, 120_000);
+    /** A call from inside mailcerts' container, as mailcerts makes it: the status and the proxy's word. */
+    const call = async (method: string, path: string, body?: unknown) =>
+      JSON.parse(await manager.docker('exec', id, 'node', '-e', `fetch('http://socket-proxy:2375${path}', { method: '${method}', ${body !== undefined ? `body: ${JSON.stringify(typeof body === 'string' ? body : JSON.stringify(body))}, headers: { 'content-type': 'application/json' }` : ''} }).then(async (r) => console.log(JSON.stringify({ status: r.status, text: await r.text() })))`)) as { status: number; text: string };
+    await run('bash', ['-c', `echo hunter2 | docker -H ${manager.host} secret create db_root_password -`]);
+    await manager.docker('service', 'create', '-d', '--name', 'outsider', '--label', 'mailcerts.reload=postfix', '--env', 'DB_PASSWORD=hunter2', '--constraint', 'node.hostname==node3', MAIL_IMAGE, 'sleep', 'infinity');
+    try {
+      // Read as mailcerts reads them, from the API (the CLI's inspect output spells some fields otherwise).
+      const readService = async (name: string) => JSON.parse((await call('GET', `/v1.41/services/${(await manager.docker('service', 'inspect', '-f', '{{.ID}}', name)).trim()}`)).text) as { ID: string; Version: { Index: number }; Spec: Record<string, any> };
+      const mail = await readService(`${STACK}_mail`);
+      const snapshot = async () => ({
+        versions: await Promise.all([`${STACK}_mail`, 'outsider', `${STACK}_mailcerts`].map((n) => manager.docker('service', 'inspect', '-f', '{{.Version.Index}}', n))),
+        secrets: await manager.docker('secret', 'ls', '--format', '{{.Name}}'),
+        configs: await manager.docker('config', 'ls', '--format', '{{.Name}}'),
+      });
+      const before = await snapshot();
+      const update = (edit: (spec: Record<string, any>) => void, service = mail) => {
+        const spec = structuredClone(service.Spec);
+        edit(spec);
+        return call('POST', `/v1.41/services/${service.ID}/update?version=${service.Version.Index}`, spec);
+      };
+      const refused = (r: { status: number; text: string }, why: string) => {
+        expect(r.status).toBe(403);
+        expect(JSON.parse(r.text).message).toContain(why);
+      };
+      // Any other spec: another image, a bind mount of /, every capability.
+      refused(await update((s) => (s.TaskTemplate.ContainerSpec.Image = 'evil:latest')), 'changes TaskTemplate.ContainerSpec.Image');
+      refused(await update((s) => (s.TaskTemplate.ContainerSpec.Mounts = [{ Type: 'bind', Source: '/', Target: '/host' }])), 'changes TaskTemplate.ContainerSpec.Mounts');
+      refused(await update((s) => (s.TaskTemplate.ContainerSpec.CapabilityAdd = ['ALL'])), 'changes TaskTemplate.ContainerSpec.CapabilityAdd');
+      // A foreign secret mounted into the mail service, and a service outside the stack.
+      const foreign = (await manager.docker('secret', 'inspect', '-f', '{{.ID}}', 'db_root_password')).trim();
+      refused(await update((s) => s.TaskTemplate.ContainerSpec.Secrets.push({ File: { Name: '/etc/ssl/mail/x', UID: '0', GID: '0', Mode: 292 }, SecretID: foreign, SecretName: 'db_root_password' })), 'db_root_password was not made by mailcerts for mail');
+      const outsider = JSON.parse(await manager.docker('service', 'inspect', 'outsider'))[0] as typeof mail;
+      refused(await call('GET', `/v1.41/services/${outsider.ID}`), 'that service is not of this stack');
+      refused(await update(() => undefined, outsider), 'service outsider is not part of mail');
+      // Creates: a second Name (Docker would keep the last), a case variant, another stack's label.
+      refused(await call('POST', '/v1.41/secrets/create', `{"Name":"mailcerts.x","Labels":{"mailcerts.managed-by":"${STACK}"},"Data":"eA==","Name":"db_root_password"}`), 'the key "Name" appears twice');
+      refused(await call('POST', '/v1.41/secrets/create', `{"Name":"mailcerts.x","Labels":{"mailcerts.managed-by":"${STACK}"},"Data":"eA==","name":"db_password"}`), 'differ only in case');
+      refused(await call('POST', '/v1.41/configs/create', { Name: 'mailcerts.x', Labels: { 'mailcerts.managed-by': 'other' }, Data: 'eA==' }), 'must carry mailcerts.managed-by=mail');
+      // Deletes of what mailcerts did not make: a secret, and a config of the stack itself.
+      refused(await call('DELETE', `/v1.41/secrets/${foreign}`), 'was not made by mailcerts for mail');
+      const mainCf = (await manager.docker('config', 'inspect', '-f', '{{.ID}}', `${STACK}_main_cf`)).trim();
+      refused(await call('DELETE', `/v1.41/configs/${mainCf}`), 'was not made by mailcerts for mail');
+      // Reads: configs (their data) and tasks (their environment) outside what mailcerts needs.
+      const configs = await call('GET', '/v1.41/configs');
+      expect(configs.status).toBe(200);
+      const listed = (JSON.parse(configs.text) as { Spec: { Name: string } }[]).map((c) => c.Spec.Name);
+      expect(listed).toContain(LEASE);
+      expect(listed.every((n) => n.startsWith('mailcerts.'))).toBe(true);
+      refused(await call('GET', `/v1.41/configs/${mainCf}`), 'that config is not of this stack');
+      const tasks = await call('GET', '/v1.41/tasks');
+      expect(tasks.status).toBe(200);
+      expect(tasks.text).not.toContain('hunter2');
+      expect(tasks.text).toContain(mail.ID);
+      refused(await call('GET', `/v1.41/secrets/${foreign}`), 'not a call mailcerts makes');
+      refused(await call('POST', '/v1.41/services/create', { Name: 'evil' }), 'not a call mailcerts makes');
+      refused(await call('POST', '/v1.41/swarm/leave?force=1'), 'not a call mailcerts makes');
+      expect(await snapshot()).toEqual(before);
+      expect((await manager.docker('service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${STACK}_mail`))).toBe(MAIL_IMAGE);
+    } finally {
+      await manager.docker('service', 'rm', 'outsider');
+      await manager.docker('secret', 'rm', 'db_root_password');
+    }
+  }, 180_000);
+
+  it('an upgrade of mailcerts\' image can be rolled back with docker service rollback: renewing the lease never touches its service', async () => {
+    const image = inject('mailcertsImage');
+    for (const n of swarm.nodes) await n.docker('tag', image, 'mailcerts:next');
+    const imageOf = () => manager.docker('service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${STACK}_mailcerts`);
+    const runningImage = async () => {
+      const id = await mailcertsContainer();
+      return id ? manager.docker('inspect', '-f', '{{.Config.Image}}', id) : undefined;
+    };
+    await manager.docker('service', 'update', '-d', '--no-resolve-image', '--image', 'mailcerts:next', `${STACK}_mailcerts`);
+    await until('mailcerts:next running and holding the lease', async () => (await runningImage()) === 'mailcerts:next' && (await leaseLabel('mailcerts.lease.holder')) === (await manager.docker('service', 'ps', '-q', '-f', 'desired-state=running', `${STACK}_mailcerts`)), 180_000);
+    // Renewals, every third of SWARM_LEASE (20 s): the service spec stays as the upgrade left it.
+    const version = await manager.docker('service', 'inspect', '-f', '{{.Version.Index}}', `${STACK}_mailcerts`);
+    const renewed = await leaseLabel('mailcerts.lease.renewed');
+    await until('two renewals of the lease', async () => (await leaseLabel('mailcerts.lease.renewed')) > renewed && (await delay(7_000), (await leaseLabel('mailcerts.lease.renewed')) > renewed), 60_000);
+    expect(await manager.docker('service', 'inspect', '-f', '{{.Version.Index}}', `${STACK}_mailcerts`)).toBe(version);
+    await manager.docker('service', 'rollback', '-d', `${STACK}_mailcerts`);
+    expect(await imageOf()).toBe(image);
+    await until('the previous image running again and holding the lease', async () => (await runningImage()) === image && (await leaseLabel('mailcerts.lease.holder')) === (await manager.docker('service', 'ps', '-q', '-f', 'desired-state=running', `${STACK}_mailcerts`)), 180_000);
+  }, 420_000);
 
   it('docker stack deploy with mailcerts stack-file keeps the certificate files; a service that lost them gets them back at the next pass', async () => {
     const fp = await publishedFp();
@@ -399,13 +525,13 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
       .replace('ssl_key = </etc/ssl/mail/privkey.pem', 'ssl_key = </etc/ssl/mail/ecdsa-privkey-fullchain.pem\nssl_alt_cert = </etc/ssl/mail/rsa-privkey-fullchain.pem\nssl_alt_key = </etc/ssl/mail/rsa-privkey-fullchain.pem'));
     for (const [name, path] of [['dual_main_cf', mainCf], ['dual_master_cf', join(work, 'postfix_master.cf')], ['dual_dovecot', dovecot]] as const) await manager.docker('config', 'create', name, path);
     // Its tasks fail until mailcerts has shipped the files: the next pass does (a service it has not served yet).
-    await manager.docker('service', 'create', '-d', '--name', `${STACK}_dual`, '--replicas', '2', '--replicas-max-per-node', '1', '--network', `${STACK}_mail`,
+    await manager.docker('service', 'create', '-d', '--name', `${STACK}_dual`, '--replicas', '2', '--replicas-max-per-node', '1', '--constraint', 'node.hostname!=node3', '--network', `${STACK}_mail`,
       '--label', `com.docker.stack.namespace=${STACK}`, '--label', 'mailcerts.reload=postfix', '--label', 'mailcerts.secret-target=/etc/ssl/mail',
       ...Object.values(PORTS).flatMap((p) => ['--publish', `mode=host,target=${p},published=${p}`]),
       '--config', 'source=dual_main_cf,target=/etc/postfix/main.cf', '--config', 'source=dual_master_cf,target=/etc/postfix/master.cf', '--config', 'source=dual_dovecot,target=/etc/dovecot/dovecot.conf',
       MAIL_IMAGE, 'sh', '-c', 'dovecot && exec postfix start-fg');
     const servesEach = async () => {
-      for (const node of swarm.nodes) for (const port of Object.values(PORTS)) for (const alg of ['ecdsa', 'rsa'] as const) if ((await served(node, port, SIGALGS[alg])).fp !== dual[alg]) return false;
+      for (const node of mailNodes) for (const port of Object.values(PORTS)) for (const alg of ['ecdsa', 'rsa'] as const) if ((await served(node, port, SIGALGS[alg])).fp !== dual[alg]) return false;
       return true;
     };
     await until('both nodes giving each variant to a client that offers only its algorithm', servesEach, 300_000);
@@ -421,13 +547,15 @@ describe('DEPLOY_MODE=swarm on a two-node swarm', () => {
 
 describe('DEPLOY_MODE=swarm: bad input', () => {
   it('on an engine that is a worker, not a manager: a clear error, nothing done', async () => {
+    await manager.docker('node', 'demote', 'node3');
+    await until('node3 a worker', async () => (await swarm.nodes[2]!.docker('info', '-f', '{{.Swarm.ControlAvailable}}')) === 'false', 60_000);
     const certs = join(work, 'worker-certs');
     mkdirSync(certs, { recursive: true });
     const { runCli } = await import('../helpers/cli.js');
     const r = await runCli(['run', '--once'], {
       ACME_DOMAINS: DOMAIN,
       DEPLOY_MODE: 'swarm',
-      DOCKER_HOST: swarm.nodes[1]!.host,
+      DOCKER_HOST: swarm.nodes[2]!.host,
       DOCKER_SCOPE: STACK,
       CERTS_DIR: certs,
       STATE_DIR: join(work, 'worker-state'),
