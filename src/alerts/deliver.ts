@@ -36,12 +36,15 @@ export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: 
   }
 }
 
+/** Slack's mrkdwn reads &, < and > as markup (<!channel>, <url|text>): escaped as Slack documents. */
+export const slackEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 export async function sendWebhook(cfg: NonNullable<Config['alerts']['webhook']>, m: AlertMessage): Promise<void> {
   const init: RequestInit =
     cfg.format === 'ntfy'
       ? { body: m.text, headers: { Title: m.subject, Tags: m.kind === 'problem' ? 'warning' : 'white_check_mark', Priority: m.kind === 'problem' ? 'high' : 'default' } }
       : cfg.format === 'slack'
-        ? { body: JSON.stringify({ text: `*${m.subject}*\n${m.text}` }), headers: { 'content-type': 'application/json' } }
+        ? { body: JSON.stringify({ text: `*${slackEscape(m.subject)}*\n${slackEscape(m.text)}` }), headers: { 'content-type': 'application/json' } }
         : { body: JSON.stringify({ event: m.kind, problem: m.key, subject: m.subject, text: m.text }), headers: { 'content-type': 'application/json' } };
   const res = await fetch(cfg.url, { method: 'POST', ...init, redirect: 'error', signal: AbortSignal.timeout(TIMEOUT_MS) });
   await res.body?.cancel();

@@ -74,3 +74,19 @@ describe('the alert outbox', () => {
     expect(state().outbox.every((o) => (o as unknown as { channel: string }).channel === 'email')).toBe(true);
   });
 });
+
+describe('Slack bodies', () => {
+  it('server and container text arrives escaped: no <!channel>, no disguised link, & as &amp;', async () => {
+    let body = '';
+    const server = createServer((req, res) => {
+      req.on('data', (d) => (body += d));
+      req.on('end', () => res.end());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    const text = 'last error: 220 <!channel> see <https://evil.example|your bank> & <@U123>';
+    await sendWebhook({ url, format: 'slack' }, { kind: 'problem', key: 'k', subject: '[mailcerts] <!here> failing', text });
+    server.close();
+    expect(JSON.parse(body)).toEqual({ text: '*[mailcerts] &lt;!here&gt; failing*\nlast error: 220 &lt;!channel&gt; see &lt;https://evil.example|your bank&gt; &amp; &lt;@U123&gt;' });
+  });
+});
