@@ -4,7 +4,10 @@
  * Slack-compatible body). Each send takes a signal: when it aborts (the deadline, a shutdown),
  * the connection is torn down at once, whatever the server is doing.
  */
+import { TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
+import { spkiOf } from '../pki/identity.js';
 
 export interface AlertMessage {
   kind: 'problem' | 'resolved';
@@ -15,6 +18,12 @@ export interface AlertMessage {
 
 export interface SendOptions {
   signal: AbortSignal;
+  /**
+   * SPKI SHA-256 (hex) of the certificates mailcerts published for the SMTP server's name (the
+   * stack's own Postfix): such a certificate is accepted even when its chain does not verify
+   * (expired, say), besides any certificate that does. Empty: the chain must verify.
+   */
+  pins?: readonly string[];
 }
 
 const TIMEOUT_MS = 15_000;
@@ -27,10 +36,25 @@ function abortion(signal: AbortSignal): Promise<never> {
   });
 }
 
+/**
+ * Why the TLS session must not carry the alert, or undefined. A verified chain for the name
+ * passes; otherwise only a leaf whose key is one of the pins, for that same name.
+ */
+function tlsProblem(socket: Socket | false | null, servername: string, pins: readonly string[]): string | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.encrypted) return 'the connection to the SMTP server is not encrypted';
+  if (socket.authorized) return undefined;
+  const why = `the SMTP server's certificate cannot be trusted for ${servername} (${String(socket.authorizationError)})`;
+  const leaf = socket.getPeerX509Certificate();
+  if (!leaf || pins.length === 0) return why;
+  if (!pins.includes(spkiOf(leaf))) return `${why}, and it is not the certificate mailcerts published for ${servername}`;
+  return leaf.checkHost(servername) ? undefined : `the SMTP server's certificate is not for ${servername}`;
+}
+
 export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: AlertMessage, o: SendOptions): Promise<void> {
   const [{ default: SMTPConnection }, { default: MailComposer }] = await Promise.all([import('nodemailer/lib/smtp-connection'), import('nodemailer/lib/mail-composer')]);
   const url = new URL(cfg.smtp);
   const secure = url.protocol === 'smtps:';
+  const pins = o.pins ?? [];
   const conn = new SMTPConnection({
     host: url.hostname.replace(/^\[|\]$/g, ''),
     port: Number(url.port || (secure ? 465 : 587)),
@@ -38,7 +62,8 @@ export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: 
     requireTLS: !secure, // STARTTLS or nothing: an alert may carry host names and errors
     // The name the server's certificate is checked against, when the URL names it by address.
     servername: cfg.servername,
-    tls: { servername: cfg.servername },
+    // With pins, the chain is judged by tlsProblem() once the session is up, before any credential or mail goes out.
+    tls: { servername: cfg.servername, rejectUnauthorized: pins.length === 0 },
     connectionTimeout: TIMEOUT_MS,
     greetingTimeout: TIMEOUT_MS,
     socketTimeout: TIMEOUT_MS,
@@ -57,6 +82,8 @@ export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: 
     const mail = new MailComposer({ from: cfg.from, to: cfg.to, subject: m.subject, text: m.text }).compile();
     const raw = await mail.build();
     await step<void>((done) => conn.connect(done));
+    const problem = tlsProblem(conn._socket, cfg.servername, pins);
+    if (problem) throw new Error(`${problem}; nothing was sent`);
     if (url.username && conn.allowsAuth) await step<boolean>((done) => conn.login({ user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }, done));
     await step((done) => conn.send(mail.getEnvelope(), raw, done));
   } finally {

@@ -13,6 +13,7 @@ import { readStateFile, writeJson } from '../state/files.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { type AlertMessage, sendEmail, sendWebhook } from './deliver.js';
+import { publishedPins } from './own-server.js';
 import { currentProblems, type Problem } from './problems.js';
 
 const MessageSchema = z.object({ kind: z.enum(['problem', 'resolved']), key: z.string(), subject: z.string(), text: z.string() });
@@ -122,6 +123,7 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
     return { undelivered: state.outbox.length };
   }
   const down = new Set<string>();
+  let pins: Promise<string[]> | undefined;
   for (const item of [...state.outbox]) {
     if (opts.signal?.aborted) break;
     // In order per channel: once one fails, the rest of that channel waits with it.
@@ -131,8 +133,9 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
       continue;
     }
     try {
+      if (item.channel === 'email') pins ??= publishedPins(config);
       const send = item.channel === 'email'
-        ? (signal: AbortSignal) => sendEmail(email!, item.message, { signal })
+        ? async (signal: AbortSignal) => sendEmail(email!, item.message, { signal, pins: await pins })
         : (signal: AbortSignal) => sendWebhook(webhook!, item.message, { signal });
       await withDeadline(send, opts.deadlineMs ?? SEND_DEADLINE_MS, opts.signal);
       state.outbox.splice(state.outbox.indexOf(item), 1);

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createNetServer, type Socket } from 'node:net';
@@ -7,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { sendWebhook } from '../../src/alerts/deliver.js';
 import { notify } from '../../src/alerts/notify.js';
 import { currentProblems } from '../../src/alerts/problems.js';
+import { spkiOf } from '../../src/pki/identity.js';
 import type { StatusRow } from '../../src/report/status.js';
 import { captureLog, engineWith, FakeDeployer, FakeIssuer, testConfig } from '../helpers/fakes.js';
 
@@ -194,5 +196,19 @@ describe('alerts beside the passes', () => {
     expect(await sleepUntil(started + 60_000, new AbortController().signal, retry)).toBe(true);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_150);
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+});
+
+describe('the stack\'s own Postfix', () => {
+  it('is the SMTP server whose certificate name mailcerts publishes: its published leaves are pinned; any other server gets no pin', async () => {
+    const { publishedPins } = await import('../../src/alerts/own-server.js');
+    const { config, dir } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_EMAIL: 'admin@example.test', ALERT_SMTP: 'smtp://postfix:587' });
+    expect(config.alerts.email?.servername).toBe('mail.example.test');
+    expect(await publishedPins(config)).toEqual([]); // nothing published yet
+    await engineWith(config, new FakeIssuer(), new FakeDeployer([]), captureLog().log).pass();
+    const leaf = new X509Certificate(readFileSync(join(config.certsDir, 'cert.pem')));
+    expect(await publishedPins(config)).toEqual([spkiOf(leaf)]);
+    const other = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_EMAIL: 'admin@example.test', ALERT_SMTP: 'smtp://smtp.provider.test:587' }, dir).config;
+    expect(await publishedPins(other)).toEqual([]);
   });
 });
