@@ -39,7 +39,9 @@ const EXIT = { ok: 0, failed: 1, usage: 2, config: 78 } as const;
 /** What people read on stdout: secrets never reach it either. */
 const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
 
-function summarize(result: PassResult, log: Logger): number {
+/** A one-shot command ends after its alert round (which runs beside a daemon's next pass). */
+async function summarize(result: PassResult, log: Logger): Promise<number> {
+  await result.alerted;
   for (const c of result.certs) {
     log.info({ step: 'report', cert: c.name, ...(c.keyType ? { keyType: c.keyType } : {}), ok: c.ok, decision: c.decision, issued: c.issued, published: c.published, error: c.error }, c.ok ? 'certificate ok' : 'certificate failed');
   }
@@ -226,7 +228,7 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write(`mailcerts renew: --key-type ${keyType} is not a key type of ${only ? `"${only}"` : 'any certificate'}; configured: ${[...new Set(known)].join(', ')}\n`);
           return EXIT.usage;
         }
-        return summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only, forceKeyType: keyType }), log);
+        return await summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only, forceKeyType: keyType }), log);
       }
       case 'status': {
         const rows = await collectStatus(config);

@@ -1,7 +1,8 @@
 /**
  * Alerts, once per problem and once when it is fixed, kept in STATE_DIR/alerts.json so that a
  * restart neither repeats nor forgets one. A channel that cannot be reached is retried with
- * backoff; nothing here ever holds a renewal up (it runs after the pass, with timeouts).
+ * backoff; nothing here ever holds a renewal up (it runs beside the passes, each send with a
+ * deadline that tears its connection down).
  */
 import { join } from 'node:path';
 import * as z from 'zod/mini';
@@ -12,6 +13,7 @@ import { readStateFile, writeJson } from '../state/files.js';
 import { errorMessage } from '../util/errors.js';
 import { redact } from '../util/redact.js';
 import { type AlertMessage, sendEmail, sendWebhook } from './deliver.js';
+import { publishedPins } from './own-server.js';
 import { currentProblems, type Problem } from './problems.js';
 
 const MessageSchema = z.object({ kind: z.enum(['problem', 'resolved']), key: z.string(), subject: z.string(), text: z.string() });
@@ -36,12 +38,29 @@ const SEND_DEADLINE_MS = 30_000;
 const KEEP_MS = 7 * 86_400_000;
 const MAX_OUTBOX = 200;
 
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+/**
+ * One send with a signal of its own, aborted at the deadline or when mailcerts stops: the send
+ * closes its connection then. The race is kept, so that the round goes on whatever the send does.
+ */
+async function withDeadline<T>(send: (signal: AbortSignal) => Promise<T>, ms: number, stop?: AbortSignal): Promise<T> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms / 1000} s`)), ms);
+  const onStop = () => ac.abort(new Error('cancelled: mailcerts is stopping'));
+  stop?.addEventListener('abort', onStop, { once: true });
+  const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true }));
+  try {
+    return await Promise.race([send(ac.signal), aborted]);
+  } finally {
+    clearTimeout(timer);
+    stop?.removeEventListener('abort', onStop);
+  }
+}
+
+export interface NotifyOptions {
+  /** Aborts the send in progress and ends the round (mailcerts is stopping). */
+  signal?: AbortSignal;
+  /** How long one send may take (tests shorten it). */
+  deadlineMs?: number;
 }
 
 const alertsPath = (stateDir: string) => join(stateDir, 'alerts.json');
@@ -60,7 +79,7 @@ function resolvedMessage(key: string, open: { since: string; summary: string }, 
 }
 
 /** After a pass: new problems and fixed ones become messages; due messages are sent. */
-export async function notify(config: Config, rows: StatusRow[], log: Logger, now = new Date()): Promise<{ undelivered: number; nextTryAt?: Date }> {
+export async function notify(config: Config, rows: StatusRow[], log: Logger, now = new Date(), opts: NotifyOptions = {}): Promise<{ undelivered: number; nextTryAt?: Date }> {
   const { email, webhook } = config.alerts;
   if (!email && !webhook) return { undelivered: 0 };
   const path = alertsPath(config.stateDir);
@@ -104,7 +123,9 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
     return { undelivered: state.outbox.length };
   }
   const down = new Set<string>();
+  let pins: Promise<string[]> | undefined;
   for (const item of [...state.outbox]) {
+    if (opts.signal?.aborted) break;
     // In order per channel: once one fails, the rest of that channel waits with it.
     if (down.has(item.channel)) continue;
     if (Date.parse(item.nextTryAt) > now.getTime()) {
@@ -112,10 +133,15 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
       continue;
     }
     try {
-      await withDeadline(item.channel === 'email' ? sendEmail(email!, item.message) : sendWebhook(webhook!, item.message), SEND_DEADLINE_MS);
+      if (item.channel === 'email') pins ??= publishedPins(config);
+      const send = item.channel === 'email'
+        ? async (signal: AbortSignal) => sendEmail(email!, item.message, { signal, pins: await pins })
+        : (signal: AbortSignal) => sendWebhook(webhook!, item.message, { signal });
+      await withDeadline(send, opts.deadlineMs ?? SEND_DEADLINE_MS, opts.signal);
       state.outbox.splice(state.outbox.indexOf(item), 1);
       log.info({ step: 'alert', channel: item.channel, problem: item.message.key, kind: item.message.kind }, 'alert sent');
     } catch (err) {
+      if (opts.signal?.aborted) break; // not the target's fault: tried again as it stands at the next start
       down.add(item.channel);
       item.attempts++;
       item.lastError = redact(errorMessage(err)).slice(0, 500);
@@ -124,8 +150,14 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
     }
     await save().catch((err: unknown) => log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json'));
   }
-  const next = state.outbox.map((o) => Date.parse(o.nextTryAt)).sort((a, b) => a - b)[0];
-  return { undelivered: state.outbox.length, nextTryAt: next === undefined ? undefined : new Date(next) };
+  return { undelivered: state.outbox.length, nextTryAt: nextTry(state) };
+}
+
+/** When a channel is tried again: at its first message's time (the others wait behind it, whatever their own time says). */
+function nextTry(state: AlertState): Date | undefined {
+  const heads = new Map<string, number>();
+  for (const o of state.outbox) if (!heads.has(o.channel)) heads.set(o.channel, Date.parse(o.nextTryAt));
+  return heads.size === 0 ? undefined : new Date(Math.min(...heads.values()));
 }
 
 /** For `status`: alerts not delivered yet, per channel, with the last error. */

@@ -124,6 +124,18 @@ const keyTypes = z.pipe(
 );
 const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
 
+/** Where plain http cannot be read or changed on the way. */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+function webhookProblem(url: URL | undefined): string | undefined {
+  if (!url || !['http:', 'https:'].includes(url.protocol)) return 'use an http(s):// URL, such as https://ntfy.sh/my-topic or a Slack incoming webhook';
+  // fetch refuses such a URL, so every alert would fail
+  if (url.username || url.password) return 'a user name or password in the URL (user:pass@) cannot be sent; use the token the service puts in the URL\'s path or query (a Slack webhook URL, ntfy\'s ?auth=)';
+  // In clear text, the alert and the URL's token could be read and changed on the way
+  if (url.protocol === 'http:' && !LOOPBACK_HOST.test(url.hostname)) return 'use https://; plain http:// only to a loopback address (127.0.0.1, [::1], localhost)';
+  return undefined;
+}
+
 /** A string turned into something else by `fn`, which reports its own issues. */
 const stringTo = <T>(fn: (s: string, ctx: z.core.ParsePayload) => T) => z.pipe(z.string(), z.transform(fn));
 
@@ -267,11 +279,12 @@ export const envSchema = () => z.object({
   ALERT_WEBHOOK: z.optional(stringTo((s, ctx) => {
     let url: URL | undefined;
     try { url = new URL(s); } catch { /* reported below */ }
-    if (!url || !['http:', 'https:'].includes(url.protocol)) {
-      ctx.issues.push({ code: 'custom', input: '(url)', message: 'use an http(s):// URL, such as https://ntfy.sh/my-topic or a Slack incoming webhook' });
+    const problem = webhookProblem(url);
+    if (problem) {
+      ctx.issues.push({ code: 'custom', input: '(url)', message: problem });
       return z.NEVER;
     }
-    return url.href;
+    return url!.href;
   })),
   ALERT_WEBHOOK_FORMAT: z._default(z.enum(['json', 'ntfy', 'slack'], { error: () => 'use json, ntfy or slack' }), 'json'),
   ALERT_AFTER: z._default(duration(1_000, 30 * 86_400_000, '24h'), 86_400_000),

@@ -16,6 +16,28 @@ export function failedPassDelay(consecutive: number, intervalMs: number): number
   return Math.min(60_000 * 2 ** Math.max(0, consecutive - 1), 3_600_000, intervalMs);
 }
 
+/**
+ * Sleeps until wakeAt, or less: the alert round runs beside the pass and may end during the sleep
+ * with an alert to try again earlier (a channel that could not be reached). Resolves false when
+ * the signal aborts.
+ */
+export async function sleepUntil(wakeAt: number, signal: AbortSignal, alertRetry?: Promise<Date | undefined>, log?: Logger): Promise<boolean> {
+  const sooner = new AbortController();
+  let until = wakeAt;
+  void alertRetry?.then((at) => {
+    if (sooner.signal.aborted || !at || at.getTime() >= until) return;
+    until = at.getTime();
+    sooner.abort();
+    log?.info({ step: 'daemon', nextPassAt: new Date(Math.max(Date.now() + 1_000, until)).toISOString() }, 'an alert is to be tried again: the next pass comes sooner');
+  });
+  const slept = await sleep(Math.max(1_000, until - Date.now()), AbortSignal.any([signal, sooner.signal]));
+  if (slept || signal.aborted || !sooner.signal.aborted) {
+    sooner.abort(); // a round that ends after the wake-up changes nothing
+    return slept;
+  }
+  return sleep(Math.max(1_000, until - Date.now()), signal);
+}
+
 /** How long a daemon pass waits for another mailcerts' pass (a manual renew, a second container). */
 const LOCK_WAIT_MS = 10 * 60_000;
 
@@ -43,11 +65,12 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
   let failedPasses = 0;
   while (!signal.aborted) {
     let wakeAt = Date.now() + nextCheckDelay(config.renewCheckIntervalMs);
+    let alertRetry: Promise<Date | undefined> | undefined;
     try {
       const result = await engine.pass({ signal, lockWaitMs: LOCK_WAIT_MS });
       failedPasses = 0;
       for (const c of result.certs) if (c.nextAt && c.nextAt.getTime() < wakeAt) wakeAt = c.nextAt.getTime();
-      if (result.alertRetryAt && result.alertRetryAt.getTime() < wakeAt) wakeAt = result.alertRetryAt.getTime();
+      alertRetry = result.alerted;
       // Passive (another mailcerts holds the lease): look again within half a lease, to take over in time.
       if (result.passive !== undefined) wakeAt = Math.min(wakeAt, Date.now() + Math.max(5_000, config.docker.leaseMs / 2));
     } catch (err) {
@@ -59,7 +82,7 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
     if (signal.aborted) break;
     const delay = Math.max(1_000, wakeAt - Date.now());
     log.info({ step: 'daemon', nextPassAt: new Date(Date.now() + delay).toISOString() }, 'waiting for the next pass');
-    await sleep(delay, signal);
+    await sleepUntil(Date.now() + delay, signal, alertRetry, log);
   }
   await watcher?.close();
   status?.closeAllConnections();

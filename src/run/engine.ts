@@ -18,8 +18,8 @@ export interface PassResult {
   certs: CertOutcome[];
   reloads: DeployResult[];
   ok: boolean;
-  /** When an alert that could not be sent is tried again. */
-  alertRetryAt?: Date;
+  /** The alert round after this pass, which runs beside the next one: when an alert that could not be sent is tried again. */
+  alerted?: Promise<Date | undefined>;
   /** Why nothing was done: another mailcerts holds the lease (DEPLOY_MODE=swarm). */
   passive?: string;
 }
@@ -68,33 +68,33 @@ export class Engine {
   pass(opts: PassOptions = {}): Promise<PassResult> {
     const run = this.queue.then(() => this.runPass(opts));
     this.queue = run.catch(() => undefined);
-    // Alerts after the pass, outside the queue: a slow alert target never holds the next pass.
-    // One round of alerts at a time, in order.
-    const alerted = Promise.all([run, this.alerting]).then(([result]) => this.alert(result, opts.signal));
+    // Alerts after the pass, outside the queue and not awaited: a slow alert target holds neither
+    // this pass's result nor the next pass. One round of alerts at a time, in order.
+    const alerted = Promise.all([run, this.alerting]).then(() => this.alert(opts.signal));
     this.alerting = alerted.then(() => undefined, () => undefined);
-    return alerted;
+    return run.then((result) => ({ ...result, alerted }));
   }
 
   /**
    * After the pass, with the lock released: who must hear of what is wrong now (or fixed). Never
    * fails the pass; a channel that cannot be reached is retried with backoff.
    */
-  private async alert(result: PassResult, signal?: AbortSignal): Promise<PassResult> {
+  private async alert(signal?: AbortSignal): Promise<Date | undefined> {
     const { email, webhook } = this.config.alerts;
-    if ((!email && !webhook) || signal?.aborted) return result;
+    if ((!email && !webhook) || signal?.aborted) return undefined;
     try {
       const [{ collectStatus }, { notify }] = await Promise.all([import('../report/status.js'), import('../alerts/notify.js')]);
-      const { nextTryAt } = await notify(this.config, await collectStatus(this.config), this.log);
-      return { ...result, alertRetryAt: nextTryAt };
+      return (await notify(this.config, await collectStatus(this.config), this.log, new Date(), { signal })).nextTryAt;
     } catch (err) {
       this.log.warn({ step: 'alert', error: errorMessage(err) }, 'could not work out or send the alerts');
-      return result;
+      return undefined;
     }
   }
 
-  /** Resolves when no pass is running or queued. */
+  /** Resolves when no pass is running or queued, and no alert round. */
   async idle(): Promise<void> {
     await this.queue;
+    await this.alerting;
   }
 
   /** Plan → (preflight) → obtain → publish for one certificate; what happened is on its variants' CertRuns. */

@@ -30,14 +30,15 @@ export function makeChain(names: string[], opts: { days?: number; leafKey?: 'ec'
   return { key: read('leaf.key'), leaf: read('leaf.pem'), intermediate: read('int.pem'), root: read('root.pem'), fullchain: read('leaf.pem') + read('int.pem'), otherKey: read('other.key') };
 }
 
-/** A self-signed certificate that expired in January 2020 (openssl ca takes explicit dates). */
-export function makeExpired(name: string): { key: string; cert: string } {
+/** A self-signed certificate that expired in January 2020 (openssl ca takes explicit dates); `san`: the name as its subjectAltName too. */
+export function makeExpired(name: string, opts: { san?: boolean } = {}): { key: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'mailcerts-expired-'));
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   writeFileSync(join(dir, 'index.txt'), '');
   writeFileSync(join(dir, 'serial'), '01\n');
   writeFileSync(join(dir, 'ca.cnf'), '[ca]\ndefault_ca=d\n[d]\ndir=.\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n');
   ssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'key.pem', '-out', 'csr.pem', '-subj', `/CN=${name}`);
-  ssl('ca', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'key.pem', '-in', 'csr.pem', '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-batch', '-notext', '-out', 'cert.pem');
+  writeFileSync(join(dir, 'san.ext'), `subjectAltName=DNS:${name}\n`);
+  ssl('ca', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'key.pem', '-in', 'csr.pem', '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-batch', '-notext', ...(opts.san ? ['-extfile', 'san.ext'] : []), '-out', 'cert.pem');
   return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
 }

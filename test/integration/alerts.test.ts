@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -5,13 +7,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { containerLogs, mailConfig, removeTestContainers, startContainer } from '../helpers/mailstack.js';
-import { makeChain } from '../helpers/pki.js';
+import { makeChain, makeExpired } from '../helpers/pki.js';
 import { freePorts } from '../helpers/ports.js';
 
 /**
  * Alerts reach the admin: a renewal failing for longer than ALERT_AFTER sends one e-mail, through
  * SMTP submission with STARTTLS to a real Postfix that delivers it to a mailbox this test reads,
- * and one webhook; the fix sends one "resolved" each; restarts in between send nothing twice.
+ * and one webhook; the fix sends one "resolved" each; restarts in between send nothing twice. The
+ * same Postfix, by SNI, plays the stack's own one serving the expired certificate mailcerts published.
  */
 const work = join(inject('workDir'), 'alerts');
 const maildir = join(work, 'mail');
@@ -38,9 +41,9 @@ function env(extra: Record<string, string> = {}) {
 /** The CA is unreachable: every renewal fails. */
 const broken = { ACME_DIRECTORY: 'https://127.0.0.1:9/dir', ACME_TIMEOUT: '2s' };
 
-/** The messages delivered to admin@alerts.test, as files in its maildir. */
-function mailbox(): string[] {
-  const dir = join(maildir, 'admin', 'new');
+/** The messages delivered to admin@alerts.test (or another box), as files in its maildir. */
+function mailbox(box = 'admin'): string[] {
+  const dir = join(maildir, box, 'new');
   try {
     // Quoted-printable, as nodemailer writes long lines: soft breaks joined, =XX decoded.
     const qp = (t: string) => t.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
@@ -49,9 +52,23 @@ function mailbox(): string[] {
     return [];
   }
 }
-async function mailboxHas(n: number): Promise<string[]> {
-  for (let i = 0; i < 150 && mailbox().length < n; i++) await delay(100);
-  return mailbox();
+async function mailboxHas(n: number, box = 'admin'): Promise<string[]> {
+  for (let i = 0; i < 150 && mailbox(box).length < n; i++) await delay(100);
+  return mailbox(box);
+}
+
+/**
+ * The stack's own Postfix in the expiry case: the same Postfix serves, to SNI mail.own.test, an
+ * expired certificate that a mailcerts published into its CERTS_DIR (the directory Postfix mounts).
+ */
+const OWN = 'mail.own.test';
+const served = makeExpired(OWN, { san: true });
+const ownCerts = join(work, 'own', 'certs');
+/** Files as mailcerts publishes them (the layout's names), for a CERTS_DIR. */
+function writePublished(dir: string, c: { key: string; cert: string }) {
+  mkdirSync(dir, { recursive: true });
+  const files = { 'fullchain.pem': c.cert, 'cert.pem': c.cert, 'chain.pem': '', 'privkey.pem': c.key, 'privkey-fullchain.pem': c.key + c.cert };
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data, { mode: name.startsWith('privkey') ? 0o600 : 0o644 });
 }
 
 beforeAll(async () => {
@@ -73,10 +90,13 @@ beforeAll(async () => {
   mkdirSync(certs, { recursive: true });
   writeFileSync(join(certs, 'privkey-fullchain.pem'), chain.key + chain.fullchain);
   writeFileSync(join(work, 'ca-bundle.pem'), readFileSync(inject('pebble').caFile, 'utf8') + chain.root);
+  writePublished(ownCerts, served);
+  writeFileSync(join(work, 'sni.map'), `${OWN} /etc/ssl/own/privkey-fullchain.pem\n`);
   writeFileSync(join(work, 'main.cf'), [
     'compatibility_level = 3.6', 'myhostname = alerts.test', 'mydestination =', 'inet_interfaces = loopback-only', 'inet_protocols = ipv4', 'maillog_file = /dev/stdout',
     'smtpd_tls_security_level = may', 'smtpd_tls_chain_files = /etc/ssl/mail/privkey-fullchain.pem', 'smtpd_tls_loglevel = 1', 'smtpd_tls_received_header = yes',
-    'virtual_mailbox_domains = alerts.test', 'virtual_mailbox_base = /var/mail/vhosts', 'virtual_mailbox_maps = static:admin/',
+    'tls_server_sni_maps = texthash:/etc/postfix/sni.map',
+    'virtual_mailbox_domains = alerts.test', 'virtual_mailbox_base = /var/mail/vhosts', 'virtual_mailbox_maps = inline:{ admin@alerts.test=admin/, ops@alerts.test=ops/ }',
     'virtual_uid_maps = static:5000', 'virtual_gid_maps = static:5000', 'virtual_minimum_uid = 100',
     'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination', '',
   ].join('\n'));
@@ -85,7 +105,7 @@ beforeAll(async () => {
     ...mailConfig('postfix/master.cf').split('\n').filter((l) => l && !/^\S+:\d+ inet/.test(l) && !l.startsWith('#')),
     'virtual   unix  -       n       n       -       -       virtual', '',
   ].join('\n'));
-  mx = await startContainer({ name: 'alert-mx', role: 'postfix', certsDir: certs, mainCf: join(work, 'main.cf'), masterCf: join(work, 'master.cf'), volumes: [`${maildir}:/var/mail/vhosts`] });
+  mx = await startContainer({ name: 'alert-mx', role: 'postfix', certsDir: certs, mainCf: join(work, 'main.cf'), masterCf: join(work, 'master.cf'), volumes: [`${maildir}:/var/mail/vhosts`, `${ownCerts}:/etc/ssl/own:ro`, `${join(work, 'sni.map')}:/etc/postfix/sni.map:ro`] });
   for (let i = 0; !/daemon started/.test(await containerLogs(mx)); i++) {
     if (i > 150) throw new Error(`the alerts Postfix did not start:\n${await containerLogs(mx)}`);
     await delay(100);
@@ -145,6 +165,40 @@ describe('alerts by e-mail and webhook', () => {
     expect(status.stdout).toMatch(/alerts not delivered yet: 1 by webhook \(last error: .*; next try \d{4}-/);
     const again = await runCli(['run', '--once'], e); // within the backoff: not tried again yet
     expect(logsWith(again, { step: 'alert' })).toHaveLength(0);
+  });
+});
+
+describe('the stack\'s own Postfix, serving the expired certificate mailcerts published', () => {
+  const ownEnv = (dir: string, certsDir: string) => pebbleEnv(dir, {
+    ACME_DOMAINS: OWN, DOCKER_RELOAD: 'false', CERTS_DIR: certsDir, ALERT_EMAIL: 'ops@alerts.test',
+    // By address: the certificate is checked against the first name, mail.own.test, which mailcerts publishes.
+    ALERT_SMTP: `smtp://127.0.0.1:${smtpPort}`, NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem'), ...broken,
+  });
+
+  it('carries the "certificate expired" mail into the mailbox: that leaf is accepted by its key, nothing else', async () => {
+    // What Postfix serves to that name: the expired leaf mailcerts published, nothing newer.
+    const stdout = execFileSync('openssl', ['s_client', '-connect', `127.0.0.1:${smtpPort}`, '-starttls', 'smtp', '-servername', OWN], { input: '', timeout: 15_000, encoding: 'utf8', stdio: 'pipe' });
+    const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(stdout)?.[0];
+    expect(new X509Certificate(pem ?? '').fingerprint256).toBe(new X509Certificate(served.cert).fingerprint256);
+    expect(Date.parse(new X509Certificate(served.cert).validTo)).toBeLessThan(Date.now());
+
+    const r = await runCli(['run', '--once'], ownEnv(join(work, 'own'), ownCerts));
+    expect(logsWith(r, { step: 'alert', msg: 'alert sent' }).map((l) => `${l.channel} ${l.problem}`), r.stdout).toEqual([`email expiry:${OWN}:ec-256`]);
+    const mails = await mailboxHas(1, 'ops');
+    expect(mails).toHaveLength(1);
+    expect(mails[0]).toMatch(/^Subject: \[mailcerts\] certificate mail\.own\.test expired$/m);
+    expect(mails[0]).toMatch(/\(using TLSv1\.[23] with cipher /);
+
+    // Another mailcerts, whose published certificate for the same name is another one (also
+    // expired, self-signed): what the server presents is not its own, so nothing is sent.
+    const otherDir = join(work, 'own-other');
+    writePublished(join(otherDir, 'certs'), makeExpired(OWN, { san: true }));
+    const refused = await runCli(['run', '--once'], ownEnv(otherDir, join(otherDir, 'certs')));
+    const failed = logsWith(refused, { step: 'alert', msg: 'could not send an alert; retrying later' });
+    expect(failed.map((l) => l.channel), refused.stdout).toEqual(['email']);
+    expect(String(failed[0]!.error)).toMatch(/^the SMTP server's certificate cannot be trusted for mail\.own\.test \(.+\), and it is not the certificate mailcerts published for mail\.own\.test; nothing was sent$/);
+    await delay(500);
+    expect(mailbox('ops')).toHaveLength(1);
   });
 });
 

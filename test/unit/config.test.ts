@@ -389,4 +389,22 @@ describe('alert settings', () => {
     });
     expect(c.secrets).toContain('s3cret-pass');
   });
+
+  it('ALERT_WEBHOOK: plain http:// only to loopback, no user:pass@; refused at load without echoing the URL', () => {
+    const base = { ACME_DOMAINS: 'mail.example.com' };
+    const webhook = (url: string) => problems({ ...base, ALERT_WEBHOOK: url });
+    const cleartext = 'ALERT_WEBHOOK: use https://; plain http:// only to a loopback address (127.0.0.1, [::1], localhost)';
+    expect(webhook('http://ntfy.example.com/topic-s3cret')).toEqual([cleartext]);
+    expect(webhook('http://10.0.0.7:8080/hook')).toEqual([cleartext]);
+    expect(webhook('http://127.0.0.1.evil.example/hook')).toEqual([cleartext]);
+    expect(webhook('http://[::ffff:8.8.8.8]/hook')).toEqual([cleartext]);
+    const userinfo = ['ALERT_WEBHOOK: a user name or password in the URL (user:pass@) cannot be sent; use the token the service puts in the URL\'s path or query (a Slack webhook URL, ntfy\'s ?auth=)'];
+    expect(webhook('https://admin:hunter2pass@ntfy.example.com/topic')).toEqual(userinfo);
+    expect(webhook('https://tok3n-s3cret@ntfy.example.com/topic')).toEqual(userinfo);
+    expect(webhook('http://u:hunter2pass@127.0.0.1:8080/hook')).toEqual(userinfo);
+    expect([webhook('http://ntfy.example.com/topic-s3cret'), webhook('https://admin:hunter2pass@h/'), webhook('https://tok3n-s3cret@h/')].flat().join(' ')).not.toMatch(/s3cret|hunter2pass/);
+    for (const ok of ['https://ntfy.sh/topic', 'http://127.0.0.1:8080/hook', 'http://127.8.9.10/hook', 'http://[::1]:8080/hook', 'http://localhost/hook']) {
+      expect(load({ ...base, ALERT_WEBHOOK: ok }).alerts.webhook?.url).toBe(new URL(ok).href);
+    }
+  });
 });
