@@ -100,6 +100,8 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
       out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: FAILED: ${errorMessage(err)}`);
     }
   }
+  // DANE: a warning only (the records are still kept), but a clear one: without DNSSEC, DANE is void.
+  if (config.certificates.some((c) => c.dane)) for (const line of await (await import('./report/dane.js')).daneDnssecCheck(config, log)) out(line);
   if (!config.docker.reload) {
     out('Docker: reloading is off (DOCKER_RELOAD=false)');
   } else {

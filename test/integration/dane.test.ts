@@ -268,10 +268,10 @@ describe('DANE over Cloudflare (the official SDK against the double; its DNS is 
     await runCli(['dane', 'rollover'], env);
     const early = await runCli(['run', '--once'], env);
     expect(logsWith(early, { step: 'dane', msg: 'DANE rollover waits' })[0]?.reason).toMatch(/must be for twice the TTL \(2m\)/);
-    // Two minutes pass: the state says the records were seen that long ago.
-    const statePath = join(dir, 'state', 'certificates', 'mx.cf.test', 'state.json');
+    // Two minutes pass: the DANE state says the records were seen that long ago.
+    const statePath = join(dir, 'state', 'certificates', 'mx.cf.test', 'dane.json');
     const st = JSON.parse(readFileSync(statePath, 'utf8'));
-    st.dane.seenSince = new Date(Date.now() - 121_000).toISOString();
+    st.seenSince = new Date(Date.now() - 121_000).toISOString();
     writeFileSync(statePath, JSON.stringify(st));
     const deletes = cf.requests.filter((q) => q.method === 'DELETE').length;
     const roll = await runCli(['run', '--once'], env);
