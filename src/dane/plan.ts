@@ -37,7 +37,7 @@ export function decideRollover(f: DaneFacts): DaneDecision {
   const due = whyDue(f);
   if (!due) return { roll: false, due: false, reason: `key in use since ${f.keySince.toISOString()}; rollover at ${new Date(f.keySince.getTime() + f.keyLifetimeMs).toISOString()}` };
   const burnIn = 2 * f.ttlSeconds * 1000;
-  if (!f.seenSince) return { roll: false, due: true, reason: `rollover due (${due}), but the next key's TLSA record is not yet answered by every authoritative server; the current key stays` };
+  if (!f.seenSince) return { roll: false, due: true, reason: `rollover due (${due}), but the next key's TLSA record is not yet answered by every authoritative server (and validating resolver, with DANE_RESOLVER); the current key stays` };
   const readyAt = new Date(f.seenSince.getTime() + burnIn);
   if (f.now < readyAt) {
     return { roll: false, due: true, readyAt, reason: `rollover due (${due}); the next key's record has been seen since ${f.seenSince.toISOString()}, and must be for twice the TTL (${formatDuration(burnIn)}): not before ${readyAt.toISOString()}` };
