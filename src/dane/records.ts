@@ -38,13 +38,17 @@ interface RawAnswer {
   signed: boolean;
 }
 
-/** One TLSA query with the DO bit over TCP; `recursive` asks a resolver (RD and AD set). */
-export async function queryTlsa(server: string, name: string, recursive: boolean, timeoutMs = 3_000): Promise<RawAnswer> {
+/**
+ * One TLSA query with the DO bit over TCP; `validating` also sets AD, asking a validating resolver
+ * to say whether it validated the answer. RD is set as any stub sets it: DNS01_RESOLVERS may name
+ * recursive servers, and an authoritative one ignores it.
+ */
+export async function queryTlsa(server: string, name: string, validating: boolean, timeoutMs = 3_000): Promise<RawAnswer> {
   const where = splitHostPort(server, 53);
   if (!where) throw new Error(`"${server}" is not an address`);
   const id = randomInt(0, 0x10000);
   const query = packet.encode({
-    type: 'query', id, flags: recursive ? packet.RECURSION_DESIRED | packet.AUTHENTIC_DATA : 0,
+    type: 'query', id, flags: packet.RECURSION_DESIRED | (validating ? packet.AUTHENTIC_DATA : 0),
     questions: [{ type: 'TLSA', name }],
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: packet.DNSSEC_OK, flag_do: true, options: [] }],
   });

@@ -232,6 +232,7 @@ describe('DANE and a key mailcerts did not make (found in CERTS_DIR)', () => {
     const r = await runCli(['run', '--once'], env);
     expect(r.code, r.stdout).toBe(0);
     expect(logsWith(r, { step: 'dane', msg: 'DANE: no certificate served yet; its TLSA records are published once it is' })[0]?.reason).toMatch(/^DANE: the ec-256 key in CERTS_DIR is not one mailcerts made or deployed and no TLSA record exists/);
+    expect(logsWith(r, { step: 'order', msg: 'ordering with a new key of mailcerts\' own (DANE: no TLSA record exists yet)' })).toHaveLength(1);
     expect(leafKey()).not.toBe(theirs);
     const rrset = bind.dig('_25._tcp.mx5.mail.test', 'TLSA');
     expect(rrset).not.toContain(tlsa(theirs));
