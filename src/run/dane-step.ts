@@ -62,7 +62,7 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
     // No TLSA record anywhere: validating senders use opportunistic TLS, and a record published
     // before the certificate would make them defer. Each variant without a key of mailcerts' own
     // is ordered with a fresh one; the records follow the deploy (finishDane).
-    for (const k of keys) await useFreshOrCurrent(k, view);
+    for (const k of keys) await useFreshOrCurrent(k, view, log);
     return;
   }
   const wanted = desiredValues(keys);
@@ -94,19 +94,20 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
     if (`${st.seenSince}|${st.seenValues}` !== before) k.run.markDirty();
     await applyChoice(k, vouched(view, k.current), now, dane.ttlSeconds, dane.keyLifetimeMs);
   }
+}
 
-  async function useFreshOrCurrent(k: VariantKeys, v: TlsaView): Promise<void> {
-    const choice = chooseKey({ keyType: k.run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: vouched(v, k.current), noRecords: true, now: new Date() });
-    if (choice.use === 'current') {
-      k.run.daneKey = k.run.bundle!.privateKey;
-      return;
-    }
-    const run = k.run;
-    if (run.decision === 'republish' && run.pending) return; // issued for this very case: it goes out
-    if (run.ok && run.decision === 'keep' && k.current) run.planned('issue', choice.reason);
-    if (run.decision === 'issue') run.daneKey = await generatePrivateKey(run.spec.keyType);
-    log.info({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE: no certificate served yet; its TLSA records are published once it is');
+/** No TLSA record anywhere: a variant without a key of mailcerts' own is ordered with a fresh one. */
+async function useFreshOrCurrent(k: VariantKeys, v: TlsaView, log: Logger): Promise<void> {
+  const choice = chooseKey({ keyType: k.run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: vouched(v, k.current), noRecords: true, now: new Date() });
+  if (choice.use === 'current') {
+    k.run.daneKey = k.run.bundle!.privateKey;
+    return;
   }
+  const run = k.run;
+  if (run.decision === 'republish' && run.pending) return; // issued for this very case: it goes out
+  if (run.ok && run.decision === 'keep' && k.current) run.planned('issue', choice.reason);
+  if (run.decision === 'issue') run.daneKey = await generatePrivateKey(run.spec.keyType);
+  log.info({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE: no certificate served yet; its TLSA records are published once it is');
 }
 
 /** Gives the variant's order its key, or holds it back, as chooseKey and decideRollover say. */
@@ -143,6 +144,13 @@ async function applyChoice(k: VariantKeys, currentVouched: boolean, now: Date, t
     run.log.info({ step: 'dane', keyType: run.spec.keyType, reason, readyAt: readyAt?.toISOString() }, 'DANE rollover waits');
     return;
   }
+  applyRollover(k, now, ttlSeconds, keyLifetimeMs, wakeAt);
+}
+
+/** The published key is current: renewals keep it, and a rollover due waits for the next key's burn-in. */
+function applyRollover(k: VariantKeys, now: Date, ttlSeconds: number, keyLifetimeMs: number, wakeAt: Date): void {
+  const { run } = k;
+  const st = run.daneState();
   const bundle = run.bundle!;
   const decision = decideRollover({
     now, ttlSeconds, keyLifetimeMs,
