@@ -65,6 +65,12 @@ export interface KeyFacts {
   noRecords: boolean;
   /** When the next key's record will have been seen for 2 x TTL; undefined while it is not seen everywhere. */
   nextReadyAt?: Date;
+  /**
+   * Waiting would leave the mail server without a working certificate: the published one (not
+   * DNS-vouched, so validating senders defer against it already) is due, or none of the
+   * certificate's key types has one at all.
+   */
+  cannotWait: boolean;
   now: Date;
 }
 
@@ -73,8 +79,8 @@ export type KeyChoice =
   | { use: 'current' }
   /** A first certificate with a key of mailcerts' own; its records follow its deploy. */
   | { use: 'fresh'; reason: string }
-  /** The announced next key, burned in: a certificate is ordered with it now. */
-  | { use: 'next'; reason: string }
+  /** The announced next key, burned in (early: not yet, but waiting would cost a working certificate). */
+  | { use: 'next'; reason: string; early?: boolean }
   /** No key may be deployed yet: the next key's record must be seen for 2 x TTL first. */
   | { use: 'wait'; reason: string; readyAt?: Date };
 
@@ -82,7 +88,10 @@ export type KeyChoice =
  * Which key a variant may be ordered with, decided from what DNS answers rather than from local
  * state alone: a key is deployed only when DNS vouches for it (its record answered everywhere
  * for 2 x TTL), or when it is the key already served, or when no TLSA record exists at all.
- * A key found in CERTS_DIR that mailcerts did not make counts only if DNS already names it.
+ * A key found in CERTS_DIR that mailcerts did not make counts only if DNS already names it. The
+ * one exception: when the key served is not vouched for either (validating senders defer against
+ * it already) and waiting would cost the mail server its working certificate, the announced
+ * next key is used before its burn-in ends.
  */
 export function chooseKey(f: KeyFacts): KeyChoice {
   if (f.hasCurrent && (f.currentIsMine || f.currentVouched)) return { use: 'current' };
@@ -92,6 +101,10 @@ export function chooseKey(f: KeyFacts): KeyChoice {
   }
   const first = f.hasCurrent ? `the ${f.keyType} key in CERTS_DIR is not one mailcerts made or deployed, and no TLSA record names it: the next key's record must be answered everywhere for twice the TTL before a certificate replaces it` : `the ${f.keyType} key's TLSA record must be answered everywhere for twice the TTL before its first certificate`;
   if (f.nextReadyAt && f.now >= f.nextReadyAt) return { use: 'next', reason: `DANE: ${first}; it has been: ordering with it` };
+  if (f.cannotWait) {
+    const why = f.hasCurrent ? 'the certificate is due' : 'no key type of this certificate has one';
+    return { use: 'next', early: true, reason: `DANE: ${first}, but ${why}: ordering with the announced next key now rather than leave the mail server without a working certificate; validating senders may defer until its record is answered everywhere` };
+  }
   const when = f.nextReadyAt ? `: not before ${f.nextReadyAt.toISOString()}` : ' (it is not yet answered by every authoritative server)';
   return { use: 'wait', readyAt: f.nextReadyAt, reason: `DANE: ${first}${when}` };
 }

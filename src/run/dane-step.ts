@@ -92,13 +92,13 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
       Object.assign(st, { seenSince: undefined, seenValues: undefined });
     }
     if (`${st.seenSince}|${st.seenValues}` !== before) k.run.markDirty();
-    await applyChoice(k, vouched(view, k.current), now, dane.ttlSeconds, dane.keyLifetimeMs);
+    await applyChoice(k, { currentVouched: vouched(view, k.current), nothingServed: keys.every((o) => !o.current) }, now, dane.ttlSeconds, dane.keyLifetimeMs);
   }
 }
 
 /** No TLSA record anywhere: a variant without a key of mailcerts' own is ordered with a fresh one. */
 async function useFreshOrCurrent(k: VariantKeys, v: TlsaView, log: Logger): Promise<void> {
-  const choice = chooseKey({ keyType: k.run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: vouched(v, k.current), noRecords: true, now: new Date() });
+  const choice = chooseKey({ keyType: k.run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: vouched(v, k.current), noRecords: true, cannotWait: false, now: new Date() });
   if (choice.use === 'current') {
     k.run.daneKey = k.run.bundle!.privateKey;
     return;
@@ -111,19 +111,20 @@ async function useFreshOrCurrent(k: VariantKeys, v: TlsaView, log: Logger): Prom
 }
 
 /** Gives the variant's order its key, or holds it back, as chooseKey and decideRollover say. */
-async function applyChoice(k: VariantKeys, currentVouched: boolean, now: Date, ttlSeconds: number, keyLifetimeMs: number): Promise<void> {
+async function applyChoice(k: VariantKeys, dns: { currentVouched: boolean; nothingServed: boolean }, now: Date, ttlSeconds: number, keyLifetimeMs: number): Promise<void> {
   const { run } = k;
+  const due = !!run.bundle && now >= renewalTime(run.bundle.notBefore, run.bundle.notAfter);
   const st = run.daneState();
   const burnIn = 2 * ttlSeconds * 1000;
   const readyAt = st.seenSince ? new Date(Date.parse(st.seenSince) + burnIn) : undefined;
   const ready = !!readyAt && now >= readyAt;
-  const choice = chooseKey({ keyType: k.run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched, noRecords: false, nextReadyAt: readyAt, now });
+  const choice = chooseKey({ keyType: run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: dns.currentVouched, noRecords: false, nextReadyAt: readyAt, cannotWait: due || dns.nothingServed, now });
   const wakeAt = readyAt ?? new Date(now.getTime() + Math.max(ttlSeconds, 60) * 1000);
 
   // A kept certificate (issued, not yet deployed) goes out only with a key DANE allows now.
   if (run.decision === 'republish' && run.pending) {
     const key = spkiOf(run.pending.leaf);
-    if (!((key === k.current && choice.use === 'current') || (key === k.next && ready))) {
+    if (!((key === k.current && choice.use === 'current') || (key === k.next && (ready || choice.use === 'next')))) {
       run.log.info({ step: 'dane', serial: run.pending.serial }, 'the kept certificate\'s key has no TLSA record seen long enough; it is dropped');
       await run.dropPending();
       run.planned('issue', 'DANE: the kept certificate\'s key was not announced long enough');
@@ -133,7 +134,8 @@ async function applyChoice(k: VariantKeys, currentVouched: boolean, now: Date, t
     run.daneKey = k.nextKey;
     run.daneRollover = true;
     if (run.ok && run.decision !== 'issue' && run.decision !== 'wait') run.planned('issue', choice.reason);
-    run.log.info({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE rollover: ordering with the next key');
+    if (choice.early) run.log.warn({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE: ordering with the next key before its burn-in ends');
+    else run.log.info({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE rollover: ordering with the next key');
     return;
   }
   if (choice.use !== 'current') {

@@ -267,6 +267,17 @@ describe('DANE and a key mailcerts did not make (found in CERTS_DIR)', () => {
     expect(bind.dig('_25._tcp.mx6.mail.test', 'TLSA')).toContain(tlsa(next));
     expect(bind.dig('_25._tcp.mx6.mail.test', 'TLSA')).toContain(tlsa(someoneElses)); // not mailcerts' to delete
   });
+  it('nothing served at all, but TLSA records at the name: the announced next key is used at once rather than leave the server without a certificate', async () => {
+    const { env, leafKey, nextKey } = envFor('no-cert', { ACME_DOMAINS: 'mx8.mail.test', DANE_NAMES: 'mx8.mail.test' });
+    const dns = new Rfc2136Dns({ server: { host: '127.0.0.1', port: bind.port }, key: { name: KEY, algorithm: 'hmac-sha256', secret: Buffer.from(secret, 'base64') }, log: createLogger('silent') });
+    await dns.create(await dns.zoneFor('mail.test'), { type: 'TLSA', name: '_25._tcp.mx8.mail.test', value: `3 1 1 ${createHash('sha256').update('an old setup').digest('hex')}`, ttl: TTL });
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, r.stdout).toBe(0);
+    expect(logsWith(r, { step: 'dane', msg: 'DANE: ordering with the next key before its burn-in ends' })[0]?.reason).toMatch(/, but no key type of this certificate has one: ordering with the announced next key now/);
+    const used = leafKey();
+    expect(bind.dig('_25._tcp.mx8.mail.test', 'TLSA')).toContain(tlsa(used)); // announced before the order
+    expect(nextKey()).not.toBe(used); // and the rollover is done: a new next key
+  });
 });
 
 describe('DANE and DNSSEC (this zone is not signed)', () => {

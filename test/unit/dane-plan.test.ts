@@ -24,7 +24,7 @@ describe('DANE rollover rules', () => {
   });
 
   describe('which key an order may use, from what DNS answers', () => {
-    const facts = { keyType: 'ec-256', hasCurrent: true, currentIsMine: false, currentVouched: false, noRecords: false, now };
+    const facts = { keyType: 'ec-256', hasCurrent: true, currentIsMine: false, currentVouched: false, noRecords: false, cannotWait: false, now };
     it('the published key is current when mailcerts made it, or when every server answers its record', () => {
       expect(chooseKey({ ...facts, currentIsMine: true })).toEqual({ use: 'current' });
       expect(chooseKey({ ...facts, currentVouched: true })).toEqual({ use: 'current' });
@@ -40,6 +40,13 @@ describe('DANE rollover rules', () => {
       expect(chooseKey({ ...facts, nextReadyAt: now })).toMatchObject({ use: 'next' });
       // The same for a key type that has no certificate yet (dual certificates).
       expect(chooseKey({ ...facts, hasCurrent: false, nextReadyAt: readyAt })).toMatchObject({ use: 'wait', reason: expect.stringMatching(/^DANE: the ec-256 key's TLSA record must be answered everywhere for twice the TTL before its first certificate: not before /) });
+    });
+    it('waiting must not cost the mail server its working certificate: a due certificate, or none at all, takes the announced next key early', () => {
+      const readyAt = new Date(now.getTime() + 1000);
+      expect(chooseKey({ ...facts, nextReadyAt: readyAt, cannotWait: true })).toMatchObject({ use: 'next', early: true, reason: expect.stringMatching(/, but the certificate is due: ordering with the announced next key now/) });
+      expect(chooseKey({ ...facts, hasCurrent: false, cannotWait: true })).toMatchObject({ use: 'next', early: true, reason: expect.stringMatching(/, but no key type of this certificate has one:/) });
+      // Never for a key that is current: renewals keep it.
+      expect(chooseKey({ ...facts, currentIsMine: true, cannotWait: true })).toEqual({ use: 'current' });
     });
   });
 });
