@@ -20,7 +20,7 @@ Commands:
                           renew certificates that are due (all with --force), or only NAME;
                           --key-type: only that variant of a dual certificate is forced
   status [--json]         show certificates, expiry, next renewal and last error
-  check                   validate the configuration, reach the CA and the Docker API
+  check                   validate the configuration, reach the CA and the Docker API; DNSSEC of DANE zones
   healthcheck             exit 0 when every certificate is valid and will be retried in time (as /healthz)
   dane                    the TLSA records of DANE certificates, whether every name server answers them, the rollover
   dane rollover [NAME]    ask for a key rollover (it still waits until the next key's record has been seen 2 x TTL)
@@ -104,6 +104,8 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
       out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: FAILED: ${errorMessage(err)}`);
     }
   }
+  // DANE: a warning only (the records are still kept), but a clear one: without DNSSEC, DANE is void.
+  if (config.certificates.some((c) => c.dane)) for (const line of await (await import('./report/dane.js')).daneDnssecCheck(config, log)) out(line);
   if (!config.docker.reload) {
     out('Docker: reloading is off (DOCKER_RELOAD=false)');
   } else {

@@ -175,7 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const custom = e.CUSTOM_CERTS_DIR;
   // DANE_PROVIDER, or the certificate's own DNS-01 provider; '' when neither (reported below).
   const daneOf = (names: string[], dnsProvider: string | undefined): DaneSpec => ({
-    names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME,
+    names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME, resolvers: e.DANE_RESOLVER,
   });
   // Normalized: the watcher reports the path so, and compares it with this one.
   const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER } : undefined);

@@ -234,6 +234,7 @@ export const envSchema = () => z.object({
   DANE_TTL: z._default(duration(1_000, 86_400_000, '3600s'), 3_600_000),
   DANE_PROVIDER: z.optional(z.enum(['none', ...DNS_PROVIDERS] as [string, ...string[]], { error: () => `use one of ${DNS_PROVIDERS.join(', ')}, or none to publish the records by hand` })),
   DANE_KEY_LIFETIME: z._default(duration(86_400_000, 10 * 365 * 86_400_000, '365d'), 365 * 86_400_000),
+  DANE_RESOLVER: z.optional(csvOf(resolverProblem)),
   ACME_TIMEOUT: z._default(duration(1_000, 600_000, '30s'), 30_000),
   ACME_CONCURRENCY: z._default(
     wholeNumber(1, 32, {
@@ -353,6 +354,8 @@ export interface DaneSpec {
   provider: string;
   /** A key older than this is rolled over (after the next key's record has been seen long enough). */
   keyLifetimeMs: number;
+  /** Validating resolvers (DANE_RESOLVER): the burn-in counts only answers they give with the AD bit. */
+  resolvers?: string[];
 }
 
 /** One key type of a certificate: what a single order obtains and a single state file follows. */

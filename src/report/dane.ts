@@ -4,7 +4,7 @@
  */
 import { type Config, variantsOf } from '../config/schema.js';
 import { decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
-import { ask } from '../dane/records.js';
+import { ask, dnssecNotes, missingInView } from '../dane/records.js';
 import { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
 import { spkiOf, spkiOfKey } from '../pki/identity.js';
@@ -16,10 +16,14 @@ import { errorMessage } from '../util/errors.js';
 export interface DaneRecordRow {
   owner: string;
   value: string;
-  role: 'current' | 'next';
+  /** other: a record at the name that is neither key (someone else's, or left from a lost STATE_DIR). */
+  role: 'current' | 'next' | 'other';
   /** Servers answering it, of those asked. */
   answeredBy: number;
   asked: number;
+  /** Validating resolvers (DANE_RESOLVER) answering it with the AD bit, of those asked. */
+  validatedBy: number;
+  resolvers: number;
 }
 
 export interface DaneRow {
@@ -28,7 +32,11 @@ export interface DaneRow {
   provider: string;
   state: string;
   records: DaneRecordRow[];
+  /** What DNSSEC says of the zone: problems (DANE void, or mail deferred), and how it was checked. */
+  dnssec: { problems: string[]; checked: string };
 }
+
+const count = (byServer: Map<string, string[] | string> | undefined, value: string) => [...(byServer?.values() ?? [])].filter((g) => typeof g !== 'string' && g.includes(value)).length;
 
 export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]> {
   const rows: DaneRow[] = [];
@@ -39,25 +47,30 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
     const { published } = await readPublishedOrBroken(config, spec);
     const provider = dane.provider === 'none' ? undefined : await dns.get(dane.provider);
     const owners = tlsaOwners(dane.names, dane.ports);
-    // Errors count as asked and not answered.
-    const answers = new Map([...(await ask(owners, provider, config))].map(([owner, byServer]) => [owner, [...byServer.values()].map((got) => (typeof got === 'string' ? [] : got))]));
+    const view = await ask(owners, provider, config, dane);
+    const dnssec = dnssecNotes(view);
+    const mine = new Set<string>();
+    const variantRows: DaneRow[] = [];
     for (const v of variantsOf(spec)) {
       const key = keys.get(v.keyType)!;
       const state = await readCertState(config.stateDir, key, undefined, { readOnly: true });
       const leaf = bundleFor(published, v)?.leaf;
       const next = await readDaneNextKey(config.stateDir, key);
+      const current = leaf && spkiOf(leaf);
       const records: DaneRecordRow[] = [];
       for (const owner of owners) {
-        const got = answers.get(owner)!;
-        for (const [role, digest] of [['current', leaf && spkiOf(leaf)], ['next', next && spkiOfKey(next)]] as const) {
+        for (const [role, digest] of [['current', current], ['next', next && spkiOfKey(next)]] as const) {
           if (!digest) continue;
           const value = tlsa311(digest);
-          records.push({ owner, value, role, answeredBy: got.filter((g) => g.includes(value)).length, asked: got.length });
+          mine.add(value);
+          records.push({ owner, value, role, answeredBy: count(view.answers.get(owner), value), asked: view.answers.get(owner)?.size ?? 0, validatedBy: count(view.validated.get(owner), value), resolvers: view.resolvers.length });
         }
       }
       const d = state.dane;
+      const isMine = !!current && (current === d?.served || current === d?.ordered);
       let text: string;
       if (!leaf) text = 'no certificate yet: its records are published once it is served';
+      else if (!isMine && missingInView(view, [tlsa311(current!)]).length > 0) text = `the key in CERTS_DIR is not one mailcerts made or deployed, and not every server answers its record: it is not announced, and is replaced by a key of mailcerts' own (at once while no TLSA record exists, else once the next key's record has been answered everywhere for twice the TTL)`;
       else if (!d) text = 'not started: the records are written at the next pass';
       else {
         const decision = decideRollover({
@@ -69,8 +82,14 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
         const seen = d.seenSince ? `next published since ${d.seenSince}` : 'next key not yet answered by every server';
         text = `${step}; ${seen}; ${decision.reason}`;
       }
-      rows.push({ cert: spec.name, keyType: v.keyType, provider: dane.provider, state: text, records });
+      variantRows.push({ cert: spec.name, keyType: v.keyType, provider: dane.provider, state: text, records, dnssec });
     }
+    // Records at the names that are neither variant's keys: left alone by mailcerts.
+    for (const owner of owners) {
+      const others = new Set([...view.answers.get(owner)!.values()].flatMap((g) => (typeof g === 'string' ? [] : g)).filter((value) => !mine.has(value)));
+      for (const value of others) variantRows[0]?.records.push({ owner, value, role: 'other', answeredBy: count(view.answers.get(owner), value), asked: view.answers.get(owner)!.size, validatedBy: count(view.validated.get(owner), value), resolvers: view.resolvers.length });
+    }
+    rows.push(...variantRows);
   }
   return rows;
 }
@@ -78,12 +97,37 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
 export function formatDane(rows: DaneRow[], config: Config): string {
   if (rows.length === 0) return 'No certificate has DANE names (dane: in MAILCERTS_CONFIG, or DANE_NAMES).';
   const lines: string[] = [];
-  for (const r of rows) {
+  for (const [i, r] of rows.entries()) {
     const ttl = config.certificates.find((c) => c.name === r.cert)?.dane?.ttlSeconds ?? 3600;
     lines.push(`${r.cert} (${r.keyType}), records written by ${r.provider === 'none' ? 'you (DANE_PROVIDER=none): publish these' : r.provider}: ${r.state}`);
-    for (const rec of r.records) lines.push(`  ${rec.owner}. ${ttl} IN TLSA ${rec.value}   ; ${rec.role}, answered by ${rec.answeredBy} of ${rec.asked} servers`);
+    for (const rec of r.records) {
+      const role = rec.role === 'other' ? 'not a key of mailcerts (left alone)' : rec.role;
+      const validated = rec.resolvers > 0 ? `, validated by ${rec.validatedBy} of ${rec.resolvers} resolvers` : '';
+      lines.push(`  ${rec.owner}. ${ttl} IN TLSA ${rec.value}   ; ${role}, answered by ${rec.answeredBy} of ${rec.asked} servers${validated}`);
+    }
+    if (rows[i + 1]?.cert === r.cert) continue; // once per certificate
+    for (const p of r.dnssec.problems) lines.push(`  DNSSEC WARNING: ${p}`);
+    if (r.dnssec.problems.length === 0) lines.push(`  DNSSEC: signed; ${r.dnssec.checked}`);
   }
   return lines.join('\n');
+}
+
+/** For `mailcerts check`: per DANE certificate, what DNSSEC says of its records' zone. */
+export async function daneDnssecCheck(config: Config, log: Logger): Promise<string[]> {
+  const lines: string[] = [];
+  const dns = new DnsProviders(config.dns.providers, log);
+  for (const spec of config.certificates.filter((c) => c.dane && c.source === 'acme')) {
+    const dane = spec.dane!;
+    try {
+      const provider = dane.provider === 'none' ? undefined : await dns.get(dane.provider);
+      const { problems, checked } = dnssecNotes(await ask(tlsaOwners(dane.names, dane.ports), provider, config, dane));
+      if (problems.length === 0) lines.push(`DANE for ${spec.name}: DNSSEC ok (${checked})`);
+      for (const p of problems) lines.push(`DANE for ${spec.name}: WARNING: ${p}`);
+    } catch (err) {
+      lines.push(`DANE for ${spec.name}: WARNING: the TLSA records could not be asked for: ${errorMessage(err)}`);
+    }
+  }
+  return lines;
 }
 
 /** Marks a rollover as asked for, under the pass lock (a running pass keeps its own view until it ends). */

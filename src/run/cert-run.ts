@@ -48,7 +48,7 @@ export class CertRun {
   toPublish?: Bundle;
   /** ARI: the certificate a new order replaces. */
   replaces?: string;
-  /** DANE: the private key this variant's order must use (current, or next in a rollover). */
+  /** DANE: the private key this variant's order must use (current, next in a rollover, or a new one while no TLSA record exists). */
   daneKey?: string;
   /** DANE: this pass orders with the next key. */
   daneRollover = false;

@@ -92,6 +92,7 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
   run.attempting();
   const reuse = run.daneKey ?? (ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined);
   if (run.daneRollover) log.info({ step: 'order', keyType: spec.keyType }, 'ordering with the next key, whose TLSA record is published (DANE rollover)');
+  else if (run.daneKey && run.daneKey !== run.bundle?.privateKey) log.info({ step: 'order', keyType: spec.keyType }, 'ordering with a new key of mailcerts\' own (DANE: no TLSA record exists yet)');
   else if (reuse) log.info({ step: 'order', keyType: spec.keyType }, run.daneKey ? 'reusing the published private key (DANE)' : 'reusing the published private key (ACME_REUSE_KEY)');
   const issued = await raceAbort(ctx.issuer.issue({ spec, replaces: run.replaces, privateKey: reuse, signal: ctx.signal }), ctx.signal, `certificate "${spec.name}": order`);
   const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);

@@ -23,6 +23,32 @@ const AriStateSchema = z.object({
 });
 export type AriState = z.infer<typeof AriStateSchema>;
 
+/**
+ * DANE: the key's TLSA records and its rollover (see dane/plan.ts), in dane.json beside the
+ * certificate's state.json: a damaged state.json, moved aside, does not take the rollover's
+ * clock with it. Losing this file too only delays things: which keys may be used is decided
+ * from what DNS answers (run/dane-step.ts).
+ */
+const DaneStateSchema = z.object({
+  /** Since when the key being served has been the current one. */
+  keySince: z.iso.datetime(),
+  /** When the next key (dane-next.pem beside this file) was made. */
+  nextCreatedAt: z.optional(z.iso.datetime()),
+  /** Since when every authoritative server has answered the whole RRset (current and next digests). */
+  seenSince: z.optional(z.iso.datetime()),
+  /** The RRset seenSince is about (its values, sorted): another set starts the count again. */
+  seenValues: z.optional(z.string()),
+  /** SPKI SHA-256 of the key last verified as served: its record stays until another is. */
+  served: z.optional(z.string()),
+  /** SPKI SHA-256 of the key of the last certificate mailcerts ordered (a key of its own). */
+  ordered: z.optional(z.string()),
+  /** `mailcerts dane rollover` asked for one. */
+  rolloverRequestedAt: z.optional(z.iso.datetime()),
+  /** The last check of the served key against the records the authoritative servers answer. */
+  check: z.optional(z.object({ at: z.iso.datetime(), inStep: z.boolean(), detail: z.string(), names: z.optional(z.record(z.string(), z.boolean())) })),
+});
+export type DaneState = z.infer<typeof DaneStateSchema>;
+
 /** What mailcerts remembers about one certificate between passes and restarts. */
 const CertStateSchema = z.object({
   /** The key type this state belongs to (absent in states written before dual certificates). */
@@ -47,23 +73,8 @@ const CertStateSchema = z.object({
   failedAt: z.optional(z.iso.datetime()),
   /** The first failure since the last success (alerts count from it). */
   failingSince: z.optional(z.iso.datetime()),
-  /** DANE: the key's TLSA records and its rollover (see dane/plan.ts). */
-  dane: z.optional(z.object({
-    /** Since when the key being served has been the current one. */
-    keySince: z.iso.datetime(),
-    /** When the next key (dane-next.pem beside this file) was made. */
-    nextCreatedAt: z.optional(z.iso.datetime()),
-    /** Since when every authoritative server has answered the whole RRset (current and next digests). */
-    seenSince: z.optional(z.iso.datetime()),
-    /** The RRset seenSince is about (its values, sorted): another set starts the count again. */
-    seenValues: z.optional(z.string()),
-    /** SPKI SHA-256 of the key last verified as served: its record stays until another is. */
-    served: z.optional(z.string()),
-    /** `mailcerts dane rollover` asked for one. */
-    rolloverRequestedAt: z.optional(z.iso.datetime()),
-    /** The last check of the served key against the records the authoritative servers answer. */
-    check: z.optional(z.object({ at: z.iso.datetime(), inStep: z.boolean(), detail: z.string(), names: z.optional(z.record(z.string(), z.boolean())) })),
-  })),
+  /** DANE, as states before dane.json kept it: read only when dane.json is absent. */
+  dane: z.optional(DaneStateSchema),
   /** A certificate issued but not deployed (pending.pem beside this file): what it is and why it waits. */
   pending: z.optional(z.object({ serial: z.string(), profile: z.optional(z.string()), issuedAt: z.iso.datetime() })),
 });
@@ -118,13 +129,14 @@ export async function settleVariantStates(
     log?.info({ step: 'plan', keyType: plain?.keyType }, 'key type no longer configured: its state is dropped');
     await rm(join(dir, 'state.json'), { force: true });
     await rm(join(dir, 'pending.pem'), { force: true });
+    await rm(join(dir, 'dane.json'), { force: true });
     const first = join(dir, spec.keyTypes[0]!);
-    for (const f of ['pending.pem', 'state.json']) await rename(join(first, f), join(dir, f)).catch(() => undefined);
+    for (const f of ['pending.pem', 'dane.json', 'state.json']) await rename(join(first, f), join(dir, f)).catch(() => undefined);
     plain = await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log);
     owner = ownerOf(stateDir, spec, plain?.keyType);
   }
   const keys = new Map(spec.keyTypes.map((kt) => [kt, kt === owner ? spec.name : `${spec.name}/${kt}`]));
-  const states = new Map<string, CertState>([[spec.name, plain ?? { failures: 0 }]]);
+  const states = new Map<string, CertState>([[spec.name, await withDane(stateDir, spec.name, plain ?? { failures: 0 }, log)]]);
   const kept = new Set([...keys.values()]);
   for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     // Folders of key types no longer listed, or of the one the certificate's folder now holds.
@@ -142,11 +154,22 @@ export function certStatePath(stateDir: string, name: string): string {
 
 /** The certificate's state; a damaged file is moved aside and this certificate alone starts afresh. */
 export async function readCertState(stateDir: string, name: string, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<CertState> {
-  return (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log, opts)) ?? { failures: 0 };
+  return withDane(stateDir, name, (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log, opts)) ?? { failures: 0 }, log, opts);
 }
 
+const daneStatePath = (stateDir: string, name: string) => join(certStateDir(stateDir, name), 'dane.json');
+
+/** The state with its DANE part from dane.json (or, before that file, from state.json). */
+async function withDane(stateDir: string, name: string, state: CertState, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<CertState> {
+  const dane = await readStateFile(daneStatePath(stateDir, name), DaneStateSchema, log, opts);
+  return dane ? { ...state, dane } : state;
+}
+
+/** Writes the state: its DANE part to dane.json first, the rest to state.json. */
 export async function writeCertState(stateDir: string, name: string, state: CertState): Promise<void> {
-  await writeJson(certStatePath(stateDir, name), state);
+  const { dane, ...rest } = state;
+  if (dane) await writeJson(daneStatePath(stateDir, name), dane);
+  await writeJson(certStatePath(stateDir, name), rest);
 }
 
 /**

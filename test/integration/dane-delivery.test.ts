@@ -1,5 +1,5 @@
-import { randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, randomInt } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -31,6 +31,8 @@ const certsDir = join(work, 'certs');
 function env(): Record<string, string> {
   return rfc2136Env({ pebble, bind, key: KEY, secret, certsDir, stateDir: join(work, 'state') }, {
     ACME_DOMAINS: MX, DANE_NAMES: MX, DANE_PORTS: String(ENDPOINTS.smtp.port), DANE_TTL: `${TTL}s`, DOCKER_SCOPE: TEST_PROJECT,
+    // The burn-in counts only what the validating resolver answers with the AD bit.
+    DANE_RESOLVER: unbound.address,
   });
 }
 
@@ -106,6 +108,10 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
     expect(bind.dig(`_${ENDPOINTS.smtp.port}._tcp.${MX}`, 'TLSA')).toHaveLength(2);
     expect(logsWith(r, { step: 'dane', msg: 'TLSA records in step with the served key' })).toHaveLength(1);
     expect(unbound.dig(`_${ENDPOINTS.smtp.port}._tcp.${MX}`, 'TLSA')).toMatch(/flags: qr rd ra ad;/);
+    const shown = await runCli(['dane'], env());
+    expect(shown.stdout).toMatch(/; current, answered by 1 of 1 servers, validated by 1 of 1 resolvers/);
+    expect(shown.stdout).toContain(`  DNSSEC: signed; validated by ${unbound.address} (AD bit required)`);
+    expect((await runCli(['check'], env())).stdout).toContain(`DANE for ${MX}: DNSSEC ok (validated by ${unbound.address} (AD bit required))`);
     await delay(TTL * 1000 + 500); // the resolver may hold the empty answer for the negative TTL
     const attempt = await deliver();
     expect(attempt).toMatch(new RegExp(`Verified TLS connection established to mx\\.mail\\.test\\[127\\.0\\.0\\.1\\]:${ENDPOINTS.smtp.port}`));
@@ -135,5 +141,40 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
     const attempt = await deliver();
     expect(attempt).toMatch(/Verified TLS connection established/);
     expect(attempt).toMatch(/status=sent/);
+  });
+});
+
+describe('mailcerts loses its state: DNS says which key may be served, and the sender never defers', () => {
+  const stateDir = join(work, 'state');
+  const keyOf = () => readFileSync(join(certsDir, 'privkey.pem'), 'utf8');
+  const spki = (pem: string) => createHash('sha256').update(createPublicKey(pem).export({ type: 'spki', format: 'der' })).digest('hex');
+  const tlsaName = `_${ENDPOINTS.smtp.port}._tcp.${MX}`;
+
+  it('state.json damaged (mailcerts moves it aside), then renew --force: the served key is kept', async () => {
+    const before = keyOf();
+    writeFileSync(join(stateDir, 'certificates', MX, 'state.json'), '{"deployedDigest": "trunc');
+    const r = await runCli(['renew', '--force'], env());
+    expect(r.code, r.stdout).toBe(0);
+    const attempt = await deliver();
+    expect(attempt).toMatch(/Verified TLS connection established/);
+    expect(attempt).toMatch(/status=sent/);
+    expect(logsWith(r, { msg: 'a state file was damaged; it was moved aside and mailcerts starts afresh for it' })).toHaveLength(1);
+    expect(logsWith(r, { step: 'order', msg: 'reusing the published private key (DANE)' })).toHaveLength(1);
+    expect(keyOf()).toBe(before);
+  });
+
+  it('STATE_DIR recreated empty, then renew --force: the served key is kept (every server answers its record), a new next key is announced', async () => {
+    const before = keyOf();
+    rmSync(stateDir, { recursive: true, force: true });
+    mkdirSync(stateDir);
+    const r = await runCli(['renew', '--force'], env());
+    expect(r.code, r.stdout).toBe(0);
+    const attempt = await deliver();
+    expect(attempt).toMatch(/Verified TLS connection established/);
+    expect(attempt).toMatch(/status=sent/);
+    expect(logsWith(r, { step: 'order', msg: 'reusing the published private key (DANE)' })).toHaveLength(1);
+    expect(keyOf()).toBe(before);
+    const next = spki(readFileSync(join(stateDir, 'certificates', MX, 'dane-next.pem'), 'utf8'));
+    expect(bind.dig(tlsaName, 'TLSA').map((v) => v.replace(/\s/g, '').toLowerCase())).toContain(`311${next}`);
   });
 });

@@ -182,7 +182,7 @@ describe('DANE when the records cannot be written', () => {
     await delay(2 * TTL * 1000 + 200);
     const again = await runCli(['run', '--once'], env);
     expect(logsWith(again, { step: 'dane', msg: 'could not write the TLSA records; the current key stays' })).toHaveLength(1);
-    expect(logsWith(again, { step: 'dane', msg: 'DANE rollover waits' })[0]?.reason).toMatch(/not yet answered by every authoritative server; the current key stays$/);
+    expect(logsWith(again, { step: 'dane', msg: 'DANE rollover waits' })[0]?.reason).toMatch(/not yet answered by every authoritative server \(and validating resolver, with DANE_RESOLVER\); the current key stays$/);
     expect(leafKey()).toBe(key);
     const shown = await runCli(['dane'], env);
     expect(shown.code).toBe(1);
@@ -213,6 +213,94 @@ describe('DANE when the records cannot be written', () => {
     expect(logsWith(r, { step: 'dane', msg: 'the next key in STATE_DIR cannot be read; a new one is made and announced' })).toHaveLength(1);
     expect(leafKey()).toBe(key); // the renewal kept the served key
     expect(spki(readFileSync(path, 'utf8'))).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe('DANE and a key mailcerts did not make (found in CERTS_DIR)', () => {
+  /** A certificate in CERTS_DIR from "another tool": the same CA, no DANE, a STATE_DIR of its own. */
+  async function adopted(name: string, domain: string, extra: Record<string, string> = {}) {
+    const t = envFor(name, { ACME_DOMAINS: domain, DANE_NAMES: domain, ...extra });
+    const { DANE_NAMES: _n, ...other } = t.env;
+    const first = await runCli(['run', '--once'], { ...other, STATE_DIR: join(t.dir, 'other-tool') });
+    expect(first.code, first.stdout).toBe(0);
+    return t;
+  }
+
+  it('no TLSA record at the name: the key is neither announced nor reused; a certificate with a key of mailcerts\' own is ordered at once', async () => {
+    const { env, leafKey } = await adopted('adopted', 'mx5.mail.test');
+    const theirs = leafKey();
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, r.stdout).toBe(0);
+    expect(logsWith(r, { step: 'dane', msg: 'DANE: no certificate served yet; its TLSA records are published once it is' })[0]?.reason).toMatch(/^DANE: the ec-256 key in CERTS_DIR is not one mailcerts made or deployed and no TLSA record exists/);
+    expect(logsWith(r, { step: 'order', msg: 'ordering with a new key of mailcerts\' own (DANE: no TLSA record exists yet)' })).toHaveLength(1);
+    expect(leafKey()).not.toBe(theirs);
+    const rrset = bind.dig('_25._tcp.mx5.mail.test', 'TLSA');
+    expect(rrset).not.toContain(tlsa(theirs));
+    expect(rrset).toContain(tlsa(leafKey()));
+    expect(logsWith(r, { step: 'dane', msg: 'TLSA records in step with the served key' })).toHaveLength(1);
+  });
+
+  it('TLSA records that do not name it: it is not announced; renew --force waits until the next key has been answered for 2 x TTL, then orders with that key', async () => {
+    const { env, leafKey, nextKey } = await adopted('adopted2', 'mx6.mail.test', { DANE_TTL: '2s' });
+    const theirs = leafKey();
+    const dns = new Rfc2136Dns({ server: { host: '127.0.0.1', port: bind.port }, key: { name: KEY, algorithm: 'hmac-sha256', secret: Buffer.from(secret, 'base64') }, log: createLogger('silent') });
+    const someoneElses = createHash('sha256').update('a key of a previous setup').digest('hex');
+    await dns.create(await dns.zoneFor('mail.test'), { type: 'TLSA', name: '_25._tcp.mx6.mail.test', value: `3 1 1 ${someoneElses}`, ttl: 2 });
+    const forced = await runCli(['renew', '--force'], env);
+    expect(forced.code, forced.stdout).toBe(0);
+    const waits = logsWith(forced, { step: 'dane', msg: 'DANE rollover waits' });
+    expect(waits[0]?.reason).toMatch(/^DANE: the ec-256 key in CERTS_DIR is not one mailcerts made or deployed, and no TLSA record names it: .*: not before /);
+    expect(leafKey()).toBe(theirs); // nothing better may be served yet
+    expect(logsWith(forced, { step: 'order' })).toEqual([]);
+    const rrset = bind.dig('_25._tcp.mx6.mail.test', 'TLSA');
+    expect(rrset).not.toContain(tlsa(theirs));
+    expect(rrset).toContain(tlsa(nextKey()));
+    const shown = await runCli(['dane'], env);
+    expect(shown.stdout).toContain(`3 1 1 ${someoneElses}   ; not a key of mailcerts (left alone), answered by 1 of 1 servers`);
+
+    await delay(Math.max(0, Date.parse(String(waits[0]!.readyAt)) - Date.now()) + 200);
+    const next = nextKey();
+    const roll = await runCli(['run', '--once'], env);
+    expect(roll.code, roll.stdout).toBe(0);
+    expect(logsWith(roll, { step: 'order', msg: 'ordering with the next key, whose TLSA record is published (DANE rollover)' })).toHaveLength(1);
+    expect(leafKey()).toBe(next);
+    expect(bind.dig('_25._tcp.mx6.mail.test', 'TLSA')).toContain(tlsa(next));
+    expect(bind.dig('_25._tcp.mx6.mail.test', 'TLSA')).toContain(tlsa(someoneElses)); // not mailcerts' to delete
+  });
+  it('nothing served at all, but TLSA records at the name: the announced next key is used at once rather than leave the server without a certificate', async () => {
+    const { env, leafKey, nextKey } = envFor('no-cert', { ACME_DOMAINS: 'mx8.mail.test', DANE_NAMES: 'mx8.mail.test' });
+    const dns = new Rfc2136Dns({ server: { host: '127.0.0.1', port: bind.port }, key: { name: KEY, algorithm: 'hmac-sha256', secret: Buffer.from(secret, 'base64') }, log: createLogger('silent') });
+    await dns.create(await dns.zoneFor('mail.test'), { type: 'TLSA', name: '_25._tcp.mx8.mail.test', value: `3 1 1 ${createHash('sha256').update('an old setup').digest('hex')}`, ttl: TTL });
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, r.stdout).toBe(0);
+    expect(logsWith(r, { step: 'dane', msg: 'DANE: ordering with the next key before its burn-in ends' })[0]?.reason).toMatch(/, but no key type of this certificate has one: ordering with the announced next key now/);
+    const used = leafKey();
+    expect(bind.dig('_25._tcp.mx8.mail.test', 'TLSA')).toContain(tlsa(used)); // announced before the order
+    expect(nextKey()).not.toBe(used); // and the rollover is done: a new next key
+  });
+});
+
+describe('DANE and DNSSEC (this zone is not signed)', () => {
+  it('check and dane warn that DANE is void; with DANE_RESOLVER, a resolver that gives no AD bit holds the rollover', async () => {
+    const { env } = envFor('unsigned', { ACME_DOMAINS: 'mx7.mail.test', DANE_NAMES: 'mx7.mail.test' });
+    expect((await runCli(['run', '--once'], env)).code).toBe(0);
+    const warning = 'the zone mail.test is not DNSSEC-signed (its name servers answer without RRSIG): validating senders ignore TLSA records there, so DANE is void until the zone is signed';
+    const check = await runCli(['check'], env);
+    expect(check.stdout).toContain(`DANE for mx7.mail.test: WARNING: ${warning}`);
+    expect((await runCli(['dane'], env)).stdout).toContain(`  DNSSEC WARNING: ${warning}`);
+
+    // The zone's own server as the "validating resolver": it answers, but never with the AD bit.
+    const validating = { ...env, DANE_RESOLVER: bind.address };
+    await runCli(['dane', 'rollover'], validating);
+    for (let i = 0; i < 2; i++) {
+      const r = await runCli(['run', '--once'], validating);
+      expect(r.code, r.stdout).toBe(0);
+      expect(JSON.stringify(logsWith(r, { step: 'dane', msg: 'TLSA records not yet answered everywhere' })[0]?.missing)).toContain(`_25._tcp.mx7.mail.test on ${bind.address} (validating resolver) (answered without the AD bit: not validated by DNSSEC)`);
+      const waits = logsWith(r, { step: 'dane', msg: 'DANE rollover waits' });
+      expect(waits[0]?.reason).toMatch(/not yet answered by every authoritative server \(and validating resolver, with DANE_RESOLVER\); the current key stays$/);
+      expect(waits[0]?.readyAt).toBeUndefined();
+    }
+    expect((await runCli(['dane'], validating)).stdout).toMatch(/; current, answered by 1 of 1 servers, validated by 0 of 1 resolvers/);
   });
 });
 
@@ -268,10 +356,10 @@ describe('DANE over Cloudflare (the official SDK against the double; its DNS is 
     await runCli(['dane', 'rollover'], env);
     const early = await runCli(['run', '--once'], env);
     expect(logsWith(early, { step: 'dane', msg: 'DANE rollover waits' })[0]?.reason).toMatch(/must be for twice the TTL \(2m\)/);
-    // Two minutes pass: the state says the records were seen that long ago.
-    const statePath = join(dir, 'state', 'certificates', 'mx.cf.test', 'state.json');
+    // Two minutes pass: the DANE state says the records were seen that long ago.
+    const statePath = join(dir, 'state', 'certificates', 'mx.cf.test', 'dane.json');
     const st = JSON.parse(readFileSync(statePath, 'utf8'));
-    st.dane.seenSince = new Date(Date.now() - 121_000).toISOString();
+    st.seenSince = new Date(Date.now() - 121_000).toISOString();
     writeFileSync(statePath, JSON.stringify(st));
     const deletes = cf.requests.filter((q) => q.method === 'DELETE').length;
     const roll = await runCli(['run', '--once'], env);

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
-import { connect } from 'node:net';
 import * as packet from 'dns-packet';
 import type { Logger } from '../../../log.js';
+import { exchange } from '../../tcp.js';
 import { UserError } from '../../../util/errors.js';
 import { type DnsProvider, type DnsRecord, type DnsRecordType, type DnsZone, formatTlsa, sameName } from '../../provider.js';
 import { signMessage, type TsigKey, verifyAnswer } from './tsig.js';
@@ -19,29 +19,6 @@ export interface Rfc2136Options {
 const RCODES: Record<number, string> = {
   1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET', 8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
 };
-
-/** One DNS message over TCP (RFC 7766 framing): no truncation to handle, and the signed bytes arrive whole. */
-function exchange(server: { host: string; port: number }, message: Buffer, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: server.host.replace(/^\[|\]$/g, ''), port: server.port });
-    let got = Buffer.alloc(0);
-    const done = (err: Error | undefined, answer?: Buffer) => {
-      socket.destroy();
-      clearTimeout(timer);
-      if (err) reject(err);
-      else resolve(answer!);
-    };
-    const timer = setTimeout(() => done(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs);
-    socket.on('connect', () => socket.write(Buffer.concat([u16(message.length), message])));
-    socket.on('data', (chunk) => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length > 70_000) return done(new Error('answer too large'));
-      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) done(undefined, got.subarray(2, 2 + got.readUInt16BE(0)));
-    });
-    socket.on('error', (err) => done(err));
-    socket.on('end', () => done(new Error('the server closed the connection without an answer')));
-  });
-}
 
 /** A record id: RFC 2136 has none, so the record itself is its id. */
 const idOf = (r: Pick<DnsRecord, 'type' | 'name' | 'value'>) => JSON.stringify([r.type, r.name, r.value]);

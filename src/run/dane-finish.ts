@@ -1,0 +1,118 @@
+/**
+ * The DANE step after the deploy: the served key is recorded (a rollover that is served is done),
+ * the records follow, and the served key is checked against what the servers answer.
+ */
+import { tlsa311, tlsaOwners } from '../dane/plan.js';
+import { ask, missingIn, type TlsaView } from '../dane/records.js';
+import { writeRecords } from '../dane/write-records.js';
+import { waitForRecords } from '../dns/propagation.js';
+import { spkiOf, spkiOfKey } from '../pki/identity.js';
+import { generatePrivateKey } from '../pki/keys.js';
+import { readDaneNextKey, writeDaneNextKey } from '../state/cert-state.js';
+import { errorMessage } from '../util/errors.js';
+import type { CertRun } from './cert-run.js';
+import { desiredValues, keptValues, keysOf, usableNextKey, type VariantKeys, vouched } from './dane-keys.js';
+import type { DaneContext } from './dane-step.js';
+
+/**
+ * After the deploy: a variant whose deploy was verified now serves its published key. If that
+ * key is mailcerts' own it becomes the served one (a rollover whose next key is served is done: a
+ * new next key is made, and the old digest goes only now); a key mailcerts did not make counts
+ * only when DNS already vouches for it, and is never announced. Then every served key is checked
+ * against what the authoritative servers answer.
+ */
+export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<void> {
+  const spec = runs[0]?.spec;
+  const dane = spec?.dane;
+  if (!spec || !dane || spec.source !== 'acme') return;
+  const log = runs[0]!.log;
+  const now = new Date().toISOString();
+  let changed = runs.some((r) => r.publishedNow);
+  const foreign: CertRun[] = [];
+  for (const run of runs) {
+    const st = run.daneState();
+    // An order of this pass used the key the DANE step chose for it: mailcerts' own.
+    if (run.issuedNow && run.daneKey) {
+      const ordered = spkiOfKey(run.daneKey);
+      if (st.ordered !== ordered) {
+        st.ordered = ordered;
+        run.markDirty();
+      }
+    }
+    const leaf = run.bundle?.leaf;
+    // Served: deployed and verified (rollout recorded the digest only then).
+    if (!leaf || !run.published || run.state.deployedDigest !== run.published.digest || !run.ok) continue;
+    const served = spkiOf(leaf);
+    const nextKey = usableNextKey(await readDaneNextKey(ctx.config.stateDir, run.stateKey), run);
+    const next = nextKey && spkiOfKey(nextKey);
+    if (served !== st.served && served !== st.ordered && served !== next) {
+      foreign.push(run);
+      continue;
+    }
+    if (st.served !== served) {
+      if (st.served) st.keySince = now; // another key is served from now on
+      st.served = served;
+      run.markDirty();
+      changed = true;
+    }
+    if (served === next) {
+      log.info({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'DANE rollover done: the next key is served; a new next key is announced and the old digest retired');
+      await writeDaneNextKey(ctx.config.stateDir, run.stateKey, await generatePrivateKey(run.spec.keyType));
+      Object.assign(st, { keySince: now, nextCreatedAt: now, seenSince: undefined, seenValues: undefined, rolloverRequestedAt: undefined });
+      run.markDirty();
+    }
+  }
+  const keys = await keysOf(runs, ctx).catch(() => undefined);
+  if (!keys) return;
+  const wanted = desiredValues(keys);
+  const provider = dane.provider === 'none' ? undefined : await ctx.dns.get(dane.provider);
+  if (provider && changed) {
+    const created = await writeRecords(spec, dane, provider, { wanted, keep: keptValues(keys) }, { stateDir: ctx.config.stateDir, log }).catch((err: unknown) => {
+      log.warn({ step: 'dane', error: errorMessage(err) }, 'could not update the TLSA records; retried at the next pass');
+      return 0;
+    });
+    // New records take a while to reach every server: the check below waits for them first.
+    if (created > 0) {
+      const expected = await Promise.all(tlsaOwners(dane.names, dane.ports).map(async (name) => ({ type: 'TLSA' as const, name, zone: (await provider.zoneFor(name)).name, values: wanted })));
+      await waitForRecords(expected, { resolvers: ctx.config.dns.resolvers, timeoutMs: ctx.config.dns.propagationTimeoutMs, log, signal: ctx.signal, step: 'dane', timeoutVariable: 'DNS01_PROPAGATION_TIMEOUT' })
+        .catch((err: unknown) => log.warn({ step: 'dane', error: errorMessage(err) }, 'the new TLSA records are not visible everywhere yet'));
+    }
+  }
+  let view: TlsaView | undefined;
+  try {
+    view = await ask(tlsaOwners(dane.names, dane.ports), provider, ctx.config, dane);
+  } catch (err) {
+    log.warn({ step: 'dane', error: errorMessage(err) }, 'could not ask the name servers for the TLSA records');
+  }
+  for (const run of foreign) {
+    const served = spkiOf(run.bundle!.leaf);
+    if (vouched(view, served)) {
+      // DNS names it: it is what validating senders expect, and it stays current.
+      run.daneState().served = served;
+      run.markDirty();
+      log.info({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'the served key was not made by mailcerts, but its TLSA record is answered everywhere: it stays the current key');
+    } else {
+      log.warn({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'the served key was not made by mailcerts and no TLSA record names it: it is not announced, and is replaced by a key of mailcerts\' own as soon as DNS allows');
+    }
+  }
+  if (view) checkServed(keys, view, now);
+}
+
+/** The served key against the records as the authoritative servers answer them: a mismatch is reported now, with the digests. */
+function checkServed(keys: VariantKeys[], view: TlsaView, now: string): void {
+  const answers = view.answers;
+  for (const k of keys) {
+    const key = k.run.state.dane?.served ?? k.current;
+    if (!key) continue;
+    const missing = missingIn(answers, [tlsa311(key)]);
+    const inStep = missing.length === 0;
+    const detail = inStep ? `the served key ${tlsa311(key)} is in the TLSA RRset on every authoritative server` : `the served key ${tlsa311(key)} is missing: ${missing.join('; ')}`;
+    // Per owner name (_PORT._tcp.NAME): in step on every server.
+    const names = Object.fromEntries([...answers.keys()].map((owner) => [owner, !missing.some((m) => m.startsWith(`${owner} on `))]));
+    const before = k.run.state.dane?.check;
+    k.run.daneState().check = { at: now, inStep, detail, names };
+    if (!before || before.inStep !== inStep || before.detail !== detail) k.run.markDirty();
+    if (inStep) k.run.log.info({ step: 'dane', keyType: k.run.spec.keyType }, 'TLSA records in step with the served key');
+    else k.run.log.error({ step: 'dane', keyType: k.run.spec.keyType, served: key, missing }, 'DANE: the served key has no TLSA record; validating senders will defer mail');
+  }
+}
