@@ -151,12 +151,15 @@ const fileMode = stringTo((s, ctx) => {
   return mode;
 });
 
-const numericId = (what: string) =>
-  z.pipe(matching(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`), z.transform(Number));
-
 /** A whole number from min to max, written in decimal digits. */
 const wholeNumber = (min: number, max: number, messages: { digits: string; min: string; max: string }) =>
   z.pipe(z.pipe(matching(/^\d+$/, messages.digits), z.transform(Number)), z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)));
+
+/** A uid or gid as chown takes it: 4294967295 is (uid_t)-1, which chown reads as "leave it unchanged". */
+const numericId = (what: string) => {
+  const digits = `use the numeric ${what} id as the mail containers see it, such as 0 or 101`;
+  return wholeNumber(0, 4294967294, { digits, min: digits, max: `use a numeric ${what} id from 0 to 4294967294 (4294967295 is -1, which chown takes as "leave unchanged")` });
+};
 
 const PORT_MESSAGE = 'use a port number between 1 and 65535';
 const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
