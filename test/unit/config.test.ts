@@ -366,7 +366,9 @@ describe('DANE settings', () => {
 
 describe('certificates from Traefik', () => {
   it('TRAEFIK_ACME_JSON makes the single certificate come from Traefik; in the file, source: traefik per certificate', () => {
-    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_RESOLVER: 'le' }).certificates[0]).toMatchObject({ source: 'traefik', traefik: { file: '/traefik/acme.json', resolver: 'le' } });
+    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_RESOLVER: 'le' }).certificates[0]).toMatchObject({ source: 'traefik', traefik: { file: '/traefik/acme.json', resolver: 'le', verifyChain: true } });
+    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_VERIFY_CHAIN: 'false' }).certificates[0]?.traefik?.verifyChain).toBe(false);
+    expect(problems({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_VERIFY_CHAIN: 'maybe' })).toEqual(['TRAEFIK_VERIFY_CHAIN: use true or false']);
     const dir = tmp();
     writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.example.com]\n    source: traefik\n  - domains: [mx.example.org]\n    source: acme\n');
     expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).toEqual(['MAILCERTS_CONFIG certificates[0].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik\'s acme.json mounted read-only']);
