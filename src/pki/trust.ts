@@ -33,7 +33,7 @@ export async function untrustedChain(chain: { privateKey: string; certificates: 
 
 const oneLine = (dn: string) => dn.replace(/\n/g, ', ');
 
-/** OpenSSL's verify error code, in words; `certificates`: the chain as served, leaf first. */
+/** OpenSSL's verify error code (the last problem it met on the path), in words; `certificates`: the chain as served, leaf first. */
 function describeVerdict(code: string, certificates: string[]): string {
   const top = (() => {
     try {
@@ -51,6 +51,10 @@ function describeVerdict(code: string, certificates: string[]): string {
     case 'UNABLE_TO_GET_ISSUER_CERT':
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
       return `its chain does not lead to a trusted root (the last certificate is issued by ${top ? `"${oneLine(top.issuer)}"` : 'an unknown CA'}, which is not trusted)`;
+    case 'CERT_NOT_YET_VALID':
+      return 'a certificate of its chain is not valid yet by this host\'s clock (check NTP; OpenSSL allows no skew)';
+    case 'CERT_HAS_EXPIRED':
+      return 'a certificate of its chain has expired';
     default:
       return `its chain does not verify (${code})`;
   }
