@@ -70,7 +70,9 @@ export interface ExecOutcome {
  * Runs a command in a container and reads its exit code and output. On timeout or abort the
  * request and its stream are torn down, so nothing is left open. `tty`: on a terminal, for a
  * command that prints its errors only there (Postfix 3.7's postfix-script logs through postlog,
- * which writes to stderr only when that is a terminal); its output then comes as one stream.
+ * which writes to stderr only when that is a terminal). Only the exec is made with a terminal:
+ * started as any other, its output still comes multiplexed (and the socket proxy's rule for the
+ * start body stays one).
  */
 export async function execIn(docker: Docker, id: string, argv: string[], opts: { timeoutMs?: number; signal?: AbortSignal; tty?: boolean } = {}): Promise<ExecOutcome> {
   const what = `running "${argv.join(' ')}"`;
@@ -84,14 +86,13 @@ export async function execIn(docker: Docker, id: string, argv: string[], opts: {
     const container = docker.getContainer(id);
     const tty = opts.tty ?? false;
     const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: tty, abortSignal: abort.signal } as Docker.ExecCreateOptions);
-    stream = (await exec.start({ hijack: false, stdin: false, Tty: tty, abortSignal: abort.signal } as Docker.ExecStartOptions)) as Readable;
+    stream = (await exec.start({ hijack: false, stdin: false, abortSignal: abort.signal } as Docker.ExecStartOptions)) as Readable;
     let output = '';
     const sink = new PassThrough();
     sink.on('data', (b: Buffer) => {
       if (output.length < MAX_OUTPUT) output += b.toString('utf8');
     });
-    if (tty) stream.pipe(sink);
-    else docker.modem.demuxStream(stream, sink, sink);
+    docker.modem.demuxStream(stream, sink, sink);
     await new Promise<void>((resolve, reject) => {
       const s = stream!;
       const stop = () => reject(abort.signal.reason as Error);
