@@ -111,12 +111,13 @@ if "deploy" in parts:
         else:
             deploy_detail.append(f"run {i}: not counted (rc={s.get('rc')}, published line {'yes' if pub else 'no'}, deployed line {'yes' if dep else 'no'}, "
                                  f"reloaded {len(reloaded)} container(s), served serial {'matches' if ok_serve else 'differs'})")
-    goal(f"publish → Postfix + Dovecot reloaded and verified (median of {len(lat)})", med(lat),
-         f"each: {fmt_each(lat, '{:.3f}')} s" if lat else "", "< 0.6 s", lambda v: v < 0.6, lambda v: f"{v:.3f} s")
+    # Reported, no longer a goal (issue 24): the time of a real check (postfix check) is worth it.
+    figure = f"publish → Postfix + Dovecot reloaded and verified (median of {len(lat)})"
+    rows.append((figure, f"{med(lat):.3f} s (each: {fmt_each(lat, '{:.3f}')} s)" if lat else "not measured", "(info)", None))
     if len(lat) < 3:
-        notes.append(f"only {len(lat)} deploy run(s) counted; the goal asks for a median of at least 3")
+        notes.append(f"only {len(lat)} deploy run(s) counted; the figure is a median of at least 3")
 else:
-    rows.append(("publish → Postfix + Dovecot reloaded and verified", "not run (PARTS)", "< 0.6 s", None))
+    rows.append(("publish → Postfix + Dovecot reloaded and verified", "not run (PARTS)", "(info)", None))
 
 # ---------------------------------------------------------------- memory
 if "peers" in parts:

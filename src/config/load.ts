@@ -178,7 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME, resolvers: e.DANE_RESOLVER,
   });
   // Normalized: the watcher reports the path so, and compares it with this one.
-  const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER } : undefined);
+  const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER, verifyChain: e.TRAEFIK_VERIFY_CHAIN } : undefined);
   if (!file && custom && e.TRAEFIK_ACME_JSON) problems.push('TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)');
   const several = (file?.certificates.length ?? 1) > 1;
   const certificates: CertificateSpec[] = file

@@ -163,12 +163,15 @@ const fileMode = stringTo((s, ctx) => {
   return mode;
 });
 
-const numericId = (what: string) =>
-  z.pipe(matching(/^\d{1,10}$/, `use the numeric ${what} id as the mail containers see it, such as 0 or 101`), z.transform(Number));
-
 /** A whole number from min to max, written in decimal digits. */
 const wholeNumber = (min: number, max: number, messages: { digits: string; min: string; max: string }) =>
   z.pipe(z.pipe(matching(/^\d+$/, messages.digits), z.transform(Number)), z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)));
+
+/** A uid or gid as chown takes it: 4294967295 is (uid_t)-1, which chown reads as "leave it unchanged". */
+const numericId = (what: string) => {
+  const digits = `use the numeric ${what} id as the mail containers see it, such as 0 or 101`;
+  return wholeNumber(0, 4294967294, { digits, min: digits, max: `use a numeric ${what} id from 0 to 4294967294 (4294967295 is -1, which chown takes as "leave unchanged")` });
+};
 
 const PORT_MESSAGE = 'use a port number between 1 and 65535';
 const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
@@ -296,6 +299,8 @@ export const envSchema = () => z.object({
   CUSTOM_CERTS_DIR: z.optional(absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem')),
   TRAEFIK_ACME_JSON: z.optional(absolutePath('use the absolute path at which Traefik\'s acme.json is mounted (read-only), such as /traefik/acme.json')),
   TRAEFIK_RESOLVER: z.optional(z.string().check(z.regex(/^[A-Za-z0-9._-]{1,64}$/, 'use the name of a certificate resolver from Traefik\'s configuration (certificatesResolvers.NAME)'))),
+  // false: for a private ACME CA whose root is not in NODE_EXTRA_CA_CERTS; the chain's signatures, key, names and dates are still checked.
+  TRAEFIK_VERIFY_CHAIN: z._default(bool, true),
   // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
   SNI_CERTS_PATH: z._default(matching(/^\/[A-Za-z0-9._/-]*$/, 'use the absolute path at which the mail containers mount the certificates volume, such as /etc/ssl/mail (letters, digits, . _ - and /)'), '/etc/ssl/mail'),
 });
@@ -338,7 +343,7 @@ export interface CertificateSpec {
   /** acme: obtained from the CA; custom: supplied by the user in customDir; traefik: taken from Traefik's acme.json. */
   source: 'acme' | 'custom' | 'traefik';
   /** Where a traefik certificate comes from. */
-  traefik?: { file: string; resolver?: string };
+  traefik?: { file: string; resolver?: string; verifyChain: boolean };
   /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
   customDir?: string;
   /** DANE: TLSA 3 1 1 records kept in step with the key (which is then reused across renewals). */

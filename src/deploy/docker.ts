@@ -68,9 +68,13 @@ export interface ExecOutcome {
 
 /**
  * Runs a command in a container and reads its exit code and output. On timeout or abort the
- * request and its stream are torn down, so nothing is left open.
+ * request and its stream are torn down, so nothing is left open. `tty`: on a terminal, for a
+ * command that prints its errors only there (Postfix 3.7's postfix-script logs through postlog,
+ * which writes to stderr only when that is a terminal). Only the exec is made with a terminal:
+ * started as any other, its output still comes multiplexed (and the socket proxy's rule for the
+ * start body stays one).
  */
-export async function execIn(docker: Docker, id: string, argv: string[], opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<ExecOutcome> {
+export async function execIn(docker: Docker, id: string, argv: string[], opts: { timeoutMs?: number; signal?: AbortSignal; tty?: boolean } = {}): Promise<ExecOutcome> {
   const what = `running "${argv.join(' ')}"`;
   const abort = new AbortController();
   const timeoutMs = opts.timeoutMs ?? EXEC_TIMEOUT;
@@ -80,7 +84,8 @@ export async function execIn(docker: Docker, id: string, argv: string[], opts: {
   let stream: Readable | undefined;
   try {
     const container = docker.getContainer(id);
-    const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: false, abortSignal: abort.signal } as Docker.ExecCreateOptions);
+    const tty = opts.tty ?? false;
+    const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: tty, abortSignal: abort.signal } as Docker.ExecCreateOptions);
     stream = (await exec.start({ hijack: false, stdin: false, abortSignal: abort.signal } as Docker.ExecStartOptions)) as Readable;
     let output = '';
     const sink = new PassThrough();
@@ -103,7 +108,8 @@ export async function execIn(docker: Docker, id: string, argv: string[], opts: {
       await sleep(50, abort.signal);
       info = await inspect();
     }
-    return { exitCode: info.ExitCode ?? -1, output: output.trim().slice(0, MAX_OUTPUT) };
+    // A terminal ends its lines with \r\n.
+    return { exitCode: info.ExitCode ?? -1, output: (tty ? output.replace(/\r+\n/g, '\n') : output).trim().slice(0, MAX_OUTPUT) };
   } catch (err) {
     throw abort.signal.aborted ? (abort.signal.reason as Error) : err;
   } finally {

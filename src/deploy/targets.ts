@@ -25,25 +25,38 @@ export function parsePostmapLabel(value: string): string[] | { error: string } {
   return maps;
 }
 
+/** A command run in the container; `tty`: on a terminal (for a command that prints its errors only there). */
+interface Step {
+  argv: string[];
+  tty?: boolean;
+}
+
 interface Preset {
-  /** Run first; a failure means no reload, and the server's own words are reported. */
-  validate: string[][];
+  /** Checks, run side by side before anything changes; any failure means no reload, and the server's own words are reported. */
+  validate: Step[];
   reload: string[][];
   endpoints: EndpointSpec[];
 }
 
 const PRESETS = {
   postfix: {
-    // postconf -n parses both files the reloaded master reads (main.cf, master.cf) and prints
-    // Postfix's own words. Not `postfix check`: its one failing part creates missing queue
-    // directories and scans the queue (post-install create-missing, postsuper), which is neither
-    // read-only nor about a reload, and takes 0.4-0.7 s; its other part only warns.
-    validate: [['postconf', '-n']],
+    validate: [
+      // Parses main.cf and master.cf (both files the reloaded master reads) and prints Postfix's words.
+      { argv: ['postconf', '-n'] },
+      // What `postfix start` checks before it starts, and what a restart would meet: postconf -n
+      // passes a master.cf without its postlog service while maillog_file is set; this does not.
+      // postfix-script check-fatal: post-install create-missing (makes queue directories that are
+      // missing, and only those), master.cf present, the postlog service, then postsuper's queue
+      // structure check (postfix reload runs postsuper itself); check-warn only warns. On a
+      // terminal, because Postfix 3.7 prints the failure only there (postlog writes to stderr when
+      // it is a terminal); 3.10 prints it either way.
+      { argv: ['postfix', 'check'], tty: true },
+    ],
     reload: [['postfix', 'reload']],
     endpoints: [{ protocol: 'smtp', port: 25 }, { protocol: 'submissions', port: 465 }, { protocol: 'submission', port: 587 }],
   },
   dovecot: {
-    validate: [['doveconf', '-n']],
+    validate: [{ argv: ['doveconf', '-n'] }],
     reload: [['doveadm', 'reload']],
     endpoints: [{ protocol: 'imaps', port: 993 }, { protocol: 'pop3s', port: 995 }, { protocol: 'imap', port: 143 }, { protocol: 'pop3', port: 110 }, { protocol: 'sieve', port: 4190 }],
   },
@@ -93,7 +106,7 @@ export function describeAction(a: ReloadAction, labels: Record<string, string> =
       const preset = PRESETS[a.kind];
       const maps = a.kind === 'postfix' && labels[POSTMAP_LABEL] !== undefined ? parsePostmapLabel(labels[POSTMAP_LABEL]!) : undefined;
       const postmap = maps && !('error' in maps) ? [`postmap -F ${maps.join(' ')}`] : [];
-      const before = [...preset.validate.map((argv) => argv.join(' ')), ...postmap];
+      const before = [...preset.validate.map((step) => step.argv.join(' ')), ...postmap];
       return `${before.join(', ')}, then ${preset.reload.map((argv) => argv.join(' ')).join(', ')}`;
     }
     case 'signal': return `send ${a.signal}`;
@@ -118,9 +131,9 @@ export function asTarget(c: ContainerView): ReloadTarget {
 }
 
 /** Runs one command; its failure with the container's output, or undefined. */
-async function execStep(docker: Docker, target: ReloadTarget, argv: string[], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
-  const cmd = argv.join(' ');
-  const { exitCode, output } = await execIn(docker, target.id, argv, { signal });
+async function execStep(docker: Docker, target: ReloadTarget, step: Step, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+  const cmd = step.argv.join(' ');
+  const { exitCode, output } = await execIn(docker, target.id, step.argv, { signal, tty: step.tty });
   log.info({ step: 'reload', container: target.name, command: cmd, exitCode }, exitCode === 0 ? 'command succeeded' : 'command failed');
   if (exitCode === 0) return undefined;
   const said = output ? `:\n${output}` : ' and printed nothing (see the container log)';
@@ -131,8 +144,21 @@ async function execStep(docker: Docker, target: ReloadTarget, argv: string[], lo
 /** Runs the commands in order; stops at the first failure and reports it with the container's output. */
 async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
   for (const argv of steps) {
-    const failed = await execStep(docker, target, argv, log, signal);
+    const failed = await execStep(docker, target, { argv }, log, signal);
     if (failed) return failed;
+  }
+  return undefined;
+}
+
+/**
+ * Runs the checks side by side and waits for all of them; reports the first failure in the listed
+ * order. Nothing that changes the server starts before every check has finished.
+ */
+async function execChecks(docker: Docker, target: ReloadTarget, checks: Step[], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+  const results = await Promise.allSettled(checks.map((step) => execStep(docker, target, step, log, signal)));
+  for (const r of results) {
+    if (r.status === 'rejected') throw r.reason;
+    if (r.value) return r.value;
   }
   return undefined;
 }
@@ -165,7 +191,7 @@ export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Lo
       case 'postfix':
       case 'dovecot': {
         const preset = PRESETS[action.kind];
-        const invalid = await execSteps(docker, target, preset.validate, log, signal);
+        const invalid = await execChecks(docker, target, preset.validate, log, signal);
         if (invalid) return `validation failed, not reloaded: ${invalid}`;
         // postmap -F stores the files' contents in the table: it must run after every publish.
         const maps = postmapSteps(target);

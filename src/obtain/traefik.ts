@@ -3,16 +3,19 @@
  * {main, sans}, certificate, key, Store}]}}, certificate and key being base64 of PEM. Only the
  * certificates are looked at; the ACME account (its private key) is never copied, logged or kept.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../publish/bundle.js';
 import { UserError } from '../util/errors.js';
+import { readAcmeJsonOnce } from './traefik-file.js';
 
-/** acme.json with a few hundred certificates is well under this; a larger file is refused unread. */
-const MAX_BYTES = 32 * 1024 * 1024;
 /** A read counts when the same bytes come back this much later (Traefik rewrites the file in place). */
 const STABLE_MS = 250;
 const READ_TRIES = 20;
+/**
+ * The longest lifetime a publicly trusted TLS certificate may have (CA/Browser Forum, 398 days):
+ * "expires last" counts no further, so that a long-lived entry does not win over every renewal.
+ */
+export const MAX_LIFETIME_MS = 398 * 86_400_000;
 
 export interface TraefikEntry {
   resolver: string;
@@ -27,26 +30,7 @@ export async function readAcmeJsonStable(file: string, signal?: AbortSignal): Pr
   let last = '';
   let partialReads = 0;
   for (let i = 0; i < READ_TRIES; i++) {
-    let text: string;
-    try {
-      // A regular file only (a FIFO would block, a device never end), read through one descriptor
-      // with the size checked on it, never more than the cap.
-      const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
-      try {
-        const st = fstatSync(fd);
-        if (!st.isFile()) throw new UserError(`${file} is not a regular file; mount Traefik's acme.json there`);
-        if (st.size > MAX_BYTES) throw new UserError(`${file} is larger than ${MAX_BYTES / 1024 / 1024} MiB; that is not an acme.json`);
-        const buf = Buffer.alloc(st.size + 1);
-        const n = readSync(fd, buf, 0, buf.length, 0);
-        text = buf.subarray(0, Math.min(n, st.size)).toString('utf8');
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new UserError(`cannot read Traefik's acme.json at ${file} (${code}); mount it read-only there, or fix TRAEFIK_ACME_JSON`);
-    }
+    const text = readAcmeJsonOnce(file);
     if (text === last) {
       try {
         return { data: JSON.parse(text), partialReads };
@@ -101,12 +85,23 @@ export function traefikEntries(data: unknown, file: string, resolver?: string): 
   return entries;
 }
 
+/** How an entry's expiry ranks: its notAfter, but no later than MAX_LIFETIME_MS after its notBefore. */
+export const rankedExpiry = (b: Pick<Bundle, 'notBefore' | 'notAfter'>): number => Math.min(b.notAfter.getTime(), b.notBefore.getTime() + MAX_LIFETIME_MS);
+
+export interface PickOptions {
+  /** Why an entry's chain is not trusted, or undefined (pki/trust.ts); no check when absent. */
+  distrust?: (bundle: Bundle) => Promise<string | undefined>;
+  now?: Date;
+}
+
 /**
  * The entry to publish for these names: it covers all of them (wildcards per label, as a TLS
- * client matches), is valid now, and expires last; among equals, the preferred key type. Throws
- * naming the missing names, or why the entries that cover them cannot be used.
+ * client matches), is valid now, its chain trusted, and expires last (counted up to 398 days of
+ * lifetime); among equals, the preferred key type. Throws naming the missing names, or why the
+ * entries that cover them cannot be used.
  */
-export function pickTraefikEntry(entries: TraefikEntry[], names: string[], preferredKeyType: string, file: string, now = new Date()): { entry: TraefikEntry; skipped: string[] } {
+export async function pickTraefikEntry(entries: TraefikEntry[], names: string[], preferredKeyType: string, file: string, opts: PickOptions = {}): Promise<{ entry: TraefikEntry; skipped: string[] }> {
+  const now = opts.now ?? new Date();
   const skipped: string[] = [];
   const usable: TraefikEntry[] = [];
   for (const e of entries) {
@@ -117,24 +112,27 @@ export function pickTraefikEntry(entries: TraefikEntry[], names: string[], prefe
     }
     try {
       checkBundle(e.bundle, names, now, where);
-      usable.push(e);
     } catch (err) {
       if (!(err instanceof BundleError)) throw err;
       if (names.some((n) => covers(e.bundle!.names, n))) skipped.push(err.message);
+      continue;
     }
+    const distrust = await opts.distrust?.(e.bundle);
+    if (distrust) skipped.push(`${where}: ${distrust}`);
+    else usable.push(e);
   }
   if (usable.length === 0) {
     const covered = (n: string) => entries.some((e) => e.bundle && covers(e.bundle.names, n));
     const missing = names.filter((n) => !covered(n));
     const why = missing.length > 0
       ? `no entry covers ${missing.join(', ')} (Traefik requests a certificate only for the hosts a router uses: add a router with Host(\`${missing[0]}\`), or a domains list to its TLS options)`
-      : `no single entry covers all of ${names.join(', ')} and is valid now`;
+      : `no usable entry covers all of ${names.join(', ')}`;
     // Entries that cannot be read may have been for these names: said when no entry covers them all.
     const unusable = missing.length === 0 && skipped.length > 0 ? `; not usable: ${skipped.slice(0, 5).join('; ')}${skipped.length > 5 ? `; and ${skipped.length - 5} more` : ''}` : '';
     throw new UserError(`Traefik's acme.json at ${file}: ${why}${unusable}; nothing was published, the current certificate is kept`);
   }
   // The configured key type first (a stack with an RSA and an ECDSA resolver must not flip
   // between them at each renewal), then the one that expires last.
-  usable.sort((a, b) => Number(b.bundle!.keyType === preferredKeyType) - Number(a.bundle!.keyType === preferredKeyType) || b.bundle!.notAfter.getTime() - a.bundle!.notAfter.getTime());
+  usable.sort((a, b) => Number(b.bundle!.keyType === preferredKeyType) - Number(a.bundle!.keyType === preferredKeyType) || rankedExpiry(b.bundle!) - rankedExpiry(a.bundle!));
   return { entry: usable[0]!, skipped };
 }

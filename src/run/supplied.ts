@@ -78,20 +78,26 @@ export async function intakeSupplied(run: CertRun, config: Config): Promise<{ bu
 }
 
 /**
- * A certificate taken from Traefik's acme.json: the entry that covers the names, is valid and
- * expires last, checked as an issued one. A file that cannot be read, has no such entry, or only
+ * A certificate taken from Traefik's acme.json: the entry that covers the names, is valid, chains
+ * to a trusted root (unless TRAEFIK_VERIFY_CHAIN=false) and expires last, checked as an issued one. A file that cannot be read, has no such entry, or only
  * broken ones publishes nothing; the current certificate stays.
  */
 export async function intakeTraefik(run: CertRun, config: Config, signal?: AbortSignal): Promise<{ bundles: Bundle[]; dual: boolean } | undefined> {
   const { spec, log } = run;
-  const { file, resolver } = spec.traefik!;
+  const { file, resolver, verifyChain } = spec.traefik!;
   const { readAcmeJsonStable, traefikEntries, pickTraefikEntry } = await import('../obtain/traefik.js');
+  // A file anyone could have written is refused when read; an entry must also come from a CA.
+  const { untrustedChain } = verifyChain ? await import('../pki/trust.js') : { untrustedChain: undefined };
+  const distrust = untrustedChain && (async (b: Bundle) => {
+    const why = await untrustedChain(b);
+    return why && `${why} (trust a private ACME CA's root with NODE_EXTRA_CA_CERTS, or set TRAEFIK_VERIFY_CHAIN=false)`;
+  });
   let picked;
   try {
     const { data, partialReads } = await readAcmeJsonStable(file, signal);
     if (partialReads > 0) log.info({ step: 'validate', file, partialReads }, 'Traefik\'s acme.json was being rewritten; read again until it settled');
     const entries = traefikEntries(data, file, resolver);
-    picked = pickTraefikEntry(entries, spec.domains, spec.keyTypes[0]!, file);
+    picked = await pickTraefikEntry(entries, spec.domains, spec.keyTypes[0]!, file, { distrust });
   } catch (err) {
     if (signal?.aborted) throw err; // a stop, not a refusal
     // Counted as a failure: it shows in status and, when it lasts, in an alert; the published

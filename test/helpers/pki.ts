@@ -42,3 +42,10 @@ export function makeExpired(name: string, opts: { san?: boolean } = {}): { key: 
   ssl('ca', '-config', 'ca.cnf', '-selfsign', '-keyfile', 'key.pem', '-in', 'csr.pem', '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-batch', '-notext', ...(opts.san ? ['-extfile', 'san.ext'] : []), '-out', 'cert.pem');
   return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
 }
+
+/** A self-signed certificate for the names (no CA above it), valid for `days`. */
+export function makeSelfSigned(names: string[], days: number): { key: string; cert: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'mailcerts-selfsigned-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', String(days), '-subj', `/CN=${names[0]}`, '-addext', `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`], { cwd: dir, stdio: 'pipe' });
+  return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
+}

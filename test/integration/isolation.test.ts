@@ -154,6 +154,11 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     expect(await status(post({ Cmd: ['id'], User: '0', AttachStdout: true, AttachStderr: true, Tty: false }))).toBe('403');
     expect(await status(post({ ...exec, Env: ['LD_PRELOAD=/tmp/x.so'] }))).toBe('403');
     expect(await status(post(exec))).toBe('201'); // what mailcerts itself sends
+    // One exec on a terminal, postfix check (Postfix 3.7 prints its failure only there), and only it.
+    const onTty = (Cmd: string[]) => post({ Cmd, AttachStdout: true, AttachStderr: true, Tty: true });
+    expect(await status(onTty(['postfix', 'check']))).toBe('201');
+    expect(await status(onTty(['postfix', 'check', '-v']))).toBe('403');
+    expect(await status(onTty(['sh']))).toBe('403');
     // The proxy holds the socket: no exec into it, no kill or restart of it, whatever the body.
     const proxy = await id('socket-proxy');
     const intoProxy = `fetch('http://socket-proxy:2375/containers/${proxy}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`;

@@ -158,7 +158,7 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
     const r = await runCli(['check'], env);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain(`CA directory: ok (${pebble.directoryUrl})`);
-    expect(r.stdout).toContain(`${stack.postfix}: postconf -n, then postfix reload`);
+    expect(r.stdout).toContain(`${stack.postfix}: postconf -n, postfix check, then postfix reload`);
     expect(r.stdout).toContain(`${stack.dovecot}: doveconf -n, then doveadm reload`);
   });
 });

@@ -60,8 +60,8 @@ describe('reload targets: every labelled container, validation before reload', (
   it('check lists every labelled container and flags the bad label', async () => {
     const r = await runCli(['check'], env);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain(`${a}: postconf -n, then postfix reload`);
-    expect(r.stdout).toContain(`${b}: postconf -n, then postfix reload`);
+    expect(r.stdout).toContain(`${a}: postconf -n, postfix check, then postfix reload`);
+    expect(r.stdout).toContain(`${b}: postconf -n, postfix check, then postfix reload`);
     expect(r.stdout).toMatch(new RegExp(`${odd}: INVALID LABEL mailcerts.reload=reboot-please`));
   });
 

@@ -146,7 +146,7 @@ describe('a Postfix that keeps its own indexed map (mailcerts.postmap)', () => {
     expect(r.code, r.stdout).toBe(0);
     expect(logsWith(r, { container: postfix, command: 'postmap -F hash:/etc/postfix/usermaps/sni', exitCode: 0 })).toHaveLength(1);
     for (const e of ['smtp', 'smtps', 'submission'] as const) expect(await servedSerial(e, 'mail.b.test'), e).toBe(serialIn('b'));
-    expect((await runCli(['check'], env)).stdout).toContain(`${postfix}: postconf -n, postmap -F hash:/etc/postfix/usermaps/sni, then postfix reload`);
+    expect((await runCli(['check'], env)).stdout).toContain(`${postfix}: postconf -n, postfix check, postmap -F hash:/etc/postfix/usermaps/sni, then postfix reload`);
   });
 
   it('a mailcerts.postmap that is not type:path: that container is not reloaded, and check names the label', async () => {

@@ -1,11 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type CliRun, logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { removeTestContainers, seedSelfSigned, servedCertificate, startMailStack, TEST_PROJECT } from '../helpers/mailstack.js';
-import { makeChain } from '../helpers/pki.js';
+import { makeChain, makeSelfSigned } from '../helpers/pki.js';
 
 /**
  * Traefik's acme.json as a certificate source. Traefik itself cannot run here, so the files are
@@ -37,7 +37,9 @@ async function issue(label: string, domains: string): Promise<Pair> {
 
 const file = join(work, 'acme.json');
 const certsDir = join(work, 'certs');
-const env = (extra: Record<string, string> = {}) => ({ ACME_DOMAINS: 'mail.tr.test,smtp.tr.test', TRAEFIK_ACME_JSON: file, CERTS_DIR: certsDir, STATE_DIR: join(work, 'state'), DOCKER_RELOAD: 'false', DOCKER_SCOPE: TEST_PROJECT, ...extra });
+/** The roots mailcerts trusts here (NODE_EXTRA_CA_CERTS): Pebble's, and those of the test chains made below. */
+const roots = join(work, 'roots.pem');
+const env = (extra: Record<string, string> = {}) => ({ ACME_DOMAINS: 'mail.tr.test,smtp.tr.test', TRAEFIK_ACME_JSON: file, CERTS_DIR: certsDir, STATE_DIR: join(work, 'state'), DOCKER_RELOAD: 'false', DOCKER_SCOPE: TEST_PROJECT, NODE_EXTRA_CA_CERTS: roots, ...extra });
 const servedSerial = (dir = certsDir) => new X509Certificate(readFileSync(join(dir, 'cert.pem'))).serialNumber;
 
 function noAccountKey(r: CliRun, stateDir: string) {
@@ -49,6 +51,11 @@ function noAccountKey(r: CliRun, stateDir: string) {
 
 beforeAll(async () => {
   mkdirSync(certsDir, { recursive: true });
+  // mailcerts refuses an acme.json below a directory that others may write: the test's own are not.
+  for (let d = work; dirname(d) !== d; d = dirname(d)) {
+    const st = lstatSync(d);
+    if (st.uid !== 0 || st.mode & 0o022 || st.isSymbolicLink()) throw new Error(`${d} must be a directory owned by root and writable by it only (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}): mailcerts refuses an acme.json below it`);
+  }
   pairs.older = await issue('older', 'mail.tr.test,smtp.tr.test');
   await delay(1_100); // a later notAfter, to the second
   pairs.newer = await issue('newer', 'mail.tr.test,smtp.tr.test');
@@ -57,6 +64,7 @@ beforeAll(async () => {
   pairs.wild = { fullchain: wild.fullchain, key: wild.key, serial: new X509Certificate(wild.leaf).serialNumber };
   const expired = makeChain(['mail.tr.test', 'smtp.tr.test', 'late.tr.test'], { days: 0 });
   pairs.expired = { fullchain: expired.fullchain, key: expired.key, serial: new X509Certificate(expired.leaf).serialNumber };
+  writeFileSync(roots, [inject('pebble').root, wild.root, expired.root].join('\n'));
   await delay(1_100); // days 0: expired a second after it was made
 });
 afterAll(async () => {
@@ -115,7 +123,7 @@ describe('certificates from Traefik\'s acme.json', () => {
   it('only an expired entry, a v1 file, a missing file: reported, nothing published, the current certificate kept', async () => {
     const before = servedSerial();
     const cases: [string | undefined, RegExp][] = [
-      [acmeJson({ le: [entry(pairs.expired!, 'mail.tr.test', ['smtp.tr.test'])] }), /no single entry covers all of mail\.tr\.test, smtp\.tr\.test and is valid now; not usable: entry 0 of resolver "le" expired on /],
+      [acmeJson({ le: [entry(pairs.expired!, 'mail.tr.test', ['smtp.tr.test'])] }), /no usable entry covers all of mail\.tr\.test, smtp\.tr\.test; not usable: entry 0 of resolver "le" expired on /],
       [JSON.stringify({ Account: { Email: 'a@tr.test', PrivateKey: ACCOUNT_SECRET }, Certificates: [{ Domain: { Main: 'mail.tr.test' }, Certificate: b64(pairs.newer!.fullchain), Key: b64(pairs.newer!.key) }], HTTPChallenges: {} }), /is a Traefik v1 acme\.json, which mailcerts does not read/],
       [undefined, /cannot read Traefik's acme\.json at .* \(ENOENT\); mount it read-only there, or fix TRAEFIK_ACME_JSON/],
     ];
@@ -169,5 +177,84 @@ describe('certificates from Traefik\'s acme.json', () => {
     expect(logsWith(r, { msg: 'Traefik\'s acme.json was being rewritten; read again until it settled' }).length).toBeGreaterThan(0);
     expect(servedSerial(join(work, 'daemon-certs'))).toBe(pairs.newer!.serial);
     noAccountKey(r, join(work, 'daemon-state'));
+  });
+});
+
+describe('what an acme.json and its entries must be before anything in it is published', () => {
+  const refusals = (r: CliRun) => r.logs.filter((l) => l.msg === 'no usable certificate in Traefik\'s acme.json').map((l) => String(l.error));
+  const KEPT = '; nothing was published, the current certificate is kept';
+  /** A good acme.json (root's, 0600, as Traefik writes it) in its own directory under work/files. */
+  const place = (name: string) => {
+    const d = join(work, 'files', name);
+    mkdirSync(d, { recursive: true });
+    const f = join(d, 'acme.json');
+    writeFileSync(f, acmeJson({ le: [entry(pairs.newer!, 'mail.tr.test', ['smtp.tr.test'])] }), { mode: 0o600 });
+    return f;
+  };
+
+  it('entries no trusted CA issued (a self-signed 100-year certificate, a chain to an unknown root) are refused with the reason, nothing is published; TRAEFIK_VERIFY_CHAIN=false takes a private CA\'s', async () => {
+    const before = servedSerial();
+    const planted = makeSelfSigned(['mail.tr.test', 'smtp.tr.test'], 36_500);
+    const privateCa = makeChain(['mail.tr.test', 'smtp.tr.test'], { days: 60 });
+    const path = join(work, 'planted.json');
+    writeFileSync(path, acmeJson({ le: [entry({ fullchain: planted.cert, key: planted.key }, 'mail.tr.test', ['smtp.tr.test']), entry(privateCa, 'mail.tr.test', ['smtp.tr.test'])] }));
+    const r = await runCli(['run', '--once'], env({ TRAEFIK_ACME_JSON: path }));
+    expect(r.code).toBe(1);
+    const hint = ' (trust a private ACME CA\'s root with NODE_EXTRA_CA_CERTS, or set TRAEFIK_VERIFY_CHAIN=false)';
+    expect(refusals(r)).toEqual([
+      `Traefik's acme.json at ${path}: no usable entry covers all of mail.tr.test, smtp.tr.test; not usable: `
+      + `entry 0 of resolver "le": it is self-signed, issued by no CA${hint}; `
+      + `entry 1 of resolver "le": its chain does not lead to a trusted root (the last certificate is issued by "CN=Test Root", which is not trusted)${hint}${KEPT}`,
+    ]);
+    expect(logsWith(r, { step: 'publish' })).toHaveLength(0);
+    expect(servedSerial()).toBe(before);
+
+    // The opt-out, for a private ACME CA whose root is not given to mailcerts.
+    const privateOnly = join(work, 'private-ca.json');
+    writeFileSync(privateOnly, acmeJson({ le: [entry(privateCa, 'mail.tr.test', ['smtp.tr.test'])] }));
+    const optOut = await runCli(['run', '--once'], env({ TRAEFIK_ACME_JSON: privateOnly, TRAEFIK_VERIFY_CHAIN: 'false', CERTS_DIR: join(work, 'private-certs'), STATE_DIR: join(work, 'private-state') }));
+    expect(optOut.code, optOut.stdout).toBe(0);
+    expect(servedSerial(join(work, 'private-certs'))).toBe(new X509Certificate(privateCa.leaf).serialNumber);
+  });
+
+  it('a file someone else could have written or swapped is refused unparsed: world-writable, a link, another owner, an open or linked directory above it; nothing is published', async () => {
+    const before = servedSerial();
+    const worldWritable = place('world-writable');
+    chmodSync(worldWritable, 0o666);
+    const linked = join(work, 'files', 'linked.json');
+    symlinkSync(place('link-target'), linked);
+    const foreign = place('foreign');
+    chownSync(foreign, 12345, 12345);
+    const openDir = dirname(place('open-dir'));
+    chmodSync(openDir, 0o777);
+    const linkedDir = join(work, 'files', 'linked-dir');
+    symlinkSync(dirname(place('dir-target')), linkedDir);
+    const cases: [string, string][] = [
+      [worldWritable, `file ${worldWritable} is writable by group and others (mode 0666); anyone who can write it could put any certificate there: chmod go-w ${worldWritable}`],
+      [linked, 'it is a symbolic link, which mailcerts does not follow; mount the file itself there'],
+      [foreign, `file ${foreign} is owned by uid 12345, neither root nor mailcerts (uid 0); its owner could put any certificate there: make root its owner (chown root ${foreign})`],
+      [join(openDir, 'acme.json'), `directory ${openDir} is writable by group and others (mode 0777); anyone who can write it could put any certificate there: chmod go-w ${openDir}`],
+      [join(linkedDir, 'acme.json'), `${linkedDir} is a symbolic link, which mailcerts does not follow there; mount acme.json at a path without links`],
+    ];
+    for (const [path, why] of cases) {
+      const r = await runCli(['run', '--once'], env({ TRAEFIK_ACME_JSON: path }));
+      expect(r.code, path).toBe(1);
+      expect(refusals(r), path).toEqual([`Traefik's acme.json at ${path} is refused: ${why}${KEPT}`]);
+      expect(logsWith(r, { step: 'publish' }), path).toHaveLength(0);
+      expect(servedSerial(), path).toBe(before);
+    }
+  });
+
+  it('a file mailcerts may not read (root\'s, 0600, as Traefik writes it) says how to let uid 10001 read it', async () => {
+    const path = place('root-only');
+    const ownDir = (d: string) => {
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      chownSync(d, 10001, 10001);
+      return d;
+    };
+    const r = await runCli(['run', '--once'], env({ TRAEFIK_ACME_JSON: path, STATE_DIR: ownDir(join(work, 'uid-state')), CERTS_DIR: ownDir(join(work, 'uid-certs')) }), { uid: 10001 });
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(refusals(r)).toEqual([`cannot read Traefik's acme.json at ${path} (EACCES); make it readable by uid 10001 (mailcerts), for example a read-only bind mount with an ACL (setfacl -m u:10001:r on the file, u:10001:x on the directories above it), or a copy job that copies it into a file mailcerts can read`]);
+    expect(existsSync(join(work, 'uid-certs', 'cert.pem'))).toBe(false);
   });
 });

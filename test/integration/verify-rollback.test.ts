@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probe } from '../../src/deploy/probe.js';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import {
-  docker, ENDPOINTS, type Endpoint, mailConfigFile, removeTestContainers, ROOT, seedSelfSigned, servedCertificate, startContainer, startMailStack, VERIFY_LABELS, waitForPort,
+  containerLogs, docker, ENDPOINTS, type Endpoint, MAIL_IMAGE_TRIXIE, mailConfigFile, removeTestContainers, ROOT, seedSelfSigned, servedCertificate, startContainer, startMailStack, VERIFY_LABELS, waitForLog, waitForPort,
 } from '../helpers/mailstack.js';
 import { makeChain } from '../helpers/pki.js';
 
@@ -99,6 +99,43 @@ describe('Postfix configuration broken on purpose', () => {
       for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(before);
     } finally {
       writeFileSync(masterCf, good); // the tests after this one need a working Postfix
+    }
+    const fixed = await runCli(['run', '--once'], env);
+    expect(fixed.code, fixed.stdout).toBe(0);
+    for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(published().serialNumber);
+  });
+
+  it('postfix check fails where postconf -n passes (master.cf without postlog, maillog_file set): no reload, no restart, the old certificate served, Postfix\'s words (3.7 and 3.10)', async () => {
+    const before = published().serialNumber;
+    for (const e of POSTFIX) expect(await servedSerial(e)).toBe(before);
+    // Postfix 3.10 beside 3.7, in its own network namespace, reading the same master.cf.
+    const trixie = await startContainer({ name: 'postfix-trixie', role: 'postfix', image: MAIL_IMAGE_TRIXIE, network: 'none', certsDir: certs, mainCf, masterCf, reload: 'postfix' });
+    await waitForLog(trixie, /postfix\/master\[\d+\]: daemon started/);
+    const containers = [stack.postfix, trixie];
+    const state = (c: string) => docker('inspect', '-f', '{{.State.StartedAt}} {{.RestartCount}} {{.State.Status}}', c);
+    const reloads = async (c: string) => (await containerLogs(c)).match(/postfix\/master\[\d+\]: reload/g)?.length ?? 0;
+    const was = await Promise.all(containers.map(async (c) => ({ state: await state(c), reloads: await reloads(c) })));
+    const good = readFileSync(masterCf);
+    writeFileSync(masterCf, good.toString('utf8').replace(/^postlog\s.*\n/m, ''));
+    try {
+      expect(readFileSync(masterCf, 'utf8')).not.toMatch(/^postlog/m);
+      for (const c of containers) await docker('exec', c, 'postconf', '-n'); // passes: it alone would have let the reload through
+      const r = await runCli(['renew', '--force'], env);
+      expect(r.code).toBe(1);
+      for (const c of containers) {
+        const refused = logsWith(r, { container: c, msg: 'container not deployed' });
+        expect(refused[0]?.error, c).toMatch(/^validation failed, not reloaded: "postfix check" exited with 1:\npostfix\/postfix-script: fatal: missing 'postlog' service in master\.cf - run 'postfix upgrade-configuration'/);
+        expect(logsWith(r, { container: c, command: 'postconf -n', exitCode: 0 }), c).toHaveLength(1);
+        expect(logsWith(r, { container: c, command: 'postfix reload' }), c).toHaveLength(0);
+      }
+      expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0);
+      expect(published().serialNumber).not.toBe(before);
+      for (const e of POSTFIX) expect(await servedSerial(e), e).toBe(before);
+      // Neither reloaded (the master logs each reload) nor restarted.
+      expect(await Promise.all(containers.map(async (c) => ({ state: await state(c), reloads: await reloads(c) })))).toEqual(was);
+    } finally {
+      writeFileSync(masterCf, good); // the tests after this one need a working Postfix
+      await docker('rm', '-f', trixie);
     }
     const fixed = await runCli(['run', '--once'], env);
     expect(fixed.code, fixed.stdout).toBe(0);

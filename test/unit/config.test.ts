@@ -61,6 +61,15 @@ describe('configuration from the environment', () => {
     expect(list).toContain('RENEW_CHECK_INTERVAL: "often" is not a duration between 10s and 7d; write it like 12h');
   });
 
+  it('KEY_FILE_OWNER and KEY_FILE_GROUP are ids chown can set: 0 to 4294967294', () => {
+    expect(load({ ACME_DOMAINS: 'a.example.com', KEY_FILE_OWNER: '0', KEY_FILE_GROUP: '4294967294' }).files).toMatchObject({ owner: 0, group: 4294967294 });
+    expect(problems({ ACME_DOMAINS: 'a.example.com', KEY_FILE_OWNER: '4294967295', KEY_FILE_GROUP: '99999999999' })).toEqual([
+      'KEY_FILE_OWNER: use a numeric user id from 0 to 4294967294 (4294967295 is -1, which chown takes as "leave unchanged")',
+      'KEY_FILE_GROUP: use a numeric group id from 0 to 4294967294 (4294967295 is -1, which chown takes as "leave unchanged")',
+    ]);
+    expect(problems({ ACME_DOMAINS: 'a.example.com', KEY_FILE_GROUP: '-1' })).toEqual(['KEY_FILE_GROUP: use the numeric group id as the mail containers see it, such as 0 or 101']);
+  });
+
   it('requires the names, and the webroot in webroot mode', () => {
     expect(problems({})).toEqual([expect.stringMatching(/^ACME_DOMAINS: is required/)]);
     expect(problems({ ACME_DOMAINS: 'a.example.com', HTTP01_MODE: 'webroot' })).toEqual([expect.stringMatching(/^HTTP01_WEBROOT: is required when HTTP01_MODE=webroot/)]);
@@ -357,7 +366,9 @@ describe('DANE settings', () => {
 
 describe('certificates from Traefik', () => {
   it('TRAEFIK_ACME_JSON makes the single certificate come from Traefik; in the file, source: traefik per certificate', () => {
-    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_RESOLVER: 'le' }).certificates[0]).toMatchObject({ source: 'traefik', traefik: { file: '/traefik/acme.json', resolver: 'le' } });
+    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_RESOLVER: 'le' }).certificates[0]).toMatchObject({ source: 'traefik', traefik: { file: '/traefik/acme.json', resolver: 'le', verifyChain: true } });
+    expect(load({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_VERIFY_CHAIN: 'false' }).certificates[0]?.traefik?.verifyChain).toBe(false);
+    expect(problems({ ACME_DOMAINS: 'mail.example.com', TRAEFIK_ACME_JSON: '/traefik/acme.json', TRAEFIK_VERIFY_CHAIN: 'maybe' })).toEqual(['TRAEFIK_VERIFY_CHAIN: use true or false']);
     const dir = tmp();
     writeFileSync(join(dir, 'c.yml'), 'certificates:\n  - domains: [mail.example.com]\n    source: traefik\n  - domains: [mx.example.org]\n    source: acme\n');
     expect(problems({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).toEqual(['MAILCERTS_CONFIG certificates[0].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik\'s acme.json mounted read-only']);

@@ -120,6 +120,7 @@ describe('mailcerts proxy: containers', () => {
 
   it('lets through the exec mailcerts sends to a labelled container of its project, then its start and inspect', async () => {
     expect((await call('POST', `/containers/${MAIL}/exec`, exec)).status).toBe(201);
+    expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd: ['postfix', 'check'], Tty: true })).status).toBe(201);
     expect((await call('POST', `/exec/${id64('e')}/start`, { hijack: false, stdin: false })).status).toBe(200);
     expect((await call('GET', `/exec/${id64('e')}/json`)).status).toBe(200);
     expect(reached).toContain(`POST /exec/${id64('e')}/start`);
@@ -129,6 +130,8 @@ describe('mailcerts proxy: containers', () => {
     const before = reached.length;
     expect(await call('POST', `/containers/${MAIL}/exec`, { ...exec, User: 'root' })).toMatchObject({ status: 403, body: { message: expect.stringContaining('"User"') } });
     expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Privileged: true })).status).toBe(403);
+    expect(await call('POST', `/containers/${MAIL}/exec`, { ...exec, Tty: true })).toMatchObject({ status: 403, body: { message: expect.stringContaining('a TTY only for postfix check') } });
+    expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd: ['postfix', 'check', '-v'], Tty: true })).status).toBe(403);
     expect((await call('POST', `/containers/${MAIL}/exec`, '{"Cmd":["id"],"AttachStdout":true,"AttachStderr":true,"Tty":false,"Tty":true}')).status).toBe(403);
     expect(await call('POST', `/containers/${SELF}/exec`, exec)).toMatchObject({ status: 403, body: { message: expect.stringContaining('the proxy itself') } });
     expect(await call('POST', `/containers/${OTHER}/kill?signal=SIGKILL`)).toMatchObject({ status: 403, body: { message: expect.stringContaining('not part of mail') } });

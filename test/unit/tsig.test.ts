@@ -50,3 +50,16 @@ describe('TSIG signatures (RFC 8945)', () => {
     }
   });
 });
+
+describe('the weak TSIG algorithms', () => {
+  it('hmac-md5 and hmac-sha1 still work, with a warning that says what RFC 8945 §6 says and what to use; the others do not warn', async () => {
+    const { rfc2136 } = await import('../../src/dns/providers/rfc2136/index.js');
+    const { captureLog } = await import('../helpers/fakes.js');
+    for (const [algorithm, says] of [['hmac-md5', 'hmac-md5 MUST NOT be used'], ['hmac-sha1', 'hmac-sha1 is NOT RECOMMENDED'], ['hmac-sha256', undefined], ['hmac-sha512', undefined]] as const) {
+      const { log, lines } = captureLog();
+      await rfc2136.create({ server: { host: '127.0.0.1', port: 53 }, keyName: 'k', algorithm, secret: Buffer.from('secret') }, log);
+      const warned = lines.filter((l) => l.level === 'warn').map((l) => l.msg);
+      expect(warned, algorithm).toEqual(says ? [`RFC2136_TSIG_ALGORITHM=${algorithm}: RFC 8945 §6 says ${says}; make a new key with tsig-keygen -a hmac-sha256 and set RFC2136_TSIG_ALGORITHM=hmac-sha256`] : []);
+    }
+  });
+});

@@ -15,6 +15,11 @@ export interface Rfc2136Settings {
 }
 
 const ALGORITHMS = TSIG_ALGORITHM_NAMES;
+/** What RFC 8945 §6 says of the use of the weak ones: still offered, for servers that have no other key yet. */
+const WEAK_ALGORITHMS: Partial<Record<TsigAlgorithm, string>> = {
+  'hmac-md5': 'hmac-md5 MUST NOT be used',
+  'hmac-sha1': 'hmac-sha1 is NOT RECOMMENDED',
+};
 const HOST = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
 
 const server = z.pipe(
@@ -69,6 +74,8 @@ export const rfc2136: ProviderDefinition<Rfc2136Settings> = {
     return { server: host!, keyName: keyName!.replace(/\.$/, ''), algorithm: env.RFC2136_TSIG_ALGORITHM as TsigAlgorithm, secret: secretBytes! };
   },
   async create(settings, log) {
+    const weak = WEAK_ALGORITHMS[settings.algorithm];
+    if (weak) log.warn({ step: 'dns', provider: 'rfc2136', algorithm: settings.algorithm }, `RFC2136_TSIG_ALGORITHM=${settings.algorithm}: RFC 8945 §6 says ${weak}; make a new key with tsig-keygen -a hmac-sha256 and set RFC2136_TSIG_ALGORITHM=hmac-sha256`);
     const { Rfc2136Dns } = await import('./rfc2136.js');
     return new Rfc2136Dns({ server: settings.server, key: { name: settings.keyName, algorithm: settings.algorithm, secret: settings.secret }, log });
   },
