@@ -8,6 +8,7 @@ import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
 import { addressOf, discoverTargets, probeAddress, type Reach, resolveScope, type Scope } from './scope.js';
+import { LISTENING_COMMAND } from './reload-actions.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import { monotonicMs } from '../util/clock.js';
 import {
@@ -182,7 +183,7 @@ export class DockerDeployer implements Deployer {
       reach: () => addressOf(t, scope.self),
       // Read even when cat fails on one of the two (a kernel without IPv6 has no tcp6).
       listening: async () => {
-        const proc = await execIn(docker, t.id, ['cat', '/proc/net/tcp', '/proc/net/tcp6'], { timeoutMs: 15_000, signal }).catch(() => undefined);
+        const proc = await execIn(docker, t.id, LISTENING_COMMAND, { timeoutMs: 15_000, signal }).catch(() => undefined);
         return proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
       },
     });

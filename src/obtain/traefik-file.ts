@@ -17,6 +17,9 @@ function writableByOthers(path: string, st: Stats, what: 'file' | 'directory'): 
   if (st.uid !== 0 && st.uid !== uid) {
     return `${what} ${path} is owned by uid ${st.uid}, neither root nor mailcerts (uid ${uid}); its owner could put any certificate there: make root its owner (chown root ${path})`;
   }
+  // A root-owned sticky directory (/tmp): others may add entries, but never rename or remove one
+  // they do not own, and what lies below it is checked in turn.
+  if (what === 'directory' && st.uid === 0 && st.mode & 0o1000) return undefined;
   const by = [st.mode & 0o020 && 'group', st.mode & 0o002 && 'others'].filter(Boolean).join(' and ');
   if (by) return `${what} ${path} is writable by ${by} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); anyone who can write it could put any certificate there: chmod go-w ${path}`;
   return undefined;

@@ -5,6 +5,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:ht
  * is, before a call on it is allowed), and the calls it lets through.
  */
 const CALL_TIMEOUT_MS = 30_000;
+const STREAM_IDLE_MS = 10 * 60_000;
 /** A response the proxy reads to filter it (a list of services, tasks, objects). */
 const MAX_READ = 64 * 1024 * 1024;
 
@@ -15,7 +16,6 @@ export interface EngineAnswer {
 }
 
 export interface EngineSocket {
-  path: string;
   /** One call, its whole answer read (for the proxy's own lookups and for filtered answers). */
   call(method: string, path: string, body?: Buffer): Promise<EngineAnswer>;
   /** One call whose answer is streamed on (exec output may run for minutes). */
@@ -25,17 +25,18 @@ export interface EngineSocket {
 }
 
 export function engineSocket(socketPath: string): EngineSocket {
-  const open = (method: string, path: string, body?: Buffer) =>
+  /** `idleMs`: how long the engine may stay silent (a streamed exec may print nothing for a while; mailcerts times its own execs). */
+  const open = (method: string, path: string, body?: Buffer, idleMs = STREAM_IDLE_MS) =>
     new Promise<IncomingMessage>((resolve, reject) => {
       const headers: Record<string, string | number> = { host: 'docker' };
       if (body && body.length > 0) Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
-      const req = request({ socketPath, method, path, headers, timeout: CALL_TIMEOUT_MS }, resolve);
-      req.on('timeout', () => req.destroy(new Error(`the Docker engine did not answer ${method} ${path} within ${CALL_TIMEOUT_MS / 1000} s`)));
+      const req = request({ socketPath, method, path, headers, timeout: idleMs }, resolve);
+      req.on('timeout', () => req.destroy(new Error(`the Docker engine was silent on ${method} ${path} for ${idleMs / 1000} s`)));
       req.on('error', reject);
       req.end(body);
     });
   const call = async (method: string, path: string, body?: Buffer): Promise<EngineAnswer> => {
-    const res = await open(method, path, body);
+    const res = await open(method, path, body, CALL_TIMEOUT_MS);
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const c of res as AsyncIterable<Buffer>) {
@@ -49,7 +50,6 @@ export function engineSocket(socketPath: string): EngineSocket {
     return { status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) };
   };
   return {
-    path: socketPath,
     call,
     open,
     async lookup(path) {

@@ -82,7 +82,7 @@ export async function runProxy(env: NodeJS.ProcessEnv, signal: AbortSignal): Pro
     server.listen(s.bind.port, s.bind.host, resolve);
   });
   // The image's HEALTHCHECK (mailcerts healthcheck) finds this and asks the proxy itself.
-  if ('id' in self) await writeFile(PROXY_MARKER, JSON.stringify(s.bind)).catch(() => undefined);
+  await writeFile(PROXY_MARKER, JSON.stringify(s.bind)).catch(() => undefined);
   s.log.info({ step: 'proxy', listen: `${s.bind.host}:${s.bind.port}`, socket: s.socket, scope: scope.name, swarm: s.swarm, self: 'id' in self ? self.id.slice(0, 12) : undefined }, 'socket proxy ready');
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   server.closeAllConnections();

@@ -1,4 +1,6 @@
 import type { EngineAnswer, EngineSocket } from './engine-socket.js';
+import { MANAGED_LABEL } from '../deploy/swarm/objects.js';
+import { STACK_LABEL } from '../deploy/swarm/stack-file.js';
 import { isRecord, parseStrictJson, StrictJsonError } from './strict-json.js';
 
 /**
@@ -28,8 +30,12 @@ export interface ProxyContext {
 }
 
 export type Verdict =
-  /** Allowed; `answer` rewrites the engine's answer (it is then read whole), otherwise it is streamed back. */
-  | { allow: true; answer?: (a: EngineAnswer) => EngineAnswer | Promise<EngineAnswer> }
+  /**
+   * Allowed; `answer` rewrites the engine's answer (it is then read whole), otherwise it is
+   * streamed back; `body` replaces the request's body (what was judged, with what the proxy keeps
+   * from the client put back).
+   */
+  | { allow: true; answer?: (a: EngineAnswer) => EngineAnswer | Promise<EngineAnswer>; body?: Buffer }
   | { deny: string; status?: number };
 
 export interface Rule {
@@ -43,16 +49,18 @@ export interface Rule {
 export const allow: Verdict = { allow: true };
 export const deny = (why: string, status = 403): Verdict => ({ deny: why, status });
 
-export const STACK_LABEL = 'com.docker.stack.namespace';
+export { MANAGED_LABEL, STACK_LABEL };
+/** docker compose's label (deploy/docker.ts has it too, but would load dockerode here). */
 export const COMPOSE_LABEL = 'com.docker.compose.project';
-export const MANAGED_LABEL = 'mailcerts.managed-by';
-export const RELOAD_LABEL = 'mailcerts.reload';
 
 /** Whether labels (a container's, or a service's) put it in the proxy's scope. */
 export function inScope(scope: ProxyScope, labels: unknown, keys = [STACK_LABEL, COMPOSE_LABEL]): boolean {
   if (scope.name === '*') return true;
   return isRecord(labels) && keys.some((k) => labels[k] === scope.name);
 }
+
+/** Whether a service, task or object's labels put it in the proxy's stack. */
+export const inStack = (scope: ProxyScope, labels: unknown) => inScope(scope, labels, [STACK_LABEL]);
 
 /** A body as a JSON object, or the verdict that refuses it. */
 export function jsonObject(body: Buffer): Record<string, unknown> | Verdict {

@@ -6,16 +6,20 @@ import type { ProxyContext, ProxyRequest, Rule, Verdict } from './rules.js';
 
 /**
  * The proxy's HTTP side: each request is read whole (bodies are small), matched against the
- * rules, judged, and then forwarded exactly as judged, or refused with 403 and the reason.
+ * rules, judged, and then forwarded exactly as judged, or refused with 403 and the reason. It is
+ * forwarded without its API version prefix: the engine then reads the body as its own version
+ * does, as the proxy's lookups see it (an older version would have it drop fields, capabilities
+ * among them, from a spec that the proxy judged unchanged).
  */
 const MAX_BODY = 1024 * 1024;
 /** What may come after the API version: no percent-encoding, no dot segments, no backslashes. */
 const PATH = /^(\/v\d{1,2}\.\d{1,3})?(\/[A-Za-z0-9_./-]*)$/;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
+const endToEnd = (headers: IncomingHttpHeaders) => Object.fromEntries(Object.entries(headers).filter(([k, v]) => !HOP_BY_HOP.has(k) && v !== undefined)) as Record<string, string | string[]>;
+
 function send(res: ServerResponse, status: number, headers: IncomingHttpHeaders, body?: Buffer): void {
-  const out = Object.fromEntries(Object.entries(headers).filter(([k, v]) => !HOP_BY_HOP.has(k) && v !== undefined)) as Record<string, string | string[]>;
-  res.writeHead(status, out);
+  res.writeHead(status, endToEnd(headers));
   res.end(body);
 }
 
@@ -36,7 +40,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 }
 
 /** The request as the rules see it, or why it is refused before any rule is asked. */
-function parseRequest(req: IncomingMessage, body: Buffer): { request: ProxyRequest; version: string } | { refused: string } {
+function parseRequest(req: IncomingMessage, body: Buffer): { request: ProxyRequest } | { refused: string } {
   const raw = req.url ?? '';
   const q = raw.indexOf('?');
   const m = PATH.exec(q < 0 ? raw : raw.slice(0, q));
@@ -44,7 +48,7 @@ function parseRequest(req: IncomingMessage, body: Buffer): { request: ProxyReque
   const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
   const keys = [...query.keys()];
   if (new Set(keys).size !== keys.length) return { refused: 'a query parameter appears twice' };
-  return { request: { method: req.method ?? '', path: m[2]!, query, body }, version: m[1] ?? '' };
+  return { request: { method: req.method ?? '', path: m[2]!, query, body } };
 }
 
 async function judge(rules: Rule[], r: ProxyRequest, ctx: ProxyContext): Promise<Verdict> {
@@ -71,16 +75,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, rules: Rule[], 
     return refuse(res, 413, `the body is larger than ${MAX_BODY / 1024} KB`);
   }
   const parsed = parseRequest(req, body);
-  const verdict: Verdict =
-    'refused' in parsed ? { deny: parsed.refused } : await judge(rules, parsed.request, ctx).catch((err: unknown): Verdict => ({ deny: `could not judge the call: ${errorMessage(err)}`, status: 502 }));
-  if ('deny' in verdict || 'refused' in parsed) {
-    const why = 'deny' in verdict ? verdict.deny : 'refused';
-    log.warn({ step: 'proxy', ...what, why }, 'refused');
-    return refuse(res, ('deny' in verdict && verdict.status) || 403, why);
+  if ('refused' in parsed) {
+    log.warn({ step: 'proxy', ...what, why: parsed.refused }, 'refused');
+    return refuse(res, 403, parsed.refused);
   }
-  const { request, version } = parsed;
-  const target = `${version}${request.path}${request.query.size > 0 ? `?${request.query.toString()}` : ''}`;
-  const payload = body.length > 0 ? body : undefined;
+  const { request } = parsed;
+  const verdict = await judge(rules, request, ctx).catch((err: unknown): Verdict => ({ deny: `could not judge the call: ${errorMessage(err)}`, status: 502 }));
+  if ('deny' in verdict) {
+    log.warn({ step: 'proxy', ...what, why: verdict.deny }, 'refused');
+    return refuse(res, verdict.status ?? 403, verdict.deny);
+  }
+  const target = `${request.path}${request.query.size > 0 ? `?${request.query.toString()}` : ''}`;
+  const payload = verdict.body ?? (body.length > 0 ? body : undefined);
   if (verdict.answer) {
     const a: EngineAnswer = await verdict.answer(await ctx.engine.call(request.method, target, payload));
     log.info({ step: 'proxy', ...what, status: a.status }, 'forwarded');
@@ -88,7 +94,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, rules: Rule[], 
   }
   const upstream = await ctx.engine.open(request.method, target, payload);
   log.info({ step: 'proxy', ...what, status: upstream.statusCode }, 'forwarded');
-  res.writeHead(upstream.statusCode ?? 502, Object.fromEntries(Object.entries(upstream.headers).filter(([k, v]) => !HOP_BY_HOP.has(k) && v !== undefined)) as Record<string, string | string[]>);
+  res.writeHead(upstream.statusCode ?? 502, endToEnd(upstream.headers));
   upstream.pipe(res);
   res.on('close', () => upstream.destroy());
 }

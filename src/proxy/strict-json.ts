@@ -15,6 +15,8 @@ export class StrictJsonError extends Error {
 type Node = ReturnType<typeof parse>['body'];
 
 function checkKeys(node: Node, path: string): void {
+  // A number JavaScript cannot hold exactly would be judged as another one than Docker reads.
+  if (node.type === 'Number' && Math.abs(node.value) > Number.MAX_SAFE_INTEGER) throw new StrictJsonError(`the number at ${path || 'the top'} is too large to be judged exactly`);
   if (node.type === 'Array') {
     node.elements.forEach((e, i) => checkKeys(e.value, `${path}[${i}]`));
     return;

@@ -1,6 +1,7 @@
-import { allow, deny, inScope, isVerdict, jsonObject, labelsOf, MANAGED_LABEL, notShown, ownObject, type ProxyContext, rewrite, type Rule, specOf, STACK_LABEL } from './rules.js';
+import { LEASE_HOLDER_LABEL, LEASE_SCOPE_LABEL, leaseConfigName } from '../deploy/swarm/lease.js';
+import { allow, deny, inStack, isVerdict, jsonObject, labelsOf, MANAGED_LABEL, notShown, ownObject, type ProxyContext, rewrite, type Rule, specOf, STACK_LABEL } from './rules.js';
 import { isRecord, onlyKeys } from './strict-json.js';
-import { judgeServiceUpdate } from './service-update.js';
+import { judgeServiceUpdate, serviceWithoutEnv } from './service-update.js';
 
 /**
  * The Swarm calls mailcerts makes (PROXY_SWARM=yes), each judged on what it does, not on how its
@@ -11,17 +12,16 @@ import { judgeServiceUpdate } from './service-update.js';
  */
 const SWARM_ID = '([a-z0-9]{25})';
 const LEASE_PREFIX = 'mailcerts.lease.';
-const LEASE_LABEL = 'mailcerts.lease.holder';
 const OBJECT_NAME = /^mailcerts\.[A-Za-z0-9][A-Za-z0-9._-]{0,53}$/;
 
 /** A lease config (deploy/swarm/lease.ts): one of mailcerts' objects that carries the holder label. */
-const isLease = (o: unknown) => typeof labelsOf(o)[LEASE_LABEL] === 'string' && typeof labelsOf(o)[MANAGED_LABEL] === 'string' && String(specOf(o).Name).startsWith(LEASE_PREFIX);
+const isLease = (o: unknown) => typeof labelsOf(o)[LEASE_HOLDER_LABEL] === 'string' && typeof labelsOf(o)[MANAGED_LABEL] === 'string' && String(specOf(o).Name).startsWith(LEASE_PREFIX);
 
 /** The ids of the stack's services (undefined: every service, for the scope '*'). */
 async function stackServices(ctx: ProxyContext): Promise<Set<string> | undefined> {
   if (ctx.scope.name === '*') return undefined;
   const list = await ctx.engine.lookup(`/services?filters=${encodeURIComponent(JSON.stringify({ label: [`${STACK_LABEL}=${ctx.scope.name}`] }))}`);
-  return new Set((Array.isArray(list) ? list : []).filter((s) => inScope(ctx.scope, labelsOf(s), [STACK_LABEL])).map((s) => String((s as { ID?: unknown }).ID)));
+  return new Set((Array.isArray(list) ? list : []).filter((s) => inStack(ctx.scope, labelsOf(s))).map((s) => String((s as { ID?: unknown }).ID)));
 }
 
 /** A task as mailcerts may see it: without its environment (which may hold secrets). */
@@ -31,7 +31,7 @@ function withoutEnv(t: unknown): unknown {
   return t;
 }
 
-async function judgeCreate(body: Buffer, ctx: ProxyContext, kind: string) {
+async function judgeCreate(body: Buffer, ctx: ProxyContext, kind: 'secret' | 'config') {
   const b = jsonObject(body);
   if (isVerdict(b)) return b;
   const keys = onlyKeys(b, ['Name', 'Labels', 'Data']);
@@ -39,7 +39,15 @@ async function judgeCreate(body: Buffer, ctx: ProxyContext, kind: string) {
   if (typeof b.Name !== 'string' || !OBJECT_NAME.test(b.Name)) return deny(`${kind} create refused: only names mailcerts.* are allowed`);
   if (typeof b.Data !== 'string' || !isRecord(b.Labels) || !Object.values(b.Labels).every((v) => typeof v === 'string')) return deny(`${kind} create refused: Data and Labels must be a string and a map of strings`);
   if (!ownObject(ctx.scope, { Spec: b })) return deny(`${kind} create refused: it must carry ${MANAGED_LABEL}=${ctx.scope.name}, the stack this proxy serves`);
+  if (LEASE_HOLDER_LABEL in b.Labels) return (kind === 'secret' ? deny('a lease is a config, not a secret') : leaseProblem(b, ctx)) ?? allow;
   return allow;
+}
+
+/** A lease is only the stack's own: its name and scope label are the stack's (no squatting another stack's name, no claim to speak for it). */
+function leaseProblem(b: Record<string, unknown>, ctx: ProxyContext) {
+  const labels = isRecord(b.Labels) ? b.Labels : {};
+  if (b.Name !== leaseConfigName(ctx.scope.name) || labels[LEASE_SCOPE_LABEL] !== ctx.scope.name) return deny(`the lease of ${ctx.scope.name} is ${leaseConfigName(ctx.scope.name)}, for the scope ${ctx.scope.name} only`);
+  return undefined;
 }
 
 async function judgeRemove(id: string, ctx: ProxyContext, plural: 'secrets' | 'configs') {
@@ -60,7 +68,8 @@ async function judgeLeaseUpdate(body: Buffer, query: URLSearchParams, id: string
   if (keys) return deny(`config update refused: ${keys}`);
   if (b.Name !== specOf(current).Name || (b.Data !== undefined && b.Data !== specOf(current).Data)) return deny('config update refused: only its labels may change');
   if (!ownObject(ctx.scope, { Spec: b })) return deny(`config update refused: it must keep ${MANAGED_LABEL}=${ctx.scope.name}`);
-  return allow;
+  if (!isRecord(b.Labels) || !(LEASE_HOLDER_LABEL in b.Labels)) return deny('config update refused: a lease keeps its holder label');
+  return leaseProblem(b, ctx) ?? allow;
 }
 
 export const swarmRules: Rule[] = [
@@ -70,13 +79,19 @@ export const swarmRules: Rule[] = [
     methods: ['GET'],
     path: /^\/services$/,
     query: ['filters', 'status', 'insertDefaults'],
-    judge: (_r, _m, ctx) => ({ allow: true, answer: (a) => rewrite(a, (l) => (Array.isArray(l) ? l.filter((s) => inScope(ctx.scope, labelsOf(s), [STACK_LABEL])) : [])) }),
+    judge: (_r, _m, ctx) => ({ allow: true, answer: (a) => rewrite(a, (l) => (Array.isArray(l) ? l.filter((s) => inStack(ctx.scope, labelsOf(s))).map(serviceWithoutEnv) : [])) }),
   },
   {
     methods: ['GET'],
     path: new RegExp(`^/services/${SWARM_ID}$`),
     query: ['insertDefaults'],
-    judge: (_r, _m, ctx) => ({ allow: true, answer: (a) => notShown(a, (s) => inScope(ctx.scope, labelsOf(s), [STACK_LABEL]), 'that service') }),
+    judge: (_r, _m, ctx) => ({
+      allow: true,
+      answer: async (a) => {
+        const shown = await notShown(a, (s) => inStack(ctx.scope, labelsOf(s)), 'that service');
+        return shown.status === 200 ? rewrite(shown, serviceWithoutEnv) : shown;
+      },
+    }),
   },
   { methods: ['POST'], path: new RegExp(`^/services/${SWARM_ID}/update$`), query: ['version'], judge: (req, m, ctx) => judgeServiceUpdate(req, m[1]!, ctx) },
   {

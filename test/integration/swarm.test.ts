@@ -155,6 +155,7 @@ services:
       - { source: main_cf, target: /etc/postfix/main.cf }
       - { source: master_cf, target: /etc/postfix/master.cf }
       - { source: dovecot_conf, target: /etc/dovecot/dovecot.conf }
+    cap_drop: [NET_RAW] # kept through every update: an old API version must not make the engine drop it
     deploy:
       placement:
         constraints: [node.hostname != node3]
@@ -414,6 +415,16 @@ configs:
       refused(await call('POST', '/v1.41/swarm/leave?force=1'), 'not a call mailcerts makes');
       expect(await snapshot()).toEqual(before);
       expect((await manager.docker('service', 'inspect', '-f', '{{.Spec.TaskTemplate.ContainerSpec.Image}}', `${STACK}_mail`))).toBe(MAIL_IMAGE);
+      // The service as the proxy shows it has no environment; an update sent under an old API
+      // version (which has the engine drop the fields it did not know, CapabilityDrop among them)
+      // is forwarded as the engine's own version: the spec it judged unchanged stays unchanged.
+      expect(mail.Spec.TaskTemplate.ContainerSpec.Env).toBeUndefined();
+      const drop = mail.Spec.TaskTemplate.ContainerSpec.CapabilityDrop as string[];
+      expect(JSON.stringify(drop)).toMatch(/NET_RAW/);
+      const same = await call('POST', `/v1.40/services/${mail.ID}/update?version=${mail.Version.Index}`, mail.Spec);
+      expect(same.status, same.text).toBe(200);
+      expect(JSON.parse(await manager.docker('service', 'inspect', '-f', '{{json .Spec.TaskTemplate.ContainerSpec.CapabilityDrop}}', `${STACK}_mail`))).toEqual(drop);
+      expect(await until('the no-op update settled', async () => !['updating'].includes(await updateState()), 60_000)).toBe(true);
     } finally {
       await manager.docker('service', 'rm', 'outsider');
       await manager.docker('secret', 'rm', 'db_root_password');

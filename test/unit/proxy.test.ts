@@ -42,13 +42,15 @@ const objects: Record<string, { ID: string; Spec: { Name: string; Labels: Record
   [id25('s')]: { ID: id25('s'), Spec: { Name: 'db_root_password', Labels: {} } },
   [id25('k')]: { ID: id25('k'), Spec: { Name: 'mailcerts.mail.example.ecdsa.0123456789ab.key', Labels: { 'mailcerts.managed-by': 'mail' } } },
   [id25('f')]: { ID: id25('f'), Spec: { Name: 'mailcerts.other.ecdsa.0123456789ab.key', Labels: { 'mailcerts.managed-by': 'other' } } },
-  [id25('l')]: { ID: id25('l'), Spec: { Name: 'mailcerts.lease.mail', Labels: { 'mailcerts.managed-by': 'mail', 'mailcerts.lease.holder': 'x' }, Data: 'bGVhc2U=' } },
+  [id25('l')]: { ID: id25('l'), Spec: { Name: 'mailcerts.lease.mail', Labels: { 'mailcerts.managed-by': 'mail', 'mailcerts.lease.holder': 'x', 'mailcerts.lease.scope': 'mail' }, Data: 'bGVhc2U=' } },
   [id25('o')]: { ID: id25('o'), Spec: { Name: 'mailcerts.lease.other', Labels: { 'mailcerts.managed-by': 'other', 'mailcerts.lease.holder': 'y' }, Data: 'bGVhc2U=' } },
   [id25('p')]: { ID: id25('p'), Spec: { Name: 'other_app_config', Labels: {}, Data: 'c2VjcmV0' } },
 };
+const SIGNALLED = id64('5');
 const containers: Record<string, Record<string, string>> = {
   [SELF]: { 'com.docker.compose.project': 'mail', 'mailcerts.reload': 'postfix' },
-  [MAIL]: { 'com.docker.compose.project': 'mail', 'mailcerts.reload': 'postfix' },
+  [MAIL]: { 'com.docker.compose.project': 'mail', 'mailcerts.reload': 'postfix', 'mailcerts.postmap': 'hash:/etc/postfix/sni' },
+  [SIGNALLED]: { 'com.docker.compose.project': 'mail', 'mailcerts.reload': 'signal:HUP', 'mailcerts.escalate': 'off' },
   [OTHER]: { 'com.docker.compose.project': 'other', 'mailcerts.reload': 'exec:touch /tmp/pwned' },
   [UNLABELLED]: { 'com.docker.compose.project': 'mail' },
 };
@@ -58,13 +60,18 @@ let engine: Server;
 let proxy: Server;
 let base: string;
 const reached: string[] = [];
+/** The bodies that reached the engine, by path as it got it. */
+const bodies: Record<string, string> = {};
 
 function fakeEngine(path: string): Server {
   const services = [{ ID: id25('m'), Version: { Index: 7 }, Spec: serviceSpec() }, { ID: id25('x'), Version: { Index: 3 }, Spec: { Name: 'db', Labels: { 'mailcerts.reload': 'x' } } }];
   const tasks = [{ ID: id25('t'), ServiceID: id25('m'), Spec: { ContainerSpec: { Env: ['DB_PASSWORD=hunter2'] } } }, { ID: id25('u'), ServiceID: id25('x'), Spec: {} }];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '', 'http://docker');
-    const p = url.pathname.replace(/^\/v[\d.]+/, '');
+    const p = url.pathname;
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c));
+    req.on('end', () => (bodies[`${req.method} ${p}`] = body));
     const json = (status: number, body: unknown) => (res.writeHead(status, { 'content-type': 'application/json' }), res.end(JSON.stringify(body)));
     let m: RegExpExecArray | null;
     if ((m = /^\/containers\/([0-9a-f]{64})\/json$/.exec(p))) return containers[m[1]!] ? json(200, { Id: m[1], Config: { Labels: containers[m[1]!] } }) : json(404, { message: 'no such container' });
@@ -118,8 +125,11 @@ describe('strict JSON', () => {
 describe('mailcerts proxy: containers', () => {
   const exec = { Cmd: ['postfix', 'reload'], AttachStdout: true, AttachStderr: true, Tty: false };
 
-  it('lets through the exec mailcerts sends to a labelled container of its project, then its start and inspect', async () => {
+  it('lets through the exec mailcerts sends to a labelled container of its project, then its start and inspect; the API version prefix is not forwarded', async () => {
     expect((await call('POST', `/containers/${MAIL}/exec`, exec)).status).toBe(201);
+    expect(reached.at(-1)).toBe(`POST /containers/${MAIL}/exec`); // not /v1.41/…: the engine reads it as its own version
+    for (const Cmd of [['postconf', '-n'], ['postmap', '-F', 'hash:/etc/postfix/sni'], ['cat', '/proc/net/tcp', '/proc/net/tcp6']]) expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd })).status).toBe(201);
+    expect((await call('POST', `/containers/${SIGNALLED}/kill?signal=SIGHUP`)).status).toBe(200);
     expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd: ['postfix', 'check'], Tty: true })).status).toBe(201);
     expect((await call('POST', `/exec/${id64('e')}/start`, { hijack: false, stdin: false })).status).toBe(200);
     expect((await call('GET', `/exec/${id64('e')}/json`)).status).toBe(200);
@@ -130,8 +140,14 @@ describe('mailcerts proxy: containers', () => {
     const before = reached.length;
     expect(await call('POST', `/containers/${MAIL}/exec`, { ...exec, User: 'root' })).toMatchObject({ status: 403, body: { message: expect.stringContaining('"User"') } });
     expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Privileged: true })).status).toBe(403);
-    expect(await call('POST', `/containers/${MAIL}/exec`, { ...exec, Tty: true })).toMatchObject({ status: 403, body: { message: expect.stringContaining('a TTY only for postfix check') } });
+    expect(await call('POST', `/containers/${MAIL}/exec`, { ...exec, Tty: true })).toMatchObject({ status: 403, body: { message: expect.stringContaining('do not ask for "postfix reload" on a terminal') } });
     expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd: ['postfix', 'check', '-v'], Tty: true })).status).toBe(403);
+    // Only what the container's own labels ask for: no shell to read the mailboxes, no other signal, no restart it turned off.
+    expect(await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd: ['sh', '-c', 'cat /var/mail/*'] })).toMatchObject({ status: 403, body: { message: expect.stringContaining('do not ask for "sh -c cat /var/mail/*"') } });
+    expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd: ['postmap', '-F', 'hash:/etc/shadow'] })).status).toBe(403);
+    expect((await call('POST', `/containers/${SIGNALLED}/kill?signal=SIGKILL`)).status).toBe(403);
+    expect((await call('POST', `/containers/${SIGNALLED}/restart`)).status).toBe(403);
+    expect((await call('POST', `/containers/${MAIL}/kill?signal=SIGHUP`)).status).toBe(403);
     expect((await call('POST', `/containers/${MAIL}/exec`, '{"Cmd":["id"],"AttachStdout":true,"AttachStderr":true,"Tty":false,"Tty":true}')).status).toBe(403);
     expect(await call('POST', `/containers/${SELF}/exec`, exec)).toMatchObject({ status: 403, body: { message: expect.stringContaining('the proxy itself') } });
     expect(await call('POST', `/containers/${OTHER}/kill?signal=SIGKILL`)).toMatchObject({ status: 403, body: { message: expect.stringContaining('not part of mail') } });
@@ -160,15 +176,22 @@ describe('mailcerts proxy: containers', () => {
 describe('mailcerts proxy: swarm', () => {
   const update = (spec: unknown) => call('POST', `/services/${id25('m')}/update?version=7`, spec);
   const ours = { File: { Name: '/etc/ssl/mail/privkey.pem', UID: '0', GID: '0', Mode: 384 }, SecretID: id25('k'), SecretName: 'mailcerts.mail.example.ecdsa.0123456789ab.key' };
+  /** The spec as the proxy shows it (no environment), with these secrets, as mailcerts sends it. */
   const withSecrets = (secrets: unknown[]) => {
     const s = serviceSpec();
-    return { ...s, TaskTemplate: { ...s.TaskTemplate, ForceUpdate: 1, ContainerSpec: { ...s.TaskTemplate.ContainerSpec, Secrets: secrets } }, UpdateConfig: { FailureAction: 'rollback' } };
+    const { Env: _env, ...cs } = s.TaskTemplate.ContainerSpec;
+    return { ...s, TaskTemplate: { ...s.TaskTemplate, ContainerSpec: { ...cs, Secrets: secrets } }, UpdateConfig: { Parallelism: 1, Order: 'stop-first', Monitor: 5_000_000_000, FailureAction: 'rollback' } };
   };
 
-  it('lets an update change only which of mailcerts\' files a service mounts', async () => {
+  it('lets an update change only which of mailcerts\' files a service mounts; the service keeps its environment, which it never showed', async () => {
     const before = reached.length;
+    const shown = (await call('GET', `/services/${id25('m')}`)).body as { Spec: ReturnType<typeof serviceSpec> };
+    expect(shown.Spec.TaskTemplate.ContainerSpec.Env).toBeUndefined();
     expect((await update(withSecrets([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, ours]))).status).toBe(200);
     expect(reached.slice(before)).toEqual([`POST /services/${id25('m')}/update`]);
+    const forwarded = JSON.parse(bodies[`POST /services/${id25('m')}/update`]!) as ReturnType<typeof serviceSpec>;
+    expect(forwarded.TaskTemplate.ContainerSpec.Env).toEqual(['DB_PASSWORD=hunter2']);
+    expect(forwarded.TaskTemplate.ContainerSpec.Secrets).toEqual([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, ours]);
   });
 
   it('refuses any other change, a foreign or misplaced file, the service\'s own secret dropped, a stale version, a service outside the stack', async () => {
@@ -187,8 +210,16 @@ describe('mailcerts proxy: swarm', () => {
     folded.TaskTemplate.ContainerSpec.mounts = [{ Type: 'bind', Source: '/', Target: '/host' }];
     expect((await update(folded)).status).toBe(403);
     expect(await update(withSecrets([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, { ...ours, SecretID: id25('f'), SecretName: 'mailcerts.other.ecdsa.0123456789ab.key' }]))).toMatchObject({ status: 403, body: { message: expect.stringContaining('not made by mailcerts for mail') } });
-    expect(await update(withSecrets([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, { ...ours, File: { ...ours.File, Name: '/etc/cron.d/x' } }]))).toMatchObject({ status: 403, body: { message: expect.stringContaining('outside /etc/ssl/mail') } });
+    expect(await update(withSecrets([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, { ...ours, File: { ...ours.File, Name: '/etc/cron.d/x' } }]))).toMatchObject({ status: 403, body: { message: expect.stringContaining('not a file below /etc/ssl/mail') } });
     expect(await update(withSecrets([ours]))).toMatchObject({ status: 403, body: { message: expect.stringContaining('db_root_password was not made by mailcerts') } });
+    expect(await update(withSecrets([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, { ...ours, File: { ...ours.File, Mode: 0o777 } }]))).toMatchObject({ status: 403, body: { message: expect.stringContaining('mode 511 would make it executable') } });
+    expect((await update(withSecrets([...serviceSpec().TaskTemplate.ContainerSpec.Secrets, { ...ours, File: { ...ours.File, Name: '/etc/ssl/mail/' } }]))).status).toBe(403);
+    const rollForward = { ...s, UpdateConfig: { Parallelism: 0, FailureAction: 'continue' } };
+    expect(await update(rollForward)).toMatchObject({ status: 403, body: { message: expect.stringContaining('changes UpdateConfig.Parallelism') } });
+    const withEnv = structuredClone(s) as Record<string, any>;
+    withEnv.TaskTemplate.ContainerSpec.Env = ['LD_PRELOAD=/x.so'];
+    expect(await update(withEnv)).toMatchObject({ status: 403, body: { message: expect.stringContaining('names an environment') } });
+    expect((await call('POST', `/services/${id25('m')}/update?version=7`, JSON.stringify(s).replace('"Replicas":2', '"Replicas":90071992547409930'))).status).toBe(403);
     expect((await call('POST', `/services/${id25('m')}/update?version=6`, s)).status).toBe(403);
     expect((await call('POST', `/services/${id25('x')}/update?version=3`, { Name: 'db', Labels: { 'mailcerts.reload': 'x' } })).status).toBe(403);
     expect(reached.length).toBe(before);
@@ -209,9 +240,15 @@ describe('mailcerts proxy: swarm', () => {
     expect((await call('DELETE', `/configs/${id25('p')}`)).status).toBe(403);
     const lease = objects[id25('l')]!.Spec;
     expect((await call('POST', `/configs/${id25('l')}/update?version=4`, { ...lease, Labels: { ...lease.Labels, 'mailcerts.lease.holder': 'me' } })).status).toBe(200);
+    // A lease only under the stack's own name and scope: no squatting another's, no speaking for it.
+    expect((await call('POST', `/configs/${id25('l')}/update?version=4`, { ...lease, Labels: { ...lease.Labels, 'mailcerts.lease.scope': 'other' } })).status).toBe(403);
+    const leaseOf = (name: string, scope: string) => ({ Name: name, Data: 'eA==', Labels: { 'mailcerts.managed-by': 'mail', 'mailcerts.lease.holder': 'me', 'mailcerts.lease.scope': scope } });
+    expect((await call('POST', '/configs/create', leaseOf('mailcerts.lease.other', 'other'))).status).toBe(403);
+    expect((await call('POST', '/configs/create', leaseOf('mailcerts.lease.mail', 'other'))).status).toBe(403);
     expect((await call('POST', `/configs/${id25('l')}/update?version=4`, { ...lease, Data: 'ZXZpbA==' })).status).toBe(403);
     expect((await call('POST', `/configs/${id25('o')}/update?version=4`, objects[id25('o')]!.Spec)).status).toBe(403);
     expect(reached.slice(before)).toEqual(['POST /secrets/create', `DELETE /secrets/${id25('k')}`, `POST /configs/${id25('l')}/update`]);
+    expect((await call('POST', '/configs/create', leaseOf('mailcerts.lease.mail', 'mail'))).status).toBe(200);
   });
 
   it('shows only the stack: its services, their tasks without environment, mailcerts\' objects and the other stacks\' leases without data', async () => {

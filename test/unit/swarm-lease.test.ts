@@ -13,6 +13,9 @@ const taskId = (c: string) => c.repeat(25);
  * names that are unique, label filters, tasks. `beforeWrite` runs between a reader's read and its
  * write: where a rival slips in.
  */
+/** An error as docker-modem makes it: the message and the HTTP status. */
+const httpError = (statusCode: number, message: string) => Object.assign(new Error(`(HTTP code ${statusCode}) ${message}`), { statusCode });
+
 function fakeSwarm(configs: ObjectView[], tasks: Record<string, TaskView | Error>) {
   const o = { beforeWrite: undefined as undefined | (() => void), writes: 0 };
   let nextId = 0;
@@ -33,7 +36,7 @@ function fakeSwarm(configs: ObjectView[], tasks: Record<string, TaskView | Error
     if (path === '/configs/create') {
       write();
       const b = opts.options._body as { Name: string; Labels: Record<string, string>; Data: string };
-      if (configs.some((c) => c.Spec.Name === b.Name)) return cb(new Error('(HTTP code 409) conflict - config already exists'));
+      if (configs.some((c) => c.Spec.Name === b.Name)) return cb(httpError(409, 'conflict - config already exists'));
       configs.push({ ID: `cfg${nextId++}`, Version: { Index: 1 }, Spec: { Name: b.Name, Labels: b.Labels, Data: b.Data } });
       return cb(null, { ID: `cfg${nextId - 1}` });
     }
@@ -42,8 +45,8 @@ function fakeSwarm(configs: ObjectView[], tasks: Record<string, TaskView | Error
       write();
       const c = configs.find((x) => x.ID === m![1])!;
       const b = opts.options._body as { Name: string; Labels: Record<string, string>; Data?: string };
-      if (opts.options._query.version !== c.Version!.Index) return cb(new Error('(HTTP code 500) server error - update out of sequence'));
-      if (b.Name !== c.Spec.Name || (b.Data !== undefined && b.Data !== c.Spec.Data)) return cb(new Error('(HTTP code 400) bad parameter - only updates to Labels are allowed'));
+      if (opts.options._query.version !== c.Version!.Index) return cb(httpError(500, 'server error - update out of sequence'));
+      if (b.Name !== c.Spec.Name || (b.Data !== undefined && b.Data !== c.Spec.Data)) return cb(httpError(400, 'bad parameter - only updates to Labels are allowed'));
       c.Spec.Labels = copy(b.Labels);
       c.Version!.Index++;
       return cb(null, undefined);
@@ -51,7 +54,7 @@ function fakeSwarm(configs: ObjectView[], tasks: Record<string, TaskView | Error
     m = /^\/tasks\/([^/]+)$/.exec(path);
     if (m) {
       const t = tasks[m[1]!];
-      if (t === undefined) return cb(new Error('(HTTP code 404) no such object - task not found'));
+      if (t === undefined) return cb(httpError(404, 'no such object - task not found'));
       return t instanceof Error ? cb(t) : cb(null, copy(t));
     }
     cb(new Error(`unexpected call ${opts.method} ${path}`));
@@ -95,7 +98,7 @@ describe('the Swarm lease: a config of the stack, its labels updated at the vers
 
   it('is stale once it has not changed for the holder\'s whole lease, by the watcher\'s own clock (never another manager\'s)', async () => {
     const configs = [leaseConfig('mail', taskId('a'))];
-    const s = fakeSwarm(configs, { [taskId('a')]: new Error('(HTTP code 403) mailcerts proxy: that task is not of this stack') });
+    const s = fakeSwarm(configs, { [taskId('a')]: httpError(403, 'mailcerts proxy: that task is not of this stack') });
     const c = clock();
     const b = lease(taskId('b'), { now: c.now });
     expect((await b.acquire(s.docker)).leader).toBe(false);
@@ -116,7 +119,7 @@ describe('the Swarm lease: a config of the stack, its labels updated at the vers
     expect(await lease(taskId('b')).acquire(fakeSwarm([leaseConfig('mail', taskId('a'))], {}).docker)).toEqual({ leader: true });
     const stopped = fakeSwarm([leaseConfig('mail', taskId('a'))], { [taskId('a')]: { ID: 'a', DesiredState: 'shutdown', Status: { State: 'complete' } } });
     expect(await lease(taskId('b')).acquire(stopped.docker)).toEqual({ leader: true });
-    const unreadable = fakeSwarm([leaseConfig('mail', taskId('a'))], { [taskId('a')]: new Error('(HTTP code 500) server error - rpc error: context deadline exceeded') });
+    const unreadable = fakeSwarm([leaseConfig('mail', taskId('a'))], { [taskId('a')]: httpError(500, 'server error - rpc error: context deadline exceeded, task 404aaaaaaaaaaaaaaaaaaaaaa') });
     expect((await lease(taskId('b')).acquire(unreadable.docker)).leader).toBe(false);
     expect(unreadable.writes).toBe(0);
   });
@@ -127,6 +130,13 @@ describe('the Swarm lease: a config of the stack, its labels updated at the vers
     const mistake = fakeSwarm([leaseConfig('mail2', taskId('c'), 'imap.example.com,smtp.example.com')], { [taskId('c')]: running });
     expect(await lease(taskId('b')).acquire(mistake.docker)).toEqual({ leader: false, why: expect.stringContaining(`the mailcerts of stack mail2 (${taskId('c')}) holds the lease for some of the same names`) });
     expect(mistake.writes).toBe(0);
+  });
+
+  it('counts another stack\'s lease only under its own name and for its own scope: no squatting, no claiming to be another stack', async () => {
+    const squat = leaseConfig('other', taskId('c'));
+    squat.Spec.Labels!['mailcerts.lease.scope'] = 'mail'; // stack other claims to speak for mail
+    const s = fakeSwarm([squat], { [taskId('c')]: running });
+    expect(await lease(taskId('b')).acquire(s.docker)).toEqual({ leader: true });
   });
 
   it('two stacks that take their leases at the same moment: the higher holder id gives its lease back', async () => {

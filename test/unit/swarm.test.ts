@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
-import { collisionIn, reachTask, withMounts } from '../../src/deploy/swarm/deployer.js';
+import { collisionIn, withMounts } from '../../src/deploy/swarm/deployer.js';
+import { reachTask } from '../../src/deploy/swarm/self.js';
 import type { ServiceView } from '../../src/deploy/swarm/api.js';
 import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
 import { unsatisfiable } from '../../src/deploy/swarm/placement.js';

@@ -1,4 +1,8 @@
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readAcmeJsonOnce } from '../../src/obtain/traefik-file.js';
 import { pickTraefikEntry, type TraefikEntry, traefikEntries } from '../../src/obtain/traefik.js';
 import { untrustedChain } from '../../src/pki/trust.js';
 import { parseBundle } from '../../src/publish/bundle.js';
@@ -71,3 +75,21 @@ describe('whether an entry\'s chain leads to a trusted root', () => {
     );
   });
 });
+
+describe('the directories above acme.json', () => {
+  it('a root-owned sticky directory (/tmp) is trusted, since no one else can swap what is in it; a world-writable one without the sticky bit is not', () => {
+    const root = mkdtempSync(join(tmpdir(), 'mc-acme-'));
+    try {
+      for (const [dir, mode] of [['sticky', 0o1777], ['open', 0o777]] as const) {
+        mkdirSync(join(root, dir, 'traefik'), { recursive: true });
+        chmodSync(join(root, dir), mode);
+        writeFileSync(join(root, dir, 'traefik', 'acme.json'), '{}', { mode: 0o600 });
+      }
+      expect(readAcmeJsonOnce(join(root, 'sticky', 'traefik', 'acme.json'))).toBe('{}');
+      expect(() => readAcmeJsonOnce(join(root, 'open', 'traefik', 'acme.json'))).toThrow(/is writable by group and others \(mode 0777\)/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+

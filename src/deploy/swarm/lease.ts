@@ -31,7 +31,7 @@ export const LEASE_NAMES_LABEL = 'mailcerts.lease.names';
 export const LEASE_MS_LABEL = 'mailcerts.lease.ms';
 /** No lease is believed to last longer than the longest SWARM_LEASE (a label someone wrote by hand). */
 const LONGEST_MS = 3_600_000;
-const LEASE_DATA = Buffer.from('mailcerts lease: its labels say which mailcerts issues for which names\n').toString('base64');
+const LEASE_DATA = 'mailcerts lease: its labels say which mailcerts issues for which names\n';
 
 export class LeaseLost extends Error {
   override name = 'LeaseLost';
@@ -66,144 +66,181 @@ export interface LeaseOptions {
 }
 
 export function holdLease(o: LeaseOptions): LeaseHolder {
-  const clock = o.now ?? monotonicMs;
-  let timer: NodeJS.Timeout | undefined;
-  let held = false;
-  /** The lease config this mailcerts holds, and when (by its clock) it last wrote or confirmed it. */
-  let mine: { id: string; version: number; at: number } | undefined;
-  const names = [...new Set(o.names.map((n) => n.toLowerCase()))].sort();
-  const ownName = leaseConfigName(o.scope);
-  /** Each lease seen: its version, and since when (this clock) it has been that version. */
-  const watched = new Map<string, { version: number; since: number }>();
+  return new SwarmLease(o);
+}
 
-  const competes = (l: Record<string, string>) => {
+const RUNNING = ['new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running'];
+const statusOf = (err: unknown) => (err as { statusCode?: number }).statusCode;
+
+class SwarmLease implements LeaseHolder {
+  private readonly o: LeaseOptions;
+  private readonly clock: () => number;
+  private readonly names: string[];
+  private readonly ownName: string;
+  private timer: NodeJS.Timeout | undefined;
+  private held = false;
+  /** The lease config this mailcerts holds, its version then, and when (by its clock) it began to write it. */
+  private mine: { id: string; version: number; at: number } | undefined;
+  /** Each lease seen: its version, and since when (this clock) it has been that version. */
+  private readonly watched = new Map<string, { version: number; since: number }>();
+
+  constructor(o: LeaseOptions) {
+    this.o = o;
+    this.clock = o.now ?? monotonicMs;
+    this.names = [...new Set(o.names.map((n) => n.toLowerCase()))].sort();
+    this.ownName = leaseConfigName(o.scope);
+  }
+
+  async acquire(docker: Docker, signal?: AbortSignal): Promise<Lead> {
+    const r = await this.renew(docker);
+    this.note(r);
+    if (this.held && !this.timer) {
+      this.timer = setInterval(() => {
+        this.renew(docker).then((again) => this.note(again), (err: unknown) => this.o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not renew the lease; tried again'));
+      }, Math.max(1_000, Math.floor(this.o.leaseMs / 3)));
+      this.timer.unref();
+      signal?.addEventListener('abort', () => clearInterval(this.timer), { once: true });
+    }
+    return r;
+  }
+
+  async confirm(docker: Docker): Promise<void> {
+    const mine = this.mine;
+    if (!this.held || !mine) throw new LeaseLost('this mailcerts does not hold the lease');
+    if (this.clock() - mine.at > this.o.leaseMs) throw new LeaseLost(`its lease was not renewed for ${Math.round(this.o.leaseMs / 1000)} s`);
+    const now = await inspectConfig(docker, mine.id);
+    const holder = now.Spec.Labels?.[LEASE_HOLDER_LABEL];
+    // Another holder always means a newer version; an older version than written would be a store gone back.
+    if (holder !== this.o.holder || (now.Version?.Index ?? 0) < mine.version) {
+      this.held = false;
+      throw new LeaseLost(`another mailcerts (${holder || 'none'}) holds the lease now (config ${now.Spec.Name} at version ${now.Version?.Index})`);
+    }
+    this.mine = { ...mine, version: now.Version?.Index ?? mine.version };
+  }
+
+  private note(r: Lead): void {
+    if (r.leader && !this.held) this.o.log.info({ step: 'lease', holder: this.o.holder, config: this.ownName }, 'holds the lease: this mailcerts issues and deploys');
+    if (!r.leader && this.held) this.o.log.warn({ step: 'lease', why: r.why }, 'lost the lease');
+    this.held = r.leader;
+  }
+
+  private async renew(docker: Docker): Promise<Lead> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const all = await this.leases(docker);
+      const blocked = await this.heldElsewhere(docker, all);
+      if (blocked) return blocked;
+      const own = all.find((c) => c.Spec.Name === this.ownName);
+      const holder = own && (await this.heldBy(docker, own));
+      if (own && holder) return { leader: false, why: this.describe(own, holder) };
+      if (!(await this.write(docker, own && (await inspectConfig(docker, own.ID))))) continue; // someone wrote first: read again
+      // Another stack's mailcerts may have taken its lease at the same moment: the higher holder id yields.
+      const rival = await this.heldElsewhere(docker, await this.leases(docker), (h) => h < this.o.holder);
+      if (!rival) return { leader: true };
+      this.mine = undefined;
+      await this.giveBack(docker);
+      return rival;
+    }
+    return { leader: false, why: 'the lease changed three times while it was being taken; tried again at the next pass' };
+  }
+
+  /** A live lease of another stack that competes with this one (and, with `only`, whose holder passes it). */
+  private async heldElsewhere(docker: Docker, all: ObjectView[], only: (holder: string) => boolean = () => true): Promise<Lead | undefined> {
+    for (const c of all.filter((x) => x.Spec.Name !== this.ownName)) {
+      const holder = await this.heldBy(docker, c);
+      if (holder && only(holder)) return { leader: false, why: this.describe(c, holder) };
+    }
+    return undefined;
+  }
+
+  /** The leases: configs with the holder label, each named as its own scope's lease and made for it. */
+  private async leases(docker: Docker): Promise<ObjectView[]> {
+    return (await listObjects(docker, 'config', [LEASE_HOLDER_LABEL])).filter((c) => {
+      const l = c.Spec.Labels ?? {};
+      const scope = l[LEASE_SCOPE_LABEL];
+      return c.Spec.Name === this.ownName || (scope !== undefined && l[MANAGED_LABEL] === scope && c.Spec.Name === leaseConfigName(scope));
+    });
+  }
+
+  private competes(l: Record<string, string>): boolean {
     const scope = l[LEASE_SCOPE_LABEL];
-    if (scope === undefined || scope === o.scope || scope === '*' || o.scope === '*') return true;
-    return (l[LEASE_NAMES_LABEL] ?? '').split(',').some((n) => names.includes(n));
-  };
-  const unchangedTooLong = (c: ObjectView) => {
+    if (scope === undefined || scope === this.o.scope || scope === '*' || this.o.scope === '*') return true;
+    return (l[LEASE_NAMES_LABEL] ?? '').split(',').some((n) => this.names.includes(n));
+  }
+
+  /** Whether this lease has had the same version for the holder's whole lease, as watched by this clock. */
+  private unchangedTooLong(c: ObjectView): boolean {
     const version = c.Version?.Index ?? -1;
-    const now = clock();
-    const seen = watched.get(c.ID);
+    const now = this.clock();
+    const seen = this.watched.get(c.ID);
     if (!seen || seen.version !== version) {
-      watched.set(c.ID, { version, since: now });
+      this.watched.set(c.ID, { version, since: now });
       return false;
     }
     const ms = Number(c.Spec.Labels?.[LEASE_MS_LABEL]);
     return now - seen.since > (Number.isFinite(ms) && ms >= 1_000 ? Math.min(ms, LONGEST_MS) : LONGEST_MS);
-  };
-  /** A holder task that is gone or stopped holds nothing; one that cannot be read may still hold. */
-  const gone = async (docker: Docker, holder: string) => {
+  }
+
+  /** A holder task that is gone (404) or stopped holds nothing; one that cannot be read may still hold. */
+  private async gone(docker: Docker, holder: string): Promise<boolean> {
     if (!/^[a-z0-9]{25}$/.test(holder)) return false;
     try {
       const t = await inspectTask(docker, holder);
-      return t.DesiredState !== 'running' || !['new', 'pending', 'assigned', 'accepted', 'preparing', 'starting', 'running'].includes(t.Status?.State ?? '');
+      return t.DesiredState !== 'running' || !RUNNING.includes(t.Status?.State ?? '');
     } catch (err) {
-      return /no such|404/i.test(errorMessage(err));
+      return statusOf(err) === 404;
     }
-  };
+  }
+
   /** Who holds this lease against this mailcerts, if anyone. */
-  const heldBy = async (docker: Docker, c: ObjectView) => {
+  private async heldBy(docker: Docker, c: ObjectView): Promise<string | undefined> {
     const l = c.Spec.Labels ?? {};
     const holder = l[LEASE_HOLDER_LABEL];
-    const stale = unchangedTooLong(c); // watched on every look, whoever holds it
-    if (!holder || holder === o.holder || !competes(l) || stale) return undefined;
-    return (await gone(docker, holder)) ? undefined : holder;
-  };
-  const leases = async (docker: Docker) => (await listObjects(docker, 'config', [LEASE_HOLDER_LABEL])).filter((c) => c.Spec.Name.startsWith('mailcerts.lease.'));
-  const describe = (c: ObjectView, holder: string) =>
-    c.Spec.Name === ownName
+    const stale = this.unchangedTooLong(c); // watched on every look, whoever holds it
+    if (!holder || holder === this.o.holder || !this.competes(l) || stale) return undefined;
+    return (await this.gone(docker, holder)) ? undefined : holder;
+  }
+
+  private describe(c: ObjectView, holder: string): string {
+    return c.Spec.Name === this.ownName
       ? `another mailcerts of this stack (${holder}) holds the lease (config ${c.Spec.Name}); this one stays passive while it renews it`
       : `the mailcerts of stack ${c.Spec.Labels?.[LEASE_SCOPE_LABEL] ?? '?'} (${holder}) holds the lease for some of the same names (config ${c.Spec.Name}); this one stays passive while it renews it`;
+  }
 
-  const labels = () => ({
-    [MANAGED_LABEL]: o.scope,
-    [LEASE_HOLDER_LABEL]: o.holder,
-    [LEASE_SCOPE_LABEL]: o.scope,
-    [LEASE_NAMES_LABEL]: names.join(','),
-    [LEASE_MS_LABEL]: String(o.leaseMs),
-    [LEASE_RENEWED_LABEL]: new Date().toISOString(),
-  });
+  private labels(): Record<string, string> {
+    return {
+      [MANAGED_LABEL]: this.o.scope,
+      [LEASE_HOLDER_LABEL]: this.o.holder,
+      [LEASE_SCOPE_LABEL]: this.o.scope,
+      [LEASE_NAMES_LABEL]: this.names.join(','),
+      [LEASE_MS_LABEL]: String(this.o.leaseMs),
+      [LEASE_RENEWED_LABEL]: new Date().toISOString(),
+    };
+  }
 
   /** Writes this mailcerts' labels on its lease config (made if missing); false when someone wrote first. */
-  const write = async (docker: Docker, own: ObjectView | undefined): Promise<boolean> => {
+  private async write(docker: Docker, own: ObjectView | undefined): Promise<boolean> {
+    // Before the write: a watcher may start counting as soon as it lands.
+    const at = this.clock();
     try {
-      if (!own) await createObject(docker, 'config', ownName, Buffer.from(LEASE_DATA, 'base64').toString(), labels());
-      else await updateConfigLabels(docker, own, labels());
+      if (!own) await createObject(docker, 'config', this.ownName, LEASE_DATA, this.labels());
+      else await updateConfigLabels(docker, own, this.labels());
     } catch (err) {
-      if (/conflict|out of sequence|409|already exists/i.test(errorMessage(err))) return false;
+      if (statusOf(err) === 409 || /out of sequence/i.test(errorMessage(err))) return false;
       throw err;
     }
-    const now = (await leases(docker)).find((c) => c.Spec.Name === ownName);
-    if (now?.Spec.Labels?.[LEASE_HOLDER_LABEL] !== o.holder) return false;
-    mine = { id: now.ID, version: now.Version?.Index ?? 0, at: clock() };
-    watched.set(now.ID, { version: mine.version, since: mine.at });
+    const now = (await this.leases(docker)).find((c) => c.Spec.Name === this.ownName);
+    if (now?.Spec.Labels?.[LEASE_HOLDER_LABEL] !== this.o.holder) return false;
+    this.mine = { id: now.ID, version: now.Version?.Index ?? 0, at };
+    this.watched.set(now.ID, { version: this.mine.version, since: at });
     return true;
-  };
+  }
 
-  const renew = async (docker: Docker): Promise<Lead> => {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const all = await leases(docker);
-      for (const c of all.filter((x) => x.Spec.Name !== ownName)) {
-        const holder = await heldBy(docker, c);
-        if (holder) return { leader: false, why: describe(c, holder) };
-      }
-      const own = all.find((c) => c.Spec.Name === ownName);
-      const holder = own && (await heldBy(docker, own));
-      if (own && holder) return { leader: false, why: describe(own, holder) };
-      if (!(await write(docker, own && (await inspectConfig(docker, own.ID))))) continue; // someone wrote first: read again
-      // Another stack's mailcerts may have taken its lease at the same moment: the higher holder id yields.
-      for (const c of (await leases(docker)).filter((x) => x.Spec.Name !== ownName)) {
-        const rival = await heldBy(docker, c);
-        if (rival && rival < o.holder) {
-          mine = undefined;
-          await giveBack(docker);
-          return { leader: false, why: describe(c, rival) };
-        }
-      }
-      return { leader: true };
-    }
-    return { leader: false, why: 'the lease changed three times while it was being taken; tried again at the next pass' };
-  };
-
-  const giveBack = async (docker: Docker) => {
+  private async giveBack(docker: Docker): Promise<void> {
     try {
-      const own = (await leases(docker)).find((c) => c.Spec.Name === ownName);
-      if (own?.Spec.Labels?.[LEASE_HOLDER_LABEL] === o.holder) await updateConfigLabels(docker, await inspectConfig(docker, own.ID), { ...own.Spec.Labels, [LEASE_HOLDER_LABEL]: '' });
+      const own = (await this.leases(docker)).find((c) => c.Spec.Name === this.ownName);
+      if (own?.Spec.Labels?.[LEASE_HOLDER_LABEL] === this.o.holder) await updateConfigLabels(docker, await inspectConfig(docker, own.ID), { ...own.Spec.Labels, [LEASE_HOLDER_LABEL]: '' });
     } catch (err) {
-      o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not give back the lease; the others take it once it has not changed for a whole lease');
+      this.o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not give back the lease; the others take it once it has not changed for a whole lease');
     }
-  };
-
-  const note = (r: Lead) => {
-    if (r.leader && !held) o.log.info({ step: 'lease', holder: o.holder, config: ownName }, 'holds the lease: this mailcerts issues and deploys');
-    if (!r.leader && held) o.log.warn({ step: 'lease', why: r.why }, 'lost the lease');
-    held = r.leader;
-  };
-
-  return {
-    async acquire(docker, signal) {
-      const r = await renew(docker);
-      note(r);
-      if (held && !timer) {
-        timer = setInterval(() => {
-          if (signal?.aborted) return;
-          renew(docker).then(note, (err: unknown) => o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not renew the lease; tried again'));
-        }, Math.max(1_000, Math.floor(o.leaseMs / 3)));
-        timer.unref();
-      }
-      return r;
-    },
-    async confirm(docker) {
-      if (!held || !mine) throw new LeaseLost('this mailcerts does not hold the lease');
-      if (clock() - mine.at > o.leaseMs) throw new LeaseLost(`its lease was not renewed for ${Math.round(o.leaseMs / 1000)} s`);
-      const now = await inspectConfig(docker, mine.id);
-      const holder = now.Spec.Labels?.[LEASE_HOLDER_LABEL];
-      if (holder !== o.holder || (now.Version?.Index ?? 0) < mine.version) {
-        held = false;
-        throw new LeaseLost(`another mailcerts (${holder || 'none'}) holds the lease now (config ${now.Spec.Name} at version ${now.Version?.Index})`);
-      }
-      mine = { ...mine, version: now.Version?.Index ?? mine.version };
-    },
-  };
+  }
 }
