@@ -51,10 +51,11 @@ function noAccountKey(r: CliRun, stateDir: string) {
 
 beforeAll(async () => {
   mkdirSync(certsDir, { recursive: true });
-  // mailcerts refuses an acme.json below a directory that others may write: the test's own are not.
+  // mailcerts refuses an acme.json below a directory that others may write (but for a root-owned
+  // sticky one, /tmp): the test's own are not.
   for (let d = work; dirname(d) !== d; d = dirname(d)) {
     const st = lstatSync(d);
-    if (st.uid !== 0 || st.mode & 0o022 || st.isSymbolicLink()) throw new Error(`${d} must be a directory owned by root and writable by it only (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}): mailcerts refuses an acme.json below it`);
+    if (st.uid !== 0 || (st.mode & 0o022 && !(st.mode & 0o1000)) || st.isSymbolicLink()) throw new Error(`${d} must be a directory owned by root and writable by it only (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid}): mailcerts refuses an acme.json below it`);
   }
   pairs.older = await issue('older', 'mail.tr.test,smtp.tr.test');
   await delay(1_100); // a later notAfter, to the second
