@@ -1,10 +1,12 @@
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type CliRun, logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
-import { removeTestContainers, seedSelfSigned, servedCertificate, startMailStack, TEST_PROJECT } from '../helpers/mailstack.js';
+import { removeTestContainers, seedSelfSigned, servedCertificate, startMailStack, TEST_MARKER, TEST_PROJECT } from '../helpers/mailstack.js';
 import { makeChain, makeSelfSigned } from '../helpers/pki.js';
 
 /**
@@ -39,6 +41,7 @@ const file = join(work, 'acme.json');
 const certsDir = join(work, 'certs');
 /** The roots mailcerts trusts here (NODE_EXTRA_CA_CERTS): Pebble's, and those of the test chains made below. */
 const roots = join(work, 'roots.pem');
+const run = promisify(execFile);
 const env = (extra: Record<string, string> = {}) => ({ ACME_DOMAINS: 'mail.tr.test,smtp.tr.test', TRAEFIK_ACME_JSON: file, CERTS_DIR: certsDir, STATE_DIR: join(work, 'state'), DOCKER_RELOAD: 'false', DOCKER_SCOPE: TEST_PROJECT, NODE_EXTRA_CA_CERTS: roots, ...extra });
 const servedSerial = (dir = certsDir) => new X509Certificate(readFileSync(join(dir, 'cert.pem'))).serialNumber;
 
@@ -246,16 +249,15 @@ describe('what an acme.json and its entries must be before anything in it is pub
     }
   });
 
-  it('a file mailcerts may not read (root\'s, 0600, as Traefik writes it) says how to let uid 10001 read it', async () => {
+  it('a file mailcerts may not read (root\'s, 0600, as Traefik writes it) says how to let uid 10001 read it: the image, as a user runs it', async () => {
     const path = place('root-only');
-    const ownDir = (d: string) => {
-      mkdirSync(d, { recursive: true, mode: 0o700 });
-      chownSync(d, 10001, 10001);
-      return d;
-    };
-    const r = await runCli(['run', '--once'], env({ TRAEFIK_ACME_JSON: path, STATE_DIR: ownDir(join(work, 'uid-state')), CERTS_DIR: ownDir(join(work, 'uid-certs')) }), { uid: 10001 });
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(refusals(r)).toEqual([`cannot read Traefik's acme.json at ${path} (EACCES); make it readable by uid 10001 (mailcerts), for example a read-only bind mount with an ACL (setfacl -m u:10001:r on the file, u:10001:x on the directories above it), or a copy job that copies it into a file mailcerts can read`]);
-    expect(existsSync(join(work, 'uid-certs', 'cert.pem'))).toBe(false);
+    // The image runs mailcerts as uid 10001: the file mounted read-only, as the README says, not yet made readable.
+    const r = await run('docker', ['run', '--rm', '--network', 'none', '--label', TEST_MARKER, '-v', `${dirname(path)}:/traefik:ro`,
+      '-e', 'ACME_DOMAINS=mail.tr.test,smtp.tr.test', '-e', 'TRAEFIK_ACME_JSON=/traefik/acme.json', '-e', 'DOCKER_RELOAD=false', '-e', 'STATUS_ADDRESS=off', '-e', 'LOG_FORMAT=json',
+      inject('mailcertsImage'), 'run', '--once']).then(() => ({ code: 0, out: '' }), (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? 1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` }));
+    expect(r.code, r.out).toBe(1);
+    const logs = r.out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(logs.filter((l) => l.msg === 'no usable certificate in Traefik\'s acme.json').map((l) => String(l.error))).toEqual([`cannot read Traefik's acme.json at /traefik/acme.json (EACCES); make it readable by uid 10001 (mailcerts), for example a read-only bind mount with an ACL (setfacl -m u:10001:r on the file, u:10001:x on the directories above it), or a copy job that copies it into a file mailcerts can read`]);
+    expect(logs.filter((l) => l.msg === 'published')).toEqual([]);
   });
 });
