@@ -12,8 +12,15 @@ import { isBuiltin } from 'node:module';
 const builtinsAsModules = {
   name: 'builtins-as-modules',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?[a-z][a-z0-9_/]*$/ }, (a) => (isBuiltin(a.path) ? { path: a.path.startsWith('node:') ? a.path : `node:${a.path}`, namespace: 'builtin' } : undefined));
-    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({ contents: `module.exports = process.getBuiltinModule(${JSON.stringify(a.path)});`, loader: 'js' }));
+    b.onResolve({ filter: /^(node:)?[a-z][a-z0-9_/]*$/ }, (a) =>
+      isBuiltin(a.path)
+        ? { path: a.path.startsWith('node:') ? a.path : `node:${a.path}`, namespace: 'builtin' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'builtin' }, (a) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(a.path)});`,
+      loader: 'js',
+    }));
   },
 };
 

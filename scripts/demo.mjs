@@ -3,7 +3,14 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ENDPOINTS, MAIL_IMAGE, removeContainers, seedSelfSigned, servedCertificate, startMailStack } from './lib/mailstack.mjs';
+import {
+  ENDPOINTS,
+  MAIL_IMAGE,
+  removeContainers,
+  seedSelfSigned,
+  servedCertificate,
+  startMailStack,
+} from './lib/mailstack.mjs';
 import { startPebble } from './lib/pebble.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -21,7 +28,14 @@ function dockerReady() {
 
 rmSync(DEMO, { recursive: true, force: true });
 mkdirSync(join(DEMO, 'certs'), { recursive: true });
-const pebble = await startPebble({ dir: join(DEMO, 'pebble'), acmePort: 14000, mgmtPort: 15000, httpPort: 5002, dnsPort: 8053, dnsMgmtPort: 8055 });
+const pebble = await startPebble({
+  dir: join(DEMO, 'pebble'),
+  acmePort: 14000,
+  mgmtPort: 15000,
+  httpPort: 5002,
+  dnsPort: 8053,
+  dnsMgmtPort: 8055,
+});
 say(`Pebble ACME CA at ${pebble.directoryUrl}`);
 const withDocker = dockerReady();
 let code = 1;
@@ -29,7 +43,11 @@ try {
   if (withDocker) {
     await removeContainers('mailcerts.demo=1');
     await seedSelfSigned(join(DEMO, 'certs'));
-    const stack = await startMailStack(join(DEMO, 'certs'), { prefix: 'mailcerts-demo', marker: 'mailcerts.demo=1', project: 'mailcerts-demo' });
+    const stack = await startMailStack(join(DEMO, 'certs'), {
+      prefix: 'mailcerts-demo',
+      marker: 'mailcerts.demo=1',
+      project: 'mailcerts-demo',
+    });
     say(`Postfix (${stack.postfix}) and Dovecot (${stack.dovecot}) run with a self-signed certificate`);
   } else {
     say('no Docker here: publishing only (DOCKER_RELOAD=false)');
@@ -51,19 +69,26 @@ try {
   code = run.status ?? 1;
   spawnSync(process.execPath, [join(ROOT, 'dist', 'cli.js'), 'status'], { env, stdio: 'inherit' });
   const published = readFileSync(join(DEMO, 'certs', 'cert.pem'), 'utf8');
-  say(`published ${join(DEMO, 'certs')}: serial ${new X509Certificate(published).serialNumber}, issuer ${new X509Certificate(published).issuer}`);
+  say(
+    `published ${join(DEMO, 'certs')}: serial ${new X509Certificate(published).serialNumber}, issuer ${new X509Certificate(published).issuer}`,
+  );
   if (withDocker) {
     for (const e of Object.keys(ENDPOINTS)) {
       const served = await servedCertificate(e);
       const same = served === published;
       if (!same) code = 1;
-      say(`${e.padEnd(10)} 127.0.0.1:${ENDPOINTS[e].port} serves serial ${new X509Certificate(served).serialNumber} ${same ? '(the published certificate)' : '(NOT the published certificate)'}`);
+      say(
+        `${e.padEnd(10)} 127.0.0.1:${ENDPOINTS[e].port} serves serial ${new X509Certificate(served).serialNumber} ${same ? '(the published certificate)' : '(NOT the published certificate)'}`,
+      );
     }
   }
 } finally {
   await pebble.stop();
   if (withDocker && !process.argv.includes('--keep')) await removeContainers('mailcerts.demo=1');
-  else if (withDocker) say('the containers keep running (--keep); remove them with: docker rm -f mailcerts-demo-postfix mailcerts-demo-dovecot');
+  else if (withDocker)
+    say(
+      'the containers keep running (--keep); remove them with: docker rm -f mailcerts-demo-postfix mailcerts-demo-dovecot',
+    );
 }
 say(code === 0 ? 'done' : 'FAILED');
 process.exit(code);

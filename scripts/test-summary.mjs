@@ -6,11 +6,14 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const [report, ...filters] = process.argv.slice(2);
-const testFiles = (dir) => readdirSync(dir).flatMap((e) => {
-  const p = join(dir, e);
-  return statSync(p).isDirectory() ? testFiles(p) : p.endsWith('.test.ts') ? [p] : [];
-});
-const expected = testFiles('test').map((p) => relative('.', p)).filter((p) => filters.length === 0 || filters.some((f) => p.includes(f)));
+const testFiles = (dir) =>
+  readdirSync(dir).flatMap((e) => {
+    const p = join(dir, e);
+    return statSync(p).isDirectory() ? testFiles(p) : p.endsWith('.test.ts') ? [p] : [];
+  });
+const expected = testFiles('test')
+  .map((p) => relative('.', p))
+  .filter((p) => filters.length === 0 || filters.some((f) => p.includes(f)));
 
 let r;
 try {
@@ -22,7 +25,11 @@ try {
 const files = r.testResults.map((f) => ({ ...f, path: relative(process.cwd(), f.name) }));
 const notRun = files.filter((f) => f.status === 'failed' && !f.assertionResults.some((a) => a.status === 'failed'));
 const missing = expected.filter((p) => !files.some((f) => f.path === p));
-const skippedElsewhere = files.filter((f) => !notRun.includes(f)).flatMap((f) => f.assertionResults.filter((a) => a.status === 'skipped' || a.status === 'pending' || a.status === 'todo'));
+const skippedElsewhere = files
+  .filter((f) => !notRun.includes(f))
+  .flatMap((f) =>
+    f.assertionResults.filter((a) => a.status === 'skipped' || a.status === 'pending' || a.status === 'todo'),
+  );
 const failed = r.numFailedTests + notRun.length + missing.length + skippedElsewhere.length;
 const why = [
   notRun.length && `${notRun.length} suite(s) failed to run: ${notRun.map((f) => f.path).join(', ')}`,

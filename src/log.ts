@@ -9,13 +9,24 @@ export type { Logger };
  * line by one pattern test (the usual line has none), not with pino's `redact` paths, which parse
  * every path again for every line: a tenth of a pass over 500 certificates.
  */
-const SECRET_KEYS = ['token', 'apiToken', 'authorization', 'accountKey', 'privateKey', 'key', 'hmacKey', 'keyAuthorization', 'password'];
+const SECRET_KEYS = [
+  'token',
+  'apiToken',
+  'authorization',
+  'accountKey',
+  'privateKey',
+  'key',
+  'hmacKey',
+  'keyAuthorization',
+  'password',
+];
 const SECRET_KEY = new Set(SECRET_KEYS);
 const HAS_SECRET_KEY = new RegExp(`"(?:${SECRET_KEYS.join('|')})":`);
 const CENSOR = '[redacted]';
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const censor = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, SECRET_KEY.has(k) ? CENSOR : v]));
+const censor = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(o).map(([k, v]) => [k, SECRET_KEY.has(k) ? CENSOR : v]));
 
 /** One JSON log line with its secret fields censored; the same line when it has none. */
 export function censorSecretFields(line: string): string {
@@ -54,8 +65,14 @@ export function textLine(json: string): string {
   if (!isRecord(r)) return json;
   const time = typeof r.time === 'string' ? r.time.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
   const where = [r.cert, r.step].filter((x) => x !== undefined && x !== '').join(' ');
-  const fields = Object.entries(r).filter(([k]) => !HIDDEN.has(k)).map(([k, v]) => `${k}=${fieldValue(v)}`);
-  return `${time} ${String(r.level ?? '').toUpperCase().padEnd(5)} ${where ? `${where}: ` : ''}${String(r.msg ?? '').replace(/\r?\n/g, '\\n')}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}\n`;
+  const fields = Object.entries(r)
+    .filter(([k]) => !HIDDEN.has(k))
+    .map(([k, v]) => `${k}=${fieldValue(v)}`);
+  return `${time} ${String(r.level ?? '')
+    .toUpperCase()
+    .padEnd(
+      5,
+    )} ${where ? `${where}: ` : ''}${String(r.msg ?? '').replace(/\r?\n/g, '\\n')}${fields.length > 0 ? `  ${fields.join(' ')}` : ''}\n`;
 }
 
 /**

@@ -43,7 +43,19 @@ const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
 async function summarize(result: PassResult, log: Logger): Promise<number> {
   await result.alerted;
   for (const c of result.certs) {
-    log.info({ step: 'report', cert: c.name, ...(c.keyType ? { keyType: c.keyType } : {}), ok: c.ok, decision: c.decision, issued: c.issued, published: c.published, error: c.error }, c.ok ? 'certificate ok' : 'certificate failed');
+    log.info(
+      {
+        step: 'report',
+        cert: c.name,
+        ...(c.keyType ? { keyType: c.keyType } : {}),
+        ok: c.ok,
+        decision: c.decision,
+        issued: c.issued,
+        published: c.published,
+        error: c.error,
+      },
+      c.ok ? 'certificate ok' : 'certificate failed',
+    );
   }
   return result.ok ? EXIT.ok : EXIT.failed;
 }
@@ -76,20 +88,26 @@ async function commandRun(config: Config, log: Logger, once: boolean): Promise<n
 async function commandCheck(config: Config, log: Logger): Promise<number> {
   let ok = true;
   out('configuration: ok');
-  for (const c of config.certificates) out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyTypes.join(" + ")}, ${c.challenge})`);
+  for (const c of config.certificates)
+    out(`  certificate ${c.name}: ${c.domains.join(', ')} (${c.keyTypes.join(' + ')}, ${c.challenge})`);
   out(`  published into ${config.certsDir}, state in ${config.stateDir}`);
   const publishProblem = await certsDirProblem(config);
   if (publishProblem) {
     ok = false;
     out(`CERTS_DIR: FAILED: ${publishProblem}`);
   } else {
-    out(`CERTS_DIR: ok (mailcerts can write, chmod${config.files.owner !== undefined || config.files.group !== undefined ? ' and chown' : ''} the key files)`);
+    out(
+      `CERTS_DIR: ok (mailcerts can write, chmod${config.files.owner !== undefined || config.files.group !== undefined ? ' and chown' : ''} the key files)`,
+    );
   }
   const { configureAcmeHttp, getDirectory } = await import('./obtain/acme-http.js');
   configureAcmeHttp({ timeoutMs: config.acme.timeoutMs, retries: 1, retryAfterCapMs: 5_000 });
   try {
     const dir = await getDirectory(config.acme.directoryUrl);
-    if (typeof dir.newOrder !== 'string') throw new UserError(`${config.acme.directoryUrl} answered, but it is not an ACME directory; check ACME_DIRECTORY`);
+    if (typeof dir.newOrder !== 'string')
+      throw new UserError(
+        `${config.acme.directoryUrl} answered, but it is not an ACME directory; check ACME_DIRECTORY`,
+      );
     out(`CA directory: ok (${config.acme.directoryUrl})`);
   } catch (err) {
     ok = false;
@@ -105,7 +123,8 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
     }
   }
   // DANE: a warning only (the records are still kept), but a clear one: without DNSSEC, DANE is void.
-  if (config.certificates.some((c) => c.dane)) for (const line of await (await import('./report/dane.js')).daneDnssecCheck(config, log)) out(line);
+  if (config.certificates.some((c) => c.dane))
+    for (const line of await (await import('./report/dane.js')).daneDnssecCheck(config, log)) out(line);
   if (!config.docker.reload) {
     out('Docker: reloading is off (DOCKER_RELOAD=false)');
   } else {
@@ -117,18 +136,21 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
 
 /** The Docker side of `check`: reachable, which project is in scope, what would be reloaded and how. */
 async function checkDocker(config: Config): Promise<boolean> {
-  const [{ connectDocker, pingDocker }, { resolveScope, discoverTargets }, { describeAction, labelProblems, RELOAD_LABEL }] = await Promise.all([
-    import('./deploy/docker.js'),
-    import('./deploy/scope.js'),
-    import('./deploy/targets.js'),
-  ]);
+  const [
+    { connectDocker, pingDocker },
+    { resolveScope, discoverTargets },
+    { describeAction, labelProblems, RELOAD_LABEL },
+  ] = await Promise.all([import('./deploy/docker.js'), import('./deploy/scope.js'), import('./deploy/targets.js')]);
   let ok = true;
   try {
     const docker = connectDocker();
     await pingDocker(docker);
     const scope = await resolveScope(docker, config.docker.scope, runsInContainer());
     const targets = await discoverTargets(docker, scope);
-    const where = scope.project === '*' ? 'on this host (DOCKER_SCOPE=*: every compose project is trusted)' : `in the compose project ${scope.project}`;
+    const where =
+      scope.project === '*'
+        ? 'on this host (DOCKER_SCOPE=*: every compose project is trusted)'
+        : `in the compose project ${scope.project}`;
     out(`Docker API: ok; ${targets.length} running container(s) ${where} carry ${RELOAD_LABEL}`);
     for (const t of targets) {
       const problems = labelProblems(t);
@@ -149,7 +171,9 @@ async function checkDocker(config: Config): Promise<boolean> {
 /** `mailcerts proxy`: needs none of mailcerts' own configuration, only the PROXY_ variables. */
 async function commandProxy(rest: string[]): Promise<number> {
   if (rest.length > 0) {
-    process.stderr.write(`mailcerts proxy: takes no arguments (it is configured with PROXY_BIND, PROXY_SOCKET, PROXY_SWARM and PROXY_SCOPE)\n`);
+    process.stderr.write(
+      `mailcerts proxy: takes no arguments (it is configured with PROXY_BIND, PROXY_SOCKET, PROXY_SWARM and PROXY_SCOPE)\n`,
+    );
     return EXIT.usage;
   }
   const stop = new AbortController();
@@ -194,7 +218,12 @@ async function main(argv: string[]): Promise<number> {
   }
   let args;
   try {
-    args = parseArgs({ args: rest, options: options[command as keyof typeof options], allowPositionals: command === 'renew' || command === 'dane', strict: true });
+    args = parseArgs({
+      args: rest,
+      options: options[command as keyof typeof options],
+      allowPositionals: command === 'renew' || command === 'dane',
+      strict: true,
+    });
   } catch (err) {
     process.stderr.write(`mailcerts ${command}: ${errorMessage(err)}\n\n${USAGE}\n`);
     return EXIT.usage;
@@ -212,7 +241,12 @@ async function main(argv: string[]): Promise<number> {
   // One redaction for logs, state and status, from here on.
   registerSecrets([...config.secrets, config.acme.eab?.hmacKey]);
   // Human output (status, check) keeps stdout; logs then go to stderr.
-  const toStderr = command === 'status' || command === 'check' || command === 'healthcheck' || command === 'dane' || command === 'stack-file';
+  const toStderr =
+    command === 'status' ||
+    command === 'check' ||
+    command === 'healthcheck' ||
+    command === 'dane' ||
+    command === 'stack-file';
   const format = config.logFormat ?? ((toStderr ? process.stderr : process.stdout).isTTY ? 'text' : 'json');
   const log = createLogger(config.logLevel, toStderr ? stderrDestination() : undefined, format);
   const values = args.values as Record<string, boolean | undefined>;
@@ -227,10 +261,19 @@ async function main(argv: string[]): Promise<number> {
         const keyType = (args.values as Record<string, string | undefined>)['key-type'];
         const known = config.certificates.filter((c) => !only || c.name === only).flatMap((c) => c.keyTypes);
         if (keyType !== undefined && !known.includes(keyType as KeyType)) {
-          process.stderr.write(`mailcerts renew: --key-type ${keyType} is not a key type of ${only ? `"${only}"` : 'any certificate'}; configured: ${[...new Set(known)].join(', ')}\n`);
+          process.stderr.write(
+            `mailcerts renew: --key-type ${keyType} is not a key type of ${only ? `"${only}"` : 'any certificate'}; configured: ${[...new Set(known)].join(', ')}\n`,
+          );
           return EXIT.usage;
         }
-        return await summarize(await new Engine(config, log, defaultComponents(config, log)).pass({ force: values.force ?? false, only, forceKeyType: keyType }), log);
+        return await summarize(
+          await new Engine(config, log, defaultComponents(config, log)).pass({
+            force: values.force ?? false,
+            only,
+            forceKeyType: keyType,
+          }),
+          log,
+        );
       }
       case 'status': {
         const rows = await collectStatus(config);
@@ -248,7 +291,9 @@ async function main(argv: string[]): Promise<number> {
         const [sub, name, ...extra] = args.positionals;
         if (sub === 'rollover' && extra.length === 0) {
           const asked = await requestRollover(config, log, name);
-          out(`rollover asked for: ${asked.join(', ')}. It happens at the next pass once each next key's TLSA record has been answered by every authoritative server for twice the TTL; see mailcerts dane.`);
+          out(
+            `rollover asked for: ${asked.join(', ')}. It happens at the next pass once each next key's TLSA record has been answered by every authoritative server for twice the TTL; see mailcerts dane.`,
+          );
           return EXIT.ok;
         }
         if (sub !== undefined) {
@@ -261,12 +306,16 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'stack-file': {
         if (config.docker.mode !== 'swarm') {
-          process.stderr.write('mailcerts stack-file: only with DEPLOY_MODE=swarm; in volume mode the files are in CERTS_DIR\n');
+          process.stderr.write(
+            'mailcerts stack-file: only with DEPLOY_MODE=swarm; in volume mode the files are in CERTS_DIR\n',
+          );
           return EXIT.usage;
         }
         const version = (args.values as Record<string, string | undefined>)['compose-version'];
         if (version !== undefined && !/^3(\.\d{1,2})?$/.test(version)) {
-          process.stderr.write(`mailcerts stack-file: --compose-version ${version}: give the version: line of the stack file, such as 3.8\n`);
+          process.stderr.write(
+            `mailcerts stack-file: --compose-version ${version}: give the version: line of the stack file, such as 3.8\n`,
+          );
           return EXIT.usage;
         }
         out((await (await swarmDeployer(config, log)).stackFile(version)).trimEnd());

@@ -24,7 +24,10 @@ if (!/^127\./.test(HOST)) die('--status must be a 127.0.0.0/8 address');
 const SETTLE_MS = Number(args['settle-ms'] ?? 3000);
 const TIMEOUT_MS = Number(args['timeout-ms'] ?? 60_000);
 
-function die(msg) { console.error(`daemon-probe: ${msg}`); process.exit(2); }
+function die(msg) {
+  console.error(`daemon-probe: ${msg}`);
+  process.exit(2);
+}
 const now = () => performance.now();
 const sec = (ms) => (ms === undefined ? null : +(ms / 1000).toFixed(4));
 
@@ -36,7 +39,10 @@ function statusKb(pid) {
 
 function connects() {
   return new Promise((resolve) => {
-    const sock = net.connect({ host: HOST, port: Number(PORT) }, () => { sock.destroy(); resolve(true); });
+    const sock = net.connect({ host: HOST, port: Number(PORT) }, () => {
+      sock.destroy();
+      resolve(true);
+    });
     sock.on('error', () => resolve(false));
   });
 }
@@ -67,14 +73,26 @@ child.stdout.on('data', (d) => {
   partial = lines.pop() ?? '';
   for (const l of lines) {
     let j;
-    try { j = JSON.parse(l); } catch { continue; }
+    try {
+      j = JSON.parse(l);
+    } catch {
+      continue;
+    }
     if (j.msg === 'mailcerts started' && !times.started) times.started = j.time;
-    if (j.msg === 'waiting for the next pass' && marks.passDone === undefined) { marks.passDone = now() - t0; times.passDone = j.time; }
+    if (j.msg === 'waiting for the next pass' && marks.passDone === undefined) {
+      marks.passDone = now() - t0;
+      times.passDone = j.time;
+    }
     if (j.msg === 'pass failed') marks.passFailed = j.error ?? 'pass failed';
   }
 });
 child.stderr.on('data', (d) => log?.write(d));
-const exitP = new Promise((resolve) => child.on('exit', (code, signal) => { exited = { code, signal }; resolve(); }));
+const exitP = new Promise((resolve) =>
+  child.on('exit', (code, signal) => {
+    exited = { code, signal };
+    resolve();
+  }),
+);
 
 let error;
 const late = () => {
@@ -84,14 +102,20 @@ const late = () => {
 };
 // Up: the status port accepts a connection (polled every 5 ms).
 while (!(error = late())) {
-  if (await connects()) { marks.up = now() - t0; break; }
+  if (await connects()) {
+    marks.up = now() - t0;
+    break;
+  }
   await sleep(5);
 }
 // Healthy: /healthz answers 200 (one request at a time, 10 ms apart).
 while (!error && !(error = late())) {
   const code = await get('/healthz');
   if (code !== undefined && marks.firstAnswer === undefined) marks.firstAnswer = now() - t0;
-  if (code === 200) { marks.healthy = now() - t0; break; }
+  if (code === 200) {
+    marks.healthy = now() - t0;
+    break;
+  }
   await sleep(10);
 }
 // The first pass done (the log line), if it was not already seen.
@@ -105,13 +129,16 @@ if (!error) {
 }
 const tStop = now();
 if (!exited) child.kill('SIGTERM');
-const killer = setTimeout(() => { if (!exited) child.kill('SIGKILL'); }, 10_000);
+const killer = setTimeout(() => {
+  if (!exited) child.kill('SIGKILL');
+}, 10_000);
 await exitP;
 clearTimeout(killer);
 const stopMs = now() - tStop;
 log?.end();
 
-const firstPassS = times.started && times.passDone ? (Date.parse(times.passDone) - Date.parse(times.started)) / 1000 : null;
+const firstPassS =
+  times.started && times.passDone ? (Date.parse(times.passDone) - Date.parse(times.started)) / 1000 : null;
 const result = {
   ok: !error && !marks.passFailed,
   error: error ?? marks.passFailed ?? null,

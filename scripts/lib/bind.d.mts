@@ -12,6 +12,12 @@ export interface Bind {
 export function startBind(opts: {
   dir: string;
   port: number;
-  zones: { name: string; update?: 'key' | 'none'; /** An update-policy instead of allow-update, e.g. 'grant k zonesub TXT;'. */ policy?: string; dnssec?: boolean; records?: string[] }[];
+  zones: {
+    name: string;
+    update?: 'key' | 'none' /** An update-policy instead of allow-update, e.g. 'grant k zonesub TXT;'. */;
+    policy?: string;
+    dnssec?: boolean;
+    records?: string[];
+  }[];
   keys: { name: string; algorithm?: string; secret: string }[];
 }): Promise<Bind>;

@@ -18,7 +18,9 @@ const which = (bin) => {
 /** Why BIND cannot run here, or undefined. */
 export function bindMissing() {
   const missing = ['named', 'tsig-keygen', 'dig'].filter((b) => !which(b) && !which(`/usr/sbin/${b}`));
-  return missing.length ? `BIND 9 is missing (${missing.join(', ')}): run "bash scripts/setup.sh" (Debian packages bind9, bind9-utils, bind9-dnsutils)` : undefined;
+  return missing.length
+    ? `BIND 9 is missing (${missing.join(', ')}): run "bash scripts/setup.sh" (Debian packages bind9, bind9-utils, bind9-dnsutils)`
+    : undefined;
 }
 
 /** A fresh TSIG secret as tsig-keygen makes it. */
@@ -35,23 +37,36 @@ export async function startBind(opts) {
   if (problem) throw new Error(problem);
   const { dir, port } = opts;
   mkdirSync(dir, { recursive: true });
-  const keys = opts.keys.map((k) => `key "${k.name}" { algorithm ${k.algorithm ?? 'hmac-sha256'}; secret "${k.secret}"; };`).join('\n');
-  const zones = opts.zones.map((z) => {
-    const file = join(dir, `${z.name}.zone`);
-    writeFileSync(file, [
-      '$TTL 60',
-      `@ IN SOA ns1.${z.name}. hostmaster.${z.name}. 1 60 60 600 2`, // negative answers kept 2 s: tests add names
-      `@ IN NS ns1.${z.name}.`,
-      'ns1 IN A 127.0.0.1',
-      ...(z.records ?? []),
-      '',
-    ].join('\n'));
-    const update = z.policy ? `update-policy { ${z.policy} };` : z.update === 'none' ? 'allow-update { none; };' : `allow-update { ${opts.keys.map((k) => `key "${k.name}";`).join(' ')} };`;
-    // DNSSEC: BIND makes the keys and signs at once, and signs every update too.
-    const signing = z.dnssec ? ' dnssec-policy default; inline-signing yes; key-directory "' + dir + '";' : '';
-    return `zone "${z.name}" { type primary; file "${file}"; ${update}${signing} };`;
-  }).join('\n');
-  writeFileSync(join(dir, 'named.conf'), `
+  const keys = opts.keys
+    .map((k) => `key "${k.name}" { algorithm ${k.algorithm ?? 'hmac-sha256'}; secret "${k.secret}"; };`)
+    .join('\n');
+  const zones = opts.zones
+    .map((z) => {
+      const file = join(dir, `${z.name}.zone`);
+      writeFileSync(
+        file,
+        [
+          '$TTL 60',
+          `@ IN SOA ns1.${z.name}. hostmaster.${z.name}. 1 60 60 600 2`, // negative answers kept 2 s: tests add names
+          `@ IN NS ns1.${z.name}.`,
+          'ns1 IN A 127.0.0.1',
+          ...(z.records ?? []),
+          '',
+        ].join('\n'),
+      );
+      const update = z.policy
+        ? `update-policy { ${z.policy} };`
+        : z.update === 'none'
+          ? 'allow-update { none; };'
+          : `allow-update { ${opts.keys.map((k) => `key "${k.name}";`).join(' ')} };`;
+      // DNSSEC: BIND makes the keys and signs at once, and signs every update too.
+      const signing = z.dnssec ? ' dnssec-policy default; inline-signing yes; key-directory "' + dir + '";' : '';
+      return `zone "${z.name}" { type primary; file "${file}"; ${update}${signing} };`;
+    })
+    .join('\n');
+  writeFileSync(
+    join(dir, 'named.conf'),
+    `
 options {
   directory "${dir}";
   pid-file "${join(dir, 'named.pid')}";
@@ -64,22 +79,40 @@ options {
 };
 ${keys}
 ${zones}
-`);
+`,
+  );
   // -g: foreground, logs to stderr; no -u: the test runs it as the user it is.
   const { stop } = await startServerProcess({
     bin: 'named',
     args: ['-g', '-c', join(dir, 'named.conf')],
     logFile: join(dir, 'named.log'),
     what: `named on 127.0.0.1:${port}`,
-    answers: () => execFileSync('dig', ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', opts.zones[0].name, 'SOA'], { encoding: 'utf8', stdio: 'pipe' }).trim() !== '',
+    answers: () =>
+      execFileSync(
+        'dig',
+        ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', opts.zones[0].name, 'SOA'],
+        { encoding: 'utf8', stdio: 'pipe' },
+      ).trim() !== '',
   });
   /** What the server answers for a name, asked directly (dig +short). */
-  const dig = (name, type) => execFileSync('dig', ['+short', '+tcp', '-p', String(port), '@127.0.0.1', name, type], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  const dig = (name, type) =>
+    execFileSync('dig', ['+short', '+tcp', '-p', String(port), '@127.0.0.1', name, type], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .filter(Boolean);
   /** A signed zone's key-signing key as a DNSKEY record (a validating resolver's trust anchor); waits until the zone is signed. */
   const ksk = async (zone) => {
     for (let i = 0; i < 300; i++) {
-      const keys = execFileSync('dig', ['+noall', '+answer', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'DNSKEY'], { encoding: 'utf8' }).split('\n').filter((l) => /\sDNSKEY\s+257\s/.test(l));
-      const signed = execFileSync('dig', ['+dnssec', '+short', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'SOA'], { encoding: 'utf8' }).includes('SOA ');
+      const keys = execFileSync(
+        'dig',
+        ['+noall', '+answer', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'DNSKEY'],
+        { encoding: 'utf8' },
+      )
+        .split('\n')
+        .filter((l) => /\sDNSKEY\s+257\s/.test(l));
+      const signed = execFileSync('dig', ['+dnssec', '+short', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'SOA'], {
+        encoding: 'utf8',
+      }).includes('SOA ');
       if (keys.length > 0 && signed) return keys[0].replace(/\s+/g, ' ').replace(/ \d+ IN DNSKEY /, ' DNSKEY ');
       await delay(100);
     }

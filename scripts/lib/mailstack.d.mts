@@ -52,8 +52,26 @@ export function removeContainers(marker?: string): Promise<void>;
 export function removeStaleTestContainers(): Promise<void>;
 export function startContainer(o: ContainerOptions): Promise<string>;
 export function waitForPort(port: number, timeoutMs?: number): Promise<void>;
-export function startMailStack(certsDir: string, opts?: { prefix?: string; marker?: string; project?: string; labels?: Record<string, string>; postfixLabels?: Record<string, string>; mainCf?: string; masterCf?: string; dovecotConf?: string; image?: string; volumes?: string[] }): Promise<{ postfix: string; dovecot: string }>;
-export function servedCertificate(endpoint: Endpoint, servername?: string | null, opts?: { only?: 'ecdsa' | 'rsa'; tls12?: boolean }): Promise<string>;
+export function startMailStack(
+  certsDir: string,
+  opts?: {
+    prefix?: string;
+    marker?: string;
+    project?: string;
+    labels?: Record<string, string>;
+    postfixLabels?: Record<string, string>;
+    mainCf?: string;
+    masterCf?: string;
+    dovecotConf?: string;
+    image?: string;
+    volumes?: string[];
+  },
+): Promise<{ postfix: string; dovecot: string }>;
+export function servedCertificate(
+  endpoint: Endpoint,
+  servername?: string | null,
+  opts?: { only?: 'ecdsa' | 'rsa'; tls12?: boolean },
+): Promise<string>;
 export function seedSelfSigned(dir: string, cn?: string): Promise<void>;
 export function containerLogs(name: string): Promise<string>;
 export function waitForLog(name: string, pattern: RegExp, timeoutMs?: number): Promise<void>;

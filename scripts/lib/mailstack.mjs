@@ -45,7 +45,8 @@ setVerifyLabels();
  */
 export function useMailPorts(ports) {
   const names = Object.keys(ENDPOINTS);
-  if (ports.length !== names.length || new Set(ports).size !== names.length) throw new Error(`useMailPorts needs ${names.length} distinct ports`);
+  if (ports.length !== names.length || new Set(ports).size !== names.length)
+    throw new Error(`useMailPorts needs ${names.length} distinct ports`);
   names.forEach((n, i) => (ENDPOINTS[n].port = ports[i]));
   setVerifyLabels();
 }
@@ -94,7 +95,18 @@ export const TEST_PROJECT = `mailcerts-test-${TEST_RUN}`;
 
 /** Removes the containers of test runs that are gone (their pid is not alive): what a killed run left. */
 export async function removeStaleTestContainers() {
-  const lines = (await docker('ps', '-a', '--filter', 'label=mailcerts.test.run', '--format', '{{.ID}} {{.Label "mailcerts.test.run"}}')).split('\n').filter(Boolean);
+  const lines = (
+    await docker(
+      'ps',
+      '-a',
+      '--filter',
+      'label=mailcerts.test.run',
+      '--format',
+      '{{.ID}} {{.Label "mailcerts.test.run"}}',
+    )
+  )
+    .split('\n')
+    .filter(Boolean);
   const alive = (pid) => {
     try {
       process.kill(pid, 0);
@@ -103,10 +115,13 @@ export async function removeStaleTestContainers() {
       return err.code === 'EPERM';
     }
   };
-  const stale = lines.map((l) => l.split(' ')).filter(([, run = '']) => {
-    const pid = Number(/^(\d+)-/.exec(run)?.[1] ?? 0);
-    return run !== TEST_RUN && pid > 0 && !alive(pid);
-  }).map(([id]) => id);
+  const stale = lines
+    .map((l) => l.split(' '))
+    .filter(([, run = '']) => {
+      const pid = Number(/^(\d+)-/.exec(run)?.[1] ?? 0);
+      return run !== TEST_RUN && pid > 0 && !alive(pid);
+    })
+    .map(([id]) => id);
   if (stale.length) await docker('rm', '-f', ...stale);
 }
 
@@ -114,16 +129,36 @@ export async function startContainer(o) {
   const name = `${o.prefix ?? `mailcerts-test-${TEST_RUN}`}-${o.name}`;
   const project = o.project ?? TEST_PROJECT;
   const markers = o.marker ? [o.marker] : ['mailcerts.test=1', TEST_MARKER];
-  const args = ['run', '-d', '--name', name, ...markers.flatMap((m) => ['--label', m]), '--label', `com.docker.compose.project=${project}`, '--network', o.network ?? 'host', '--hostname', 'mail', '-v', `${o.certsDir}:/etc/ssl/mail:ro`];
+  const args = [
+    'run',
+    '-d',
+    '--name',
+    name,
+    ...markers.flatMap((m) => ['--label', m]),
+    '--label',
+    `com.docker.compose.project=${project}`,
+    '--network',
+    o.network ?? 'host',
+    '--hostname',
+    'mail',
+    '-v',
+    `${o.certsDir}:/etc/ssl/mail:ro`,
+  ];
   if (o.reload) args.push('--label', `mailcerts.reload=${o.reload}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push('--label', `${k}=${v}`);
   for (const v of o.volumes ?? []) args.push('-v', v);
   const image = o.image ?? MAIL_IMAGE;
   if (o.role === 'postfix') {
-    args.push('-v', `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`, '-v', `${o.masterCf ?? mailConfigFile('postfix/master.cf')}:/etc/postfix/master.cf:ro`);
+    args.push(
+      '-v',
+      `${o.mainCf ?? join(CONF, 'postfix', 'main.cf')}:/etc/postfix/main.cf:ro`,
+      '-v',
+      `${o.masterCf ?? mailConfigFile('postfix/master.cf')}:/etc/postfix/master.cf:ro`,
+    );
     args.push(image, ...(o.command ?? ['postfix', 'start-fg']));
   } else {
-    const conf = o.dovecotConf ?? mailConfigFile(image === MAIL_IMAGE_TRIXIE ? 'dovecot24/dovecot.conf' : 'dovecot/dovecot.conf');
+    const conf =
+      o.dovecotConf ?? mailConfigFile(image === MAIL_IMAGE_TRIXIE ? 'dovecot24/dovecot.conf' : 'dovecot/dovecot.conf');
     args.push('-v', `${conf}:/etc/dovecot/dovecot.conf:ro`, image, ...(o.command ?? ['dovecot', '-F']));
   }
   await docker(...args);
@@ -134,7 +169,10 @@ export async function waitForPort(port, timeoutMs = 20_000) {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise((resolve) => {
-      const s = connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(true); });
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
     });
     if (ok) return;
@@ -145,8 +183,24 @@ export async function waitForPort(port, timeoutMs = 20_000) {
 
 /** Postfix and Dovecot on host networking, reading certsDir, labelled for reload. */
 export async function startMailStack(certsDir, opts = {}) {
-  const postfix = await startContainer({ ...opts, name: 'postfix', role: 'postfix', certsDir, reload: 'postfix', mainCf: opts.mainCf, masterCf: opts.masterCf, labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.labels, ...opts.postfixLabels } });
-  const dovecot = await startContainer({ ...opts, name: 'dovecot', role: 'dovecot', certsDir, reload: 'dovecot', labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot, ...opts.labels } });
+  const postfix = await startContainer({
+    ...opts,
+    name: 'postfix',
+    role: 'postfix',
+    certsDir,
+    reload: 'postfix',
+    mainCf: opts.mainCf,
+    masterCf: opts.masterCf,
+    labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, ...opts.labels, ...opts.postfixLabels },
+  });
+  const dovecot = await startContainer({
+    ...opts,
+    name: 'dovecot',
+    role: 'dovecot',
+    certsDir,
+    reload: 'dovecot',
+    labels: { 'mailcerts.verify': VERIFY_LABELS.dovecot, ...opts.labels },
+  });
   for (const e of Object.values(ENDPOINTS)) await waitForPort(e.port);
   return { postfix, dovecot };
 }
@@ -158,9 +212,15 @@ export async function startMailStack(certsDir, opts = {}) {
  */
 export async function servedCertificate(endpoint, servername = 'mail.example.test', opts = {}) {
   const e = ENDPOINTS[endpoint];
-  const args = ['s_client', '-connect', `127.0.0.1:${e.port}`, ...(servername === null ? ['-noservername'] : ['-servername', servername])];
+  const args = [
+    's_client',
+    '-connect',
+    `127.0.0.1:${e.port}`,
+    ...(servername === null ? ['-noservername'] : ['-servername', servername]),
+  ];
   if (opts.only && opts.tls12) args.push('-tls1_2', '-cipher', opts.only === 'rsa' ? 'aRSA' : 'aECDSA');
-  else if (opts.only) args.push('-sigalgs', opts.only === 'rsa' ? 'RSA-PSS+SHA256:RSA+SHA256' : 'ECDSA+SHA256:ECDSA+SHA384');
+  else if (opts.only)
+    args.push('-sigalgs', opts.only === 'rsa' ? 'RSA-PSS+SHA256:RSA+SHA256' : 'ECDSA+SHA256:ECDSA+SHA384');
   if (e.starttls) args.push('-starttls', e.starttls);
   const child = execFile('openssl', args, { timeout: 15_000 });
   child.stdin?.end();
@@ -168,14 +228,34 @@ export async function servedCertificate(endpoint, servername = 'mail.example.tes
   child.stdout?.on('data', (d) => (out += d));
   await new Promise((resolve) => child.on('close', resolve));
   const pem = out.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/)?.[0];
-  if (!pem) throw new Error(`no certificate from ${endpoint} (127.0.0.1:${e.port}); openssl said:\n${out.slice(0, 2000)}`);
+  if (!pem)
+    throw new Error(`no certificate from ${endpoint} (127.0.0.1:${e.port}); openssl said:\n${out.slice(0, 2000)}`);
   return `${pem}\n`;
 }
 
 /** A self-signed certificate as plain files, like the one a mail server starts with before mailcerts. */
 export async function seedSelfSigned(dir, cn = 'seed.invalid') {
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'privkey.pem'), '-out', join(dir, 'fullchain.pem'), '-days', '2', '-subj', `/CN=${cn}`]);
-  writeFileSync(join(dir, 'privkey-fullchain.pem'), readFileSync(join(dir, 'privkey.pem'), 'utf8') + readFileSync(join(dir, 'fullchain.pem'), 'utf8'));
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    join(dir, 'privkey.pem'),
+    '-out',
+    join(dir, 'fullchain.pem'),
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${cn}`,
+  ]);
+  writeFileSync(
+    join(dir, 'privkey-fullchain.pem'),
+    readFileSync(join(dir, 'privkey.pem'), 'utf8') + readFileSync(join(dir, 'fullchain.pem'), 'utf8'),
+  );
 }
 
 export async function containerLogs(name) {
@@ -187,7 +267,10 @@ export async function containerLogs(name) {
 export async function waitForLog(name, pattern, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs;
   while (!pattern.test(await containerLogs(name))) {
-    if (Date.now() > until) throw new Error(`${name} did not log ${pattern} within ${timeoutMs / 1000}s:\n${(await containerLogs(name)).slice(-2000)}`);
+    if (Date.now() > until)
+      throw new Error(
+        `${name} did not log ${pattern} within ${timeoutMs / 1000}s:\n${(await containerLogs(name)).slice(-2000)}`,
+      );
     await delay(100);
   }
 }

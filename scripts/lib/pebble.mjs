@@ -13,17 +13,67 @@ function which(bin) {
 
 export function pebbleMissing() {
   const missing = ['pebble', 'pebble-challtestsrv', 'openssl'].filter((b) => !which(b));
-  return missing.length ? `${missing.join(', ')} not found on PATH: run "bash scripts/setup.sh" (it installs Debian's pebble package)` : undefined;
+  return missing.length
+    ? `${missing.join(', ')} not found on PATH: run "bash scripts/setup.sh" (it installs Debian's pebble package)`
+    : undefined;
 }
 
 /** A CA and a server certificate for Pebble's own HTTPS listener; clients trust caFile (NODE_EXTRA_CA_CERTS). */
 function makeTlsFiles(dir, host) {
   const ssl = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=mailcerts test CA for Pebble');
+  ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=mailcerts test CA for Pebble',
+  );
   const extra = host && host !== '127.0.0.1' ? `,IP:${host}` : '';
-  writeFileSync(join(dir, 'san.ext'), `subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1${extra}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`);
-  ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '30', '-extfile', 'san.ext');
+  writeFileSync(
+    join(dir, 'san.ext'),
+    `subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1${extra}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+  );
+  ssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    '/CN=localhost',
+  );
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '30',
+    '-extfile',
+    'san.ext',
+  );
 }
 
 function httpsGet(url, ca) {
@@ -81,13 +131,29 @@ export async function startPebble(opts) {
     return p;
   };
   // With dnsServer (a real name server, such as BIND), the CA resolves through it instead of challtestsrv.
-  if (!opts.dnsServer) start('pebble-challtestsrv', ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${dnsMgmtPort}`]);
-  start(opts.bin ?? 'pebble', ['-config', join(dir, 'pebble.json'), '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dnsPort}`], {
-    PEBBLE_VA_NOSLEEP: '1',
-    PEBBLE_WFE_NONCEREJECT: '0',
-    PEBBLE_AUTHZREUSE: '0',
-    ...opts.env,
-  });
+  if (!opts.dnsServer)
+    start('pebble-challtestsrv', [
+      '-dns01',
+      `127.0.0.1:${dnsPort}`,
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-management',
+      `127.0.0.1:${dnsMgmtPort}`,
+    ]);
+  start(
+    opts.bin ?? 'pebble',
+    ['-config', join(dir, 'pebble.json'), '-dnsserver', opts.dnsServer ?? `127.0.0.1:${dnsPort}`],
+    {
+      PEBBLE_VA_NOSLEEP: '1',
+      PEBBLE_WFE_NONCEREJECT: '0',
+      PEBBLE_AUTHZREUSE: '0',
+      ...opts.env,
+    },
+  );
   const stop = async () => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
     await Promise.all(procs.map((p) => (p.exitCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
@@ -97,7 +163,12 @@ export async function startPebble(opts) {
   const directoryUrl = `https://${host}:${acmePort}/dir`;
   // Inside a namespace, only a process in it can ask: a TCP connect from there tells that it listens.
   const answers = opts.netns
-    ? () => new Promise((resolve) => spawn('nsenter', [`--net=/run/netns/${opts.netns}`, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${acmePort}`], { stdio: 'ignore' }).on('exit', (code) => resolve(code === 0)))
+    ? () =>
+        new Promise((resolve) =>
+          spawn('nsenter', [`--net=/run/netns/${opts.netns}`, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${acmePort}`], {
+            stdio: 'ignore',
+          }).on('exit', (code) => resolve(code === 0)),
+        )
     : async () => (await httpsGet(directoryUrl, caPem)).status === 200;
   for (let i = 0; ; i++) {
     const exited = procs.find((p) => p.exitCode !== null);

@@ -31,7 +31,9 @@ export async function startServerProcess(o) {
     if (up) return { stop };
     if (i > 100) {
       await stop();
-      throw new Error(`${o.what} did not answer within 10s; see ${o.logFile}: ${readFileSync(o.logFile, 'utf8').slice(-800)}`);
+      throw new Error(
+        `${o.what} did not answer within 10s; see ${o.logFile}: ${readFileSync(o.logFile, 'utf8').slice(-800)}`,
+      );
     }
     await delay(100);
   }

@@ -4,4 +4,10 @@ export interface Unbound {
   dig(name: string, type: string): string;
   stop(): Promise<void>;
 }
-export function startUnbound(opts: { dir: string; address: string; zone: string; trustAnchor: string; stub: string }): Promise<Unbound>;
+export function startUnbound(opts: {
+  dir: string;
+  address: string;
+  zone: string;
+  trustAnchor: string;
+  stub: string;
+}): Promise<Unbound>;

@@ -21,7 +21,9 @@ export async function startUnbound(opts) {
   if (problem) throw new Error(problem);
   mkdirSync(opts.dir, { recursive: true });
   const conf = join(opts.dir, 'unbound.conf');
-  writeFileSync(conf, `server:
+  writeFileSync(
+    conf,
+    `server:
   interface: ${opts.address}
   port: 53
   do-ip6: no
@@ -45,14 +47,21 @@ export async function startUnbound(opts) {
 stub-zone:
   name: "${opts.zone}"
   stub-addr: ${opts.stub.replace(':', '@')}
-`);
+`,
+  );
   execFileSync('unbound-checkconf', [conf], { stdio: 'pipe' });
   const { stop } = await startServerProcess({
     bin: 'unbound',
     args: ['-d', '-c', conf],
     logFile: join(opts.dir, 'unbound.log'),
     what: `unbound on ${opts.address}:53`,
-    answers: () => /status: NOERROR/.test(execFileSync('dig', ['+time=1', '+tries=1', `@${opts.address}`, opts.zone, 'SOA'], { encoding: 'utf8', stdio: 'pipe' })),
+    answers: () =>
+      /status: NOERROR/.test(
+        execFileSync('dig', ['+time=1', '+tries=1', `@${opts.address}`, opts.zone, 'SOA'], {
+          encoding: 'utf8',
+          stdio: 'pipe',
+        }),
+      ),
   });
   /** dig through the resolver: the answer's flags (ad when validated) and records. */
   const dig = (name, type) => execFileSync('dig', ['+dnssec', `@${opts.address}`, name, type], { encoding: 'utf8' });

@@ -46,12 +46,20 @@ function tlsProblem(socket: Socket | false | null, servername: string, pins: rea
   const why = `the SMTP server's certificate cannot be trusted for ${servername} (${String(socket.authorizationError)})`;
   const leaf = socket.getPeerX509Certificate();
   if (!leaf || pins.length === 0) return why;
-  if (!pins.includes(spkiOf(leaf))) return `${why}, and it is not the certificate mailcerts published for ${servername}`;
+  if (!pins.includes(spkiOf(leaf)))
+    return `${why}, and it is not the certificate mailcerts published for ${servername}`;
   return leaf.checkHost(servername) ? undefined : `the SMTP server's certificate is not for ${servername}`;
 }
 
-export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: AlertMessage, o: SendOptions): Promise<void> {
-  const [{ default: SMTPConnection }, { default: MailComposer }] = await Promise.all([import('nodemailer/lib/smtp-connection'), import('nodemailer/lib/mail-composer')]);
+export async function sendEmail(
+  cfg: NonNullable<Config['alerts']['email']>,
+  m: AlertMessage,
+  o: SendOptions,
+): Promise<void> {
+  const [{ default: SMTPConnection }, { default: MailComposer }] = await Promise.all([
+    import('nodemailer/lib/smtp-connection'),
+    import('nodemailer/lib/mail-composer'),
+  ]);
   const url = new URL(cfg.smtp);
   const secure = url.protocol === 'smtps:';
   const pins = o.pins ?? [];
@@ -77,14 +85,21 @@ export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: 
   o.signal.addEventListener('abort', teardown, { once: true });
   const failed = new Promise<never>((_, reject) => conn.on('error', reject));
   const step = <T>(fn: (done: (err?: Error | null, value?: T) => void) => void) =>
-    Promise.race([failed, abortion(o.signal), new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))))]);
+    Promise.race([
+      failed,
+      abortion(o.signal),
+      new Promise<T>((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T)))),
+    ]);
   try {
     const mail = new MailComposer({ from: cfg.from, to: cfg.to, subject: m.subject, text: m.text }).compile();
     const raw = await mail.build();
     await step<void>((done) => conn.connect(done));
     const problem = tlsProblem(conn._socket, cfg.servername, pins);
     if (problem) throw new Error(`${problem}; nothing was sent`);
-    if (url.username && conn.allowsAuth) await step<boolean>((done) => conn.login({ user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }, done));
+    if (url.username && conn.allowsAuth)
+      await step<boolean>((done) =>
+        conn.login({ user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) }, done),
+      );
     await step((done) => conn.send(mail.getEnvelope(), raw, done));
   } finally {
     o.signal.removeEventListener('abort', teardown);
@@ -95,13 +110,30 @@ export async function sendEmail(cfg: NonNullable<Config['alerts']['email']>, m: 
 /** Slack's mrkdwn reads &, < and > as markup (<!channel>, <url|text>): escaped as Slack documents. */
 export const slackEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-export async function sendWebhook(cfg: NonNullable<Config['alerts']['webhook']>, m: AlertMessage, o: SendOptions): Promise<void> {
+export async function sendWebhook(
+  cfg: NonNullable<Config['alerts']['webhook']>,
+  m: AlertMessage,
+  o: SendOptions,
+): Promise<void> {
   const init: RequestInit =
     cfg.format === 'ntfy'
-      ? { body: m.text, headers: { Title: m.subject, Tags: m.kind === 'problem' ? 'warning' : 'white_check_mark', Priority: m.kind === 'problem' ? 'high' : 'default' } }
+      ? {
+          body: m.text,
+          headers: {
+            Title: m.subject,
+            Tags: m.kind === 'problem' ? 'warning' : 'white_check_mark',
+            Priority: m.kind === 'problem' ? 'high' : 'default',
+          },
+        }
       : cfg.format === 'slack'
-        ? { body: JSON.stringify({ text: `*${slackEscape(m.subject)}*\n${slackEscape(m.text)}` }), headers: { 'content-type': 'application/json' } }
-        : { body: JSON.stringify({ event: m.kind, problem: m.key, subject: m.subject, text: m.text }), headers: { 'content-type': 'application/json' } };
+        ? {
+            body: JSON.stringify({ text: `*${slackEscape(m.subject)}*\n${slackEscape(m.text)}` }),
+            headers: { 'content-type': 'application/json' },
+          }
+        : {
+            body: JSON.stringify({ event: m.kind, problem: m.key, subject: m.subject, text: m.text }),
+            headers: { 'content-type': 'application/json' },
+          };
   const signal = AbortSignal.any([o.signal, AbortSignal.timeout(TIMEOUT_MS)]);
   const res = await fetch(cfg.url, { method: 'POST', ...init, redirect: 'error', signal });
   await res.body?.cancel();

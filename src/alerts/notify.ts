@@ -16,16 +16,23 @@ import { type AlertMessage, sendEmail, sendWebhook } from './deliver.js';
 import { publishedPins } from './own-server.js';
 import { currentProblems, type Problem } from './problems.js';
 
-const MessageSchema = z.object({ kind: z.enum(['problem', 'resolved']), key: z.string(), subject: z.string(), text: z.string() });
+const MessageSchema = z.object({
+  kind: z.enum(['problem', 'resolved']),
+  key: z.string(),
+  subject: z.string(),
+  text: z.string(),
+});
 const AlertStateSchema = z.object({
   open: z.record(z.string(), z.object({ since: z.string(), summary: z.string() })),
-  outbox: z.array(z.object({
-    channel: z.enum(['email', 'webhook']),
-    message: MessageSchema,
-    attempts: z.int().check(z.nonnegative()),
-    nextTryAt: z.iso.datetime(),
-    lastError: z.optional(z.string()),
-  })),
+  outbox: z.array(
+    z.object({
+      channel: z.enum(['email', 'webhook']),
+      message: MessageSchema,
+      attempts: z.int().check(z.nonnegative()),
+      nextTryAt: z.iso.datetime(),
+      lastError: z.optional(z.string()),
+    }),
+  ),
 });
 type AlertState = z.infer<typeof AlertStateSchema>;
 
@@ -47,7 +54,9 @@ async function withDeadline<T>(send: (signal: AbortSignal) => Promise<T>, ms: nu
   const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms / 1000} s`)), ms);
   const onStop = () => ac.abort(new Error('cancelled: mailcerts is stopping'));
   stop?.addEventListener('abort', onStop, { once: true });
-  const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true }));
+  const aborted = new Promise<never>((_, reject) =>
+    ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true }),
+  );
   try {
     return await Promise.race([send(ac.signal), aborted]);
   } finally {
@@ -75,11 +84,22 @@ function problemMessage(p: Problem): AlertMessage {
 }
 
 function resolvedMessage(key: string, open: { since: string; summary: string }, now: Date): AlertMessage {
-  return { kind: 'resolved', key, subject: `[mailcerts] resolved: ${open.summary}`, text: [`Resolved: ${open.summary} (since ${open.since}; fixed by ${now.toISOString()}).`, MORE, ''].join('\n') };
+  return {
+    kind: 'resolved',
+    key,
+    subject: `[mailcerts] resolved: ${open.summary}`,
+    text: [`Resolved: ${open.summary} (since ${open.since}; fixed by ${now.toISOString()}).`, MORE, ''].join('\n'),
+  };
 }
 
 /** After a pass: new problems and fixed ones become messages; due messages are sent. */
-export async function notify(config: Config, rows: StatusRow[], log: Logger, now = new Date(), opts: NotifyOptions = {}): Promise<{ undelivered: number; nextTryAt?: Date }> {
+export async function notify(
+  config: Config,
+  rows: StatusRow[],
+  log: Logger,
+  now = new Date(),
+  opts: NotifyOptions = {},
+): Promise<{ undelivered: number; nextTryAt?: Date }> {
   const { email, webhook } = config.alerts;
   if (!email && !webhook) return { undelivered: 0 };
   const path = alertsPath(config.stateDir);
@@ -93,7 +113,9 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
   };
   const channels = [...(email ? ['email' as const] : []), ...(webhook ? ['webhook' as const] : [])];
   // A channel no longer configured has nobody to deliver to; old or surplus messages go too.
-  state.outbox = state.outbox.filter((o) => channels.includes(o.channel) && now.getTime() - Date.parse(o.nextTryAt) < KEEP_MS).slice(-MAX_OUTBOX);
+  state.outbox = state.outbox
+    .filter((o) => channels.includes(o.channel) && now.getTime() - Date.parse(o.nextTryAt) < KEEP_MS)
+    .slice(-MAX_OUTBOX);
   const enqueue = (message: AlertMessage) => {
     for (const channel of channels) state.outbox.push({ channel, message, attempts: 0, nextTryAt: now.toISOString() });
   };
@@ -110,16 +132,27 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
     log.info({ step: 'alert', problem: key }, `alert resolved: ${open.summary}`);
     for (const channel of channels) {
       // Not told of it yet on this channel: it hears of neither the problem nor its end.
-      const unsent = state.outbox.findIndex((o) => o.channel === channel && o.message.key === key && o.message.kind === 'problem');
+      const unsent = state.outbox.findIndex(
+        (o) => o.channel === channel && o.message.key === key && o.message.kind === 'problem',
+      );
       if (unsent >= 0) state.outbox.splice(unsent, 1);
-      else state.outbox.push({ channel, message: resolvedMessage(key, open, now), attempts: 0, nextTryAt: now.toISOString() });
+      else
+        state.outbox.push({
+          channel,
+          message: resolvedMessage(key, open, now),
+          attempts: 0,
+          nextTryAt: now.toISOString(),
+        });
     }
   }
   // Saved before anything is sent, and after each send: a crash never sends one twice, nor forgets one.
   try {
     await save();
   } catch (err) {
-    log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json; no alert is sent until it can be');
+    log.warn(
+      { step: 'alert', error: errorMessage(err) },
+      'cannot write STATE_DIR/alerts.json; no alert is sent until it can be',
+    );
     return { undelivered: state.outbox.length };
   }
   const down = new Set<string>();
@@ -134,21 +167,38 @@ export async function notify(config: Config, rows: StatusRow[], log: Logger, now
     }
     try {
       if (item.channel === 'email') pins ??= publishedPins(config);
-      const send = item.channel === 'email'
-        ? async (signal: AbortSignal) => sendEmail(email!, item.message, { signal, pins: await pins })
-        : (signal: AbortSignal) => sendWebhook(webhook!, item.message, { signal });
+      const send =
+        item.channel === 'email'
+          ? async (signal: AbortSignal) => sendEmail(email!, item.message, { signal, pins: await pins })
+          : (signal: AbortSignal) => sendWebhook(webhook!, item.message, { signal });
       await withDeadline(send, opts.deadlineMs ?? SEND_DEADLINE_MS, opts.signal);
       state.outbox.splice(state.outbox.indexOf(item), 1);
-      log.info({ step: 'alert', channel: item.channel, problem: item.message.key, kind: item.message.kind }, 'alert sent');
+      log.info(
+        { step: 'alert', channel: item.channel, problem: item.message.key, kind: item.message.kind },
+        'alert sent',
+      );
     } catch (err) {
       if (opts.signal?.aborted) break; // not the target's fault: tried again as it stands at the next start
       down.add(item.channel);
       item.attempts++;
       item.lastError = redact(errorMessage(err)).slice(0, 500);
-      item.nextTryAt = new Date(now.getTime() + Math.min(RETRY_MS * 2 ** (item.attempts - 1), RETRY_CAP_MS)).toISOString();
-      log.warn({ step: 'alert', channel: item.channel, problem: item.message.key, error: item.lastError, retryAt: item.nextTryAt }, 'could not send an alert; retrying later');
+      item.nextTryAt = new Date(
+        now.getTime() + Math.min(RETRY_MS * 2 ** (item.attempts - 1), RETRY_CAP_MS),
+      ).toISOString();
+      log.warn(
+        {
+          step: 'alert',
+          channel: item.channel,
+          problem: item.message.key,
+          error: item.lastError,
+          retryAt: item.nextTryAt,
+        },
+        'could not send an alert; retrying later',
+      );
     }
-    await save().catch((err: unknown) => log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json'));
+    await save().catch((err: unknown) =>
+      log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json'),
+    );
   }
   return { undelivered: state.outbox.length, nextTryAt: nextTry(state) };
 }
@@ -162,7 +212,9 @@ function nextTry(state: AlertState): Date | undefined {
 
 /** For `status`: alerts not delivered yet, per channel, with the last error. */
 export async function undeliveredAlerts(stateDir: string): Promise<string | undefined> {
-  const state = await readStateFile(alertsPath(stateDir), AlertStateSchema, undefined, { readOnly: true }).catch(() => undefined);
+  const state = await readStateFile(alertsPath(stateDir), AlertStateSchema, undefined, { readOnly: true }).catch(
+    () => undefined,
+  );
   if (!state || state.outbox.length === 0) return undefined;
   const by = new Map<string, typeof state.outbox>();
   for (const o of state.outbox) by.set(o.channel, [...(by.get(o.channel) ?? []), o]);

@@ -17,7 +17,13 @@ export async function publishedPins(config: Config): Promise<string[]> {
   if (!name) return [];
   const pins = new Set<string>();
   for (const spec of config.certificates) {
-    if (!covers(spec.domains.map((d) => d.toLowerCase()), name)) continue;
+    if (
+      !covers(
+        spec.domains.map((d) => d.toLowerCase()),
+        name,
+      )
+    )
+      continue;
     // Parsed in full (the key matches the leaf): only what mailcerts itself holds is pinned. Broken files pin nothing.
     const published = await readPublished(config, spec).catch(() => undefined);
     for (const b of published?.bundles ?? []) if (covers(b.names, name)) pins.add(spkiOf(b.leaf));

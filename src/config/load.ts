@@ -29,7 +29,10 @@ export class ConfigError extends Error {
 }
 
 function pathOf(issue: z.core.$ZodIssue): string {
-  return issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  return issue.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
 }
 
 function describe(prefix: string, issue: z.core.$ZodIssue, files?: Map<string, string>): string {
@@ -39,7 +42,8 @@ function describe(prefix: string, issue: z.core.$ZodIssue, files?: Map<string, s
   const key = String(issue.path[0] ?? '');
   const file = files?.get(key);
   // A value read from a file is never echoed: the path may point at a file that holds a secret.
-  if (file !== undefined) return `${key}_FILE (${file}): the file's content is not a valid ${key}: ${issue.message.replace(/"[^"]*"/g, 'the value')}`;
+  if (file !== undefined)
+    return `${key}_FILE (${file}): the file's content is not a valid ${key}: ${issue.message.replace(/"[^"]*"/g, 'the value')}`;
   return `${where}: ${issue.message}`;
 }
 
@@ -47,7 +51,12 @@ function describe(prefix: string, issue: z.core.$ZodIssue, files?: Map<string, s
 const MAX_CONFIG_BYTES = 1_048_576;
 
 /** Reads NAME or NAME_FILE (Docker secrets) for every known variable; empty means unset. */
-function readEnv(env: NodeJS.ProcessEnv, keys: string[], problems: string[], files: Map<string, string>): Record<string, string> {
+function readEnv(
+  env: NodeJS.ProcessEnv,
+  keys: string[],
+  problems: string[],
+  files: Map<string, string>,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const key of keys) {
     const direct = env[key];
@@ -62,7 +71,9 @@ function readEnv(env: NodeJS.ProcessEnv, keys: string[], problems: string[], fil
         out[key] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
         files.set(key, file);
       } catch (err) {
-        problems.push(`${key}_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); mount the secret file there or fix the path`);
+        problems.push(
+          `${key}_FILE: cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? 'error'}); mount the secret file there or fix the path`,
+        );
       }
     } else if (direct !== undefined && direct !== '') {
       out[key] = direct;
@@ -97,7 +108,9 @@ function readConfigFile(path: string, problems: string[], yaml: YamlParser | und
     }
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    problems.push(`${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path and the volume`);
+    problems.push(
+      `${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path and the volume`,
+    );
     return undefined;
   }
   let data: unknown;
@@ -118,7 +131,9 @@ function readConfigFile(path: string, problems: string[], yaml: YamlParser | und
     try {
       data = doc.toJS({ maxAliasCount: 50 }); // an alias bomb stops here, not in memory
     } catch (err) {
-      problems.push(`${where}: the YAML cannot be read: ${(err as Error).message.split('\n')[0]}; write the certificates out without nested aliases`);
+      problems.push(
+        `${where}: the YAML cannot be read: ${(err as Error).message.split('\n')[0]}; write the certificates out without nested aliases`,
+      );
       return undefined;
     }
   }
@@ -145,20 +160,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const raw = readEnv(env, Object.keys(schema.shape), problems, files);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue, files));
-  const file = raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems, opts.yaml) : undefined;
+  const file =
+    raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG
+      ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems, opts.yaml)
+      : undefined;
 
   if (!!raw.ACME_EAB_KID !== !!raw.ACME_EAB_HMAC_KEY) {
-    problems.push(`${raw.ACME_EAB_KID ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'}: external account binding needs both ACME_EAB_KID and ACME_EAB_HMAC_KEY (or _FILE)`);
+    problems.push(
+      `${raw.ACME_EAB_KID ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'}: external account binding needs both ACME_EAB_KID and ACME_EAB_HMAC_KEY (or _FILE)`,
+    );
   } else if (!raw.ACME_EAB_KID && NEEDS_EAB.has(raw.ACME_DIRECTORY ?? '')) {
-    problems.push(`ACME_EAB_KID: ${raw.ACME_DIRECTORY} requires external account binding: set ACME_EAB_KID and ACME_EAB_HMAC_KEY from your account at the CA`);
+    problems.push(
+      `ACME_EAB_KID: ${raw.ACME_DIRECTORY} requires external account binding: set ACME_EAB_KID and ACME_EAB_HMAC_KEY from your account at the CA`,
+    );
   }
   if (raw.HTTP01_MODE === 'webroot' && !raw.HTTP01_WEBROOT) {
-    problems.push('HTTP01_WEBROOT: is required when HTTP01_MODE=webroot: set it to the document root your web server serves on port 80');
+    problems.push(
+      'HTTP01_WEBROOT: is required when HTTP01_MODE=webroot: set it to the document root your web server serves on port 80',
+    );
   }
   if (raw.MAILCERTS_CONFIG && raw.ACME_DOMAINS) {
     problems.push('ACME_DOMAINS: set either ACME_DOMAINS or the certificates in MAILCERTS_CONFIG, not both');
   } else if (!raw.MAILCERTS_CONFIG && !raw.ACME_DOMAINS) {
-    problems.push('ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)');
+    problems.push(
+      'ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)',
+    );
   }
   const secrets = SECRET_KEYS.map((k) => raw[k]).filter((v): v is string => !!v && v.length >= 8);
   // A password inside an alert URL is a secret of its own (the URL may be printed normalized).
@@ -166,7 +192,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     try {
       const u = new URL(raw[k] ?? '');
       for (const part of [decodeURIComponent(u.password), u.href]) if (part.length >= 4) secrets.push(part);
-    } catch { /* not a URL: reported by the schema */ }
+    } catch {
+      /* not a URL: reported by the schema */
+    }
   }
   const scrub = (list: string[]) => list.map((p) => redactWith(secrets, p));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
@@ -175,42 +203,70 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   const custom = e.CUSTOM_CERTS_DIR;
   // DANE_PROVIDER, or the certificate's own DNS-01 provider; '' when neither (reported below).
   const daneOf = (names: string[], dnsProvider: string | undefined): DaneSpec => ({
-    names, ports: [...new Set(e.DANE_PORTS)], ttlSeconds: Math.round(e.DANE_TTL / 1000), provider: e.DANE_PROVIDER ?? dnsProvider ?? '', keyLifetimeMs: e.DANE_KEY_LIFETIME, resolvers: e.DANE_RESOLVER,
+    names,
+    ports: [...new Set(e.DANE_PORTS)],
+    ttlSeconds: Math.round(e.DANE_TTL / 1000),
+    provider: e.DANE_PROVIDER ?? dnsProvider ?? '',
+    keyLifetimeMs: e.DANE_KEY_LIFETIME,
+    resolvers: e.DANE_RESOLVER,
   });
   // Normalized: the watcher reports the path so, and compares it with this one.
-  const traefikOf = (source: string) => (source === 'traefik' && e.TRAEFIK_ACME_JSON ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER, verifyChain: e.TRAEFIK_VERIFY_CHAIN } : undefined);
-  if (!file && custom && e.TRAEFIK_ACME_JSON) problems.push('TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)');
+  const traefikOf = (source: string) =>
+    source === 'traefik' && e.TRAEFIK_ACME_JSON
+      ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER, verifyChain: e.TRAEFIK_VERIFY_CHAIN }
+      : undefined;
+  if (!file && custom && e.TRAEFIK_ACME_JSON)
+    problems.push(
+      'TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)',
+    );
   const several = (file?.certificates.length ?? 1) > 1;
   const certificates: CertificateSpec[] = file
     ? file.certificates.map((c) => ({
         source: c.source ?? (custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
-        customDir: custom && (c.source ?? 'custom') === 'custom' ? (several ? join(custom, c.name ?? defaultCertName(c.domains)) : custom) : undefined,
+        customDir:
+          custom && (c.source ?? 'custom') === 'custom'
+            ? several
+              ? join(custom, c.name ?? defaultCertName(c.domains))
+              : custom
+            : undefined,
         name: c.name ?? defaultCertName(c.domains),
         domains: c.domains,
         keyTypes: c.keyType ?? e.ACME_KEY_TYPE,
         challenge: c.challenge ?? e.ACME_CHALLENGE,
-        dnsProvider: (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
-        dane: c.dane && daneOf(c.dane, (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined),
+        dnsProvider:
+          (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
+        dane:
+          c.dane &&
+          daneOf(
+            c.dane,
+            (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
+          ),
         traefik: traefikOf(c.source ?? (custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme')),
       }))
-    : [{
-        source: custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme',
-        customDir: custom,
-        traefik: traefikOf(custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
-        name: defaultCertName(e.ACME_DOMAINS!),
-        domains: e.ACME_DOMAINS!,
-        keyTypes: e.ACME_KEY_TYPE,
-        challenge: e.ACME_CHALLENGE,
-        dnsProvider: e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined,
-        dane: e.DANE_NAMES && daneOf(e.DANE_NAMES, e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined),
-      }];
-  if (file && e.DANE_NAMES) problems.push('DANE_NAMES: with MAILCERTS_CONFIG, list the DANE names per certificate (dane: [mx.example.com])');
+    : [
+        {
+          source: custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme',
+          customDir: custom,
+          traefik: traefikOf(custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
+          name: defaultCertName(e.ACME_DOMAINS!),
+          domains: e.ACME_DOMAINS!,
+          keyTypes: e.ACME_KEY_TYPE,
+          challenge: e.ACME_CHALLENGE,
+          dnsProvider: e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined,
+          dane: e.DANE_NAMES && daneOf(e.DANE_NAMES, e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined),
+        },
+      ];
+  if (file && e.DANE_NAMES)
+    problems.push('DANE_NAMES: with MAILCERTS_CONFIG, list the DANE names per certificate (dane: [mx.example.com])');
 
   const seen = new Set<string>();
   const owners = new Map<string, number>();
   certificates.forEach((c, i) => {
     const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
-    if (seen.has(c.name)) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`);
+    if (seen.has(c.name))
+      problems.push(
+        `MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`,
+      );
     seen.add(c.name);
     const reserved = several ? reservedNameProblem(c.name) : undefined;
     if (reserved) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: ${reserved}`);
@@ -218,32 +274,55 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     c.domains.forEach((d, j) => {
       const owner = owners.get(d);
       if (owner !== undefined) {
-        problems.push(`MAILCERTS_CONFIG certificates[${i}].domains[${j}]: "${d}" is also in certificates[${owner}] ("${certificates[owner]!.name}"); a client asking for a name by SNI can get one certificate only: list each name once`);
+        problems.push(
+          `MAILCERTS_CONFIG certificates[${i}].domains[${j}]: "${d}" is also in certificates[${owner}] ("${certificates[owner]!.name}"); a client asking for a name by SNI can get one certificate only: list each name once`,
+        );
       } else {
         owners.set(d, i);
       }
     });
     if (c.source === 'traefik') {
-      if (!e.TRAEFIK_ACME_JSON) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik's acme.json mounted read-only`);
+      if (!e.TRAEFIK_ACME_JSON)
+        problems.push(
+          `MAILCERTS_CONFIG certificates[${i}].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik's acme.json mounted read-only`,
+        );
     } else if (c.source === 'custom') {
-      if (!custom) problems.push(`MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`);
+      if (!custom)
+        problems.push(
+          `MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`,
+        );
     } else if (c.challenge === 'dns-01') {
       // Checked below, once per provider.
     } else if (c.domains.some((d) => d.startsWith('*.'))) {
-      problems.push(`${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`);
+      problems.push(
+        `${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`,
+      );
     }
   });
   certificates.forEach((c, i) => {
     if (!c.dane) return;
     const where = file ? `MAILCERTS_CONFIG certificates[${i}].dane` : 'DANE_NAMES';
-    if (c.source !== 'acme') problems.push(`${where}: DANE needs a key that mailcerts controls and rolls over; "${c.name}" is ${c.source === 'traefik' ? 'taken from Traefik (TRAEFIK_ACME_JSON)' : 'supplied (CUSTOM_CERTS_DIR)'}: publish its TLSA records yourself, or let mailcerts obtain it`);
+    if (c.source !== 'acme')
+      problems.push(
+        `${where}: DANE needs a key that mailcerts controls and rolls over; "${c.name}" is ${c.source === 'traefik' ? 'taken from Traefik (TRAEFIK_ACME_JSON)' : 'supplied (CUSTOM_CERTS_DIR)'}: publish its TLSA records yourself, or let mailcerts obtain it`,
+      );
     for (const n of c.dane.names) {
-      if (n.startsWith('*.')) problems.push(`${where}: "${n}" is a wildcard; TLSA records name the MX host itself, such as mx.example.com`);
-      else if (!c.domains.includes(n)) problems.push(`${where}: "${n}" is not one of the names of "${c.name}" (${c.domains.join(', ')}); a DANE name must be in the certificate`);
+      if (n.startsWith('*.'))
+        problems.push(`${where}: "${n}" is a wildcard; TLSA records name the MX host itself, such as mx.example.com`);
+      else if (!c.domains.includes(n))
+        problems.push(
+          `${where}: "${n}" is not one of the names of "${c.name}" (${c.domains.join(', ')}); a DANE name must be in the certificate`,
+        );
     }
     const min = DNS_PROVIDER_DEFINITIONS.find((d) => d.name === c.dane!.provider)?.minTtlSeconds;
-    if (min && c.dane.ttlSeconds < min) problems.push(`DANE_TTL: ${c.dane.provider} takes no TTL below ${min} s, and the rollover waits twice the real TTL: set DANE_TTL to ${min}s or more`);
-    if (!c.dane.provider) problems.push(`DANE_PROVIDER: "${c.name}" uses ${c.challenge}, so no DNS provider writes its TLSA records: set DANE_PROVIDER to ${DNS_PROVIDER_DEFINITIONS.map((d) => d.name).join(' or ')}, or to none to publish them by hand`);
+    if (min && c.dane.ttlSeconds < min)
+      problems.push(
+        `DANE_TTL: ${c.dane.provider} takes no TTL below ${min} s, and the rollover waits twice the real TTL: set DANE_TTL to ${min}s or more`,
+      );
+    if (!c.dane.provider)
+      problems.push(
+        `DANE_PROVIDER: "${c.name}" uses ${c.challenge}, so no DNS provider writes its TLSA records: set DANE_PROVIDER to ${DNS_PROVIDER_DEFINITIONS.map((d) => d.name).join(' or ')}, or to none to publish them by hand`,
+      );
   });
   // Each DNS provider reads and checks its own variables; one a certificate uses must be complete.
   const usedProviders = new Set([
@@ -256,12 +335,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     if (settings !== undefined) providers[def.name] = settings;
   }
   const firstName = certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost';
-  if (e.ALERT_EMAIL && !e.ALERT_SMTP) problems.push('ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack\'s Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465');
+  if (e.ALERT_EMAIL && !e.ALERT_SMTP)
+    problems.push(
+      "ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack's Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465",
+    );
   const inContainer = opts.inContainer ?? runsInContainer();
-  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_RELOAD) problems.push('DEPLOY_MODE: swarm ships the certificates by updating the labelled services, which DOCKER_RELOAD=false forbids; drop DOCKER_RELOAD=false, or use DEPLOY_MODE=volume');
-  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_SCOPE && !inContainer) problems.push('DOCKER_SCOPE: mailcerts does not run in a Swarm task, so it cannot tell which stack is its own; set DOCKER_SCOPE to the stack name (docker stack ls), or * for every labelled service');
+  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_RELOAD)
+    problems.push(
+      'DEPLOY_MODE: swarm ships the certificates by updating the labelled services, which DOCKER_RELOAD=false forbids; drop DOCKER_RELOAD=false, or use DEPLOY_MODE=volume',
+    );
+  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_SCOPE && !inContainer)
+    problems.push(
+      'DOCKER_SCOPE: mailcerts does not run in a Swarm task, so it cannot tell which stack is its own; set DOCKER_SCOPE to the stack name (docker stack ls), or * for every labelled service',
+    );
   else if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
-    problems.push('DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack\'s project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false');
+    problems.push(
+      "DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack's project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false",
+    );
   }
   if (problems.length > 0) throw new ConfigError(scrub(problems));
 
@@ -298,7 +388,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     alerts: {
-      email: e.ALERT_EMAIL && e.ALERT_SMTP ? { to: e.ALERT_EMAIL, smtp: e.ALERT_SMTP, from: e.ALERT_FROM ?? `mailcerts@${firstName}`, servername: smtpServername(e.ALERT_SMTP, firstName) } : undefined,
+      email:
+        e.ALERT_EMAIL && e.ALERT_SMTP
+          ? {
+              to: e.ALERT_EMAIL,
+              smtp: e.ALERT_SMTP,
+              from: e.ALERT_FROM ?? `mailcerts@${firstName}`,
+              servername: smtpServername(e.ALERT_SMTP, firstName),
+            }
+          : undefined,
       webhook: e.ALERT_WEBHOOK ? { url: e.ALERT_WEBHOOK, format: e.ALERT_WEBHOOK_FORMAT } : undefined,
       afterMs: e.ALERT_AFTER,
       expiryMs: e.ALERT_EXPIRY,

@@ -29,20 +29,40 @@ export function whyDue(f: DaneFacts): string | undefined {
   if (f.keyTypeChanged) return 'the key type changed';
   if (f.rolloverRequestedAt) return `a rollover was asked for at ${f.rolloverRequestedAt.toISOString()}`;
   const age = f.now.getTime() - f.keySince.getTime();
-  if (age >= f.keyLifetimeMs) return `the key is ${formatDuration(age)} old (DANE_KEY_LIFETIME ${formatDuration(f.keyLifetimeMs)})`;
+  if (age >= f.keyLifetimeMs)
+    return `the key is ${formatDuration(age)} old (DANE_KEY_LIFETIME ${formatDuration(f.keyLifetimeMs)})`;
   return undefined;
 }
 
 export function decideRollover(f: DaneFacts): DaneDecision {
   const due = whyDue(f);
-  if (!due) return { roll: false, due: false, reason: `key in use since ${f.keySince.toISOString()}; rollover at ${new Date(f.keySince.getTime() + f.keyLifetimeMs).toISOString()}` };
+  if (!due)
+    return {
+      roll: false,
+      due: false,
+      reason: `key in use since ${f.keySince.toISOString()}; rollover at ${new Date(f.keySince.getTime() + f.keyLifetimeMs).toISOString()}`,
+    };
   const burnIn = 2 * f.ttlSeconds * 1000;
-  if (!f.seenSince) return { roll: false, due: true, reason: `rollover due (${due}), but the next key's TLSA record is not yet answered by every authoritative server (and validating resolver, with DANE_RESOLVER); the current key stays` };
+  if (!f.seenSince)
+    return {
+      roll: false,
+      due: true,
+      reason: `rollover due (${due}), but the next key's TLSA record is not yet answered by every authoritative server (and validating resolver, with DANE_RESOLVER); the current key stays`,
+    };
   const readyAt = new Date(f.seenSince.getTime() + burnIn);
   if (f.now < readyAt) {
-    return { roll: false, due: true, readyAt, reason: `rollover due (${due}); the next key's record has been seen since ${f.seenSince.toISOString()}, and must be for twice the TTL (${formatDuration(burnIn)}): not before ${readyAt.toISOString()}` };
+    return {
+      roll: false,
+      due: true,
+      readyAt,
+      reason: `rollover due (${due}); the next key's record has been seen since ${f.seenSince.toISOString()}, and must be for twice the TTL (${formatDuration(burnIn)}): not before ${readyAt.toISOString()}`,
+    };
   }
-  return { roll: true, due: true, reason: `DANE rollover (${due}): the next key's record has been seen since ${f.seenSince.toISOString()}` };
+  return {
+    roll: true,
+    due: true,
+    reason: `DANE rollover (${due}): the next key's record has been seen since ${f.seenSince.toISOString()}`,
+  };
 }
 
 /** The owner names of a DANE certificate's records: _PORT._tcp.NAME. */
@@ -96,15 +116,29 @@ export type KeyChoice =
 export function chooseKey(f: KeyFacts): KeyChoice {
   if (f.hasCurrent && (f.currentIsMine || f.currentVouched)) return { use: 'current' };
   if (f.noRecords) {
-    const what = f.hasCurrent ? `the ${f.keyType} key in CERTS_DIR is not one mailcerts made or deployed` : `no ${f.keyType} certificate is served yet`;
-    return { use: 'fresh', reason: `DANE: ${what} and no TLSA record exists at these names: a certificate with a key of mailcerts' own is ordered, its records published once it is served` };
+    const what = f.hasCurrent
+      ? `the ${f.keyType} key in CERTS_DIR is not one mailcerts made or deployed`
+      : `no ${f.keyType} certificate is served yet`;
+    return {
+      use: 'fresh',
+      reason: `DANE: ${what} and no TLSA record exists at these names: a certificate with a key of mailcerts' own is ordered, its records published once it is served`,
+    };
   }
-  const first = f.hasCurrent ? `the ${f.keyType} key in CERTS_DIR is not one mailcerts made or deployed, and no TLSA record names it: the next key's record must be answered everywhere for twice the TTL before a certificate replaces it` : `the ${f.keyType} key's TLSA record must be answered everywhere for twice the TTL before its first certificate`;
-  if (f.nextReadyAt && f.now >= f.nextReadyAt) return { use: 'next', reason: `DANE: ${first}; it has been: ordering with it` };
+  const first = f.hasCurrent
+    ? `the ${f.keyType} key in CERTS_DIR is not one mailcerts made or deployed, and no TLSA record names it: the next key's record must be answered everywhere for twice the TTL before a certificate replaces it`
+    : `the ${f.keyType} key's TLSA record must be answered everywhere for twice the TTL before its first certificate`;
+  if (f.nextReadyAt && f.now >= f.nextReadyAt)
+    return { use: 'next', reason: `DANE: ${first}; it has been: ordering with it` };
   if (f.cannotWait) {
     const why = f.hasCurrent ? 'the certificate is due' : 'no key type of this certificate has one';
-    return { use: 'next', early: true, reason: `DANE: ${first}, but ${why}: ordering with the announced next key now rather than leave the mail server without a working certificate; validating senders may defer until its record is answered everywhere` };
+    return {
+      use: 'next',
+      early: true,
+      reason: `DANE: ${first}, but ${why}: ordering with the announced next key now rather than leave the mail server without a working certificate; validating senders may defer until its record is answered everywhere`,
+    };
   }
-  const when = f.nextReadyAt ? `: not before ${f.nextReadyAt.toISOString()}` : ' (it is not yet answered by every authoritative server)';
+  const when = f.nextReadyAt
+    ? `: not before ${f.nextReadyAt.toISOString()}`
+    : ' (it is not yet answered by every authoritative server)';
   return { use: 'wait', readyAt: f.nextReadyAt, reason: `DANE: ${first}${when}` };
 }

@@ -22,23 +22,40 @@ export async function writeRecords(
 ): Promise<number> {
   let created = 0;
   const journal = new DnsJournal(ctx.stateDir, ctx.log);
-  const ours = (await journal.list()).filter((e) => e.purpose === 'lasting' && e.type === 'TLSA' && e.cert === spec.name && e.provider === provider.name);
+  const ours = (await journal.list()).filter(
+    (e) => e.purpose === 'lasting' && e.type === 'TLSA' && e.cert === spec.name && e.provider === provider.name,
+  );
   for (const owner of tlsaOwners(dane.names, dane.ports)) {
     const zone = await provider.zoneFor(owner);
     const present = await provider.list(zone, 'TLSA', owner);
     for (const value of values.wanted) {
       if (present.some((p) => p.record.value === normalizeValue('TLSA', value))) continue;
-      const entry = { provider: provider.name, zoneId: zone.id, zoneName: zone.name, type: 'TLSA' as const, purpose: 'lasting' as const, name: owner, value, cert: spec.name, createdAt: new Date().toISOString() };
+      const entry = {
+        provider: provider.name,
+        zoneId: zone.id,
+        zoneName: zone.name,
+        type: 'TLSA' as const,
+        purpose: 'lasting' as const,
+        name: owner,
+        value,
+        cert: spec.name,
+        createdAt: new Date().toISOString(),
+      };
       await journal.add(entry);
       const id = await provider.create(zone, { type: 'TLSA', name: owner, value, ttl: dane.ttlSeconds });
       await journal.setId(entry, id);
       created++;
       ctx.log.info({ step: 'dane', cert: spec.name, record: owner, value }, 'TLSA record created');
     }
-    for (const entry of ours.filter((e) => e.name === owner && !values.wanted.includes(e.value) && !values.keep.includes(e.value))) {
+    for (const entry of ours.filter(
+      (e) => e.name === owner && !values.wanted.includes(e.value) && !values.keep.includes(e.value),
+    )) {
       for (const p of present.filter((r) => r.record.value === entry.value)) await provider.delete(zone, p.id);
       await journal.remove(entry);
-      ctx.log.info({ step: 'dane', cert: spec.name, record: owner, value: entry.value }, 'TLSA record of a retired key deleted');
+      ctx.log.info(
+        { step: 'dane', cert: spec.name, record: owner, value: entry.value },
+        'TLSA record of a retired key deleted',
+      );
     }
   }
   return created;

@@ -12,7 +12,17 @@ import { LISTENING_COMMAND } from './reload-actions.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import { monotonicMs } from '../util/clock.js';
 import {
-  AFTER_RESTART_RETRIES, CERTIFICATES_LABEL, ESCALATE_LABEL, type Expectation, listeningPorts, NO_SNI, parseVerifyLabel, QUICK_RETRIES, VERIFY_LABEL, type VerifyOutcome, verifyServed,
+  AFTER_RESTART_RETRIES,
+  CERTIFICATES_LABEL,
+  ESCALATE_LABEL,
+  type Expectation,
+  listeningPorts,
+  NO_SNI,
+  parseVerifyLabel,
+  QUICK_RETRIES,
+  VERIFY_LABEL,
+  type VerifyOutcome,
+  verifyServed,
 } from './verify.js';
 
 /** A configured certificate as the containers should serve it; no leaf when nothing is published for it. */
@@ -117,22 +127,48 @@ export class DockerDeployer implements Deployer {
       this.scope ??= await resolveScope(docker, this.opts.scope, this.opts.inContainer);
       if (this.scope.project === '*' && !this.warnedWide) {
         this.warnedWide = true;
-        log.warn({ step: 'reload', scope: '*' }, 'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to');
+        log.warn(
+          { step: 'reload', scope: '*' },
+          'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to',
+        );
       }
       targets = await discoverTargets(docker, this.scope);
     } catch (err) {
       const all = certs.map((c) => c.name);
-      return { results: [{ container: '(docker)', certs: all, ok: false, reloaded: false, serves: null, problem: 'reload', error: errorMessage(err) }], complete: false };
+      return {
+        results: [
+          {
+            container: '(docker)',
+            certs: all,
+            ok: false,
+            reloaded: false,
+            serves: null,
+            problem: 'reload',
+            error: errorMessage(err),
+          },
+        ],
+        complete: false,
+      };
     }
     const scope = this.scope;
-    if (targets.length === 0) log.warn({ step: 'reload', scope: scope.project }, `no running container in scope carries the label mailcerts.reload; nothing to reload`);
+    if (targets.length === 0)
+      log.warn(
+        { step: 'reload', scope: scope.project },
+        `no running container in scope carries the label mailcerts.reload; nothing to reload`,
+      );
     // Containers are reloaded and verified side by side; each one's own steps stay in order.
     const results = await Promise.all(targets.map((t) => this.deployTarget(docker, t, scope, certs, signal)));
     return { results: results.filter((r): r is DeployResult => r !== undefined), complete: !signal?.aborted };
   }
 
   /** Validate and reload one container, then check what it serves; undefined when stopped first. */
-  private async deployTarget(docker: Docker, t: ReloadTarget, scope: Scope, certs: ServedCert[], signal?: AbortSignal): Promise<DeployResult | undefined> {
+  private async deployTarget(
+    docker: Docker,
+    t: ReloadTarget,
+    scope: Scope,
+    certs: ServedCert[],
+    signal?: AbortSignal,
+  ): Promise<DeployResult | undefined> {
     const { log } = this.opts;
     if (signal?.aborted) return undefined;
     const served = expectationsFor(t, certs);
@@ -143,32 +179,73 @@ export class DockerDeployer implements Deployer {
     const reloadError = await reloadTarget(docker, t, log, signal);
     let r: DeployResult;
     if (reloadError) {
-      r = { ...base, ok: false, reloaded: false, serves: null, problem: 'error' in t.action || reloadError.startsWith('label ') ? 'label' : 'reload', error: reloadError };
+      r = {
+        ...base,
+        ok: false,
+        reloaded: false,
+        serves: null,
+        problem: 'error' in t.action || reloadError.startsWith('label ') ? 'label' : 'reload',
+        error: reloadError,
+      };
     } else {
       log.info({ step: 'reload', container: t.name }, 'container reloaded');
-      r = await this.verifyTarget(docker, t, await endpoints, served, signal).catch((err: unknown): DeployResult => ({ ...base, ok: false, reloaded: true, serves: null, problem: 'reload', error: `verification failed: ${errorMessage(err)}` }));
+      r = await this.verifyTarget(docker, t, await endpoints, served, signal).catch(
+        (err: unknown): DeployResult => ({
+          ...base,
+          ok: false,
+          reloaded: true,
+          serves: null,
+          problem: 'reload',
+          error: `verification failed: ${errorMessage(err)}`,
+        }),
+      );
     }
-    if (!r.ok) log.error({ step: r.problem === 'broken' ? 'verify' : 'reload', container: r.container, problem: r.problem, error: r.error }, r.problem === 'broken' ? 'TLS broken with the published certificate' : 'container not deployed');
+    if (!r.ok)
+      log.error(
+        {
+          step: r.problem === 'broken' ? 'verify' : 'reload',
+          container: r.container,
+          problem: r.problem,
+          error: r.error,
+        },
+        r.problem === 'broken' ? 'TLS broken with the published certificate' : 'container not deployed',
+      );
     return r;
   }
 
   /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
-  private async verifyTarget(docker: Docker, t: ReloadTarget, endpoints: ContainerEndpoints, expected: Wanted[], signal?: AbortSignal): Promise<DeployResult> {
+  private async verifyTarget(
+    docker: Docker,
+    t: ReloadTarget,
+    endpoints: ContainerEndpoints,
+    expected: Wanted[],
+    signal?: AbortSignal,
+  ): Promise<DeployResult> {
     const { log } = this.opts;
     const base = { container: t.name, certs: [...new Set(expected.map((x) => x.cert))], reloaded: true };
     if ('skip' in endpoints) {
       log.info({ step: 'verify', container: t.name, reason: endpoints.skip }, 'not verified');
       return { ...base, ok: true, serves: null };
     }
-    if ('problem' in endpoints) return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
+    if ('problem' in endpoints)
+      return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
     const checkable = expected.filter((x): x is Expectation => x.leaf !== undefined);
     if (checkable.length === 0) return { ...base, ok: true, serves: null };
     const deadline = monotonicMs() + VERIFY_BUDGET_MS;
-    const check = (waits: number[]) => verifyServed(endpoints.list, checkable, { waits, log, container: t.name, deadline, signal });
+    const check = (waits: number[]) =>
+      verifyServed(endpoints.list, checkable, { waits, log, container: t.name, deadline, signal });
     let outcome = await check(QUICK_RETRIES);
     let escalated = false;
-    if (!outcome.ok && outcome.kind === 'stale' && (t.labels[ESCALATE_LABEL] ?? 'restart') === 'restart' && !signal?.aborted) {
-      log.warn({ step: 'verify', container: t.name, problem: outcome.detail }, 'still serving an old certificate after reload: restarting the container');
+    if (
+      !outcome.ok &&
+      outcome.kind === 'stale' &&
+      (t.labels[ESCALATE_LABEL] ?? 'restart') === 'restart' &&
+      !signal?.aborted
+    ) {
+      log.warn(
+        { step: 'verify', container: t.name, problem: outcome.detail },
+        'still serving an old certificate after reload: restarting the container',
+      );
       await restartContainer(docker, t.id);
       escalated = true;
       outcome = await check(AFTER_RESTART_RETRIES);
@@ -177,13 +254,20 @@ export class DockerDeployer implements Deployer {
   }
 
   /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
-  private endpointsOf(docker: Docker, t: ReloadTarget, scope: Scope, signal?: AbortSignal): Promise<ContainerEndpoints> {
+  private endpointsOf(
+    docker: Docker,
+    t: ReloadTarget,
+    scope: Scope,
+    signal?: AbortSignal,
+  ): Promise<ContainerEndpoints> {
     return endpointsFor(t, {
       verifyHosts: this.opts.verifyHosts,
       reach: () => addressOf(t, scope.self),
       // Read even when cat fails on one of the two (a kernel without IPv6 has no tcp6).
       listening: async () => {
-        const proc = await execIn(docker, t.id, LISTENING_COMMAND, { timeoutMs: 15_000, signal }).catch(() => undefined);
+        const proc = await execIn(docker, t.id, LISTENING_COMMAND, { timeoutMs: 15_000, signal }).catch(
+          () => undefined,
+        );
         return proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
       },
     });
@@ -206,10 +290,14 @@ export async function endpointsFor(
   let specs = parsed;
   if (!specs) {
     const preset = presetEndpoints(t.action);
-    if (!preset) return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+    if (!preset)
+      return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
     const listening = await how.listening();
     specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
-    if (specs.length === 0) return { skip: `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}` };
+    if (specs.length === 0)
+      return {
+        skip: `it listens on none of the default ports ${preset.map((p) => p.port).join(', ')}; set ${VERIFY_LABEL}`,
+      };
   }
   const list: Endpoint[] = [];
   let own: string | undefined;
@@ -222,7 +310,8 @@ export async function endpointsFor(
     }
     if (own === undefined) {
       const reach = how.reach();
-      if ('unreachable' in reach) return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
+      if ('unreachable' in reach)
+        return { problem: 'unreachable', error: `unreachable, so not verified: ${reach.unreachable}` };
       if ('none' in reach) return { skip: reach.none };
       own = reach.host;
     }
@@ -232,7 +321,11 @@ export async function endpointsFor(
 }
 
 /** A verification's outcome as a container's result; `after`: what was done to it before. */
-export function resultOf(base: { container: string; certs: string[]; reloaded: boolean }, outcome: VerifyOutcome, after: string): DeployResult {
+export function resultOf(
+  base: { container: string; certs: string[]; reloaded: boolean },
+  outcome: VerifyOutcome,
+  after: string,
+): DeployResult {
   if (outcome.ok) return { ...base, ok: true, serves: true, names: outcome.names };
   const what = {
     stale: `still serves an old certificate ${after}`,
@@ -240,11 +333,22 @@ export function resultOf(base: { container: string; certs: string[]; reloaded: b
     broken: `TLS fails with the published certificate ${after}`,
     unreachable: `unreachable ${after}, so not verified (not the certificate's fault)`,
   }[outcome.kind];
-  return { ...base, blame: outcome.certs, ok: false, serves: outcome.kind === 'unreachable' ? null : false, names: outcome.names, problem: outcome.kind, error: `${what}: ${outcome.detail}` };
+  return {
+    ...base,
+    blame: outcome.certs,
+    ok: false,
+    serves: outcome.kind === 'unreachable' ? null : false,
+    names: outcome.names,
+    problem: outcome.kind,
+    error: `${what}: ${outcome.detail}`,
+  };
 }
 
 /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
-export type ContainerEndpoints = { list: Endpoint[] } | { skip: string } | { problem: 'label' | 'unreachable'; error: string };
+export type ContainerEndpoints =
+  | { list: Endpoint[] }
+  | { skip: string }
+  | { problem: 'label' | 'unreachable'; error: string };
 
 /** A certificate a container should serve; its leaf is missing when nothing is published for it. */
 type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };
@@ -260,18 +364,38 @@ const PROBE_LABEL = 'mailcerts-probe';
  * first certificate with broken files does not make the second one "the default".
  */
 export function expectationsFor(t: Pick<ReloadTarget, 'labels'>, certs: ServedCert[]): Wanted[] {
-  const label = t.labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
+  const label = t.labels[CERTIFICATES_LABEL]
+    ?.split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   const chosen = label?.includes('*') ? certs : label ? certs.filter((c) => label.includes(c.name)) : certs.slice(0, 1);
   // Only the names the published certificate covers: a name added to the configuration whose
   // reissue failed is not in the SNI files either, and must not be probed for.
   const covered = (c: ServedCert) => (c.leaf ? c.domains.filter((d) => covers(dnsNamesOf(c.leaf!), d)) : c.domains);
   // A dual certificate is expected once per variant: a client offering only ECDSA (or only RSA)
   // signatures must get that variant's leaf.
-  const asServed = (c: ServedCert) => (c.variants ?? [{ algorithm: undefined, leaf: c.leaf }]);
+  const asServed = (c: ServedCert) => c.variants ?? [{ algorithm: undefined, leaf: c.leaf }];
   const byName = chosen.flatMap((c) =>
-    covered(c).flatMap((d) => asServed(c).map((v) => ({ cert: c.name, name: d, servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d, leaf: v.leaf, algorithm: v.algorithm }))),
+    covered(c).flatMap((d) =>
+      asServed(c).map((v) => ({
+        cert: c.name,
+        name: d,
+        servername: d.startsWith('*.') ? `${PROBE_LABEL}.${d.slice(2)}` : d,
+        leaf: v.leaf,
+        algorithm: v.algorithm,
+      })),
+    ),
   );
   const first = certs[0];
-  const noSni = first && chosen.includes(first) ? asServed(first).map((v) => ({ cert: first.name, name: NO_SNI, servername: undefined, leaf: v.leaf, algorithm: v.algorithm })) : [];
+  const noSni =
+    first && chosen.includes(first)
+      ? asServed(first).map((v) => ({
+          cert: first.name,
+          name: NO_SNI,
+          servername: undefined,
+          leaf: v.leaf,
+          algorithm: v.algorithm,
+        }))
+      : [];
   return [...byName, ...noSni];
 }

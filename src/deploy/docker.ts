@@ -26,7 +26,9 @@ export async function pingDocker(docker: Docker): Promise<void> {
   try {
     await withTimeout(docker.ping(), CALL_TIMEOUT, 'Docker ping');
   } catch (err) {
-    throw new Error(`cannot reach the Docker API at ${dockerWhere()} (${errorMessage(err)}); mount /var/run/docker.sock or set DOCKER_HOST=tcp://<socket-proxy>:2375, or set DOCKER_RELOAD=false to publish without reloading`);
+    throw new Error(
+      `cannot reach the Docker API at ${dockerWhere()} (${errorMessage(err)}); mount /var/run/docker.sock or set DOCKER_HOST=tcp://<socket-proxy>:2375, or set DOCKER_RELOAD=false to publish without reloading`,
+    );
   }
 }
 
@@ -50,14 +52,32 @@ export interface ContainerView {
 
 function view(c: Docker.ContainerInfo): ContainerView {
   const networks = Object.entries(c.NetworkSettings?.Networks ?? {})
-    .map(([name, n]) => ({ name, id: n.NetworkID ?? '', ip: n.IPAddress || undefined, ip6: n.GlobalIPv6Address || undefined }))
+    .map(([name, n]) => ({
+      name,
+      id: n.NetworkID ?? '',
+      ip: n.IPAddress || undefined,
+      ip6: n.GlobalIPv6Address || undefined,
+    }))
     .sort((a, b) => a.name.localeCompare(b.name));
-  return { id: c.Id, name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''), labels: c.Labels ?? {}, networkMode: c.HostConfig?.NetworkMode ?? '', networks };
+  return {
+    id: c.Id,
+    name: (c.Names[0] ?? c.Id.slice(0, 12)).replace(/^\//, ''),
+    labels: c.Labels ?? {},
+    networkMode: c.HostConfig?.NetworkMode ?? '',
+    networks,
+  };
 }
 
 /** Running containers matching every label filter (Docker ANDs them). */
-export async function listContainers(docker: Docker, filters: { label?: string[]; id?: string[] }): Promise<ContainerView[]> {
-  const list = await withTimeout(docker.listContainers({ filters: { ...filters, status: ['running'] } }), CALL_TIMEOUT, 'listing containers');
+export async function listContainers(
+  docker: Docker,
+  filters: { label?: string[]; id?: string[] },
+): Promise<ContainerView[]> {
+  const list = await withTimeout(
+    docker.listContainers({ filters: { ...filters, status: ['running'] } }),
+    CALL_TIMEOUT,
+    'listing containers',
+  );
   return list.map(view).sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -74,19 +94,37 @@ export interface ExecOutcome {
  * started as any other, its output still comes multiplexed (and the socket proxy's rule for the
  * start body stays one).
  */
-export async function execIn(docker: Docker, id: string, argv: string[], opts: { timeoutMs?: number; signal?: AbortSignal; tty?: boolean } = {}): Promise<ExecOutcome> {
+export async function execIn(
+  docker: Docker,
+  id: string,
+  argv: string[],
+  opts: { timeoutMs?: number; signal?: AbortSignal; tty?: boolean } = {},
+): Promise<ExecOutcome> {
   const what = `running "${argv.join(' ')}"`;
   const abort = new AbortController();
   const timeoutMs = opts.timeoutMs ?? EXEC_TIMEOUT;
-  const timer = setTimeout(() => abort.abort(new Error(`${what} timed out after ${Math.round(timeoutMs / 1000)}s`)), timeoutMs);
+  const timer = setTimeout(
+    () => abort.abort(new Error(`${what} timed out after ${Math.round(timeoutMs / 1000)}s`)),
+    timeoutMs,
+  );
   const onAbort = () => abort.abort(new Error(`${what} cancelled: shutting down`));
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   let stream: Readable | undefined;
   try {
     const container = docker.getContainer(id);
     const tty = opts.tty ?? false;
-    const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true, Tty: tty, abortSignal: abort.signal } as Docker.ExecCreateOptions);
-    stream = (await exec.start({ hijack: false, stdin: false, abortSignal: abort.signal } as Docker.ExecStartOptions)) as Readable;
+    const exec = await container.exec({
+      Cmd: argv,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: tty,
+      abortSignal: abort.signal,
+    } as Docker.ExecCreateOptions);
+    stream = (await exec.start({
+      hijack: false,
+      stdin: false,
+      abortSignal: abort.signal,
+    } as Docker.ExecStartOptions)) as Readable;
     let output = '';
     const sink = new PassThrough();
     sink.on('data', (b: Buffer) => {
@@ -109,7 +147,10 @@ export async function execIn(docker: Docker, id: string, argv: string[], opts: {
       info = await inspect();
     }
     // A terminal ends its lines with \r\n.
-    return { exitCode: info.ExitCode ?? -1, output: (tty ? output.replace(/\r+\n/g, '\n') : output).trim().slice(0, MAX_OUTPUT) };
+    return {
+      exitCode: info.ExitCode ?? -1,
+      output: (tty ? output.replace(/\r+\n/g, '\n') : output).trim().slice(0, MAX_OUTPUT),
+    };
   } catch (err) {
     throw abort.signal.aborted ? (abort.signal.reason as Error) : err;
   } finally {

@@ -4,11 +4,29 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Algorithm } from '../config/schema.js';
 import { spkiOf } from '../pki/identity.js';
 
-export const PROTOCOLS = ['smtp', 'submission', 'submissions', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'] as const;
+export const PROTOCOLS = [
+  'smtp',
+  'submission',
+  'submissions',
+  'smtps',
+  'imap',
+  'imaps',
+  'pop3',
+  'pop3s',
+  'sieve',
+] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export const DEFAULT_PORTS: Record<Protocol, number> = {
-  smtp: 25, submission: 587, submissions: 465, smtps: 465, imap: 143, imaps: 993, pop3: 110, pop3s: 995, sieve: 4190,
+  smtp: 25,
+  submission: 587,
+  submissions: 465,
+  smtps: 465,
+  imap: 143,
+  imaps: 993,
+  pop3: 110,
+  pop3s: 995,
+  sieve: 4190,
 };
 const IMPLICIT_TLS = new Set<Protocol>(['submissions', 'smtps', 'imaps', 'pop3s']);
 
@@ -53,7 +71,10 @@ export class ProbeError extends Error {
 
 /** What a server said, as it may be shown in logs and /status: printable ASCII, short. */
 function quoteServer(lines: string[]): string {
-  return lines.join(' | ').replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+  return lines
+    .join(' | ')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, 200);
 }
 
 export const CONNECT_TIMEOUT_MS = 5_000;
@@ -66,7 +87,8 @@ class LineReader {
   private failure: Error | undefined;
   private readonly onData = (chunk: Buffer) => {
     this.buffer += chunk.toString('latin1');
-    if (this.buffer.length > 65_536) this.fail(new Error('the server sent more than 64 KiB without finishing its answer'));
+    if (this.buffer.length > 65_536)
+      this.fail(new Error('the server sent more than 64 KiB without finishing its answer'));
     const parts = this.buffer.split(/\r?\n/);
     this.buffer = parts.pop() ?? '';
     this.lines.push(...parts);
@@ -142,7 +164,11 @@ async function startTls(protocol: Protocol, socket: Socket, greeted: () => void)
         send('EHLO mailcerts.invalid');
         const ehlo = await smtpReply(r);
         expect(ehlo.code === 250, 'EHLO refused', ehlo.lines);
-        expect(ehlo.lines.some((l) => /^250[- ]STARTTLS\b/i.test(l)), 'STARTTLS is not offered', ehlo.lines);
+        expect(
+          ehlo.lines.some((l) => /^250[- ]STARTTLS\b/i.test(l)),
+          'STARTTLS is not offered',
+          ehlo.lines,
+        );
         send('STARTTLS');
         const ready = await smtpReply(r);
         expect(ready.code === 220, 'STARTTLS refused', ready.lines);
@@ -170,7 +196,11 @@ async function startTls(protocol: Protocol, socket: Socket, greeted: () => void)
         const caps = await r.until(/^(OK|NO|BYE)/i);
         expect(/^OK/i.test(caps.at(-1)!), 'no ManageSieve greeting', caps);
         accept();
-        expect(caps.some((l) => /^"STARTTLS"/i.test(l)), 'STARTTLS is not offered', caps);
+        expect(
+          caps.some((l) => /^"STARTTLS"/i.test(l)),
+          'STARTTLS is not offered',
+          caps,
+        );
         send('STARTTLS');
         const ok = await r.line();
         expect(/^OK/i.test(ok), 'STARTTLS refused', [ok]);
@@ -202,7 +232,11 @@ export const SIGALGS: Record<Algorithm, string> = {
  * `servername`. The TCP connect has its own deadline: one that does not complete is a 'connect'
  * failure, on implicit-TLS ports as on STARTTLS ones.
  */
-export async function probe(endpoint: Endpoint, servername: string | undefined, opts: { timeoutMs?: number; signal?: AbortSignal; algorithm?: Algorithm } = {}): Promise<Served> {
+export async function probe(
+  endpoint: Endpoint,
+  servername: string | undefined,
+  opts: { timeoutMs?: number; signal?: AbortSignal; algorithm?: Algorithm } = {},
+): Promise<Served> {
   const where = endpointText(endpoint);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   let socket: Socket | undefined;
@@ -215,9 +249,18 @@ export async function probe(endpoint: Endpoint, servername: string | undefined, 
     socket?.destroy(e);
   };
   const timer = setTimeout(() => kill(new ProbeError(stage, `no answer within ${timeoutMs / 1000}s`)), timeoutMs);
-  const connectTimer = setTimeout(() => {
-    if (!connected) kill(new ProbeError('connect', `the TCP connection did not complete within ${Math.min(CONNECT_TIMEOUT_MS, timeoutMs) / 1000}s`));
-  }, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
+  const connectTimer = setTimeout(
+    () => {
+      if (!connected)
+        kill(
+          new ProbeError(
+            'connect',
+            `the TCP connection did not complete within ${Math.min(CONNECT_TIMEOUT_MS, timeoutMs) / 1000}s`,
+          ),
+        );
+    },
+    Math.min(CONNECT_TIMEOUT_MS, timeoutMs),
+  );
   const onAbort = () => kill(new ProbeError('connect', 'cancelled: shutting down'));
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -234,10 +277,17 @@ export async function probe(endpoint: Endpoint, servername: string | undefined, 
     });
     if (!IMPLICIT_TLS.has(endpoint.protocol)) await startTls(endpoint.protocol, socket, () => (stage = 'protocol'));
     stage = 'handshake';
-    tls = tlsConnect({ socket, servername: sni, rejectUnauthorized: false, ...(opts.algorithm ? { sigalgs: SIGALGS[opts.algorithm] } : {}) });
+    tls = tlsConnect({
+      socket,
+      servername: sni,
+      rejectUnauthorized: false,
+      ...(opts.algorithm ? { sigalgs: SIGALGS[opts.algorithm] } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       tls!.once('secureConnect', resolve);
-      tls!.once('error', (e: NodeJS.ErrnoException) => reject(e instanceof ProbeError ? e : new ProbeError('handshake', e.message)));
+      tls!.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e instanceof ProbeError ? e : new ProbeError('handshake', e.message)),
+      );
     });
     const cert = tls.getPeerX509Certificate();
     if (!cert) throw new ProbeError('handshake', 'the server presented no certificate');

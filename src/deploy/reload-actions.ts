@@ -13,10 +13,16 @@ export const POSTMAP_LABEL = 'mailcerts.postmap';
 
 /** Parses mailcerts.postmap: a comma list of type:path. */
 export function parsePostmapLabel(value: string): string[] | { error: string } {
-  const maps = value.split(',').map((m) => m.trim()).filter(Boolean);
+  const maps = value
+    .split(',')
+    .map((m) => m.trim())
+    .filter(Boolean);
   if (maps.length === 0) return { error: 'lists no map; write it like hash:/etc/postfix/sni' };
   for (const m of maps) {
-    if (!/^[a-z][a-z0-9_]*:\/[^\s,]+$/.test(m)) return { error: `"${m.slice(0, 80)}" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni` };
+    if (!/^[a-z][a-z0-9_]*:\/[^\s,]+$/.test(m))
+      return {
+        error: `"${m.slice(0, 80)}" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni`,
+      };
   }
   return maps;
 }
@@ -49,12 +55,22 @@ export const PRESETS = {
       { argv: ['postfix', 'check'], tty: true },
     ],
     reload: [['postfix', 'reload']],
-    endpoints: [{ protocol: 'smtp', port: 25 }, { protocol: 'submissions', port: 465 }, { protocol: 'submission', port: 587 }],
+    endpoints: [
+      { protocol: 'smtp', port: 25 },
+      { protocol: 'submissions', port: 465 },
+      { protocol: 'submission', port: 587 },
+    ],
   },
   dovecot: {
     validate: [{ argv: ['doveconf', '-n'] }],
     reload: [['doveadm', 'reload']],
-    endpoints: [{ protocol: 'imaps', port: 993 }, { protocol: 'pop3s', port: 995 }, { protocol: 'imap', port: 143 }, { protocol: 'pop3', port: 110 }, { protocol: 'sieve', port: 4190 }],
+    endpoints: [
+      { protocol: 'imaps', port: 993 },
+      { protocol: 'pop3s', port: 995 },
+      { protocol: 'imap', port: 143 },
+      { protocol: 'pop3', port: 110 },
+      { protocol: 'sieve', port: 4190 },
+    ],
   },
 } satisfies Record<string, Preset>;
 
@@ -72,7 +88,8 @@ export function parseReloadLabel(value: string): ReloadAction | { error: string 
   if (v.startsWith('signal:')) {
     const raw = v.slice(7).trim().toUpperCase();
     const signal = raw.startsWith('SIG') ? raw : `SIG${raw}`;
-    if (!(signal in constants.signals)) return { error: `unknown signal "${v.slice(7)}"; use a name such as signal:SIGHUP` };
+    if (!(signal in constants.signals))
+      return { error: `unknown signal "${v.slice(7)}"; use a name such as signal:SIGHUP` };
     return { kind: 'signal', signal };
   }
   if (v.startsWith('exec:')) {
@@ -83,11 +100,16 @@ export function parseReloadLabel(value: string): ReloadAction | { error: string 
       return '';
     });
     if (variables.length > 0) {
-      return { error: `exec: commands run without a shell, so $${variables[0]} would not be expanded; write exec:sh -c '... $${variables[0]} ...' if the container's shell should expand it` };
+      return {
+        error: `exec: commands run without a shell, so $${variables[0]} would not be expanded; write exec:sh -c '... $${variables[0]} ...' if the container's shell should expand it`,
+      };
     }
     if (words.length === 0) return { error: 'exec: needs a command, such as exec:nginx -s reload' };
     if (!words.every((w): w is string => typeof w === 'string')) {
-      return { error: 'exec: commands run without a shell, so pipes, redirections, globs and ; are not allowed; use exec:sh -c \'...\' if you need a shell' };
+      return {
+        error:
+          "exec: commands run without a shell, so pipes, redirections, globs and ; are not allowed; use exec:sh -c '...' if you need a shell",
+      };
     }
     return { kind: 'exec', argv: words };
   }
@@ -100,14 +122,20 @@ export function describeAction(a: ReloadAction, labels: Record<string, string> =
     case 'postfix':
     case 'dovecot': {
       const preset = PRESETS[a.kind];
-      const maps = a.kind === 'postfix' && labels[POSTMAP_LABEL] !== undefined ? parsePostmapLabel(labels[POSTMAP_LABEL]!) : undefined;
+      const maps =
+        a.kind === 'postfix' && labels[POSTMAP_LABEL] !== undefined
+          ? parsePostmapLabel(labels[POSTMAP_LABEL]!)
+          : undefined;
       const postmap = maps && !('error' in maps) ? [`postmap -F ${maps.join(' ')}`] : [];
       const before = [...preset.validate.map((step) => step.argv.join(' ')), ...postmap];
       return `${before.join(', ')}, then ${preset.reload.map((argv) => argv.join(' ')).join(', ')}`;
     }
-    case 'signal': return `send ${a.signal}`;
-    case 'restart': return 'restart the container';
-    case 'exec': return `run ${a.argv.join(' ')}`;
+    case 'signal':
+      return `send ${a.signal}`;
+    case 'restart':
+      return 'restart the container';
+    case 'exec':
+      return `run ${a.argv.join(' ')}`;
   }
 }
 
@@ -117,15 +145,18 @@ export function presetEndpoints(a: ReloadAction | { error: string }): EndpointSp
 }
 
 /** The postmap -F commands a container's mailcerts.postmap asks for (postfix preset only). */
-export function postmapSteps(target: { labels: Record<string, string>; action: ReloadAction | { error: string } }): { steps: string[][] } | { error: string } {
+export function postmapSteps(target: {
+  labels: Record<string, string>;
+  action: ReloadAction | { error: string };
+}): { steps: string[][] } | { error: string } {
   const label = target.labels[POSTMAP_LABEL];
   if (label === undefined) return { steps: [] };
-  if (!('kind' in target.action) || target.action.kind !== 'postfix') return { error: `label ${POSTMAP_LABEL}: needs ${RELOAD_LABEL}=postfix` };
+  if (!('kind' in target.action) || target.action.kind !== 'postfix')
+    return { error: `label ${POSTMAP_LABEL}: needs ${RELOAD_LABEL}=postfix` };
   const maps = parsePostmapLabel(label);
   if ('error' in maps) return { error: `label ${POSTMAP_LABEL}=${label}: ${maps.error}` };
   return { steps: maps.map((m) => ['postmap', '-F', m]) };
 }
-
 
 /** What every labelled container is asked: the ports it listens on (deployer.ts, when it has no mailcerts.verify). */
 export const LISTENING_COMMAND = ['cat', '/proc/net/tcp', '/proc/net/tcp6'];
@@ -137,15 +168,24 @@ export const ESCALATE_LABEL = 'mailcerts.escalate';
  * signal it sends, whether it may restart it. The socket proxy allows exactly these, so that
  * whoever reaches it cannot run anything else in a mail container.
  */
-export function allowedActions(labels: Record<string, string>): { commands: Step[]; signal?: string; restart: boolean } {
+export function allowedActions(labels: Record<string, string>): {
+  commands: Step[];
+  signal?: string;
+  restart: boolean;
+} {
   const action = parseReloadLabel(labels[RELOAD_LABEL] ?? '');
   const commands: Step[] = [{ argv: LISTENING_COMMAND }];
   if ('kind' in action && (action.kind === 'postfix' || action.kind === 'dovecot')) {
     const preset = PRESETS[action.kind];
     const maps = postmapSteps({ labels, action });
-    commands.push(...preset.validate, ...('steps' in maps ? maps.steps : []).map((argv) => ({ argv })), ...preset.reload.map((argv) => ({ argv })));
+    commands.push(
+      ...preset.validate,
+      ...('steps' in maps ? maps.steps : []).map((argv) => ({ argv })),
+      ...preset.reload.map((argv) => ({ argv })),
+    );
   }
   if ('kind' in action && action.kind === 'exec') commands.push({ argv: action.argv });
-  const restart = ('kind' in action && action.kind === 'restart') || (labels[ESCALATE_LABEL] ?? 'restart') === 'restart';
+  const restart =
+    ('kind' in action && action.kind === 'restart') || (labels[ESCALATE_LABEL] ?? 'restart') === 'restart';
   return { commands, signal: 'kind' in action && action.kind === 'signal' ? action.signal : undefined, restart };
 }

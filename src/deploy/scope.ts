@@ -28,18 +28,28 @@ export async function findSelf(docker: Docker): Promise<ContainerView | undefine
 }
 
 /** DOCKER_SCOPE, or mailcerts' own compose project. Throws a UserError saying what to set. */
-export async function resolveScope(docker: Docker, configured: string | undefined, inContainer: boolean): Promise<Scope> {
+export async function resolveScope(
+  docker: Docker,
+  configured: string | undefined,
+  inContainer: boolean,
+): Promise<Scope> {
   const self = inContainer ? await findSelf(docker) : undefined;
   if (configured) return { project: configured, self };
   if (!inContainer) {
-    throw new UserError('DOCKER_SCOPE is not set and mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE');
+    throw new UserError(
+      'DOCKER_SCOPE is not set and mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE',
+    );
   }
   if (!self) {
-    throw new UserError('mailcerts runs in a container but cannot find it through the Docker API; set DOCKER_SCOPE to the compose project of the mail stack (docker compose ls)');
+    throw new UserError(
+      'mailcerts runs in a container but cannot find it through the Docker API; set DOCKER_SCOPE to the compose project of the mail stack (docker compose ls)',
+    );
   }
   const project = self.labels[COMPOSE_PROJECT_LABEL];
   if (!project) {
-    throw new UserError(`mailcerts' container ${self.name} is not part of a compose project; set DOCKER_SCOPE to the project of the mail containers, or DOCKER_SCOPE=* to act on every labelled container`);
+    throw new UserError(
+      `mailcerts' container ${self.name} is not part of a compose project; set DOCKER_SCOPE to the project of the mail containers, or DOCKER_SCOPE=* to act on every labelled container`,
+    );
   }
   return { project, self };
 }
@@ -71,10 +81,13 @@ export function addressOf(t: ContainerView, self: ContainerView | undefined): Re
   if (t.networkMode === 'host') {
     return selfOnHost
       ? { host: '127.0.0.1' }
-      : { unreachable: `${t.name} uses host networking, which mailcerts cannot reach from its own network; run mailcerts with network_mode: host as well, or set ${VERIFY_LABEL}=off` };
+      : {
+          unreachable: `${t.name} uses host networking, which mailcerts cannot reach from its own network; run mailcerts with network_mode: host as well, or set ${VERIFY_LABEL}=off`,
+        };
   }
   const withAddress = t.networks.filter((n) => n.ip || n.ip6);
-  if (withAddress.length === 0) return { none: `it has no network address to reach; set ${VERIFY_LABEL}=off to silence this` };
+  if (withAddress.length === 0)
+    return { none: `it has no network address to reach; set ${VERIFY_LABEL}=off to silence this` };
   if (selfOnHost) return { host: withAddress[0]!.ip ?? withAddress[0]!.ip6! };
   const mine = new Set(self.networks.map((n) => n.id));
   const shared = withAddress.find((n) => mine.has(n.id));
@@ -90,7 +103,11 @@ export function addressOf(t: ContainerView, self: ContainerView | undefined): Re
  * so a second lookup cannot be answered differently), or a host the admin allowed with
  * VERIFY_HOSTS. Otherwise the reason it is refused.
  */
-export async function probeAddress(host: string, t: ContainerView, allowed: string[] | '*'): Promise<{ address: string } | { problem: string }> {
+export async function probeAddress(
+  host: string,
+  t: ContainerView,
+  allowed: string[] | '*',
+): Promise<{ address: string } | { problem: string }> {
   if (allowed === '*' || allowed.includes(host)) return { address: host };
   const own = ownAddresses(t);
   if (own.has(host)) return { address: host };
@@ -98,5 +115,7 @@ export async function probeAddress(host: string, t: ContainerView, allowed: stri
     const found = await lookup(host, { all: true }).catch(() => []);
     if (found.length > 0 && found.every((a) => own.has(a.address))) return { address: found[0]!.address };
   }
-  return { problem: `${VERIFY_LABEL} names ${host}, which is not an address of ${t.name}; mailcerts only probes a container's own addresses unless the host is listed in VERIFY_HOSTS` };
+  return {
+    problem: `${VERIFY_LABEL} names ${host}, which is not an address of ${t.name}; mailcerts only probes a container's own addresses unless the host is listed in VERIFY_HOSTS`,
+  };
 }

@@ -2,13 +2,28 @@ import type Docker from 'dockerode';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
 import { type ContainerView, execIn, restartContainer, signalContainer } from './docker.js';
-import { PRESETS, parseReloadLabel, postmapSteps, RELOAD_LABEL, type ReloadAction, type Step } from './reload-actions.js';
+import {
+  PRESETS,
+  parseReloadLabel,
+  postmapSteps,
+  RELOAD_LABEL,
+  type ReloadAction,
+  type Step,
+} from './reload-actions.js';
 
 /**
  * Running a container's reload: its checks side by side, then postmap and the reload itself. What
  * each kind of server needs is in reload-actions.ts.
  */
-export { describeAction, parsePostmapLabel, parseReloadLabel, POSTMAP_LABEL, presetEndpoints, RELOAD_LABEL, type ReloadAction } from './reload-actions.js';
+export {
+  describeAction,
+  parsePostmapLabel,
+  parseReloadLabel,
+  POSTMAP_LABEL,
+  presetEndpoints,
+  RELOAD_LABEL,
+  type ReloadAction,
+} from './reload-actions.js';
 
 export interface ReloadTarget extends ContainerView {
   label: string;
@@ -21,10 +36,19 @@ export function asTarget(c: ContainerView): ReloadTarget {
 }
 
 /** Runs one command; its failure with the container's output, or undefined. */
-async function execStep(docker: Docker, target: ReloadTarget, step: Step, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+async function execStep(
+  docker: Docker,
+  target: ReloadTarget,
+  step: Step,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   const cmd = step.argv.join(' ');
   const { exitCode, output } = await execIn(docker, target.id, step.argv, { signal, tty: step.tty });
-  log.info({ step: 'reload', container: target.name, command: cmd, exitCode }, exitCode === 0 ? 'command succeeded' : 'command failed');
+  log.info(
+    { step: 'reload', container: target.name, command: cmd, exitCode },
+    exitCode === 0 ? 'command succeeded' : 'command failed',
+  );
   if (exitCode === 0) return undefined;
   const said = output ? `:\n${output}` : ' and printed nothing (see the container log)';
   const what = exitCode === 126 || exitCode === 127 ? ' (command not found in the container?)' : '';
@@ -32,7 +56,13 @@ async function execStep(docker: Docker, target: ReloadTarget, step: Step, log: L
 }
 
 /** Runs the commands in order; stops at the first failure and reports it with the container's output. */
-async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+async function execSteps(
+  docker: Docker,
+  target: ReloadTarget,
+  steps: string[][],
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   for (const argv of steps) {
     const failed = await execStep(docker, target, { argv }, log, signal);
     if (failed) return failed;
@@ -44,7 +74,13 @@ async function execSteps(docker: Docker, target: ReloadTarget, steps: string[][]
  * Runs the checks side by side and waits for all of them; reports the first failure in the listed
  * order. Nothing that changes the server starts before every check has finished.
  */
-async function execChecks(docker: Docker, target: ReloadTarget, checks: Step[], log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+async function execChecks(
+  docker: Docker,
+  target: ReloadTarget,
+  checks: Step[],
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   const results = await Promise.allSettled(checks.map((step) => execStep(docker, target, step, log, signal)));
   for (const r of results) {
     if (r.status === 'rejected') throw r.reason;
@@ -63,7 +99,12 @@ export function labelProblems(target: ReloadTarget): string[] {
 }
 
 /** Validates, then reloads one container. Never throws: the answer is the error, or undefined. */
-export async function reloadTarget(docker: Docker, target: ReloadTarget, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+export async function reloadTarget(
+  docker: Docker,
+  target: ReloadTarget,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   const { action } = target;
   if ('error' in action) return `label ${RELOAD_LABEL}=${target.label}: ${action.error}`;
   try {

@@ -25,13 +25,21 @@ export function parseVerifyLabel(value: string): EndpointSpec[] | 'off' | { erro
   const v = value.trim();
   if (v === 'off') return 'off';
   const specs: EndpointSpec[] = [];
-  const parts = v.split(',').map((p) => p.trim()).filter(Boolean);
-  if (parts.length > MAX_ENDPOINTS) return { error: `lists ${parts.length} endpoints; at most ${MAX_ENDPOINTS} are checked per container` };
+  const parts = v
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if (parts.length > MAX_ENDPOINTS)
+    return { error: `lists ${parts.length} endpoints; at most ${MAX_ENDPOINTS} are checked per container` };
   for (const part of parts) {
     const m = part.match(/^([a-z0-9]+):\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]*)(?::(\d{1,5}))?\/?$/i);
-    if (!m) return { error: `"${part.slice(0, 80)}" is not an endpoint; write it like smtp://:25 or imaps://mail.example.com:993` };
+    if (!m)
+      return {
+        error: `"${part.slice(0, 80)}" is not an endpoint; write it like smtp://:25 or imaps://mail.example.com:993`,
+      };
     const protocol = m[1]!.toLowerCase() as Protocol;
-    if (!PROTOCOLS.includes(protocol)) return { error: `"${m[1]}" is not a protocol mailcerts can check; use one of ${PROTOCOLS.join(', ')}` };
+    if (!PROTOCOLS.includes(protocol))
+      return { error: `"${m[1]}" is not a protocol mailcerts can check; use one of ${PROTOCOLS.join(', ')}` };
     const port = m[3] ? Number(m[3]) : DEFAULT_PORTS[protocol];
     if (port < 1 || port > 65535) return { error: `"${part}" has a bad port` };
     specs.push({ protocol, host: m[2]?.replace(/^\[|\]$/g, '').toLowerCase() || undefined, port });
@@ -100,7 +108,12 @@ export const UNREACHABLE_GIVE_UP_MS = 15_000;
 /** A probe is not started with less time left than this: a timeout near the deadline proves nothing. */
 const MIN_PROBE_MS = 2_000;
 /** Whose fault a probe failure is, by how far the dialogue got. */
-const KIND_OF_STAGE = { connect: 'unreachable', greeting: 'unreachable', protocol: 'broken', handshake: 'broken' } as const;
+const KIND_OF_STAGE = {
+  connect: 'unreachable',
+  greeting: 'unreachable',
+  protocol: 'broken',
+  handshake: 'broken',
+} as const;
 
 export interface VerifyOptions {
   waits: number[];
@@ -118,9 +131,19 @@ type Probed = { ok: string } | { problem: { kind: ProblemKind; text: string }; c
  * Probes every endpoint for every expected certificate, retrying with short waits until all match,
  * within the container's time budget; stops at once when the signal aborts.
  */
-export async function verifyServed(endpoints: Endpoint[], expected: Expectation[], opts: VerifyOptions): Promise<VerifyOutcome> {
+export async function verifyServed(
+  endpoints: Endpoint[],
+  expected: Expectation[],
+  opts: VerifyOptions,
+): Promise<VerifyOutcome> {
   const atOnce = pLimit(PROBES_AT_ONCE);
-  let last: VerifyOutcome = { ok: false, kind: 'unreachable', detail: 'no time left to check', certs: expected.map((x) => x.cert), names: {} };
+  let last: VerifyOutcome = {
+    ok: false,
+    kind: 'unreachable',
+    detail: 'no time left to check',
+    certs: expected.map((x) => x.cert),
+    names: {},
+  };
   const left = () => opts.deadline - monotonicMs();
   const started = monotonicMs();
   // Each certificate's key digest, once: every probe of every attempt compares against it.
@@ -128,23 +151,49 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
   const probeOnce = async (e: Endpoint, x: Expectation, signal: AbortSignal): Promise<Probed> => {
     if (signal.aborted || left() < MIN_PROBE_MS) {
       // Not probed: not counted as served wrong either.
-      return { counted: false, problem: { kind: 'unreachable', text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})` } };
+      return {
+        counted: false,
+        problem: {
+          kind: 'unreachable',
+          text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})`,
+        },
+      };
     }
     try {
-      const served = await probe(e, x.servername, { timeoutMs: Math.min(10_000, left()), signal, algorithm: x.algorithm });
-      const same = (leaf: X509Certificate) => served.spki === spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
+      const served = await probe(e, x.servername, {
+        timeoutMs: Math.min(10_000, left()),
+        signal,
+        algorithm: x.algorithm,
+      });
+      const same = (leaf: X509Certificate) =>
+        served.spki === spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
       const asked = `${x.servername ?? 'a client without SNI'}${x.algorithm ? ` offering only ${x.algorithm.toUpperCase()}` : ''}`;
-      if (same(x.leaf)) return { ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'}${x.algorithm ? `, ${x.algorithm}` : ''})` };
+      if (same(x.leaf))
+        return {
+          ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'}${x.algorithm ? `, ${x.algorithm}` : ''})`,
+        };
       const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
       return {
         counted: true,
         problem: other
-          ? { kind: 'mismatch', text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name` }
-          : { kind: 'stale', text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}` },
+          ? {
+              kind: 'mismatch',
+              text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name`,
+            }
+          : {
+              kind: 'stale',
+              text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}`,
+            },
       };
     } catch (err) {
       const stage = err instanceof ProbeError ? err.stage : 'protocol';
-      return { counted: true, problem: { kind: KIND_OF_STAGE[stage], text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername}` : ' (no SNI'}${x.algorithm ? `, only ${x.algorithm.toUpperCase()} offered)` : ')'}` } };
+      return {
+        counted: true,
+        problem: {
+          kind: KIND_OF_STAGE[stage],
+          text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername}` : ' (no SNI'}${x.algorithm ? `, only ${x.algorithm.toUpperCase()} offered)` : ')'}`,
+        },
+      };
     }
   };
   const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
@@ -197,13 +246,19 @@ export async function verifyServed(endpoints: Endpoint[], expected: Expectation[
       if (r.counted) names[x.name] = false;
     });
     if (problems.length === 0) {
-      opts.log.info({ step: 'verify', container: opts.container, endpoints: checked }, 'serves the published certificate');
+      opts.log.info(
+        { step: 'verify', container: opts.container, endpoints: checked },
+        'serves the published certificate',
+      );
       return { ok: true, checked, names };
     }
     const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
     const certs = [...new Set(problems.filter((p) => p.kind === kind).map((p) => p.cert))];
     last = { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs, names };
-    opts.log.info({ step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) }, 'not yet serving the published certificate');
+    opts.log.info(
+      { step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) },
+      'not yet serving the published certificate',
+    );
     if (kind === 'unreachable' && monotonicMs() - started >= UNREACHABLE_GIVE_UP_MS) break;
   }
   return last;

@@ -22,7 +22,9 @@ export async function authoritativeServers(zone: string, bootstrap?: string[]): 
   try {
     hosts = await resolver.resolveNs(zone);
   } catch (err) {
-    throw new UserError(`cannot find the name servers of ${zone} (${(err as NodeJS.ErrnoException).code}); check the zone, or set DNS01_RESOLVERS to the addresses to ask`);
+    throw new UserError(
+      `cannot find the name servers of ${zone} (${(err as NodeJS.ErrnoException).code}); check the zone, or set DNS01_RESOLVERS to the addresses to ask`,
+    );
   }
   const addresses = new Set<string>();
   for (const host of hosts) {
@@ -30,7 +32,8 @@ export async function authoritativeServers(zone: string, bootstrap?: string[]): 
       for (const a of await lookup.catch(() => [] as string[])) addresses.add(a.includes(':') ? `[${a}]:53` : a);
     }
   }
-  if (addresses.size === 0) throw new UserError(`the name servers of ${zone} (${hosts.join(', ')}) have no addresses; set DNS01_RESOLVERS`);
+  if (addresses.size === 0)
+    throw new UserError(`the name servers of ${zone} (${hosts.join(', ')}) have no addresses; set DNS01_RESOLVERS`);
   return [...addresses];
 }
 
@@ -41,7 +44,12 @@ export async function askRecords(server: string, type: DnsRecordType, name: stri
   try {
     if (type === 'TLSA') {
       return (await resolver.resolveTlsa(name)).map((r) =>
-        formatTlsa({ usage: r.certUsage, selector: r.selector, matchingType: r.match, data: Buffer.from(r.data).toString('hex') }),
+        formatTlsa({
+          usage: r.certUsage,
+          selector: r.selector,
+          matchingType: r.match,
+          data: Buffer.from(r.data).toString('hex'),
+        }),
       );
     }
     return (await resolver.resolveTxt(name)).map((chunks) => chunks.join(''));
@@ -57,13 +65,22 @@ export async function askRecords(server: string, type: DnsRecordType, name: stri
  */
 export async function waitForRecords(
   expected: RecordExpectation[],
-  opts: { resolvers?: string[]; bootstrap?: string[]; timeoutMs: number; log: Logger; signal?: AbortSignal; step?: string; timeoutVariable?: string },
+  opts: {
+    resolvers?: string[];
+    bootstrap?: string[];
+    timeoutMs: number;
+    log: Logger;
+    signal?: AbortSignal;
+    step?: string;
+    timeoutVariable?: string;
+  },
 ): Promise<void> {
   const step = opts.step ?? 'dns-01';
   const kinds = [...new Set(expected.map((e) => e.type))].join('/');
   const servers = new Map<string, string[]>();
   for (const e of expected) {
-    if (!servers.has(e.zone)) servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone, opts.bootstrap)));
+    if (!servers.has(e.zone))
+      servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone, opts.bootstrap)));
   }
   const started = Date.now();
   let wait = 500;
@@ -73,21 +90,36 @@ export async function waitForRecords(
     for (const e of expected) {
       for (const server of servers.get(e.zone)!) {
         const answer = await askRecords(server, e.type, e.name);
-        const lacking = typeof answer === 'string' ? e.values.length : e.values.filter((v) => !answer.includes(normalizeValue(e.type, v))).length;
-        if (lacking > 0) missing.push(`${e.name} on ${server}${typeof answer === 'string' ? ` (${answer})` : ` (${lacking} of ${e.values.length} values missing)`}`);
+        const lacking =
+          typeof answer === 'string'
+            ? e.values.length
+            : e.values.filter((v) => !answer.includes(normalizeValue(e.type, v))).length;
+        if (lacking > 0)
+          missing.push(
+            `${e.name} on ${server}${typeof answer === 'string' ? ` (${answer})` : ` (${lacking} of ${e.values.length} values missing)`}`,
+          );
       }
     }
     round++;
     if (missing.length === 0) {
-      opts.log.info({ step, names: expected.map((e) => e.name), rounds: round, waited: formatDuration(Date.now() - started) }, `${kinds} records visible on every name server`);
+      opts.log.info(
+        { step, names: expected.map((e) => e.name), rounds: round, waited: formatDuration(Date.now() - started) },
+        `${kinds} records visible on every name server`,
+      );
       return;
     }
     const elapsed = Date.now() - started;
     if (elapsed >= opts.timeoutMs) {
-      throw new UserError(`${kinds} records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`);
+      throw new UserError(
+        `${kinds} records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`,
+      );
     }
-    opts.log.info({ step, waiting: missing, elapsed: formatDuration(elapsed) }, `waiting for the ${kinds} records to propagate`);
-    if (!(await sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal))) throw new Error('propagation wait cancelled: shutting down');
+    opts.log.info(
+      { step, waiting: missing, elapsed: formatDuration(elapsed) },
+      `waiting for the ${kinds} records to propagate`,
+    );
+    if (!(await sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal)))
+      throw new Error('propagation wait cancelled: shutting down');
     wait = Math.min(wait * 1.5, 5_000);
   }
 }

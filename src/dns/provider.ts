@@ -41,7 +41,9 @@ export interface DnsProvider {
 /** Ids of the records with exactly this type, name and value (to clean up after a crash before the id was known). */
 export async function findRecord(provider: DnsProvider, zone: DnsZone, key: RecordKey): Promise<string[]> {
   const found = await provider.list(zone, key.type, key.name);
-  return found.filter((f) => sameName(f.record.name, key.name) && f.record.value === normalizeValue(key.type, key.value)).map((f) => f.id);
+  return found
+    .filter((f) => sameName(f.record.name, key.name) && f.record.value === normalizeValue(key.type, key.value))
+    .map((f) => f.id);
 }
 
 export function sameName(a: string, b: string): boolean {

@@ -20,7 +20,6 @@ export type AcmeStep = 'directory' | 'account' | 'order' | 'authorization' | 'fi
 
 const problemScope = new AsyncLocalStorage<{ last?: AcmeProblem }>();
 
-
 function shortType(type: string | undefined): string | undefined {
   return type?.replace('urn:ietf:params:acme:error:', '');
 }
@@ -38,8 +37,14 @@ export class AcmeError extends Error {
     const said = problem.code
       ? `no answer from the CA (${problem.code})`
       : `the CA said: ${problem.detail ?? (cause instanceof Error ? cause.message : String(cause))}` +
-        (problem.type || problem.status ? ` (${[shortType(problem.type), problem.status && `HTTP ${problem.status}`].filter(Boolean).join(', ')})` : '');
-    const subject = where.cert ? `certificate "${where.cert}"${where.domain ? `, domain ${where.domain}` : ''}` : step === 'directory' ? 'the CA directory' : 'the ACME account';
+        (problem.type || problem.status
+          ? ` (${[shortType(problem.type), problem.status && `HTTP ${problem.status}`].filter(Boolean).join(', ')})`
+          : '');
+    const subject = where.cert
+      ? `certificate "${where.cert}"${where.domain ? `, domain ${where.domain}` : ''}`
+      : step === 'directory'
+        ? 'the CA directory'
+        : 'the ACME account';
     super(`${subject}: ${step} failed: ${said}${hint(step, problem, where)}`, { cause });
     this.step = step;
     this.problem = problem;
@@ -57,13 +62,22 @@ export interface Where {
 
 function hint(step: AcmeStep, p: AcmeProblem, { domain, challenge }: Where): string {
   const type = shortType(p.type);
-  if (p.code === 'ECONNABORTED' || p.code === 'ETIMEDOUT') return '. The CA did not answer in time: check the network, or raise ACME_TIMEOUT';
+  if (p.code === 'ECONNABORTED' || p.code === 'ETIMEDOUT')
+    return '. The CA did not answer in time: check the network, or raise ACME_TIMEOUT';
   if (p.code) return '. Check that ACME_DIRECTORY is right and that this host can reach it';
-  if (type === 'rateLimited') return `. The CA rate-limits this request${p.retryAfterMs ? `; it asks to wait ${Math.ceil(p.retryAfterMs / 60_000)} min` : ''}; mailcerts retries later`;
-  if (step === 'authorization' && challenge === 'dns-01' && ['unauthorized', 'incorrectResponse', 'dns'].includes(type ?? '')) {
+  if (type === 'rateLimited')
+    return `. The CA rate-limits this request${p.retryAfterMs ? `; it asks to wait ${Math.ceil(p.retryAfterMs / 60_000)} min` : ''}; mailcerts retries later`;
+  if (
+    step === 'authorization' &&
+    challenge === 'dns-01' &&
+    ['unauthorized', 'incorrectResponse', 'dns'].includes(type ?? '')
+  ) {
     return `. The CA did not find the TXT record _acme-challenge.${domain ?? '<domain>'}: check that the zone at the DNS provider is the one the world sees (its NS delegation), or raise DNS01_PROPAGATION_TIMEOUT`;
   }
-  if (step === 'authorization' && ['connection', 'unauthorized', 'incorrectResponse', 'dns', 'tls'].includes(type ?? '')) {
+  if (
+    step === 'authorization' &&
+    ['connection', 'unauthorized', 'incorrectResponse', 'dns', 'tls'].includes(type ?? '')
+  ) {
     return `. The CA could not fetch http://${domain ?? '<domain>'}/.well-known/acme-challenge/…: make sure the name resolves to this host and that port 80 reaches mailcerts (HTTP01_PORT / HTTP01_MODE)`;
   }
   if (type === 'rejectedIdentifier' || type === 'malformed') return '. Check the names in ACME_DOMAINS';
@@ -110,7 +124,10 @@ export interface AcmeHttpOptions {
   retryAfterCapMs: number;
 }
 
-type RetryConfig = InternalAxiosRequestConfig & { retryAttempt?: number; retryValidateStatus?: ((s: number) => boolean) | null };
+type RetryConfig = InternalAxiosRequestConfig & {
+  retryAttempt?: number;
+  retryValidateStatus?: ((s: number) => boolean) | null;
+};
 
 /**
  * acme-client's axios instance has no timeout and waits out any Retry-After. Replace its retry

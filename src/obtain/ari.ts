@@ -18,7 +18,10 @@ const MAX_BODY = 256 * 1024;
  * GETs a JSON document with node:https rather than fetch: a daemon with nothing due asks ARI and
  * nothing else, and fetch (undici) alone would add about 14 MB to its resident memory.
  */
-function getJson(url: string, timeoutMs: number): Promise<{ body: Record<string, unknown>; retryAfter?: string | null }> {
+function getJson(
+  url: string,
+  timeoutMs: number,
+): Promise<{ body: Record<string, unknown>; retryAfter?: string | null }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const get = u.protocol === 'http:' ? httpGet : httpsGet;
@@ -36,7 +39,10 @@ function getJson(url: string, timeoutMs: number): Promise<{ body: Record<string,
           const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
           if (!body || typeof body !== 'object' || Array.isArray(body)) throw new Error('not a JSON object');
           const retryAfter = res.headers['retry-after'];
-          resolve({ body: body as Record<string, unknown>, retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+          resolve({
+            body: body as Record<string, unknown>,
+            retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+          });
         } catch (err) {
           reject(new Error(`${url} did not answer JSON: ${(err as Error).message}`));
         }
@@ -61,7 +67,10 @@ export async function caDirectory(directoryUrl: string, timeoutMs: number): Prom
   const fetching = getJson(directoryUrl, timeoutMs).then((r) => r.body);
   directories.set(directoryUrl, fetching);
   fetching.catch(() => {
-    setTimeout(() => directories.get(directoryUrl) === fetching && directories.delete(directoryUrl), DIRECTORY_RETRY_MS).unref();
+    setTimeout(
+      () => directories.get(directoryUrl) === fetching && directories.delete(directoryUrl),
+      DIRECTORY_RETRY_MS,
+    ).unref();
   });
   return fetching;
 }
@@ -76,7 +85,14 @@ export async function renewalInfoUrl(directoryUrl: string, timeoutMs: number): P
  * Asks the CA when to renew (RFC 9773). Returns the new ARI state, undefined when the CA has no
  * ARI, or throws when the CA could not be asked (the caller keeps the old state and falls back).
  */
-export async function fetchAri(opts: { directoryUrl: string; certPem: string; previous?: AriState; timeoutMs: number; log: Logger; now?: Date }): Promise<AriState | undefined> {
+export async function fetchAri(opts: {
+  directoryUrl: string;
+  certPem: string;
+  previous?: AriState;
+  timeoutMs: number;
+  log: Logger;
+  now?: Date;
+}): Promise<AriState | undefined> {
   const base = await renewalInfoUrl(opts.directoryUrl, opts.timeoutMs);
   if (!base) return undefined;
   const certId = safeAriCertId(opts.certPem);
@@ -85,14 +101,34 @@ export async function fetchAri(opts: { directoryUrl: string; certPem: string; pr
   const w = body.suggestedWindow as { start?: string; end?: string } | undefined;
   const start = new Date(w?.start ?? '');
   const end = new Date(w?.end ?? '');
-  if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end < start) throw new Error('renewalInfo has no valid suggestedWindow');
+  if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end < start)
+    throw new Error('renewalInfo has no valid suggestedWindow');
   const now = opts.now ?? new Date();
   const previous = opts.previous?.certId === certId ? opts.previous : undefined;
   const { selected, moved } = pickInWindow({ start, end }, previous);
   const explanationURL = typeof body.explanationURL === 'string' ? body.explanationURL : undefined;
-  const wait = Math.min(Math.max(parseRetryAfter(retryAfter ?? undefined, now.getTime()) ?? MAX_RECHECK_MS / 2, MIN_RECHECK_MS), MAX_RECHECK_MS);
-  const state: AriState = { certId, start: start.toISOString(), end: end.toISOString(), selected: selected.toISOString(), explanationURL, fetchedAt: now.toISOString(), nextCheckAt: new Date(now.getTime() + wait).toISOString() };
-  if (moved) opts.log.warn({ step: 'ari', window: [state.start, state.end], selected: state.selected, explanation: explanationURL }, 'the CA moved the renewal window; picked a new moment');
-  else if (!previous) opts.log.info({ step: 'ari', window: [state.start, state.end], selected: state.selected, explanation: explanationURL }, 'renewal window from the CA');
+  const wait = Math.min(
+    Math.max(parseRetryAfter(retryAfter ?? undefined, now.getTime()) ?? MAX_RECHECK_MS / 2, MIN_RECHECK_MS),
+    MAX_RECHECK_MS,
+  );
+  const state: AriState = {
+    certId,
+    start: start.toISOString(),
+    end: end.toISOString(),
+    selected: selected.toISOString(),
+    explanationURL,
+    fetchedAt: now.toISOString(),
+    nextCheckAt: new Date(now.getTime() + wait).toISOString(),
+  };
+  if (moved)
+    opts.log.warn(
+      { step: 'ari', window: [state.start, state.end], selected: state.selected, explanation: explanationURL },
+      'the CA moved the renewal window; picked a new moment',
+    );
+  else if (!previous)
+    opts.log.info(
+      { step: 'ari', window: [state.start, state.end], selected: state.selected, explanation: explanationURL },
+      'renewal window from the CA',
+    );
   return state;
 }

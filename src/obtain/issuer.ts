@@ -45,7 +45,9 @@ export interface Issuer {
 export function failureFacts(err: unknown): { failedValidations: string[]; retryAfterMs?: number } {
   const e = err as { name?: string; failedValidations?: unknown; problem?: { retryAfterMs?: number } };
   if (e?.name !== 'AcmeError') return { failedValidations: [] };
-  const names = Array.isArray(e.failedValidations) ? e.failedValidations.filter((n): n is string => typeof n === 'string') : [];
+  const names = Array.isArray(e.failedValidations)
+    ? e.failedValidations.filter((n): n is string => typeof n === 'string')
+    : [];
   return { failedValidations: names, retryAfterMs: e.problem?.retryAfterMs };
 }
 
@@ -78,11 +80,19 @@ export class AcmeIssuer implements Issuer {
   private async solverFor(spec: CertificateSpec): Promise<ChallengeSolver> {
     if (spec.challenge === 'http-01') return this.http01;
     const provider = await this.dns.get(spec.dnsProvider ?? '');
-    if (!provider) throw new UserError(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
+    if (!provider)
+      throw new UserError(`certificate "${spec.name}": no credentials for the DNS provider ${spec.dnsProvider}`);
     const { resolvers, propagationTimeoutMs } = this.config.dns;
     // DNS-01 and its resolver load only for a certificate that uses it.
     const { Dns01Solver } = await import('./solvers/dns01.js');
-    return new Dns01Solver({ provider, journal: this.journal, resolvers, propagationTimeoutMs, log: this.log.child({ cert: spec.name }), cert: spec.name });
+    return new Dns01Solver({
+      provider,
+      journal: this.journal,
+      resolvers,
+      propagationTimeoutMs,
+      log: this.log.child({ cert: spec.name }),
+      cert: spec.name,
+    });
   }
 
   async preflight(spec: CertificateSpec): Promise<string | undefined> {
@@ -91,7 +101,8 @@ export class AcmeIssuer implements Issuer {
 
   async sweepLeftovers(): Promise<void> {
     const entries = await this.journal.leftovers();
-    if (entries.length > 0) await (await import('./solvers/dns01.js')).removeLeftoverRecords(await this.providers(), this.journal, this.log);
+    if (entries.length > 0)
+      await (await import('./solvers/dns01.js')).removeLeftoverRecords(await this.providers(), this.journal, this.log);
   }
 
   /** acme-client and the order flow load on the first order; its HTTP settings are process-wide. */
@@ -115,21 +126,44 @@ export class AcmeIssuer implements Issuer {
     const { client } = await this.account;
     const { profile, preferredChain } = this.config.acme;
     if (profile) await this.checkProfile(profile, log);
-    const issued = await orderCertificate({ client, spec, solver, log, signal, replaces: req.replaces, profile, preferredChain, privateKey: req.privateKey });
+    const issued = await orderCertificate({
+      client,
+      spec,
+      solver,
+      log,
+      signal,
+      replaces: req.replaces,
+      profile,
+      preferredChain,
+      privateKey: req.privateKey,
+    });
     return { ...issued, profile };
   }
 
   async renewalInfo(certPem: string, previous: AriState | undefined, log: Logger): Promise<AriState | undefined> {
-    return fetchAri({ directoryUrl: this.config.acme.directoryUrl, certPem, previous, timeoutMs: this.config.acme.timeoutMs, log });
+    return fetchAri({
+      directoryUrl: this.config.acme.directoryUrl,
+      certPem,
+      previous,
+      timeoutMs: this.config.acme.timeoutMs,
+      log,
+    });
   }
 
   /** Refuses a profile the CA does not offer, when it lists them (RFC 8555 meta.profiles). */
   private async checkProfile(profile: string, log: Logger): Promise<void> {
-    const meta = (await caDirectory(this.config.acme.directoryUrl, this.config.acme.timeoutMs).catch(() => ({}) as Record<string, unknown>)).meta as { profiles?: Record<string, string> } | undefined;
+    const meta = (
+      await caDirectory(this.config.acme.directoryUrl, this.config.acme.timeoutMs).catch(
+        () => ({}) as Record<string, unknown>,
+      )
+    ).meta as { profiles?: Record<string, string> } | undefined;
     if (!meta?.profiles) {
       log.warn({ step: 'order', profile }, 'the CA lists no profiles; sending ACME_PROFILE anyway');
       return;
     }
-    if (!(profile in meta.profiles)) throw new UserError(`ACME_PROFILE=${profile} is not offered by this CA; it offers ${Object.keys(meta.profiles).join(', ')}`);
+    if (!(profile in meta.profiles))
+      throw new UserError(
+        `ACME_PROFILE=${profile} is not offered by this CA; it offers ${Object.keys(meta.profiles).join(', ')}`,
+      );
   }
 }

@@ -25,7 +25,12 @@ export interface PollOptions {
  * A CA with nothing to wait for validates in a few milliseconds (Pebble in 5, Let's Encrypt in
  * well under a second): poll early, then back off quickly. A Retry-After from the CA wins.
  */
-export const DEFAULT_POLL: PollOptions = { minIntervalMs: 20, maxIntervalMs: 5_000, retryAfterCapMs: 30_000, deadlineMs: 300_000 };
+export const DEFAULT_POLL: PollOptions = {
+  minIntervalMs: 20,
+  maxIntervalMs: 5_000,
+  retryAfterCapMs: 30_000,
+  deadlineMs: 300_000,
+};
 
 interface OrderContext {
   client: acme.Client;
@@ -44,13 +49,24 @@ interface OrderContext {
   privateKey?: string;
 }
 
-type Resource = { status: string; challenges?: { type: string; error?: unknown }[]; error?: unknown; [k: string]: unknown };
+type Resource = {
+  status: string;
+  challenges?: { type: string; error?: unknown }[];
+  error?: unknown;
+  [k: string]: unknown;
+};
 
 /**
  * Polls an order or authorization until it leaves pending/processing. The first look comes after
  * the first wait: the resource was just asked to change, and an answer of "pending" costs a request.
  */
-async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: string[], domain?: string): Promise<Resource> {
+async function pollStatus(
+  ctx: OrderContext,
+  step: AcmeStep,
+  url: string,
+  done: string[],
+  domain?: string,
+): Promise<Resource> {
   const opts = ctx.poll ?? DEFAULT_POLL;
   const where = { cert: ctx.spec.name, domain, challenge: ctx.spec.challenge };
   const deadline = Date.now() + opts.deadlineMs;
@@ -58,18 +74,28 @@ async function pollStatus(ctx: OrderContext, step: AcmeStep, url: string, done: 
   let next = wait;
   for (;;) {
     if (Date.now() + next > deadline) {
-      throw new AcmeError(step, where, new Error('timeout'), { detail: `not ${done.join(' or ')} after ${Math.round(opts.deadlineMs / 1000)}s` });
+      throw new AcmeError(step, where, new Error('timeout'), {
+        detail: `not ${done.join(' or ')} after ${Math.round(opts.deadlineMs / 1000)}s`,
+      });
     }
-    if (!(await sleep(next, ctx.signal))) throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
+    if (!(await sleep(next, ctx.signal)))
+      throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
     const resp = await acmeStep(step, where, () => rawApi(ctx.client).apiRequest(url, null, [200]));
     const body = resp.data as Resource;
     if (done.includes(body.status)) return body;
     if (body.status === 'invalid') {
       const failed = body.challenges?.find((c) => c.error)?.error ?? body.error;
-      throw new AcmeError(step, where, new Error(`${step} is invalid`), problemFrom(undefined, failed ?? { detail: `the ${step} became invalid` }));
+      throw new AcmeError(
+        step,
+        where,
+        new Error(`${step} is invalid`),
+        problemFrom(undefined, failed ?? { detail: `the ${step} became invalid` }),
+      );
     }
     if (body.status !== 'pending' && body.status !== 'processing' && body.status !== 'ready') {
-      throw new AcmeError(step, where, new Error(`unexpected status "${body.status}"`), { detail: `unexpected status "${body.status}"` });
+      throw new AcmeError(step, where, new Error(`unexpected status "${body.status}"`), {
+        detail: `unexpected status "${body.status}"`,
+      });
     }
     wait = Math.min(wait * 2, opts.maxIntervalMs);
     const asked = problemFrom(resp.status, {}, resp.headers as Record<string, unknown>).retryAfterMs;
@@ -87,12 +113,18 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   const extra = ctx.profile ? { profile: ctx.profile } : {};
   let order: acme.Order & { replaces?: string };
   try {
-    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder));
+    order = await acmeStep('order', { cert }, () =>
+      client.createOrder({ identifiers, ...extra, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder),
+    );
   } catch (err) {
     // Whatever the CA objected to with "replaces" (alreadyReplaced, a conflict, even a run of badNonce
     // seen from Pebble 2.6), the order without it is the documented fallback; a rate limit is not.
-    if (!ctx.replaces || !(err instanceof AcmeError) || !err.problem.type || /rateLimited/.test(err.problem.type)) throw err;
-    log.warn({ step: 'order', replaces: ctx.replaces, error: err.message }, 'the CA refused "replaces"; ordering without it');
+    if (!ctx.replaces || !(err instanceof AcmeError) || !err.problem.type || /rateLimited/.test(err.problem.type))
+      throw err;
+    log.warn(
+      { step: 'order', replaces: ctx.replaces, error: err.message },
+      'the CA refused "replaces"; ordering without it',
+    );
     order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra } as NewOrder));
   }
   log.info({ step: 'order', order: order.url, replaces: order.replaces }, 'order created');
@@ -112,7 +144,11 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
       });
     }
     const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-    pending.push({ item: { domain, wildcard: authz.wildcard === true, token: challenge.token, keyAuthorization }, challenge, url: authz.url });
+    pending.push({
+      item: { domain, wildcard: authz.wildcard === true, token: challenge.token, keyAuthorization },
+      challenge,
+      url: authz.url,
+    });
   }
 
   // Every challenge is made answerable first (apex and wildcard TXT values must coexist), then the
@@ -120,19 +156,27 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   // validation is known (each counts against the CA's per-name limit).
   await solver.begin();
   try {
-    await solver.prepare(pending.map((p) => p.item), ctx.signal);
+    await solver.prepare(
+      pending.map((p) => p.item),
+      ctx.signal,
+    );
     const validations = await Promise.allSettled(
       pending.map(async ({ item, challenge, url }) => {
         await acmeStep('authorization', { cert, domain: item.domain }, () => client.completeChallenge(challenge));
         await pollStatus(ctx, 'authorization', url, ['valid'], item.domain);
-        log.info({ step: 'authorization', domain: item.domain, wildcard: item.wildcard || undefined }, 'authorization valid');
+        log.info(
+          { step: 'authorization', domain: item.domain, wildcard: item.wildcard || undefined },
+          'authorization valid',
+        );
       }),
     );
     const failures = validations.flatMap((v) => (v.status === 'rejected' ? [v.reason as unknown] : []));
     if (failures.length > 0) {
       const first = failures[0];
       if (first instanceof AcmeError) {
-        first.failedValidations = failures.flatMap((f) => (f instanceof AcmeError && f.step === 'authorization' && f.problem.type && f.domain ? [f.domain] : []));
+        first.failedValidations = failures.flatMap((f) =>
+          f instanceof AcmeError && f.step === 'authorization' && f.problem.type && f.domain ? [f.domain] : [],
+        );
       }
       throw first;
     }
@@ -154,7 +198,9 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
   }
   const valid = finalized.status === 'valid' ? finalized : await pollStatus(ctx, 'finalize', order.url, ['valid']);
   log.info({ step: 'finalize' }, 'order valid');
-  const fullchain = await acmeStep('download', { cert }, () => client.getCertificate(valid as unknown as acme.Order, ctx.preferredChain));
+  const fullchain = await acmeStep('download', { cert }, () =>
+    client.getCertificate(valid as unknown as acme.Order, ctx.preferredChain),
+  );
   log.info({ step: 'download' }, 'certificate downloaded');
   return { privateKey, fullchain };
 }

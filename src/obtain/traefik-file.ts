@@ -21,20 +21,25 @@ function writableByOthers(path: string, st: Stats, what: 'file' | 'directory'): 
   // they do not own, and what lies below it is checked in turn.
   if (what === 'directory' && st.uid === 0 && st.mode & 0o1000) return undefined;
   const by = [st.mode & 0o020 && 'group', st.mode & 0o002 && 'others'].filter(Boolean).join(' and ');
-  if (by) return `${what} ${path} is writable by ${by} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); anyone who can write it could put any certificate there: chmod go-w ${path}`;
+  if (by)
+    return `${what} ${path} is writable by ${by} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')}); anyone who can write it could put any certificate there: chmod go-w ${path}`;
   return undefined;
 }
 
 /** The hint for a file that cannot be opened, by errno code. */
 function cannotRead(file: string, code: string): UserError {
   const uid = ownUid();
-  const fix = code === 'EACCES' || code === 'EPERM'
-    ? `make it readable by uid ${uid} (mailcerts), for example a read-only bind mount with an ACL (setfacl -m u:${uid}:r on the file, u:${uid}:x on the directories above it), or a copy job that copies it into a file mailcerts can read`
-    : 'mount it read-only there, or fix TRAEFIK_ACME_JSON';
+  const fix =
+    code === 'EACCES' || code === 'EPERM'
+      ? `make it readable by uid ${uid} (mailcerts), for example a read-only bind mount with an ACL (setfacl -m u:${uid}:r on the file, u:${uid}:x on the directories above it), or a copy job that copies it into a file mailcerts can read`
+      : 'mount it read-only there, or fix TRAEFIK_ACME_JSON';
   return new UserError(`cannot read Traefik's acme.json at ${file} (${code}); ${fix}`);
 }
 
-const refused = (file: string, why: string) => new UserError(`Traefik's acme.json at ${file} is refused: ${why}; nothing was published, the current certificate is kept`);
+const refused = (file: string, why: string) =>
+  new UserError(
+    `Traefik's acme.json at ${file} is refused: ${why}; nothing was published, the current certificate is kept`,
+  );
 
 /**
  * Checks the directories above `file`, from the root down: each a real directory (not a link),
@@ -54,7 +59,11 @@ function checkDirectoriesAbove(file: string): void {
     } catch (err) {
       throw cannotRead(file, (err as NodeJS.ErrnoException).code ?? 'error');
     }
-    if (st.isSymbolicLink()) throw refused(file, `${dir} is a symbolic link, which mailcerts does not follow there; mount acme.json at a path without links`);
+    if (st.isSymbolicLink())
+      throw refused(
+        file,
+        `${dir} is a symbolic link, which mailcerts does not follow there; mount acme.json at a path without links`,
+      );
     if (!st.isDirectory()) throw cannotRead(file, 'ENOTDIR');
     const problem = writableByOthers(dir, st, 'directory');
     if (problem) throw refused(file, problem);
@@ -73,7 +82,8 @@ export function readAcmeJsonOnce(file: string): string {
     fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    if (code === 'ELOOP') throw refused(file, 'it is a symbolic link, which mailcerts does not follow; mount the file itself there');
+    if (code === 'ELOOP')
+      throw refused(file, 'it is a symbolic link, which mailcerts does not follow; mount the file itself there');
     throw cannotRead(file, code);
   }
   try {
@@ -81,7 +91,8 @@ export function readAcmeJsonOnce(file: string): string {
     if (!st.isFile()) throw new UserError(`${file} is not a regular file; mount Traefik's acme.json there`);
     const problem = writableByOthers(file, st, 'file');
     if (problem) throw refused(file, problem);
-    if (st.size > MAX_BYTES) throw new UserError(`${file} is larger than ${MAX_BYTES / 1024 / 1024} MiB; that is not an acme.json`);
+    if (st.size > MAX_BYTES)
+      throw new UserError(`${file} is larger than ${MAX_BYTES / 1024 / 1024} MiB; that is not an acme.json`);
     const buf = Buffer.alloc(st.size + 1);
     const n = readSync(fd, buf, 0, buf.length, 0);
     return buf.subarray(0, Math.min(n, st.size)).toString('utf8');

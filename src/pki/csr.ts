@@ -43,15 +43,29 @@ const SIGNATURES = {
 /** The request as PEM, for the names (already in A-label form), signed by the key (PEM). */
 export function createCsr(names: string[], privateKeyPem: string): string {
   if (names.length === 0) throw new Error('a certificate request needs at least one name');
-  for (const n of names) if (!/^[\x21-\x7e]+$/.test(n)) throw new Error(`"${n}" is not an ASCII DNS name; names reach the request in their A-label form`);
+  for (const n of names)
+    if (!/^[\x21-\x7e]+$/.test(n))
+      throw new Error(`"${n}" is not an ASCII DNS name; names reach the request in their A-label form`);
   const key = createPrivateKey(privateKeyPem);
   const curve = key.asymmetricKeyDetails?.namedCurve;
   const signature =
-    key.asymmetricKeyType === 'rsa' ? SIGNATURES.rsa : curve === 'prime256v1' ? SIGNATURES['P-256'] : curve === 'secp384r1' ? SIGNATURES['P-384'] : undefined;
-  if (!signature) throw new Error(`cannot sign a certificate request with a key of type ${key.asymmetricKeyType}${curve ? ` (${curve})` : ''}; use KEY_TYPE ec-256, ec-384 or rsa-N`);
+    key.asymmetricKeyType === 'rsa'
+      ? SIGNATURES.rsa
+      : curve === 'prime256v1'
+        ? SIGNATURES['P-256']
+        : curve === 'secp384r1'
+          ? SIGNATURES['P-384']
+          : undefined;
+  if (!signature)
+    throw new Error(
+      `cannot sign a certificate request with a key of type ${key.asymmetricKeyType}${curve ? ` (${curve})` : ''}; use KEY_TYPE ec-256, ec-384 or rsa-N`,
+    );
   const commonName = names[0]!.length <= 64 ? [set(sequence(oid('2.5.4.3'), tlv(0x0c, Buffer.from(names[0]!))))] : [];
   const altNames = sequence(...names.map((n) => tlv(0x82, Buffer.from(n, 'ascii')))); // [2] dNSName
-  const extensionRequest = sequence(oid('1.2.840.113549.1.9.14'), set(sequence(sequence(oid('2.5.29.17'), tlv(0x04, altNames)))));
+  const extensionRequest = sequence(
+    oid('1.2.840.113549.1.9.14'),
+    set(sequence(sequence(oid('2.5.29.17'), tlv(0x04, altNames)))),
+  );
   const info = sequence(
     tlv(0x02, Buffer.from([0])), // version 1
     sequence(...commonName),

@@ -54,7 +54,9 @@ export function ariCertId(pem: string | Buffer): string {
   const serial = expectTag(tbs[tbs[0]?.tag === 0xa0 ? 1 : 0], 0x02, 'serialNumber'); // after the optional [0] version
   const extensions = tbs.find((f) => f.tag === 0xa3); // [3] EXPLICIT Extensions
   let aki: Der | undefined;
-  for (const ext of extensions ? childrenOf(der, expectTag(childrenOf(der, extensions)[0], SEQUENCE, 'extensions')) : []) {
+  for (const ext of extensions
+    ? childrenOf(der, expectTag(childrenOf(der, extensions)[0], SEQUENCE, 'extensions'))
+    : []) {
     const parts = childrenOf(der, expectTag(ext, SEQUENCE, 'extension'));
     const oid = expectTag(parts[0], 0x06, 'extension id');
     if (der.subarray(oid.start, oid.end).equals(AKI_OID)) aki = expectTag(parts.at(-1), 0x04, 'extension value');
@@ -77,10 +79,14 @@ export function safeAriCertId(pem: string | Buffer): string | undefined {
 
 /** sha256 of the SubjectPublicKeyInfo, hex: what DANE 3 1 1 pins and what verification compares. */
 export function spkiOf(cert: X509Certificate): string {
-  return createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(cert.publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 /** sha256 of a private key's SubjectPublicKeyInfo, hex: the TLSA 3 1 1 digest a certificate with that key will have. */
 export function spkiOfKey(privateKeyPem: string): string {
-  return createHash('sha256').update(createPublicKey(privateKeyPem).export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(createPublicKey(privateKeyPem).export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }

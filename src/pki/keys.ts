@@ -16,7 +16,11 @@ export async function generatePrivateKey(type: KeyType): Promise<string> {
 export function keyTypeOf(key: KeyObject): string {
   const d = key.asymmetricKeyDetails ?? {};
   if (key.asymmetricKeyType === 'ec') {
-    return d.namedCurve === 'prime256v1' ? 'ec-256' : d.namedCurve === 'secp384r1' ? 'ec-384' : `ec-${d.namedCurve ?? '?'}`;
+    return d.namedCurve === 'prime256v1'
+      ? 'ec-256'
+      : d.namedCurve === 'secp384r1'
+        ? 'ec-384'
+        : `ec-${d.namedCurve ?? '?'}`;
   }
   if (key.asymmetricKeyType === 'rsa') return `rsa-${d.modulusLength ?? '?'}`;
   return key.asymmetricKeyType ?? 'unknown';

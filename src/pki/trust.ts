@@ -9,16 +9,24 @@ import { connect, createSecureContext, TLSSocket } from 'node:tls';
  * dates along the path): the chain is served over an in-memory TLS connection, never the network,
  * and the client side says whether it trusts it. Names are not checked here (the caller does).
  */
-export async function untrustedChain(chain: { privateKey: string; certificates: string[] }, timeoutMs = 10_000): Promise<string | undefined> {
+export async function untrustedChain(
+  chain: { privateKey: string; certificates: string[] },
+  timeoutMs = 10_000,
+): Promise<string | undefined> {
   const [serverSide, clientSide] = duplexPair();
-  const server = new TLSSocket(serverSide, { isServer: true, secureContext: createSecureContext({ key: chain.privateKey, cert: chain.certificates.join('') }) });
+  const server = new TLSSocket(serverSide, {
+    isServer: true,
+    secureContext: createSecureContext({ key: chain.privateKey, cert: chain.certificates.join('') }),
+  });
   server.on('error', () => undefined); // the client's verdict is what counts
   const client = connect({ socket: clientSide, rejectUnauthorized: false, checkServerIdentity: () => undefined });
   let timer: NodeJS.Timeout | undefined;
   try {
     const verdict = await new Promise<string | null>((resolve, reject) => {
       timer = setTimeout(() => reject(new Error(`no verdict within ${timeoutMs / 1000}s`)), timeoutMs);
-      client.once('secureConnect', () => resolve(client.authorized ? null : String(client.authorizationError ?? 'not trusted')));
+      client.once('secureConnect', () =>
+        resolve(client.authorized ? null : String(client.authorizationError ?? 'not trusted')),
+      );
       client.once('error', reject);
     });
     return verdict === null ? undefined : describeVerdict(verdict, chain.certificates);
@@ -52,7 +60,7 @@ function describeVerdict(code: string, certificates: string[]): string {
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
       return `its chain does not lead to a trusted root (the last certificate is issued by ${top ? `"${oneLine(top.issuer)}"` : 'an unknown CA'}, which is not trusted)`;
     case 'CERT_NOT_YET_VALID':
-      return 'a certificate of its chain is not valid yet by this host\'s clock (check NTP; OpenSSL allows no skew)';
+      return "a certificate of its chain is not valid yet by this host's clock (check NTP; OpenSSL allows no skew)";
     case 'CERT_HAS_EXPIRED':
       return 'a certificate of its chain has expired';
     default:

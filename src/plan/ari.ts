@@ -1,7 +1,11 @@
 import type { AriState } from '../state/cert-state.js';
 
 /** Picks a moment in the window; keeps the earlier pick while the window is unchanged. */
-export function pickInWindow(window: { start: Date; end: Date }, previous: AriState | undefined, random = Math.random): { selected: Date; moved: boolean } {
+export function pickInWindow(
+  window: { start: Date; end: Date },
+  previous: AriState | undefined,
+  random = Math.random,
+): { selected: Date; moved: boolean } {
   const same = previous && previous.start === window.start.toISOString() && previous.end === window.end.toISOString();
   if (same) return { selected: new Date(previous.selected), moved: false };
   const span = Math.max(0, window.end.getTime() - window.start.getTime());

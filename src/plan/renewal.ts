@@ -54,14 +54,18 @@ const validTime = (iso: string | undefined) => (iso && !Number.isNaN(Date.parse(
 export function retryTime(state: CertState, now: Date, published?: PublishedFacts): Date | undefined {
   const stored = validTime(state.nextAttemptAt);
   if (stored === undefined) return undefined;
-  const failedAt = Math.min(validTime(state.failedAt) ?? validTime(state.lastAttemptAt) ?? now.getTime(), now.getTime());
+  const failedAt = Math.min(
+    validTime(state.failedAt) ?? validTime(state.lastAttemptAt) ?? now.getTime(),
+    now.getTime(),
+  );
   const urgent = !published || now >= published.notAfter || emergency(published.notBefore, published.notAfter, now);
   return earlier(stored, failedAt + (urgent ? URGENT_MAX_WAIT_MS : MAX_WAIT_MS));
 }
 
 /** Whether a kept certificate can still be published instead of ordering a new one; the reason when not. */
 export function pendingProblem(spec: VariantSpec, pending: PublishedFacts, now: Date): string | undefined {
-  if ([...pending.names].sort().join(',') !== [...spec.domains].sort().join(',')) return 'its names are no longer the configured ones';
+  if ([...pending.names].sort().join(',') !== [...spec.domains].sort().join(','))
+    return 'its names are no longer the configured ones';
   if (pending.keyType !== spec.keyType) return `its key type ${pending.keyType} is no longer the configured one`;
   if (now >= renewalTime(pending.notBefore, pending.notAfter)) return 'it is itself due for renewal';
   return undefined;
@@ -87,27 +91,43 @@ export function decide(input: {
   if (force) return { action: 'issue', reason: 'forced' };
   const retryAt = retryTime(state, now, broken ? undefined : published);
   if (retryAt && retryAt > now) {
-    return { action: 'wait', until: retryAt, reason: `backing off after ${state.failures} failure(s), next try in ${formatDuration(retryAt.getTime() - now.getTime())}` };
+    return {
+      action: 'wait',
+      until: retryAt,
+      reason: `backing off after ${state.failures} failure(s), next try in ${formatDuration(retryAt.getTime() - now.getTime())}`,
+    };
   }
   if (pending && !pendingProblem(spec, pending, now)) {
     const why = state.failedStep === 'verify' ? 'rolled back' : 'not published';
-    return { action: 'republish', reason: `publishing again the certificate issued earlier (serial ${pending.serial}, ${why}) instead of ordering a new one` };
+    return {
+      action: 'republish',
+      reason: `publishing again the certificate issued earlier (serial ${pending.serial}, ${why}) instead of ordering a new one`,
+    };
   }
   if (broken) return { action: 'issue', reason: `the published files are unusable: ${broken}` };
-  if (state.failedStep === 'verify') return { action: 'issue', reason: 'the last new certificate was rolled back; trying again' };
+  if (state.failedStep === 'verify')
+    return { action: 'issue', reason: 'the last new certificate was rolled back; trying again' };
   if (!published) return { action: 'issue', reason: 'no certificate published yet' };
   const want = [...spec.domains].sort();
   const have = [...published.names].sort();
   if (want.join(',') !== have.join(',')) {
     const added = want.filter((n) => !have.includes(n));
     const removed = have.filter((n) => !want.includes(n));
-    return { action: 'issue', reason: `names changed (${[...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ')})` };
+    return {
+      action: 'issue',
+      reason: `names changed (${[...added.map((n) => `+${n}`), ...removed.map((n) => `-${n}`)].join(' ')})`,
+    };
   }
-  if (published.keyType !== spec.keyType) return { action: 'issue', reason: `key type changed from ${published.keyType} to ${spec.keyType}` };
-  if ((profile ?? '') !== (state.profile ?? '')) return { action: 'issue', reason: `profile changed from ${state.profile ?? '(none)'} to ${profile ?? '(none)'}` };
+  if (published.keyType !== spec.keyType)
+    return { action: 'issue', reason: `key type changed from ${published.keyType} to ${spec.keyType}` };
+  if ((profile ?? '') !== (state.profile ?? ''))
+    return { action: 'issue', reason: `profile changed from ${state.profile ?? '(none)'} to ${profile ?? '(none)'}` };
   if (now >= published.notAfter) return { action: 'issue', reason: 'expired' };
   if (emergency(published.notBefore, published.notAfter, now)) {
-    return { action: 'issue', reason: `emergency: only ${formatDuration(published.notAfter.getTime() - now.getTime())} left, whatever the CA's window says` };
+    return {
+      action: 'issue',
+      reason: `emergency: only ${formatDuration(published.notAfter.getTime() - now.getTime())} left, whatever the CA's window says`,
+    };
   }
   if (ari) {
     const selected = earlier(Date.parse(ari.selected), Date.parse(ari.end)); // a stored pick beyond the window is not trusted
@@ -115,6 +135,7 @@ export function decide(input: {
     return { action: 'keep', renewAt: selected, reason: 'ARI window' };
   }
   const renewAt = renewalTime(published.notBefore, published.notAfter);
-  if (now >= renewAt) return { action: 'issue', reason: `due: ${formatDuration(published.notAfter.getTime() - now.getTime())} left` };
+  if (now >= renewAt)
+    return { action: 'issue', reason: `due: ${formatDuration(published.notAfter.getTime() - now.getTime())} left` };
   return { action: 'keep', renewAt, reason: 'lifetime rule' };
 }

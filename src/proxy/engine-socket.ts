@@ -29,9 +29,12 @@ export function engineSocket(socketPath: string): EngineSocket {
   const open = (method: string, path: string, body?: Buffer, idleMs = STREAM_IDLE_MS) =>
     new Promise<IncomingMessage>((resolve, reject) => {
       const headers: Record<string, string | number> = { host: 'docker' };
-      if (body && body.length > 0) Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
+      if (body && body.length > 0)
+        Object.assign(headers, { 'content-type': 'application/json', 'content-length': body.length });
       const req = request({ socketPath, method, path, headers, timeout: idleMs }, resolve);
-      req.on('timeout', () => req.destroy(new Error(`the Docker engine was silent on ${method} ${path} for ${idleMs / 1000} s`)));
+      req.on('timeout', () =>
+        req.destroy(new Error(`the Docker engine was silent on ${method} ${path} for ${idleMs / 1000} s`)),
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -55,7 +58,10 @@ export function engineSocket(socketPath: string): EngineSocket {
     async lookup(path) {
       const r = await call('GET', path);
       if (r.status === 404) return undefined;
-      if (r.status !== 200) throw new Error(`the Docker engine answered ${r.status} to GET ${path}: ${r.body.toString('utf8').slice(0, 200)}`);
+      if (r.status !== 200)
+        throw new Error(
+          `the Docker engine answered ${r.status} to GET ${path}: ${r.body.toString('utf8').slice(0, 200)}`,
+        );
       return JSON.parse(r.body.toString('utf8')) as unknown;
     },
   };

@@ -10,7 +10,10 @@ export async function proxyHealth(): Promise<string | undefined> {
   if (marker === undefined) return undefined;
   const { host, port } = JSON.parse(marker) as { host: string; port: number };
   const at = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  const r = await fetch(`http://${at.includes(':') ? `[${at}]` : at}:${port}/_ping`, { signal: AbortSignal.timeout(5_000) }).catch((err: unknown) => errorMessage(err));
-  return typeof r === 'string' || r.status !== 200 ? `unhealthy: the socket proxy does not answer its ping (${typeof r === 'string' ? r : `HTTP ${r.status}`})` : 'healthy (socket proxy)';
+  const r = await fetch(`http://${at.includes(':') ? `[${at}]` : at}:${port}/_ping`, {
+    signal: AbortSignal.timeout(5_000),
+  }).catch((err: unknown) => errorMessage(err));
+  return typeof r === 'string' || r.status !== 200
+    ? `unhealthy: the socket proxy does not answer its ping (${typeof r === 'string' ? r : `HTTP ${r.status}`})`
+    : 'healthy (socket proxy)';
 }
-

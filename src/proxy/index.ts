@@ -21,7 +21,9 @@ const ProxyEnv = z.object({
   PROXY_BIND: z._default(z.string(), '0.0.0.0:2375'),
   PROXY_SOCKET: z._default(z.string().check(z.minLength(1)), '/var/run/docker.sock'),
   PROXY_SWARM: z._default(z.enum(['yes', 'no'], { error: () => 'use yes (DEPLOY_MODE=swarm) or no' }), 'no'),
-  PROXY_SCOPE: z.optional(z.string().check(z.regex(/^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$/, 'use a stack or compose project name, or *'))),
+  PROXY_SCOPE: z.optional(
+    z.string().check(z.regex(/^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$/, 'use a stack or compose project name, or *')),
+  ),
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS), 'info'),
   LOG_FORMAT: z.optional(z.enum(['json', 'text'])),
 });
@@ -36,7 +38,10 @@ export interface ProxySettings {
 
 /** The settings from the environment, or what to change. */
 export function proxySettings(env: NodeJS.ProcessEnv): ProxySettings {
-  const parsed = z.safeParse(ProxyEnv, Object.fromEntries(Object.entries(env).filter(([k, v]) => k in ProxyEnv.shape && v !== '')));
+  const parsed = z.safeParse(
+    ProxyEnv,
+    Object.fromEntries(Object.entries(env).filter(([k, v]) => k in ProxyEnv.shape && v !== '')),
+  );
   if (!parsed.success) throw new Error(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
   const e = parsed.data;
   const bind = splitHostPort(e.PROXY_BIND);
@@ -50,13 +55,23 @@ export function proxySettings(env: NodeJS.ProcessEnv): ProxySettings {
  * serves (PROXY_SCOPE, else its own container's). Without its own id it still runs, but refuses
  * every exec, kill and restart; without a scope it does not start.
  */
-export async function identify(engine: EngineSocket, configured: string | undefined, mountinfo?: string): Promise<Pick<ProxyContext, 'self' | 'scope'>> {
+export async function identify(
+  engine: EngineSocket,
+  configured: string | undefined,
+  mountinfo?: string,
+): Promise<Pick<ProxyContext, 'self' | 'scope'>> {
   const id = ownContainerId(mountinfo);
   const self: ProxyContext['self'] = id ? { id } : { unknown: 'its container id is not in /proc/self/mountinfo' };
   let labels: Record<string, string> = {};
   if (id) {
-    const c = (await engine.lookup(`/containers/${id}/json`)) as { Config?: { Labels?: Record<string, string> } } | undefined;
-    if (!c) return { self: { unknown: `the engine does not know container ${id.slice(0, 12)}` }, scope: { name: configured ?? refuseScope() } };
+    const c = (await engine.lookup(`/containers/${id}/json`)) as
+      | { Config?: { Labels?: Record<string, string> } }
+      | undefined;
+    if (!c)
+      return {
+        self: { unknown: `the engine does not know container ${id.slice(0, 12)}` },
+        scope: { name: configured ?? refuseScope() },
+      };
     labels = c.Config?.Labels ?? {};
   }
   const name = configured ?? labels[STACK_LABEL] ?? labels[COMPOSE_LABEL] ?? refuseScope();
@@ -64,7 +79,9 @@ export async function identify(engine: EngineSocket, configured: string | undefi
 }
 
 function refuseScope(): never {
-  throw new Error('the proxy is not part of a stack or compose project, so it cannot tell whose containers and services it serves; set PROXY_SCOPE to the stack or project of mailcerts (the same as its DOCKER_SCOPE), or * for all');
+  throw new Error(
+    'the proxy is not part of a stack or compose project, so it cannot tell whose containers and services it serves; set PROXY_SCOPE to the stack or project of mailcerts (the same as its DOCKER_SCOPE), or * for all',
+  );
 }
 
 export async function runProxy(env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<void> {
@@ -73,8 +90,13 @@ export async function runProxy(env: NodeJS.ProcessEnv, signal: AbortSignal): Pro
   const { self, scope } = await identify(engine, s.scope).catch((err: unknown) => {
     throw new Error(`mailcerts proxy: ${errorMessage(err)}`);
   });
-  if ('unknown' in self) s.log.warn({ step: 'proxy', why: self.unknown }, 'the proxy cannot tell which container is its own: it refuses every exec, kill and restart');
-  if (scope.name === '*') s.log.warn({ step: 'proxy' }, 'PROXY_SCOPE=*: every labelled container and service on this engine may be acted on');
+  if ('unknown' in self)
+    s.log.warn(
+      { step: 'proxy', why: self.unknown },
+      'the proxy cannot tell which container is its own: it refuses every exec, kill and restart',
+    );
+  if (scope.name === '*')
+    s.log.warn({ step: 'proxy' }, 'PROXY_SCOPE=*: every labelled container and service on this engine may be acted on');
   const ctx: ProxyContext = { engine, scope, self, execs: new Set() };
   const server = proxyServer(s.swarm ? [...containerRules, ...swarmRules] : containerRules, ctx, s.log);
   await new Promise<void>((resolve, reject) => {
@@ -83,7 +105,17 @@ export async function runProxy(env: NodeJS.ProcessEnv, signal: AbortSignal): Pro
   });
   // The image's HEALTHCHECK (mailcerts healthcheck) finds this and asks the proxy itself.
   await writeFile(PROXY_MARKER, JSON.stringify(s.bind)).catch(() => undefined);
-  s.log.info({ step: 'proxy', listen: `${s.bind.host}:${s.bind.port}`, socket: s.socket, scope: scope.name, swarm: s.swarm, self: 'id' in self ? self.id.slice(0, 12) : undefined }, 'socket proxy ready');
+  s.log.info(
+    {
+      step: 'proxy',
+      listen: `${s.bind.host}:${s.bind.port}`,
+      socket: s.socket,
+      scope: scope.name,
+      swarm: s.swarm,
+      self: 'id' in self ? self.id.slice(0, 12) : undefined,
+    },
+    'socket proxy ready',
+  );
   await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));

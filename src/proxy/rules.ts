@@ -83,23 +83,36 @@ export function rewrite(a: EngineAnswer, edit: (body: unknown) => unknown): Engi
 }
 
 /** The answer when the object it names must not be shown: the same as for one that does not exist. */
-export function notShown(a: EngineAnswer, visible: (body: unknown) => boolean | Promise<boolean>, what: string): Promise<EngineAnswer> | EngineAnswer {
+export function notShown(
+  a: EngineAnswer,
+  visible: (body: unknown) => boolean | Promise<boolean>,
+  what: string,
+): Promise<EngineAnswer> | EngineAnswer {
   if (a.status !== 200) return a;
   const check = async () => {
     if (await visible(JSON.parse(a.body.toString('utf8')) as unknown)) return a;
     const body = Buffer.from(JSON.stringify({ message: `mailcerts proxy: ${what} is not of this stack` }));
-    return { status: 403, headers: { 'content-type': 'application/json', 'content-length': String(body.length) }, body };
+    return {
+      status: 403,
+      headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+      body,
+    };
   };
   return check();
 }
 
 export const specOf = (o: unknown) => (isRecord(o) && isRecord(o.Spec) ? o.Spec : {});
-export const labelsOf = (o: unknown) => (isRecord(specOf(o).Labels) ? (specOf(o).Labels as Record<string, unknown>) : {});
+export const labelsOf = (o: unknown) =>
+  isRecord(specOf(o).Labels) ? (specOf(o).Labels as Record<string, unknown>) : {};
 
 /** A secret or config of mailcerts for this stack. */
 export function ownObject(scope: ProxyScope, o: unknown): boolean {
   const managedBy = labelsOf(o)[MANAGED_LABEL];
   const name = specOf(o).Name;
-  return typeof managedBy === 'string' && typeof name === 'string' && name.startsWith('mailcerts.') && (scope.name === '*' || managedBy === scope.name);
+  return (
+    typeof managedBy === 'string' &&
+    typeof name === 'string' &&
+    name.startsWith('mailcerts.') &&
+    (scope.name === '*' || managedBy === scope.name)
+  );
 }
-

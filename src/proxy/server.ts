@@ -1,4 +1,10 @@
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
 import type { EngineAnswer } from './engine-socket.js';
@@ -16,7 +22,11 @@ const MAX_BODY = 1024 * 1024;
 const PATH = /^(\/v\d{1,2}\.\d{1,3})?(\/[A-Za-z0-9_./-]*)$/;
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection']);
 
-const endToEnd = (headers: IncomingHttpHeaders) => Object.fromEntries(Object.entries(headers).filter(([k, v]) => !HOP_BY_HOP.has(k) && v !== undefined)) as Record<string, string | string[]>;
+const endToEnd = (headers: IncomingHttpHeaders) =>
+  Object.fromEntries(Object.entries(headers).filter(([k, v]) => !HOP_BY_HOP.has(k) && v !== undefined)) as Record<
+    string,
+    string | string[]
+  >;
 
 function send(res: ServerResponse, status: number, headers: IncomingHttpHeaders, body?: Buffer): void {
   res.writeHead(status, endToEnd(headers));
@@ -63,7 +73,13 @@ async function judge(rules: Rule[], r: ProxyRequest, ctx: ProxyContext): Promise
   return { deny: 'not a call mailcerts makes', status: 403 };
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, rules: Rule[], ctx: ProxyContext, log: Logger): Promise<void> {
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  rules: Rule[],
+  ctx: ProxyContext,
+  log: Logger,
+): Promise<void> {
   const what = { method: req.method, path: (req.url ?? '').slice(0, 300) };
   if (req.headers.upgrade) {
     log.warn({ step: 'proxy', ...what }, 'refused: a connection upgrade (hijack)');
@@ -80,7 +96,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, rules: Rule[], 
     return refuse(res, 403, parsed.refused);
   }
   const { request } = parsed;
-  const verdict = await judge(rules, request, ctx).catch((err: unknown): Verdict => ({ deny: `could not judge the call: ${errorMessage(err)}`, status: 502 }));
+  const verdict = await judge(rules, request, ctx).catch(
+    (err: unknown): Verdict => ({ deny: `could not judge the call: ${errorMessage(err)}`, status: 502 }),
+  );
   if ('deny' in verdict) {
     log.warn({ step: 'proxy', ...what, why: verdict.deny }, 'refused');
     return refuse(res, verdict.status ?? 403, verdict.deny);

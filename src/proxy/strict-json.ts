@@ -16,7 +16,8 @@ type Node = ReturnType<typeof parse>['body'];
 
 function checkKeys(node: Node, path: string): void {
   // A number JavaScript cannot hold exactly would be judged as another one than Docker reads.
-  if (node.type === 'Number' && Math.abs(node.value) > Number.MAX_SAFE_INTEGER) throw new StrictJsonError(`the number at ${path || 'the top'} is too large to be judged exactly`);
+  if (node.type === 'Number' && Math.abs(node.value) > Number.MAX_SAFE_INTEGER)
+    throw new StrictJsonError(`the number at ${path || 'the top'} is too large to be judged exactly`);
   if (node.type === 'Array') {
     node.elements.forEach((e, i) => checkKeys(e.value, `${path}[${i}]`));
     return;
@@ -25,11 +26,16 @@ function checkKeys(node: Node, path: string): void {
   const seen = new Map<string, string>();
   for (const m of node.members) {
     const key = m.name.type === 'String' ? m.name.value : m.name.name;
-    if (!/^[\x20-\x7e]*$/.test(key)) throw new StrictJsonError(`the key ${JSON.stringify(key)} at ${path || 'the top'} is not plain ASCII`);
+    if (!/^[\x20-\x7e]*$/.test(key))
+      throw new StrictJsonError(`the key ${JSON.stringify(key)} at ${path || 'the top'} is not plain ASCII`);
     const folded = key.toLowerCase();
     const before = seen.get(folded);
     if (before !== undefined) {
-      throw new StrictJsonError(before === key ? `the key "${key}" appears twice at ${path || 'the top'}` : `the keys "${before}" and "${key}" at ${path || 'the top'} differ only in case`);
+      throw new StrictJsonError(
+        before === key
+          ? `the key "${key}" appears twice at ${path || 'the top'}`
+          : `the keys "${before}" and "${key}" at ${path || 'the top'} differ only in case`,
+      );
     }
     seen.set(folded, key);
     checkKeys(m.value, path ? `${path}.${key}` : key);
@@ -54,10 +60,15 @@ export function parseStrictJson(body: Buffer): unknown {
   return evaluate(doc.body);
 }
 
-export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Exactly these keys (each optional ones may be missing), or what is wrong. */
-export function onlyKeys(o: Record<string, unknown>, allowed: string[], required: string[] = allowed): string | undefined {
+export function onlyKeys(
+  o: Record<string, unknown>,
+  allowed: string[],
+  required: string[] = allowed,
+): string | undefined {
   const extra = Object.keys(o).filter((k) => !allowed.includes(k));
   if (extra.length > 0) return `it has ${extra.map((k) => `"${k}"`).join(', ')}, which mailcerts never sends`;
   const missing = required.filter((k) => !(k in o));

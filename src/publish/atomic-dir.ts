@@ -54,7 +54,9 @@ export class AtomicDir {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return undefined;
       if (code === 'EINVAL') {
-        throw new UserError(`${join(this.dir, name)} is not a symbolic link (a directory or file put there by hand or by another tool); mailcerts publishes by swapping that link: move it out of ${this.dir}`);
+        throw new UserError(
+          `${join(this.dir, name)} is not a symbolic link (a directory or file put there by hand or by another tool); mailcerts publishes by swapping that link: move it out of ${this.dir}`,
+        );
       }
       throw err;
     }
@@ -209,7 +211,9 @@ export class AtomicDir {
     if (current) {
       // A file swollen past what a certificate can be, or not a file at all, is not the same one:
       // the new set replaces it.
-      const existing = await this.read(files.map((f) => f.name)).catch((err: unknown) => (isRefusedFile(err) ? undefined : Promise.reject(err)));
+      const existing = await this.read(files.map((f) => f.name)).catch((err: unknown) =>
+        isRefusedFile(err) ? undefined : Promise.reject(err),
+      );
       const same = existing && files.every((f) => existing.get(f.name)?.equals(Buffer.from(f.data)));
       const extra = (await readdir(join(this.dir, current)).catch(() => [])).length !== files.length;
       if (same && !extra) {
@@ -271,7 +275,8 @@ export class AtomicDir {
 
   private async refuseDirectoryAt(name: string): Promise<void> {
     const path = join(this.dir, name);
-    if ((await lstat(path).catch(() => undefined))?.isDirectory()) throw new UserError(`${path} is a directory; remove it so mailcerts can publish ${name} there`);
+    if ((await lstat(path).catch(() => undefined))?.isDirectory())
+      throw new UserError(`${path} is a directory; remove it so mailcerts can publish ${name} there`);
   }
 
   /** NAME -> ..data/NAME; replaces a plain file left by another tool in one rename. */
@@ -303,7 +308,8 @@ export class AtomicDir {
     const ours = keep[0]!;
     for (const v of await this.versions()) {
       if (keep.includes(v) || v > ours) continue;
-      if (v === (await this.currentVersion()) || v === (await this.linkTarget(PREVIOUS).catch(() => undefined))) continue;
+      if (v === (await this.currentVersion()) || v === (await this.linkTarget(PREVIOUS).catch(() => undefined)))
+        continue;
       await rm(join(this.dir, v), { recursive: true, force: true });
     }
     for (const entry of await readdir(this.dir)) {

@@ -72,7 +72,9 @@ export function parseBundle(fullchainPem: string, privateKeyPem: string, source 
     const child = parsed[i]!;
     const issuer = parsed[i + 1]!;
     if (!child.checkIssued(issuer) || !child.verify(issuer.publicKey)) {
-      throw new BundleError(`${source}: certificate ${i + 1} of the chain is not signed by certificate ${i + 2} ("${issuer.subject.replace(/\n/g, ', ')}")`);
+      throw new BundleError(
+        `${source}: certificate ${i + 1} of the chain is not signed by certificate ${i + 2} ("${issuer.subject.replace(/\n/g, ', ')}")`,
+      );
     }
   }
   return withLeaf(text, leaf);
@@ -114,13 +116,25 @@ export const NOT_BEFORE_SKEW_MS = 5 * 60_000;
  * Refuses a bundle that must not reach a mail server. Returns a warning when the certificate only
  * becomes valid a little later than this host's clock says (within NOT_BEFORE_SKEW_MS).
  */
-export function checkBundle(bundle: Bundle, wantNames: string[], now = new Date(), source = 'the certificate'): string | undefined {
+export function checkBundle(
+  bundle: Bundle,
+  wantNames: string[],
+  now = new Date(),
+  source = 'the certificate',
+): string | undefined {
   const missing = wantNames.filter((n) => !covers(bundle.names, n));
-  if (missing.length > 0) throw new BundleError(`${source} does not cover ${missing.join(', ')} (it has ${bundle.names.join(', ') || 'no DNS names'})`);
+  if (missing.length > 0)
+    throw new BundleError(
+      `${source} does not cover ${missing.join(', ')} (it has ${bundle.names.join(', ') || 'no DNS names'})`,
+    );
   if (now >= bundle.notAfter) throw new BundleError(`${source} expired on ${bundle.notAfter.toISOString()}`);
   const ahead = bundle.notBefore.getTime() - now.getTime();
-  if (ahead > NOT_BEFORE_SKEW_MS) throw new BundleError(`${source} is not valid before ${bundle.notBefore.toISOString()}, ${Math.round(ahead / 60_000)} min from now by this host's clock; check the clock of this host (NTP)`);
-  if (ahead > 0) return `${source} becomes valid ${Math.ceil(ahead / 1000)}s from now by this host's clock: the clock of this host seems to be behind; check NTP`;
+  if (ahead > NOT_BEFORE_SKEW_MS)
+    throw new BundleError(
+      `${source} is not valid before ${bundle.notBefore.toISOString()}, ${Math.round(ahead / 60_000)} min from now by this host's clock; check the clock of this host (NTP)`,
+    );
+  if (ahead > 0)
+    return `${source} becomes valid ${Math.ceil(ahead / 1000)}s from now by this host's clock: the clock of this host seems to be behind; check NTP`;
   return undefined;
 }
 
@@ -128,6 +142,7 @@ export function digestOf(files: { name: string; data: string | Buffer }[]): stri
   const h = createHash('sha256');
   // Code-unit order: localeCompare would load ICU's collation data (3 MB) for the same order of
   // the names published (a unit test holds them to it).
-  for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) h.update(f.name).update('\0').update(f.data).update('\0');
+  for (const f of [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)))
+    h.update(f.name).update('\0').update(f.data).update('\0');
   return h.digest('hex');
 }

@@ -20,14 +20,20 @@ export const variantName = (algorithm: Algorithm, name: string) => `${algorithm}
 
 export const FILE_NAMES: readonly string[] = LAYOUT.map((f) => f.name);
 /** Every name a certificate's directory can hold, the dual layout's included. */
-export const ALL_FILE_NAMES: readonly string[] = [...FILE_NAMES, ...ALGORITHMS.flatMap((a) => FILE_NAMES.map((n) => variantName(a, n)))];
+export const ALL_FILE_NAMES: readonly string[] = [
+  ...FILE_NAMES,
+  ...ALGORITHMS.flatMap((a) => FILE_NAMES.map((n) => variantName(a, n))),
+];
 /** CERTS_DIR/sni/: the Postfix SNI map and the Dovecot local_name includes for every certificate. */
 export const SNI_DIR = 'sni';
 /** The file each certificate's SNI entries point at: key, leaf and chain in one (Postfix, Dovecot). */
 export const SNI_KEY_AND_CHAIN = 'privkey-fullchain.pem';
 /** The pair a reader needs; files adopted from another tool may lack the rest. */
 export const PAIR = { chain: 'fullchain.pem', key: 'privkey.pem' } as const;
-export const variantPair = (algorithm: Algorithm) => ({ chain: variantName(algorithm, PAIR.chain), key: variantName(algorithm, PAIR.key) });
+export const variantPair = (algorithm: Algorithm) => ({
+  chain: variantName(algorithm, PAIR.chain),
+  key: variantName(algorithm, PAIR.key),
+});
 
 /**
  * What one publish of a certificate holds: the first variant under the plain names and, for a
@@ -45,8 +51,15 @@ export function isSecretFile(name: string): boolean {
 
 /** The files published for a certificate, by name. */
 export function layoutFiles(set: SetText): { name: string; data: string; secret: boolean }[] {
-  const files: { name: string; data: string; secret: boolean }[] = LAYOUT.map((f) => ({ name: f.name, data: f.content(set.primary), secret: f.secret }));
-  for (const v of set.variants ?? []) files.push(...LAYOUT.map((f) => ({ name: variantName(v.algorithm, f.name), data: f.content(v.text), secret: f.secret })));
+  const files: { name: string; data: string; secret: boolean }[] = LAYOUT.map((f) => ({
+    name: f.name,
+    data: f.content(set.primary),
+    secret: f.secret,
+  }));
+  for (const v of set.variants ?? [])
+    files.push(
+      ...LAYOUT.map((f) => ({ name: variantName(v.algorithm, f.name), data: f.content(v.text), secret: f.secret })),
+    );
   return files;
 }
 
@@ -57,7 +70,9 @@ export function layoutNames(set: Pick<SetText, 'variants'>): string[] {
 
 /** The key-and-chain files the SNI entries of a certificate name, the first one first. */
 export function sniFilesOf(set: Pick<SetText, 'variants'>): string[] {
-  return set.variants?.length ? set.variants.map((v) => variantName(v.algorithm, SNI_KEY_AND_CHAIN)) : [SNI_KEY_AND_CHAIN];
+  return set.variants?.length
+    ? set.variants.map((v) => variantName(v.algorithm, SNI_KEY_AND_CHAIN))
+    : [SNI_KEY_AND_CHAIN];
 }
 
 /**
@@ -65,8 +80,10 @@ export function sniFilesOf(set: Pick<SetText, 'variants'>): string[] {
  * certificate's files), since every other certificate gets CERTS_DIR/<name>/.
  */
 export function reservedNameProblem(name: string): string | undefined {
-  if (ALL_FILE_NAMES.includes(name)) return `"${name}" is the name of a published file at the top of CERTS_DIR; choose another certificate name`;
-  if (name === SNI_DIR) return `"${name}" is the directory of the SNI files at the top of CERTS_DIR; choose another certificate name`;
+  if (ALL_FILE_NAMES.includes(name))
+    return `"${name}" is the name of a published file at the top of CERTS_DIR; choose another certificate name`;
+  if (name === SNI_DIR)
+    return `"${name}" is the directory of the SNI files at the top of CERTS_DIR; choose another certificate name`;
   if (name.startsWith('..')) return `"${name}" starts with "..", which the publish layout uses for its own entries`;
   return undefined;
 }

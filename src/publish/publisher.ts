@@ -2,8 +2,29 @@ import { X509Certificate } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { algorithmOf, type CertificateSpec, type Config, type VariantSpec } from '../config/schema.js';
 import { AtomicDir, type PublishFile } from './atomic-dir.js';
-import { type Bundle, BundleError, type BundleText, bundleText, covers, dnsNamesOf, digestOf, parseBundle, parseCheckedBundle } from './bundle.js';
-import { ALGORITHMS, layoutFiles, layoutNames, PAIR, type SetText, SNI_DIR, SNI_KEY_AND_CHAIN, sniFilesOf, variantName, variantPair } from './layout.js';
+import {
+  type Bundle,
+  BundleError,
+  type BundleText,
+  bundleText,
+  covers,
+  dnsNamesOf,
+  digestOf,
+  parseBundle,
+  parseCheckedBundle,
+} from './bundle.js';
+import {
+  ALGORITHMS,
+  layoutFiles,
+  layoutNames,
+  PAIR,
+  type SetText,
+  SNI_DIR,
+  SNI_KEY_AND_CHAIN,
+  sniFilesOf,
+  variantName,
+  variantPair,
+} from './layout.js';
 import { isRefusedFile } from '../util/small-file.js';
 import { keyTypeOf } from '../pki/keys.js';
 import { renderSni, type SniCert } from './sni.js';
@@ -32,7 +53,10 @@ const OPTIONAL_PAIRS = ALGORITHMS.flatMap((a) => Object.values(variantPair(a)));
 
 /** The files of a set of variants, the first one first; `dual`: each under its own names too. */
 export function setOf(bundles: Bundle[], dual: boolean): SetText {
-  return { primary: bundles[0]!, variants: dual ? bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, text: b })) : undefined };
+  return {
+    primary: bundles[0]!,
+    variants: dual ? bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, text: b })) : undefined,
+  };
 }
 
 /** The set as it would be published: its bundles and the digest of its files. */
@@ -54,19 +78,33 @@ export function bundleFor(published: Published | undefined, spec: VariantSpec): 
 /** The set in files read from a directory (the plain pair, and any prefixed pairs). */
 function setText(files: Map<string, Buffer>): SetText {
   const text = (chain: string, key: string) => bundleText(files.get(chain)!.toString(), files.get(key)!.toString());
-  const variants = ALGORITHMS.filter((a) => files.has(variantPair(a).chain) && files.has(variantPair(a).key)).map((algorithm) => ({ algorithm, text: text(variantPair(algorithm).chain, variantPair(algorithm).key) }));
+  const variants = ALGORITHMS.filter((a) => files.has(variantPair(a).chain) && files.has(variantPair(a).key)).map(
+    (algorithm) => ({ algorithm, text: text(variantPair(algorithm).chain, variantPair(algorithm).key) }),
+  );
   return { primary: text(PAIR.chain, PAIR.key), variants: variants.length > 0 ? variants : undefined };
 }
 
 /** Parses every bundle of a set; `checked`: the set passed the full checks before (same digest). */
-function parseSet(config: Config, set: SetText, source: string, checked: boolean, digest = digestOf(filesFor(config, set))): Published {
-  const parse = (t: BundleText, where: string) => (checked ? parseCheckedBundle(t, where) : parseBundle(t.certificates.join(''), t.privateKey, where));
+function parseSet(
+  config: Config,
+  set: SetText,
+  source: string,
+  checked: boolean,
+  digest = digestOf(filesFor(config, set)),
+): Published {
+  const parse = (t: BundleText, where: string) =>
+    checked ? parseCheckedBundle(t, where) : parseBundle(t.certificates.join(''), t.privateKey, where);
   const primary = parse(set.primary, source);
   const bundles = [primary];
   for (const v of set.variants ?? []) {
-    const same = v.text.privateKey === set.primary.privateKey && v.text.certificates.join('') === set.primary.certificates.join('');
+    const same =
+      v.text.privateKey === set.primary.privateKey &&
+      v.text.certificates.join('') === set.primary.certificates.join('');
     const b = same ? primary : parse(v.text, `${source} (${variantPair(v.algorithm).chain})`);
-    if (algorithmOf(b.keyType) !== v.algorithm) throw new BundleError(`${source}: ${variantPair(v.algorithm).chain} holds a ${b.keyType} certificate, not ${v.algorithm.toUpperCase()}`);
+    if (algorithmOf(b.keyType) !== v.algorithm)
+      throw new BundleError(
+        `${source}: ${variantPair(v.algorithm).chain} holds a ${b.keyType} certificate, not ${v.algorithm.toUpperCase()}`,
+      );
     if (!same) bundles.push(b);
   }
   return { bundle: primary, bundles, dual: !!set.variants, digest };
@@ -78,12 +116,18 @@ function parseSet(config: Config, set: SetText, source: string, checked: boolean
  * the files are broken. `checkedDigest`: the digest of a set mailcerts published and checked (the
  * deployed one); files that still have it are not checked again.
  */
-export async function readPublished(config: Config, spec: CertificateSpec, checkedDigest?: string): Promise<Published | undefined> {
+export async function readPublished(
+  config: Config,
+  spec: CertificateSpec,
+  checkedDigest?: string,
+): Promise<Published | undefined> {
   // The first certificate may have lived at the top alone, before a second one was configured:
   // its own directory is then still empty, and what the servers read is at the top.
   for (const dir of publishDirs(config, spec)) {
     const files = await dir.read([PAIR.chain, PAIR.key], OPTIONAL_PAIRS).catch((err: unknown) => {
-      throw isRefusedFile(err) ? new BundleError(`the published certificate in ${dir.dir}: ${(err as Error).message}`) : err;
+      throw isRefusedFile(err)
+        ? new BundleError(`the published certificate in ${dir.dir}: ${(err as Error).message}`)
+        : err;
     });
     if (!files) continue;
     const set = setText(files);
@@ -94,7 +138,11 @@ export async function readPublished(config: Config, spec: CertificateSpec, check
 }
 
 /** The published files, or why they are unusable. */
-export async function readPublishedOrBroken(config: Config, spec: CertificateSpec, checkedDigest?: string): Promise<{ published?: Published; broken?: string }> {
+export async function readPublishedOrBroken(
+  config: Config,
+  spec: CertificateSpec,
+  checkedDigest?: string,
+): Promise<{ published?: Published; broken?: string }> {
   try {
     return { published: await readPublished(config, spec, checkedDigest) };
   } catch (err) {
@@ -112,7 +160,12 @@ export function filesFor(config: Config, set: SetText): PublishFile[] {
 }
 
 /** Publishes a checked set of variants into every directory of the certificate; returns it as now published. */
-export async function publishSet(config: Config, spec: CertificateSpec, bundles: Bundle[], dual: boolean): Promise<Published & { changed: boolean }> {
+export async function publishSet(
+  config: Config,
+  spec: CertificateSpec,
+  bundles: Bundle[],
+  dual: boolean,
+): Promise<Published & { changed: boolean }> {
   const files = filesFor(config, setOf(bundles, dual));
   let changed = false;
   for (const dir of publishDirs(config, spec)) changed = (await dir.publish(files)).changed || changed;
@@ -124,7 +177,11 @@ export async function publishSet(config: Config, spec: CertificateSpec, bundles:
  * directory that has no previous version (a copy made later) gets the restored files published.
  * Refuses to restore a certificate that expired by `now`.
  */
-export async function rollbackPublished(config: Config, spec: CertificateSpec, now: Date): Promise<{ published?: Published } | { expired: string }> {
+export async function rollbackPublished(
+  config: Config,
+  spec: CertificateSpec,
+  now: Date,
+): Promise<{ published?: Published } | { expired: string }> {
   const dirs = publishDirs(config, spec);
   const withPrevious: AtomicDir[] = [];
   for (const dir of dirs) if (await dir.rollbackTarget()) withPrevious.push(dir);
@@ -147,9 +204,14 @@ export async function rollbackPublished(config: Config, spec: CertificateSpec, n
  * for many certificates); the first certificate's two copies are compared byte for byte, since a
  * crash between them leaves the top one older.
  */
-export async function repairPublished(config: Config, spec: CertificateSpec, published: Published): Promise<{ changed: boolean }> {
+export async function repairPublished(
+  config: Config,
+  spec: CertificateSpec,
+  published: Published,
+): Promise<{ changed: boolean }> {
   const dirs = publishDirs(config, spec);
-  if (dirs.length === 1 && (await dirs[0]!.holds(layoutNames(setOf(published.bundles, published.dual)), true))) return { changed: false };
+  if (dirs.length === 1 && (await dirs[0]!.holds(layoutNames(setOf(published.bundles, published.dual)), true)))
+    return { changed: false };
   return publishSet(config, spec, published.bundles, published.dual);
 }
 
@@ -179,14 +241,18 @@ export async function checkPublishable(config: Config): Promise<void> {
  * before any reload, so the servers read a consistent set. `known`: certificates the caller holds
  * as published (the pass read and checked them), so that only their files' presence is looked at.
  */
-export async function publishSni(config: Config, known: ReadonlyMap<string, Published> = new Map()): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
+export async function publishSni(
+  config: Config,
+  known: ReadonlyMap<string, Published> = new Map(),
+): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
   const listed: SniCert[] = [];
   for (const spec of config.certificates) {
     const dir = publishDirs(config, spec)[0]!;
     const found = await publishedForSni(dir, known.get(spec.name));
     if (!found) continue; // not published: not listed
     const domains = spec.domains.filter((d) => covers(found.names, d));
-    if (domains.length > 0) listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir), files: found.files });
+    if (domains.length > 0)
+      listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir), files: found.files });
   }
   const dir = new AtomicDir(join(config.certsDir, SNI_DIR));
   // Nothing published yet: nothing to name (and nothing written into CERTS_DIR).
@@ -200,13 +266,19 @@ export async function publishSni(config: Config, known: ReadonlyMap<string, Publ
  * The DNS names of the certificate published in dir and the key-and-chain files a map names
  * (every variant's); undefined when they are not there.
  */
-async function publishedForSni(dir: AtomicDir, known: Published | undefined): Promise<{ names: string[]; files: string[] } | undefined> {
+async function publishedForSni(
+  dir: AtomicDir,
+  known: Published | undefined,
+): Promise<{ names: string[]; files: string[] } | undefined> {
   if (known) {
     const files = sniFilesOf(setOf(known.bundles, known.dual));
     return (await dir.holds([PAIR.chain, ...files])) ? { names: known.bundle.names, files } : undefined;
   }
   // Unreadable: the last SNI files stay as they are (this throws).
-  const read = await dir.read([PAIR.chain], ALGORITHMS.map((a) => variantName(a, SNI_KEY_AND_CHAIN)).concat(SNI_KEY_AND_CHAIN));
+  const read = await dir.read(
+    [PAIR.chain],
+    ALGORITHMS.map((a) => variantName(a, SNI_KEY_AND_CHAIN)).concat(SNI_KEY_AND_CHAIN),
+  );
   if (!read) return undefined;
   let leaf: X509Certificate;
   try {
@@ -216,7 +288,10 @@ async function publishedForSni(dir: AtomicDir, known: Published | undefined): Pr
   }
   // The first variant's file first, as sniFilesOf orders them.
   const first = algorithmOf(keyTypeOf(leaf.publicKey));
-  const dual = [...ALGORITHMS].sort((a, b) => Number(b === first) - Number(a === first)).map((a) => variantName(a, SNI_KEY_AND_CHAIN)).filter((f) => read.has(f));
+  const dual = [...ALGORITHMS]
+    .sort((a, b) => Number(b === first) - Number(a === first))
+    .map((a) => variantName(a, SNI_KEY_AND_CHAIN))
+    .filter((f) => read.has(f));
   const files = dual.length > 0 ? dual : read.has(SNI_KEY_AND_CHAIN) ? [SNI_KEY_AND_CHAIN] : [];
   return files.length > 0 ? { names: dnsNamesOf(leaf), files } : undefined;
 }

@@ -38,7 +38,13 @@ export function shippedFiles(config: Config, spec: CertificateSpec, published: P
         data: f.data,
         secret: isSecretFile(f.name),
         file,
-        variant: { cert: spec.name, algorithm: algorithmOf(bundle.keyType) ?? bundle.keyType, fingerprint256: bundle.fingerprint256, serial: bundle.serial, notAfter: bundle.notAfter },
+        variant: {
+          cert: spec.name,
+          algorithm: algorithmOf(bundle.keyType) ?? bundle.keyType,
+          fingerprint256: bundle.fingerprint256,
+          serial: bundle.serial,
+          notAfter: bundle.notAfter,
+        },
       });
     }
   }

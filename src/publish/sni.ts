@@ -21,7 +21,8 @@ export interface SniFile {
 
 export const SNI_FILES = { postfix: 'postfix.map', dovecot23: 'dovecot.conf', dovecot24: 'dovecot24.conf' } as const;
 
-const pathOf = (c: SniCert, base: string, file: string) => [base.replace(/\/$/, ''), c.dir, file].filter(Boolean).join('/');
+const pathOf = (c: SniCert, base: string, file: string) =>
+  [base.replace(/\/$/, ''), c.dir, file].filter(Boolean).join('/');
 const filesOf = (c: SniCert, base: string) => c.files.map((f) => pathOf(c, base, f));
 
 /** Postfix looks up the name, then each parent prefixed with a dot: *.example.com is written .example.com. */
@@ -46,16 +47,26 @@ export function renderSni(certs: SniCert[], base: string): SniFile[] {
   const sni = `${base.replace(/\/$/, '')}/${SNI_DIR}`;
   const header = (how: string) => `# Written by mailcerts at every publish; do not edit (it is replaced).\n# ${how}\n`;
   const postfix =
-    header(`main.cf: tls_server_sni_maps = texthash:${sni}/${SNI_FILES.postfix} (or postmap -F it into an indexed table)`) +
-    certs.flatMap((c) => c.domains.map((d) => `${postfixKey(d)} ${filesOf(c, base).join(',')}\n`)).join('');
+    header(
+      `main.cf: tls_server_sni_maps = texthash:${sni}/${SNI_FILES.postfix} (or postmap -F it into an indexed table)`,
+    ) + certs.flatMap((c) => c.domains.map((d) => `${postfixKey(d)} ${filesOf(c, base).join(',')}\n`)).join('');
   const dovecot = (version: '2.3' | '2.4') =>
     header(`dovecot.conf: !include_try ${sni}/${version === '2.3' ? SNI_FILES.dovecot23 : SNI_FILES.dovecot24}`) +
     inMatchOrder(certs, version)
       .map(({ domain, cert }) => {
         const [file, alt] = filesOf(cert, base);
-        const lines = version === '2.3'
-          ? [`  ssl_cert = <${file}`, `  ssl_key = <${file}`, ...(alt ? [`  ssl_alt_cert = <${alt}`, `  ssl_alt_key = <${alt}`] : [])]
-          : [`  ssl_server_cert_file = ${file}`, `  ssl_server_key_file = ${file}`, ...(alt ? [`  ssl_server_alt_cert_file = ${alt}`, `  ssl_server_alt_key_file = ${alt}`] : [])];
+        const lines =
+          version === '2.3'
+            ? [
+                `  ssl_cert = <${file}`,
+                `  ssl_key = <${file}`,
+                ...(alt ? [`  ssl_alt_cert = <${alt}`, `  ssl_alt_key = <${alt}`] : []),
+              ]
+            : [
+                `  ssl_server_cert_file = ${file}`,
+                `  ssl_server_key_file = ${file}`,
+                ...(alt ? [`  ssl_server_alt_cert_file = ${alt}`, `  ssl_server_alt_key_file = ${alt}`] : []),
+              ];
         return `local_name ${domain} {\n${lines.join('\n')}\n}\n`;
       })
       .join('');

@@ -36,7 +36,8 @@ export interface DaneRow {
   dnssec: { problems: string[]; checked: string };
 }
 
-const count = (byServer: Map<string, string[] | string> | undefined, value: string) => [...(byServer?.values() ?? [])].filter((g) => typeof g !== 'string' && g.includes(value)).length;
+const count = (byServer: Map<string, string[] | string> | undefined, value: string) =>
+  [...(byServer?.values() ?? [])].filter((g) => typeof g !== 'string' && g.includes(value)).length;
 
 export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]> {
   const rows: DaneRow[] = [];
@@ -59,23 +60,39 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
       const current = leaf && spkiOf(leaf);
       const records: DaneRecordRow[] = [];
       for (const owner of owners) {
-        for (const [role, digest] of [['current', current], ['next', next && spkiOfKey(next)]] as const) {
+        for (const [role, digest] of [
+          ['current', current],
+          ['next', next && spkiOfKey(next)],
+        ] as const) {
           if (!digest) continue;
           const value = tlsa311(digest);
           mine.add(value);
-          records.push({ owner, value, role, answeredBy: count(view.answers.get(owner), value), asked: view.answers.get(owner)?.size ?? 0, validatedBy: count(view.validated.get(owner), value), resolvers: view.resolvers.length });
+          records.push({
+            owner,
+            value,
+            role,
+            answeredBy: count(view.answers.get(owner), value),
+            asked: view.answers.get(owner)?.size ?? 0,
+            validatedBy: count(view.validated.get(owner), value),
+            resolvers: view.resolvers.length,
+          });
         }
       }
       const d = state.dane;
       const isMine = !!current && (current === d?.served || current === d?.ordered);
       let text: string;
       if (!leaf) text = 'no certificate yet: its records are published once it is served';
-      else if (!isMine && missingInView(view, [tlsa311(current!)]).length > 0) text = `the key in CERTS_DIR is not one mailcerts made or deployed, and not every server answers its record: it is not announced, and is replaced by a key of mailcerts' own (at once while no TLSA record exists, else once the next key's record has been answered everywhere for twice the TTL)`;
+      else if (!isMine && missingInView(view, [tlsa311(current!)]).length > 0)
+        text = `the key in CERTS_DIR is not one mailcerts made or deployed, and not every server answers its record: it is not announced, and is replaced by a key of mailcerts' own (at once while no TLSA record exists, else once the next key's record has been answered everywhere for twice the TTL)`;
       else if (!d) text = 'not started: the records are written at the next pass';
       else {
         const decision = decideRollover({
-          now: new Date(), ttlSeconds: dane.ttlSeconds, keyLifetimeMs: dane.keyLifetimeMs, keySince: new Date(d.keySince),
-          seenSince: d.seenSince ? new Date(d.seenSince) : undefined, rolloverRequestedAt: d.rolloverRequestedAt ? new Date(d.rolloverRequestedAt) : undefined,
+          now: new Date(),
+          ttlSeconds: dane.ttlSeconds,
+          keyLifetimeMs: dane.keyLifetimeMs,
+          keySince: new Date(d.keySince),
+          seenSince: d.seenSince ? new Date(d.seenSince) : undefined,
+          rolloverRequestedAt: d.rolloverRequestedAt ? new Date(d.rolloverRequestedAt) : undefined,
           keyTypeChanged: bundleFor(published, v)!.keyType !== v.keyType,
         });
         const step = d.check ? (d.check.inStep ? 'in step' : `OUT OF STEP: ${d.check.detail}`) : 'not checked yet';
@@ -86,8 +103,21 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
     }
     // Records at the names that are neither variant's keys: left alone by mailcerts.
     for (const owner of owners) {
-      const others = new Set([...view.answers.get(owner)!.values()].flatMap((g) => (typeof g === 'string' ? [] : g)).filter((value) => !mine.has(value)));
-      for (const value of others) variantRows[0]?.records.push({ owner, value, role: 'other', answeredBy: count(view.answers.get(owner), value), asked: view.answers.get(owner)!.size, validatedBy: count(view.validated.get(owner), value), resolvers: view.resolvers.length });
+      const others = new Set(
+        [...view.answers.get(owner)!.values()]
+          .flatMap((g) => (typeof g === 'string' ? [] : g))
+          .filter((value) => !mine.has(value)),
+      );
+      for (const value of others)
+        variantRows[0]?.records.push({
+          owner,
+          value,
+          role: 'other',
+          answeredBy: count(view.answers.get(owner), value),
+          asked: view.answers.get(owner)!.size,
+          validatedBy: count(view.validated.get(owner), value),
+          resolvers: view.resolvers.length,
+        });
     }
     rows.push(...variantRows);
   }
@@ -99,11 +129,15 @@ export function formatDane(rows: DaneRow[], config: Config): string {
   const lines: string[] = [];
   for (const [i, r] of rows.entries()) {
     const ttl = config.certificates.find((c) => c.name === r.cert)?.dane?.ttlSeconds ?? 3600;
-    lines.push(`${r.cert} (${r.keyType}), records written by ${r.provider === 'none' ? 'you (DANE_PROVIDER=none): publish these' : r.provider}: ${r.state}`);
+    lines.push(
+      `${r.cert} (${r.keyType}), records written by ${r.provider === 'none' ? 'you (DANE_PROVIDER=none): publish these' : r.provider}: ${r.state}`,
+    );
     for (const rec of r.records) {
       const role = rec.role === 'other' ? 'not a key of mailcerts (left alone)' : rec.role;
       const validated = rec.resolvers > 0 ? `, validated by ${rec.validatedBy} of ${rec.resolvers} resolvers` : '';
-      lines.push(`  ${rec.owner}. ${ttl} IN TLSA ${rec.value}   ; ${role}, answered by ${rec.answeredBy} of ${rec.asked} servers${validated}`);
+      lines.push(
+        `  ${rec.owner}. ${ttl} IN TLSA ${rec.value}   ; ${role}, answered by ${rec.answeredBy} of ${rec.asked} servers${validated}`,
+      );
     }
     if (rows[i + 1]?.cert === r.cert) continue; // once per certificate
     for (const p of r.dnssec.problems) lines.push(`  DNSSEC WARNING: ${p}`);
@@ -133,7 +167,8 @@ export async function daneDnssecCheck(config: Config, log: Logger): Promise<stri
 /** Marks a rollover as asked for, under the pass lock (a running pass keeps its own view until it ends). */
 export async function requestRollover(config: Config, log: Logger, name?: string): Promise<string[]> {
   const specs = config.certificates.filter((c) => c.dane && c.source === 'acme' && (!name || c.name === name));
-  if (specs.length === 0) throw new Error(name ? `"${name}" is not a certificate with DANE names` : 'no certificate has DANE names');
+  if (specs.length === 0)
+    throw new Error(name ? `"${name}" is not a certificate with DANE names` : 'no certificate has DANE names');
   const lock = await acquireLock(config.stateDir, { waitMs: 120_000, log });
   const done: string[] = [];
   try {
@@ -142,7 +177,11 @@ export async function requestRollover(config: Config, log: Logger, name?: string
       for (const v of variantsOf(spec)) {
         const key = keys.get(v.keyType)!;
         const state = await readCertState(config.stateDir, key, log);
-        state.dane = { keySince: state.dane?.keySince ?? new Date().toISOString(), ...state.dane, rolloverRequestedAt: new Date().toISOString() };
+        state.dane = {
+          keySince: state.dane?.keySince ?? new Date().toISOString(),
+          ...state.dane,
+          rolloverRequestedAt: new Date().toISOString(),
+        };
         await writeCertState(config.stateDir, key, { ...state, keyType: v.keyType });
         done.push(`${spec.name} (${v.keyType})`);
       }

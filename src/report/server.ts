@@ -20,19 +20,58 @@ const CERT_LABELS = ['certificate', 'key_type'];
 async function metrics(rows: StatusRow[]): Promise<Registry> {
   const { Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
-  const gauge = (name: string, help: string, labelNames: string[]) => new Gauge({ name: `mailcerts_${name}`, help, labelNames, registers: [registry] });
+  const gauge = (name: string, help: string, labelNames: string[]) =>
+    new Gauge({ name: `mailcerts_${name}`, help, labelNames, registers: [registry] });
   const expiry = gauge('certificate_expiry_timestamp_seconds', 'When the published certificate expires.', CERT_LABELS);
-  const success = gauge('certificate_last_success_timestamp_seconds', 'Last successful issuance or publish.', CERT_LABELS);
+  const success = gauge(
+    'certificate_last_success_timestamp_seconds',
+    'Last successful issuance or publish.',
+    CERT_LABELS,
+  );
   const failures = gauge('certificate_consecutive_failures', 'Failures since the last success.', CERT_LABELS);
-  const next = gauge('certificate_next_renewal_timestamp_seconds', 'When mailcerts plans to renew (or retry).', CERT_LABELS);
-  const deployed = gauge('certificate_deployed', '1 when the published certificate was deployed to the containers.', CERT_LABELS);
-  const ariStart = gauge('certificate_ari_window_start_timestamp_seconds', 'Start of the CA\'s suggested renewal window (ARI).', CERT_LABELS);
-  const ariEnd = gauge('certificate_ari_window_end_timestamp_seconds', 'End of the CA\'s suggested renewal window (ARI).', CERT_LABELS);
-  const reloaded = gauge('container_reload_success', '1 when the last reload of the container succeeded.', ['container']);
-  const serves = gauge('container_serves_current', '1 when the container serves the published certificate, 0 when not; absent when not verified.', ['container']);
-  const servesName = gauge('container_serves_name', '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.', ['container', 'name']);
-  const daneInStep = gauge('dane_in_step', '1 when the served key is in the TLSA RRset on every authoritative server (DANE), 0 when not; absent before a check.', CERT_LABELS);
-  const daneSeen = gauge('dane_next_seen_since_timestamp_seconds', 'Since when the next key\'s TLSA record has been answered everywhere (DANE).', CERT_LABELS);
+  const next = gauge(
+    'certificate_next_renewal_timestamp_seconds',
+    'When mailcerts plans to renew (or retry).',
+    CERT_LABELS,
+  );
+  const deployed = gauge(
+    'certificate_deployed',
+    '1 when the published certificate was deployed to the containers.',
+    CERT_LABELS,
+  );
+  const ariStart = gauge(
+    'certificate_ari_window_start_timestamp_seconds',
+    "Start of the CA's suggested renewal window (ARI).",
+    CERT_LABELS,
+  );
+  const ariEnd = gauge(
+    'certificate_ari_window_end_timestamp_seconds',
+    "End of the CA's suggested renewal window (ARI).",
+    CERT_LABELS,
+  );
+  const reloaded = gauge('container_reload_success', '1 when the last reload of the container succeeded.', [
+    'container',
+  ]);
+  const serves = gauge(
+    'container_serves_current',
+    '1 when the container serves the published certificate, 0 when not; absent when not verified.',
+    ['container'],
+  );
+  const servesName = gauge(
+    'container_serves_name',
+    '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.',
+    ['container', 'name'],
+  );
+  const daneInStep = gauge(
+    'dane_in_step',
+    '1 when the served key is in the TLSA RRset on every authoritative server (DANE), 0 when not; absent before a check.',
+    CERT_LABELS,
+  );
+  const daneSeen = gauge(
+    'dane_next_seen_since_timestamp_seconds',
+    "Since when the next key's TLSA record has been answered everywhere (DANE).",
+    CERT_LABELS,
+  );
   const healthy = gauge('healthy', '1 when every certificate is valid and will be retried before it expires.', []);
   for (const r of rows) {
     const c = { certificate: r.name, key_type: r.keyType };
@@ -77,7 +116,11 @@ function cachedStatus(config: Config): () => Promise<StatusRow[]> {
  * runs inside the container); the same connection limits and timeouts as the HTTP-01 listener,
  * and everything it sends goes through the one redaction.
  */
-export async function startStatusServer(config: Config, address: { host: string; port: number }, log: Logger): Promise<Server> {
+export async function startStatusServer(
+  config: Config,
+  address: { host: string; port: number },
+  log: Logger,
+): Promise<Server> {
   const { host, port } = address;
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const status = cachedStatus(config);
@@ -91,7 +134,11 @@ export async function startStatusServer(config: Config, address: { host: string;
       const path = (req.url ?? '/').split('?')[0];
       if (path === '/healthz') {
         const h = health(await status());
-        return send(h.ok ? 200 : 503, 'application/json', `${JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', problems: h.problems })}\n`);
+        return send(
+          h.ok ? 200 : 503,
+          'application/json',
+          `${JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', problems: h.problems })}\n`,
+        );
       }
       if (path === '/status') return send(200, 'application/json', `${JSON.stringify(await status(), null, 2)}\n`);
       if (path === '/metrics') {
@@ -108,7 +155,13 @@ export async function startStatusServer(config: Config, address: { host: string;
   limitConnections(server, { maxConnections: 64, maxPerSource: 16 });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `STATUS_ADDRESS ${where} is already in use; choose another port or set STATUS_ADDRESS=off` : err.message)),
+      reject(
+        new Error(
+          err.code === 'EADDRINUSE'
+            ? `STATUS_ADDRESS ${where} is already in use; choose another port or set STATUS_ADDRESS=off`
+            : err.message,
+        ),
+      ),
     );
     server.listen(port, host, resolve);
   });

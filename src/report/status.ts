@@ -53,7 +53,12 @@ function daneStatus(spec: CertificateSpec, state: CertState): DaneStatus | undef
   const step = d.check ? (d.check.inStep ? 'in step' : `OUT OF STEP: ${d.check.detail}`) : 'not checked yet';
   const next = d.seenSince ? `next published since ${d.seenSince}` : 'next not yet answered everywhere';
   return {
-    inStep: d.check?.inStep, checkedAt: d.check?.at, detail: d.check?.detail, names: d.check?.names, nextSeenSince: d.seenSince, rolloverDueAt: dueAt,
+    inStep: d.check?.inStep,
+    checkedAt: d.check?.at,
+    detail: d.check?.detail,
+    names: d.check?.names,
+    nextSeenSince: d.seenSince,
+    rolloverDueAt: dueAt,
     summary: `${step}; ${next}; rollover ${d.rolloverRequestedAt ? 'asked for' : 'due'} ${dueAt.slice(0, 16).replace('T', ' ')}`,
   };
 }
@@ -71,8 +76,15 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
       rows.push(...(await statusRows(config, spec, containers, now)));
     } catch (err) {
       rows.push({
-        name: spec.name, domains: spec.domains, keyType: spec.keyTypes.join(','), source: spec.source, nextReason: 'unknown: its files cannot be read',
-        deployed: false, failures: 0, lastError: errorMessage(err), containers,
+        name: spec.name,
+        domains: spec.domains,
+        keyType: spec.keyTypes.join(','),
+        source: spec.source,
+        nextReason: 'unknown: its files cannot be read',
+        deployed: false,
+        failures: 0,
+        lastError: errorMessage(err),
+        containers,
       });
     }
   }
@@ -80,10 +92,20 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
 }
 
 /** The rows of one certificate: one per variant (key type), or per supplied pair. */
-async function statusRows(config: Config, spec: CertificateSpec, containers: Record<string, ContainerRecord>, now: Date): Promise<StatusRow[]> {
+async function statusRows(
+  config: Config,
+  spec: CertificateSpec,
+  containers: Record<string, ContainerRecord>,
+  now: Date,
+): Promise<StatusRow[]> {
   const variants = variantsOf(spec);
-  const keys = spec.source !== 'acme' ? new Map(spec.keyTypes.map((kt) => [kt, spec.name])) : await variantStateKeys(config.stateDir, spec);
-  const states = await Promise.all(variants.map((v) => readCertState(config.stateDir, keys.get(v.keyType)!, undefined, { readOnly: true })));
+  const keys =
+    spec.source !== 'acme'
+      ? new Map(spec.keyTypes.map((kt) => [kt, spec.name]))
+      : await variantStateKeys(config.stateDir, spec);
+  const states = await Promise.all(
+    variants.map((v) => readCertState(config.stateDir, keys.get(v.keyType)!, undefined, { readOnly: true })),
+  );
   // As in a pass: files that still hold the deployed set were checked then; only their leaves are read.
   const { published, broken } = await readPublishedOrBroken(config, spec, states[0]!.deployedDigest);
   if (spec.source !== 'acme') {
@@ -115,7 +137,8 @@ async function statusRows(config: Config, spec: CertificateSpec, containers: Rec
     const d = decide({ spec: v, published: b, broken, pending, state, now, profile: config.acme.profile, ari });
     rows.push({
       ...rowOf(spec, b, v.keyType, now),
-      nextRenewal: d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : now.toISOString(),
+      nextRenewal:
+        d.action === 'keep' ? d.renewAt.toISOString() : d.action === 'wait' ? d.until.toISOString() : now.toISOString(),
       nextReason: d.reason,
       ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
       deployed: !!published && !!b && state.deployedDigest === published.digest,
@@ -150,14 +173,27 @@ export function health(rows: StatusRow[], now = new Date()): { ok: boolean; prob
     const name = several ? `${r.name} (${r.keyType})` : r.name;
     if (!r.notAfter) problems.push(`${name}: no certificate published`);
     else if (new Date(r.notAfter) <= now) problems.push(`${name}: expired on ${r.notAfter}`);
-    else if (r.failures > 0 && r.nextRenewal && new Date(r.nextRenewal) >= new Date(r.notAfter)) problems.push(`${name}: expires on ${r.notAfter}, before the next retry at ${r.nextRenewal}`);
+    else if (r.failures > 0 && r.nextRenewal && new Date(r.nextRenewal) >= new Date(r.notAfter))
+      problems.push(`${name}: expires on ${r.notAfter}, before the next retry at ${r.nextRenewal}`);
   }
   return { ok: problems.length === 0, problems };
 }
 
 export function formatStatusTable(rows: StatusRow[]): string {
   const withDane = rows.some((r) => r.dane);
-  const header = ['CERTIFICATE', 'NAMES', 'KEY', 'SERIAL', 'EXPIRES', 'DAYS', 'NEXT RENEWAL', 'WHY', 'DEPLOYED', ...(withDane ? ['DANE'] : []), 'LAST ERROR'];
+  const header = [
+    'CERTIFICATE',
+    'NAMES',
+    'KEY',
+    'SERIAL',
+    'EXPIRES',
+    'DAYS',
+    'NEXT RENEWAL',
+    'WHY',
+    'DEPLOYED',
+    ...(withDane ? ['DANE'] : []),
+    'LAST ERROR',
+  ];
   const day = (iso?: string) => (iso ? iso.slice(0, 16).replace('T', ' ') : '-');
   const lines = rows.map((r) => [
     r.name,
@@ -173,15 +209,20 @@ export function formatStatusTable(rows: StatusRow[]): string {
     r.lastError ? r.lastError.replace(/\s+/g, ' ').slice(0, 120) : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const table = [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+  const table = [header, ...lines]
+    .map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]!))).join('  '))
+    .join('\n');
   const containers = Object.entries(rows[0]?.containers ?? {});
   if (containers.length === 0) return table;
-  const serves = (c: ContainerRecord) => (c.serves === true ? 'yes' : c.serves === false ? 'NO' : c.reloaded ? 'not verified' : 'not reloaded');
+  const serves = (c: ContainerRecord) =>
+    c.serves === true ? 'yes' : c.serves === false ? 'NO' : c.reloaded ? 'not verified' : 'not reloaded';
   const names = (c: ContainerRecord) => {
     const all = Object.entries(c.names ?? {});
     if (all.length === 0) return '-';
     const wrong = all.filter(([, ok]) => !ok).map(([n]) => n);
-    return wrong.length === 0 ? `all ${all.length}` : `${all.length - wrong.length}/${all.length}, wrong: ${wrong.join(' ')}`;
+    return wrong.length === 0
+      ? `all ${all.length}`
+      : `${all.length - wrong.length}/${all.length}, wrong: ${wrong.join(' ')}`;
   };
   const cw = Math.max(9, ...containers.map(([n]) => n.length));
   const nw = Math.max(9, ...containers.map(([, c]) => names(c).length));
@@ -189,6 +230,9 @@ export function formatStatusTable(rows: StatusRow[]): string {
     table,
     '',
     `${'CONTAINER'.padEnd(cw)}  SERVES CURRENT  ${'NAMES OK'.padEnd(nw)}  LAST DEPLOY       PROBLEM`,
-    ...containers.map(([n, c]) => `${n.padEnd(cw)}  ${serves(c).padEnd(14)}  ${names(c).padEnd(nw)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${c.error ? c.error.replace(/\s+/g, ' ').slice(0, 120) : '-'}`),
+    ...containers.map(
+      ([n, c]) =>
+        `${n.padEnd(cw)}  ${serves(c).padEnd(14)}  ${names(c).padEnd(nw)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${c.error ? c.error.replace(/\s+/g, ' ').slice(0, 120) : '-'}`,
+    ),
   ].join('\n');
 }

@@ -60,7 +60,14 @@ export class CertRun {
   private nextAt?: Date;
   private dirty = false;
 
-  constructor(opts: { spec: VariantSpec; state: CertState; stateKey: string; stateDir: string; log: Logger; published?: Published }) {
+  constructor(opts: {
+    spec: VariantSpec;
+    state: CertState;
+    stateKey: string;
+    stateDir: string;
+    log: Logger;
+    published?: Published;
+  }) {
     this.spec = opts.spec;
     this.state = opts.state;
     this.stateDir = opts.stateDir;
@@ -149,7 +156,10 @@ export class CertRun {
     this.error = error;
     this.nextAt = next;
     this.dirty = true;
-    this.log.error({ step: 'report', error, failures: this.state.failures, nextAttemptAt: this.state.nextAttemptAt }, message);
+    this.log.error(
+      { step: 'report', error, failures: this.state.failures, nextAttemptAt: this.state.nextAttemptAt },
+      message,
+    );
   }
 
   /** The containers serve what is published. */
@@ -172,13 +182,22 @@ export class CertRun {
    * failed deploy, so that after the backoff the set is tried again without a new order.
    */
   rolledBack(from: Published, to: Published, why: string, restored: boolean, layoutOnly = false): void {
-    const serial = (p: Published) => (this.spec.source !== 'acme' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
+    const serial = (p: Published) =>
+      (this.spec.source !== 'acme' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
     this.published = to;
     if (layoutOnly && this.spec.source === 'acme') {
       const types = (p: Published) => p.bundles.map((b) => b.keyType).join(', ');
-      this.failed('deploy', `the files for key types ${types(from)} broke TLS and were rolled back to those for ${types(to)} because ${why}`, 'new set of files rolled back');
+      this.failed(
+        'deploy',
+        `the files for key types ${types(from)} broke TLS and were rolled back to those for ${types(to)} because ${why}`,
+        'new set of files rolled back',
+      );
     } else {
-      this.failed('verify', `serial ${serial(from)} was rolled back to ${serial(to)} because ${why}`, 'new certificate rolled back');
+      this.failed(
+        'verify',
+        `serial ${serial(from)} was rolled back to ${serial(to)} because ${why}`,
+        'new certificate rolled back',
+      );
     }
     if (restored) this.state.deployedDigest = to.digest;
     if (this.spec.source !== 'acme') this.state.rejectedDigest = from.digest;
@@ -221,7 +240,17 @@ export class CertRun {
   }
 
   outcome(): CertOutcome {
-    return { name: this.name, keyType: this.spec.keyTypes.length > 1 ? this.spec.keyType : undefined, ok: this.ok, decision: this.decision, reason: this.reason, issued: this.issuedNow, published: this.publishedNow, error: this.error, nextAt: this.nextAt };
+    return {
+      name: this.name,
+      keyType: this.spec.keyTypes.length > 1 ? this.spec.keyType : undefined,
+      ok: this.ok,
+      decision: this.decision,
+      reason: this.reason,
+      issued: this.issuedNow,
+      published: this.publishedNow,
+      error: this.error,
+      nextAt: this.nextAt,
+    };
   }
 
   /** The source is usable again and already published (a Traefik file read fine again). */
@@ -232,7 +261,15 @@ export class CertRun {
   }
 
   private clearFailure(): void {
-    Object.assign(this.state, { failures: 0, lastError: undefined, failedStep: undefined, nextAttemptAt: undefined, failedAt: undefined, failingSince: undefined, rejectedDigest: undefined });
+    Object.assign(this.state, {
+      failures: 0,
+      lastError: undefined,
+      failedStep: undefined,
+      nextAttemptAt: undefined,
+      failedAt: undefined,
+      failingSince: undefined,
+      rejectedDigest: undefined,
+    });
     this.error = undefined;
   }
 }

@@ -19,25 +19,41 @@ export function defaultComponents(config: Config, log: Logger): Components {
 export async function swarmDeployer(config: Config, log: Logger) {
   const { SwarmDeployer } = await import('../deploy/swarm/deployer.js');
   const { scope, verifyHosts, leaseMs } = config.docker;
-  return new SwarmDeployer({ scope, verifyHosts, keyMode: config.files.keyMode, owner: config.files.owner, group: config.files.group, leaseMs, names: config.certificates.flatMap((c) => c.domains), log });
+  return new SwarmDeployer({
+    scope,
+    verifyHosts,
+    keyMode: config.files.keyMode,
+    owner: config.files.owner,
+    group: config.files.group,
+    leaseMs,
+    names: config.certificates.flatMap((c) => c.domains),
+    log,
+  });
 }
 
 function lazyDeployer(config: Config, log: Logger): Deployer {
   let real: Promise<Deployer> | undefined;
   const { scope, verifyHosts, mode } = config.docker;
   const load = () =>
-    (real ??= mode === 'swarm'
-      ? swarmDeployer(config, log)
-      : import('../deploy/deployer.js').then(({ DockerDeployer }) => new DockerDeployer({ scope, verifyHosts, inContainer: runsInContainer(), log })));
+    (real ??=
+      mode === 'swarm'
+        ? swarmDeployer(config, log)
+        : import('../deploy/deployer.js').then(
+            ({ DockerDeployer }) => new DockerDeployer({ scope, verifyHosts, inContainer: runsInContainer(), log }),
+          ));
   return {
     deploy: async (certs, signal, sni, repairOnly) => (await load()).deploy(certs, signal, sni, repairOnly),
     prepare: () => {
       if (config.docker.reload) load().catch(() => undefined); // a failure shows again at deploy
     },
     // Swarm: only the holder of the lease issues and deploys.
-    ...(mode === 'swarm' ? { lead: async (signal?: AbortSignal) => {
-      const d: Deployer = await load();
-      return d.lead ? d.lead(signal) : { leader: true as const };
-    } } : {}),
+    ...(mode === 'swarm'
+      ? {
+          lead: async (signal?: AbortSignal) => {
+            const d: Deployer = await load();
+            return d.lead ? d.lead(signal) : { leader: true as const };
+          },
+        }
+      : {}),
   };
 }

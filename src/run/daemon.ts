@@ -21,14 +21,22 @@ export function failedPassDelay(consecutive: number, intervalMs: number): number
  * with an alert to try again earlier (a channel that could not be reached). Resolves false when
  * the signal aborts.
  */
-export async function sleepUntil(wakeAt: number, signal: AbortSignal, alertRetry?: Promise<Date | undefined>, log?: Logger): Promise<boolean> {
+export async function sleepUntil(
+  wakeAt: number,
+  signal: AbortSignal,
+  alertRetry?: Promise<Date | undefined>,
+  log?: Logger,
+): Promise<boolean> {
   const sooner = new AbortController();
   let until = wakeAt;
   void alertRetry?.then((at) => {
     if (sooner.signal.aborted || !at || at.getTime() >= until) return;
     until = at.getTime();
     sooner.abort();
-    log?.info({ step: 'daemon', nextPassAt: new Date(Math.max(Date.now() + 1_000, until)).toISOString() }, 'an alert is to be tried again: the next pass comes sooner');
+    log?.info(
+      { step: 'daemon', nextPassAt: new Date(Math.max(Date.now() + 1_000, until)).toISOString() },
+      'an alert is to be tried again: the next pass comes sooner',
+    );
   });
   const slept = await sleep(Math.max(1_000, until - Date.now()), AbortSignal.any([signal, sooner.signal]));
   if (slept || signal.aborted || !sooner.signal.aborted) {
@@ -58,7 +66,9 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
     config,
     (name) => {
       if (signal.aborted) return;
-      engine.pass({ only: name, signal, lockWaitMs: LOCK_WAIT_MS }).catch((err: unknown) => log.error({ step: 'daemon', cert: name, error: errorMessage(err) }, 'pass failed'));
+      engine
+        .pass({ only: name, signal, lockWaitMs: LOCK_WAIT_MS })
+        .catch((err: unknown) => log.error({ step: 'daemon', cert: name, error: errorMessage(err) }, 'pass failed'));
     },
     log,
   );
@@ -72,7 +82,8 @@ export async function runDaemon(engine: Engine, config: Config, log: Logger, sig
       for (const c of result.certs) if (c.nextAt && c.nextAt.getTime() < wakeAt) wakeAt = c.nextAt.getTime();
       alertRetry = result.alerted;
       // Passive (another mailcerts holds the lease): look again within half a lease, to take over in time.
-      if (result.passive !== undefined) wakeAt = Math.min(wakeAt, Date.now() + Math.max(5_000, config.docker.leaseMs / 2));
+      if (result.passive !== undefined)
+        wakeAt = Math.min(wakeAt, Date.now() + Math.max(5_000, config.docker.leaseMs / 2));
     } catch (err) {
       failedPasses++;
       const delay = failedPassDelay(failedPasses, config.renewCheckIntervalMs);

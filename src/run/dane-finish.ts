@@ -56,9 +56,18 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
       changed = true;
     }
     if (served === next) {
-      log.info({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'DANE rollover done: the next key is served; a new next key is announced and the old digest retired');
+      log.info(
+        { step: 'dane', keyType: run.spec.keyType, digest: served },
+        'DANE rollover done: the next key is served; a new next key is announced and the old digest retired',
+      );
       await writeDaneNextKey(ctx.config.stateDir, run.stateKey, await generatePrivateKey(run.spec.keyType));
-      Object.assign(st, { keySince: now, nextCreatedAt: now, seenSince: undefined, seenValues: undefined, rolloverRequestedAt: undefined });
+      Object.assign(st, {
+        keySince: now,
+        nextCreatedAt: now,
+        seenSince: undefined,
+        seenValues: undefined,
+        rolloverRequestedAt: undefined,
+      });
       run.markDirty();
     }
   }
@@ -67,15 +76,39 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
   const wanted = desiredValues(keys);
   const provider = dane.provider === 'none' ? undefined : await ctx.dns.get(dane.provider);
   if (provider && changed) {
-    const created = await writeRecords(spec, dane, provider, { wanted, keep: keptValues(keys) }, { stateDir: ctx.config.stateDir, log }).catch((err: unknown) => {
-      log.warn({ step: 'dane', error: errorMessage(err) }, 'could not update the TLSA records; retried at the next pass');
+    const created = await writeRecords(
+      spec,
+      dane,
+      provider,
+      { wanted, keep: keptValues(keys) },
+      { stateDir: ctx.config.stateDir, log },
+    ).catch((err: unknown) => {
+      log.warn(
+        { step: 'dane', error: errorMessage(err) },
+        'could not update the TLSA records; retried at the next pass',
+      );
       return 0;
     });
     // New records take a while to reach every server: the check below waits for them first.
     if (created > 0) {
-      const expected = await Promise.all(tlsaOwners(dane.names, dane.ports).map(async (name) => ({ type: 'TLSA' as const, name, zone: (await provider.zoneFor(name)).name, values: wanted })));
-      await waitForRecords(expected, { resolvers: ctx.config.dns.resolvers, timeoutMs: ctx.config.dns.propagationTimeoutMs, log, signal: ctx.signal, step: 'dane', timeoutVariable: 'DNS01_PROPAGATION_TIMEOUT' })
-        .catch((err: unknown) => log.warn({ step: 'dane', error: errorMessage(err) }, 'the new TLSA records are not visible everywhere yet'));
+      const expected = await Promise.all(
+        tlsaOwners(dane.names, dane.ports).map(async (name) => ({
+          type: 'TLSA' as const,
+          name,
+          zone: (await provider.zoneFor(name)).name,
+          values: wanted,
+        })),
+      );
+      await waitForRecords(expected, {
+        resolvers: ctx.config.dns.resolvers,
+        timeoutMs: ctx.config.dns.propagationTimeoutMs,
+        log,
+        signal: ctx.signal,
+        step: 'dane',
+        timeoutVariable: 'DNS01_PROPAGATION_TIMEOUT',
+      }).catch((err: unknown) =>
+        log.warn({ step: 'dane', error: errorMessage(err) }, 'the new TLSA records are not visible everywhere yet'),
+      );
     }
   }
   let view: TlsaView | undefined;
@@ -90,9 +123,15 @@ export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<voi
       // DNS names it: it is what validating senders expect, and it stays current.
       run.daneState().served = served;
       run.markDirty();
-      log.info({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'the served key was not made by mailcerts, but its TLSA record is answered everywhere: it stays the current key');
+      log.info(
+        { step: 'dane', keyType: run.spec.keyType, digest: served },
+        'the served key was not made by mailcerts, but its TLSA record is answered everywhere: it stays the current key',
+      );
     } else {
-      log.warn({ step: 'dane', keyType: run.spec.keyType, digest: served }, 'the served key was not made by mailcerts and no TLSA record names it: it is not announced, and is replaced by a key of mailcerts\' own as soon as DNS allows');
+      log.warn(
+        { step: 'dane', keyType: run.spec.keyType, digest: served },
+        "the served key was not made by mailcerts and no TLSA record names it: it is not announced, and is replaced by a key of mailcerts' own as soon as DNS allows",
+      );
     }
   }
   if (view) checkServed(keys, view, now);
@@ -106,13 +145,22 @@ function checkServed(keys: VariantKeys[], view: TlsaView, now: string): void {
     if (!key) continue;
     const missing = missingIn(answers, [tlsa311(key)]);
     const inStep = missing.length === 0;
-    const detail = inStep ? `the served key ${tlsa311(key)} is in the TLSA RRset on every authoritative server` : `the served key ${tlsa311(key)} is missing: ${missing.join('; ')}`;
+    const detail = inStep
+      ? `the served key ${tlsa311(key)} is in the TLSA RRset on every authoritative server`
+      : `the served key ${tlsa311(key)} is missing: ${missing.join('; ')}`;
     // Per owner name (_PORT._tcp.NAME): in step on every server.
-    const names = Object.fromEntries([...answers.keys()].map((owner) => [owner, !missing.some((m) => m.startsWith(`${owner} on `))]));
+    const names = Object.fromEntries(
+      [...answers.keys()].map((owner) => [owner, !missing.some((m) => m.startsWith(`${owner} on `))]),
+    );
     const before = k.run.state.dane?.check;
     k.run.daneState().check = { at: now, inStep, detail, names };
     if (!before || before.inStep !== inStep || before.detail !== detail) k.run.markDirty();
-    if (inStep) k.run.log.info({ step: 'dane', keyType: k.run.spec.keyType }, 'TLSA records in step with the served key');
-    else k.run.log.error({ step: 'dane', keyType: k.run.spec.keyType, served: key, missing }, 'DANE: the served key has no TLSA record; validating senders will defer mail');
+    if (inStep)
+      k.run.log.info({ step: 'dane', keyType: k.run.spec.keyType }, 'TLSA records in step with the served key');
+    else
+      k.run.log.error(
+        { step: 'dane', keyType: k.run.spec.keyType, served: key, missing },
+        'DANE: the served key has no TLSA record; validating senders will defer mail',
+      );
   }
 }

@@ -40,9 +40,16 @@ export async function keysOf(runs: CertRun[], ctx: DaneContext): Promise<Variant
       // A new next key changes the RRset, so the burn-in of seenValues starts again by itself.
       nextKey = await generatePrivateKey(run.spec.keyType);
       await writeDaneNextKey(ctx.config.stateDir, run.stateKey, nextKey);
-      Object.assign(run.daneState(), { nextCreatedAt: new Date().toISOString(), seenSince: undefined, seenValues: undefined });
+      Object.assign(run.daneState(), {
+        nextCreatedAt: new Date().toISOString(),
+        seenSince: undefined,
+        seenValues: undefined,
+      });
       run.markDirty();
-      run.log.info({ step: 'dane', digest: spkiOfKey(nextKey) }, 'made the next key; its TLSA record is published ahead of any use');
+      run.log.info(
+        { step: 'dane', digest: spkiOfKey(nextKey) },
+        'made the next key; its TLSA record is published ahead of any use',
+      );
     }
     const next = spkiOfKey(nextKey);
     const current = run.bundle ? spkiOf(run.bundle.leaf) : undefined;
@@ -55,11 +62,22 @@ export async function keysOf(runs: CertRun[], ctx: DaneContext): Promise<Variant
 
 /** The records mailcerts writes: each variant's served and next digests, and its current one when it is mailcerts' own. */
 export function desiredValues(keys: Pick<VariantKeys, 'current' | 'currentIsMine' | 'served' | 'next'>[]): string[] {
-  return [...new Set(keys.flatMap((k) => [k.served, k.currentIsMine ? k.current : undefined, k.next]).filter((d): d is string => !!d).map(tlsa311))].sort();
+  return [
+    ...new Set(
+      keys
+        .flatMap((k) => [k.served, k.currentIsMine ? k.current : undefined, k.next])
+        .filter((d): d is string => !!d)
+        .map(tlsa311),
+    ),
+  ].sort();
 }
 
 /** Never deleted: the published keys (containers may serve them) and the served ones. */
-export const keptValues = (keys: VariantKeys[]) => keys.flatMap((k) => [k.current, k.served]).filter((d): d is string => !!d).map(tlsa311);
+export const keptValues = (keys: VariantKeys[]) =>
+  keys
+    .flatMap((k) => [k.current, k.served])
+    .filter((d): d is string => !!d)
+    .map(tlsa311);
 
-export const vouched = (view: TlsaView | undefined, digest: string | undefined) => !!view && !!digest && missingInView(view, [tlsa311(digest)]).length === 0;
-
+export const vouched = (view: TlsaView | undefined, digest: string | undefined) =>
+  !!view && !!digest && missingInView(view, [tlsa311(digest)]).length === 0;

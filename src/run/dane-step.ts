@@ -46,16 +46,19 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
   try {
     keys = await keysOf(runs, ctx);
   } catch (err) {
-    for (const run of runs) if (run.decision === 'issue') run.failed('obtain', `DANE: cannot make or read the next key: ${errorMessage(err)}`, 'DANE failed');
+    for (const run of runs)
+      if (run.decision === 'issue')
+        run.failed('obtain', `DANE: cannot make or read the next key: ${errorMessage(err)}`, 'DANE failed');
     return;
   }
   const owners = tlsaOwners(dane.names, dane.ports);
   const provider = dane.provider === 'none' ? undefined : await ctx.dns.get(dane.provider);
   let problem: string | undefined;
-  const askDns = () => ask(owners, provider, ctx.config, dane).catch((err: unknown) => {
-    problem = `the name servers could not be asked (${errorMessage(err)})`;
-    return undefined;
-  });
+  const askDns = () =>
+    ask(owners, provider, ctx.config, dane).catch((err: unknown) => {
+      problem = `the name servers could not be asked (${errorMessage(err)})`;
+      return undefined;
+    });
   let view = await askDns();
   if (view) logDnssec(view, log);
   if (view && noRecordsAnywhere(view) && keys.some((k) => !k.currentIsMine)) {
@@ -68,7 +71,13 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
   const wanted = desiredValues(keys);
   let created = 0;
   if (provider) {
-    created = await writeRecords(spec, dane, provider, { wanted, keep: keptValues(keys) }, { stateDir: ctx.config.stateDir, log }).catch((err: unknown) => {
+    created = await writeRecords(
+      spec,
+      dane,
+      provider,
+      { wanted, keep: keptValues(keys) },
+      { stateDir: ctx.config.stateDir, log },
+    ).catch((err: unknown) => {
       problem = `DANE: writing the TLSA records failed: ${errorMessage(err)}`;
       log.warn({ step: 'dane', error: errorMessage(err) }, 'could not write the TLSA records; the current key stays');
       return 0;
@@ -76,9 +85,17 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
     if (created > 0) view = await askDns();
   }
   // The burn-in is counted for the whole RRset, a published key DNS vouches for included.
-  const seen = [...new Set([...wanted, ...keys.filter((k) => vouched(view, k.current)).map((k) => tlsa311(k.current!))])].sort();
+  const seen = [
+    ...new Set([...wanted, ...keys.filter((k) => vouched(view, k.current)).map((k) => tlsa311(k.current!))]),
+  ].sort();
   const missing = view ? missingInView(view, seen) : [problem!];
-  if (missing.length > 0) log.info({ step: 'dane', missing }, provider ? 'TLSA records not yet answered everywhere' : 'publish the TLSA records (DANE_PROVIDER=none): not yet answered everywhere');
+  if (missing.length > 0)
+    log.info(
+      { step: 'dane', missing },
+      provider
+        ? 'TLSA records not yet answered everywhere'
+        : 'publish the TLSA records (DANE_PROVIDER=none): not yet answered everywhere',
+    );
   const now = new Date();
   for (const k of keys) {
     const st = k.run.daneState();
@@ -87,18 +104,33 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
     if (missing.length === 0 && !problem) {
       // The count goes on only for the same RRset, and only if no record had to be written again
       // (a resolver may hold the RRset without it).
-      if (!(st.seenSince && st.seenValues === values && created === 0)) Object.assign(st, { seenSince: now.toISOString(), seenValues: values });
+      if (!(st.seenSince && st.seenValues === values && created === 0))
+        Object.assign(st, { seenSince: now.toISOString(), seenValues: values });
     } else {
       Object.assign(st, { seenSince: undefined, seenValues: undefined });
     }
     if (`${st.seenSince}|${st.seenValues}` !== before) k.run.markDirty();
-    await applyChoice(k, { currentVouched: vouched(view, k.current), nothingServed: keys.every((o) => !o.current) }, now, dane.ttlSeconds, dane.keyLifetimeMs);
+    await applyChoice(
+      k,
+      { currentVouched: vouched(view, k.current), nothingServed: keys.every((o) => !o.current) },
+      now,
+      dane.ttlSeconds,
+      dane.keyLifetimeMs,
+    );
   }
 }
 
 /** No TLSA record anywhere: a variant without a key of mailcerts' own is ordered with a fresh one. */
 async function useFreshOrCurrent(k: VariantKeys, v: TlsaView, log: Logger): Promise<void> {
-  const choice = chooseKey({ keyType: k.run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: vouched(v, k.current), noRecords: true, cannotWait: false, now: new Date() });
+  const choice = chooseKey({
+    keyType: k.run.spec.keyType,
+    hasCurrent: !!k.current,
+    currentIsMine: k.currentIsMine,
+    currentVouched: vouched(v, k.current),
+    noRecords: true,
+    cannotWait: false,
+    now: new Date(),
+  });
   if (choice.use === 'current') {
     k.run.daneKey = k.run.bundle!.privateKey;
     return;
@@ -107,35 +139,64 @@ async function useFreshOrCurrent(k: VariantKeys, v: TlsaView, log: Logger): Prom
   if (run.decision === 'republish' && run.pending) return; // issued for this very case: it goes out
   if (run.ok && run.decision === 'keep' && k.current) run.planned('issue', choice.reason);
   if (run.decision === 'issue') run.daneKey = await generatePrivateKey(run.spec.keyType);
-  log.info({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE: no certificate served yet; its TLSA records are published once it is');
+  log.info(
+    { step: 'dane', keyType: run.spec.keyType, reason: choice.reason },
+    'DANE: no certificate served yet; its TLSA records are published once it is',
+  );
 }
 
 /** Gives the variant's order its key, or holds it back, as chooseKey and decideRollover say. */
-async function applyChoice(k: VariantKeys, dns: { currentVouched: boolean; nothingServed: boolean }, now: Date, ttlSeconds: number, keyLifetimeMs: number): Promise<void> {
+async function applyChoice(
+  k: VariantKeys,
+  dns: { currentVouched: boolean; nothingServed: boolean },
+  now: Date,
+  ttlSeconds: number,
+  keyLifetimeMs: number,
+): Promise<void> {
   const { run } = k;
   const due = !!run.bundle && now >= renewalTime(run.bundle.notBefore, run.bundle.notAfter);
   const st = run.daneState();
   const burnIn = 2 * ttlSeconds * 1000;
   const readyAt = st.seenSince ? new Date(Date.parse(st.seenSince) + burnIn) : undefined;
   const ready = !!readyAt && now >= readyAt;
-  const choice = chooseKey({ keyType: run.spec.keyType, hasCurrent: !!k.current, currentIsMine: k.currentIsMine, currentVouched: dns.currentVouched, noRecords: false, nextReadyAt: readyAt, cannotWait: due || dns.nothingServed, now });
+  const choice = chooseKey({
+    keyType: run.spec.keyType,
+    hasCurrent: !!k.current,
+    currentIsMine: k.currentIsMine,
+    currentVouched: dns.currentVouched,
+    noRecords: false,
+    nextReadyAt: readyAt,
+    cannotWait: due || dns.nothingServed,
+    now,
+  });
   const wakeAt = readyAt ?? new Date(now.getTime() + Math.max(ttlSeconds, 60) * 1000);
 
   // A kept certificate (issued, not yet deployed) goes out only with a key DANE allows now.
   if (run.decision === 'republish' && run.pending) {
     const key = spkiOf(run.pending.leaf);
     if (!((key === k.current && choice.use === 'current') || (key === k.next && (ready || choice.use === 'next')))) {
-      run.log.info({ step: 'dane', serial: run.pending.serial }, 'the kept certificate\'s key has no TLSA record seen long enough; it is dropped');
+      run.log.info(
+        { step: 'dane', serial: run.pending.serial },
+        "the kept certificate's key has no TLSA record seen long enough; it is dropped",
+      );
       await run.dropPending();
-      run.planned('issue', 'DANE: the kept certificate\'s key was not announced long enough');
+      run.planned('issue', "DANE: the kept certificate's key was not announced long enough");
     }
   }
   if (choice.use === 'next') {
     run.daneKey = k.nextKey;
     run.daneRollover = true;
     if (run.ok && run.decision !== 'issue' && run.decision !== 'wait') run.planned('issue', choice.reason);
-    if (choice.early) run.log.warn({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE: ordering with the next key before its burn-in ends');
-    else run.log.info({ step: 'dane', keyType: run.spec.keyType, reason: choice.reason }, 'DANE rollover: ordering with the next key');
+    if (choice.early)
+      run.log.warn(
+        { step: 'dane', keyType: run.spec.keyType, reason: choice.reason },
+        'DANE: ordering with the next key before its burn-in ends',
+      );
+    else
+      run.log.info(
+        { step: 'dane', keyType: run.spec.keyType, reason: choice.reason },
+        'DANE rollover: ordering with the next key',
+      );
     return;
   }
   if (choice.use !== 'current') {
@@ -143,7 +204,10 @@ async function applyChoice(k: VariantKeys, dns: { currentVouched: boolean; nothi
     const reason = choice.use === 'wait' ? choice.reason : 'DANE: waiting for the next key';
     if (run.decision === 'issue') run.planned('wait', reason, readyAt, undefined);
     run.wakeBy(wakeAt);
-    run.log.info({ step: 'dane', keyType: run.spec.keyType, reason, readyAt: readyAt?.toISOString() }, 'DANE rollover waits');
+    run.log.info(
+      { step: 'dane', keyType: run.spec.keyType, reason, readyAt: readyAt?.toISOString() },
+      'DANE rollover waits',
+    );
     return;
   }
   applyRollover(k, now, ttlSeconds, keyLifetimeMs, wakeAt);
@@ -155,7 +219,9 @@ function applyRollover(k: VariantKeys, now: Date, ttlSeconds: number, keyLifetim
   const st = run.daneState();
   const bundle = run.bundle!;
   const decision = decideRollover({
-    now, ttlSeconds, keyLifetimeMs,
+    now,
+    ttlSeconds,
+    keyLifetimeMs,
     keySince: new Date(st.keySince),
     seenSince: st.seenSince ? new Date(st.seenSince) : undefined,
     rolloverRequestedAt: st.rolloverRequestedAt ? new Date(st.rolloverRequestedAt) : undefined,
@@ -165,20 +231,29 @@ function applyRollover(k: VariantKeys, now: Date, ttlSeconds: number, keyLifetim
     run.daneKey = k.nextKey;
     run.daneRollover = true;
     if (run.ok && run.decision !== 'issue' && run.decision !== 'wait') run.planned('issue', decision.reason);
-    run.log.info({ step: 'dane', keyType: run.spec.keyType, reason: decision.reason }, 'DANE rollover: ordering with the next key');
+    run.log.info(
+      { step: 'dane', keyType: run.spec.keyType, reason: decision.reason },
+      'DANE rollover: ordering with the next key',
+    );
     return;
   }
   // Renewals keep the key: the records stay valid.
   run.daneKey = bundle.privateKey;
   if (!decision.due) return;
-  run.log.info({ step: 'dane', keyType: run.spec.keyType, reason: decision.reason, readyAt: decision.readyAt?.toISOString() }, 'DANE rollover waits');
+  run.log.info(
+    { step: 'dane', keyType: run.spec.keyType, reason: decision.reason, readyAt: decision.readyAt?.toISOString() },
+    'DANE rollover waits',
+  );
   if (bundle.keyType !== run.spec.keyType && run.decision === 'issue') {
     // A new key type is a new key: it waits like any rollover. Meanwhile the certificate is
     // renewed with its current key when it is due, so that waiting never lets it expire.
-    if (now >= renewalTime(bundle.notBefore, bundle.notAfter)) run.log.info({ step: 'dane', keyType: bundle.keyType }, 'renewing with the current key while the new key type\'s record is not announced long enough');
+    if (now >= renewalTime(bundle.notBefore, bundle.notAfter))
+      run.log.info(
+        { step: 'dane', keyType: bundle.keyType },
+        "renewing with the current key while the new key type's record is not announced long enough",
+      );
     else run.planned('wait', decision.reason, decision.readyAt, undefined);
   }
   // Back when the wait is over, or, while the records are not seen everywhere, after a TTL.
   run.wakeBy(decision.readyAt ?? wakeAt);
 }
-

@@ -71,7 +71,10 @@ export class Engine {
     // Alerts after the pass, outside the queue and not awaited: a slow alert target holds neither
     // this pass's result nor the next pass. One round of alerts at a time, in order.
     const alerted = Promise.all([run, this.alerting]).then(() => this.alert(opts.signal));
-    this.alerting = alerted.then(() => undefined, () => undefined);
+    this.alerting = alerted.then(
+      () => undefined,
+      () => undefined,
+    );
     return run.then((result) => ({ ...result, alerted }));
   }
 
@@ -83,7 +86,10 @@ export class Engine {
     const { email, webhook } = this.config.alerts;
     if ((!email && !webhook) || signal?.aborted) return undefined;
     try {
-      const [{ collectStatus }, { notify }] = await Promise.all([import('../report/status.js'), import('../alerts/notify.js')]);
+      const [{ collectStatus }, { notify }] = await Promise.all([
+        import('../report/status.js'),
+        import('../alerts/notify.js'),
+      ]);
       return (await notify(this.config, await collectStatus(this.config), this.log, new Date(), { signal })).nextTryAt;
     } catch (err) {
       this.log.warn({ step: 'alert', error: errorMessage(err) }, 'could not work out or send the alerts');
@@ -98,12 +104,24 @@ export class Engine {
   }
 
   /** Plan → (preflight) → obtain → publish for one certificate; what happened is on its variants' CertRuns. */
-  private async obtainOne(spec: CertificateSpec, o: { force: boolean; forceKeyType?: string; preflightAll: boolean; lock: PassLock; signal?: AbortSignal }): Promise<CertRun[]> {
+  private async obtainOne(
+    spec: CertificateSpec,
+    o: { force: boolean; forceKeyType?: string; preflightAll: boolean; lock: PassLock; signal?: AbortSignal },
+  ): Promise<CertRun[]> {
     const { config, log, components } = this;
-    const runs = await planCertificate({ config, issuer: components.issuer, log, force: o.force, forceKeyType: o.forceKeyType }, spec).catch((err: unknown) =>
+    const runs = await planCertificate(
+      { config, issuer: components.issuer, log, force: o.force, forceKeyType: o.forceKeyType },
+      spec,
+    ).catch((err: unknown) =>
       variantsOf(spec).map((v) => {
         // Never saved (nothing is dirty): its state on disk, whatever it is, stays as it was.
-        const failed = new CertRun({ spec: v, state: { failures: 0 }, stateKey: spec.name, stateDir: config.stateDir, log: log.child({ cert: spec.name }) });
+        const failed = new CertRun({
+          spec: v,
+          state: { failures: 0 },
+          stateKey: spec.name,
+          stateDir: config.stateDir,
+          log: log.child({ cert: spec.name }),
+        });
         failed.held(errorMessage(err));
         failed.log.error({ step: 'plan', error: errorMessage(err) }, 'cannot plan this certificate');
         return failed;
@@ -112,14 +130,22 @@ export class Engine {
     if (o.signal?.aborted) return runs;
     const obtaining = runs.filter((r) => r.decision === 'issue' && r.ok);
     if (spec.source === 'acme' && spec.challenge === 'dns-01' && (obtaining.length > 0 || o.preflightAll)) {
-      const problem = await components.issuer.preflight(spec).then(() => undefined, (err: unknown) => errorMessage(err));
+      const problem = await components.issuer.preflight(spec).then(
+        () => undefined,
+        (err: unknown) => errorMessage(err),
+      );
       if (problem && obtaining.length > 0) {
         for (const run of obtaining) run.failed('obtain', problem, 'issuance failed'); // before any order: a bad token places none
       }
       // A certificate that is not due is not failed by a credential check: it is only reported.
-      else if (problem) runs[0]!.log.warn({ step: 'preflight', error: problem }, 'the DNS provider check failed; this certificate is not due, so nothing is ordered now');
+      else if (problem)
+        runs[0]!.log.warn(
+          { step: 'preflight', error: problem },
+          'the DNS provider check failed; this certificate is not due, so nothing is ordered now',
+        );
     }
-    if (runs.some((r) => r.ok && (r.decision === 'issue' || r.decision === 'republish'))) components.deployer.prepare?.();
+    if (runs.some((r) => r.ok && (r.decision === 'issue' || r.decision === 'republish')))
+      components.deployer.prepare?.();
     // Also when nothing is due: a changed list of key types republishes the set without an order.
     if (runs.some((r) => !r.ok && r.decision === 'keep')) return runs; // cannot plan: nothing is touched
     if (spec.dane) await (await import('./dane-step.js')).prepareDane(runs, { config, dns: this.dns, log });
@@ -130,20 +156,40 @@ export class Engine {
   private async runPass(opts: PassOptions): Promise<PassResult> {
     const { config, log, components } = this;
     const specs = config.certificates.filter((c) => !opts.only || c.name === opts.only);
-    if (specs.length === 0) throw new Error(`no certificate named "${opts.only}"; known: ${config.certificates.map((c) => c.name).join(', ')}`);
+    if (specs.length === 0)
+      throw new Error(
+        `no certificate named "${opts.only}"; known: ${config.certificates.map((c) => c.name).join(', ')}`,
+      );
     if (components.deployer.lead) {
-      const lead = await components.deployer.lead(opts.signal).catch((err: unknown) => ({ leader: false as const, why: errorMessage(err), failed: true }));
+      const lead = await components.deployer
+        .lead(opts.signal)
+        .catch((err: unknown) => ({ leader: false as const, why: errorMessage(err), failed: true }));
       if (!lead.leader) {
         // Not knowing who issues is a failure (nothing is done); another holder is not.
-        if ('failed' in lead) log.error({ step: 'lease', error: lead.why }, 'cannot tell whether another mailcerts holds the lease; nothing was done');
-        else log.info({ step: 'lease', why: lead.why }, 'passive: another mailcerts issues and deploys; checking again at the next pass');
+        if ('failed' in lead)
+          log.error(
+            { step: 'lease', error: lead.why },
+            'cannot tell whether another mailcerts holds the lease; nothing was done',
+          );
+        else
+          log.info(
+            { step: 'lease', why: lead.why },
+            'passive: another mailcerts issues and deploys; checking again at the next pass',
+          );
         return { certs: [], reloads: [], ok: !('failed' in lead), passive: lead.why };
       }
     }
     const lock = await acquireLock(config.stateDir, { waitMs: opts.lockWaitMs ?? 120_000, log, signal: opts.signal });
     const runs: CertRun[] = [];
     try {
-      await components.issuer.sweepLeftovers().catch((err: unknown) => log.warn({ step: 'dns-01', error: errorMessage(err) }, 'could not remove the records left by an earlier run; will retry at the next pass'));
+      await components.issuer
+        .sweepLeftovers()
+        .catch((err: unknown) =>
+          log.warn(
+            { step: 'dns-01', error: errorMessage(err) },
+            'could not remove the records left by an earlier run; will retry at the next pass',
+          ),
+        );
       const preflightAll = this.firstPass;
       this.firstPass = false;
       // Certificates are planned, obtained and published ACME_CONCURRENCY at a time, each on its own:
@@ -151,26 +197,56 @@ export class Engine {
       // waits for all of them, so the containers reload once per pass.
       const atOnce = pLimit(config.acme.concurrency);
       // All settle before anything goes on: the lock is never released under a running publish.
-      const settled = await Promise.allSettled(specs.map((spec) => atOnce(() => this.obtainOne(spec, { force: opts.force ?? false, forceKeyType: opts.forceKeyType, preflightAll, lock, signal: opts.signal }))));
+      const settled = await Promise.allSettled(
+        specs.map((spec) =>
+          atOnce(() =>
+            this.obtainOne(spec, {
+              force: opts.force ?? false,
+              forceKeyType: opts.forceKeyType,
+              preflightAll,
+              lock,
+              signal: opts.signal,
+            }),
+          ),
+        ),
+      );
       for (const s of settled) if (s.status === 'fulfilled') runs.push(...s.value);
       const thrown = settled.find((s) => s.status === 'rejected');
       if (thrown) throw thrown.reason;
-      const reloads = opts.signal?.aborted ? [] : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
+      const reloads = opts.signal?.aborted
+        ? []
+        : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
       for (const spec of specs.filter((s) => s.dane)) {
         if (opts.signal?.aborted) break;
         const { finishDane } = await import('./dane-step.js');
-        await finishDane(runs.filter((r) => r.name === spec.name), { config, dns: this.dns, log, signal: opts.signal }).catch((err: unknown) =>
-          log.warn({ step: 'dane', cert: spec.name, error: errorMessage(err) }, 'DANE: the records could not be brought in step; retried at the next pass'));
+        await finishDane(
+          runs.filter((r) => r.name === spec.name),
+          { config, dns: this.dns, log, signal: opts.signal },
+        ).catch((err: unknown) =>
+          log.warn(
+            { step: 'dane', cert: spec.name, error: errorMessage(err) },
+            'DANE: the records could not be brought in step; retried at the next pass',
+          ),
+        );
       }
       const certs = runs.map((r) => r.outcome());
       return { certs, reloads, ok: certs.every((c) => c.ok) };
     } finally {
       // Written only while the lock is ours: a holder that lost it must not overwrite its successor's state.
-      const owned = await lock.check('writing the state').then(() => true, (err: unknown) => {
-        log.error({ step: 'state', error: errorMessage(err) }, 'state not written');
-        return false;
-      });
-      if (owned) for (const run of runs) await run.save().catch((err: unknown) => run.log.error({ step: 'state', error: errorMessage(err) }, 'could not write the state'));
+      const owned = await lock.check('writing the state').then(
+        () => true,
+        (err: unknown) => {
+          log.error({ step: 'state', error: errorMessage(err) }, 'state not written');
+          return false;
+        },
+      );
+      if (owned)
+        for (const run of runs)
+          await run
+            .save()
+            .catch((err: unknown) =>
+              run.log.error({ step: 'state', error: errorMessage(err) }, 'could not write the state'),
+            );
       await lock.release();
     }
   }

@@ -26,18 +26,29 @@ export interface ObtainContext {
 export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Promise<void> {
   const first = runs[0]!;
   if (first.spec.source !== 'acme') {
-    const supplied = await intakeOne(first, () => (first.spec.source === 'traefik' ? intakeTraefik(first, ctx.config, ctx.signal) : intakeSupplied(first, ctx.config)), ctx);
+    const supplied = await intakeOne(
+      first,
+      () =>
+        first.spec.source === 'traefik'
+          ? intakeTraefik(first, ctx.config, ctx.signal)
+          : intakeSupplied(first, ctx.config),
+      ctx,
+    );
     if (supplied) await publish(runs, supplied.bundles, supplied.dual, ctx);
     return;
   }
   for (const run of runs) {
     if (ctx.signal?.aborted) break;
     if (!run.ok) continue; // backing off, or held: its published bundle stays in the set
-    run.toPublish = await intakeOne(run, async () => {
-      if (run.decision === 'republish' && run.pending) return run.pending;
-      if (run.decision === 'issue') return issue(run, ctx);
-      return undefined;
-    }, ctx);
+    run.toPublish = await intakeOne(
+      run,
+      async () => {
+        if (run.decision === 'republish' && run.pending) return run.pending;
+        if (run.decision === 'issue') return issue(run, ctx);
+        return undefined;
+      },
+      ctx,
+    );
   }
   if (ctx.signal?.aborted) return;
   // The set: every configured variant, new or as published; a variant with neither (its first
@@ -51,13 +62,23 @@ export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Pro
   // A changed list of key types alone republishes the set, unless a variant is backing off (after
   // such a set was rolled back, say).
   const before = first.published;
-  const sameSet = before && before.dual === dual && before.bundles.length === bundles.length && bundles.every((b, i) => b === before.bundles[i]);
-  const changedSet = runs.some((r) => r.toPublish) || (!sameSet && runs.every((r) => r.ok) && publishedSet(ctx.config, bundles, dual).digest !== before?.digest);
+  const sameSet =
+    before &&
+    before.dual === dual &&
+    before.bundles.length === bundles.length &&
+    bundles.every((b, i) => b === before.bundles[i]);
+  const changedSet =
+    runs.some((r) => r.toPublish) ||
+    (!sameSet && runs.every((r) => r.ok) && publishedSet(ctx.config, bundles, dual).digest !== before?.digest);
   if (changedSet) await publish(runs, bundles, dual, ctx);
 }
 
 /** Runs one variant's intake; a failure or a stop is recorded on the run and gives undefined. */
-async function intakeOne<T>(run: CertRun, get: () => Promise<T | undefined>, ctx: ObtainContext): Promise<T | undefined> {
+async function intakeOne<T>(
+  run: CertRun,
+  get: () => Promise<T | undefined>,
+  ctx: ObtainContext,
+): Promise<T | undefined> {
   try {
     return await get();
   } catch (err) {
@@ -69,8 +90,9 @@ async function intakeOne<T>(run: CertRun, get: () => Promise<T | undefined>, ctx
     }
     const facts = failureFacts(err);
     if (facts.failedValidations.length > 0) {
-      await recordFailedValidation(ctx.config.stateDir, facts.failedValidations, new Date(), run.log).catch((e: unknown) =>
-        run.log.warn({ step: 'state', error: errorMessage(e) }, 'could not record the failed validation'),
+      await recordFailedValidation(ctx.config.stateDir, facts.failedValidations, new Date(), run.log).catch(
+        (e: unknown) =>
+          run.log.warn({ step: 'state', error: errorMessage(e) }, 'could not record the failed validation'),
       );
     }
     run.failed('obtain', errorMessage(err), 'issuance failed', facts.retryAfterMs);
@@ -86,19 +108,43 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
     // Not even --force: the CA counts failed validations per name, and pauses accounts that keep failing.
     const error = `${pause.count} failed validations of ${pause.name} in the last hour; no new order before ${pause.until.toISOString()} (the CA's limit is per name)`;
     run.planned('wait', run.reason, pause.until, error);
-    log.warn({ step: 'plan', domain: pause.name, until: pause.until.toISOString() }, 'validation limit reached; waiting');
+    log.warn(
+      { step: 'plan', domain: pause.name, until: pause.until.toISOString() },
+      'validation limit reached; waiting',
+    );
     return undefined;
   }
   run.attempting();
-  const reuse = run.daneKey ?? (ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined);
-  if (run.daneRollover) log.info({ step: 'order', keyType: spec.keyType }, 'ordering with the next key, whose TLSA record is published (DANE rollover)');
-  else if (run.daneKey && run.daneKey !== run.bundle?.privateKey) log.info({ step: 'order', keyType: spec.keyType }, 'ordering with a new key of mailcerts\' own (DANE: no TLSA record exists yet)');
-  else if (reuse) log.info({ step: 'order', keyType: spec.keyType }, run.daneKey ? 'reusing the published private key (DANE)' : 'reusing the published private key (ACME_REUSE_KEY)');
-  const issued = await raceAbort(ctx.issuer.issue({ spec, replaces: run.replaces, privateKey: reuse, signal: ctx.signal }), ctx.signal, `certificate "${spec.name}": order`);
+  const reuse =
+    run.daneKey ??
+    (ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined);
+  if (run.daneRollover)
+    log.info(
+      { step: 'order', keyType: spec.keyType },
+      'ordering with the next key, whose TLSA record is published (DANE rollover)',
+    );
+  else if (run.daneKey && run.daneKey !== run.bundle?.privateKey)
+    log.info(
+      { step: 'order', keyType: spec.keyType },
+      "ordering with a new key of mailcerts' own (DANE: no TLSA record exists yet)",
+    );
+  else if (reuse)
+    log.info(
+      { step: 'order', keyType: spec.keyType },
+      run.daneKey ? 'reusing the published private key (DANE)' : 'reusing the published private key (ACME_REUSE_KEY)',
+    );
+  const issued = await raceAbort(
+    ctx.issuer.issue({ spec, replaces: run.replaces, privateKey: reuse, signal: ctx.signal }),
+    ctx.signal,
+    `certificate "${spec.name}": order`,
+  );
   const bundle = parseBundle(issued.fullchain, issued.privateKey, `the new certificate "${spec.name}"`);
   const skew = checkBundle(bundle, spec.domains, new Date(), `the new certificate "${spec.name}"`);
   if (skew) log.warn({ step: 'validate' }, skew);
-  log.info({ step: 'validate', serial: bundle.serial, notAfter: bundle.notAfter.toISOString() }, 'new certificate checked');
+  log.info(
+    { step: 'validate', serial: bundle.serial, notAfter: bundle.notAfter.toISOString() },
+    'new certificate checked',
+  );
   await run.issued(bundle, issued.profile); // kept before the publish: a failed publish does not lose it
   return bundle;
 }
@@ -114,17 +160,42 @@ async function publish(runs: CertRun[], bundles: Bundle[], dual: boolean, ctx: O
     await ctx.lock.check(`publishing "${spec.name}"`);
     const { changed, ...published } = await publishSet(ctx.config, spec, bundles, dual);
     const serials = bundles.map((b) => b.serial);
-    log.info({ step: 'publish', changed, serial: serials[0], ...(bundles.length > 1 ? { serials, keyTypes: bundles.map((b) => b.keyType) } : {}), ...(custom ? { source: spec.source === 'traefik' ? spec.traefik?.file : spec.customDir } : {}) }, spec.source === 'traefik' ? 'published the certificate from Traefik' : custom ? 'published the supplied certificate' : changed ? 'published' : 'identical files already published');
+    log.info(
+      {
+        step: 'publish',
+        changed,
+        serial: serials[0],
+        ...(bundles.length > 1 ? { serials, keyTypes: bundles.map((b) => b.keyType) } : {}),
+        ...(custom ? { source: spec.source === 'traefik' ? spec.traefik?.file : spec.customDir } : {}),
+      },
+      spec.source === 'traefik'
+        ? 'published the certificate from Traefik'
+        : custom
+          ? 'published the supplied certificate'
+          : changed
+            ? 'published'
+            : 'identical files already published',
+    );
     for (const run of runs) {
-      if (custom || run.toPublish) run.publishedFiles(published, changed, custom ? undefined : { profile: run.state.pending?.profile });
+      if (custom || run.toPublish)
+        run.publishedFiles(published, changed, custom ? undefined : { profile: run.state.pending?.profile });
       else run.republishedSet(published, changed);
     }
   } catch (err) {
     const message = explainPublishError(err, ctx.config);
     for (const run of runs) {
       if (custom) run.failed('publish', message, 'publish failed');
-      else if (run.toPublish) run.failed('publish', `${message}; the new certificate (serial ${run.toPublish.serial}) is kept in STATE_DIR and published at the next attempt`, 'publish failed');
+      else if (run.toPublish)
+        run.failed(
+          'publish',
+          `${message}; the new certificate (serial ${run.toPublish.serial}) is kept in STATE_DIR and published at the next attempt`,
+          'publish failed',
+        );
     }
-    if (!runs.some((r) => custom || r.toPublish)) log.error({ step: 'publish', error: message }, 'could not publish the changed list of key types; will retry at the next pass');
+    if (!runs.some((r) => custom || r.toPublish))
+      log.error(
+        { step: 'publish', error: message },
+        'could not publish the changed list of key types; will retry at the next pass',
+      );
   }
 }

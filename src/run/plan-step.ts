@@ -42,7 +42,10 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
   const log = ctx.log.child({ cert: spec.name });
   const variants = spec.source !== 'acme' ? variantsOf(spec).slice(0, 1) : variantsOf(spec);
   const logs = variants.map((v) => (variants.length > 1 ? log.child({ keyType: v.keyType }) : log));
-  const settled = spec.source !== 'acme' ? { keys: new Map([[variants[0]!.keyType, spec.name]]), states: new Map<string, CertState>() } : await settleVariantStates(ctx.config.stateDir, spec, log);
+  const settled =
+    spec.source !== 'acme'
+      ? { keys: new Map([[variants[0]!.keyType, spec.name]]), states: new Map<string, CertState>() }
+      : await settleVariantStates(ctx.config.stateDir, spec, log);
   const keys = settled.keys;
   const states: CertState[] = [];
   for (const [i, v] of variants.entries()) {
@@ -54,7 +57,14 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
   if (broken) log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');
   const runs: CertRun[] = [];
   for (const [i, v] of variants.entries()) {
-    const run = new CertRun({ spec: v, state: states[i]!, stateKey: keys.get(v.keyType)!, stateDir: ctx.config.stateDir, log: logs[i]!, published });
+    const run = new CertRun({
+      spec: v,
+      state: states[i]!,
+      stateKey: keys.get(v.keyType)!,
+      stateDir: ctx.config.stateDir,
+      log: logs[i]!,
+      published,
+    });
     if (spec.source !== 'acme') run.planned('keep', suppliedFrom(spec), undefined, broken);
     else await planVariant(ctx, run, broken);
     runs.push(run);
@@ -75,15 +85,37 @@ async function planVariant(ctx: PlanContext, run: CertRun, broken: string | unde
   const pending = kept.bundle && !kept.live ? kept.bundle : undefined;
   const now = new Date();
   const force = ctx.force && (!ctx.forceKeyType || ctx.forceKeyType === spec.keyType);
-  const decision = decide({ spec, published: mine, broken, pending, state, now, force, ari, profile: ctx.config.acme.profile });
+  const decision = decide({
+    spec,
+    published: mine,
+    broken,
+    pending,
+    state,
+    now,
+    force,
+    ari,
+    profile: ctx.config.acme.profile,
+  });
   if (pending && decision.action === 'issue' && !force) {
-    log.info({ step: 'plan', serial: pending.serial }, 'the kept certificate can no longer be used; a new one is ordered');
+    log.info(
+      { step: 'plan', serial: pending.serial },
+      'the kept certificate can no longer be used; a new one is ordered',
+    );
     await run.dropPending();
   }
   log.info({ step: 'plan', decision: decision.action, reason: decision.reason }, `plan: ${decision.action}`);
   const nextAt =
-    decision.action === 'keep' ? earliest(decision.renewAt, ari && new Date(ari.nextCheckAt)) : decision.action === 'wait' ? decision.until : undefined;
-  run.planned(decision.action, decision.reason, nextAt, decision.action === 'wait' ? (state.lastError ?? 'waiting') : undefined);
+    decision.action === 'keep'
+      ? earliest(decision.renewAt, ari && new Date(ari.nextCheckAt))
+      : decision.action === 'wait'
+        ? decision.until
+        : undefined;
+  run.planned(
+    decision.action,
+    decision.reason,
+    nextAt,
+    decision.action === 'wait' ? (state.lastError ?? 'waiting') : undefined,
+  );
   run.replaces = ari?.certId;
 }
 
@@ -92,7 +124,14 @@ function earliest(a: Date, b?: Date): Date {
 }
 
 /** The CA's renewal window for the variant's published certificate, fetched when due; undefined without ARI. */
-async function refreshAri(ctx: PlanContext, run: CertRun, bundle: Bundle, setDigest: string, state: CertState, log: Logger): Promise<AriState | undefined> {
+async function refreshAri(
+  ctx: PlanContext,
+  run: CertRun,
+  bundle: Bundle,
+  setDigest: string,
+  state: CertState,
+  log: Logger,
+): Promise<AriState | undefined> {
   const certPem = bundle.certificates[0]!;
   // Parsing the certificate for its id costs about a millisecond: done once per published
   // certificate, and not at all while the CA offers no ARI (nothing stored).
@@ -106,7 +145,10 @@ async function refreshAri(ctx: PlanContext, run: CertRun, bundle: Bundle, setDig
     const fetched = await ctx.issuer.renewalInfo(certPem, known, log);
     state.ari = fetched && { ...fetched, digest: setDigest };
   } catch (err) {
-    log.warn({ step: 'ari', error: errorMessage(err) }, 'could not ask the CA for the renewal window; using the last one or the lifetime rule');
+    log.warn(
+      { step: 'ari', error: errorMessage(err) },
+      'could not ask the CA for the renewal window; using the last one or the lifetime rule',
+    );
     if (known) state.ari = { ...known, nextCheckAt: new Date(now + HOUR).toISOString(), digest: setDigest };
   }
   // A CA without ARI changes nothing: no state file is rewritten (and synced) for it at every pass.

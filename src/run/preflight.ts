@@ -19,7 +19,8 @@ export function explainPublishError(err: unknown, config: Config): string {
   if (e.code === 'EACCES' || e.code === 'EPERM') {
     return `${me} cannot write into CERTS_DIR ${config.certsDir} (${e.code} on ${e.syscall ?? 'write'}); make the volume writable by uid ${uid()} (the image runs as uid 10001), e.g. chown it to that uid`;
   }
-  if (e.code === 'EROFS') return `CERTS_DIR ${config.certsDir} is on a read-only file system; mount it read-write for mailcerts (read-only for the mail containers)`;
+  if (e.code === 'EROFS')
+    return `CERTS_DIR ${config.certsDir} is on a read-only file system; mount it read-write for mailcerts (read-only for the mail containers)`;
   if (e.code === 'ENOSPC') return `no space left in CERTS_DIR ${config.certsDir}; free some space`;
   return `cannot publish into CERTS_DIR ${config.certsDir}: ${errorMessage(err)}`;
 }

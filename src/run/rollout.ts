@@ -1,7 +1,14 @@
 import { algorithmOf, type Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import type { Logger } from '../log.js';
-import { bundleFor, type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
+import {
+  bundleFor,
+  type Published,
+  publishSni,
+  readPublished,
+  repairPublished,
+  rollbackPublished,
+} from '../publish/publisher.js';
 import { shippedFiles, shippedSniFiles } from '../publish/shipped.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
@@ -17,7 +24,8 @@ export interface RolloutContext {
   signal?: AbortSignal;
 }
 
-const describeFailures = (results: DeployResult[]) => results.map((r) => `container ${r.container}: ${r.error}`).join('; ');
+const describeFailures = (results: DeployResult[]) =>
+  results.map((r) => `container ${r.container}: ${r.error}`).join('; ');
 
 /**
  * The rollout transaction, after the publishes of a pass:
@@ -44,7 +52,9 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   }
   let sni = await publishSniFiles(ctx, runs);
   // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
-  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source !== 'acme' || r.bundle));
+  const pending = runs.filter(
+    (r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source !== 'acme' || r.bundle),
+  );
   if (pending.length === 0 && !sni.pending) {
     // Swarm: a docker stack deploy resets a service's secrets and configs to the stack file's; every
     // pass gives them back to a service that lost them (and reports only such services).
@@ -71,13 +81,23 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       const from = run.published!;
       const to = await rollBackOne(run, ctx);
       if (!to) continue;
-      run.log.warn({ step: 'rollback', from: from.bundles.map((b) => b.serial).join(','), to: to.bundles.map((b) => b.serial).join(',') }, 'rolled back to the previous certificate');
+      run.log.warn(
+        {
+          step: 'rollback',
+          from: from.bundles.map((b) => b.serial).join(','),
+          to: to.bundles.map((b) => b.serial).join(','),
+        },
+        'rolled back to the previous certificate',
+      );
       // A variant whose certificate is the same before and after is not what broke, unless
       // nothing else changed (a key type removed from the list): the first one then carries it.
       const variants = runs.filter((r) => r.name === run.name);
-      const changed = variants.filter((v) => v.spec.source !== 'acme' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial);
+      const changed = variants.filter(
+        (v) => v.spec.source !== 'acme' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial,
+      );
       for (const v of variants) v.published = to; // what the containers must serve now
-      for (const v of changed.length > 0 ? changed : [run]) rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
+      for (const v of changed.length > 0 ? changed : [run])
+        rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
     }
     if (rolled.size > 0) {
       // The SNI files follow what is published again (a rolled-back certificate may cover fewer
@@ -86,7 +106,10 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       report = await deploy(runs, ctx);
       for (const [run, { from, to, layoutOnly }] of rolled) {
         const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
-        const after = still.length === 0 ? '; the previous certificate is served again' : `; after the rollback: ${describeFailures(still)}`;
+        const after =
+          still.length === 0
+            ? '; the previous certificate is served again'
+            : `; after the rollback: ${describeFailures(still)}`;
         run.rolledBack(from, to, `${why}${after}`, still.length === 0, layoutOnly);
       }
     }
@@ -107,16 +130,29 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
  * Publishes the sni/ files; says whether the containers have yet to be reloaded with them. `known`:
  * runs whose published certificate is the one on disk, whose names need not be read again.
  */
-async function publishSniFiles(ctx: RolloutContext, known: CertRun[] = []): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
+async function publishSniFiles(
+  ctx: RolloutContext,
+  known: CertRun[] = [],
+): Promise<{ pending: boolean; deployed: () => Promise<void> }> {
   try {
     await ctx.lock.check('publishing the SNI files');
-    const sni = await publishSni(ctx.config, new Map(known.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))));
+    const sni = await publishSni(
+      ctx.config,
+      new Map(known.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))),
+    );
     if (!sni) return { pending: false, deployed: async () => undefined };
-    if (sni.changed) ctx.log.info({ step: 'publish', certificates: sni.listed }, 'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)');
+    if (sni.changed)
+      ctx.log.info(
+        { step: 'publish', certificates: sni.listed },
+        'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)',
+      );
     const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);
     return {
       pending: deployed !== sni.digest,
-      deployed: () => writeSniDeployed(ctx.config.stateDir, sni.digest).catch((err: unknown) => ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the SNI files as deployed')),
+      deployed: () =>
+        writeSniDeployed(ctx.config.stateDir, sni.digest).catch((err: unknown) =>
+          ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the SNI files as deployed'),
+        ),
     };
   } catch (err) {
     ctx.log.error({ step: 'publish', error: errorMessage(err) }, 'could not publish the SNI files; the last ones stay');
@@ -133,7 +169,10 @@ async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published
     await ctx.lock.check(`rolling back "${run.name}"`);
     const to = await rollbackPublished(ctx.config, run.spec, new Date());
     if ('expired' in to) {
-      run.log.error({ step: 'rollback', notAfter: to.expired }, `not rolled back: the previous certificate expired on ${to.expired}`);
+      run.log.error(
+        { step: 'rollback', notAfter: to.expired },
+        `not rolled back: the previous certificate expired on ${to.expired}`,
+      );
       return undefined;
     }
     if (!to.published) run.log.error({ step: 'rollback' }, 'no previous version to roll back to');
@@ -147,12 +186,22 @@ async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published
 async function deploy(runs: CertRun[], ctx: RolloutContext, repairOnly = false): Promise<DeployReport> {
   const ships = ctx.config.docker.mode === 'swarm';
   // SNI files that cannot be read are not shipped; the services keep the ones they have.
-  return ctx.deployer.deploy(await servedCerts(runs, ctx.config, ships), ctx.signal, ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined, repairOnly);
+  return ctx.deployer.deploy(
+    await servedCerts(runs, ctx.config, ships),
+    ctx.signal,
+    ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined,
+    repairOnly,
+  );
 }
 
 /** containers.json is only a report: failing to write it must not undo a deploy. */
 async function recordResults(ctx: RolloutContext, report: DeployReport): Promise<void> {
-  await recordContainers(ctx.config.stateDir, report.results.map((r) => ({ ...r, verified: r.serves === true })), report.complete, ctx.log).catch((err: unknown) =>
+  await recordContainers(
+    ctx.config.stateDir,
+    report.results.map((r) => ({ ...r, verified: r.serves === true })),
+    report.complete,
+    ctx.log,
+  ).catch((err: unknown) =>
     ctx.log.warn({ step: 'state', error: errorMessage(err) }, 'could not record the container results'),
   );
 }
@@ -167,7 +216,9 @@ async function servedCerts(runs: CertRun[], config: Config, withFiles: boolean):
     const run = runs.find((r) => r.name === spec.name);
     const published = run ? run.published : await readPublished(config, spec).catch(() => undefined);
     // A dual set is probed once per variant, each with only its algorithm offered.
-    const variants = published?.dual ? published.bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, leaf: b.leaf })) : undefined;
+    const variants = published?.dual
+      ? published.bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, leaf: b.leaf }))
+      : undefined;
     const files = withFiles && published ? shippedFiles(config, spec, published) : undefined;
     served.push({ name: spec.name, domains: spec.domains, leaf: published?.bundle.leaf, variants, files });
   }

@@ -45,7 +45,14 @@ const DaneStateSchema = z.object({
   /** `mailcerts dane rollover` asked for one. */
   rolloverRequestedAt: z.optional(z.iso.datetime()),
   /** The last check of the served key against the records the authoritative servers answer. */
-  check: z.optional(z.object({ at: z.iso.datetime(), inStep: z.boolean(), detail: z.string(), names: z.optional(z.record(z.string(), z.boolean())) })),
+  check: z.optional(
+    z.object({
+      at: z.iso.datetime(),
+      inStep: z.boolean(),
+      detail: z.string(),
+      names: z.optional(z.record(z.string(), z.boolean())),
+    }),
+  ),
 });
 export type DaneState = z.infer<typeof DaneStateSchema>;
 
@@ -91,8 +98,13 @@ export function certStateDir(stateDir: string, key: string): string {
  * certificates/mail/rsa-2048/. So a reordered list never hands one variant another's backoff, ARI
  * window or kept certificate. Read-only: settleVariantStates() tidies up after a list change.
  */
-export async function variantStateKeys(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>): Promise<Map<KeyType, string>> {
-  const recorded = (await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, undefined, { readOnly: true }))?.keyType;
+export async function variantStateKeys(
+  stateDir: string,
+  spec: Pick<CertificateSpec, 'name' | 'keyTypes'>,
+): Promise<Map<KeyType, string>> {
+  const recorded = (
+    await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, undefined, { readOnly: true })
+  )?.keyType;
   const owner = ownerOf(stateDir, spec, recorded);
   return new Map(spec.keyTypes.map((kt) => [kt, kt === owner ? spec.name : `${spec.name}/${kt}`]));
 }
@@ -103,10 +115,17 @@ export async function variantStateKeys(stateDir: string, spec: Pick<CertificateS
  * or the listed one of the same algorithm (rsa-2048 → rsa-3072), unless that one has a state of
  * its own. Otherwise the state is of a removed variant: undefined.
  */
-function ownerOf(stateDir: string, spec: Pick<CertificateSpec, 'name' | 'keyTypes'>, recorded: string | undefined): KeyType | undefined {
+function ownerOf(
+  stateDir: string,
+  spec: Pick<CertificateSpec, 'name' | 'keyTypes'>,
+  recorded: string | undefined,
+): KeyType | undefined {
   if (!recorded) return spec.keyTypes[0];
   if (spec.keyTypes.includes(recorded as KeyType)) return recorded as KeyType;
-  const heir = spec.keyTypes.length === 1 ? spec.keyTypes[0] : spec.keyTypes.find((kt) => algorithmOf(kt) === algorithmOf(recorded));
+  const heir =
+    spec.keyTypes.length === 1
+      ? spec.keyTypes[0]
+      : spec.keyTypes.find((kt) => algorithmOf(kt) === algorithmOf(recorded));
   return heir && !existsSync(certStatePath(stateDir, `${spec.name}/${heir}`)) ? heir : undefined;
 }
 
@@ -131,12 +150,15 @@ export async function settleVariantStates(
     await rm(join(dir, 'pending.pem'), { force: true });
     await rm(join(dir, 'dane.json'), { force: true });
     const first = join(dir, spec.keyTypes[0]!);
-    for (const f of ['pending.pem', 'dane.json', 'state.json']) await rename(join(first, f), join(dir, f)).catch(() => undefined);
+    for (const f of ['pending.pem', 'dane.json', 'state.json'])
+      await rename(join(first, f), join(dir, f)).catch(() => undefined);
     plain = await readStateFile(certStatePath(stateDir, spec.name), CertStateSchema, log);
     owner = ownerOf(stateDir, spec, plain?.keyType);
   }
   const keys = new Map(spec.keyTypes.map((kt) => [kt, kt === owner ? spec.name : `${spec.name}/${kt}`]));
-  const states = new Map<string, CertState>([[spec.name, await withDane(stateDir, spec.name, plain ?? { failures: 0 }, log)]]);
+  const states = new Map<string, CertState>([
+    [spec.name, await withDane(stateDir, spec.name, plain ?? { failures: 0 }, log)],
+  ]);
   const kept = new Set([...keys.values()]);
   for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     // Folders of key types no longer listed, or of the one the certificate's folder now holds.
@@ -153,14 +175,31 @@ export function certStatePath(stateDir: string, name: string): string {
 }
 
 /** The certificate's state; a damaged file is moved aside and this certificate alone starts afresh. */
-export async function readCertState(stateDir: string, name: string, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<CertState> {
-  return withDane(stateDir, name, (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log, opts)) ?? { failures: 0 }, log, opts);
+export async function readCertState(
+  stateDir: string,
+  name: string,
+  log?: Logger,
+  opts: { readOnly?: boolean } = {},
+): Promise<CertState> {
+  return withDane(
+    stateDir,
+    name,
+    (await readStateFile(certStatePath(stateDir, name), CertStateSchema, log, opts)) ?? { failures: 0 },
+    log,
+    opts,
+  );
 }
 
 const daneStatePath = (stateDir: string, name: string) => join(certStateDir(stateDir, name), 'dane.json');
 
 /** The state with its DANE part from dane.json (or, before that file, from state.json). */
-async function withDane(stateDir: string, name: string, state: CertState, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<CertState> {
+async function withDane(
+  stateDir: string,
+  name: string,
+  state: CertState,
+  log?: Logger,
+  opts: { readOnly?: boolean } = {},
+): Promise<CertState> {
   const dane = await readStateFile(daneStatePath(stateDir, name), DaneStateSchema, log, opts);
   return dane ? { ...state, dane } : state;
 }
@@ -179,12 +218,20 @@ export async function writeCertState(stateDir: string, name: string, state: Cert
  */
 export const pendingPath = (stateDir: string, name: string) => join(certStateDir(stateDir, name), 'pending.pem');
 
-export async function keepPending(stateDir: string, name: string, privateKeyPem: string, fullchainPem: string): Promise<void> {
+export async function keepPending(
+  stateDir: string,
+  name: string,
+  privateKeyPem: string,
+  fullchainPem: string,
+): Promise<void> {
   await replaceFile(pendingPath(stateDir, name), privateKeyPem + fullchainPem, 0o600);
 }
 
 /** The kept key and chain, or undefined. */
-export async function readPending(stateDir: string, name: string): Promise<{ key: string; fullchain: string } | undefined> {
+export async function readPending(
+  stateDir: string,
+  name: string,
+): Promise<{ key: string; fullchain: string } | undefined> {
   let text: string;
   try {
     text = readSmallFile(pendingPath(stateDir, name)).toString('utf8');

@@ -18,7 +18,11 @@ const ContainersSchema = z.record(z.string(), ContainerRecordSchema);
 
 const path = (stateDir: string) => join(stateDir, 'containers.json');
 
-export async function readContainers(stateDir: string, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<Record<string, ContainerRecord>> {
+export async function readContainers(
+  stateDir: string,
+  log?: Logger,
+  opts: { readOnly?: boolean } = {},
+): Promise<Record<string, ContainerRecord>> {
   return (await readStateFile(path(stateDir), ContainersSchema, log, opts)) ?? {};
 }
 
@@ -35,7 +39,12 @@ export interface ContainerResult {
  * Records one deploy. `complete`: the results cover every container in scope (discovery worked), so
  * records of containers that are gone are dropped; otherwise (Docker unreachable) they are kept.
  */
-export async function recordContainers(stateDir: string, results: ContainerResult[], complete: boolean, log?: Logger): Promise<void> {
+export async function recordContainers(
+  stateDir: string,
+  results: ContainerResult[],
+  complete: boolean,
+  log?: Logger,
+): Promise<void> {
   if (results.length === 0 && !complete) return;
   const all = complete ? {} : await readContainers(stateDir, log);
   const at = new Date().toISOString();

@@ -72,5 +72,7 @@ export class DnsJournal {
 }
 
 function same(a: JournalEntry, b: JournalEntry): boolean {
-  return a.provider === b.provider && a.zoneId === b.zoneId && a.type === b.type && a.name === b.name && a.value === b.value;
+  return (
+    a.provider === b.provider && a.zoneId === b.zoneId && a.type === b.type && a.name === b.name && a.value === b.value
+  );
 }

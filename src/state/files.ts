@@ -47,7 +47,12 @@ export async function replaceFile(path: string, data: string | Buffer, mode = 0o
  * does not parse, or does not have the expected shape, is moved aside to NAME.corrupt-<time> with
  * a warning, and the caller starts empty: a damaged file must not stop every pass.
  */
-export async function readStateFile<T>(path: string, schema: z.ZodMiniType<T>, log?: Logger, opts: { readOnly?: boolean } = {}): Promise<T | undefined> {
+export async function readStateFile<T>(
+  path: string,
+  schema: z.ZodMiniType<T>,
+  log?: Logger,
+  opts: { readOnly?: boolean } = {},
+): Promise<T | undefined> {
   let text = '';
   let problem: string | undefined;
   try {

@@ -16,27 +16,44 @@ const path = (stateDir: string) => join(stateDir, 'identifiers.json');
 
 /** Stamps in the last day, none from the future. */
 function recent(stamps: string[], now: Date): Date[] {
-  return stamps.map((t) => new Date(t)).filter((t) => now.getTime() - t.getTime() < 24 * HOUR && t.getTime() - now.getTime() <= FUTURE_TOLERANCE_MS);
+  return stamps
+    .map((t) => new Date(t))
+    .filter((t) => now.getTime() - t.getTime() < 24 * HOUR && t.getTime() - now.getTime() <= FUTURE_TOLERANCE_MS);
 }
 
 /** Certificates are obtained concurrently: one read-modify-write of the file at a time. */
 const oneWriter = pLimit(1);
 
-export function recordFailedValidation(stateDir: string, names: string[], now = new Date(), log?: Logger): Promise<void> {
+export function recordFailedValidation(
+  stateDir: string,
+  names: string[],
+  now = new Date(),
+  log?: Logger,
+): Promise<void> {
   return oneWriter(async () => {
     const all: Failures = (await readStateFile(path(stateDir), FailuresSchema, log)) ?? {};
-    for (const name of new Set(names)) all[name] = [...recent(all[name] ?? [], now).map((t) => t.toISOString()), now.toISOString()];
+    for (const name of new Set(names))
+      all[name] = [...recent(all[name] ?? [], now).map((t) => t.toISOString()), now.toISOString()];
     await writeJson(path(stateDir), all);
   });
 }
 
 /** When the names may be validated again, or undefined when none has used up its hourly allowance. */
-export async function validationPause(stateDir: string, names: string[], now = new Date(), log?: Logger): Promise<{ name: string; until: Date; count: number } | undefined> {
+export async function validationPause(
+  stateDir: string,
+  names: string[],
+  now = new Date(),
+  log?: Logger,
+): Promise<{ name: string; until: Date; count: number } | undefined> {
   const all: Failures = (await readStateFile(path(stateDir), FailuresSchema, log)) ?? {};
   for (const name of names.map((n) => n.replace(/^\*\./, ''))) {
-    const lastHour = recent(all[name] ?? [], now).filter((t) => now.getTime() - t.getTime() < HOUR).sort((a, b) => a.getTime() - b.getTime());
+    const lastHour = recent(all[name] ?? [], now)
+      .filter((t) => now.getTime() - t.getTime() < HOUR)
+      .sort((a, b) => a.getTime() - b.getTime());
     if (lastHour.length >= MAX_FAILED_VALIDATIONS_PER_HOUR) {
-      const until = new Date(Math.min(lastHour[lastHour.length - MAX_FAILED_VALIDATIONS_PER_HOUR]!.getTime(), now.getTime()) + HOUR);
+      const until = new Date(
+        Math.min(lastHour[lastHour.length - MAX_FAILED_VALIDATIONS_PER_HOUR]!.getTime(), now.getTime()) + HOUR,
+      );
       return { name, count: lastHour.length, until };
     }
   }

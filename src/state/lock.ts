@@ -72,7 +72,8 @@ function decode(text: string): Holder | undefined {
   }
 }
 
-const describeHolder = (h: Holder | undefined) => (h ? `host ${h.host}, pid ${h.pid}, since ${h.since}` : 'unknown holder');
+const describeHolder = (h: Holder | undefined) =>
+  h ? `host ${h.host}, pid ${h.pid}, since ${h.since}` : 'unknown holder';
 
 export interface LockOptions {
   /** How long to wait for a live holder before giving up. */
@@ -88,7 +89,14 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const path = join(stateDir, 'pass.lock');
   const staleMs = opts.staleMs ?? STALE_MS;
-  const me: Holder = { owner: randomUUID(), host: hostname(), pid: process.pid, ns: localNamespace(), since: new Date().toISOString(), beat: 0 };
+  const me: Holder = {
+    owner: randomUUID(),
+    host: hostname(),
+    pid: process.pid,
+    ns: localNamespace(),
+    since: new Date().toISOString(),
+    beat: 0,
+  };
   const deadline = monotonicMs() + opts.waitMs;
   let watched: { text: string; since: number } | undefined;
   let announced = false;
@@ -103,30 +111,44 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
       text = await readFile(path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
-      throw new UserError(`cannot read the pass lock ${path} (${(err as NodeJS.ErrnoException).code}); if no mailcerts is running, remove it`);
+      throw new UserError(
+        `cannot read the pass lock ${path} (${(err as NodeJS.ErrnoException).code}); if no mailcerts is running, remove it`,
+      );
     }
     const holder = decode(text);
     const now = monotonicMs();
     if (holder && holder.ns === me.ns && !alive(holder.pid)) {
-      opts.log?.warn({ step: 'lock', holder: describeHolder(holder) }, 'taking over the pass lock of a process that died');
+      opts.log?.warn(
+        { step: 'lock', holder: describeHolder(holder) },
+        'taking over the pass lock of a process that died',
+      );
       await breakLock(path, text, me);
       continue;
     }
     if (!watched || watched.text !== text) watched = { text, since: now };
     else if (now - watched.since >= staleMs) {
-      opts.log?.warn({ step: 'lock', holder: describeHolder(holder), unchangedFor: `${Math.round((now - watched.since) / 1000)}s` }, 'taking over a pass lock whose holder stopped its heartbeat');
+      opts.log?.warn(
+        { step: 'lock', holder: describeHolder(holder), unchangedFor: `${Math.round((now - watched.since) / 1000)}s` },
+        'taking over a pass lock whose holder stopped its heartbeat',
+      );
       await breakLock(path, text, me);
       watched = undefined;
       continue;
     }
     if (now >= deadline) {
-      throw new UserError(`another mailcerts (${describeHolder(holder)}) is working on ${stateDir}; try again when it has finished`);
+      throw new UserError(
+        `another mailcerts (${describeHolder(holder)}) is working on ${stateDir}; try again when it has finished`,
+      );
     }
     if (!announced) {
       announced = true;
-      opts.log?.info({ step: 'lock', holder: describeHolder(holder) }, 'waiting for another mailcerts to finish its pass');
+      opts.log?.info(
+        { step: 'lock', holder: describeHolder(holder) },
+        'waiting for another mailcerts to finish its pass',
+      );
     }
-    if (!(await sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal))) throw new Error('waiting for the pass lock cancelled: shutting down');
+    if (!(await sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal)))
+      throw new Error('waiting for the pass lock cancelled: shutting down');
   }
 }
 
@@ -219,9 +241,13 @@ function holdLock(path: string, me: Holder, opts: LockOptions): PassLock {
       if (!lost) {
         const text = await readFile(path, 'utf8').catch(() => '');
         const holder = decode(text);
-        if (holder?.owner !== me.owner) lost = holder ? `taken over by ${describeHolder(holder)}` : 'the lock file is gone';
+        if (holder?.owner !== me.owner)
+          lost = holder ? `taken over by ${describeHolder(holder)}` : 'the lock file is gone';
       }
-      if (lost) throw new UserError(`the pass lock was ${lost}, so this process no longer owns STATE_DIR; ${what} was not done`);
+      if (lost)
+        throw new UserError(
+          `the pass lock was ${lost}, so this process no longer owns STATE_DIR; ${what} was not done`,
+        );
     },
     async release() {
       clearInterval(timer);

@@ -38,7 +38,10 @@ export function sourceOf(address: string | undefined): string {
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
   const groups = [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => g || '0').join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g || '0')
+    .join(':')}::/64`;
 }
 
 /** Counts connections per source and in all, evicting the oldest as the limits say. */

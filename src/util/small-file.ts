@@ -4,7 +4,8 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 export const MAX_SMALL_FILE_BYTES = 1_048_576;
 
 /** A file readSmallFile refused (too large, or not a regular file): damaged input, not an I/O error. */
-export const isRefusedFile = (err: unknown): boolean => ['EFBIG', 'ENOTFILE'].includes((err as NodeJS.ErrnoException).code ?? '');
+export const isRefusedFile = (err: unknown): boolean =>
+  ['EFBIG', 'ENOTFILE'].includes((err as NodeJS.ErrnoException).code ?? '');
 
 /**
  * Reads a certificate, a key or a state file, synchronously. Each is a few KB, and a pass over 500
@@ -20,8 +21,13 @@ export function readSmallFile(path: string): Buffer {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = fstatSync(fd);
-    if (st.isDirectory()) throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${path}'`), { code: 'EISDIR' });
-    if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file (a FIFO, a device or a socket); put the file itself there`), { code: 'ENOTFILE' });
+    if (st.isDirectory())
+      throw Object.assign(new Error(`EISDIR: illegal operation on a directory, read '${path}'`), { code: 'EISDIR' });
+    if (!st.isFile())
+      throw Object.assign(
+        new Error(`${path} is not a regular file (a FIFO, a device or a socket); put the file itself there`),
+        { code: 'ENOTFILE' },
+      );
     const limit = MAX_SMALL_FILE_BYTES + 1;
     let buf = Buffer.allocUnsafe(Math.min(limit, Math.max(st.size + 1, 4096)));
     let length = 0;
@@ -37,7 +43,12 @@ export function readSmallFile(path: string): Buffer {
       length += read;
     }
     if (length > MAX_SMALL_FILE_BYTES) {
-      throw Object.assign(new Error(`${path} holds more than the ${MAX_SMALL_FILE_BYTES} bytes a certificate, key or state file may; remove or replace it`), { code: 'EFBIG' });
+      throw Object.assign(
+        new Error(
+          `${path} holds more than the ${MAX_SMALL_FILE_BYTES} bytes a certificate, key or state file may; remove or replace it`,
+        ),
+        { code: 'EFBIG' },
+      );
     }
     return Buffer.from(buf.subarray(0, length));
   } finally {

@@ -96,7 +96,11 @@ export async function startCloudflareDouble(opts: {
   async function syncDns(name: string, type = 'TXT'): Promise<void> {
     if (type === 'TLSA') {
       const visible = [...records.values()].filter((r) => r.type === 'TLSA' && r.name === name && r.visible);
-      await opts.tlsaDns?.(name, visible.map((r) => r.content), Math.min(...visible.map((r) => r.ttl), 3600));
+      await opts.tlsaDns?.(
+        name,
+        visible.map((r) => r.content),
+        Math.min(...visible.map((r) => r.ttl), 3600),
+      );
       return;
     }
     const host = `${name}.`;
@@ -106,8 +110,19 @@ export async function startCloudflareDouble(opts: {
     maxConcurrent.set(name, Math.max(maxConcurrent.get(name) ?? 0, values.length));
   }
 
-  const envelope = (result: unknown, result_info?: unknown) => ({ success: true, errors: [], messages: [], result, ...(result_info ? { result_info } : {}) });
-  const failure = (code: number, message: string) => ({ success: false, errors: [{ code, message }], messages: [], result: null });
+  const envelope = (result: unknown, result_info?: unknown) => ({
+    success: true,
+    errors: [],
+    messages: [],
+    result,
+    ...(result_info ? { result_info } : {}),
+  });
+  const failure = (code: number, message: string) => ({
+    success: false,
+    errors: [{ code, message }],
+    messages: [],
+    result: null,
+  });
 
   function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): number {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -119,7 +134,16 @@ export async function startCloudflareDouble(opts: {
     const per = Math.min(Math.max(Number(query.per_page ?? defaultPer) || defaultPer, 5), maxPer);
     const page = Math.max(Number(query.page ?? 1) || 1, 1);
     const slice = items.slice((page - 1) * per, page * per);
-    return { slice, info: { page, per_page: per, count: slice.length, total_count: items.length, total_pages: Math.max(1, Math.ceil(items.length / per)) } };
+    return {
+      slice,
+      info: {
+        page,
+        per_page: per,
+        count: slice.length,
+        total_count: items.length,
+        total_pages: Math.max(1, Math.ceil(items.length / per)),
+      },
+    };
   }
 
   const zoneObject = (z: DoubleZone, t: TokenSpec) => ({
@@ -154,18 +178,38 @@ export async function startCloudflareDouble(opts: {
     const query = Object.fromEntries(url.searchParams);
     const path = url.pathname.replace(/\/$/, '');
     const fault = faults.shift();
-    if (fault) return send(res, fault.status, failure(fault.code, fault.message), fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {});
+    if (fault)
+      return send(
+        res,
+        fault.status,
+        failure(fault.code, fault.message),
+        fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {},
+      );
     if (!path.startsWith('/client/v4/')) return send(res, 404, failure(7000, 'No route for that URI'));
     const auth = req.headers.authorization ?? '';
-    if (!auth.startsWith('Bearer ')) return send(res, 400, { ...failure(6003, 'Invalid request headers'), errors: [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }] }] });
+    if (!auth.startsWith('Bearer '))
+      return send(res, 400, {
+        ...failure(6003, 'Invalid request headers'),
+        errors: [
+          {
+            code: 6003,
+            message: 'Invalid request headers',
+            error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }],
+          },
+        ],
+      });
     const token = opts.tokens[auth.slice(7)];
     const route = path.slice('/client/v4'.length);
 
     if (route === '/user/tokens/verify' && req.method === 'GET') {
       if (!token) return send(res, 401, failure(1000, 'Invalid API Token'));
-      return send(res, 200, { ...envelope({ id: hex(16), status: token.status ?? 'active' }), messages: [{ code: 10000, message: 'This API Token is valid and active', type: null }] });
+      return send(res, 200, {
+        ...envelope({ id: hex(16), status: token.status ?? 'active' }),
+        messages: [{ code: 10000, message: 'This API Token is valid and active', type: null }],
+      });
     }
-    if (!token || (token.status ?? 'active') !== 'active') return send(res, 403, failure(10000, 'Authentication error'));
+    if (!token || (token.status ?? 'active') !== 'active')
+      return send(res, 403, failure(10000, 'Authentication error'));
     const visible = (z: DoubleZone) => token.zones === '*' || token.zones.includes(z.id);
     const can = (p: string) => token.permissions.includes(p);
 
@@ -173,11 +217,19 @@ export async function startCloudflareDouble(opts: {
       if (!can('#zone:read')) return send(res, 403, failure(9109, 'Unauthorized to access requested resource'));
       const list = opts.zones.filter(visible).filter((z) => !query.name || z.name === query.name);
       const { slice, info } = paginate(list, query, 20, 50);
-      return send(res, 200, envelope(slice.map((z) => zoneObject(z, token)), info));
+      return send(
+        res,
+        200,
+        envelope(
+          slice.map((z) => zoneObject(z, token)),
+          info,
+        ),
+      );
     }
     const zm = route.match(/^\/zones\/([0-9a-f]{32})(\/dns_records(?:\/([0-9a-f]{32}))?)?$/);
     const zone = zm ? opts.zones.find((z) => z.id === zm[1] && visible(z)) : undefined;
-    if (!zm || !zone) return send(res, 404, failure(7003, `Could not route to ${route}, perhaps your object identifier is invalid?`));
+    if (!zm || !zone)
+      return send(res, 404, failure(7003, `Could not route to ${route}, perhaps your object identifier is invalid?`));
     if (!zm[2]) {
       if (req.method !== 'GET') return send(res, 405, failure(10405, 'Method not allowed'));
       if (!can('#zone:read')) return send(res, 403, failure(9109, 'Unauthorized to access requested resource'));
@@ -185,9 +237,13 @@ export async function startCloudflareDouble(opts: {
     }
     const recordId = zm[3];
     if (req.method === 'GET' && !recordId) {
-      if (!can('#dns_records:read') && !can('#dns_records:edit')) return send(res, 403, failure(10000, 'Authentication error'));
+      if (!can('#dns_records:read') && !can('#dns_records:edit'))
+        return send(res, 403, failure(10000, 'Authentication error'));
       const list = [...records.values()].filter(
-        (r) => r.zone_id === zone.id && (!query.type || r.type === query.type) && (!query['name.exact'] && !query.name ? true : r.name === (query['name.exact'] ?? query.name)),
+        (r) =>
+          r.zone_id === zone.id &&
+          (!query.type || r.type === query.type) &&
+          (!query['name.exact'] && !query.name ? true : r.name === (query['name.exact'] ?? query.name)),
       );
       const { slice, info } = paginate(list, query, 100, 5000);
       return send(res, 200, envelope(slice.map(recordObject), info));
@@ -196,23 +252,51 @@ export async function startCloudflareDouble(opts: {
     if (req.method === 'POST' && !recordId) {
       const body = (await readBody(req)) as Partial<DoubleRecord> | symbol | undefined;
       if (typeof body !== 'object' || !body) return send(res, 400, failure(9207, 'Request body is invalid.'));
-      const name = String(body.name ?? '').replace(/\.$/, '').toLowerCase();
+      const name = String(body.name ?? '')
+        .replace(/\.$/, '')
+        .toLowerCase();
       if (body.type === 'TLSA') {
         // TLSA is written as data fields; Cloudflare answers with content formatted from them.
         const d = body.data;
-        if (!d || ![d.usage, d.selector, d.matching_type].every((n) => Number.isInteger(n) && n >= 0 && n <= 255) || !/^[0-9a-fA-F]+$/.test(d.certificate ?? '')) {
+        if (
+          !d ||
+          ![d.usage, d.selector, d.matching_type].every((n) => Number.isInteger(n) && n >= 0 && n <= 255) ||
+          !/^[0-9a-fA-F]+$/.test(d.certificate ?? '')
+        ) {
           return send(res, 400, failure(9101, 'TLSA record data is invalid.'));
         }
         body.content = `${d.usage} ${d.selector} ${d.matching_type} ${d.certificate.toLowerCase()}`;
       }
-      if (!body.type || !name || body.content === undefined) return send(res, 400, failure(1004, 'DNS Validation Error'));
-      if (name !== zone.name && !name.endsWith(`.${zone.name}`)) return send(res, 400, failure(1004, 'DNS Validation Error'));
+      if (!body.type || !name || body.content === undefined)
+        return send(res, 400, failure(1004, 'DNS Validation Error'));
+      if (name !== zone.name && !name.endsWith(`.${zone.name}`))
+        return send(res, 400, failure(1004, 'DNS Validation Error'));
       const ttl = body.ttl ?? 1;
-      if (ttl !== 1 && (ttl < 60 || ttl > 86400)) return send(res, 400, failure(9021, 'Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.'));
-      if ([...records.values()].some((r) => r.zone_id === zone.id && r.type === body.type && r.name === name && r.content === body.content)) {
+      if (ttl !== 1 && (ttl < 60 || ttl > 86400))
+        return send(res, 400, failure(9021, 'Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.'));
+      if (
+        [...records.values()].some(
+          (r) => r.zone_id === zone.id && r.type === body.type && r.name === name && r.content === body.content,
+        )
+      ) {
         return send(res, 400, failure(81058, 'An identical record already exists.'));
       }
-      const rec: DoubleRecord = { id: hex(16), zone_id: zone.id, zone_name: zone.name, name, type: body.type, content: String(body.content), ttl, ...(body.data ? { data: body.data } : {}), comment: body.comment, proxied: false, proxiable: false, created_on: now(), modified_on: now(), visible: false };
+      const rec: DoubleRecord = {
+        id: hex(16),
+        zone_id: zone.id,
+        zone_name: zone.name,
+        name,
+        type: body.type,
+        content: String(body.content),
+        ttl,
+        ...(body.data ? { data: body.data } : {}),
+        comment: body.comment,
+        proxied: false,
+        proxiable: false,
+        created_on: now(),
+        modified_on: now(),
+        visible: false,
+      };
       records.set(rec.id, rec);
       const timer = setTimeout(() => {
         timers.delete(timer);
@@ -241,7 +325,14 @@ export async function startCloudflareDouble(opts: {
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://double');
     handle(req, res, url).then(
-      (status) => requests.push({ method: req.method ?? '', path: url.pathname, query: Object.fromEntries(url.searchParams), status, bearer: (req.headers.authorization ?? '').startsWith('Bearer ') }),
+      (status) =>
+        requests.push({
+          method: req.method ?? '',
+          path: url.pathname,
+          query: Object.fromEntries(url.searchParams),
+          status,
+          bearer: (req.headers.authorization ?? '').startsWith('Bearer '),
+        }),
       (err: unknown) => send(res, 500, failure(10001, `double failed: ${String(err)}`)),
     );
   });

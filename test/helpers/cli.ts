@@ -28,7 +28,12 @@ function jsonLines(text: string): Record<string, unknown>[] {
 export function runCli(
   args: string[],
   env: Record<string, string | undefined>,
-  opts: { onStart?: (pid: number) => void; onLine?: (line: Record<string, unknown>, pid: number) => void; maxOpenFiles?: number; uid?: number } = {},
+  opts: {
+    onStart?: (pid: number) => void;
+    onLine?: (line: Record<string, unknown>, pid: number) => void;
+    maxOpenFiles?: number;
+    uid?: number;
+  } = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     // With maxOpenFiles, the CLI runs under `ulimit -n`, as in a container with a low descriptor limit.
@@ -36,7 +41,11 @@ export function runCli(
       ? ['sh', ['-c', `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args]]
       : [process.execPath, [CLI, ...args]];
     const child = spawn(cmd, argv, {
-      env: { PATH: process.env.PATH, ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}), ...env },
+      env: {
+        PATH: process.env.PATH,
+        ...(process.env.DOCKER_HOST ? { DOCKER_HOST: process.env.DOCKER_HOST } : {}),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
       // With uid, as that user (and group of the same number), as the image runs mailcerts (10001).
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),

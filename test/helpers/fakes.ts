@@ -30,8 +30,16 @@ export class FakeIssuer implements Issuer {
 
   async issue(req: IssueRequest): Promise<Issued> {
     this.orders.push(req);
-    if (this.failWith && (!this.failFor || this.failFor.includes(req.spec.name)) && (!this.failKeyTypes || this.failKeyTypes.includes(req.spec.keyType))) throw this.failWith;
-    const chain = makeChain(req.spec.domains, { days: 30, leafKey: req.spec.keyType === 'rsa-2048' ? 'rsa-2048' : undefined });
+    if (
+      this.failWith &&
+      (!this.failFor || this.failFor.includes(req.spec.name)) &&
+      (!this.failKeyTypes || this.failKeyTypes.includes(req.spec.keyType))
+    )
+      throw this.failWith;
+    const chain = makeChain(req.spec.domains, {
+      days: 30,
+      leafKey: req.spec.keyType === 'rsa-2048' ? 'rsa-2048' : undefined,
+    });
     return { privateKey: req.privateKey ?? chain.key, fullchain: chain.fullchain };
   }
 
@@ -47,7 +55,10 @@ export interface FakeContainer {
   name: string;
   certs: string[];
   /** What the container does with the certificates it is handed (default: serves them). */
-  answer?: (served: ServedCert[], call: number) => { ok: boolean; problem?: DeployProblem; error?: string; serves?: boolean | null; blame?: string[] };
+  answer?: (
+    served: ServedCert[],
+    call: number,
+  ) => { ok: boolean; problem?: DeployProblem; error?: string; serves?: boolean | null; blame?: string[] };
 }
 
 export class FakeDeployer implements Deployer {
@@ -62,8 +73,20 @@ export class FakeDeployer implements Deployer {
     this.calls.push(certs);
     const call = this.calls.length;
     const results = this.containers.map((c): DeployResult => {
-      const a = c.answer?.(certs.filter((x) => c.certs.includes(x.name)), call) ?? { ok: true, serves: true };
-      return { container: c.name, certs: c.certs, blame: a.blame, reloaded: true, serves: a.serves ?? (a.ok ? true : null), ok: a.ok, problem: a.problem, error: a.error };
+      const a = c.answer?.(
+        certs.filter((x) => c.certs.includes(x.name)),
+        call,
+      ) ?? { ok: true, serves: true };
+      return {
+        container: c.name,
+        certs: c.certs,
+        blame: a.blame,
+        reloaded: true,
+        serves: a.serves ?? (a.ok ? true : null),
+        ok: a.ok,
+        problem: a.problem,
+        error: a.error,
+      };
     });
     return { results, complete: true };
   }
@@ -91,7 +114,14 @@ export function testConfig(
   const file = join(dir, 'mailcerts.json');
   writeFileSync(file, JSON.stringify({ certificates: certs }));
   const config = loadConfig(
-    { MAILCERTS_CONFIG: file, CERTS_DIR: join(dir, 'certs'), STATE_DIR: join(dir, 'state'), DOCKER_SCOPE: 'test', CLOUDFLARE_API_TOKEN: 'unused-token-0123456789abcdef', ...env },
+    {
+      MAILCERTS_CONFIG: file,
+      CERTS_DIR: join(dir, 'certs'),
+      STATE_DIR: join(dir, 'state'),
+      DOCKER_SCOPE: 'test',
+      CLOUDFLARE_API_TOKEN: 'unused-token-0123456789abcdef',
+      ...env,
+    },
     { inContainer: false },
   );
   return { config, dir };

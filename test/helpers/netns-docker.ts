@@ -31,7 +31,12 @@ export interface Engine {
   stop(): Promise<void>;
 }
 
-export async function startEngineIn(netns: string, dir: string, dockerdArgs: string[], opts: { hostname?: string } = {}): Promise<Engine> {
+export async function startEngineIn(
+  netns: string,
+  dir: string,
+  dockerdArgs: string[],
+  opts: { hostname?: string } = {},
+): Promise<Engine> {
   rmSync(dir, { recursive: true, force: true });
   for (const d of ['data', 'exec']) mkdirSync(join(dir, d), { recursive: true });
   const sock = join(dir, 'docker.sock');
@@ -39,11 +44,25 @@ export async function startEngineIn(netns: string, dir: string, dockerdArgs: str
   // Not `ip netns exec`: it remounts /sys and dockerd then misses the cgroup mount. A private /run
   // keeps this engine's containerd apart from the host's; its own UTS namespace gives it a hostname.
   const script = `mount --make-rprivate / && mount -t tmpfs tmpfs /run && ${opts.hostname ? `hostname ${opts.hostname} && ` : ''}exec dockerd --data-root ${dir}/data --exec-root ${dir}/exec -H unix://${sock} --pidfile ${pidfile} ${dockerdArgs.join(' ')}`;
-  const daemon = spawn('nsenter', [`--net=/run/netns/${netns}`, 'unshare', '--mount', ...(opts.hostname ? ['--uts'] : []), '--fork', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const daemon = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${netns}`,
+      'unshare',
+      '--mount',
+      ...(opts.hostname ? ['--uts'] : []),
+      '--fork',
+      'sh',
+      '-c',
+      script,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let log = '';
   daemon.stderr.on('data', (d) => (log = (log + d).slice(-4000)));
   const host = `unix://${sock}`;
-  const docker = async (...args: string[]) => (await run('docker', ['-H', host, ...args], { maxBuffer: 32 * 1024 * 1024 })).stdout.trim();
+  const docker = async (...args: string[]) =>
+    (await run('docker', ['-H', host, ...args], { maxBuffer: 32 * 1024 * 1024 })).stdout.trim();
   const stop = async () => {
     const ids = (await docker('ps', '-aq').catch(() => '')).split('\n').filter(Boolean);
     if (ids.length) await docker('rm', '-f', ...ids).catch(() => undefined);
@@ -54,7 +73,13 @@ export async function startEngineIn(netns: string, dir: string, dockerdArgs: str
     rmSync(dir, { recursive: true, force: true });
   };
   for (let i = 0; ; i++) {
-    if (await docker('info').then(() => true, () => false)) break;
+    if (
+      await docker('info').then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (daemon.exitCode !== null || i > 150) {
       await stop();
       throw new Error(`the test's own dockerd in network namespace ${netns} did not start:\n${log}`);
@@ -65,22 +90,40 @@ export async function startEngineIn(netns: string, dir: string, dockerdArgs: str
 }
 
 /** Loads images into an engine: from a cached rootfs tarball when there is one, else from the host's engine. */
-export async function loadImages(host: string, images: { fromCache?: Record<string, string>; fromHost?: string[] }): Promise<void> {
+export async function loadImages(
+  host: string,
+  images: { fromCache?: Record<string, string>; fromHost?: string[] },
+): Promise<void> {
   for (const [image, tar] of Object.entries(images.fromCache ?? {})) {
     if (existsSync(tar)) await run('docker', ['-H', host, 'import', tar, image]);
-    else await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], { maxBuffer: 16 * 1024 * 1024 });
+    else
+      await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
   }
-  for (const image of images.fromHost ?? []) await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], { maxBuffer: 16 * 1024 * 1024 });
+  for (const image of images.fromHost ?? [])
+    await run('bash', ['-o', 'pipefail', '-c', `docker save ${image} | docker -H ${host} load`], {
+      maxBuffer: 16 * 1024 * 1024,
+    });
 }
 
-export async function startNetnsDocker(tag: string, workDir: string, images: { fromCache?: Record<string, string>; fromHost?: string[] }): Promise<NetnsDocker> {
+export async function startNetnsDocker(
+  tag: string,
+  workDir: string,
+  images: { fromCache?: Record<string, string>; fromHost?: string[] },
+): Promise<NetnsDocker> {
   const netns = `mc-${tag}-${process.pid}`;
   const dir = join(workDir, `netns-${tag}`);
   await run('ip', ['netns', 'add', netns]);
   await run('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
   let engine: Engine;
   try {
-    engine = await startEngineIn(netns, dir, ['--bridge=none', '--ip-masq=false', '--default-address-pool', 'base=198.18.0.0/16,size=24']);
+    engine = await startEngineIn(netns, dir, [
+      '--bridge=none',
+      '--ip-masq=false',
+      '--default-address-pool',
+      'base=198.18.0.0/16,size=24',
+    ]);
   } catch (err) {
     await run('ip', ['netns', 'del', netns]).catch(() => undefined);
     throw err;
@@ -95,6 +138,7 @@ export async function startNetnsDocker(tag: string, workDir: string, images: { f
     await stop();
     throw err;
   }
-  const inNetns = async (cmd: string, ...args: string[]) => (await run('nsenter', [`--net=/run/netns/${netns}`, cmd, ...args], { maxBuffer: 16 * 1024 * 1024 })).stdout;
+  const inNetns = async (cmd: string, ...args: string[]) =>
+    (await run('nsenter', [`--net=/run/netns/${netns}`, cmd, ...args], { maxBuffer: 16 * 1024 * 1024 })).stdout;
   return { host: engine.host, netns, docker: engine.docker, inNetns, stop };
 }

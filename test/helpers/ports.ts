@@ -93,7 +93,9 @@ process.once('exit', () => {
 function canListen(port: number, host: string): Promise<boolean | 'no-family'> {
   return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL' ? 'no-family' : false));
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL' ? 'no-family' : false),
+    );
     server.listen({ port, host, ipv6Only: false }, () => server.close(() => resolve(true)));
   });
 }

@@ -3,7 +3,14 @@
  * DNS-01 over RFC 2136 signed by the given TSIG key; `extra` adds to it or overrides it.
  */
 export function rfc2136Env(
-  o: { pebble: { directoryUrl: string; caFile: string }; bind: { address: string }; key: string; secret: string; certsDir: string; stateDir: string },
+  o: {
+    pebble: { directoryUrl: string; caFile: string };
+    bind: { address: string };
+    key: string;
+    secret: string;
+    certsDir: string;
+    stateDir: string;
+  },
   extra: Record<string, string> = {},
 ): Record<string, string> {
   return {

@@ -32,7 +32,12 @@ export interface Swarm {
 
 const LINK = '198.19.255';
 
-export async function startSwarm(tag: string, workDir: string, images: { fromCache?: Record<string, string>; fromHost?: string[] }, o: { nodes?: number; join?: 'manager' | 'worker' } = {}): Promise<Swarm> {
+export async function startSwarm(
+  tag: string,
+  workDir: string,
+  images: { fromCache?: Record<string, string>; fromHost?: string[] },
+  o: { nodes?: number; join?: 'manager' | 'worker' } = {},
+): Promise<Swarm> {
   const names = Array.from({ length: o.nodes ?? 2 }, (_, i) => `node${i + 1}`);
   const hub = `mc-${tag}-hub-${process.pid}`;
   const netns = names.map((n) => `mc-${tag}-${n}-${process.pid}`);
@@ -63,21 +68,42 @@ export async function startSwarm(tag: string, workDir: string, images: { fromCac
     }
     // No bridge or NAT of Docker's own on the nodes: overlay networks, and the gateway bridge of
     // their containers, from the test range.
-    const args = ['--bridge=none', '--iptables=false', '--ip-masq=false', '--default-address-pool', 'base=198.18.0.0/17,size=24', '-H', 'unix:///var/run/docker.sock'];
-    const engines = await Promise.all(names.map((name, i) => startEngineIn(netns[i]!, join(workDir, `swarm-${tag}-${name}`), args, { hostname: name })));
+    const args = [
+      '--bridge=none',
+      '--iptables=false',
+      '--ip-masq=false',
+      '--default-address-pool',
+      'base=198.18.0.0/17,size=24',
+      '-H',
+      'unix:///var/run/docker.sock',
+    ];
+    const engines = await Promise.all(
+      names.map((name, i) => startEngineIn(netns[i]!, join(workDir, `swarm-${tag}-${name}`), args, { hostname: name })),
+    );
     engines.forEach((e, i) =>
       nodes.push({
         ...e,
         name: names[i]!,
         netns: netns[i]!,
         address: `${LINK}.${i + 1}`,
-        inNetns: async (cmd, ...a) => (await run('nsenter', [`--net=/run/netns/${netns[i]}`, cmd, ...a], { maxBuffer: 16 * 1024 * 1024 })).stdout,
+        inNetns: async (cmd, ...a) =>
+          (await run('nsenter', [`--net=/run/netns/${netns[i]}`, cmd, ...a], { maxBuffer: 16 * 1024 * 1024 })).stdout,
       }),
     );
     const [leader, ...others] = nodes as [SwarmNode, ...SwarmNode[]];
-    await leader.docker('swarm', 'init', '--advertise-addr', leader.address, '--default-addr-pool', '198.18.128.0/17', '--default-addr-pool-mask-length', '24');
+    await leader.docker(
+      'swarm',
+      'init',
+      '--advertise-addr',
+      leader.address,
+      '--default-addr-pool',
+      '198.18.128.0/17',
+      '--default-addr-pool-mask-length',
+      '24',
+    );
     const token = await leader.docker('swarm', 'join-token', '-q', o.join ?? 'worker');
-    for (const n of others) await n.docker('swarm', 'join', '--advertise-addr', n.address, '--token', token, `${leader.address}:2377`);
+    for (const n of others)
+      await n.docker('swarm', 'join', '--advertise-addr', n.address, '--token', token, `${leader.address}:2377`);
     // The images, saved once from the host's engine, loaded into every node (no registry here).
     mkdirSync(workDir, { recursive: true });
     await Promise.all(nodes.map((n) => loadImages(n.host, images)));

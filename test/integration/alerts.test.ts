@@ -46,8 +46,11 @@ function mailbox(box = 'admin'): string[] {
   const dir = join(maildir, box, 'new');
   try {
     // Quoted-printable, as nodemailer writes long lines: soft breaks joined, =XX decoded.
-    const qp = (t: string) => t.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    return readdirSync(dir).sort().map((f) => qp(readFileSync(join(dir, f), 'utf8')));
+    const qp = (t: string) =>
+      t.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    return readdirSync(dir)
+      .sort()
+      .map((f) => qp(readFileSync(join(dir, f), 'utf8')));
   } catch {
     return [];
   }
@@ -67,8 +70,15 @@ const ownCerts = join(work, 'own', 'certs');
 /** Files as mailcerts publishes them (the layout's names), for a CERTS_DIR. */
 function writePublished(dir: string, c: { key: string; cert: string }) {
   mkdirSync(dir, { recursive: true });
-  const files = { 'fullchain.pem': c.cert, 'cert.pem': c.cert, 'chain.pem': '', 'privkey.pem': c.key, 'privkey-fullchain.pem': c.key + c.cert };
-  for (const [name, data] of Object.entries(files)) writeFileSync(join(dir, name), data, { mode: name.startsWith('privkey') ? 0o600 : 0o644 });
+  const files = {
+    'fullchain.pem': c.cert,
+    'cert.pem': c.cert,
+    'chain.pem': '',
+    'privkey.pem': c.key,
+    'privkey-fullchain.pem': c.key + c.cert,
+  };
+  for (const [name, data] of Object.entries(files))
+    writeFileSync(join(dir, name), data, { mode: name.startsWith('privkey') ? 0o600 : 0o644 });
 }
 
 beforeAll(async () => {
@@ -92,20 +102,53 @@ beforeAll(async () => {
   writeFileSync(join(work, 'ca-bundle.pem'), readFileSync(inject('pebble').caFile, 'utf8') + chain.root);
   writePublished(ownCerts, served);
   writeFileSync(join(work, 'sni.map'), `${OWN} /etc/ssl/own/privkey-fullchain.pem\n`);
-  writeFileSync(join(work, 'main.cf'), [
-    'compatibility_level = 3.6', 'myhostname = alerts.test', 'mydestination =', 'inet_interfaces = loopback-only', 'inet_protocols = ipv4', 'maillog_file = /dev/stdout',
-    'smtpd_tls_security_level = may', 'smtpd_tls_chain_files = /etc/ssl/mail/privkey-fullchain.pem', 'smtpd_tls_loglevel = 1', 'smtpd_tls_received_header = yes',
-    'tls_server_sni_maps = texthash:/etc/postfix/sni.map',
-    'virtual_mailbox_domains = alerts.test', 'virtual_mailbox_base = /var/mail/vhosts', 'virtual_mailbox_maps = inline:{ admin@alerts.test=admin/, ops@alerts.test=ops/ }',
-    'virtual_uid_maps = static:5000', 'virtual_gid_maps = static:5000', 'virtual_minimum_uid = 100',
-    'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination', '',
-  ].join('\n'));
-  writeFileSync(join(work, 'master.cf'), [
-    `127.0.0.1:${smtpPort} inet n - n - - smtpd`,
-    ...mailConfig('postfix/master.cf').split('\n').filter((l) => l && !/^\S+:\d+ inet/.test(l) && !l.startsWith('#')),
-    'virtual   unix  -       n       n       -       -       virtual', '',
-  ].join('\n'));
-  mx = await startContainer({ name: 'alert-mx', role: 'postfix', certsDir: certs, mainCf: join(work, 'main.cf'), masterCf: join(work, 'master.cf'), volumes: [`${maildir}:/var/mail/vhosts`, `${ownCerts}:/etc/ssl/own:ro`, `${join(work, 'sni.map')}:/etc/postfix/sni.map:ro`] });
+  writeFileSync(
+    join(work, 'main.cf'),
+    [
+      'compatibility_level = 3.6',
+      'myhostname = alerts.test',
+      'mydestination =',
+      'inet_interfaces = loopback-only',
+      'inet_protocols = ipv4',
+      'maillog_file = /dev/stdout',
+      'smtpd_tls_security_level = may',
+      'smtpd_tls_chain_files = /etc/ssl/mail/privkey-fullchain.pem',
+      'smtpd_tls_loglevel = 1',
+      'smtpd_tls_received_header = yes',
+      'tls_server_sni_maps = texthash:/etc/postfix/sni.map',
+      'virtual_mailbox_domains = alerts.test',
+      'virtual_mailbox_base = /var/mail/vhosts',
+      'virtual_mailbox_maps = inline:{ admin@alerts.test=admin/, ops@alerts.test=ops/ }',
+      'virtual_uid_maps = static:5000',
+      'virtual_gid_maps = static:5000',
+      'virtual_minimum_uid = 100',
+      'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(work, 'master.cf'),
+    [
+      `127.0.0.1:${smtpPort} inet n - n - - smtpd`,
+      ...mailConfig('postfix/master.cf')
+        .split('\n')
+        .filter((l) => l && !/^\S+:\d+ inet/.test(l) && !l.startsWith('#')),
+      'virtual   unix  -       n       n       -       -       virtual',
+      '',
+    ].join('\n'),
+  );
+  mx = await startContainer({
+    name: 'alert-mx',
+    role: 'postfix',
+    certsDir: certs,
+    mainCf: join(work, 'main.cf'),
+    masterCf: join(work, 'master.cf'),
+    volumes: [
+      `${maildir}:/var/mail/vhosts`,
+      `${ownCerts}:/etc/ssl/own:ro`,
+      `${join(work, 'sni.map')}:/etc/postfix/sni.map:ro`,
+    ],
+  });
   for (let i = 0; !/daemon started/.test(await containerLogs(mx)); i++) {
     if (i > 150) throw new Error(`the alerts Postfix did not start:\n${await containerLogs(mx)}`);
     await delay(100);
@@ -123,11 +166,17 @@ describe('alerts by e-mail and webhook', () => {
     expect(logsWith(first, { step: 'alert' })).toHaveLength(0); // failing for less than ALERT_AFTER
     await delay(1_200);
     const second = await runCli(['run', '--once'], env(broken));
-    expect(logsWith(second, { step: 'alert', msg: 'alert sent' }).map((l) => l.channel).sort()).toEqual(['email', 'webhook']);
+    expect(
+      logsWith(second, { step: 'alert', msg: 'alert sent' })
+        .map((l) => l.channel)
+        .sort(),
+    ).toEqual(['email', 'webhook']);
     const mails = await mailboxHas(1);
     expect(mails).toHaveLength(1);
     expect(mails[0]).toMatch(/^Subject: \[mailcerts\] renewal of alert\.example\.test failing$/m);
-    expect(mails[0]).toMatch(/What is wrong: renewal of alert\.example\.test failing: 1 failed attempt\(s\); last error: /);
+    expect(mails[0]).toMatch(
+      /What is wrong: renewal of alert\.example\.test failing: 1 failed attempt\(s\); last error: /,
+    );
     expect(mails[0]).toMatch(/^Since: \d{4}-\d\d-\d\dT/m);
     expect(mails[0]).toMatch(/^Next: next attempt at /m);
     expect(mails[0]).toContain('See more: docker compose exec mailcerts node /app/mailcerts.mjs status');
@@ -135,7 +184,11 @@ describe('alerts by e-mail and webhook', () => {
     expect(await containerLogs(mx)).toMatch(/TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23]/);
     expect(mails[0]).toMatch(/\(using TLSv1\.[23] with cipher /);
     expect(hooks).toHaveLength(1);
-    expect(hooks[0]!.body).toMatchObject({ event: 'problem', problem: 'renewal:alert.example.test:ec-256', subject: '[mailcerts] renewal of alert.example.test failing' });
+    expect(hooks[0]!.body).toMatchObject({
+      event: 'problem',
+      problem: 'renewal:alert.example.test:ec-256',
+      subject: '[mailcerts] renewal of alert.example.test failing',
+    });
 
     for (let i = 0; i < 2; i++) {
       const again = await runCli(['run', '--once'], env(broken)); // a restart: the alert is remembered
@@ -143,19 +196,30 @@ describe('alerts by e-mail and webhook', () => {
     }
     const fixed = await runCli(['renew', '--force'], env());
     expect(fixed.code, fixed.stdout).toBe(0);
-    expect(logsWith(fixed, { step: 'alert', msg: 'alert sent' }).map((l) => `${l.channel} ${l.kind}`).sort()).toEqual(['email resolved', 'webhook resolved']);
+    expect(
+      logsWith(fixed, { step: 'alert', msg: 'alert sent' })
+        .map((l) => `${l.channel} ${l.kind}`)
+        .sort(),
+    ).toEqual(['email resolved', 'webhook resolved']);
     const after = await runCli(['run', '--once'], env());
     expect(logsWith(after, { step: 'alert', msg: 'alert sent' })).toHaveLength(0);
     expect(await mailboxHas(2)).toHaveLength(2);
     expect(mailbox()[1]).toMatch(/^Subject: \[mailcerts\] resolved: renewal of alert\.example\.test failing$/m);
     expect(hooks.map((h) => h.body.event)).toEqual(['problem', 'resolved']);
-    for (const r of [first, second, fixed, after]) expect(r.stdout.includes(HOOK_TOKEN), 'webhook token in the logs').toBe(false);
+    for (const r of [first, second, fixed, after])
+      expect(r.stdout.includes(HOOK_TOKEN), 'webhook token in the logs').toBe(false);
   });
 
   it('an alert target that cannot be reached is retried with backoff and shown in status; the renewal is not held up', async () => {
     const closed = (await freePorts(1))[0]!;
     const dir = join(work, 'unreachable');
-    const e = pebbleEnv(dir, { ACME_DOMAINS: 'alert2.example.test', DOCKER_RELOAD: 'false', ALERT_WEBHOOK: `http://127.0.0.1:${closed}/hook`, ALERT_AFTER: '1s', ...broken });
+    const e = pebbleEnv(dir, {
+      ACME_DOMAINS: 'alert2.example.test',
+      DOCKER_RELOAD: 'false',
+      ALERT_WEBHOOK: `http://127.0.0.1:${closed}/hook`,
+      ALERT_AFTER: '1s',
+      ...broken,
+    });
     await runCli(['run', '--once'], e);
     await delay(1_200);
     const r = await runCli(['run', '--once'], e);
@@ -168,22 +232,35 @@ describe('alerts by e-mail and webhook', () => {
   });
 });
 
-describe('the stack\'s own Postfix, serving the expired certificate mailcerts published', () => {
-  const ownEnv = (dir: string, certsDir: string) => pebbleEnv(dir, {
-    ACME_DOMAINS: OWN, DOCKER_RELOAD: 'false', CERTS_DIR: certsDir, ALERT_EMAIL: 'ops@alerts.test',
-    // By address: the certificate is checked against the first name, mail.own.test, which mailcerts publishes.
-    ALERT_SMTP: `smtp://127.0.0.1:${smtpPort}`, NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem'), ...broken,
-  });
+describe("the stack's own Postfix, serving the expired certificate mailcerts published", () => {
+  const ownEnv = (dir: string, certsDir: string) =>
+    pebbleEnv(dir, {
+      ACME_DOMAINS: OWN,
+      DOCKER_RELOAD: 'false',
+      CERTS_DIR: certsDir,
+      ALERT_EMAIL: 'ops@alerts.test',
+      // By address: the certificate is checked against the first name, mail.own.test, which mailcerts publishes.
+      ALERT_SMTP: `smtp://127.0.0.1:${smtpPort}`,
+      NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem'),
+      ...broken,
+    });
 
   it('carries the "certificate expired" mail into the mailbox: that leaf is accepted by its key, nothing else', async () => {
     // What Postfix serves to that name: the expired leaf mailcerts published, nothing newer.
-    const stdout = execFileSync('openssl', ['s_client', '-connect', `127.0.0.1:${smtpPort}`, '-starttls', 'smtp', '-servername', OWN], { input: '', timeout: 15_000, encoding: 'utf8', stdio: 'pipe' });
+    const stdout = execFileSync(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${smtpPort}`, '-starttls', 'smtp', '-servername', OWN],
+      { input: '', timeout: 15_000, encoding: 'utf8', stdio: 'pipe' },
+    );
     const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(stdout)?.[0];
     expect(new X509Certificate(pem ?? '').fingerprint256).toBe(new X509Certificate(served.cert).fingerprint256);
     expect(Date.parse(new X509Certificate(served.cert).validTo)).toBeLessThan(Date.now());
 
     const r = await runCli(['run', '--once'], ownEnv(join(work, 'own'), ownCerts));
-    expect(logsWith(r, { step: 'alert', msg: 'alert sent' }).map((l) => `${l.channel} ${l.problem}`), r.stdout).toEqual([`email expiry:${OWN}:ec-256`]);
+    expect(
+      logsWith(r, { step: 'alert', msg: 'alert sent' }).map((l) => `${l.channel} ${l.problem}`),
+      r.stdout,
+    ).toEqual([`email expiry:${OWN}:ec-256`]);
     const mails = await mailboxHas(1, 'ops');
     expect(mails).toHaveLength(1);
     expect(mails[0]).toMatch(/^Subject: \[mailcerts\] certificate mail\.own\.test expired$/m);
@@ -195,8 +272,13 @@ describe('the stack\'s own Postfix, serving the expired certificate mailcerts pu
     writePublished(join(otherDir, 'certs'), makeExpired(OWN, { san: true }));
     const refused = await runCli(['run', '--once'], ownEnv(otherDir, join(otherDir, 'certs')));
     const failed = logsWith(refused, { step: 'alert', msg: 'could not send an alert; retrying later' });
-    expect(failed.map((l) => l.channel), refused.stdout).toEqual(['email']);
-    expect(String(failed[0]!.error)).toMatch(/^the SMTP server's certificate cannot be trusted for mail\.own\.test \(.+\), and it is not the certificate mailcerts published for mail\.own\.test; nothing was sent$/);
+    expect(
+      failed.map((l) => l.channel),
+      refused.stdout,
+    ).toEqual(['email']);
+    expect(String(failed[0]!.error)).toMatch(
+      /^the SMTP server's certificate cannot be trusted for mail\.own\.test \(.+\), and it is not the certificate mailcerts published for mail\.own\.test; nothing was sent$/,
+    );
     await delay(500);
     expect(mailbox('ops')).toHaveLength(1);
   });

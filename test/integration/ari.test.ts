@@ -13,8 +13,11 @@ const bin = inject('pebble26');
 let pebble: Pebble;
 
 /** A Pebble on five ports of its own (picked free; the same ones again to restart it). */
-const start = (name: string, [acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort]: number[], env: Record<string, string> = {}) =>
-  startPebble({ dir: join(work, name), bin, acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort, env });
+const start = (
+  name: string,
+  [acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort]: number[],
+  env: Record<string, string> = {},
+) => startPebble({ dir: join(work, name), bin, acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort, env });
 const envFor = (p: Pebble, name: string, extra: Record<string, string> = {}) => ({
   ACME_DIRECTORY: p.directoryUrl,
   NODE_EXTRA_CA_CERTS: p.caFile,
@@ -24,7 +27,8 @@ const envFor = (p: Pebble, name: string, extra: Record<string, string> = {}) => 
   DOCKER_RELOAD: 'false',
   ...extra,
 });
-const statePath = (env: Record<string, string>, cert: string) => join(env.STATE_DIR!, 'certificates', cert, 'state.json');
+const statePath = (env: Record<string, string>, cert: string) =>
+  join(env.STATE_DIR!, 'certificates', cert, 'state.json');
 /** Moves the next renewalInfo check into the past, as if the CA's Retry-After had run out. */
 function ariCheckDue(env: Record<string, string>, cert: string) {
   const s = JSON.parse(readFileSync(statePath(env, cert), 'utf8'));
@@ -61,10 +65,15 @@ describe('ARI (RFC 9773) against Pebble 2.6', () => {
     const certPem = readFileSync(join(e.CERTS_DIR, 'cert.pem'), 'utf8');
     const accountDir = join(e.STATE_DIR, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'));
     process.env.NODE_EXTRA_CA_CERTS = pebble.caFile; // not read by this process: trust Pebble explicitly below
-    const client = new acme.Client({ directoryUrl: pebble.directoryUrl, accountKey: readFileSync(join(accountDir, 'account.key')) });
+    const client = new acme.Client({
+      directoryUrl: pebble.directoryUrl,
+      accountKey: readFileSync(join(accountDir, 'account.key')),
+    });
     const { Agent } = await import('node:https');
     acme.axios.defaults.httpsAgent = new Agent({ ca: readFileSync(pebble.caFile) });
-    await (client as unknown as { api: { createAccount(d: unknown): Promise<unknown> } }).api.createAccount({ onlyReturnExisting: true });
+    await (client as unknown as { api: { createAccount(d: unknown): Promise<unknown> } }).api.createAccount({
+      onlyReturnExisting: true,
+    });
     await client.revokeCertificate(certPem, { reason: 4 });
     ariCheckDue(e, 'ari.example.test');
 
@@ -103,7 +112,16 @@ describe('a difficult CA', () => {
     // A new name needs a new certificate while the CA is down; the daemon keeps running.
     const lines: Record<string, unknown>[] = [];
     let pid = 0;
-    const daemon = runCli(['run'], { ...env, ACME_DOMAINS: 'outage.example.test,more.example.test', ACME_TIMEOUT: '3s' }, { onLine: (l, p) => { lines.push(l); pid = p; } });
+    const daemon = runCli(
+      ['run'],
+      { ...env, ACME_DOMAINS: 'outage.example.test,more.example.test', ACME_TIMEOUT: '3s' },
+      {
+        onLine: (l, p) => {
+          lines.push(l);
+          pid = p;
+        },
+      },
+    );
     while (!lines.some((l) => l.msg === 'issuance failed')) await delay(100);
     const failed = lines.find((l) => l.msg === 'issuance failed')!;
     expect(failed.error).toMatch(/no answer from the CA \(ECONNREFUSED\)/);

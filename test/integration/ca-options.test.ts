@@ -19,16 +19,24 @@ let pebble: Pebble;
 let strict: Pebble;
 
 const envFor = (p: Pebble, name: string, extra: Record<string, string> = {}) => ({
-  ACME_DIRECTORY: p.directoryUrl, NODE_EXTRA_CA_CERTS: p.caFile, HTTP01_PORT: String(p.httpPort),
-  CERTS_DIR: join(work, name, 'certs'), STATE_DIR: join(work, name, 'state'), DOCKER_RELOAD: 'false', ...extra,
+  ACME_DIRECTORY: p.directoryUrl,
+  NODE_EXTRA_CA_CERTS: p.caFile,
+  HTTP01_PORT: String(p.httpPort),
+  CERTS_DIR: join(work, name, 'certs'),
+  STATE_DIR: join(work, name, 'state'),
+  DOCKER_RELOAD: 'false',
+  ...extra,
 });
 const cn = (pem: string) => /CN=([^\n,]+)/.exec(new X509Certificate(pem).subject)?.[1];
-const chainOf = (file: string) => readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
+const chainOf = (file: string) =>
+  readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
 
 beforeAll(async () => {
   mkdirSync(work, { recursive: true });
   pebble = await start('pebble', { env: { PEBBLE_ALTERNATE_ROOTS: '1' } });
-  strict = await start('strict', { pebbleConfig: { externalAccountBindingRequired: true, externalAccountMACKeys: { [EAB.kid]: EAB.hmac } } });
+  strict = await start('strict', {
+    pebbleConfig: { externalAccountBindingRequired: true, externalAccountMACKeys: { [EAB.kid]: EAB.hmac } },
+  });
 });
 afterAll(async () => {
   await pebble?.stop();
@@ -52,15 +60,24 @@ describe('CA options', () => {
   it('external account binding: refused without it, with a hint; issued with it; the HMAC key never shown', async () => {
     const without = await runCli(['run', '--once'], envFor(strict, 'eab-none', { ACME_DOMAINS: 'eab.example.test' }));
     expect(without.code).toBe(1);
-    expect(without.logs.find((l) => l.msg === 'issuance failed')?.error).toMatch(/^the ACME account: account failed: the CA said: .*\(externalAccountRequired.*\)\. This CA needs external account binding/);
+    expect(without.logs.find((l) => l.msg === 'issuance failed')?.error).toMatch(
+      /^the ACME account: account failed: the CA said: .*\(externalAccountRequired.*\)\. This CA needs external account binding/,
+    );
     mkdirSync(join(work, 'secrets'), { recursive: true });
     writeFileSync(join(work, 'secrets', 'eab'), `${EAB.hmac}\n`);
-    const withEab = await runCli(['run', '--once'], envFor(strict, 'eab', { ACME_DOMAINS: 'eab.example.test', ACME_EAB_KID: EAB.kid, ACME_EAB_HMAC_KEY_FILE: join(work, 'secrets', 'eab') }));
+    const withEab = await runCli(
+      ['run', '--once'],
+      envFor(strict, 'eab', {
+        ACME_DOMAINS: 'eab.example.test',
+        ACME_EAB_KID: EAB.kid,
+        ACME_EAB_HMAC_KEY_FILE: join(work, 'secrets', 'eab'),
+      }),
+    );
     expect(withEab.code, withEab.stdout).toBe(0);
     expect(withEab.stdout + withEab.stderr).not.toContain(EAB.hmac);
   });
 
-  it('a preferred chain picks the alternate root\'s chain', async () => {
+  it("a preferred chain picks the alternate root's chain", async () => {
     const altName = cn(await httpsText(`https://127.0.0.1:${pebble.mgmtPort}/roots/1`, pebble.caFile))!;
     const env = envFor(pebble, 'chain', { ACME_DOMAINS: 'chain.example.test' });
     expect((await runCli(['run', '--once'], env)).code).toBe(0);
@@ -108,14 +125,35 @@ describe('CA options', () => {
       return config;
     });
     try {
-      const client = new acme.Client({ directoryUrl: pebble.directoryUrl, accountKey: await acme.crypto.createPrivateEcdsaKey() });
+      const client = new acme.Client({
+        directoryUrl: pebble.directoryUrl,
+        accountKey: await acme.crypto.createPrivateEcdsaKey(),
+      });
       await client.createAccount({ termsOfServiceAgreed: true });
       const log = createLogger('silent');
       const solver = new StandaloneHttp01({ port: pebble.httpPort, log });
-      await orderCertificate({ client, spec: { source: 'acme', name: 'wire', domains: ['wire.example.test'], keyTypes: ['ec-256'], keyType: 'ec-256', challenge: 'http-01' }, solver, log, profile: 'tlsserver', replaces: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE' });
+      await orderCertificate({
+        client,
+        spec: {
+          source: 'acme',
+          name: 'wire',
+          domains: ['wire.example.test'],
+          keyTypes: ['ec-256'],
+          keyType: 'ec-256',
+          challenge: 'http-01',
+        },
+        solver,
+        log,
+        profile: 'tlsserver',
+        replaces: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
+      });
     } finally {
       acme.axios.interceptors.request.eject(hook);
     }
-    expect(payloads[0]).toEqual({ identifiers: [{ type: 'dns', value: 'wire.example.test' }], profile: 'tlsserver', replaces: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE' });
+    expect(payloads[0]).toEqual({
+      identifiers: [{ type: 'dns', value: 'wire.example.test' }],
+      profile: 'tlsserver',
+      replaces: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
+    });
   });
 });

@@ -8,7 +8,14 @@ import { makeChain } from '../helpers/pki.js';
 const dir = join(inject('workDir'), 'crash');
 const custom = join(dir, 'custom');
 const certs = join(dir, 'certs');
-const env = { ACME_DOMAINS: 'crash.example.test', CUSTOM_CERTS_DIR: custom, CERTS_DIR: certs, STATE_DIR: join(dir, 'state'), DOCKER_RELOAD: 'false', LOG_LEVEL: 'warn' };
+const env = {
+  ACME_DOMAINS: 'crash.example.test',
+  CUSTOM_CERTS_DIR: custom,
+  CERTS_DIR: certs,
+  STATE_DIR: join(dir, 'state'),
+  DOCKER_RELOAD: 'false',
+  LOG_LEVEL: 'warn',
+};
 const STABLE = ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'privkey-fullchain.pem'];
 /** What the runs must reach: kills that landed mid-publish (before and after the ..data swap), publishes, kills. */
 const WANTED = { midPublish: 40, beforeSwap: 15, afterSwap: 10, publishes: 40, killed: 50 };
@@ -20,7 +27,10 @@ function matches(certPem: string, keyPem: string): boolean {
 }
 
 function drop(pair: { fullchain: string; key: string }) {
-  for (const [name, data] of [['fullchain.pem', pair.fullchain], ['privkey.pem', pair.key]] as const) {
+  for (const [name, data] of [
+    ['fullchain.pem', pair.fullchain],
+    ['privkey.pem', pair.key],
+  ] as const) {
     writeFileSync(join(custom, `.${name}.tmp`), data);
     renameSync(join(custom, `.${name}.tmp`), join(custom, name));
   }
@@ -30,22 +40,32 @@ const isVersion = (entry: string) => /^\.\.\d{8}_\d{6}\.\d{3}_[0-9a-f]{6}$/.test
 type Snapshot = { data: string; versions: string[]; tmp: string[] };
 function snapshot(): Snapshot {
   const entries = readdirSync(certs);
-  return { data: readlinkSync(join(certs, '..data')), versions: entries.filter(isVersion), tmp: entries.filter((e) => e.startsWith('..tmp_')) };
+  return {
+    data: readlinkSync(join(certs, '..data')),
+    versions: entries.filter(isVersion),
+    tmp: entries.filter((e) => e.startsWith('..tmp_')),
+  };
 }
 /**
  * Where in its publish a killed run was, from what it left in CERTS_DIR: nothing yet; its version
  * written (or being written) but ..data not swapped; swapped but the old version and temp links not
  * yet pruned; or the whole publish done (exactly the new and the previous version left).
  */
-function killedAt(before: Snapshot, after: Snapshot): 'before the publish' | 'before the swap' | 'after the swap' | 'after the publish' {
-  if (after.data === before.data) return after.versions.some((v) => !before.versions.includes(v)) ? 'before the swap' : 'before the publish';
+function killedAt(
+  before: Snapshot,
+  after: Snapshot,
+): 'before the publish' | 'before the swap' | 'after the swap' | 'after the publish' {
+  if (after.data === before.data)
+    return after.versions.some((v) => !before.versions.includes(v)) ? 'before the swap' : 'before the publish';
   const tidy = after.versions.length === 2 && after.versions.includes(before.data) && after.tmp.length === 0;
   return tidy ? 'after the publish' : 'after the swap';
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 describe('crash safety of the published set', () => {
-  it(`SIGKILL mid-publish (${WANTED.midPublish}+ times) and at random moments: a reader never sees a mismatched or missing pair`, { timeout: 600_000 }, async () => {
+  it(`SIGKILL mid-publish (${WANTED.midPublish}+ times) and at random moments: a reader never sees a mismatched or missing pair`, {
+    timeout: 600_000,
+  }, async () => {
     mkdirSync(custom, { recursive: true });
     const pairs = Array.from({ length: 5 }, () => makeChain(['crash.example.test']));
     drop(pairs[0]!);
@@ -53,7 +73,9 @@ describe('crash safety of the published set', () => {
 
     // Every change in CERTS_DIR, timed from the start of the current run. The publish of a run
     // begins when its version directory appears and ends with the last change (the old version pruned).
-    let run: { t0: number; before: Snapshot; events: { ms: number; name: string }[]; onPublish?: () => void } | undefined;
+    let run:
+      | { t0: number; before: Snapshot; events: { ms: number; name: string }[]; onPublish?: () => void }
+      | undefined;
     const watcher = watch(certs, (_type, name) => {
       if (!run || !name) return;
       run.events.push({ ms: performance.now() - run.t0, name });
@@ -70,9 +92,20 @@ describe('crash safety of the published set', () => {
     const runOnce = async (kill?: (pid: number) => void) => {
       run = { t0: 0, before: snapshot(), events: [] };
       const current = run;
-      const r = await runCli(['run', '--once'], env, { onStart: (pid) => { current.t0 = performance.now(); kill?.(pid); } });
+      const r = await runCli(['run', '--once'], env, {
+        onStart: (pid) => {
+          current.t0 = performance.now();
+          kill?.(pid);
+        },
+      });
       await new Promise((res) => setTimeout(res, 5)); // the last change events
-      return { ...r, ms: performance.now() - current.t0, before: current.before, after: snapshot(), publish: publishTimes() };
+      return {
+        ...r,
+        ms: performance.now() - current.t0,
+        before: current.before,
+        after: snapshot(),
+        publish: publishTimes(),
+      };
     };
     const sigkill = (pid: number) => {
       try {
@@ -129,7 +162,12 @@ describe('crash safety of the published set', () => {
     let runs = 0;
     let windowMs = 0;
     const mid = () => count['before the swap'] + count['after the swap'];
-    const enough = () => mid() >= WANTED.midPublish && count['before the swap'] >= WANTED.beforeSwap && count['after the swap'] >= WANTED.afterSwap && publishes >= WANTED.publishes && killed > WANTED.killed;
+    const enough = () =>
+      mid() >= WANTED.midPublish &&
+      count['before the swap'] >= WANTED.beforeSwap &&
+      count['after the swap'] >= WANTED.afterSwap &&
+      publishes >= WANTED.publishes &&
+      killed > WANTED.killed;
     for (let i = 4; !enough() && runs < 400; i++) {
       drop(pairs[i % pairs.length]!);
       const atRandom = runs % RANDOM_EVERY === RANDOM_EVERY - 1;
@@ -154,10 +192,12 @@ describe('crash safety of the published set', () => {
     stop = true;
     await reader;
 
-    console.log(`crash safety: ${runs} runs (a whole run takes ${measuredMs} ms, its publish begins ${Math.round(median(begins))} ms in and takes ${Math.round(median(takes))} ms; `
-      + `kills 0-${windowMs} ms after a publish began, 1 run in ${RANDOM_EVERY} at random over ${runMs} ms), ${killed} killed by SIGKILL `
-      + `(${mid()} mid-publish: ${count['before the swap']} before the ..data swap, ${count['after the swap']} after it; ${count['before the publish']} before a publish, ${count['after the publish']} after one), `
-      + `${publishes} publishes, ${seen.reads} reads, ${seen.mismatched.length} mismatched, ${seen.missing.length} missing`);
+    console.log(
+      `crash safety: ${runs} runs (a whole run takes ${measuredMs} ms, its publish begins ${Math.round(median(begins))} ms in and takes ${Math.round(median(takes))} ms; ` +
+        `kills 0-${windowMs} ms after a publish began, 1 run in ${RANDOM_EVERY} at random over ${runMs} ms), ${killed} killed by SIGKILL ` +
+        `(${mid()} mid-publish: ${count['before the swap']} before the ..data swap, ${count['after the swap']} after it; ${count['before the publish']} before a publish, ${count['after the publish']} after one), ` +
+        `${publishes} publishes, ${seen.reads} reads, ${seen.mismatched.length} mismatched, ${seen.missing.length} missing`,
+    );
     expect(mid()).toBeGreaterThanOrEqual(WANTED.midPublish);
     expect(count['before the swap']).toBeGreaterThanOrEqual(WANTED.beforeSwap);
     expect(count['after the swap']).toBeGreaterThanOrEqual(WANTED.afterSwap);

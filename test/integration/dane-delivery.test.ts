@@ -7,7 +7,17 @@ import { type Bind, startBind, tsigKeygen } from '../../scripts/lib/bind.mjs';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
 import { startUnbound, type Unbound } from '../../scripts/lib/unbound.mjs';
 import { logsWith, runCli } from '../helpers/cli.js';
-import { containerLogs, docker, ENDPOINTS, mailConfig, removeTestContainers, seedSelfSigned, startContainer, startMailStack, TEST_PROJECT } from '../helpers/mailstack.js';
+import {
+  containerLogs,
+  docker,
+  ENDPOINTS,
+  mailConfig,
+  removeTestContainers,
+  seedSelfSigned,
+  startContainer,
+  startMailStack,
+  TEST_PROJECT,
+} from '../helpers/mailstack.js';
 import { freePorts } from '../helpers/ports.js';
 import { rfc2136Env } from '../helpers/rfc2136-env.js';
 
@@ -29,11 +39,18 @@ let sender: string;
 const certsDir = join(work, 'certs');
 
 function env(): Record<string, string> {
-  return rfc2136Env({ pebble, bind, key: KEY, secret, certsDir, stateDir: join(work, 'state') }, {
-    ACME_DOMAINS: MX, DANE_NAMES: MX, DANE_PORTS: String(ENDPOINTS.smtp.port), DANE_TTL: `${TTL}s`, DOCKER_SCOPE: TEST_PROJECT,
-    // The burn-in counts only what the validating resolver answers with the AD bit.
-    DANE_RESOLVER: unbound.address,
-  });
+  return rfc2136Env(
+    { pebble, bind, key: KEY, secret, certsDir, stateDir: join(work, 'state') },
+    {
+      ACME_DOMAINS: MX,
+      DANE_NAMES: MX,
+      DANE_PORTS: String(ENDPOINTS.smtp.port),
+      DANE_TTL: `${TTL}s`,
+      DOCKER_SCOPE: TEST_PROJECT,
+      // The burn-in counts only what the validating resolver answers with the AD bit.
+      DANE_RESOLVER: unbound.address,
+    },
+  );
 }
 
 let sent = 0;
@@ -41,10 +58,19 @@ let sent = 0;
 async function deliver(): Promise<string> {
   const from = (await containerLogs(sender)).split('\n').length - 1;
   const id = `dane-test-${++sent}`;
-  await docker('exec', sender, 'sh', '-c', `printf 'Subject: ${id}\\n\\n${id}\\n' | sendmail -f sender@sender.test postmaster@${MX}`);
+  await docker(
+    'exec',
+    sender,
+    'sh',
+    '-c',
+    `printf 'Subject: ${id}\\n\\n${id}\\n' | sendmail -f sender@sender.test postmaster@${MX}`,
+  );
   const until = Date.now() + 30_000;
   for (;;) {
-    const smtp = (await containerLogs(sender)).split('\n').slice(from).filter((l) => /postfix\/smtp\[/.test(l));
+    const smtp = (await containerLogs(sender))
+      .split('\n')
+      .slice(from)
+      .filter((l) => /postfix\/smtp\[/.test(l));
     if (smtp.some((l) => /status=/.test(l))) return smtp.join('\n');
     if (Date.now() > until) throw new Error(`no delivery attempt logged within 30s:\n${smtp.join('\n')}`);
     await delay(200);
@@ -61,22 +87,50 @@ beforeAll(async () => {
     zones: [{ name: 'mail.test', dnssec: true, records: ['mx IN A 127.0.0.1'] }],
   });
   const address = `127.53.${randomInt(1, 255)}.${randomInt(1, 255)}`;
-  unbound = await startUnbound({ dir: join(work, 'unbound'), address, zone: 'mail.test', trustAnchor: await bind.ksk('mail.test'), stub: bind.address });
+  unbound = await startUnbound({
+    dir: join(work, 'unbound'),
+    address,
+    zone: 'mail.test',
+    trustAnchor: await bind.ksk('mail.test'),
+    stub: bind.address,
+  });
   pebble = await startPebble({ dir: join(work, 'pebble'), dnsServer: bind.address, acmePort, mgmtPort, httpPort });
   await seedSelfSigned(certsDir);
   await startMailStack(certsDir);
   // The sending MTA: DANE through the validating resolver, no listener of its own, every message to the stack's Postfix.
   const conf = join(work, 'sender');
   mkdirSync(conf, { recursive: true });
-  writeFileSync(join(conf, 'main.cf'), [
-    'compatibility_level = 3.6', 'myhostname = sender.test', 'mydestination =', 'inet_interfaces = loopback-only', 'inet_protocols = ipv4',
-    'maillog_file = /dev/stdout', 'smtp_connection_cache_on_demand = no', 'smtp_dns_support_level = dnssec', 'smtp_tls_security_level = dane', 'smtp_tls_loglevel = 1',
-    `relayhost = [${MX}]:${ENDPOINTS.smtp.port}`, '',
-  ].join('\n'));
-  writeFileSync(join(conf, 'master.cf'), mailConfig('postfix/master.cf').split('\n').filter((l) => !/^\S+:\d+ inet/.test(l)).join('\n'));
+  writeFileSync(
+    join(conf, 'main.cf'),
+    [
+      'compatibility_level = 3.6',
+      'myhostname = sender.test',
+      'mydestination =',
+      'inet_interfaces = loopback-only',
+      'inet_protocols = ipv4',
+      'maillog_file = /dev/stdout',
+      'smtp_connection_cache_on_demand = no',
+      'smtp_dns_support_level = dnssec',
+      'smtp_tls_security_level = dane',
+      'smtp_tls_loglevel = 1',
+      `relayhost = [${MX}]:${ENDPOINTS.smtp.port}`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(conf, 'master.cf'),
+    mailConfig('postfix/master.cf')
+      .split('\n')
+      .filter((l) => !/^\S+:\d+ inet/.test(l))
+      .join('\n'),
+  );
   writeFileSync(join(conf, 'resolv.conf'), `nameserver ${address}\noptions trust-ad edns0\n`);
   sender = await startContainer({
-    name: 'dane-sender', role: 'postfix', certsDir, mainCf: join(conf, 'main.cf'), masterCf: join(conf, 'master.cf'),
+    name: 'dane-sender',
+    role: 'postfix',
+    certsDir,
+    mainCf: join(conf, 'main.cf'),
+    masterCf: join(conf, 'master.cf'),
     volumes: [`${join(conf, 'resolv.conf')}:/etc/resolv.conf:ro`],
   });
   for (let i = 0; !/daemon started/.test(await containerLogs(sender)); i++) {
@@ -110,16 +164,23 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
     expect(unbound.dig(`_${ENDPOINTS.smtp.port}._tcp.${MX}`, 'TLSA')).toMatch(/flags: qr rd ra ad;/);
     // The resolver may still answer from what it held before the records came (for up to their TTL).
     let shown = await runCli(['dane'], env());
-    for (const end = Date.now() + 2 * TTL * 1000; !/validated by 1 of 1 resolvers/.test(shown.stdout) && Date.now() < end; ) {
+    for (
+      const end = Date.now() + 2 * TTL * 1000;
+      !/validated by 1 of 1 resolvers/.test(shown.stdout) && Date.now() < end;
+    ) {
       await delay(500);
       shown = await runCli(['dane'], env());
     }
     expect(shown.stdout).toMatch(/; current, answered by 1 of 1 servers, validated by 1 of 1 resolvers/);
     expect(shown.stdout).toContain(`  DNSSEC: signed; validated by ${unbound.address} (AD bit required)`);
-    expect((await runCli(['check'], env())).stdout).toContain(`DANE for ${MX}: DNSSEC ok (validated by ${unbound.address} (AD bit required))`);
+    expect((await runCli(['check'], env())).stdout).toContain(
+      `DANE for ${MX}: DNSSEC ok (validated by ${unbound.address} (AD bit required))`,
+    );
     await delay(TTL * 1000 + 500); // the resolver may hold the empty answer for the negative TTL
     const attempt = await deliver();
-    expect(attempt).toMatch(new RegExp(`Verified TLS connection established to mx\\.mail\\.test\\[127\\.0\\.0\\.1\\]:${ENDPOINTS.smtp.port}`));
+    expect(attempt).toMatch(
+      new RegExp(`Verified TLS connection established to mx\\.mail\\.test\\[127\\.0\\.0\\.1\\]:${ENDPOINTS.smtp.port}`),
+    );
     expect(attempt).toMatch(/status=sent/);
   });
 
@@ -140,7 +201,12 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
     await delay(Math.max(0, readyAt - Date.now()) + 200);
     const roll = await runCli(['run', '--once'], env());
     expect(roll.code, roll.stdout).toBe(0);
-    expect(logsWith(roll, { step: 'order', msg: 'ordering with the next key, whose TLSA record is published (DANE rollover)' })).toHaveLength(1);
+    expect(
+      logsWith(roll, {
+        step: 'order',
+        msg: 'ordering with the next key, whose TLSA record is published (DANE rollover)',
+      }),
+    ).toHaveLength(1);
     expect(logsWith(roll, { msg: 'serves the published certificate' }).length).toBeGreaterThan(0);
     expect(keyOf()).not.toBe(before);
     const attempt = await deliver();
@@ -152,7 +218,10 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
 describe('mailcerts loses its state: DNS says which key may be served, and the sender never defers', () => {
   const stateDir = join(work, 'state');
   const keyOf = () => readFileSync(join(certsDir, 'privkey.pem'), 'utf8');
-  const spki = (pem: string) => createHash('sha256').update(createPublicKey(pem).export({ type: 'spki', format: 'der' })).digest('hex');
+  const spki = (pem: string) =>
+    createHash('sha256')
+      .update(createPublicKey(pem).export({ type: 'spki', format: 'der' }))
+      .digest('hex');
   const tlsaName = `_${ENDPOINTS.smtp.port}._tcp.${MX}`;
 
   it('state.json damaged (mailcerts moves it aside), then renew --force: the served key is kept', async () => {
@@ -163,7 +232,9 @@ describe('mailcerts loses its state: DNS says which key may be served, and the s
     const attempt = await deliver();
     expect(attempt).toMatch(/Verified TLS connection established/);
     expect(attempt).toMatch(/status=sent/);
-    expect(logsWith(r, { msg: 'a state file was damaged; it was moved aside and mailcerts starts afresh for it' })).toHaveLength(1);
+    expect(
+      logsWith(r, { msg: 'a state file was damaged; it was moved aside and mailcerts starts afresh for it' }),
+    ).toHaveLength(1);
     expect(logsWith(r, { step: 'order', msg: 'reusing the published private key (DANE)' })).toHaveLength(1);
     expect(keyOf()).toBe(before);
   });

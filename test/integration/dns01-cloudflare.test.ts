@@ -16,7 +16,10 @@ const TOKENS = {
   unknown: 'unknown-token-0123456789abcdefABCDEF',
 };
 // 55 other zones first, so that with 50 zones a page the ones we need sit on the second page.
-const fillers = Array.from({ length: 55 }, (_, i) => ({ id: zoneId(), name: `filler${String(i).padStart(2, '0')}.test` }));
+const fillers = Array.from({ length: 55 }, (_, i) => ({
+  id: zoneId(),
+  name: `filler${String(i).padStart(2, '0')}.test`,
+}));
 const example = { id: zoneId(), name: 'example.test' };
 const other = { id: zoneId(), name: 'other.test' };
 const euZone = { id: zoneId(), name: 'example.co.test' };
@@ -48,13 +51,17 @@ async function txt(name: string): Promise<string[]> {
 }
 
 function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
 }
 
 /** The token must not appear in any output or state file. */
 function expectNoToken(outputs: string[], stateDir: string) {
   for (const o of outputs) for (const t of Object.values(TOKENS)) expect(o.includes(t), 'token in output').toBe(false);
-  if (existsSync(stateDir)) for (const f of filesUnder(stateDir)) for (const t of Object.values(TOKENS)) expect(readFileSync(f, 'utf8').includes(t), `token in ${f}`).toBe(false);
+  if (existsSync(stateDir))
+    for (const f of filesUnder(stateDir))
+      for (const t of Object.values(TOKENS)) expect(readFileSync(f, 'utf8').includes(t), `token in ${f}`).toBe(false);
 }
 
 beforeAll(async () => {
@@ -116,12 +123,20 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
     expect(zonesWritten).toContain(other.id);
     expect(zonesWritten).toContain(euZone.id);
     const created = logsWith(r, { msg: 'TXT record created' }).map((l) => [l.record, l.zone]);
-    expect(created).toEqual(expect.arrayContaining([['_acme-challenge.mail.eu.example.co.test', 'example.co.test'], ['_acme-challenge.mx.other.test', 'other.test']]));
+    expect(created).toEqual(
+      expect.arrayContaining([
+        ['_acme-challenge.mail.eu.example.co.test', 'example.co.test'],
+        ['_acme-challenge.mx.other.test', 'other.test'],
+      ]),
+    );
     expect([...cf.records.values()]).toEqual([]);
   });
 
   it('a bad token: a clear error, no order placed, the token nowhere', async () => {
-    const { dir, env } = envFor('bad-token', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.unknown });
+    const { dir, env } = envFor('bad-token', {
+      ACME_DOMAINS: 'mail.example.test',
+      CLOUDFLARE_API_TOKEN: TOKENS.unknown,
+    });
     const posts = cf.requests.filter((q) => q.method === 'POST').length;
     const r = await runCli(['run', '--once'], env);
     expect(r.code).toBe(1);
@@ -135,30 +150,55 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
   });
 
   it('a token without DNS:Edit, or without Zone:Read: the error names the missing permission and the zone; no order placed', async () => {
-    const ro = await runCli(['run', '--once'], envFor('readonly', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.readonly }).env);
+    const ro = await runCli(
+      ['run', '--once'],
+      envFor('readonly', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.readonly }).env,
+    );
     expect(ro.code).toBe(1);
-    expect(ro.logs.find((l) => l.msg === 'issuance failed')?.error).toBe('Cloudflare: the API token lacks DNS:Edit on the zone example.test; edit the token and add Zone → DNS → Edit for it');
+    expect(ro.logs.find((l) => l.msg === 'issuance failed')?.error).toBe(
+      'Cloudflare: the API token lacks DNS:Edit on the zone example.test; edit the token and add Zone → DNS → Edit for it',
+    );
     expect(logsWith(ro, { step: 'order' })).toHaveLength(0);
 
-    const nz = await runCli(['run', '--once'], envFor('nozone', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.nozone }).env);
+    const nz = await runCli(
+      ['run', '--once'],
+      envFor('nozone', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.nozone }).env,
+    );
     expect(nz.code).toBe(1);
-    expect(nz.logs.find((l) => l.msg === 'issuance failed')?.error).toMatch(/^Cloudflare: listing zones: the API token is not allowed to do this \(code 9109: Unauthorized to access requested resource\); give it Zone:Read and DNS:Edit/);
+    expect(nz.logs.find((l) => l.msg === 'issuance failed')?.error).toMatch(
+      /^Cloudflare: listing zones: the API token is not allowed to do this \(code 9109: Unauthorized to access requested resource\); give it Zone:Read and DNS:Edit/,
+    );
     expect(logsWith(nz, { step: 'order' })).toHaveLength(0);
 
-    const check = await runCli(['check'], envFor('readonly', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.readonly }).env);
+    const check = await runCli(
+      ['check'],
+      envFor('readonly', { ACME_DOMAINS: 'mail.example.test', CLOUDFLARE_API_TOKEN: TOKENS.readonly }).env,
+    );
     expect(check.code).toBe(1);
-    expect(check.stdout).toContain('DNS-01 (cloudflare) for mail.example.test: FAILED: Cloudflare: the API token lacks DNS:Edit on the zone example.test');
+    expect(check.stdout).toContain(
+      'DNS-01 (cloudflare) for mail.example.test: FAILED: Cloudflare: the API token lacks DNS:Edit on the zone example.test',
+    );
     expectNoToken([ro.stdout, nz.stdout, check.stdout, check.stderr], join(work, 'readonly', 'state'));
   });
 
   it('check verifies the token, the zones and DNS:Edit', async () => {
-    const r = await runCli(['check'], envFor('check', { ACME_DOMAINS: 'example.test,*.example.test,mx.other.test' }).env);
-    expect(r.stdout).toContain('DNS-01 (cloudflare) for example.test: ok (token active; zones example.test, other.test with DNS:Edit)');
+    const r = await runCli(
+      ['check'],
+      envFor('check', { ACME_DOMAINS: 'example.test,*.example.test,mx.other.test' }).env,
+    );
+    expect(r.stdout).toContain(
+      'DNS-01 (cloudflare) for example.test: ok (token active; zones example.test, other.test with DNS:Edit)',
+    );
   });
 
   it('rate limits (429 with Retry-After) and 5xx are retried within the order', async () => {
     const { env } = envFor('transient', { ACME_DOMAINS: 'retry.example.test' });
-    cf.failNext(1, { status: 429, code: 971, message: 'Please wait and consider throttling your request speed', retryAfter: 1 });
+    cf.failNext(1, {
+      status: 429,
+      code: 971,
+      message: 'Please wait and consider throttling your request speed',
+      retryAfter: 1,
+    });
     cf.failNext(1, { status: 502, code: 10000, message: 'Bad gateway' });
     const r = await runCli(['run', '--once'], env);
     expect(r.code, r.stdout).toBe(0);
@@ -185,7 +225,9 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
     const r = await runCli(['run', '--once'], env);
     expect(r.code).toBe(1);
     expect(cf.requests.length - before).toBe(1);
-    expect(r.logs.find((l) => l.msg === 'issuance failed')?.error).toBe('Cloudflare: verifying the API token: code 1004: DNS Validation Error');
+    expect(r.logs.find((l) => l.msg === 'issuance failed')?.error).toBe(
+      'Cloudflare: verifying the API token: code 1004: DNS Validation Error',
+    );
     expect(logsWith(r, { msg: 'Cloudflare call failed; retrying' })).toHaveLength(0);
   });
 
@@ -206,7 +248,12 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
     cf.visibleAfterMs = 300;
     const next = await runCli(['run', '--once'], env);
     expect(next.code, next.stdout).toBe(0);
-    expect(logsWith(next, { msg: 'removing a TXT record left by an earlier run', record: '_acme-challenge.killed.example.test' })).toHaveLength(1);
+    expect(
+      logsWith(next, {
+        msg: 'removing a TXT record left by an earlier run',
+        record: '_acme-challenge.killed.example.test',
+      }),
+    ).toHaveLength(1);
     expect([...cf.records.values()]).toEqual([]);
     expect(JSON.parse(readFileSync(join(dir, 'state', 'dns-records.json'), 'utf8'))).toEqual({ records: [] });
   });

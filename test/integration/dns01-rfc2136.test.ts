@@ -35,7 +35,10 @@ beforeAll(async () => {
   bind = await startBind({
     dir: join(work, 'bind'),
     port: dnsPort!,
-    keys: [{ name: KEY, secret }, { name: 'sha512-key', algorithm: 'hmac-sha512', secret: otherSecret }],
+    keys: [
+      { name: KEY, secret },
+      { name: 'sha512-key', algorithm: 'hmac-sha512', secret: otherSecret },
+    ],
     zones: [
       { name: 'mail.test' },
       { name: 'sub.mail.test', policy: `grant ${KEY} zonesub TXT;` },
@@ -54,8 +57,11 @@ afterAll(async () => {
 const provider = (k: TsigKey = key) => new Rfc2136Dns({ server: { host: '127.0.0.1', port: bind.port }, key: k, log });
 
 describe('TSIG interoperates with BIND', () => {
-  it('a query that dig signs verifies with mailcerts\' TSIG code (the known answer RFC 8945 does not give)', async () => {
-    for (const [name, algorithm, s] of [[KEY, 'hmac-sha256', secret], ['sha512-key', 'hmac-sha512', otherSecret]] as const) {
+  it("a query that dig signs verifies with mailcerts' TSIG code (the known answer RFC 8945 does not give)", async () => {
+    for (const [name, algorithm, s] of [
+      [KEY, 'hmac-sha256', secret],
+      ['sha512-key', 'hmac-sha512', otherSecret],
+    ] as const) {
       const captured = await new Promise<Buffer>((resolve, reject) => {
         const server: Server = createServer((socket) => {
           let got = Buffer.alloc(0);
@@ -70,20 +76,36 @@ describe('TSIG interoperates with BIND', () => {
         });
         server.listen(0, '127.0.0.1', () => {
           const port = (server.address() as { port: number }).port;
-          run('dig', ['+tcp', '+tries=1', '+time=2', '-p', String(port), '@127.0.0.1', '-y', `${algorithm}:${name}:${s}`, 'mail.test', 'SOA']).catch(() => undefined);
+          run('dig', [
+            '+tcp',
+            '+tries=1',
+            '+time=2',
+            '-p',
+            String(port),
+            '@127.0.0.1',
+            '-y',
+            `${algorithm}:${name}:${s}`,
+            'mail.test',
+            'SOA',
+          ]).catch(() => undefined);
         });
         server.on('error', reject);
       });
       const k: TsigKey = { name, algorithm, secret: Buffer.from(s, 'base64') };
       expect(verifyAnswer(captured, k, undefined), algorithm).toEqual({ ok: true });
-      expect(verifyAnswer(captured, { ...k, secret: Buffer.from(secret === s ? otherSecret : secret, 'base64') }, undefined).ok).toBe(false);
+      expect(
+        verifyAnswer(captured, { ...k, secret: Buffer.from(secret === s ? otherSecret : secret, 'base64') }, undefined)
+          .ok,
+      ).toBe(false);
     }
   });
 
   it('creates, lists and deletes TXT and TLSA records; BIND serves them, a repeat is harmless, the answers are signed', async () => {
     const dns = provider();
     const pre = await dns.preflight(['mail.test', '*.mail.test', 'x.sub.mail.test']);
-    expect(pre.proven).toBe(`key "${KEY}" accepted by 127.0.0.1:${bind.port}; TXT updates allowed in mail.test, sub.mail.test`);
+    expect(pre.proven).toBe(
+      `key "${KEY}" accepted by 127.0.0.1:${bind.port}; TXT updates allowed in mail.test, sub.mail.test`,
+    );
     // The check wrote and removed one record in the same update: the zone is as it was.
     expect(bind.dig('mail.test', 'SOA')[0]).toMatch(/ 1 60 60 600 2$/);
     expect(bind.dig('_acme-challenge.x.sub.mail.test', 'TXT')).toEqual([]);
@@ -95,12 +117,19 @@ describe('TSIG interoperates with BIND', () => {
     expect(await dns.create(apex, txt)).toBe(id);
     await dns.create(apex, { ...txt, value: 'second value' });
     expect(bind.dig('_acme-challenge.mail.test', 'TXT').sort()).toEqual(['"abc-DEF_123"', '"second value"']);
-    expect((await dns.list(apex, 'TXT', '_acme-challenge.mail.test')).map((r) => r.record.value).sort()).toEqual(['abc-DEF_123', 'second value']);
+    expect((await dns.list(apex, 'TXT', '_acme-challenge.mail.test')).map((r) => r.record.value).sort()).toEqual([
+      'abc-DEF_123',
+      'second value',
+    ]);
     const digest = 'a'.repeat(64);
     const tlsa = { type: 'TLSA' as const, name: '_25._tcp.mx.mail.test', value: `3 1 1 ${digest}`, ttl: 3600 };
     const tlsaId = await dns.create(apex, tlsa);
-    expect(bind.dig('_25._tcp.mx.mail.test', 'TLSA')).toEqual([`3 1 1 ${digest.toUpperCase().replace(/(.{56})/, '$1 ')}`]);
-    expect(await dns.list(apex, 'TLSA', '_25._tcp.mx.mail.test')).toEqual([{ id: tlsaId, record: { ...tlsa, value: `3 1 1 ${digest}` } }]);
+    expect(bind.dig('_25._tcp.mx.mail.test', 'TLSA')).toEqual([
+      `3 1 1 ${digest.toUpperCase().replace(/(.{56})/, '$1 ')}`,
+    ]);
+    expect(await dns.list(apex, 'TLSA', '_25._tcp.mx.mail.test')).toEqual([
+      { id: tlsaId, record: { ...tlsa, value: `3 1 1 ${digest}` } },
+    ]);
     await dns.delete(apex, id);
     await dns.delete(apex, id); // already gone: no error
     await dns.delete(apex, tlsaId);
@@ -111,21 +140,53 @@ describe('TSIG interoperates with BIND', () => {
 
   it('says what is wrong: another secret (BADSIG), an unknown key (BADKEY), a zone it may not update (REFUSED), a name in no zone', async () => {
     const wrong = provider({ ...key, secret: Buffer.from(otherSecret, 'base64') });
-    await expect(wrong.preflight(['mail.test'])).rejects.toThrow(new RegExp(`^RFC 2136: finding the zone of mail.test: 127.0.0.1:${bind.port} did not accept the key "${KEY}" \\(hmac-sha256\\): BADSIG: .*RFC2136_TSIG_SECRET`));
+    await expect(wrong.preflight(['mail.test'])).rejects.toThrow(
+      new RegExp(
+        `^RFC 2136: finding the zone of mail.test: 127.0.0.1:${bind.port} did not accept the key "${KEY}" \\(hmac-sha256\\): BADSIG: .*RFC2136_TSIG_SECRET`,
+      ),
+    );
     const unknown = provider({ ...key, name: 'nobody' });
-    await expect(unknown.preflight(['mail.test'])).rejects.toThrow(/did not accept the key "nobody" \(hmac-sha256\): BADKEY: the server knows no key of this name and algorithm/);
-    await expect(provider().preflight(['mx.locked.test'])).rejects.toThrow(`RFC 2136: checking the right to update _acme-challenge.mx.locked.test in locked.test: 127.0.0.1:${bind.port} answered REFUSED: allow the key "${KEY}" to write TXT records in the zone (BIND: update-policy { grant ${KEY} zonesub TXT; }; or allow-update { key ${KEY}; };)`);
-    await expect(provider().preflight(['mx.policy.test'])).rejects.toThrow(`RFC 2136: checking the right to update _acme-challenge.mx.policy.test in policy.test: 127.0.0.1:${bind.port} answered REFUSED`);
+    await expect(unknown.preflight(['mail.test'])).rejects.toThrow(
+      /did not accept the key "nobody" \(hmac-sha256\): BADKEY: the server knows no key of this name and algorithm/,
+    );
+    await expect(provider().preflight(['mx.locked.test'])).rejects.toThrow(
+      `RFC 2136: checking the right to update _acme-challenge.mx.locked.test in locked.test: 127.0.0.1:${bind.port} answered REFUSED: allow the key "${KEY}" to write TXT records in the zone (BIND: update-policy { grant ${KEY} zonesub TXT; }; or allow-update { key ${KEY}; };)`,
+    );
+    await expect(provider().preflight(['mx.policy.test'])).rejects.toThrow(
+      `RFC 2136: checking the right to update _acme-challenge.mx.policy.test in policy.test: 127.0.0.1:${bind.port} answered REFUSED`,
+    );
     const sub = await provider().zoneFor('sub.mail.test');
-    await expect(provider().create(sub, { type: 'TLSA', name: '_25._tcp.mx.sub.mail.test', value: `3 1 1 ${'b'.repeat(64)}`, ttl: 60 })).rejects.toThrow(`answered REFUSED: allow the key "${KEY}" to write TLSA records in the zone (BIND: update-policy { grant ${KEY} zonesub TLSA; }`);
-    await expect(provider().preflight(['mail.elsewhere.test'])).rejects.toThrow(`RFC 2136: 127.0.0.1:${bind.port} serves no zone that holds mail.elsewhere.test (REFUSED); point RFC2136_SERVER at the primary server of that zone`);
+    await expect(
+      provider().create(sub, {
+        type: 'TLSA',
+        name: '_25._tcp.mx.sub.mail.test',
+        value: `3 1 1 ${'b'.repeat(64)}`,
+        ttl: 60,
+      }),
+    ).rejects.toThrow(
+      `answered REFUSED: allow the key "${KEY}" to write TLSA records in the zone (BIND: update-policy { grant ${KEY} zonesub TLSA; }`,
+    );
+    await expect(provider().preflight(['mail.elsewhere.test'])).rejects.toThrow(
+      `RFC 2136: 127.0.0.1:${bind.port} serves no zone that holds mail.elsewhere.test (REFUSED); point RFC2136_SERVER at the primary server of that zone`,
+    );
     const closed = (await freePorts(1))[0]!;
-    await expect(new Rfc2136Dns({ server: { host: '127.0.0.1', port: closed }, key, log }).preflight(['mail.test'])).rejects.toThrow(`RFC 2136: finding the zone of mail.test: cannot reach 127.0.0.1:${closed} (ECONNREFUSED); check RFC2136_SERVER`);
+    await expect(
+      new Rfc2136Dns({ server: { host: '127.0.0.1', port: closed }, key, log }).preflight(['mail.test']),
+    ).rejects.toThrow(
+      `RFC 2136: finding the zone of mail.test: cannot reach 127.0.0.1:${closed} (ECONNREFUSED); check RFC2136_SERVER`,
+    );
   });
 
   it('a clock more than 5 minutes off is refused by BIND (BADTIME), and the error says to fix the time', async () => {
-    const skewed = new Rfc2136Dns({ server: { host: '127.0.0.1', port: bind.port }, key, log, now: () => Date.now() - 3_600_000 });
-    await expect(skewed.preflight(['mail.test'])).rejects.toThrow(/BADTIME: the clocks of this host and the server differ/);
+    const skewed = new Rfc2136Dns({
+      server: { host: '127.0.0.1', port: bind.port },
+      key,
+      log,
+      now: () => Date.now() - 3_600_000,
+    });
+    await expect(skewed.preflight(['mail.test'])).rejects.toThrow(
+      /BADTIME: the clocks of this host and the server differ/,
+    );
   });
 });
 
@@ -134,7 +195,10 @@ describe('mailcerts run with ACME_DNS_PROVIDER=rfc2136', () => {
     const dir = join(work, name);
     return {
       dir,
-      env: rfc2136Env({ pebble, bind, key: KEY, secret, certsDir: join(dir, 'certs'), stateDir: join(dir, 'state') }, { DOCKER_RELOAD: 'false', ...extra }),
+      env: rfc2136Env(
+        { pebble, bind, key: KEY, secret, certsDir: join(dir, 'certs'), stateDir: join(dir, 'state') },
+        { DOCKER_RELOAD: 'false', ...extra },
+      ),
     };
   };
 
@@ -144,8 +208,14 @@ describe('mailcerts run with ACME_DNS_PROVIDER=rfc2136', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const leaf = new X509Certificate(readFileSync(join(dir, 'certs', 'cert.pem')));
     expect(leaf.subjectAltName).toBe('DNS:mail.test, DNS:*.mail.test, DNS:smtp.sub.mail.test');
-    expect(logsWith(r, { step: 'dns-01', msg: 'TXT record created' }).map((l) => `${l.record} ${l.zone}`).sort()).toEqual([
-      '_acme-challenge.mail.test mail.test', '_acme-challenge.mail.test mail.test', '_acme-challenge.smtp.sub.mail.test sub.mail.test',
+    expect(
+      logsWith(r, { step: 'dns-01', msg: 'TXT record created' })
+        .map((l) => `${l.record} ${l.zone}`)
+        .sort(),
+    ).toEqual([
+      '_acme-challenge.mail.test mail.test',
+      '_acme-challenge.mail.test mail.test',
+      '_acme-challenge.smtp.sub.mail.test sub.mail.test',
     ]);
     expect(logsWith(r, { step: 'dns-01', msg: 'TXT record deleted' })).toHaveLength(3);
     expect(bind.dig('_acme-challenge.mail.test', 'TXT')).toEqual([]);
@@ -153,17 +223,22 @@ describe('mailcerts run with ACME_DNS_PROVIDER=rfc2136', () => {
     expect(JSON.parse(readFileSync(join(dir, 'state', 'dns-records.json'), 'utf8'))).toEqual({ records: [] });
     for (const out of [r.stdout, r.stderr]) expect(out.includes(secret)).toBe(false);
     const files = readdirSync(join(dir, 'state'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
-    for (const f of files) expect(readFileSync(join(f.parentPath, f.name), 'utf8').includes(secret), f.name).toBe(false);
+    for (const f of files)
+      expect(readFileSync(join(f.parentPath, f.name), 'utf8').includes(secret), f.name).toBe(false);
 
     const check = await runCli(['check'], env);
-    expect(check.stdout + check.stderr).toContain(`key "${KEY}" accepted by ${bind.address}; TXT updates allowed in mail.test, sub.mail.test`);
+    expect(check.stdout + check.stderr).toContain(
+      `key "${KEY}" accepted by ${bind.address}; TXT updates allowed in mail.test, sub.mail.test`,
+    );
   });
 
   it('a wrong secret fails before any order with the key named; nothing is published', async () => {
     const { dir, env } = envFor('badsig', { ACME_DOMAINS: 'mail.test', RFC2136_TSIG_SECRET: otherSecret });
     const r = await runCli(['run', '--once'], env);
     expect(r.code).toBe(1);
-    expect(r.logs.find((l) => l.msg === 'issuance failed')?.error).toMatch(/^RFC 2136: finding the zone of mail.test: 127\.0\.0\.1:\d+ did not accept the key "mailcerts-test" \(hmac-sha256\): BADSIG/);
+    expect(r.logs.find((l) => l.msg === 'issuance failed')?.error).toMatch(
+      /^RFC 2136: finding the zone of mail.test: 127\.0\.0\.1:\d+ did not accept the key "mailcerts-test" \(hmac-sha256\): BADSIG/,
+    );
     expect(logsWith(r, { step: 'order' })).toHaveLength(0);
     expect(existsSync(join(dir, 'certs', 'cert.pem'))).toBe(false);
     expect(r.stdout.includes(otherSecret)).toBe(false);
@@ -171,9 +246,18 @@ describe('mailcerts run with ACME_DNS_PROVIDER=rfc2136', () => {
 
   it('bad settings are refused before anything runs: a secret that is not base64, a missing key, an unknown algorithm', async () => {
     const cases: [Record<string, string>, string][] = [
-      [{ RFC2136_TSIG_SECRET: 'not base64!' }, 'RFC2136_TSIG_SECRET: is not base64; use the secret line of the key as tsig-keygen prints it'],
-      [{ RFC2136_TSIG_KEY: '' }, 'RFC2136_TSIG_KEY: RFC 2136 updates need RFC2136_SERVER, RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) together; missing: RFC2136_TSIG_KEY'],
-      [{ RFC2136_TSIG_ALGORITHM: 'hmac-sha3' }, 'RFC2136_TSIG_ALGORITHM: use one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, hmac-sha1, hmac-md5'],
+      [
+        { RFC2136_TSIG_SECRET: 'not base64!' },
+        'RFC2136_TSIG_SECRET: is not base64; use the secret line of the key as tsig-keygen prints it',
+      ],
+      [
+        { RFC2136_TSIG_KEY: '' },
+        'RFC2136_TSIG_KEY: RFC 2136 updates need RFC2136_SERVER, RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) together; missing: RFC2136_TSIG_KEY',
+      ],
+      [
+        { RFC2136_TSIG_ALGORITHM: 'hmac-sha3' },
+        'RFC2136_TSIG_ALGORITHM: use one of hmac-sha256, hmac-sha384, hmac-sha512, hmac-sha224, hmac-sha1, hmac-md5',
+      ],
       [{ RFC2136_SERVER: 'ns1 example' }, 'RFC2136_SERVER: "ns1 example" is not host[:port]'],
     ];
     for (const [extra, message] of cases) {

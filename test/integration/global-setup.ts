@@ -5,7 +5,13 @@ import type { TestProject } from 'vitest/node';
 import { bindMissing } from '../../scripts/lib/bind.mjs';
 import { pebbleMissing, startPebble } from '../../scripts/lib/pebble.mjs';
 import { unboundMissing } from '../../scripts/lib/unbound.mjs';
-import { MAIL_IMAGE, MAIL_IMAGE_TRIXIE, removeContainers, removeStaleTestContainers, TEST_MARKER } from '../../scripts/lib/mailstack.mjs';
+import {
+  MAIL_IMAGE,
+  MAIL_IMAGE_TRIXIE,
+  removeContainers,
+  removeStaleTestContainers,
+  TEST_MARKER,
+} from '../../scripts/lib/mailstack.mjs';
 import { freePorts } from '../helpers/ports.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -23,11 +29,17 @@ function requireComponents(): void {
   if (bind) problems.push(bind);
   const unbound = unboundMissing();
   if (unbound) problems.push(unbound);
-  if (!existsSync(PEBBLE_26)) problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/trixie-tools.sh"`);
-  if (!existsSync(COMPOSE)) problems.push(`Docker Compose v2 is missing at ${COMPOSE}: run "bash scripts/trixie-tools.sh"`);
+  if (!existsSync(PEBBLE_26))
+    problems.push(`Pebble 2.6 (ARI) is missing at ${PEBBLE_26}: run "bash scripts/trixie-tools.sh"`);
+  if (!existsSync(COMPOSE))
+    problems.push(`Docker Compose v2 is missing at ${COMPOSE}: run "bash scripts/trixie-tools.sh"`);
   try {
     execFileSync('docker', ['info'], { stdio: 'pipe' });
-    for (const [image, script] of [[MAIL_IMAGE, 'mail-image.sh'], [MAIL_IMAGE_TRIXIE, 'mail-image.sh trixie'], [MAILCERTS_IMAGE, 'image.sh']]) {
+    for (const [image, script] of [
+      [MAIL_IMAGE, 'mail-image.sh'],
+      [MAIL_IMAGE_TRIXIE, 'mail-image.sh trixie'],
+      [MAILCERTS_IMAGE, 'image.sh'],
+    ]) {
       try {
         execFileSync('docker', ['image', 'inspect', image!], { stdio: 'pipe' });
       } catch {
@@ -52,7 +64,15 @@ export default async function setup(project: TestProject) {
   await removeStaleTestContainers();
   const [acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort] = await freePorts(5);
   const pebble = await startPebble({ dir: join(work, 'pebble'), acmePort, mgmtPort, httpPort, dnsPort, dnsMgmtPort });
-  project.provide('pebble', { directoryUrl: pebble.directoryUrl, caFile: pebble.caFile, httpPort: pebble.httpPort, mgmtPort: pebble.mgmtPort, dnsPort: pebble.dnsPort, dnsMgmtPort: pebble.dnsMgmtPort, root: await pebble.root() });
+  project.provide('pebble', {
+    directoryUrl: pebble.directoryUrl,
+    caFile: pebble.caFile,
+    httpPort: pebble.httpPort,
+    mgmtPort: pebble.mgmtPort,
+    dnsPort: pebble.dnsPort,
+    dnsMgmtPort: pebble.dnsMgmtPort,
+    root: await pebble.root(),
+  });
   project.provide('workDir', work);
   project.provide('pebble26', PEBBLE_26);
   project.provide('compose', COMPOSE);
@@ -65,7 +85,15 @@ export default async function setup(project: TestProject) {
 
 declare module 'vitest' {
   export interface ProvidedContext {
-    pebble: { directoryUrl: string; caFile: string; httpPort: number; mgmtPort: number; dnsPort: number; dnsMgmtPort: number; root: string };
+    pebble: {
+      directoryUrl: string;
+      caFile: string;
+      httpPort: number;
+      mgmtPort: number;
+      dnsPort: number;
+      dnsMgmtPort: number;
+      root: string;
+    };
     workDir: string;
     pebble26: string;
     compose: string;

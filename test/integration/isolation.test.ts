@@ -22,16 +22,38 @@ const CACHE = process.env.MAILCERTS_CACHE ?? '/var/cache/mailcerts';
 let engine: NetnsDocker;
 
 const compose = async (...args: string[]) =>
-  (await run(inject('compose'), ['-p', PROJECT, '--project-directory', ROOT, '-f', join(ROOT, 'compose.example.yml'), '-f', join(work, 'override.yml'), ...args], {
-    env: { ...process.env, DOCKER_HOST: engine.host, ENGINE_SOCKET: engine.host.replace('unix://', '') },
-    maxBuffer: 32 * 1024 * 1024,
-  })).stdout;
+  (
+    await run(
+      inject('compose'),
+      [
+        '-p',
+        PROJECT,
+        '--project-directory',
+        ROOT,
+        '-f',
+        join(ROOT, 'compose.example.yml'),
+        '-f',
+        join(work, 'override.yml'),
+        ...args,
+      ],
+      {
+        env: { ...process.env, DOCKER_HOST: engine.host, ENGINE_SOCKET: engine.host.replace('unix://', '') },
+        maxBuffer: 32 * 1024 * 1024,
+      },
+    )
+  ).stdout;
 const id = async (service: string) => (await compose('ps', '-aq', service)).trim();
 const mailcertsLogs = async () => {
-  const { stdout, stderr } = await run('docker', ['-H', engine.host, 'logs', await id('mailcerts')], { maxBuffer: 32 * 1024 * 1024 });
-  return (stdout + stderr).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const { stdout, stderr } = await run('docker', ['-H', engine.host, 'logs', await id('mailcerts')], {
+    maxBuffer: 32 * 1024 * 1024,
+  });
+  return (stdout + stderr)
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 };
-const ipOn = async (container: string, network: string) => engine.docker('inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container);
+const ipOn = async (container: string, network: string) =>
+  engine.docker('inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container);
 async function until(what: string, check: () => Promise<boolean>, ms = 90_000) {
   const end = Date.now() + ms;
   while (!(await check().catch(() => false))) {
@@ -41,19 +63,35 @@ async function until(what: string, check: () => Promise<boolean>, ms = 90_000) {
 }
 /** The serial a TLS endpoint serves, asked with openssl from the namespace's own network, as a client on that host would. */
 async function servedSerial(host: string, port: number, starttls?: string): Promise<string> {
-  const args = ['s_client', '-connect', `${host}:${port}`, '-servername', 'mail.example.test', ...(starttls ? ['-starttls', starttls] : [])];
-  const { stdout } = await run('sh', ['-c', `nsenter --net=/run/netns/${engine.netns} openssl ${args.join(' ')} </dev/null 2>/dev/null | openssl x509 -noout -serial`]);
+  const args = [
+    's_client',
+    '-connect',
+    `${host}:${port}`,
+    '-servername',
+    'mail.example.test',
+    ...(starttls ? ['-starttls', starttls] : []),
+  ];
+  const { stdout } = await run('sh', [
+    '-c',
+    `nsenter --net=/run/netns/${engine.netns} openssl ${args.join(' ')} </dev/null 2>/dev/null | openssl x509 -noout -serial`,
+  ]);
   return stdout.trim().replace(/^serial=/, '');
 }
 function supply(chain: { fullchain: string; key: string }) {
-  for (const [name, data] of [['fullchain.pem', chain.fullchain], ['privkey.pem', chain.key]] as const) {
+  for (const [name, data] of [
+    ['fullchain.pem', chain.fullchain],
+    ['privkey.pem', chain.key],
+  ] as const) {
     writeFileSync(join(custom, `.${name}.tmp`), data);
     renameSync(join(custom, `.${name}.tmp`), join(custom, name));
   }
 }
 /** Probe a TCP port from inside a container with bash's /dev/tcp: true when the connection completes. */
 const connects = async (container: string, host: string, port: number) =>
-  engine.docker('exec', container, 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`).then(() => true, () => false);
+  engine.docker('exec', container, 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`).then(
+    () => true,
+    () => false,
+  );
 
 const first = makeChain(['mail.example.test']);
 const serial = (c: { leaf: string }) => new X509Certificate(c.leaf).serialNumber;
@@ -64,11 +102,19 @@ beforeAll(async () => {
   writeFileSync(join(work, 'secrets', 'cloudflare_token.txt'), 'unused-here-0123456789abcdef\n');
   // The test configs listen on loopback (they also run with host networking): here, on the container's network.
   // Their ports are those of ENDPOINTS (and VERIFY_LABELS), as for the containers on host networking.
-  writeFileSync(join(work, 'main.cf'), mailConfig('postfix/main.cf').replace('inet_interfaces = loopback-only', 'inet_interfaces = all'));
+  writeFileSync(
+    join(work, 'main.cf'),
+    mailConfig('postfix/main.cf').replace('inet_interfaces = loopback-only', 'inet_interfaces = all'),
+  );
   writeFileSync(join(work, 'master.cf'), mailConfig('postfix/master.cf').replace(/^127\.0\.0\.1:/gm, ''));
-  writeFileSync(join(work, 'dovecot.conf'), mailConfig('dovecot/dovecot.conf').replace('listen = 127.0.0.1', 'listen = *'));
+  writeFileSync(
+    join(work, 'dovecot.conf'),
+    mailConfig('dovecot/dovecot.conf').replace('listen = 127.0.0.1', 'listen = *'),
+  );
   supply(first);
-  writeFileSync(join(work, 'override.yml'), `
+  writeFileSync(
+    join(work, 'override.yml'),
+    `
 services:
   mailcerts:
     image: ${inject('mailcertsImage')}
@@ -103,10 +149,17 @@ services:
 secrets:
   cloudflare_token:
     file: ${join(work, 'secrets', 'cloudflare_token.txt')}
-`);
-  engine = await startNetnsDocker('iso', work, { fromCache: { [MAIL_IMAGE]: join(CACHE, 'mailstack-bookworm-3.tar') }, fromHost: [inject('mailcertsImage')] });
+`,
+  );
+  engine = await startNetnsDocker('iso', work, {
+    fromCache: { [MAIL_IMAGE]: join(CACHE, 'mailstack-bookworm-3.tar') },
+    fromHost: [inject('mailcertsImage')],
+  });
   await compose('up', '-d');
-  await until('mailcerts healthy', async () => (await engine.docker('inspect', '-f', '{{.State.Health.Status}}', await id('mailcerts'))) === 'healthy');
+  await until(
+    'mailcerts healthy',
+    async () => (await engine.docker('inspect', '-f', '{{.State.Health.Status}}', await id('mailcerts'))) === 'healthy',
+  );
 }, 300_000);
 
 afterAll(async () => {
@@ -115,21 +168,32 @@ afterAll(async () => {
   await engine.stop();
 }, 120_000);
 
-describe('compose.example.yml with its networks: the socket proxy is out of the mail servers\' reach', () => {
+describe("compose.example.yml with its networks: the socket proxy is out of the mail servers' reach", () => {
   it('publishes, reloads through the proxy and verifies each server on the network it shares with mailcerts', async () => {
     const postfixIp = await ipOn(await id('postfix'), `${PROJECT}_mail`);
     const dovecotIp = await ipOn(await id('dovecot'), `${PROJECT}_mail`);
     // Postfix and Dovecot started after the first publish (they wait for a healthy mailcerts).
-    await until('Postfix serving the first certificate', async () => (await servedSerial(postfixIp, ENDPOINTS.smtp.port, 'smtp')) === serial(first), 60_000);
+    await until(
+      'Postfix serving the first certificate',
+      async () => (await servedSerial(postfixIp, ENDPOINTS.smtp.port, 'smtp')) === serial(first),
+      60_000,
+    );
     const before = (await mailcertsLogs()).length;
     const second = makeChain(['mail.example.test']);
     supply(second); // the daemon's watcher picks it up
-    await until('the deploy of the second certificate', async () => (await mailcertsLogs()).slice(before).some((l) => l.msg === 'deployed' || l.msg === 'deployment failed'), 60_000);
+    await until(
+      'the deploy of the second certificate',
+      async () =>
+        (await mailcertsLogs()).slice(before).some((l) => l.msg === 'deployed' || l.msg === 'deployment failed'),
+      60_000,
+    );
     const pass = (await mailcertsLogs()).slice(before);
     expect(pass.filter((l) => l.msg === 'deployed')).toHaveLength(1);
     expect(await servedSerial(postfixIp, ENDPOINTS.smtp.port, 'smtp')).toBe(serial(second));
     expect(await servedSerial(dovecotIp, ENDPOINTS.imaps.port)).toBe(serial(second));
-    const verified = pass.filter((l) => l.msg === 'serves the published certificate').flatMap((l) => l.endpoints as string[]);
+    const verified = pass
+      .filter((l) => l.msg === 'serves the published certificate')
+      .flatMap((l) => l.endpoints as string[]);
     expect(verified).toContain(`smtp://${postfixIp}:${ENDPOINTS.smtp.port} (mail.example.test, mail.example.test)`);
     expect(verified).toContain(`imaps://${dovecotIp}:${ENDPOINTS.imaps.port} (mail.example.test, no SNI)`);
   });
@@ -140,7 +204,13 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     const postfix = await id('postfix');
     expect(await connects(postfix, proxyIp, 2375)).toBe(false);
     expect(await connects(postfix, 'socket-proxy', 2375)).toBe(false);
-    const ping = await engine.docker('exec', await id('mailcerts'), 'node', '-e', "fetch('http://socket-proxy:2375/_ping').then(async (r) => console.log(r.status, await r.text()))");
+    const ping = await engine.docker(
+      'exec',
+      await id('mailcerts'),
+      'node',
+      '-e',
+      "fetch('http://socket-proxy:2375/_ping').then(async (r) => console.log(r.status, await r.text()))",
+    );
     expect(ping).toBe('200 OK');
   });
 
@@ -151,7 +221,9 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     const status = async (script: string) => engine.docker('exec', await id('mailcerts'), 'node', '-e', script);
     const exec = { Cmd: ['postconf', '-n'], AttachStdout: true, AttachStderr: true, Tty: false };
     expect(await status(post({ ...exec, User: 'root', Privileged: true }))).toBe('403');
-    expect(await status(post({ Cmd: ['id'], User: '0', AttachStdout: true, AttachStderr: true, Tty: false }))).toBe('403');
+    expect(await status(post({ Cmd: ['id'], User: '0', AttachStdout: true, AttachStderr: true, Tty: false }))).toBe(
+      '403',
+    );
     expect(await status(post({ ...exec, Env: ['LD_PRELOAD=/tmp/x.so'] }))).toBe('403');
     expect(await status(post(exec))).toBe('201'); // what mailcerts itself sends
     // Only the commands the container's own labels ask for (mailcerts.reload=postfix): no shell to read the mail.
@@ -165,21 +237,46 @@ describe('compose.example.yml with its networks: the socket proxy is out of the 
     // The proxy holds the socket: no exec into it, no kill or restart of it, whatever the body.
     const proxy = await id('socket-proxy');
     const intoProxy = `fetch('http://socket-proxy:2375/containers/${proxy}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`;
-    const said = (script: string) => script.replace('console.log(r.status)', 'r.text().then((t) => console.log(r.status, t))');
-    expect(await status(said(intoProxy))).toBe('403 {"message":"mailcerts proxy: that container is the proxy itself, which holds the Docker socket"}');
-    expect(await status(`fetch('http://socket-proxy:2375/v1.41/containers/${proxy}/kill?signal=SIGKILL', { method: 'POST' }).then((r) => console.log(r.status))`)).toBe('403');
+    const said = (script: string) =>
+      script.replace('console.log(r.status)', 'r.text().then((t) => console.log(r.status, t))');
+    expect(await status(said(intoProxy))).toBe(
+      '403 {"message":"mailcerts proxy: that container is the proxy itself, which holds the Docker socket"}',
+    );
+    expect(
+      await status(
+        `fetch('http://socket-proxy:2375/v1.41/containers/${proxy}/kill?signal=SIGKILL', { method: 'POST' }).then((r) => console.log(r.status))`,
+      ),
+    ).toBe('403');
     // Bodies are parsed, not matched: a second key that Docker would take instead is refused.
     expect(await status(post({ ...exec, Tty: false, tty: true }))).toBe('403');
     // Only the labelled containers of its own project: not the other compose project's, even by id.
-    const outsider = await engine.docker('run', '-d', '--label', 'com.docker.compose.project=elsewhere', '--label', 'mailcerts.reload=exec:true', MAIL_IMAGE, 'sleep', '60');
+    const outsider = await engine.docker(
+      'run',
+      '-d',
+      '--label',
+      'com.docker.compose.project=elsewhere',
+      '--label',
+      'mailcerts.reload=exec:true',
+      MAIL_IMAGE,
+      'sleep',
+      '60',
+    );
     try {
-      expect(await status(said(post(exec).replace(target, outsider)))).toBe(`403 {"message":"mailcerts proxy: that container is not part of ${PROJECT}, the stack or compose project this proxy serves"}`);
+      expect(await status(said(post(exec).replace(target, outsider)))).toBe(
+        `403 {"message":"mailcerts proxy: that container is not part of ${PROJECT}, the stack or compose project this proxy serves"}`,
+      );
     } finally {
       await engine.docker('rm', '-f', outsider);
     }
     // Only full ids: a short prefix would slip past that check.
-    expect(await status(`fetch('http://socket-proxy:2375/containers/${target.slice(0, 12)}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`)).toBe('403');
-    expect(await status(`fetch('http://socket-proxy:2375/containers/${target}/json').then((r) => console.log(r.status))`)).toBe('403');
+    expect(
+      await status(
+        `fetch('http://socket-proxy:2375/containers/${target.slice(0, 12)}/exec', { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(exec))} }).then((r) => console.log(r.status))`,
+      ),
+    ).toBe('403');
+    expect(
+      await status(`fetch('http://socket-proxy:2375/containers/${target}/json').then((r) => console.log(r.status))`),
+    ).toBe('403');
   });
 });
 
@@ -188,16 +285,61 @@ describe('labels are untrusted input', () => {
     const mailNet = `${PROJECT}_mail`;
     // Another compose project on the same engine, labelled as if it wanted mailcerts' attention.
     await engine.docker('network', 'create', 'other_default');
-    const other = await engine.docker('run', '-d', '--name', 'other-postfix', '--network', 'other_default', '--label', 'com.docker.compose.project=other',
-      '--label', 'mailcerts.reload=exec:touch /tmp/pwned', '--label', 'mailcerts.verify=smtps://:10465', MAIL_IMAGE, 'sleep', '600');
+    const other = await engine.docker(
+      'run',
+      '-d',
+      '--name',
+      'other-postfix',
+      '--network',
+      'other_default',
+      '--label',
+      'com.docker.compose.project=other',
+      '--label',
+      'mailcerts.reload=exec:touch /tmp/pwned',
+      '--label',
+      'mailcerts.verify=smtps://:10465',
+      MAIL_IMAGE,
+      'sleep',
+      '600',
+    );
     const otherStarted = await engine.docker('inspect', '-f', '{{.State.StartedAt}}', other);
     const otherIp = await ipOn(other, 'other_default');
     // In this project: one container whose label sends the probe to another host...
-    await engine.docker('run', '-d', '--name', 'rogue', '--network', mailNet, '--label', `com.docker.compose.project=${PROJECT}`,
-      '--label', 'mailcerts.reload=exec:true', '--label', `mailcerts.verify=smtps://${otherIp}:10465`, MAIL_IMAGE, 'sleep', '600');
+    await engine.docker(
+      'run',
+      '-d',
+      '--name',
+      'rogue',
+      '--network',
+      mailNet,
+      '--label',
+      `com.docker.compose.project=${PROJECT}`,
+      '--label',
+      'mailcerts.reload=exec:true',
+      '--label',
+      `mailcerts.verify=smtps://${otherIp}:10465`,
+      MAIL_IMAGE,
+      'sleep',
+      '600',
+    );
     // ...and one whose address swallows mailcerts' packets (a blackhole route back to mailcerts).
-    const hole = await engine.docker('run', '-d', '--name', 'blackholed', '--network', mailNet, '--label', `com.docker.compose.project=${PROJECT}`,
-      '--label', 'mailcerts.reload=exec:true', '--label', 'mailcerts.verify=smtps://:10465', MAIL_IMAGE, 'sleep', '600');
+    const hole = await engine.docker(
+      'run',
+      '-d',
+      '--name',
+      'blackholed',
+      '--network',
+      mailNet,
+      '--label',
+      `com.docker.compose.project=${PROJECT}`,
+      '--label',
+      'mailcerts.reload=exec:true',
+      '--label',
+      'mailcerts.verify=smtps://:10465',
+      MAIL_IMAGE,
+      'sleep',
+      '600',
+    );
     const mailcertsIp = await ipOn(await id('mailcerts'), mailNet);
     const pid = await engine.docker('inspect', '-f', '{{.State.Pid}}', hole);
     await run('nsenter', ['-t', pid, '-n', 'ip', 'route', 'add', 'blackhole', `${mailcertsIp}/32`]);
@@ -205,7 +347,12 @@ describe('labels are untrusted input', () => {
     const before = (await mailcertsLogs()).length;
     const next = makeChain(['mail.example.test']);
     supply(next); // the daemon's watcher picks it up
-    await until('the pass over the new certificate', async () => (await mailcertsLogs()).slice(before).some((l) => l.msg === 'deployment failed' || l.msg === 'deployed'), 120_000);
+    await until(
+      'the pass over the new certificate',
+      async () =>
+        (await mailcertsLogs()).slice(before).some((l) => l.msg === 'deployment failed' || l.msg === 'deployed'),
+      120_000,
+    );
     const pass = (await mailcertsLogs()).slice(before);
 
     // The new certificate stays: Postfix and Dovecot serve it; nothing was rolled back.
@@ -215,12 +362,26 @@ describe('labels are untrusted input', () => {
     expect(await servedSerial(await ipOn(await id('dovecot'), mailNet), ENDPOINTS.imaps.port)).toBe(serial(next));
     // The other project: never reloaded, probed, restarted or even named.
     expect(JSON.stringify(pass)).not.toContain('other-postfix');
-    expect(await engine.docker('exec', other, 'sh', '-c', 'test -e /tmp/pwned && echo pwned || echo untouched')).toBe('untouched');
+    expect(await engine.docker('exec', other, 'sh', '-c', 'test -e /tmp/pwned && echo pwned || echo untouched')).toBe(
+      'untouched',
+    );
     expect(await engine.docker('inspect', '-f', '{{.State.StartedAt}}', other)).toBe(otherStarted);
     // The rogue label is refused; the blackholed container is unreachable, not "broken".
     const failed = pass.filter((l) => l.msg === 'container not deployed');
-    expect(failed.find((l) => l.container === 'rogue')).toMatchObject({ problem: 'label', error: expect.stringMatching(new RegExp(`names ${otherIp.replace(/\./g, '\\.')}, which is not an address of rogue`)) });
-    expect(failed.find((l) => l.container === 'blackholed')).toMatchObject({ problem: 'unreachable', error: expect.stringMatching(/^unreachable after reload, so not verified \(not the certificate's fault\): smtps:\/\/[\d.]+:10465: the TCP connection did not complete within 5s/) });
-    expect(pass.filter((l) => l.msg === 'still serving an old certificate after reload: restarting the container')).toEqual([]);
+    expect(failed.find((l) => l.container === 'rogue')).toMatchObject({
+      problem: 'label',
+      error: expect.stringMatching(
+        new RegExp(`names ${otherIp.replace(/\./g, '\\.')}, which is not an address of rogue`),
+      ),
+    });
+    expect(failed.find((l) => l.container === 'blackholed')).toMatchObject({
+      problem: 'unreachable',
+      error: expect.stringMatching(
+        /^unreachable after reload, so not verified \(not the certificate's fault\): smtps:\/\/[\d.]+:10465: the TCP connection did not complete within 5s/,
+      ),
+    });
+    expect(
+      pass.filter((l) => l.msg === 'still serving an old certificate after reload: restarting the container'),
+    ).toEqual([]);
   }, 240_000);
 });

@@ -3,13 +3,23 @@ import { lstatSync, mkdirSync, readFileSync, readlinkSync, statSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
-import { containerLogs, type Endpoint, removeTestContainers, seedSelfSigned, servedCertificate, startMailStack } from '../helpers/mailstack.js';
+import {
+  containerLogs,
+  type Endpoint,
+  removeTestContainers,
+  seedSelfSigned,
+  servedCertificate,
+  startMailStack,
+} from '../helpers/mailstack.js';
 
 const pebble = inject('pebble');
 const dir = join(inject('workDir'), 'main');
 const certs = join(dir, 'certs');
 const state = join(dir, 'state');
-const env = pebbleEnv(dir, { ACME_DOMAINS: 'mail.example.test,smtp.example.test', ACME_EMAIL: 'postmaster@example.test' });
+const env = pebbleEnv(dir, {
+  ACME_DOMAINS: 'mail.example.test,smtp.example.test',
+  ACME_EMAIL: 'postmaster@example.test',
+});
 // The endpoints the issue names: Postfix on SMTP STARTTLS and submission, Dovecot on IMAPS and POP3S.
 const ENDPOINTS: Endpoint[] = ['smtp', 'submission', 'imaps', 'pop3s'];
 const published = () => readFileSync(join(certs, 'cert.pem'), 'utf8');
@@ -43,7 +53,9 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
     const leaf = new X509Certificate(leafPem);
     expect(leaf.subjectAltName).toBe('DNS:mail.example.test, DNS:smtp.example.test');
     expect(leaf.issuer).toMatch(/Pebble Intermediate CA/);
-    const [, intermediatePem] = readFileSync(join(certs, 'fullchain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
+    const [, intermediatePem] = readFileSync(join(certs, 'fullchain.pem'), 'utf8').match(
+      /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g,
+    )!;
     const intermediate = new X509Certificate(intermediatePem!);
     expect(leaf.verify(intermediate.publicKey)).toBe(true);
     expect(intermediate.verify(new X509Certificate(pebble.root).publicKey)).toBe(true);
@@ -52,9 +64,16 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
 
     expect(logsWith(r, { step: 'reload', container: stack.postfix, msg: 'container reloaded' })).toHaveLength(1);
     expect(logsWith(r, { step: 'reload', container: stack.dovecot, msg: 'container reloaded' })).toHaveLength(1);
-    const account = JSON.parse(readFileSync(join(state, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'), 'account.json'), 'utf8'));
+    const account = JSON.parse(
+      readFileSync(
+        join(state, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'), 'account.json'),
+        'utf8',
+      ),
+    );
     firstAccountUrl = account.url;
-    firstAccountKey = readFileSync(join(state, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'), 'account.key'));
+    firstAccountKey = readFileSync(
+      join(state, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'), 'account.key'),
+    );
     expect(logsWith(r, { step: 'account', reused: false })).toHaveLength(1);
   });
 
@@ -69,7 +88,9 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
     expect(statSync(join(certs, 'privkey-fullchain.pem')).mode & 0o777).toBe(0o600);
     expect(statSync(join(certs, 'fullchain.pem')).mode & 0o777).toBe(0o644);
     const key = readFileSync(join(certs, 'privkey.pem'), 'utf8');
-    expect(readFileSync(join(certs, 'privkey-fullchain.pem'), 'utf8')).toBe(key + readFileSync(join(certs, 'fullchain.pem'), 'utf8'));
+    expect(readFileSync(join(certs, 'privkey-fullchain.pem'), 'utf8')).toBe(
+      key + readFileSync(join(certs, 'fullchain.pem'), 'utf8'),
+    );
   });
 
   it('a second run --once publishes nothing and reloads nothing', async () => {
@@ -96,7 +117,11 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
     expect(after.dovecot).toBe(before.dovecot + 1);
 
     expect(logsWith(r, { step: 'account', reused: true, account: firstAccountUrl })).toHaveLength(1);
-    expect(readFileSync(join(state, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'), 'account.key')).equals(firstAccountKey)).toBe(true);
+    expect(
+      readFileSync(join(state, 'accounts', new URL(pebble.directoryUrl).host.replace(':', '_'), 'account.key')).equals(
+        firstAccountKey,
+      ),
+    ).toBe(true);
   });
 
   it('keeps the previous version for rollback and prunes older ones', async () => {
@@ -135,7 +160,13 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
     expect(table.stdout).toMatch(/mail\.example\.test\s+mail\.example\.test,smtp\.example\.test/);
     const json = await runCli(['status', '--json'], env);
     const [row] = JSON.parse(json.stdout);
-    expect(row).toMatchObject({ name: 'mail.example.test', keyType: 'ec-256', deployed: true, failures: 0, nextReason: 'lifetime rule' });
+    expect(row).toMatchObject({
+      name: 'mail.example.test',
+      keyType: 'ec-256',
+      deployed: true,
+      failures: 0,
+      nextReason: 'lifetime rule',
+    });
     expect(row.serial).toBe(serial(published()));
     expect(new Date(row.nextRenewal).getTime()).toBeLessThan(new Date(row.notAfter).getTime());
     expect(row.lastError).toBeUndefined();
@@ -143,7 +174,11 @@ describe('the main path: issue over HTTP-01, publish into the volume, reload Pos
 
   it('no key ever reaches the logs', async () => {
     const runs = [await runCli(['renew', '--force'], env), await runCli(['status'], env), await runCli(['check'], env)];
-    const body = (pem: Buffer | string) => pem.toString().replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+    const body = (pem: Buffer | string) =>
+      pem
+        .toString()
+        .replace(/-----[A-Z ]+-----/g, '')
+        .replace(/\s+/g, '');
     const secrets = [body(readFileSync(join(certs, 'privkey.pem'))), body(firstAccountKey)];
     for (const r of runs) {
       const out = (r.stdout + r.stderr).replace(/\s+/g, '');

@@ -65,18 +65,27 @@ describe('the listener in a process with 1,024 descriptors, flooded before the C
         const r = await open('/etc/hostname', 'r').then(async (fh) => { await fh.close(); return 'opened'; }, (e) => e.code);
         console.log(JSON.stringify({ file: r }));
       });`;
-    const child = spawn('sh', ['-c', `ulimit -n 1024 && exec "$0" --input-type=module -e "$1"`, process.execPath, script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(
+      'sh',
+      ['-c', `ulimit -n 1024 && exec "$0" --input-type=module -e "$1"`, process.execPath, script],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     const lines: Record<string, unknown>[] = [];
-    child.stdout.on('data', (d: Buffer) => { for (const l of d.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l)); });
+    child.stdout.on('data', (d: Buffer) => {
+      for (const l of d.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+    });
     try {
       while (!lines[0]) await delay(20);
       const port = lines[0]!.port as number;
-      const open = (source: string) => new Promise<import('node:net').Socket | undefined>((resolve) => {
-        const s = connect({ host: '127.0.0.1', port, localAddress: source });
-        s.once('connect', () => resolve(s));
-        s.once('error', () => resolve(undefined));
-      });
-      const flood = (await Promise.all(Array.from({ length: 1_200 }, (_, i) => open(`127.0.4.${(i % 120) + 1}`)))).filter(Boolean);
+      const open = (source: string) =>
+        new Promise<import('node:net').Socket | undefined>((resolve) => {
+          const s = connect({ host: '127.0.0.1', port, localAddress: source });
+          s.once('connect', () => resolve(s));
+          s.once('error', () => resolve(undefined));
+        });
+      const flood = (
+        await Promise.all(Array.from({ length: 1_200 }, (_, i) => open(`127.0.4.${(i % 120) + 1}`)))
+      ).filter(Boolean);
       // The flood is in place before the CA asks. What the listener holds is counted where it is held,
       // its descriptors in /proc, once its evictions have run (up to 10 s on a loaded machine). The
       // flood's own view is only reported: under load the kernel may complete a handshake on this side
@@ -85,13 +94,20 @@ describe('the listener in a process with 1,024 descriptors, flooded before the C
       const { readdirSync } = await import('node:fs');
       const descriptors = () => readdirSync(`/proc/${child.pid}/fd`).length;
       const ALLOWANCE = 256 + 32; // its 256 connections, plus node's own (stdio, epoll, its threads' pipes)
-      for (const until = Date.now() + 10_000; descriptors() > ALLOWANCE && Date.now() < until;) await delay(50);
+      for (const until = Date.now() + 10_000; descriptors() > ALLOWANCE && Date.now() < until; ) await delay(50);
       const listenerDescriptors = descriptors();
       const still = flood.filter((s) => !s!.destroyed).length;
-      const ca = await fetch(`http://127.0.0.1:${port}/.well-known/acme-challenge/flood-token`, { signal: AbortSignal.timeout(5_000) }).then(async (r) => `${r.status} ${await r.text()}`, (e: Error) => e.message);
+      const ca = await fetch(`http://127.0.0.1:${port}/.well-known/acme-challenge/flood-token`, {
+        signal: AbortSignal.timeout(5_000),
+      }).then(
+        async (r) => `${r.status} ${await r.text()}`,
+        (e: Error) => e.message,
+      );
       child.stdin.write('open a file\n');
       while (!lines.some((l) => l.file)) await delay(20);
-      console.log(`listener under 1,024 descriptors: ${flood.length} flood connections made, ${still} still open on the flood's side before the CA, the listener holding ${listenerDescriptors} descriptors; CA answered "${ca}"`);
+      console.log(
+        `listener under 1,024 descriptors: ${flood.length} flood connections made, ${still} still open on the flood's side before the CA, the listener holding ${listenerDescriptors} descriptors; CA answered "${ca}"`,
+      );
       expect(flood.length).toBeGreaterThan(1_000); // the flood was made: far more than the allowance
       expect(listenerDescriptors).toBeLessThanOrEqual(ALLOWANCE);
       expect(ca).toBe('200 flood-token.thumb');

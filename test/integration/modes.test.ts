@@ -3,7 +3,14 @@ import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
-import { containerLogs, docker, removeTestContainers, seedSelfSigned, startContainer, waitForLog } from '../helpers/mailstack.js';
+import {
+  containerLogs,
+  docker,
+  removeTestContainers,
+  seedSelfSigned,
+  startContainer,
+  waitForLog,
+} from '../helpers/mailstack.js';
 import { makeChain } from '../helpers/pki.js';
 
 const pebble = inject('pebble');
@@ -42,7 +49,13 @@ describe('HTTP01_MODE=webroot', () => {
       served.push(req.url!);
       res.end(readFileSync(file));
     });
-    const r = await runCli(['run', '--once'], { ...env, ACME_DOMAINS: 'web.example.test', HTTP01_MODE: 'webroot', HTTP01_WEBROOT: webroot, DOCKER_RELOAD: 'false' });
+    const r = await runCli(['run', '--once'], {
+      ...env,
+      ACME_DOMAINS: 'web.example.test',
+      HTTP01_MODE: 'webroot',
+      HTTP01_WEBROOT: webroot,
+      DOCKER_RELOAD: 'false',
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(served.length).toBeGreaterThan(0);
     expect(served.every((u) => u.startsWith('/.well-known/acme-challenge/'))).toBe(true);
@@ -55,7 +68,10 @@ describe('several certificates from a config file', () => {
   it('publishes each into its own directory and the first also at the top', async () => {
     const { dir, env } = base('multi');
     const file = join(dir, 'mailcerts.yml');
-    writeFileSync(file, `certificates:\n  - name: mail\n    domains: [mail.example.org, smtp.example.org]\n  - domains: [imap.example.net]\n    keyType: rsa-2048\n`);
+    writeFileSync(
+      file,
+      `certificates:\n  - name: mail\n    domains: [mail.example.org, smtp.example.org]\n  - domains: [imap.example.net]\n    keyType: rsa-2048\n`,
+    );
     const r = await runCli(['run', '--once'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const certs = env.CERTS_DIR!;
@@ -65,13 +81,21 @@ describe('several certificates from a config file', () => {
     expect(read('imap.example.net', 'cert.pem')).not.toBe(read('cert.pem'));
     expect(readlinkSync(join(certs, 'imap.example.net', 'fullchain.pem'))).toBe('..data/fullchain.pem');
     const { X509Certificate } = await import('node:crypto');
-    expect(new X509Certificate(read('imap.example.net', 'cert.pem')).publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(
+      new X509Certificate(read('imap.example.net', 'cert.pem')).publicKey.asymmetricKeyDetails?.modulusLength,
+    ).toBe(2048);
 
     const status = JSON.parse((await runCli(['status', '--json'], { ...env, MAILCERTS_CONFIG: file })).stdout);
-    expect(status.map((s: { name: string; keyType: string }) => [s.name, s.keyType])).toEqual([['mail', 'ec-256'], ['imap.example.net', 'rsa-2048']]);
+    expect(status.map((s: { name: string; keyType: string }) => [s.name, s.keyType])).toEqual([
+      ['mail', 'ec-256'],
+      ['imap.example.net', 'rsa-2048'],
+    ]);
 
     // A changed name list is a reason to renew; the unchanged certificate is left alone.
-    writeFileSync(file, `certificates:\n  - name: mail\n    domains: [mail.example.org, smtp.example.org, pop.example.org]\n  - domains: [imap.example.net]\n    keyType: rsa-2048\n`);
+    writeFileSync(
+      file,
+      `certificates:\n  - name: mail\n    domains: [mail.example.org, smtp.example.org, pop.example.org]\n  - domains: [imap.example.net]\n    keyType: rsa-2048\n`,
+    );
     const again = await runCli(['run', '--once'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
     expect(again.code).toBe(0);
     expect(logsWith(again, { cert: 'mail', step: 'plan', reason: 'names changed (+pop.example.org)' })).toHaveLength(1);
@@ -79,7 +103,11 @@ describe('several certificates from a config file', () => {
 
     // renew --force NAME renews that certificate only.
     const before = read('mail', 'cert.pem');
-    const one = await runCli(['renew', '--force', 'imap.example.net'], { ...env, MAILCERTS_CONFIG: file, DOCKER_RELOAD: 'false' });
+    const one = await runCli(['renew', '--force', 'imap.example.net'], {
+      ...env,
+      MAILCERTS_CONFIG: file,
+      DOCKER_RELOAD: 'false',
+    });
     expect(one.code).toBe(0);
     expect(logsWith(one, { step: 'plan' }).map((l) => l.cert)).toEqual(['imap.example.net']);
     expect(read('mail', 'cert.pem')).toBe(before);
@@ -113,9 +141,27 @@ describe('reload actions other than the presets', () => {
   it('signal:SIGHUP, exec:<command> and restart each reach their container', async () => {
     const { env } = base('actions');
     await seedSelfSigned(env.CERTS_DIR!);
-    const signalled = await startContainer({ name: 'dovecot-signal', role: 'dovecot', certsDir: env.CERTS_DIR!, network: 'none', reload: 'signal:SIGHUP' });
-    const execd = await startContainer({ name: 'dovecot-exec', role: 'dovecot', certsDir: env.CERTS_DIR!, network: 'none', reload: "exec:doveadm reload" });
-    const restarted = await startContainer({ name: 'postfix-restart', role: 'postfix', certsDir: env.CERTS_DIR!, network: 'none', reload: 'restart' });
+    const signalled = await startContainer({
+      name: 'dovecot-signal',
+      role: 'dovecot',
+      certsDir: env.CERTS_DIR!,
+      network: 'none',
+      reload: 'signal:SIGHUP',
+    });
+    const execd = await startContainer({
+      name: 'dovecot-exec',
+      role: 'dovecot',
+      certsDir: env.CERTS_DIR!,
+      network: 'none',
+      reload: 'exec:doveadm reload',
+    });
+    const restarted = await startContainer({
+      name: 'postfix-restart',
+      role: 'postfix',
+      certsDir: env.CERTS_DIR!,
+      network: 'none',
+      reload: 'restart',
+    });
     await waitForLog(restarted, /postfix\/master\[\d+\]: daemon started/);
     for (const c of [signalled, execd]) await waitForLog(c, /starting up for imap, pop3/);
     const startedAt = await docker('inspect', '-f', '{{.State.StartedAt}}', restarted);
@@ -135,16 +181,28 @@ describe('stopping', () => {
     const { dir, env } = base('sigterm');
     const webroot = join(dir, 'www');
     mkdirSync(webroot);
-    await webServer(() => { /* never answers: the CA keeps the authorization pending */ });
-    let sentAt = 0;
-    const r = await runCli(['run'], { ...env, ACME_DOMAINS: 'slow.example.test', HTTP01_MODE: 'webroot', HTTP01_WEBROOT: webroot, DOCKER_RELOAD: 'false' }, {
-      onLine: (line, pid) => {
-        if (line.msg === 'wrote challenge file' && !sentAt) {
-          sentAt = Date.now();
-          setTimeout(() => process.kill(pid, 'SIGTERM'), 300);
-        }
-      },
+    await webServer(() => {
+      /* never answers: the CA keeps the authorization pending */
     });
+    let sentAt = 0;
+    const r = await runCli(
+      ['run'],
+      {
+        ...env,
+        ACME_DOMAINS: 'slow.example.test',
+        HTTP01_MODE: 'webroot',
+        HTTP01_WEBROOT: webroot,
+        DOCKER_RELOAD: 'false',
+      },
+      {
+        onLine: (line, pid) => {
+          if (line.msg === 'wrote challenge file' && !sentAt) {
+            sentAt = Date.now();
+            setTimeout(() => process.kill(pid, 'SIGTERM'), 300);
+          }
+        },
+      },
+    );
     const took = Date.now() - sentAt;
     expect(sentAt, r.stdout).toBeGreaterThan(0);
     expect(r.code).toBe(0);
@@ -162,44 +220,60 @@ describe('stopping', () => {
   it('the idle daemon stops at once on SIGTERM', async () => {
     const { env } = base('idle');
     let sentAt = 0;
-    const r = await runCli(['run'], { ...env, ACME_DOMAINS: 'idle.example.test', DOCKER_RELOAD: 'false', RENEW_CHECK_INTERVAL: '1h' }, {
-      onLine: (line, pid) => {
-        if (line.msg === 'waiting for the next pass' && !sentAt) {
-          sentAt = Date.now();
-          process.kill(pid, 'SIGTERM');
-        }
+    const r = await runCli(
+      ['run'],
+      { ...env, ACME_DOMAINS: 'idle.example.test', DOCKER_RELOAD: 'false', RENEW_CHECK_INTERVAL: '1h' },
+      {
+        onLine: (line, pid) => {
+          if (line.msg === 'waiting for the next pass' && !sentAt) {
+            sentAt = Date.now();
+            process.kill(pid, 'SIGTERM');
+          }
+        },
       },
-    });
+    );
     expect(r.code, r.stdout).toBe(0);
     expect(Date.now() - sentAt).toBeLessThan(2_000);
     expect(logsWith(r, { step: 'report' })).toHaveLength(0);
     expect(logsWith(r, { step: 'publish', changed: true })).toHaveLength(1);
   });
 
-  it('SIGTERM while a container\'s endpoint holds verification (accepts, never answers) stops at once; the deploy is redone at the next start', async () => {
+  it("SIGTERM while a container's endpoint holds verification (accepts, never answers) stops at once; the deploy is redone at the next start", async () => {
     const { dir, env } = base('verify-stop');
     await seedSelfSigned(join(dir, 'certs'));
     const { createServer: tcpServer } = await import('node:net');
     const silent = tcpServer((s) => s.on('error', () => undefined));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as { port: number }).port;
-    const hanging = await startContainer({ name: 'hanging', role: 'postfix', certsDir: join(dir, 'certs'), reload: 'exec:true', labels: { 'mailcerts.verify': `smtps://:${port},submissions://:${port}` } });
+    const hanging = await startContainer({
+      name: 'hanging',
+      role: 'postfix',
+      certsDir: join(dir, 'certs'),
+      reload: 'exec:true',
+      labels: { 'mailcerts.verify': `smtps://:${port},submissions://:${port}` },
+    });
     let sentAt = 0;
     try {
-      const r = await runCli(['run'], { ...env, ACME_DOMAINS: 'verify-stop.example.test' }, {
-        onLine: (line, pid) => {
-          if (line.msg === 'container reloaded' && line.container === hanging && !sentAt) {
-            sentAt = Date.now();
-            setTimeout(() => process.kill(pid, 'SIGTERM'), 500); // mid-probe: the TLS handshake waits for an answer
-          }
+      const r = await runCli(
+        ['run'],
+        { ...env, ACME_DOMAINS: 'verify-stop.example.test' },
+        {
+          onLine: (line, pid) => {
+            if (line.msg === 'container reloaded' && line.container === hanging && !sentAt) {
+              sentAt = Date.now();
+              setTimeout(() => process.kill(pid, 'SIGTERM'), 500); // mid-probe: the TLS handshake waits for an answer
+            }
+          },
         },
-      });
+      );
       expect(sentAt, r.stdout).toBeGreaterThan(0);
       expect(r.code).toBe(0);
       expect(Date.now() - sentAt).toBeLessThan(2_500);
       expect(logsWith(r, { step: 'daemon', msg: 'mailcerts stopped' })).toHaveLength(1);
       expect(logsWith(r, { msg: 'deployment failed' })).toHaveLength(0); // a stop is not a failure
-      const state = JSON.parse(readFileSync(join(dir, 'state', 'certificates', 'verify-stop.example.test', 'state.json'), 'utf8'));
+      const state = JSON.parse(
+        readFileSync(join(dir, 'state', 'certificates', 'verify-stop.example.test', 'state.json'), 'utf8'),
+      );
       expect(state.deployedDigest).toBeUndefined(); // so the next start reloads and verifies again
     } finally {
       silent.close();

@@ -22,13 +22,42 @@ describe('a publish that cannot work is found before anything is ordered', () =>
     writeFileSync(join(custom, 'fullchain.pem'), chain.fullchain);
     writeFileSync(join(custom, 'privkey.pem'), chain.key);
     const mailcerts = (extra: string[], command: string[]) =>
-      run('docker', ['run', '--rm', '--network', 'none', '--label', 'mailcerts.test=1', '--label', TEST_MARKER, ...extra, '-v', `${certs}:/etc/ssl/mail`, '-v', `${custom}:/custom:ro`,
-        '-e', 'ACME_DOMAINS=mail.example.test', '-e', 'CUSTOM_CERTS_DIR=/custom', '-e', 'KEY_FILE_GROUP=101', '-e', 'KEY_FILE_MODE=0640', '-e', 'DOCKER_RELOAD=false',
-        inject('mailcertsImage'), ...command]).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+      run('docker', [
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '--label',
+        'mailcerts.test=1',
+        '--label',
+        TEST_MARKER,
+        ...extra,
+        '-v',
+        `${certs}:/etc/ssl/mail`,
+        '-v',
+        `${custom}:/custom:ro`,
+        '-e',
+        'ACME_DOMAINS=mail.example.test',
+        '-e',
+        'CUSTOM_CERTS_DIR=/custom',
+        '-e',
+        'KEY_FILE_GROUP=101',
+        '-e',
+        'KEY_FILE_MODE=0640',
+        '-e',
+        'DOCKER_RELOAD=false',
+        inject('mailcertsImage'),
+        ...command,
+      ]).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
 
     const refused = await mailcerts([], ['run', '--once']);
     expect(refused.code).toBe(78);
-    expect(refused.stderr).toContain('mailcerts (uid 10001) cannot give the key files to group 101 (KEY_FILE_GROUP): a process that is not root can only use groups it belongs to; add group_add: ["101"] to the mailcerts service, or unset KEY_FILE_GROUP');
+    expect(refused.stderr).toContain(
+      'mailcerts (uid 10001) cannot give the key files to group 101 (KEY_FILE_GROUP): a process that is not root can only use groups it belongs to; add group_add: ["101"] to the mailcerts service, or unset KEY_FILE_GROUP',
+    );
     expect(refused.stderr).toContain('Nothing was ordered or published.');
     expect(existsSync(join(certs, '..data'))).toBe(false);
     const check = await mailcerts([], ['check']);
@@ -62,14 +91,23 @@ describe('an issued certificate is kept when its publish fails', () => {
     }
     expect(first.code).toBe(1);
     const failure = logsWith(first, { msg: 'publish failed' })[0];
-    expect(failure?.error).toMatch(/cannot write into CERTS_DIR .*EPERM.*; the new certificate \(serial ([0-9A-F]+)\) is kept in STATE_DIR and published at the next attempt$/);
+    expect(failure?.error).toMatch(
+      /cannot write into CERTS_DIR .*EPERM.*; the new certificate \(serial ([0-9A-F]+)\) is kept in STATE_DIR and published at the next attempt$/,
+    );
     const keptSerial = String(failure!.error).match(/serial ([0-9A-F]+)\)/)![1];
     expect(existsSync(join(env.STATE_DIR!, 'certificates', 'kept.example.test', 'pending.pem'))).toBe(true);
 
     // The backoff runs out (time passes): the next run publishes what was kept.
     const statePath = join(env.STATE_DIR!, 'certificates', 'kept.example.test', 'state.json');
     const s = JSON.parse(readFileSync(statePath, 'utf8'));
-    writeFileSync(statePath, JSON.stringify({ ...s, nextAttemptAt: new Date(Date.now() - 1000).toISOString(), failedAt: new Date(Date.now() - 61_000).toISOString() }));
+    writeFileSync(
+      statePath,
+      JSON.stringify({
+        ...s,
+        nextAttemptAt: new Date(Date.now() - 1000).toISOString(),
+        failedAt: new Date(Date.now() - 61_000).toISOString(),
+      }),
+    );
     const second = await runCli(['run', '--once'], env);
     expect(second.code, second.stdout).toBe(0);
     expect(logsWith(second, { step: 'order' })).toHaveLength(0);

@@ -20,8 +20,15 @@ const IMAGE_UID = 10001;
  * reader never sees a broken set.
  */
 describe('two mailcerts containers on one STATE_DIR', () => {
-  it(`never hold the pass lock at once, never publish at once, and leave ..data on a version that exists (${RUNS} runs each)`, { timeout: 300_000 }, async () => {
-    const dirs = { state: join(work, 'state'), certs: join(work, 'certs'), a: join(work, 'custom-a'), b: join(work, 'custom-b') };
+  it(`never hold the pass lock at once, never publish at once, and leave ..data on a version that exists (${RUNS} runs each)`, {
+    timeout: 300_000,
+  }, async () => {
+    const dirs = {
+      state: join(work, 'state'),
+      certs: join(work, 'certs'),
+      a: join(work, 'custom-a'),
+      b: join(work, 'custom-b'),
+    };
     for (const d of Object.values(dirs)) {
       mkdirSync(d, { recursive: true });
       chownSync(d, IMAGE_UID, IMAGE_UID);
@@ -32,13 +39,45 @@ describe('two mailcerts containers on one STATE_DIR', () => {
       writeFileSync(join(dirs[side], 'privkey.pem'), chain.key);
     }
     const container = (side: 'a' | 'b') =>
-      run('docker', [
-        'run', '--rm', '--network', 'none', '--label', 'mailcerts.test=1', '--label', TEST_MARKER,
-        '-v', `${dirs.state}:/state`, '-v', `${dirs.certs}:/certs`, '-v', `${dirs[side]}:/custom:ro`,
-        '-e', 'ACME_DOMAINS=shared.example.test', '-e', 'CUSTOM_CERTS_DIR=/custom', '-e', 'CERTS_DIR=/certs', '-e', 'STATE_DIR=/state',
-        '-e', 'DOCKER_RELOAD=false', '-e', 'LOG_LEVEL=debug', '-e', 'STATUS_ADDRESS=off',
-        '--entrypoint', 'sh', inject('mailcertsImage'), '-c', `for i in $(seq ${RUNS}); do node /app/mailcerts.mjs run --once || exit 1; done`,
-      ], { maxBuffer: 64 * 1024 * 1024 });
+      run(
+        'docker',
+        [
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          '--label',
+          'mailcerts.test=1',
+          '--label',
+          TEST_MARKER,
+          '-v',
+          `${dirs.state}:/state`,
+          '-v',
+          `${dirs.certs}:/certs`,
+          '-v',
+          `${dirs[side]}:/custom:ro`,
+          '-e',
+          'ACME_DOMAINS=shared.example.test',
+          '-e',
+          'CUSTOM_CERTS_DIR=/custom',
+          '-e',
+          'CERTS_DIR=/certs',
+          '-e',
+          'STATE_DIR=/state',
+          '-e',
+          'DOCKER_RELOAD=false',
+          '-e',
+          'LOG_LEVEL=debug',
+          '-e',
+          'STATUS_ADDRESS=off',
+          '--entrypoint',
+          'sh',
+          inject('mailcertsImage'),
+          '-c',
+          `for i in $(seq ${RUNS}); do node /app/mailcerts.mjs run --once || exit 1; done`,
+        ],
+        { maxBuffer: 64 * 1024 * 1024 },
+      );
 
     let stop = false;
     const seen = { reads: 0, broken: [] as string[] };
@@ -50,7 +89,8 @@ describe('two mailcerts containers on one STATE_DIR', () => {
           published = true;
           const chain = readFileSync(join(dirs.certs, version, 'fullchain.pem'), 'utf8');
           const key = readFileSync(join(dirs.certs, version, 'privkey.pem'), 'utf8');
-          if (!new X509Certificate(chain).checkPrivateKey(createPrivateKey(key))) seen.broken.push(`mismatch in ${version}`);
+          if (!new X509Certificate(chain).checkPrivateKey(createPrivateKey(key)))
+            seen.broken.push(`mismatch in ${version}`);
           seen.reads++;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || published) seen.broken.push((err as Error).message);
@@ -65,11 +105,22 @@ describe('two mailcerts containers on one STATE_DIR', () => {
       stop = true;
       await reader;
     }
-    const logs = outputs.map((o) => o.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>));
-    const holds = logs.flatMap((lines, side) => {
-      const taken = lines.filter((l) => l.msg === 'pass lock taken');
-      return taken.map((t) => ({ side, from: t.at as number, to: lines.find((l) => l.msg === 'pass lock released' && l.owner === t.owner)?.at as number }));
-    }).sort((x, y) => x.from - y.from);
+    const logs = outputs.map((o) =>
+      o.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    );
+    const holds = logs
+      .flatMap((lines, side) => {
+        const taken = lines.filter((l) => l.msg === 'pass lock taken');
+        return taken.map((t) => ({
+          side,
+          from: t.at as number,
+          to: lines.find((l) => l.msg === 'pass lock released' && l.owner === t.owner)?.at as number,
+        }));
+      })
+      .sort((x, y) => x.from - y.from);
     expect(holds).toHaveLength(2 * RUNS);
     expect(holds.every((h) => typeof h.to === 'number')).toBe(true);
     // Sorted by start: a hold overlaps when it starts before any earlier hold has ended.
@@ -81,7 +132,9 @@ describe('two mailcerts containers on one STATE_DIR', () => {
     });
     const publishes = logs.flat().filter((l) => l.msg === 'published the supplied certificate').length;
     const alternations = holds.filter((h, i) => i > 0 && h.side !== holds[i - 1]!.side).length;
-    console.log(`shared STATE_DIR: ${holds.length} passes in 2 containers, ${alternations} hand-overs between them, ${publishes} publishes, ${overlaps.length} overlapping holds; reader: ${seen.reads} reads, ${seen.broken.length} broken`);
+    console.log(
+      `shared STATE_DIR: ${holds.length} passes in 2 containers, ${alternations} hand-overs between them, ${publishes} publishes, ${overlaps.length} overlapping holds; reader: ${seen.reads} reads, ${seen.broken.length} broken`,
+    );
     expect(overlaps).toEqual([]);
     expect(alternations).toBeGreaterThan(2); // they did contend
     // A pass publishes when the other side's certificate is in place: after every hand-over, and the first.

@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type CloudflareDouble, startCloudflareDouble, zoneId } from '../doubles/cloudflare.js';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import {
-  containerLogs, docker, ENDPOINTS, type Endpoint, MAIL_IMAGE_TRIXIE, removeTestContainers, ROOT, servedCertificate, startMailStack, waitForPort,
+  containerLogs,
+  docker,
+  ENDPOINTS,
+  type Endpoint,
+  MAIL_IMAGE_TRIXIE,
+  removeTestContainers,
+  ROOT,
+  servedCertificate,
+  startMailStack,
+  waitForPort,
 } from '../helpers/mailstack.js';
 
 /**
@@ -18,7 +27,12 @@ const work = join(inject('workDir'), 'sni');
 const TOKEN = 'sni-token-0123456789abcdefABCDEF_-xyz';
 const ALL: Endpoint[] = ['smtp', 'smtps', 'submission', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'];
 // mx.c.test has a certificate of its own, under wild's *.c.test: the specific name must win.
-const NAMES = { a: ['mail.a.test'], b: ['mail.b.test'], wild: ['c.test', 'anything.c.test'], mx: ['mx.c.test'] } as const;
+const NAMES = {
+  a: ['mail.a.test'],
+  b: ['mail.b.test'],
+  wild: ['c.test', 'anything.c.test'],
+  mx: ['mx.c.test'],
+} as const;
 const certsDir = join(work, 'certs');
 const config = join(work, 'mailcerts.yml');
 const mainCf = join(work, 'main.cf');
@@ -26,12 +40,14 @@ let cf: CloudflareDouble;
 let env: Record<string, string>;
 
 const serialIn = (name: string) => new X509Certificate(readFileSync(join(certsDir, name, 'cert.pem'))).serialNumber;
-const servedSerial = async (e: Endpoint, sni: string | null) => new X509Certificate(await servedCertificate(e, sni)).serialNumber;
+const servedSerial = async (e: Endpoint, sni: string | null) =>
+  new X509Certificate(await servedCertificate(e, sni)).serialNumber;
 /** Every name of every certificate on every endpoint, and no SNI: what each one serves. */
 async function servedTable(): Promise<Record<string, string>> {
   const table: Record<string, string> = {};
   for (const e of ALL) {
-    for (const [cert, names] of Object.entries(NAMES)) for (const n of names) table[`${e} ${n}`] = `${cert}:${await servedSerial(e, n)}`;
+    for (const [cert, names] of Object.entries(NAMES))
+      for (const n of names) table[`${e} ${n}`] = `${cert}:${await servedSerial(e, n)}`;
     table[`${e} (no SNI)`] = `a:${await servedSerial(e, null)}`;
   }
   return table;
@@ -39,12 +55,14 @@ async function servedTable(): Promise<Record<string, string>> {
 function expectedTable(): Record<string, string> {
   const table: Record<string, string> = {};
   for (const e of ALL) {
-    for (const [cert, names] of Object.entries(NAMES)) for (const n of names) table[`${e} ${n}`] = `${cert}:${serialIn(cert)}`;
+    for (const [cert, names] of Object.entries(NAMES))
+      for (const n of names) table[`${e} ${n}`] = `${cert}:${serialIn(cert)}`;
     table[`${e} (no SNI)`] = `a:${serialIn('a')}`;
   }
   return table;
 }
-const reloads = async (name: string) => (await containerLogs(name)).match(/postfix\/master\[\d+\]: reload/g)?.length ?? 0;
+const reloads = async (name: string) =>
+  (await containerLogs(name)).match(/postfix\/master\[\d+\]: reload/g)?.length ?? 0;
 
 beforeAll(async () => {
   mkdirSync(certsDir, { recursive: true });
@@ -53,16 +71,27 @@ beforeAll(async () => {
     tokens: { [TOKEN]: { zones: '*', permissions: ['#zone:read', '#dns_records:read', '#dns_records:edit'] } },
     challtestsrv: `http://127.0.0.1:${pebble.dnsMgmtPort}`,
   });
-  writeFileSync(config, [
-    'certificates:',
-    '  - name: a', '    domains: [mail.a.test]',
-    '  - name: b', '    domains: [mail.b.test]',
-    '  - name: wild', '    domains: [c.test, "*.c.test"]', '    challenge: dns-01',
-    '  - name: mx', '    domains: [mx.c.test]',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'certificates:',
+      '  - name: a',
+      '    domains: [mail.a.test]',
+      '  - name: b',
+      '    domains: [mail.b.test]',
+      '  - name: wild',
+      '    domains: [c.test, "*.c.test"]',
+      '    challenge: dns-01',
+      '  - name: mx',
+      '    domains: [mx.c.test]',
+      '',
+    ].join('\n'),
+  );
   // The stack's Postfix config plus the SNI map; the default (no SNI) stays the top of the volume.
-  writeFileSync(mainCf, `${readFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), 'utf8')}tls_server_sni_maps = texthash:/etc/ssl/mail/sni/postfix.map\n`);
+  writeFileSync(
+    mainCf,
+    `${readFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), 'utf8')}tls_server_sni_maps = texthash:/etc/ssl/mail/sni/postfix.map\n`,
+  );
   env = pebbleEnv(work, {
     MAILCERTS_CONFIG: config,
     CLOUDFLARE_API_TOKEN: TOKEN,
@@ -91,8 +120,12 @@ describe('per-domain certificates by SNI (Postfix 3.7 texthash map, Dovecot 2.3 
       '.c.test /etc/ssl/mail/wild/privkey-fullchain.pem',
       'mx.c.test /etc/ssl/mail/mx/privkey-fullchain.pem',
     ]);
-    expect(readFileSync(join(certsDir, 'sni', 'dovecot.conf'), 'utf8')).toMatch(/^local_name \*\.c\.test \{\n  ssl_cert = <\/etc\/ssl\/mail\/wild\/privkey-fullchain\.pem/m);
-    expect(readFileSync(join(certsDir, 'sni', 'dovecot24.conf'), 'utf8')).toMatch(/^local_name mail\.b\.test \{\n  ssl_server_cert_file = \/etc\/ssl\/mail\/b\/privkey-fullchain\.pem/m);
+    expect(readFileSync(join(certsDir, 'sni', 'dovecot.conf'), 'utf8')).toMatch(
+      /^local_name \*\.c\.test \{\n  ssl_cert = <\/etc\/ssl\/mail\/wild\/privkey-fullchain\.pem/m,
+    );
+    expect(readFileSync(join(certsDir, 'sni', 'dovecot24.conf'), 'utf8')).toMatch(
+      /^local_name mail\.b\.test \{\n  ssl_server_cert_file = \/etc\/ssl\/mail\/b\/privkey-fullchain\.pem/m,
+    );
     expect(serialIn('a')).toBe(new X509Certificate(readFileSync(join(certsDir, 'cert.pem'))).serialNumber); // the first is also the default
   });
 
@@ -102,7 +135,9 @@ describe('per-domain certificates by SNI (Postfix 3.7 texthash map, Dovecot 2.3 
     // mailcerts checks the same, by itself.
     const r = await runCli(['renew', '--force', 'a'], env);
     expect(r.code, r.stdout).toBe(0);
-    const checked = logsWith(r, { step: 'verify', msg: 'serves the published certificate' }).flatMap((l) => l.endpoints as string[]);
+    const checked = logsWith(r, { step: 'verify', msg: 'serves the published certificate' }).flatMap(
+      (l) => l.endpoints as string[],
+    );
     expect(checked).toContain(`smtp://127.0.0.1:${ENDPOINTS.smtp.port} (wild, mailcerts-probe.c.test)`);
     expect(checked).toContain(`imaps://127.0.0.1:${ENDPOINTS.imaps.port} (b, mail.b.test)`);
     expect(checked).toContain(`sieve://127.0.0.1:${ENDPOINTS.sieve.port} (a, no SNI)`);
@@ -133,31 +168,61 @@ describe('a Postfix that keeps its own indexed map (mailcerts.postmap)', () => {
     // The user's own map source, as certbot users keep it: mailcerts only rebuilds it.
     writeFileSync(join(maps, 'sni'), 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem\n');
     const hashCf = join(work, 'main-hash.cf');
-    writeFileSync(hashCf, `${readFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), 'utf8')}tls_server_sni_maps = hash:/etc/postfix/usermaps/sni\n`);
+    writeFileSync(
+      hashCf,
+      `${readFileSync(join(ROOT, 'docker', 'mailstack', 'postfix', 'main.cf'), 'utf8')}tls_server_sni_maps = hash:/etc/postfix/usermaps/sni\n`,
+    );
     const { startContainer, VERIFY_LABELS } = await import('../helpers/mailstack.js');
     const postfix = await startContainer({
-      name: 'postfix-hash', role: 'postfix', certsDir, mainCf: hashCf, reload: 'postfix', volumes: [`${maps}:/etc/postfix/usermaps`],
-      labels: { 'mailcerts.verify': VERIFY_LABELS.postfix, 'mailcerts.certificates': 'a,b', 'mailcerts.postmap': 'hash:/etc/postfix/usermaps/sni' },
+      name: 'postfix-hash',
+      role: 'postfix',
+      certsDir,
+      mainCf: hashCf,
+      reload: 'postfix',
+      volumes: [`${maps}:/etc/postfix/usermaps`],
+      labels: {
+        'mailcerts.verify': VERIFY_LABELS.postfix,
+        'mailcerts.certificates': 'a,b',
+        'mailcerts.postmap': 'hash:/etc/postfix/usermaps/sni',
+      },
       command: ['sh', '-c', 'postmap -F hash:/etc/postfix/usermaps/sni && exec postfix start-fg'],
     });
     await waitForPort(ENDPOINTS.smtp.port);
     expect(await servedSerial('smtp', 'mail.b.test')).toBe(serialIn('b'));
     const r = await runCli(['renew', '--force', 'b'], env);
     expect(r.code, r.stdout).toBe(0);
-    expect(logsWith(r, { container: postfix, command: 'postmap -F hash:/etc/postfix/usermaps/sni', exitCode: 0 })).toHaveLength(1);
-    for (const e of ['smtp', 'smtps', 'submission'] as const) expect(await servedSerial(e, 'mail.b.test'), e).toBe(serialIn('b'));
-    expect((await runCli(['check'], env)).stdout).toContain(`${postfix}: postconf -n, postfix check, postmap -F hash:/etc/postfix/usermaps/sni, then postfix reload`);
+    expect(
+      logsWith(r, { container: postfix, command: 'postmap -F hash:/etc/postfix/usermaps/sni', exitCode: 0 }),
+    ).toHaveLength(1);
+    for (const e of ['smtp', 'smtps', 'submission'] as const)
+      expect(await servedSerial(e, 'mail.b.test'), e).toBe(serialIn('b'));
+    expect((await runCli(['check'], env)).stdout).toContain(
+      `${postfix}: postconf -n, postfix check, postmap -F hash:/etc/postfix/usermaps/sni, then postfix reload`,
+    );
   });
 
   it('a mailcerts.postmap that is not type:path: that container is not reloaded, and check names the label', async () => {
     const { startContainer } = await import('../helpers/mailstack.js');
-    const odd = await startContainer({ name: 'postfix-badmap', role: 'postfix', certsDir, network: 'none', reload: 'postfix', labels: { 'mailcerts.postmap': '/etc/postfix/sni' } });
+    const odd = await startContainer({
+      name: 'postfix-badmap',
+      role: 'postfix',
+      certsDir,
+      network: 'none',
+      reload: 'postfix',
+      labels: { 'mailcerts.postmap': '/etc/postfix/sni' },
+    });
     const r = await runCli(['renew', '--force', 'a'], env);
-    expect(logsWith(r, { container: odd, msg: 'container not deployed' })[0]).toMatchObject({ problem: 'label', error: 'label mailcerts.postmap=/etc/postfix/sni: "/etc/postfix/sni" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni' });
+    expect(logsWith(r, { container: odd, msg: 'container not deployed' })[0]).toMatchObject({
+      problem: 'label',
+      error:
+        'label mailcerts.postmap=/etc/postfix/sni: "/etc/postfix/sni" is not type:path; write it like hash:/etc/postfix/sni or lmdb:/etc/postfix/sni',
+    });
     expect(logsWith(r, { container: odd, command: 'postfix reload' })).toHaveLength(0);
     const check = await runCli(['check'], env);
     expect(check.code).toBe(1);
-    expect(check.stdout).toContain(`${odd}: INVALID LABEL mailcerts.postmap=/etc/postfix/sni: "/etc/postfix/sni" is not type:path`);
+    expect(check.stdout).toContain(
+      `${odd}: INVALID LABEL mailcerts.postmap=/etc/postfix/sni: "/etc/postfix/sni" is not type:path`,
+    );
     await docker('rm', '-f', odd);
   });
 });
@@ -165,7 +230,11 @@ describe('a Postfix that keeps its own indexed map (mailcerts.postmap)', () => {
 describe('Postfix 3.10 and Dovecot 2.4 (Debian trixie)', () => {
   it('serve each name with its certificate from the same files, Dovecot through sni/dovecot24.conf', async () => {
     await removeTestContainers();
-    const stack = await startMailStack(certsDir, { mainCf, image: MAIL_IMAGE_TRIXIE, labels: { 'mailcerts.certificates': '*' } });
+    const stack = await startMailStack(certsDir, {
+      mainCf,
+      image: MAIL_IMAGE_TRIXIE,
+      labels: { 'mailcerts.certificates': '*' },
+    });
     expect(await docker('exec', stack.dovecot, 'dovecot', '--version')).toMatch(/^2\.4\./);
     expect(await docker('exec', stack.postfix, 'postconf', '-h', 'mail_version')).toMatch(/^3\.10\./);
     expect(await servedTable()).toEqual(expectedTable());
@@ -185,12 +254,27 @@ describe('a server that does not serve a name by SNI', () => {
     expect(r.code).toBe(1);
     const failed = logsWith(r, { container: stack.postfix, msg: 'container not deployed' })[0];
     expect(failed).toMatchObject({ problem: 'mismatch' });
-    expect(failed?.error).toMatch(new RegExp(`^serves another of the certificates for a name after reload: smtp://127\\.0\\.0\\.1:${ENDPOINTS.smtp.port} serves certificate a \\(serial ${serialIn('a')}, SHA-256 [0-9A-F:]{95}\\) instead of b \\(serial ${serialIn('b')}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`));
-    expect(logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' })).toHaveLength(0); // a restart would not help
+    expect(failed?.error).toMatch(
+      new RegExp(
+        `^serves another of the certificates for a name after reload: smtp://127\\.0\\.0\\.1:${ENDPOINTS.smtp.port} serves certificate a \\(serial ${serialIn('a')}, SHA-256 [0-9A-F:]{95}\\) instead of b \\(serial ${serialIn('b')}\\) for mail\\.b\\.test: its SNI setup does not pick the certificate by name`,
+      ),
+    );
+    expect(
+      logsWith(r, { msg: 'still serving an old certificate after reload: restarting the container' }),
+    ).toHaveLength(0); // a restart would not help
     expect(logsWith(r, { step: 'rollback' })).toHaveLength(0); // nor would a rollback
     expect(logsWith(r, { container: stack.dovecot, msg: 'serves the published certificate' })).toHaveLength(1); // Dovecot has its include
     const status = JSON.parse((await runCli(['status', '--json'], env)).stdout)[0].containers[stack.postfix];
-    expect(status.names).toEqual({ 'mail.a.test': true, '(no SNI)': true, 'mail.b.test': false, 'c.test': false, '*.c.test': false, 'mx.c.test': false });
-    expect((await runCli(['status'], env)).stdout).toMatch(new RegExp(`${stack.postfix}\\s+NO\\s+2/6, wrong: mail\\.b\\.test c\\.test \\*\\.c\\.test mx\\.c\\.test`));
+    expect(status.names).toEqual({
+      'mail.a.test': true,
+      '(no SNI)': true,
+      'mail.b.test': false,
+      'c.test': false,
+      '*.c.test': false,
+      'mx.c.test': false,
+    });
+    expect((await runCli(['status'], env)).stdout).toMatch(
+      new RegExp(`${stack.postfix}\\s+NO\\s+2/6, wrong: mail\\.b\\.test c\\.test \\*\\.c\\.test mx\\.c\\.test`),
+    );
   });
 });

@@ -16,7 +16,9 @@ const get = (path: string) => fetch(`http://${ADDRESS}${path}`);
 
 type Family = { name: string; metrics: { value: string; labels?: Record<string, string> }[] };
 const sample = (families: Family[], name: string, labels: Record<string, string> = {}) =>
-  families.find((f) => f.name === name)?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value;
+  families
+    .find((f) => f.name === name)
+    ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value;
 
 afterAll(removeTestContainers);
 
@@ -27,7 +29,12 @@ describe('the status endpoint (/healthz, /status, /metrics) and mailcerts status
     const stack = await startMailStack(join(dir, 'certs'));
     let pid = 0;
     let ready = false;
-    const daemon = runCli(['run'], env, { onLine: (l, p) => { pid = p; if (l.msg === 'waiting for the next pass') ready = true; } });
+    const daemon = runCli(['run'], env, {
+      onLine: (l, p) => {
+        pid = p;
+        if (l.msg === 'waiting for the next pass') ready = true;
+      },
+    });
     try {
       while (!ready) await delay(100);
 
@@ -43,14 +50,26 @@ describe('the status endpoint (/healthz, /status, /metrics) and mailcerts status
       const text = await (await get('/metrics')).text();
       const families = parsePrometheusTextFormat(text) as Family[];
       const leaf = new X509Certificate(readFileSync(join(dir, 'certs', 'cert.pem')));
-      expect(Number(sample(families, 'mailcerts_certificate_expiry_timestamp_seconds', { certificate: 'status.example.test' }))).toBe(new Date(leaf.validTo).getTime() / 1000);
-      expect(sample(families, 'mailcerts_certificate_consecutive_failures', { certificate: 'status.example.test' })).toBe('0');
+      expect(
+        Number(
+          sample(families, 'mailcerts_certificate_expiry_timestamp_seconds', { certificate: 'status.example.test' }),
+        ),
+      ).toBe(new Date(leaf.validTo).getTime() / 1000);
+      expect(
+        sample(families, 'mailcerts_certificate_consecutive_failures', { certificate: 'status.example.test' }),
+      ).toBe('0');
       expect(sample(families, 'mailcerts_certificate_deployed', { certificate: 'status.example.test' })).toBe('1');
       expect(sample(families, 'mailcerts_container_serves_current', { container: stack.postfix })).toBe('1');
       expect(sample(families, 'mailcerts_container_serves_current', { container: stack.dovecot })).toBe('1');
       expect(sample(families, 'mailcerts_container_reload_success', { container: stack.dovecot })).toBe('1');
       expect(sample(families, 'mailcerts_healthy')).toBe('1');
-      expect(Number(sample(families, 'mailcerts_certificate_next_renewal_timestamp_seconds', { certificate: 'status.example.test' }))).toBeGreaterThan(Date.now() / 1000);
+      expect(
+        Number(
+          sample(families, 'mailcerts_certificate_next_renewal_timestamp_seconds', {
+            certificate: 'status.example.test',
+          }),
+        ),
+      ).toBeGreaterThan(Date.now() / 1000);
 
       const table = (await runCli(['status'], env)).stdout;
       expect(table).toMatch(new RegExp(`${stack.postfix}\\s+yes\\s+`));
@@ -65,8 +84,13 @@ describe('the status endpoint (/healthz, /status, /metrics) and mailcerts status
       await delay(1_100); // the endpoint reads the files at most once a second
       const sick = await get('/healthz');
       expect(sick.status).toBe(503);
-      expect(await sick.json()).toEqual({ status: 'unhealthy', problems: ['status.example.test: expired on 2020-01-02T00:00:00.000Z'] });
-      expect(sample(parsePrometheusTextFormat(await (await get('/metrics')).text()) as Family[], 'mailcerts_healthy')).toBe('0');
+      expect(await sick.json()).toEqual({
+        status: 'unhealthy',
+        problems: ['status.example.test: expired on 2020-01-02T00:00:00.000Z'],
+      });
+      expect(
+        sample(parsePrometheusTextFormat(await (await get('/metrics')).text()) as Family[], 'mailcerts_healthy'),
+      ).toBe('0');
 
       expect((await get('/nothing')).status).toBe(404);
       expect((await fetch(`http://${ADDRESS}/healthz`, { method: 'POST' })).status).toBe(405);

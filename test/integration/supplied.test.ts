@@ -9,20 +9,35 @@ import { makeChain } from '../helpers/pki.js';
 const dir = join(inject('workDir'), 'supplied');
 const custom = join(dir, 'custom');
 const certs = join(dir, 'certs');
-const env = { ACME_DOMAINS: 'mail.corp.example', CUSTOM_CERTS_DIR: custom, CERTS_DIR: certs, STATE_DIR: join(dir, 'state'), DOCKER_RELOAD: 'false' };
+const env = {
+  ACME_DOMAINS: 'mail.corp.example',
+  CUSTOM_CERTS_DIR: custom,
+  CERTS_DIR: certs,
+  STATE_DIR: join(dir, 'state'),
+  DOCKER_RELOAD: 'false',
+};
 
 /** Runs the daemon while `act` drives it; stops it with SIGTERM afterwards. */
 async function withDaemon(act: (lines: Record<string, unknown>[]) => Promise<void>): Promise<CliRun> {
   const lines: Record<string, unknown>[] = [];
   let pid = 0;
-  const running = runCli(['run'], env, { onLine: (l, p) => { lines.push(l); pid = p; } });
+  const running = runCli(['run'], env, {
+    onLine: (l, p) => {
+      lines.push(l);
+      pid = p;
+    },
+  });
   while (!lines.some((l) => l.msg === 'waiting for the next pass')) await delay(50);
   await act(lines);
   process.kill(pid, 'SIGTERM');
   return running;
 }
 
-async function until(lines: Record<string, unknown>[], pred: (l: Record<string, unknown>) => boolean, ms = 15_000): Promise<void> {
+async function until(
+  lines: Record<string, unknown>[],
+  pred: (l: Record<string, unknown>) => boolean,
+  ms = 15_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!lines.some(pred)) {
     if (Date.now() > end) throw new Error('timed out');
@@ -48,8 +63,12 @@ describe('certificates supplied by the user (CUSTOM_CERTS_DIR, watched)', () => 
     expect(r.code).toBe(0);
     expect(logsWith(r, { msg: 'published the supplied certificate' })).toHaveLength(1);
     // The only refusal is the start-up pass over the still empty folder; the half-written pair never is.
-    expect(logsWith(r, { msg: 'supplied certificate refused' }).map((l) => l.error)).toEqual([`no certificate yet: drop fullchain.pem and privkey.pem into ${custom}`]);
-    expect(new X509Certificate(readFileSync(join(certs, 'cert.pem'))).serialNumber).toBe(new X509Certificate(chain.leaf).serialNumber);
+    expect(logsWith(r, { msg: 'supplied certificate refused' }).map((l) => l.error)).toEqual([
+      `no certificate yet: drop fullchain.pem and privkey.pem into ${custom}`,
+    ]);
+    expect(new X509Certificate(readFileSync(join(certs, 'cert.pem'))).serialNumber).toBe(
+      new X509Certificate(chain.leaf).serialNumber,
+    );
   });
 
   it('a mismatched pair or a certificate for other names is refused, reported, never published', async () => {
@@ -66,7 +85,9 @@ describe('certificates supplied by the user (CUSTOM_CERTS_DIR, watched)', () => 
     });
     const refused = logsWith(r, { msg: 'supplied certificate refused' }).map((l) => l.error);
     expect(refused[0]).toMatch(/the private key does not match the certificate; nothing was published$/);
-    expect(refused.at(-1)).toMatch(/does not cover mail.corp.example \(it has elsewhere.example\); nothing was published$/);
+    expect(refused.at(-1)).toMatch(
+      /does not cover mail.corp.example \(it has elsewhere.example\); nothing was published$/,
+    );
     expect(logsWith(r, { step: 'publish' })).toHaveLength(0);
     expect(readFileSync(join(certs, 'fullchain.pem'), 'utf8')).toBe(before);
     const status = JSON.parse((await runCli(['status', '--json'], env)).stdout)[0];

@@ -14,19 +14,48 @@ import { captureLog, engineWith, FakeDeployer, FakeIssuer, testConfig } from '..
 
 const now = new Date('2026-12-03T12:00:00Z');
 const row = (over: Partial<StatusRow> = {}): StatusRow => ({
-  name: 'mail', domains: ['mail.example.com'], keyType: 'ec-256', source: 'acme', serial: 'AB', notAfter: '2027-02-01T00:00:00.000Z',
-  nextRenewal: '2026-12-04T00:00:00.000Z', nextReason: 'backing off', deployed: true, failures: 0, containers: {}, ...over,
+  name: 'mail',
+  domains: ['mail.example.com'],
+  keyType: 'ec-256',
+  source: 'acme',
+  serial: 'AB',
+  notAfter: '2027-02-01T00:00:00.000Z',
+  nextRenewal: '2026-12-04T00:00:00.000Z',
+  nextReason: 'backing off',
+  deployed: true,
+  failures: 0,
+  containers: {},
+  ...over,
 });
 const opts = { afterMs: 24 * 3600_000, expiryMs: 14 * 86_400_000 };
 
 describe('what is worth an alert', () => {
   it('a renewal failing for longer than ALERT_AFTER, an expiry within ALERT_EXPIRY, a container serving the wrong certificate, DANE out of step', () => {
-    expect(currentProblems([row({ failures: 2, failingSince: '2026-12-03T00:00:00.000Z', lastError: 'the CA said no' })], opts, now)).toEqual([]);
-    const rows = [row({
-      failures: 3, failingSince: '2026-12-02T11:00:00.000Z', lastError: 'the CA said no', notAfter: '2026-12-10T00:00:00.000Z',
-      dane: { inStep: false, detail: 'the served key 3 1 1 ab is missing', checkedAt: '2026-12-03T11:00:00.000Z', summary: '' },
-      containers: { postfix: { at: '2026-12-03T11:30:00.000Z', reloaded: true, serves: false, error: 'serves serial CD' }, dovecot: { at: '2026-12-03T11:30:00.000Z', reloaded: true, serves: true } },
-    })];
+    expect(
+      currentProblems(
+        [row({ failures: 2, failingSince: '2026-12-03T00:00:00.000Z', lastError: 'the CA said no' })],
+        opts,
+        now,
+      ),
+    ).toEqual([]);
+    const rows = [
+      row({
+        failures: 3,
+        failingSince: '2026-12-02T11:00:00.000Z',
+        lastError: 'the CA said no',
+        notAfter: '2026-12-10T00:00:00.000Z',
+        dane: {
+          inStep: false,
+          detail: 'the served key 3 1 1 ab is missing',
+          checkedAt: '2026-12-03T11:00:00.000Z',
+          summary: '',
+        },
+        containers: {
+          postfix: { at: '2026-12-03T11:30:00.000Z', reloaded: true, serves: false, error: 'serves serial CD' },
+          dovecot: { at: '2026-12-03T11:30:00.000Z', reloaded: true, serves: true },
+        },
+      }),
+    ];
     expect(currentProblems(rows, opts, now).map((p) => `${p.key} | ${p.summary} | ${p.since}`)).toEqual([
       'renewal:mail:ec-256 | renewal of mail failing | 2026-12-02T11:00:00.000Z',
       'expiry:mail:ec-256 | certificate mail expires in 6.5d | 2026-11-26T00:00:00.000Z',
@@ -49,13 +78,29 @@ describe('webhook bodies', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
-    const m = { kind: 'problem' as const, key: 'renewal:mail:ec-256', subject: '[mailcerts] renewal of mail failing', text: 'What is wrong: …' };
-    for (const format of ['json', 'ntfy', 'slack'] as const) await sendWebhook({ url, format }, m, { signal: new AbortController().signal });
+    const m = {
+      kind: 'problem' as const,
+      key: 'renewal:mail:ec-256',
+      subject: '[mailcerts] renewal of mail failing',
+      text: 'What is wrong: …',
+    };
+    for (const format of ['json', 'ntfy', 'slack'] as const)
+      await sendWebhook({ url, format }, m, { signal: new AbortController().signal });
     server.close();
-    expect(JSON.parse(got[0]!.body)).toEqual({ event: 'problem', problem: 'renewal:mail:ec-256', subject: '[mailcerts] renewal of mail failing', text: 'What is wrong: …' });
-    expect(got[1]).toMatchObject({ body: 'What is wrong: …', headers: { title: '[mailcerts] renewal of mail failing', tags: 'warning', priority: 'high' } });
+    expect(JSON.parse(got[0]!.body)).toEqual({
+      event: 'problem',
+      problem: 'renewal:mail:ec-256',
+      subject: '[mailcerts] renewal of mail failing',
+      text: 'What is wrong: …',
+    });
+    expect(got[1]).toMatchObject({
+      body: 'What is wrong: …',
+      headers: { title: '[mailcerts] renewal of mail failing', tags: 'warning', priority: 'high' },
+    });
     expect(JSON.parse(got[2]!.body)).toEqual({ text: '*[mailcerts] renewal of mail failing*\nWhat is wrong: …' });
-    await expect(sendWebhook({ url: 'http://127.0.0.1:9/x', format: 'json' }, m, { signal: new AbortController().signal })).rejects.toThrow();
+    await expect(
+      sendWebhook({ url: 'http://127.0.0.1:9/x', format: 'json' }, m, { signal: new AbortController().signal }),
+    ).rejects.toThrow();
   });
 });
 
@@ -67,17 +112,35 @@ describe('the alert outbox', () => {
     const { notify } = await import('../../src/alerts/notify.js');
     const { captureLog } = await import('../helpers/fakes.js');
     const stateDir = mkdtempSync(join(tmpdir(), 'mailcerts-alerts-'));
-    const config = { stateDir, alerts: { webhook: { url: 'http://127.0.0.1:9/hook', format: 'json' as const }, afterMs: 1000, expiryMs: 86_400_000 } } as unknown as import('../../src/config/schema.js').Config;
+    const config = {
+      stateDir,
+      alerts: {
+        webhook: { url: 'http://127.0.0.1:9/hook', format: 'json' as const },
+        afterMs: 1000,
+        expiryMs: 86_400_000,
+      },
+    } as unknown as import('../../src/config/schema.js').Config;
     const failing = [row({ failures: 1, failingSince: '2026-12-01T00:00:00.000Z', lastError: 'no' })];
     const first = await notify(config, failing, captureLog().log, now);
     expect(first.undelivered).toBe(1);
-    const state = () => JSON.parse(readFileSync(join(stateDir, 'alerts.json'), 'utf8')) as { open: Record<string, unknown>; outbox: { message: { kind: string } }[] };
+    const state = () =>
+      JSON.parse(readFileSync(join(stateDir, 'alerts.json'), 'utf8')) as {
+        open: Record<string, unknown>;
+        outbox: { message: { kind: string } }[];
+      };
     expect(state().outbox.map((o) => o.message.kind)).toEqual(['problem']);
     const fixed = await notify(config, [row()], captureLog().log, new Date(now.getTime() + 1000));
     expect(fixed.undelivered).toBe(0);
     expect(state()).toEqual({ open: {}, outbox: [] });
     await notify(config, failing, captureLog().log, now);
-    const noWebhook = { ...config, alerts: { ...config.alerts, webhook: undefined, email: { to: ['a@b.c'], smtp: 'smtp://127.0.0.1:9', from: 'm@b.c', servername: 'b.c' } } } as typeof config;
+    const noWebhook = {
+      ...config,
+      alerts: {
+        ...config.alerts,
+        webhook: undefined,
+        email: { to: ['a@b.c'], smtp: 'smtp://127.0.0.1:9', from: 'm@b.c', servername: 'b.c' },
+      },
+    } as typeof config;
     await notify(noWebhook, failing, captureLog().log, now);
     expect(state().outbox.every((o) => (o as unknown as { channel: string }).channel === 'email')).toBe(true);
   });
@@ -93,14 +156,25 @@ describe('Slack bodies', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
     const text = 'last error: 220 <!channel> see <https://evil.example|your bank> & <@U123>';
-    await sendWebhook({ url, format: 'slack' }, { kind: 'problem', key: 'k', subject: '[mailcerts] <!here> failing', text }, { signal: new AbortController().signal });
+    await sendWebhook(
+      { url, format: 'slack' },
+      { kind: 'problem', key: 'k', subject: '[mailcerts] <!here> failing', text },
+      { signal: new AbortController().signal },
+    );
     server.close();
-    expect(JSON.parse(body)).toEqual({ text: '*[mailcerts] &lt;!here&gt; failing*\nlast error: 220 &lt;!channel&gt; see &lt;https://evil.example|your bank&gt; &amp; &lt;@U123&gt;' });
+    expect(JSON.parse(body)).toEqual({
+      text: '*[mailcerts] &lt;!here&gt; failing*\nlast error: 220 &lt;!channel&gt; see &lt;https://evil.example|your bank&gt; &amp; &lt;@U123&gt;',
+    });
   });
 });
 
 /** The outbox state file of a test's STATE_DIR. */
-const outbox = (stateDir: string) => (JSON.parse(readFileSync(join(stateDir, 'alerts.json'), 'utf8')) as { outbox: { channel: string; lastError?: string; nextTryAt: string }[] }).outbox;
+const outbox = (stateDir: string) =>
+  (
+    JSON.parse(readFileSync(join(stateDir, 'alerts.json'), 'utf8')) as {
+      outbox: { channel: string; lastError?: string; nextTryAt: string }[];
+    }
+  ).outbox;
 
 const BOUND_MS = 5_000;
 
@@ -122,7 +196,11 @@ describe('the deadline of one send', () => {
     });
     await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
     const port = (smtp.address() as { port: number }).port;
-    const { config } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_EMAIL: 'admin@example.test', ALERT_SMTP: `smtp://127.0.0.1:${port}`, ALERT_AFTER: '1s' });
+    const { config } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], {
+      ALERT_EMAIL: 'admin@example.test',
+      ALERT_SMTP: `smtp://127.0.0.1:${port}`,
+      ALERT_AFTER: '1s',
+    });
     const failing = [row({ failures: 1, failingSince: '2026-12-01T00:00:00.000Z', lastError: 'no' })];
     try {
       const started = Date.now();
@@ -156,7 +234,10 @@ describe('alerts beside the passes', () => {
     });
     await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
     // A fresh certificate (30 days) expires within ALERT_EXPIRY=60d: the first pass has an alert to send.
-    const { config } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_WEBHOOK: `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`, ALERT_EXPIRY: '60d' });
+    const { config } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], {
+      ALERT_WEBHOOK: `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`,
+      ALERT_EXPIRY: '60d',
+    });
     const { log, lines } = captureLog();
     const engine = engineWith(config, new FakeIssuer(), new FakeDeployer([]), log);
     const within = <T>(p: Promise<T>) => Promise.race([p, delay(3_000).then(() => 'held' as const)]);
@@ -179,13 +260,26 @@ describe('alerts beside the passes', () => {
     }
   });
 
-  it('a channel that failed is tried again at its first message\'s backoff, not at once for the messages waiting behind it', async () => {
-    const { config } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_WEBHOOK: 'http://127.0.0.1:9/hook', ALERT_AFTER: '1s' });
+  it("a channel that failed is tried again at its first message's backoff, not at once for the messages waiting behind it", async () => {
+    const { config } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], {
+      ALERT_WEBHOOK: 'http://127.0.0.1:9/hook',
+      ALERT_AFTER: '1s',
+    });
     // Two problems at once: the second message waits behind the first, which fails.
-    const rows = [row({ failures: 1, failingSince: '2026-12-01T00:00:00.000Z', lastError: 'no', notAfter: '2026-12-04T00:00:00.000Z' })];
+    const rows = [
+      row({
+        failures: 1,
+        failingSince: '2026-12-01T00:00:00.000Z',
+        lastError: 'no',
+        notAfter: '2026-12-04T00:00:00.000Z',
+      }),
+    ];
     const r = await notify(config, rows, captureLog().log, now);
     expect(r.undelivered).toBe(2);
-    expect(outbox(config.stateDir).map((o) => o.nextTryAt)).toEqual([new Date(now.getTime() + 60_000).toISOString(), now.toISOString()]);
+    expect(outbox(config.stateDir).map((o) => o.nextTryAt)).toEqual([
+      new Date(now.getTime() + 60_000).toISOString(),
+      now.toISOString(),
+    ]);
     expect(r.nextTryAt?.toISOString()).toBe(new Date(now.getTime() + 60_000).toISOString());
   });
 
@@ -199,16 +293,23 @@ describe('alerts beside the passes', () => {
   });
 });
 
-describe('the stack\'s own Postfix', () => {
+describe("the stack's own Postfix", () => {
   it('is the SMTP server whose certificate name mailcerts publishes: its published leaves are pinned; any other server gets no pin', async () => {
     const { publishedPins } = await import('../../src/alerts/own-server.js');
-    const { config, dir } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_EMAIL: 'admin@example.test', ALERT_SMTP: 'smtp://postfix:587' });
+    const { config, dir } = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], {
+      ALERT_EMAIL: 'admin@example.test',
+      ALERT_SMTP: 'smtp://postfix:587',
+    });
     expect(config.alerts.email?.servername).toBe('mail.example.test');
     expect(await publishedPins(config)).toEqual([]); // nothing published yet
     await engineWith(config, new FakeIssuer(), new FakeDeployer([]), captureLog().log).pass();
     const leaf = new X509Certificate(readFileSync(join(config.certsDir, 'cert.pem')));
     expect(await publishedPins(config)).toEqual([spkiOf(leaf)]);
-    const other = testConfig([{ name: 'mail', domains: ['mail.example.test'] }], { ALERT_EMAIL: 'admin@example.test', ALERT_SMTP: 'smtp://smtp.provider.test:587' }, dir).config;
+    const other = testConfig(
+      [{ name: 'mail', domains: ['mail.example.test'] }],
+      { ALERT_EMAIL: 'admin@example.test', ALERT_SMTP: 'smtp://smtp.provider.test:587' },
+      dir,
+    ).config;
     expect(await publishedPins(other)).toEqual([]);
   });
 });

@@ -22,7 +22,10 @@ describe('a CA whose directory cannot be fetched', () => {
     const certs = Array.from({ length: 5 }, (_, i) => makeChain([`mail${i}.example.test`]).leaf);
     const errors: string[] = [];
     for (const certPem of certs) {
-      await fetchAri({ directoryUrl, certPem, timeoutMs: 5_000, log }).then(() => errors.push('no error'), (e: Error) => errors.push(e.message));
+      await fetchAri({ directoryUrl, certPem, timeoutMs: 5_000, log }).then(
+        () => errors.push('no error'),
+        (e: Error) => errors.push(e.message),
+      );
     }
     expect(requests).toBe(1);
     expect(errors).toEqual(Array(5).fill(`${directoryUrl} answered HTTP 503`));

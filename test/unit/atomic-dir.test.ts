@@ -1,4 +1,14 @@
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  mkdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -107,7 +117,9 @@ describe('AtomicDir: the ..data symlink swap', () => {
     const a = new AtomicDir(dir);
     const v1 = (await a.publish(files('1'))).version;
     mkdirSync(join(dir, 'cert.pem'));
-    await expect(a.publish([...files('2'), { name: 'cert.pem', data: 'c', mode: 0o644 }])).rejects.toThrow(/cert.pem is a directory; remove it/);
+    await expect(a.publish([...files('2'), { name: 'cert.pem', data: 'c', mode: 0o644 }])).rejects.toThrow(
+      /cert.pem is a directory; remove it/,
+    );
     expect(readlinkSync(join(dir, '..data'))).toBe(v1); // the failed publish changed nothing
   });
 
@@ -169,7 +181,9 @@ describe('AtomicDir: the ..data symlink swap', () => {
     const dir = fresh();
     mkdirSync(join(dir, '..data'));
     const a = new AtomicDir(dir);
-    await expect(a.read(['privkey.pem'])).rejects.toThrow(/\.\.data is not a symbolic link \(a directory or file put there by hand or by another tool\); mailcerts publishes by swapping that link: move it out of/);
+    await expect(a.read(['privkey.pem'])).rejects.toThrow(
+      /\.\.data is not a symbolic link \(a directory or file put there by hand or by another tool\); mailcerts publishes by swapping that link: move it out of/,
+    );
     await expect(a.publish(files('1'))).rejects.toThrow(/is not a symbolic link/);
     expect(versions(dir)).toEqual([]);
     expect(lstatSync(join(dir, '..data')).isDirectory()).toBe(true); // left as it was

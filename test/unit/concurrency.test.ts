@@ -21,13 +21,19 @@ class SlowIssuer extends FakeIssuer {
   }
 }
 
-const certs = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `c${i}`, domains: [`mail${i}.example.test`] }));
+const certs = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ name: `c${i}`, domains: [`mail${i}.example.test`] }));
 
 describe('ACME_CONCURRENCY: certificates obtained side by side', () => {
   it('never more orders in flight than ACME_CONCURRENCY; every certificate published; outcomes in configuration order', async () => {
     const { config } = testConfig(certs(10), { ACME_CONCURRENCY: '3' });
     const issuer = new SlowIssuer();
-    const result = await engineWith(config, issuer, new FakeDeployer([{ name: 'postfix', certs: ['c0'] }]), captureLog().log).pass();
+    const result = await engineWith(
+      config,
+      issuer,
+      new FakeDeployer([{ name: 'postfix', certs: ['c0'] }]),
+      captureLog().log,
+    ).pass();
     expect(issuer.maxInFlight).toBe(3);
     expect(result.ok).toBe(true);
     expect(result.certs.map((c) => c.name)).toEqual(certs(10).map((c) => c.name));
@@ -62,7 +68,11 @@ describe('Replay-Nonce reuse', () => {
     const http: { request(url: string, method: string): Promise<Answer>; getNonce(): Promise<string> } = {
       async request(_url: string, method: string): Promise<Answer> {
         if (method === 'head') heads.push(`head-${n}`);
-        return { status: method === 'post' && _url.endsWith('/bad') ? 400 : 200, headers: { 'replay-nonce': `nonce-${n++}` }, data: {} };
+        return {
+          status: method === 'post' && _url.endsWith('/bad') ? 400 : 200,
+          headers: { 'replay-nonce': `nonce-${n++}` },
+          data: {},
+        };
       },
       async getNonce() {
         const r = await http.request('https://ca/new-nonce', 'head');
@@ -72,7 +82,7 @@ describe('Replay-Nonce reuse', () => {
     return { client: { http } as never, http, heads };
   }
 
-  it('hands out each answer\'s nonce once and asks newNonce only when none is left', async () => {
+  it("hands out each answer's nonce once and asks newNonce only when none is left", async () => {
     const { client, http, heads } = fakeClient();
     reuseNonces(client);
     const used: string[] = [];

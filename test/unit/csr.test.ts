@@ -12,7 +12,11 @@ function opensslReads(pem: string): string {
   writeFileSync(file, pem);
   return execFileSync('openssl', ['req', '-in', file, '-noout', '-verify', '-text'], { stdio: 'pipe' }).toString();
 }
-const pemKey = (type: 'ec' | 'rsa', opts: object) => generateKeyPairSync(type as 'ec', opts as { namedCurve: string }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+const pemKey = (type: 'ec' | 'rsa', opts: object) =>
+  generateKeyPairSync(type as 'ec', opts as { namedCurve: string }).privateKey.export({
+    type: 'pkcs8',
+    format: 'pem',
+  }) as string;
 
 describe('the certificate request sent at finalize', () => {
   it.each([
@@ -38,6 +42,8 @@ describe('the certificate request sent at finalize', () => {
     expect(() => createCsr([], key)).toThrow('a certificate request needs at least one name');
     expect(() => createCsr(['bücher.example'], key)).toThrow('"bücher.example" is not an ASCII DNS name');
     const ed = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    expect(() => createCsr(['mail.example.test'], ed)).toThrow('cannot sign a certificate request with a key of type ed25519; use KEY_TYPE ec-256, ec-384 or rsa-N');
+    expect(() => createCsr(['mail.example.test'], ed)).toThrow(
+      'cannot sign a certificate request with a key of type ed25519; use KEY_TYPE ec-256, ec-384 or rsa-N',
+    );
   });
 });

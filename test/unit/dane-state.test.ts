@@ -5,7 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { readCertState, writeCertState } from '../../src/state/cert-state.js';
 import { captureLog } from '../helpers/fakes.js';
 
-const dane = { keySince: '2026-11-01T00:00:00.000Z', served: 'ab'.repeat(32), seenSince: '2026-11-02T00:00:00.000Z', seenValues: 'x' };
+const dane = {
+  keySince: '2026-11-01T00:00:00.000Z',
+  served: 'ab'.repeat(32),
+  seenSince: '2026-11-02T00:00:00.000Z',
+  seenValues: 'x',
+};
 
 describe('the DANE state lives in dane.json, apart from state.json', () => {
   it('is written beside state.json, which no longer holds it; a damaged state.json moved aside leaves it', async () => {
@@ -17,7 +22,9 @@ describe('the DANE state lives in dane.json, apart from state.json', () => {
     writeFileSync(join(folder, 'state.json'), '{"deployedDigest": "trunc');
     const { log, lines } = captureLog();
     const state = await readCertState(dir, 'mx', log);
-    expect(lines.some((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it')).toBe(true);
+    expect(
+      lines.some((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it'),
+    ).toBe(true);
     expect(state).toEqual({ failures: 0, dane });
   });
 

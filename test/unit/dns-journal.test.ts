@@ -24,8 +24,24 @@ function recordingProvider(): DnsProvider & { deleted: string[] } {
 describe('the DNS record journal', () => {
   it('reads entries from before record types (TXT challenges), and sweeps only challenge records, never a lasting TLSA record', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mailcerts-journal-'));
-    const old = { provider: 'rfc2136', zoneId: 'example.com', zoneName: 'example.com', name: '_acme-challenge.example.com', value: 'v1', id: 'old-id', cert: 'mail', createdAt: '2026-11-01T00:00:00.000Z' };
-    const tlsa = { ...old, type: 'TLSA', purpose: 'lasting', name: '_25._tcp.mx.example.com', value: `3 1 1 ${'ab'.repeat(32)}`, id: 'tlsa-id' };
+    const old = {
+      provider: 'rfc2136',
+      zoneId: 'example.com',
+      zoneName: 'example.com',
+      name: '_acme-challenge.example.com',
+      value: 'v1',
+      id: 'old-id',
+      cert: 'mail',
+      createdAt: '2026-11-01T00:00:00.000Z',
+    };
+    const tlsa = {
+      ...old,
+      type: 'TLSA',
+      purpose: 'lasting',
+      name: '_25._tcp.mx.example.com',
+      value: `3 1 1 ${'ab'.repeat(32)}`,
+      id: 'tlsa-id',
+    };
     writeFileSync(join(dir, 'dns-records.json'), JSON.stringify({ records: [old, tlsa] }));
     const journal = new DnsJournal(dir);
     expect(await journal.leftovers()).toEqual([{ ...old, type: 'TXT', purpose: 'challenge' }]);

@@ -41,7 +41,9 @@ describe('a certificate that was issued is never thrown away', () => {
       chattr('-i', config.certsDir);
     }
     expect(first.certs[0]).toMatchObject({ ok: false, issued: true, published: false });
-    expect(first.certs[0]!.error).toMatch(/cannot write into CERTS_DIR .* \(EPERM on mkdir\).*; the new certificate \(serial [0-9A-F]+\) is kept in STATE_DIR and published at the next attempt$/);
+    expect(first.certs[0]!.error).toMatch(
+      /cannot write into CERTS_DIR .* \(EPERM on mkdir\).*; the new certificate \(serial [0-9A-F]+\) is kept in STATE_DIR and published at the next attempt$/,
+    );
     expect(existsSync(pendingPath(config.stateDir, 'mail'))).toBe(true);
     const kept = state(dir, 'mail');
     expect(kept).toMatchObject({ failedStep: 'publish', failures: 1, pending: { serial: expect.any(String) } });
@@ -52,15 +54,31 @@ describe('a certificate that was issued is never thrown away', () => {
     expect(second.certs[0]).toMatchObject({ ok: true, decision: 'republish', issued: false, published: true });
     expect(servedSerial(config.certsDir)).toBe(kept.pending.serial);
     expect(existsSync(pendingPath(config.stateDir, 'mail'))).toBe(false); // deployed: nothing left to keep
-    expect(lines.find((l) => l.msg === 'plan: republish')?.reason).toMatch(/^publishing again the certificate issued earlier \(serial [0-9A-F]+, not published\) instead of ordering a new one$/);
+    expect(lines.find((l) => l.msg === 'plan: republish')?.reason).toMatch(
+      /^publishing again the certificate issued earlier \(serial [0-9A-F]+, not published\) instead of ordering a new one$/,
+    );
   });
 });
 
-describe('a container\'s problem falls on the certificates it serves, and only on those', () => {
+describe("a container's problem falls on the certificates it serves, and only on those", () => {
   it('TLS breaking in one container rolls back only its certificate; the kept one is retried later, not ordered again', async () => {
-    const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const { config, dir } = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
     const issuer = new FakeIssuer();
-    const x = { name: 'x', certs: ['a'], answer: (_: unknown, call: number) => (call === 2 ? { ok: false, problem: 'broken' as const, error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure' } : { ok: true }) };
+    const x = {
+      name: 'x',
+      certs: ['a'],
+      answer: (_: unknown, call: number) =>
+        call === 2
+          ? {
+              ok: false,
+              problem: 'broken' as const,
+              error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure',
+            }
+          : { ok: true },
+    };
     const deployer = new FakeDeployer([x, { name: 'y', certs: ['b'] }]);
     const engine = engineWith(config, issuer, deployer, captureLog().log);
     const aDir = join(config.certsDir, 'a');
@@ -72,13 +90,18 @@ describe('a container\'s problem falls on the certificates it serves, and only o
     expect(issuer.orders).toHaveLength(4);
     const [a, b] = forced.certs;
     expect(a).toMatchObject({ ok: false, issued: true });
-    expect(a!.error).toMatch(/^serial [0-9A-F]+ was rolled back to [0-9A-F]+ because container x: TLS fails .*; the previous certificate is served again$/);
+    expect(a!.error).toMatch(
+      /^serial [0-9A-F]+ was rolled back to [0-9A-F]+ because container x: TLS fails .*; the previous certificate is served again$/,
+    );
     expect(b).toMatchObject({ ok: true, issued: true });
     expect(readlinkSync(join(aDir, '..data'))).toBe(v1.version);
     expect(servedSerial(aDir)).toBe(v1.a);
     expect(servedSerial(bDir)).toBe(deployer.calls[1]!.find((c) => c.name === 'b')!.leaf!.serialNumber);
     // After the rollback, the containers were asked to serve the old certificate of a and the new one of b.
-    expect(deployer.calls[2]!.map((c) => [c.name, c.leaf?.serialNumber])).toEqual([['a', v1.a], ['b', servedSerial(bDir)]]);
+    expect(deployer.calls[2]!.map((c) => [c.name, c.leaf?.serialNumber])).toEqual([
+      ['a', v1.a],
+      ['b', servedSerial(bDir)],
+    ]);
     const rolled = state(dir, 'a');
     expect(rolled).toMatchObject({ failedStep: 'verify', failures: 1 });
     expect(existsSync(pendingPath(config.stateDir, 'a'))).toBe(true);
@@ -93,7 +116,19 @@ describe('a container\'s problem falls on the certificates it serves, and only o
 
   it('an unreachable container rolls nothing back: the certificate stays published and is reported', async () => {
     const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
-    const x = { name: 'x', certs: ['a'], answer: (_: unknown, call: number) => (call === 2 ? { ok: false, problem: 'unreachable' as const, error: 'unreachable after reload, so not verified (not the certificate\'s fault): smtps://x:465: the TCP connection did not complete within 5s' } : { ok: true }) };
+    const x = {
+      name: 'x',
+      certs: ['a'],
+      answer: (_: unknown, call: number) =>
+        call === 2
+          ? {
+              ok: false,
+              problem: 'unreachable' as const,
+              error:
+                "unreachable after reload, so not verified (not the certificate's fault): smtps://x:465: the TCP connection did not complete within 5s",
+            }
+          : { ok: true },
+    };
     const deployer = new FakeDeployer([x]);
     const engine = engineWith(config, new FakeIssuer(), deployer, captureLog().log);
     await engine.pass();
@@ -106,8 +141,11 @@ describe('a container\'s problem falls on the certificates it serves, and only o
     expect(readlinkSync(join(config.certsDir, '..data'))).toBe(fresh);
   });
 
-  it('one certificate whose files cannot be read does not stop the others, orders nothing, and does not become another\'s default', async () => {
-    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+  it("one certificate whose files cannot be read does not stop the others, orders nothing, and does not become another's default", async () => {
+    const { config } = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
     mkdirSync(join(config.certsDir, 'a', '..data'), { recursive: true });
     const issuer = new FakeIssuer();
     const deployer = new FakeDeployer([{ name: 'x', certs: ['a'] }]);
@@ -117,12 +155,31 @@ describe('a container\'s problem falls on the certificates it serves, and only o
     expect(issuer.orders.map((o) => o.spec.name)).toEqual(['b']);
     // The containers are still told about a (unpublished: no leaf), so a container serving the
     // first certificate by default is not asked to serve b instead.
-    expect(deployer.calls[0]!.map((c) => [c.name, c.leaf !== undefined])).toEqual([['a', false], ['b', true]]);
+    expect(deployer.calls[0]!.map((c) => [c.name, c.leaf !== undefined])).toEqual([
+      ['a', false],
+      ['b', true],
+    ]);
   });
 
   it('a handshake that fails for one name only rolls back that certificate, though the container serves both', async () => {
-    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
-    const x = { name: 'x', certs: ['a', 'b'], answer: (_: unknown, call: number) => (call === 2 ? { ok: false, problem: 'broken' as const, blame: ['b'], error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure (for mail.b.test)' } : { ok: true }) };
+    const { config } = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
+    const x = {
+      name: 'x',
+      certs: ['a', 'b'],
+      answer: (_: unknown, call: number) =>
+        call === 2
+          ? {
+              ok: false,
+              problem: 'broken' as const,
+              blame: ['b'],
+              error:
+                'TLS fails with the published certificate after reload: imaps://x:993: handshake failure (for mail.b.test)',
+            }
+          : { ok: true },
+    };
     const engine = engineWith(config, new FakeIssuer(), new FakeDeployer([x]), captureLog().log);
     await engine.pass();
     const before = { a: servedSerial(join(config.certsDir, 'a')), b: servedSerial(join(config.certsDir, 'b')) };
@@ -135,7 +192,18 @@ describe('a container\'s problem falls on the certificates it serves, and only o
 
   it('never rolls back to a certificate that has expired: a wrong verdict must not put an expired one back', async () => {
     const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
-    const x = { name: 'x', certs: ['a'], answer: (_: unknown, call: number) => (call === 1 ? { ok: false, problem: 'broken' as const, error: 'TLS fails with the published certificate after reload: smtps://x:465: handshake failure' } : { ok: true }) };
+    const x = {
+      name: 'x',
+      certs: ['a'],
+      answer: (_: unknown, call: number) =>
+        call === 1
+          ? {
+              ok: false,
+              problem: 'broken' as const,
+              error: 'TLS fails with the published certificate after reload: smtps://x:465: handshake failure',
+            }
+          : { ok: true },
+    };
     const { log, lines } = captureLog();
     const issuer = new FakeIssuer();
     const engine = engineWith(config, issuer, new FakeDeployer([x]), log);
@@ -147,7 +215,9 @@ describe('a container\'s problem falls on the certificates it serves, and only o
     writeFileSync(join(config.certsDir, 'privkey.pem'), old.key);
     const r = await engine.pass();
     expect(r.certs[0]).toMatchObject({ issued: true, published: true });
-    expect(lines.find((l) => l.step === 'rollback')?.msg).toBe('not rolled back: the previous certificate expired on 2020-01-02T00:00:00.000Z');
+    expect(lines.find((l) => l.step === 'rollback')?.msg).toBe(
+      'not rolled back: the previous certificate expired on 2020-01-02T00:00:00.000Z',
+    );
     expect(r.certs[0]!.error).toMatch(/^container x: TLS fails with the published certificate/);
     expect(new X509Certificate(readFileSync(join(config.certsDir, 'cert.pem'))).validTo).not.toMatch(/2020/);
   });
@@ -163,9 +233,20 @@ describe('configuration changes', () => {
     const top = servedSerial(one.config.certsDir);
     // The admin adds a second certificate: the first one's own directory does not exist yet.
     const file = join(one.dir, 'mailcerts.json');
-    writeFileSync(file, JSON.stringify({ certificates: [{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        certificates: [
+          { name: 'a', domains: ['mail.a.test'] },
+          { name: 'b', domains: ['mail.b.test'] },
+        ],
+      }),
+    );
     const { loadConfig } = await import('../../src/config/load.js');
-    const two = loadConfig({ MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' }, { inContainer: false });
+    const two = loadConfig(
+      { MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' },
+      { inContainer: false },
+    );
     const r = await engineWith(two, issuer, new FakeDeployer([]), quiet).pass();
     expect(r.certs[0]).toMatchObject({ ok: true, decision: 'keep', issued: false });
     expect(issuer.orders.map((o) => o.spec.name)).toEqual(['a', 'a', 'b']);
@@ -181,14 +262,20 @@ describe('configuration changes', () => {
 
 describe('the SNI files', () => {
   it('list the published certificates only: one that fails to issue leaves the others and the map as they were', async () => {
-    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const { config } = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
     const issuer = new FakeIssuer();
     issuer.failWith = new Error('the CA said no');
     issuer.failFor = ['b'];
     const engine = engineWith(config, issuer, new FakeDeployer([]), captureLog().log);
     const r = await engine.pass();
     expect(r.certs.map((c) => c.ok)).toEqual([true, false]);
-    const map = () => readFileSync(join(config.certsDir, 'sni', 'postfix.map'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+    const map = () =>
+      readFileSync(join(config.certsDir, 'sni', 'postfix.map'), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'));
     expect(map()).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem']);
     const version = readlinkSync(join(config.certsDir, 'sni', '..data'));
     backoffOver(join(config.stateDir, '..'), 'b');
@@ -197,50 +284,116 @@ describe('the SNI files', () => {
     issuer.failWith = undefined;
     backoffOver(join(config.stateDir, '..'), 'b');
     await engine.pass();
-    expect(map()).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem', 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem']);
+    expect(map()).toEqual([
+      'mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem',
+      'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem',
+    ]);
   });
 });
 
 describe('the SNI files follow what is published', () => {
   it('a name added to a certificate whose reissue fails is neither in the map nor probed', async () => {
-    const one = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const one = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
     const issuer = new FakeIssuer();
     await engineWith(one.config, issuer, new FakeDeployer([]), captureLog().log).pass();
     const file = join(one.dir, 'mailcerts.json');
-    writeFileSync(file, JSON.stringify({ certificates: [{ name: 'a', domains: ['mail.a.test', 'mail2.a.test'] }, { name: 'b', domains: ['mail.b.test'] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        certificates: [
+          { name: 'a', domains: ['mail.a.test', 'mail2.a.test'] },
+          { name: 'b', domains: ['mail.b.test'] },
+        ],
+      }),
+    );
     const { loadConfig } = await import('../../src/config/load.js');
-    const grown = loadConfig({ MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' }, { inContainer: false });
+    const grown = loadConfig(
+      { MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' },
+      { inContainer: false },
+    );
     issuer.failWith = new Error('the CA said no');
     const deployer = new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]);
     const r = await engineWith(grown, issuer, deployer, captureLog().log).pass({ force: true });
     expect(r.certs.map((c) => c.ok)).toEqual([false, false]);
-    const map = readFileSync(join(grown.certsDir, 'sni', 'postfix.map'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
-    expect(map).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem', 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem']);
+    const map = readFileSync(join(grown.certsDir, 'sni', 'postfix.map'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
+    expect(map).toEqual([
+      'mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem',
+      'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem',
+    ]);
     const { expectationsFor } = await import('../../src/deploy/deployer.js');
-    const served = [{ name: 'a', domains: grown.certificates[0]!.domains, leaf: new X509Certificate(readFileSync(join(grown.certsDir, 'a', 'cert.pem'))) }];
-    expect(expectationsFor({ labels: { 'mailcerts.certificates': '*' } }, served).map((x) => x.name)).toEqual(['mail.a.test', '(no SNI)']);
+    const served = [
+      {
+        name: 'a',
+        domains: grown.certificates[0]!.domains,
+        leaf: new X509Certificate(readFileSync(join(grown.certsDir, 'a', 'cert.pem'))),
+      },
+    ];
+    expect(expectationsFor({ labels: { 'mailcerts.certificates': '*' } }, served).map((x) => x.name)).toEqual([
+      'mail.a.test',
+      '(no SNI)',
+    ]);
   });
 
   it('a rolled-back certificate takes its names out of the map again', async () => {
-    const one = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const one = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
     const issuer = new FakeIssuer();
-    const x = { name: 'x', certs: ['a', 'b'], answer: (_: unknown, call: number) => (call === 1 ? { ok: false, problem: 'broken' as const, blame: ['a'], error: 'TLS fails with the published certificate after reload: imaps://x:993: handshake failure (SNI mail2.a.test)' } : { ok: true }) };
+    const x = {
+      name: 'x',
+      certs: ['a', 'b'],
+      answer: (_: unknown, call: number) =>
+        call === 1
+          ? {
+              ok: false,
+              problem: 'broken' as const,
+              blame: ['a'],
+              error:
+                'TLS fails with the published certificate after reload: imaps://x:993: handshake failure (SNI mail2.a.test)',
+            }
+          : { ok: true },
+    };
     await engineWith(one.config, issuer, new FakeDeployer([]), captureLog().log).pass();
     const file = join(one.dir, 'mailcerts.json');
-    writeFileSync(file, JSON.stringify({ certificates: [{ name: 'a', domains: ['mail.a.test', 'mail2.a.test'] }, { name: 'b', domains: ['mail.b.test'] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        certificates: [
+          { name: 'a', domains: ['mail.a.test', 'mail2.a.test'] },
+          { name: 'b', domains: ['mail.b.test'] },
+        ],
+      }),
+    );
     const { loadConfig } = await import('../../src/config/load.js');
-    const grown = loadConfig({ MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' }, { inContainer: false });
+    const grown = loadConfig(
+      { MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' },
+      { inContainer: false },
+    );
     const deployer = new FakeDeployer([x]);
     const r = await engineWith(grown, issuer, deployer, captureLog().log).pass();
     expect(r.certs[0]!.error).toMatch(/was rolled back/);
-    const map = readFileSync(join(grown.certsDir, 'sni', 'postfix.map'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
-    expect(map).toEqual(['mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem', 'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem']);
+    const map = readFileSync(join(grown.certsDir, 'sni', 'postfix.map'), 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'));
+    expect(map).toEqual([
+      'mail.a.test /etc/ssl/mail/a/privkey-fullchain.pem',
+      'mail.b.test /etc/ssl/mail/b/privkey-fullchain.pem',
+    ]);
   });
 });
 
 describe('checks that fail for a certificate that is not due', () => {
   it('a failed DNS preflight on the first pass is reported, and does not mark the certificate failed', async () => {
-    const { config, dir } = testConfig([{ name: 'w', domains: ['example.test', '*.example.test'], challenge: 'dns-01' }], { ACME_CHALLENGE: 'dns-01' });
+    const { config, dir } = testConfig(
+      [{ name: 'w', domains: ['example.test', '*.example.test'], challenge: 'dns-01' }],
+      { ACME_CHALLENGE: 'dns-01' },
+    );
     const issuer = new FakeIssuer();
     await engineWith(config, issuer, new FakeDeployer([]), captureLog().log).pass();
     issuer.preflightError = new Error('Cloudflare: the API token is not valid (code 1000: Invalid API Token)');
@@ -248,13 +401,19 @@ describe('checks that fail for a certificate that is not due', () => {
     const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass(); // a restart: the first pass checks DNS credentials
     expect(r.certs[0]).toMatchObject({ ok: true, decision: 'keep' });
     expect(state(dir, 'w').failures).toBe(0);
-    expect(lines.find((l) => l.step === 'preflight')).toMatchObject({ level: 'warn', error: expect.stringMatching(/Invalid API Token/) });
+    expect(lines.find((l) => l.step === 'preflight')).toMatchObject({
+      level: 'warn',
+      error: expect.stringMatching(/Invalid API Token/),
+    });
   });
 });
 
 describe('damaged state never stops mailcerts', () => {
   it('a damaged certificate state, containers.json or DNS journal is moved aside with a warning, and the pass goes on', async () => {
-    const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }, { name: 'b', domains: ['mail.b.test'] }]);
+    const { config } = testConfig([
+      { name: 'a', domains: ['mail.a.test'] },
+      { name: 'b', domains: ['mail.b.test'] },
+    ]);
     const issuer = new FakeIssuer();
     const engine = engineWith(config, issuer, new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]), captureLog().log);
     expect((await engine.pass()).ok).toBe(true);
@@ -265,16 +424,28 @@ describe('damaged state never stops mailcerts', () => {
     const r = await engineWith(config, issuer, new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]), log).pass();
     expect(r.certs.map((c) => c.ok)).toEqual([true, true]);
     expect(issuer.orders).toHaveLength(2); // nothing re-ordered: the published files are what counts
-    const damaged = lines.filter((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it').map((l) => String(l.file));
+    const damaged = lines
+      .filter((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it')
+      .map((l) => String(l.file));
     expect(damaged).toEqual([certStatePath(config.stateDir, 'a')]);
-    expect(readdirSync(join(config.stateDir, 'certificates', 'a')).some((f) => f.startsWith('state.json.corrupt-'))).toBe(true);
+    expect(
+      readdirSync(join(config.stateDir, 'certificates', 'a')).some((f) => f.startsWith('state.json.corrupt-')),
+    ).toBe(true);
     // The deploy that followed wrote a complete containers.json over the damaged one.
-    expect(JSON.parse(readFileSync(join(config.stateDir, 'containers.json'), 'utf8')).x).toMatchObject({ reloaded: true, serves: true });
+    expect(JSON.parse(readFileSync(join(config.stateDir, 'containers.json'), 'utf8')).x).toMatchObject({
+      reloaded: true,
+      serves: true,
+    });
     // The readers of the other derived files recover the same way (status, the DNS-01 sweep).
     writeFileSync(join(config.stateDir, 'containers.json'), '{"x": {"at": 5}}');
     expect(await readContainers(config.stateDir, log)).toEqual({});
     expect(await new DnsJournal(config.stateDir, log).list()).toEqual([]);
-    expect(readdirSync(config.stateDir).filter((f) => f.includes('.corrupt-')).map((f) => f.split('.corrupt-')[0]).sort()).toEqual(['containers.json', 'dns-records.json']);
+    expect(
+      readdirSync(config.stateDir)
+        .filter((f) => f.includes('.corrupt-'))
+        .map((f) => f.split('.corrupt-')[0])
+        .sort(),
+    ).toEqual(['containers.json', 'dns-records.json']);
   });
   it('published files still holding the deployed set are not checked again; a key swapped since is found', async () => {
     const { config } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
@@ -287,7 +458,9 @@ describe('damaged state never stops mailcerts', () => {
     writeFileSync(join(version, 'privkey.pem'), makeChain(['other.test']).key);
     const { log, lines } = captureLog();
     const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass();
-    expect(lines.find((l) => l.msg === 'published certificate is unusable')?.error).toMatch(/the private key does not match the certificate/);
+    expect(lines.find((l) => l.msg === 'published certificate is unusable')?.error).toMatch(
+      /the private key does not match the certificate/,
+    );
     expect(r.certs[0]).toMatchObject({ ok: true, decision: 'issue' });
     expect(issuer.orders).toHaveLength(2);
   });
@@ -299,12 +472,19 @@ describe('damaged state never stops mailcerts', () => {
     const serial = servedSerial(config.certsDir);
     writeFileSync(certStatePath(config.stateDir, 'a'), `{${' '.repeat(MAX_SMALL_FILE_BYTES)}}`);
     const chain = join(config.certsDir, readlinkSync(join(config.certsDir, '..data')), 'fullchain.pem');
-    writeFileSync(chain, readFileSync(chain, 'utf8').repeat(1 + Math.ceil(MAX_SMALL_FILE_BYTES / readFileSync(chain).length)));
+    writeFileSync(
+      chain,
+      readFileSync(chain, 'utf8').repeat(1 + Math.ceil(MAX_SMALL_FILE_BYTES / readFileSync(chain).length)),
+    );
     const { log, lines } = captureLog();
     const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass();
     expect(r.certs[0], JSON.stringify(r.certs[0])).toMatchObject({ ok: true });
-    expect(lines.find((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it')).toMatchObject({ problem: `larger than ${MAX_SMALL_FILE_BYTES} bytes` });
-    expect(JSON.stringify(lines)).toMatch(/fullchain\.pem holds more than the 1048576 bytes a certificate, key or state file may/);
+    expect(
+      lines.find((l) => l.msg === 'a state file was damaged; it was moved aside and mailcerts starts afresh for it'),
+    ).toMatchObject({ problem: `larger than ${MAX_SMALL_FILE_BYTES} bytes` });
+    expect(JSON.stringify(lines)).toMatch(
+      /fullchain\.pem holds more than the 1048576 bytes a certificate, key or state file may/,
+    );
     expect(issuer.orders).toHaveLength(2); // what was published cannot be read: a new one replaces it
     expect(servedSerial(config.certsDir)).not.toBe(serial);
     expect(state(dir, 'a').failures).toBe(0);
@@ -317,7 +497,9 @@ describe('one redaction for logs, state and status', () => {
     registerSecrets([secret]);
     const { config, dir } = testConfig([{ name: 'a', domains: ['mail.a.test'] }]);
     const issuer = new FakeIssuer();
-    issuer.failWith = new Error(`Cloudflare: listing zones: code 6003: Invalid request headers (Authorization: Bearer ${secret})`);
+    issuer.failWith = new Error(
+      `Cloudflare: listing zones: code 6003: Invalid request headers (Authorization: Bearer ${secret})`,
+    );
     const { log, lines } = captureLog();
     const r = await engineWith(config, issuer, new FakeDeployer([]), log).pass();
     expect(r.certs[0]!.ok).toBe(false);
@@ -332,7 +514,10 @@ describe('one redaction for logs, state and status', () => {
 describe('dual certificates: a changed list of key types', () => {
   /** One certificate, mail, with these key types. */
   const certs = (keyType: string[]) => [{ name: 'mail', domains: ['mail.example.test'], keyType }];
-  const files = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.pem')).sort();
+  const files = (dir: string) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.pem'))
+      .sort();
   const keyTypeOf = (path: string) => new X509Certificate(readFileSync(path)).publicKey.asymmetricKeyType;
 
   it('each variant keeps its own state when the list is reordered: the backing-off one still waits, the other is not held', async () => {
@@ -342,7 +527,10 @@ describe('dual certificates: a changed list of key types', () => {
     expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
     issuer.failWith = new Error('the CA said no');
     issuer.failKeyTypes = ['rsa-2048'];
-    const forced = await engineWith(config, issuer, deployer, captureLog().log).pass({ force: true, forceKeyType: 'rsa-2048' });
+    const forced = await engineWith(config, issuer, deployer, captureLog().log).pass({
+      force: true,
+      forceKeyType: 'rsa-2048',
+    });
     expect(forced.certs.map((c) => `${c.keyType} ${c.ok}`)).toEqual(['ec-256 true', 'rsa-2048 false']);
     expect(state(dir, 'mail')).toMatchObject({ keyType: 'ec-256', failures: 0 });
     expect(state(dir, 'mail/rsa-2048')).toMatchObject({ keyType: 'rsa-2048', failures: 1 });
@@ -356,7 +544,7 @@ describe('dual certificates: a changed list of key types', () => {
     expect(state(dir, 'mail/rsa-2048')).toMatchObject({ failures: 1 });
   });
 
-  it('a key type removed from the list takes its state with it; the first one moves into the certificate\'s folder', async () => {
+  it("a key type removed from the list takes its state with it; the first one moves into the certificate's folder", async () => {
     const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
     const issuer = new FakeIssuer();
     const deployer = new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]);
@@ -368,7 +556,13 @@ describe('dual certificates: a changed list of key types', () => {
     expect(state(dir, 'mail')).toMatchObject({ keyType: 'rsa-2048' });
     expect(existsSync(join(config.stateDir, 'certificates', 'mail', 'rsa-2048'))).toBe(false);
     expect(keyTypeOf(join(config.certsDir, 'fullchain.pem'))).toBe('rsa');
-    expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+    expect(files(config.certsDir)).toEqual([
+      'cert.pem',
+      'chain.pem',
+      'fullchain.pem',
+      'privkey-fullchain.pem',
+      'privkey.pem',
+    ]);
   });
 
   it('a single key type that changes (ec-256 → rsa-2048) keeps its state: the failures count on', async () => {
@@ -394,9 +588,18 @@ describe('dual certificates: a changed list of key types', () => {
     issuer.failKeyTypes = ['rsa-2048'];
     const dual = testConfig(certs(['ec-256', 'rsa-2048']), {}, dir).config;
     const after = await engineWith(dual, issuer, deployer, captureLog().log).pass();
-    expect(after.certs.map((c) => `${c.keyType} ${c.ok} ${c.published}`)).toEqual(['ec-256 true false', 'rsa-2048 false false']);
+    expect(after.certs.map((c) => `${c.keyType} ${c.ok} ${c.published}`)).toEqual([
+      'ec-256 true false',
+      'rsa-2048 false false',
+    ]);
     expect(readlinkSync(join(config.certsDir, '..data'))).toBe(version);
-    expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+    expect(files(config.certsDir)).toEqual([
+      'cert.pem',
+      'chain.pem',
+      'fullchain.pem',
+      'privkey-fullchain.pem',
+      'privkey.pem',
+    ]);
     expect(deployer.calls).toHaveLength(1);
   });
 
@@ -404,11 +607,16 @@ describe('dual certificates: a changed list of key types', () => {
     const { config, dir } = testConfig(certs(['ec-256', 'rsa-2048']));
     const issuer = new FakeIssuer();
     let broken = true;
-    const deployer = new FakeDeployer([{
-      name: 'postfix',
-      certs: ['mail'],
-      answer: (served, call) => (call > 1 && broken && served[0]!.variants === undefined ? { ok: false, problem: 'broken', error: 'TLS fails: rsa-privkey-fullchain.pem is missing' } : { ok: true }),
-    }]);
+    const deployer = new FakeDeployer([
+      {
+        name: 'postfix',
+        certs: ['mail'],
+        answer: (served, call) =>
+          call > 1 && broken && served[0]!.variants === undefined
+            ? { ok: false, problem: 'broken', error: 'TLS fails: rsa-privkey-fullchain.pem is missing' }
+            : { ok: true },
+      },
+    ]);
     expect((await engineWith(config, issuer, deployer, captureLog().log).pass()).ok).toBe(true);
     const dualFiles = files(config.certsDir);
     expect(dualFiles).toContain('rsa-privkey-fullchain.pem');
@@ -416,7 +624,9 @@ describe('dual certificates: a changed list of key types', () => {
     const ecOnly = testConfig(certs(['ec-256']), {}, dir).config;
     const after = await engineWith(ecOnly, issuer, deployer, captureLog().log).pass();
     expect(after.certs[0]).toMatchObject({ ok: false });
-    expect(after.certs[0]!.error).toMatch(/^the files for key types ec-256 broke TLS and were rolled back to those for ec-256, rsa-2048 because container postfix: TLS fails/);
+    expect(after.certs[0]!.error).toMatch(
+      /^the files for key types ec-256 broke TLS and were rolled back to those for ec-256, rsa-2048 because container postfix: TLS fails/,
+    );
     // Every file of the restored version is back at its stable name, the RSA ones too.
     expect(files(config.certsDir)).toEqual(dualFiles);
     expect(keyTypeOf(join(config.certsDir, 'rsa-fullchain.pem'))).toBe('rsa');
@@ -427,6 +637,12 @@ describe('dual certificates: a changed list of key types', () => {
     const retried = await engineWith(ecOnly, issuer, deployer, captureLog().log).pass();
     expect(retried.ok).toBe(true);
     expect(issuer.orders).toHaveLength(2); // the set was published again; nothing was ordered
-    expect(files(config.certsDir)).toEqual(['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey-fullchain.pem', 'privkey.pem']);
+    expect(files(config.certsDir)).toEqual([
+      'cert.pem',
+      'chain.pem',
+      'fullchain.pem',
+      'privkey-fullchain.pem',
+      'privkey.pem',
+    ]);
   });
 });

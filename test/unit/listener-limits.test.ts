@@ -24,7 +24,9 @@ function open(localAddress: string): Promise<Socket> {
 /** What the listener answers the CA, and how long it took. */
 async function askAsCa(): Promise<{ status: number; ms: number }> {
   const started = performance.now();
-  const r = await fetch(`http://127.0.0.1:${port}/.well-known/acme-challenge/${TOKEN}`, { signal: AbortSignal.timeout(5_000) });
+  const r = await fetch(`http://127.0.0.1:${port}/.well-known/acme-challenge/${TOKEN}`, {
+    signal: AbortSignal.timeout(5_000),
+  });
   await r.text();
   return { status: r.status, ms: performance.now() - started };
 }
@@ -44,7 +46,9 @@ beforeEach(async () => {
   solver = new StandaloneHttp01({ port: 0, address: '127.0.0.1', log });
   await solver.begin();
   port = solver.boundPort!;
-  await solver.prepare([{ domain: 'mail.example.com', wildcard: false, token: TOKEN, keyAuthorization: `${TOKEN}.thumbprint` }]);
+  await solver.prepare([
+    { domain: 'mail.example.com', wildcard: false, token: TOKEN, keyAuthorization: `${TOKEN}.thumbprint` },
+  ]);
 });
 afterEach(() => solver.end());
 
@@ -69,10 +73,15 @@ describe('connection limits of the HTTP-01 listener', () => {
     await new Promise((r) => setTimeout(r, 100));
     const held = flood.filter((s) => s && !s.destroyed && s.readyState === 'open');
     // Refused connections are closed by the server at once; those still open are the allowance.
-    const stillOpen = await Promise.all(held.map((s) => new Promise<boolean>((resolve) => {
-      s!.once('close', () => resolve(false));
-      setTimeout(() => resolve(!s!.destroyed), 200);
-    })));
+    const stillOpen = await Promise.all(
+      held.map(
+        (s) =>
+          new Promise<boolean>((resolve) => {
+            s!.once('close', () => resolve(false));
+            setTimeout(() => resolve(!s!.destroyed), 200);
+          }),
+      ),
+    );
     expect(stillOpen.filter(Boolean).length).toBeLessThanOrEqual(16);
     const ca = await askAsCa();
     expect(ca.status).toBe(200);
@@ -82,7 +91,9 @@ describe('connection limits of the HTTP-01 listener', () => {
 
   it('a flood from many sources fills the whole allowance, and the CA still gets in and is answered', async () => {
     const sources = Array.from({ length: 40 }, (_, i) => `127.0.1.${i + 1}`);
-    const flood = (await Promise.all(sources.flatMap((src) => Array.from({ length: 16 }, () => open(src).catch(() => undefined))))).filter(Boolean) as Socket[];
+    const flood = (
+      await Promise.all(sources.flatMap((src) => Array.from({ length: 16 }, () => open(src).catch(() => undefined))))
+    ).filter(Boolean) as Socket[];
     expect(flood.length).toBeGreaterThan(256); // more than the listener holds at once
     const ca = await askAsCa();
     expect(ca.status).toBe(200);
@@ -90,8 +101,10 @@ describe('connection limits of the HTTP-01 listener', () => {
     for (const s of flood) s.destroy();
   });
 
-  it('even when every client seems to come from one address (a NAT, Docker\'s userland proxy), the CA gets in', async () => {
-    const flood = (await Promise.all(Array.from({ length: 100 }, () => open('127.0.0.1').catch(() => undefined)))).filter(Boolean) as Socket[];
+  it("even when every client seems to come from one address (a NAT, Docker's userland proxy), the CA gets in", async () => {
+    const flood = (
+      await Promise.all(Array.from({ length: 100 }, () => open('127.0.0.1').catch(() => undefined)))
+    ).filter(Boolean) as Socket[];
     const ca = await askAsCa(); // from 127.0.0.1 too
     expect(ca.status).toBe(200);
     for (const s of flood) s.destroy();

@@ -6,13 +6,16 @@ import { acquireLock } from '../../src/state/lock.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'mailcerts-lock-'));
 /** A lock file as another container (another pid namespace) writes it: its pid means nothing here. */
-const foreign = (beat: number) => `${JSON.stringify({ owner: 'other-container', host: 'c0ffee', pid: 1, ns: 'elsewhere/pid:[1]', since: '2026-01-01T00:00:00.000Z', beat })}\n`;
+const foreign = (beat: number) =>
+  `${JSON.stringify({ owner: 'other-container', host: 'c0ffee', pid: 1, ns: 'elsewhere/pid:[1]', since: '2026-01-01T00:00:00.000Z', beat })}\n`;
 
 describe('the pass lock (STATE_DIR/pass.lock)', () => {
   it('a second holder waits, then gives up naming the first', async () => {
     const dir = fresh();
     const first = await acquireLock(dir, { waitMs: 0 });
-    await expect(acquireLock(dir, { waitMs: 300 })).rejects.toThrow(/another mailcerts \(host .+, pid \d+, since .+\) is working on .+; try again when it has finished/);
+    await expect(acquireLock(dir, { waitMs: 300 })).rejects.toThrow(
+      /another mailcerts \(host .+, pid \d+, since .+\) is working on .+; try again when it has finished/,
+    );
     await first.release();
     const again = await acquireLock(dir, { waitMs: 0 });
     await again.release();
@@ -29,7 +32,9 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
       renameSync(`${path}.beat`, path);
     }, 100);
     try {
-      await expect(acquireLock(dir, { waitMs: 1_500, staleMs: 600 })).rejects.toThrow(/another mailcerts \(host c0ffee, pid 1/);
+      await expect(acquireLock(dir, { waitMs: 1_500, staleMs: 600 })).rejects.toThrow(
+        /another mailcerts \(host c0ffee, pid 1/,
+      );
     } finally {
       clearInterval(heart);
     }
@@ -51,7 +56,9 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     const lock = await acquireLock(dir, { waitMs: 0, heartbeatMs: 60_000 });
     await lock.check('publishing "mail"');
     writeFileSync(join(dir, 'pass.lock'), foreign(1)); // what a breaker's fresh lock looks like
-    await expect(lock.check('publishing "mail"')).rejects.toThrow(/the pass lock was taken over by host c0ffee, pid 1, .*; publishing "mail" was not done/);
+    await expect(lock.check('publishing "mail"')).rejects.toThrow(
+      /the pass lock was taken over by host c0ffee, pid 1, .*; publishing "mail" was not done/,
+    );
     await lock.release();
     expect(readFileSync(join(dir, 'pass.lock'), 'utf8')).toContain('other-container'); // the new holder's lock stays
   });
@@ -70,7 +77,9 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(join(dir, 'pass.lock')); // a directory where the lock file goes
     const started = Date.now();
-    await expect(acquireLock(dir, { waitMs: 10_000 })).rejects.toThrow(/cannot read the pass lock .*pass\.lock \(EISDIR\); if no mailcerts is running, remove it/);
+    await expect(acquireLock(dir, { waitMs: 10_000 })).rejects.toThrow(
+      /cannot read the pass lock .*pass\.lock \(EISDIR\); if no mailcerts is running, remove it/,
+    );
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 });

@@ -11,11 +11,26 @@ function capture(format: 'json' | 'text') {
 describe('LOG_FORMAT', () => {
   it('text: one short line per event: time, level, certificate, step, message, then the fields', () => {
     const { log, lines } = capture('text');
-    log.child({ cert: 'mail' }).info({ step: 'validate', serial: 'ABC123', notAfter: '2027-03-01T00:00:00.000Z' }, 'new certificate checked');
-    log.child({ cert: 'mail' }).error({ step: 'deploy', container: 'postfix', error: 'TLS broken with the published certificate: smtp://:25 (SNI mail.a.test, only RSA offered)' }, 'deployment failed');
+    log
+      .child({ cert: 'mail' })
+      .info({ step: 'validate', serial: 'ABC123', notAfter: '2027-03-01T00:00:00.000Z' }, 'new certificate checked');
+    log
+      .child({ cert: 'mail' })
+      .error(
+        {
+          step: 'deploy',
+          container: 'postfix',
+          error: 'TLS broken with the published certificate: smtp://:25 (SNI mail.a.test, only RSA offered)',
+        },
+        'deployment failed',
+      );
     log.info('started');
-    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ INFO  mail validate: new certificate checked  serial=ABC123 notAfter=2027-03-01T00:00:00\.000Z\n$/);
-    expect(lines[1]).toMatch(/^\S+ \S+ ERROR mail deploy: deployment failed  container=postfix error="TLS broken with the published certificate: smtp:\/\/:25 \(SNI mail\.a\.test, only RSA offered\)"\n$/);
+    expect(lines[0]).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ INFO  mail validate: new certificate checked  serial=ABC123 notAfter=2027-03-01T00:00:00\.000Z\n$/,
+    );
+    expect(lines[1]).toMatch(
+      /^\S+ \S+ ERROR mail deploy: deployment failed  container=postfix error="TLS broken with the published certificate: smtp:\/\/:25 \(SNI mail\.a\.test, only RSA offered\)"\n$/,
+    );
     expect(lines[2]).toMatch(/^\S+ \S+ INFO  started\n$/);
   });
 
@@ -23,7 +38,11 @@ describe('LOG_FORMAT', () => {
     registerSecrets(['a-registered-secret-value-42']);
     const json = capture('json');
     const text = capture('text');
-    for (const { log } of [json, text]) log.warn({ step: 'dns-01', error: 'the server said a-registered-secret-value-42 is wrong', token: 'tok-value' }, 'failed');
+    for (const { log } of [json, text])
+      log.warn(
+        { step: 'dns-01', error: 'the server said a-registered-secret-value-42 is wrong', token: 'tok-value' },
+        'failed',
+      );
     const error = (JSON.parse(json.lines[0]!) as { error: string }).error;
     expect(text.lines[0]).toContain(`error=${JSON.stringify(error)}`);
     for (const line of [json.lines[0]!, text.lines[0]!]) {

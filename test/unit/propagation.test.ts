@@ -20,13 +20,27 @@ function serve(address: string, answer: (q: packet.Question) => packet.Answer[])
     const q = query.questions![0]!;
     asked.push(`${address} ${q.type} ${q.name}`);
     const answers = answer(q);
-    s.send(packet.encode({ id: query.id, type: 'response', flags: packet.AUTHORITATIVE_ANSWER, questions: query.questions, answers }), rinfo.port, rinfo.address);
+    s.send(
+      packet.encode({
+        id: query.id,
+        type: 'response',
+        flags: packet.AUTHORITATIVE_ANSWER,
+        questions: query.questions,
+        answers,
+      }),
+      rinfo.port,
+      rinfo.address,
+    );
   });
   return new Promise((resolve) => s.bind(53, address, () => resolve()));
 }
 
-const authoritative = (address: string) => (q: packet.Question): packet.Answer[] =>
-  q.type === 'TXT' ? (txt.get(address)?.get(q.name) ?? []).map((v) => ({ type: 'TXT', name: q.name, ttl: 300, data: v })) : [];
+const authoritative =
+  (address: string) =>
+  (q: packet.Question): packet.Answer[] =>
+    q.type === 'TXT'
+      ? (txt.get(address)?.get(q.name) ?? []).map((v) => ({ type: 'TXT', name: q.name, ttl: 300, data: v }))
+      : [];
 
 beforeAll(async () => {
   for (const a of ['127.0.0.2', '127.0.0.3']) {
@@ -34,7 +48,11 @@ beforeAll(async () => {
     await serve(a, authoritative(a));
   }
   await serve('127.0.0.4', (q) => {
-    if (q.type === 'NS' && q.name === 'zone.test') return [{ type: 'NS', name: 'zone.test', ttl: 300, data: 'ns1.zone.test' }, { type: 'NS', name: 'zone.test', ttl: 300, data: 'ns2.zone.test' }];
+    if (q.type === 'NS' && q.name === 'zone.test')
+      return [
+        { type: 'NS', name: 'zone.test', ttl: 300, data: 'ns1.zone.test' },
+        { type: 'NS', name: 'zone.test', ttl: 300, data: 'ns2.zone.test' },
+      ];
     if (q.type === 'A' && q.name === 'ns1.zone.test') return [{ type: 'A', name: q.name, ttl: 300, data: '127.0.0.2' }];
     if (q.type === 'A' && q.name === 'ns2.zone.test') return [{ type: 'A', name: q.name, ttl: 300, data: '127.0.0.3' }];
     // A cache in the way would say the record exists long before the authoritative servers do.
@@ -47,7 +65,7 @@ afterAll(() => sockets.forEach((s) => s.close()));
 describe('DNS-01 propagation', () => {
   const log = createLogger('silent');
 
-  it('finds the zone\'s authoritative name servers', async () => {
+  it("finds the zone's authoritative name servers", async () => {
     expect((await authoritativeServers('zone.test', ['127.0.0.4'])).sort()).toEqual(['127.0.0.2', '127.0.0.3']);
   });
 
@@ -58,7 +76,11 @@ describe('DNS-01 propagation', () => {
     setTimeout(() => txt.get('127.0.0.3')!.set(name, ['wildcard-value', 'apex-value']), 900);
     asked.length = 0;
     const started = Date.now();
-    await waitForRecords([{ type: 'TXT', name, zone: 'zone.test', values: ['apex-value', 'wildcard-value'] }], { bootstrap: ['127.0.0.4'], timeoutMs: 10_000, log });
+    await waitForRecords([{ type: 'TXT', name, zone: 'zone.test', values: ['apex-value', 'wildcard-value'] }], {
+      bootstrap: ['127.0.0.4'],
+      timeoutMs: 10_000,
+      log,
+    });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(asked.filter((a) => a.startsWith('127.0.0.4') && a.includes('TXT'))).toEqual([]); // never the recursive one
     expect(asked.filter((a) => a === `127.0.0.3 TXT ${name}`).length).toBeGreaterThan(1);
@@ -66,7 +88,14 @@ describe('DNS-01 propagation', () => {
 
   it('gives up after the timeout, naming the server and what is missing', async () => {
     txt.get('127.0.0.3')!.set('_acme-challenge.late.zone.test', []);
-    await expect(waitForRecords([{ type: 'TXT', name: '_acme-challenge.late.zone.test', zone: 'zone.test', values: ['v'] }], { bootstrap: ['127.0.0.4'], timeoutMs: 1_200, log }))
-      .rejects.toThrow(/TXT records not visible after 1s: _acme-challenge.late.zone.test on 127.0.0.2 \(1 of 1 values missing\); _acme-challenge.late.zone.test on 127.0.0.3 \(1 of 1 values missing\)\. Check the zone at the provider, or raise DNS01_PROPAGATION_TIMEOUT/);
+    await expect(
+      waitForRecords([{ type: 'TXT', name: '_acme-challenge.late.zone.test', zone: 'zone.test', values: ['v'] }], {
+        bootstrap: ['127.0.0.4'],
+        timeoutMs: 1_200,
+        log,
+      }),
+    ).rejects.toThrow(
+      /TXT records not visible after 1s: _acme-challenge.late.zone.test on 127.0.0.2 \(1 of 1 values missing\); _acme-challenge.late.zone.test on 127.0.0.3 \(1 of 1 values missing\)\. Check the zone at the provider, or raise DNS01_PROPAGATION_TIMEOUT/,
+    );
   });
 });

@@ -33,7 +33,9 @@ describe('reading a certificate, key or state file that may be hostile', () => {
     expect(code(() => readSmallFile(join(dir, 'big.pem')))).toBe('EFBIG');
     expect(code(() => readSmallFile(dir))).toBe('EISDIR');
     expect(code(() => readSmallFile(join(dir, 'missing.pem')))).toBe('ENOENT');
-    expect(() => readSmallFile(join(dir, 'fifo.pem'))).toThrow(/fifo\.pem is not a regular file \(a FIFO, a device or a socket\); put the file itself there/);
+    expect(() => readSmallFile(join(dir, 'fifo.pem'))).toThrow(
+      /fifo\.pem is not a regular file \(a FIFO, a device or a socket\); put the file itself there/,
+    );
     expect(isRefusedFile(Object.assign(new Error(), { code: 'EFBIG' }))).toBe(true);
     expect(isRefusedFile(Object.assign(new Error(), { code: 'ENOENT' }))).toBe(false);
   });

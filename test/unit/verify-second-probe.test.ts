@@ -48,17 +48,24 @@ async function endpoint(route: (n: number) => { port: number; lateMs: number }) 
   return { port: await listen(front), seen };
 }
 
-const wanted = (leaf: string) => [{ cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf: new X509Certificate(leaf) }];
+const wanted = (leaf: string) => [
+  { cert: 'mail', name: 'mail.example.test', servername: 'mail.example.test', leaf: new X509Certificate(leaf) },
+];
 
 describe('verification races a late probe with a second connection', () => {
   it('an old process that takes the first connection and answers late neither holds up nor fails the check', async () => {
     const old = makeChain(['mail.example.test']);
     const fresh = makeChain(['mail.example.test']);
     const [oldPort, freshPort] = [await tlsServer(old), await tlsServer(fresh)];
-    const { port, seen } = await endpoint((n) => (n === 1 ? { port: oldPort, lateMs: 1_500 } : { port: freshPort, lateMs: 0 }));
+    const { port, seen } = await endpoint((n) =>
+      n === 1 ? { port: oldPort, lateMs: 1_500 } : { port: freshPort, lateMs: 0 },
+    );
     const { log, lines } = captureLog();
     const out = await verifyServed([{ protocol: 'imaps', host: '127.0.0.1', port }], wanted(fresh.leaf), {
-      waits: [100, 200, 400], log, container: 'postfix', deadline: monotonicMs() + 20_000,
+      waits: [100, 200, 400],
+      log,
+      container: 'postfix',
+      deadline: monotonicMs() + 20_000,
     });
     expect(out).toMatchObject({ ok: true, checked: [`imaps://127.0.0.1:${port} (mail, mail.example.test)`] });
     expect(seen.connections).toBe(2); // the old process's and one more, in the same attempt
@@ -73,10 +80,21 @@ describe('verification races a late probe with a second connection', () => {
     const { port, seen } = await endpoint(() => ({ port: oldPort, lateMs: 400 }));
     const { log, lines } = captureLog();
     const out = await verifyServed([{ protocol: 'imaps', host: '127.0.0.1', port }], wanted(fresh.leaf), {
-      waits: [100], log, container: 'postfix', deadline: monotonicMs() + 20_000,
+      waits: [100],
+      log,
+      container: 'postfix',
+      deadline: monotonicMs() + 20_000,
     });
     const oldSerial = new X509Certificate(old.leaf).serialNumber;
-    expect(out).toMatchObject({ ok: false, kind: 'stale', detail: expect.stringMatching(new RegExp(`^imaps://127.0.0.1:${port} serves serial ${oldSerial} .*instead of ${new X509Certificate(fresh.leaf).serialNumber}`)) });
+    expect(out).toMatchObject({
+      ok: false,
+      kind: 'stale',
+      detail: expect.stringMatching(
+        new RegExp(
+          `^imaps://127.0.0.1:${port} serves serial ${oldSerial} .*instead of ${new X509Certificate(fresh.leaf).serialNumber}`,
+        ),
+      ),
+    });
     expect(seen.connections).toBe(4); // two attempts, each with its second connection
     expect(lines.filter((l) => l.msg === 'not yet serving the published certificate')).toHaveLength(2);
   });
@@ -87,11 +105,20 @@ describe('verification races a late probe with a second connection', () => {
     const old = makeChain(['mail.example.test']);
     const fresh = makeChain(['mail.example.test']);
     const [oldPort, freshPort] = [await tlsServer(old), await tlsServer(fresh)];
-    const { port, seen } = await endpoint((n) => (n === 1 ? { port: oldPort, lateMs: 3_000 } : n === 2 ? { port: oldPort, lateMs: 0 } : { port: freshPort, lateMs: 0 }));
+    const { port, seen } = await endpoint((n) =>
+      n === 1
+        ? { port: oldPort, lateMs: 3_000 }
+        : n === 2
+          ? { port: oldPort, lateMs: 0 }
+          : { port: freshPort, lateMs: 0 },
+    );
     const { log, lines } = captureLog();
     const t0 = monotonicMs();
     const out = await verifyServed([{ protocol: 'imaps', host: '127.0.0.1', port }], wanted(fresh.leaf), {
-      waits: [100, 200, 400], log, container: 'postfix', deadline: monotonicMs() + 20_000,
+      waits: [100, 200, 400],
+      log,
+      container: 'postfix',
+      deadline: monotonicMs() + 20_000,
     });
     const ms = monotonicMs() - t0;
     expect(out).toMatchObject({ ok: true });
@@ -106,10 +133,15 @@ describe('verification races a late probe with a second connection', () => {
     const oldPort = await tlsServer(old);
     const rude = createTcpServer((s) => s.on('error', () => undefined).end('not TLS\r\n')); // answers, but no handshake
     const rudePort = await listen(rude);
-    const { port } = await endpoint((n) => (n % 2 === 1 ? { port: oldPort, lateMs: 400 } : { port: rudePort, lateMs: 0 }));
+    const { port } = await endpoint((n) =>
+      n % 2 === 1 ? { port: oldPort, lateMs: 400 } : { port: rudePort, lateMs: 0 },
+    );
     const { log } = captureLog();
     const out = await verifyServed([{ protocol: 'imaps', host: '127.0.0.1', port }], wanted(fresh.leaf), {
-      waits: [], log, container: 'postfix', deadline: monotonicMs() + 20_000,
+      waits: [],
+      log,
+      container: 'postfix',
+      deadline: monotonicMs() + 20_000,
     });
     expect(out).toMatchObject({ ok: false, kind: 'broken' });
   });

@@ -51,7 +51,9 @@ export interface LeaseHolder {
 /** The lease config's name for a scope (Swarm names: at most 64 characters). */
 export function leaseConfigName(scope: string): string {
   const name = `mailcerts.lease.${scope === '*' ? 'all-stacks' : scope}`;
-  return name.length <= 64 ? name : `mailcerts.lease.${scope.slice(0, 34)}-${createHash('sha256').update(scope).digest('hex').slice(0, 12)}`;
+  return name.length <= 64
+    ? name
+    : `mailcerts.lease.${scope.slice(0, 34)}-${createHash('sha256').update(scope).digest('hex').slice(0, 12)}`;
 }
 
 export interface LeaseOptions {
@@ -95,9 +97,16 @@ class SwarmLease implements LeaseHolder {
     const r = await this.renew(docker);
     this.note(r);
     if (this.held && !this.timer) {
-      this.timer = setInterval(() => {
-        this.renew(docker).then((again) => this.note(again), (err: unknown) => this.o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not renew the lease; tried again'));
-      }, Math.max(1_000, Math.floor(this.o.leaseMs / 3)));
+      this.timer = setInterval(
+        () => {
+          this.renew(docker).then(
+            (again) => this.note(again),
+            (err: unknown) =>
+              this.o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not renew the lease; tried again'),
+          );
+        },
+        Math.max(1_000, Math.floor(this.o.leaseMs / 3)),
+      );
       this.timer.unref();
       signal?.addEventListener('abort', () => clearInterval(this.timer), { once: true });
     }
@@ -107,19 +116,26 @@ class SwarmLease implements LeaseHolder {
   async confirm(docker: Docker): Promise<void> {
     const mine = this.mine;
     if (!this.held || !mine) throw new LeaseLost('this mailcerts does not hold the lease');
-    if (this.clock() - mine.at > this.o.leaseMs) throw new LeaseLost(`its lease was not renewed for ${Math.round(this.o.leaseMs / 1000)} s`);
+    if (this.clock() - mine.at > this.o.leaseMs)
+      throw new LeaseLost(`its lease was not renewed for ${Math.round(this.o.leaseMs / 1000)} s`);
     const now = await inspectConfig(docker, mine.id);
     const holder = now.Spec.Labels?.[LEASE_HOLDER_LABEL];
     // Another holder always means a newer version; an older version than written would be a store gone back.
     if (holder !== this.o.holder || (now.Version?.Index ?? 0) < mine.version) {
       this.held = false;
-      throw new LeaseLost(`another mailcerts (${holder || 'none'}) holds the lease now (config ${now.Spec.Name} at version ${now.Version?.Index})`);
+      throw new LeaseLost(
+        `another mailcerts (${holder || 'none'}) holds the lease now (config ${now.Spec.Name} at version ${now.Version?.Index})`,
+      );
     }
     this.mine = { ...mine, version: now.Version?.Index ?? mine.version };
   }
 
   private note(r: Lead): void {
-    if (r.leader && !this.held) this.o.log.info({ step: 'lease', holder: this.o.holder, config: this.ownName }, 'holds the lease: this mailcerts issues and deploys');
+    if (r.leader && !this.held)
+      this.o.log.info(
+        { step: 'lease', holder: this.o.holder, config: this.ownName },
+        'holds the lease: this mailcerts issues and deploys',
+      );
     if (!r.leader && this.held) this.o.log.warn({ step: 'lease', why: r.why }, 'lost the lease');
     this.held = r.leader;
   }
@@ -140,11 +156,18 @@ class SwarmLease implements LeaseHolder {
       await this.giveBack(docker);
       return rival;
     }
-    return { leader: false, why: 'the lease changed three times while it was being taken; tried again at the next pass' };
+    return {
+      leader: false,
+      why: 'the lease changed three times while it was being taken; tried again at the next pass',
+    };
   }
 
   /** A live lease of another stack that competes with this one (and, with `only`, whose holder passes it). */
-  private async heldElsewhere(docker: Docker, all: ObjectView[], only: (holder: string) => boolean = () => true): Promise<Lead | undefined> {
+  private async heldElsewhere(
+    docker: Docker,
+    all: ObjectView[],
+    only: (holder: string) => boolean = () => true,
+  ): Promise<Lead | undefined> {
     for (const c of all.filter((x) => x.Spec.Name !== this.ownName)) {
       const holder = await this.heldBy(docker, c);
       if (holder && only(holder)) return { leader: false, why: this.describe(c, holder) };
@@ -157,7 +180,10 @@ class SwarmLease implements LeaseHolder {
     return (await listObjects(docker, 'config', [LEASE_HOLDER_LABEL])).filter((c) => {
       const l = c.Spec.Labels ?? {};
       const scope = l[LEASE_SCOPE_LABEL];
-      return c.Spec.Name === this.ownName || (scope !== undefined && l[MANAGED_LABEL] === scope && c.Spec.Name === leaseConfigName(scope));
+      return (
+        c.Spec.Name === this.ownName ||
+        (scope !== undefined && l[MANAGED_LABEL] === scope && c.Spec.Name === leaseConfigName(scope))
+      );
     });
   }
 
@@ -238,9 +264,16 @@ class SwarmLease implements LeaseHolder {
   private async giveBack(docker: Docker): Promise<void> {
     try {
       const own = (await this.leases(docker)).find((c) => c.Spec.Name === this.ownName);
-      if (own?.Spec.Labels?.[LEASE_HOLDER_LABEL] === this.o.holder) await updateConfigLabels(docker, await inspectConfig(docker, own.ID), { ...own.Spec.Labels, [LEASE_HOLDER_LABEL]: '' });
+      if (own?.Spec.Labels?.[LEASE_HOLDER_LABEL] === this.o.holder)
+        await updateConfigLabels(docker, await inspectConfig(docker, own.ID), {
+          ...own.Spec.Labels,
+          [LEASE_HOLDER_LABEL]: '',
+        });
     } catch (err) {
-      this.o.log.warn({ step: 'lease', error: errorMessage(err) }, 'could not give back the lease; the others take it once it has not changed for a whole lease');
+      this.o.log.warn(
+        { step: 'lease', error: errorMessage(err) },
+        'could not give back the lease; the others take it once it has not changed for a whole lease',
+      );
     }
   }
 }

@@ -55,7 +55,13 @@ export function objectFor(f: ShippedFile, scope: string): SwarmObject {
   if (!f.variant) {
     const name = `mailcerts.sni.${sha.slice(0, 12)}.${f.file}`;
     const group = `sni.${f.file}`;
-    return { kind: 'config', name, group, data: f.data, labels: { ...labels, [GROUP_LABEL]: group, [VERSION_LABEL]: sha.slice(0, 12) } };
+    return {
+      kind: 'config',
+      name,
+      group,
+      data: f.data,
+      labels: { ...labels, [GROUP_LABEL]: group, [VERSION_LABEL]: sha.slice(0, 12) },
+    };
   }
   const v = f.variant;
   const fp = v.fingerprint256.replace(/:/g, '').toLowerCase().slice(0, 12);
@@ -67,13 +73,23 @@ export function objectFor(f: ShippedFile, scope: string): SwarmObject {
     name,
     group,
     data: f.data,
-    labels: { ...labels, [GROUP_LABEL]: group, [VERSION_LABEL]: fp, [CERT_LABEL]: v.cert, 'mailcerts.serial': v.serial, 'mailcerts.not-after': v.notAfter.toISOString() },
+    labels: {
+      ...labels,
+      [GROUP_LABEL]: group,
+      [VERSION_LABEL]: fp,
+      [CERT_LABEL]: v.cert,
+      'mailcerts.serial': v.serial,
+      'mailcerts.not-after': v.notAfter.toISOString(),
+    },
   };
 }
 
 /** Whether an existing object of that name is the one mailcerts would make: its own, with the same content. */
 export function sameObject(existing: { labels: Record<string, string> }, wanted: SwarmObject): boolean {
-  return existing.labels[MANAGED_LABEL] === wanted.labels[MANAGED_LABEL] && existing.labels[SHA_LABEL] === wanted.labels[SHA_LABEL];
+  return (
+    existing.labels[MANAGED_LABEL] === wanted.labels[MANAGED_LABEL] &&
+    existing.labels[SHA_LABEL] === wanted.labels[SHA_LABEL]
+  );
 }
 
 export const groupOf = (labels: Record<string, string>) => labels[GROUP_LABEL];
@@ -96,10 +112,13 @@ export function parseSecretTarget(value: string | undefined): string | { error: 
   if (value === undefined || value.trim() === '') return DEFAULT_SECRET_TARGET;
   const v = value.trim();
   if (!/^\/[A-Za-z0-9._/-]*$/.test(v) || v.split('/').includes('..')) {
-    return { error: `${SECRET_TARGET_LABEL} "${v.slice(0, 80)}" is not an absolute directory; write it like /run/secrets/mail or /etc/ssl/mail` };
+    return {
+      error: `${SECRET_TARGET_LABEL} "${v.slice(0, 80)}" is not an absolute directory; write it like /run/secrets/mail or /etc/ssl/mail`,
+    };
   }
   const dir = posix.normalize(v).replace(/\/+$/, '');
-  if (dir === '' || dir === '/') return { error: `${SECRET_TARGET_LABEL} must name a directory below /, such as /run/secrets/mail` };
+  if (dir === '' || dir === '/')
+    return { error: `${SECRET_TARGET_LABEL} must name a directory below /, such as /run/secrets/mail` };
   return dir;
 }
 
@@ -108,10 +127,22 @@ export function parseSecretTarget(value: string | undefined): string | { error: 
  * all, or the first one, as for containers), at the paths they have under CERTS_DIR, below its
  * target directory; and the SNI files when it serves every certificate (they name them all).
  */
-export function mountsFor(labels: Record<string, string>, certs: ServedCert[], sni: ShippedFile[], opts: { target: string; keyMode: number; owner?: number; group?: number }): { file: ShippedFile; mount: Omit<Mount, 'object' | 'id'> }[] {
-  const listed = labels[CERTIFICATES_LABEL]?.split(',').map((c) => c.trim()).filter(Boolean);
+export function mountsFor(
+  labels: Record<string, string>,
+  certs: ServedCert[],
+  sni: ShippedFile[],
+  opts: { target: string; keyMode: number; owner?: number; group?: number },
+): { file: ShippedFile; mount: Omit<Mount, 'object' | 'id'> }[] {
+  const listed = labels[CERTIFICATES_LABEL]
+    ?.split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   const all = listed?.includes('*') || certs.length === 1;
-  const chosen = listed?.includes('*') ? certs : listed ? certs.filter((c) => listed.includes(c.name)) : certs.slice(0, 1);
+  const chosen = listed?.includes('*')
+    ? certs
+    : listed
+      ? certs.filter((c) => listed.includes(c.name))
+      : certs.slice(0, 1);
   const files = [...chosen.flatMap((c) => c.files ?? []), ...(all ? sni : [])];
   return files.map((file) => ({
     file,

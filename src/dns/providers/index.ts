@@ -8,7 +8,6 @@ import { rfc2136 } from './rfc2136/index.js';
 export const DNS_PROVIDER_DEFINITIONS: readonly ProviderDefinition<unknown>[] = [cloudflare, rfc2136];
 export type { ProviderDefinition } from './definition.js';
 
-
 /** The configured providers, each made (and its SDK loaded) the first time it is asked for. */
 export class DnsProviders {
   private readonly settings: Record<string, unknown>;

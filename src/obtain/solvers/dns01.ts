@@ -27,7 +27,14 @@ export class Dns01Solver implements ChallengeSolver {
   private readonly cert: string;
   private readonly made = new Map<string, JournalEntry>();
 
-  constructor(opts: { provider: DnsProvider; journal: DnsJournal; resolvers?: string[]; propagationTimeoutMs: number; log: Logger; cert: string }) {
+  constructor(opts: {
+    provider: DnsProvider;
+    journal: DnsJournal;
+    resolvers?: string[];
+    propagationTimeoutMs: number;
+    log: Logger;
+    cert: string;
+  }) {
     this.provider = opts.provider;
     this.journal = opts.journal;
     this.resolvers = opts.resolvers;
@@ -48,20 +55,40 @@ export class Dns01Solver implements ChallengeSolver {
       const name = recordName(item.domain);
       const zone = await this.provider.zoneFor(item.domain);
       const entry: JournalEntry = {
-        provider: this.provider.name, zoneId: zone.id, zoneName: zone.name, type: 'TXT', purpose: 'challenge',
-        name, value: item.keyAuthorization, cert: this.cert, createdAt: new Date().toISOString(),
+        provider: this.provider.name,
+        zoneId: zone.id,
+        zoneName: zone.name,
+        type: 'TXT',
+        purpose: 'challenge',
+        name,
+        value: item.keyAuthorization,
+        cert: this.cert,
+        createdAt: new Date().toISOString(),
       };
       await this.journal.add(entry); // before the create: a crash right after it still leaves a trace
       this.made.set(item.token, entry);
-      const id = await this.provider.create(zone, { type: 'TXT', name, value: item.keyAuthorization, ttl: CHALLENGE_TTL });
+      const id = await this.provider.create(zone, {
+        type: 'TXT',
+        name,
+        value: item.keyAuthorization,
+        ttl: CHALLENGE_TTL,
+      });
       entry.id = id;
       await this.journal.setId(entry, id);
-      this.log.info({ step: 'dns-01', domain: item.domain, record: name, zone: zone.name, wildcard: item.wildcard || undefined }, 'TXT record created');
+      this.log.info(
+        { step: 'dns-01', domain: item.domain, record: name, zone: zone.name, wildcard: item.wildcard || undefined },
+        'TXT record created',
+      );
       const e = expected.get(name) ?? { type: 'TXT', name, zone: zone.name, values: [] };
       e.values.push(item.keyAuthorization);
       expected.set(name, e);
     }
-    await waitForRecords([...expected.values()], { resolvers: this.resolvers, timeoutMs: this.timeoutMs, log: this.log, signal });
+    await waitForRecords([...expected.values()], {
+      resolvers: this.resolvers,
+      timeoutMs: this.timeoutMs,
+      log: this.log,
+      signal,
+    });
   }
 
   async cleanup(items: ChallengeItem[]): Promise<void> {
@@ -77,29 +104,49 @@ export class Dns01Solver implements ChallengeSolver {
 }
 
 /** Deletes one journaled record; on failure the entry stays for the next start. */
-async function removeRecord(provider: DnsProvider, journal: DnsJournal, entry: JournalEntry, log: Logger): Promise<boolean> {
+async function removeRecord(
+  provider: DnsProvider,
+  journal: DnsJournal,
+  entry: JournalEntry,
+  log: Logger,
+): Promise<boolean> {
   const zone = { id: entry.zoneId, name: entry.zoneName };
   try {
-    const ids = entry.id ? [entry.id] : await findRecord(provider, zone, { type: entry.type, name: entry.name, value: entry.value });
+    const ids = entry.id
+      ? [entry.id]
+      : await findRecord(provider, zone, { type: entry.type, name: entry.name, value: entry.value });
     for (const id of ids) await provider.delete(zone, id);
     await journal.remove(entry);
     log.info({ step: 'dns-01', record: entry.name, zone: entry.zoneName }, 'TXT record deleted');
     return true;
   } catch (err) {
-    log.warn({ step: 'dns-01', record: entry.name, zone: entry.zoneName, error: errorMessage(err) }, 'could not delete a TXT record; will retry at the next start');
+    log.warn(
+      { step: 'dns-01', record: entry.name, zone: entry.zoneName, error: errorMessage(err) },
+      'could not delete a TXT record; will retry at the next start',
+    );
     return false;
   }
 }
 
 /** Removes records journaled by an earlier run that did not clean up (killed, crashed). */
-export async function removeLeftoverRecords(providers: Map<string, DnsProvider>, journal: DnsJournal, log: Logger): Promise<void> {
+export async function removeLeftoverRecords(
+  providers: Map<string, DnsProvider>,
+  journal: DnsJournal,
+  log: Logger,
+): Promise<void> {
   for (const entry of await journal.leftovers()) {
     const provider = providers.get(entry.provider);
     if (!provider) {
-      log.warn({ step: 'dns-01', record: entry.name, provider: entry.provider }, 'a leftover TXT record belongs to a provider that is no longer configured; delete it by hand');
+      log.warn(
+        { step: 'dns-01', record: entry.name, provider: entry.provider },
+        'a leftover TXT record belongs to a provider that is no longer configured; delete it by hand',
+      );
       continue;
     }
-    log.info({ step: 'dns-01', record: entry.name, zone: entry.zoneName, cert: entry.cert }, 'removing a TXT record left by an earlier run');
+    log.info(
+      { step: 'dns-01', record: entry.name, zone: entry.zoneName, cert: entry.cert },
+      'removing a TXT record left by an earlier run',
+    );
     await removeRecord(provider, journal, entry, log);
   }
 }

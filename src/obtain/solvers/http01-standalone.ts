@@ -1,7 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from '../../log.js';
 import { UserError } from '../../util/errors.js';
-import { answerClientErrors, type ConnectionLimits, DEFAULT_LIMITS, LISTENER_OPTIONS, limitConnections } from '../../util/http-limits.js';
+import {
+  answerClientErrors,
+  type ConnectionLimits,
+  DEFAULT_LIMITS,
+  LISTENER_OPTIONS,
+  limitConnections,
+} from '../../util/http-limits.js';
 import { CHALLENGE_PREFIX, type ChallengeItem, type ChallengeSolver, TOKEN_PATTERN } from './types.js';
 
 const MAX_URL = 512;
@@ -65,8 +71,14 @@ export class StandaloneHttp01 implements ChallengeSolver {
       this.opening = undefined; // the next begin() tries again
       const code = (err as NodeJS.ErrnoException).code;
       const where = `${this.address ?? '*'}:${this.port}`;
-      if (code === 'EADDRINUSE') throw new UserError(`HTTP-01 listener: ${where} is already in use; stop the other server or use HTTP01_MODE=webroot`);
-      if (code === 'EACCES') throw new UserError(`HTTP-01 listener: no permission to bind ${where}; run with CAP_NET_BIND_SERVICE or set HTTP01_PORT above 1023 and map port 80 to it`);
+      if (code === 'EADDRINUSE')
+        throw new UserError(
+          `HTTP-01 listener: ${where} is already in use; stop the other server or use HTTP01_MODE=webroot`,
+        );
+      if (code === 'EACCES')
+        throw new UserError(
+          `HTTP-01 listener: no permission to bind ${where}; run with CAP_NET_BIND_SERVICE or set HTTP01_PORT above 1023 and map port 80 to it`,
+        );
       throw err;
     }
     this.server = server;
@@ -95,7 +107,10 @@ export class StandaloneHttp01 implements ChallengeSolver {
       seen.unlogged++;
       return;
     }
-    this.log.info({ step: 'http-01', status: 200, from, ...(seen?.unlogged ? { alsoServed: seen.unlogged } : {}) }, 'served a challenge');
+    this.log.info(
+      { step: 'http-01', status: 200, from, ...(seen?.unlogged ? { alsoServed: seen.unlogged } : {}) },
+      'served a challenge',
+    );
     this.served.set(token, { loggedAt: now, unlogged: 0 });
   }
 

@@ -3,7 +3,16 @@ import type { Logger } from '../../../log.js';
 import { sleep } from '../../../util/abort.js';
 import { UserError } from '../../../util/errors.js';
 import { parseRetryAfter } from '../../../util/retry-after.js';
-import { type DnsProvider, type DnsRecord, type DnsRecordType, type DnsZone, findRecord, formatTlsa, parseTlsa, zoneOf } from '../../provider.js';
+import {
+  type DnsProvider,
+  type DnsRecord,
+  type DnsRecordType,
+  type DnsZone,
+  findRecord,
+  formatTlsa,
+  parseTlsa,
+  zoneOf,
+} from '../../provider.js';
 
 const MIN_TTL = 60; // Cloudflare's minimum outside Enterprise plans
 const COMMENT: Record<DnsRecordType, string> = { TXT: 'mailcerts ACME challenge', TLSA: 'mailcerts DANE' };
@@ -26,7 +35,10 @@ function codes(err: APIError): string {
 }
 
 function hasCode(err: unknown, ...wanted: number[]): boolean {
-  return err instanceof APIError && ((err.errors ?? []) as { code?: number }[]).some((e) => e.code !== undefined && wanted.includes(e.code));
+  return (
+    err instanceof APIError &&
+    ((err.errors ?? []) as { code?: number }[]).some((e) => e.code !== undefined && wanted.includes(e.code))
+  );
 }
 
 /** Cloudflare DNS through the official SDK: zone lookup, records created, listed and deleted by id, preflight of the token. */
@@ -59,11 +71,16 @@ export class CloudflareDns implements DnsProvider {
       try {
         return await fn();
       } catch (err) {
-        const transient = err instanceof APIConnectionError || (err instanceof APIError && (err.status === 429 || (err.status ?? 0) >= 500));
+        const transient =
+          err instanceof APIConnectionError ||
+          (err instanceof APIError && (err.status === 429 || (err.status ?? 0) >= 500));
         if (transient && attempt < RETRIES) {
           const asked = parseRetryAfter(err instanceof APIError ? err.headers?.get('retry-after') : undefined);
           const wait = Math.min(asked ?? 500 * 2 ** attempt, RETRY_AFTER_CAP_MS);
-          this.log.warn({ step: 'dns-01', call: what, status: err instanceof APIError ? err.status : 'network', retryIn: wait }, 'Cloudflare call failed; retrying');
+          this.log.warn(
+            { step: 'dns-01', call: what, status: err instanceof APIError ? err.status : 'network', retryIn: wait },
+            'Cloudflare call failed; retrying',
+          );
           await sleep(wait);
           continue;
         }
@@ -78,11 +95,14 @@ export class CloudflareDns implements DnsProvider {
   }
 
   private explainText(what: string, err: unknown): string | undefined {
-    if (err instanceof APIConnectionError) return `Cloudflare: ${what}: cannot reach ${this.where} (${err.message}); check the network or CLOUDFLARE_API_BASE_URL`;
+    if (err instanceof APIConnectionError)
+      return `Cloudflare: ${what}: cannot reach ${this.where} (${err.message}); check the network or CLOUDFLARE_API_BASE_URL`;
     if (!(err instanceof APIError)) return undefined;
     if (err.status === 429) return `Cloudflare: ${what}: rate limited (${codes(err)}); mailcerts retries later`;
-    if ((err.status ?? 0) >= 500) return `Cloudflare: ${what}: Cloudflare failed (${codes(err)}); mailcerts retries later`;
-    if (hasCode(err, 1000, 6003, 6111)) return `Cloudflare: ${what}: the API token is not valid (${codes(err)}); check CLOUDFLARE_API_TOKEN (an API token, not the Global API Key)`;
+    if ((err.status ?? 0) >= 500)
+      return `Cloudflare: ${what}: Cloudflare failed (${codes(err)}); mailcerts retries later`;
+    if (hasCode(err, 1000, 6003, 6111))
+      return `Cloudflare: ${what}: the API token is not valid (${codes(err)}); check CLOUDFLARE_API_TOKEN (an API token, not the Global API Key)`;
     if (hasCode(err, 9109, 10000, 9106) || err.status === 401 || err.status === 403) {
       return `Cloudflare: ${what}: the API token is not allowed to do this (${codes(err)}); give it Zone:Read and DNS:Edit on the zone`;
     }
@@ -93,11 +113,14 @@ export class CloudflareDns implements DnsProvider {
     if (this.zones) return this.zones;
     const zones: ZoneInfo[] = [];
     if (this.zoneId) {
-      const z = await this.call(`reading zone ${this.zoneId} (CLOUDFLARE_ZONE_ID)`, () => this.cf.zones.get({ zone_id: this.zoneId! }));
+      const z = await this.call(`reading zone ${this.zoneId} (CLOUDFLARE_ZONE_ID)`, () =>
+        this.cf.zones.get({ zone_id: this.zoneId! }),
+      );
       zones.push({ id: z.id, name: z.name, permissions: z.permissions });
     } else {
       await this.call('listing zones', async () => {
-        for await (const z of this.cf.zones.list({ per_page: 50 })) zones.push({ id: z.id, name: z.name, permissions: z.permissions });
+        for await (const z of this.cf.zones.list({ per_page: 50 }))
+          zones.push({ id: z.id, name: z.name, permissions: z.permissions });
       });
     }
     this.zones = zones;
@@ -119,7 +142,10 @@ export class CloudflareDns implements DnsProvider {
   async preflight(domains: string[]): Promise<{ zones: DnsZone[]; proven: string }> {
     this.zones = undefined; // zones may have changed since the last pass
     const verified = await this.call('verifying the API token', () => this.cf.user.tokens.verify());
-    if (verified.status !== 'active') throw new UserError(`Cloudflare: the API token is ${verified.status}; create a new one with Zone:Read and DNS:Edit`);
+    if (verified.status !== 'active')
+      throw new UserError(
+        `Cloudflare: the API token is ${verified.status}; create a new one with Zone:Read and DNS:Edit`,
+      );
     const zones = await this.loadZones();
     const used = new Map<string, ZoneInfo>();
     let editVerified = true;
@@ -130,16 +156,26 @@ export class CloudflareDns implements DnsProvider {
     for (const zone of used.values()) {
       if (zone.permissions) {
         if (!zone.permissions.includes('#dns_records:edit')) {
-          throw new UserError(`Cloudflare: the API token lacks DNS:Edit on the zone ${zone.name}; edit the token and add Zone → DNS → Edit for it`);
+          throw new UserError(
+            `Cloudflare: the API token lacks DNS:Edit on the zone ${zone.name}; edit the token and add Zone → DNS → Edit for it`,
+          );
         }
       } else {
         // Without the permission list, reading the records is what can be proven before the first write.
-        await this.call(`reading DNS records of ${zone.name}`, () => this.cf.dns.records.list({ zone_id: zone.id, per_page: 1 }));
+        await this.call(`reading DNS records of ${zone.name}`, () =>
+          this.cf.dns.records.list({ zone_id: zone.id, per_page: 1 }),
+        );
         editVerified = false;
-        this.log.info({ step: 'dns-01', zone: zone.name }, 'Cloudflare did not list the token\'s permissions; DNS:Edit is proven at the first record');
+        this.log.info(
+          { step: 'dns-01', zone: zone.name },
+          "Cloudflare did not list the token's permissions; DNS:Edit is proven at the first record",
+        );
       }
     }
-    this.log.info({ step: 'dns-01', zones: [...used.values()].map((z) => z.name) }, 'Cloudflare token and zones checked');
+    this.log.info(
+      { step: 'dns-01', zones: [...used.values()].map((z) => z.name) },
+      'Cloudflare token and zones checked',
+    );
     const names = [...used.values()].map((z) => z.name).join(', ');
     return {
       zones: [...used.values()].map(({ id, name }) => ({ id, name })),
@@ -152,11 +188,23 @@ export class CloudflareDns implements DnsProvider {
     const ttl = Math.max(record.ttl, MIN_TTL);
     try {
       const rec = await this.call(`creating ${type} ${name}`, () => {
-        if (type === 'TXT') return this.cf.dns.records.create({ zone_id: zone.id, type, name, content: `"${value}"`, ttl, comment: COMMENT[type] });
+        if (type === 'TXT')
+          return this.cf.dns.records.create({
+            zone_id: zone.id,
+            type,
+            name,
+            content: `"${value}"`,
+            ttl,
+            comment: COMMENT[type],
+          });
         const f = parseTlsa(value);
         if (!f) throw new UserError(`not a TLSA value: "${value}"`);
         return this.cf.dns.records.create({
-          zone_id: zone.id, type, name, ttl, comment: COMMENT[type],
+          zone_id: zone.id,
+          type,
+          name,
+          ttl,
+          comment: COMMENT[type],
           data: { usage: f.usage, selector: f.selector, matching_type: f.matchingType, certificate: f.data },
         });
       });
@@ -182,8 +230,16 @@ export class CloudflareDns implements DnsProvider {
   async list(zone: DnsZone, type: DnsRecordType, name: string): Promise<{ id: string; record: DnsRecord }[]> {
     const out: { id: string; record: DnsRecord }[] = [];
     await this.call(`listing ${type} ${name}`, async () => {
-      for await (const r of this.cf.dns.records.list({ zone_id: zone.id, type, name: { exact: name }, per_page: 100 })) {
-        const value = type === 'TXT' ? (r.content ?? '').replace(/^"|"$/g, '') : tlsaValue(r as { content?: string; data?: TlsaData });
+      for await (const r of this.cf.dns.records.list({
+        zone_id: zone.id,
+        type,
+        name: { exact: name },
+        per_page: 100,
+      })) {
+        const value =
+          type === 'TXT'
+            ? (r.content ?? '').replace(/^"|"$/g, '')
+            : tlsaValue(r as { content?: string; data?: TlsaData });
         if (value !== undefined) out.push({ id: r.id, record: { type, name: r.name, value, ttl: r.ttl ?? MIN_TTL } });
       }
     });

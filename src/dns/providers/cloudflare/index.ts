@@ -14,9 +14,18 @@ const apiBaseUrl = z.pipe(
   z.string(),
   z.transform((s: string, ctx) => {
     let url: URL | undefined;
-    try { url = new URL(s); } catch { /* reported below */ }
+    try {
+      url = new URL(s);
+    } catch {
+      /* reported below */
+    }
     if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname)))) {
-      ctx.issues.push({ code: 'custom', input: s, message: 'use an https:// URL such as https://api.cloudflare.com/client/v4 (plain http only for a loopback address: the token would travel in clear)' });
+      ctx.issues.push({
+        code: 'custom',
+        input: s,
+        message:
+          'use an https:// URL such as https://api.cloudflare.com/client/v4 (plain http only for a loopback address: the token would travel in clear)',
+      });
       return z.NEVER;
     }
     return url.href.replace(/\/$/, '');
@@ -26,8 +35,19 @@ const apiBaseUrl = z.pipe(
 export const cloudflare: ProviderDefinition<CloudflareSettings> = {
   name: 'cloudflare',
   env: {
-    CLOUDFLARE_API_TOKEN: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_-]{20,200}$/, 'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens'))),
-    CLOUDFLARE_ZONE_ID: z.optional(z.string().check(z.regex(/^[0-9a-f]{32}$/, 'use the 32-character zone ID shown on the zone\'s Overview page'))),
+    CLOUDFLARE_API_TOKEN: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(
+            /^[A-Za-z0-9_-]{20,200}$/,
+            'does not look like a Cloudflare API token (letters, digits, - and _); create one under My Profile → API Tokens',
+          ),
+        ),
+    ),
+    CLOUDFLARE_ZONE_ID: z.optional(
+      z.string().check(z.regex(/^[0-9a-f]{32}$/, "use the 32-character zone ID shown on the zone's Overview page")),
+    ),
     CLOUDFLARE_API_BASE_URL: z.optional(apiBaseUrl),
   },
   secrets: ['CLOUDFLARE_API_TOKEN'],
@@ -35,10 +55,17 @@ export const cloudflare: ProviderDefinition<CloudflareSettings> = {
   settings(env, used, problems) {
     const apiToken = env.CLOUDFLARE_API_TOKEN as string | undefined;
     if (!apiToken) {
-      if (used) problems.push('CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit and set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE');
+      if (used)
+        problems.push(
+          'CLOUDFLARE_API_TOKEN: is required for dns-01 with Cloudflare: create an API token with Zone:Read and DNS:Edit and set CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_TOKEN_FILE',
+        );
       return undefined;
     }
-    return { apiToken, zoneId: env.CLOUDFLARE_ZONE_ID as string | undefined, baseUrl: env.CLOUDFLARE_API_BASE_URL as string | undefined };
+    return {
+      apiToken,
+      zoneId: env.CLOUDFLARE_ZONE_ID as string | undefined,
+      baseUrl: env.CLOUDFLARE_API_BASE_URL as string | undefined,
+    };
   },
   async create(settings, log) {
     const { CloudflareDns } = await import('./cloudflare.js');

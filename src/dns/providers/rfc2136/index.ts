@@ -4,7 +4,14 @@ import { splitHostPort } from '../../../util/host-port.js';
 import type { ProviderDefinition } from '../definition.js';
 
 /** The TSIG algorithms BIND offers, strongest first (tsig.ts knows their hashes; it loads only with the provider). */
-export const TSIG_ALGORITHM_NAMES = ['hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'hmac-sha224', 'hmac-sha1', 'hmac-md5'] as const;
+export const TSIG_ALGORITHM_NAMES = [
+  'hmac-sha256',
+  'hmac-sha384',
+  'hmac-sha512',
+  'hmac-sha224',
+  'hmac-sha1',
+  'hmac-md5',
+] as const;
 export type TsigAlgorithm = (typeof TSIG_ALGORITHM_NAMES)[number];
 
 export interface Rfc2136Settings {
@@ -27,7 +34,11 @@ const server = z.pipe(
   z.transform((s: string, ctx) => {
     const hp = splitHostPort(s.trim(), 53);
     if (!hp || (isIP(hp.host) === 0 && !HOST.test(hp.host))) {
-      ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not host[:port]; use the primary name server's address or name, such as 192.0.2.53, ns1.example.com:53 or [2001:db8::53]:53` });
+      ctx.issues.push({
+        code: 'custom',
+        input: s,
+        message: `"${s}" is not host[:port]; use the primary name server's address or name, such as 192.0.2.53, ns1.example.com:53 or [2001:db8::53]:53`,
+      });
       return z.NEVER;
     }
     return hp;
@@ -39,9 +50,16 @@ const secret = z.pipe(
   z.string(),
   z.transform((s: string, ctx) => {
     const text = s.trim();
-    const bytes = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text) ? Buffer.from(text, 'base64') : undefined;
+    const bytes = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)
+      ? Buffer.from(text, 'base64')
+      : undefined;
     if (!bytes || bytes.length === 0) {
-      ctx.issues.push({ code: 'custom', input: '(secret)', message: 'is not base64; use the secret line of the key as tsig-keygen prints it (secret "…";), without the quotes' });
+      ctx.issues.push({
+        code: 'custom',
+        input: '(secret)',
+        message:
+          'is not base64; use the secret line of the key as tsig-keygen prints it (secret "…";), without the quotes',
+      });
       return z.NEVER;
     }
     return bytes;
@@ -52,8 +70,20 @@ export const rfc2136: ProviderDefinition<Rfc2136Settings> = {
   name: 'rfc2136',
   env: {
     RFC2136_SERVER: z.optional(server),
-    RFC2136_TSIG_KEY: z.optional(z.string().check(z.regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/, 'use the key\'s name as the server knows it (BIND: key "NAME" { … }), letters, digits, - _ and dots'))),
-    RFC2136_TSIG_ALGORITHM: z._default(z.enum(ALGORITHMS, { error: () => `use one of ${ALGORITHMS.join(', ')}` }), 'hmac-sha256'),
+    RFC2136_TSIG_KEY: z.optional(
+      z
+        .string()
+        .check(
+          z.regex(
+            /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/,
+            'use the key\'s name as the server knows it (BIND: key "NAME" { … }), letters, digits, - _ and dots',
+          ),
+        ),
+    ),
+    RFC2136_TSIG_ALGORITHM: z._default(
+      z.enum(ALGORITHMS, { error: () => `use one of ${ALGORITHMS.join(', ')}` }),
+      'hmac-sha256',
+    ),
     RFC2136_TSIG_SECRET: z.optional(secret),
   },
   secrets: ['RFC2136_TSIG_SECRET'],
@@ -62,21 +92,43 @@ export const rfc2136: ProviderDefinition<Rfc2136Settings> = {
     const keyName = env.RFC2136_TSIG_KEY as string | undefined;
     const secretBytes = env.RFC2136_TSIG_SECRET as Buffer | undefined;
     if (!host && !keyName && !secretBytes) {
-      if (used) problems.push('RFC2136_SERVER: is required for dns-01 with rfc2136: the primary name server that accepts updates, with RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) for the key that signs them');
+      if (used)
+        problems.push(
+          'RFC2136_SERVER: is required for dns-01 with rfc2136: the primary name server that accepts updates, with RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) for the key that signs them',
+        );
       return undefined;
     }
-    const missing = [!host && 'RFC2136_SERVER', !keyName && 'RFC2136_TSIG_KEY', !secretBytes && 'RFC2136_TSIG_SECRET'].filter((m): m is string => !!m);
+    const missing = [
+      !host && 'RFC2136_SERVER',
+      !keyName && 'RFC2136_TSIG_KEY',
+      !secretBytes && 'RFC2136_TSIG_SECRET',
+    ].filter((m): m is string => !!m);
     if (missing.length > 0) {
       // Unsigned updates are not offered: anyone who can reach the server could then change the zone.
-      problems.push(`${missing[0]}: RFC 2136 updates need RFC2136_SERVER, RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) together; missing: ${missing.join(', ')}`);
+      problems.push(
+        `${missing[0]}: RFC 2136 updates need RFC2136_SERVER, RFC2136_TSIG_KEY and RFC2136_TSIG_SECRET (or _FILE) together; missing: ${missing.join(', ')}`,
+      );
       return undefined;
     }
-    return { server: host!, keyName: keyName!.replace(/\.$/, ''), algorithm: env.RFC2136_TSIG_ALGORITHM as TsigAlgorithm, secret: secretBytes! };
+    return {
+      server: host!,
+      keyName: keyName!.replace(/\.$/, ''),
+      algorithm: env.RFC2136_TSIG_ALGORITHM as TsigAlgorithm,
+      secret: secretBytes!,
+    };
   },
   async create(settings, log) {
     const weak = WEAK_ALGORITHMS[settings.algorithm];
-    if (weak) log.warn({ step: 'dns', provider: 'rfc2136', algorithm: settings.algorithm }, `RFC2136_TSIG_ALGORITHM=${settings.algorithm}: RFC 8945 §6 says ${weak}; make a new key with tsig-keygen -a hmac-sha256 and set RFC2136_TSIG_ALGORITHM=hmac-sha256`);
+    if (weak)
+      log.warn(
+        { step: 'dns', provider: 'rfc2136', algorithm: settings.algorithm },
+        `RFC2136_TSIG_ALGORITHM=${settings.algorithm}: RFC 8945 §6 says ${weak}; make a new key with tsig-keygen -a hmac-sha256 and set RFC2136_TSIG_ALGORITHM=hmac-sha256`,
+      );
     const { Rfc2136Dns } = await import('./rfc2136.js');
-    return new Rfc2136Dns({ server: settings.server, key: { name: settings.keyName, algorithm: settings.algorithm, secret: settings.secret }, log });
+    return new Rfc2136Dns({
+      server: settings.server,
+      key: { name: settings.keyName, algorithm: settings.algorithm, secret: settings.secret },
+      log,
+    });
   },
 };

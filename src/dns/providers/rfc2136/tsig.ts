@@ -29,7 +29,7 @@ export const FUDGE_SECONDS = 300;
 
 /** Error codes a TSIG record carries, and what each means to the user. */
 export const TSIG_ERRORS: Record<number, string> = {
-  16: 'BADSIG: the signature does not match; the secret (RFC2136_TSIG_SECRET) differs from the server\'s',
+  16: "BADSIG: the signature does not match; the secret (RFC2136_TSIG_SECRET) differs from the server's",
   17: 'BADKEY: the server knows no key of this name and algorithm; check RFC2136_TSIG_KEY and RFC2136_TSIG_ALGORITHM',
   18: 'BADTIME: the clocks of this host and the server differ by more than 5 minutes; fix the time (NTP) on both',
   22: 'BADTRUNC: the server refused a truncated MAC',
@@ -40,9 +40,15 @@ const u48 = (seconds: number) => Buffer.concat([u16(Math.floor(seconds / 2 ** 32
 /** The TSIG variables of RFC 8945 §4.3.3: what the MAC covers besides the message. */
 function variables(key: TsigKey, timeSigned: number, fudge: number, error: number, other: Buffer): Buffer {
   return Buffer.concat([
-    encodeName(key.name, true), u16(CLASS.ANY), u32(0),
-    encodeName(TSIG_ALGORITHMS[key.algorithm].wire, true), u48(timeSigned), u16(fudge),
-    u16(error), u16(other.length), other,
+    encodeName(key.name, true),
+    u16(CLASS.ANY),
+    u32(0),
+    encodeName(TSIG_ALGORITHMS[key.algorithm].wire, true),
+    u48(timeSigned),
+    u16(fudge),
+    u16(error),
+    u16(other.length),
+    other,
   ]);
 }
 
@@ -57,8 +63,14 @@ export function signMessage(message: Buffer, key: TsigKey, now = Date.now()): { 
   const timeSigned = Math.floor(now / 1000);
   const mac = hmac(key, message, variables(key, timeSigned, FUDGE_SECONDS, 0, Buffer.alloc(0)));
   const rdata = Buffer.concat([
-    encodeName(TSIG_ALGORITHMS[key.algorithm].wire, true), u48(timeSigned), u16(FUDGE_SECONDS),
-    u16(mac.length), mac, message.subarray(0, 2), u16(0), u16(0),
+    encodeName(TSIG_ALGORITHMS[key.algorithm].wire, true),
+    u48(timeSigned),
+    u16(FUDGE_SECONDS),
+    u16(mac.length),
+    mac,
+    message.subarray(0, 2),
+    u16(0),
+    u16(0),
   ]);
   const signed = Buffer.concat([message, resourceRecord(key.name.toLowerCase(), TYPE.TSIG, CLASS.ANY, 0, rdata)]);
   signed.writeUInt16BE(message.readUInt16BE(10) + 1, 10);
@@ -76,7 +88,12 @@ export type TsigVerdict =
  * Checks the TSIG record that must end a signed message (RFC 8945 §5.3): an answer's MAC also
  * covers the request's (`requestMac`); a request's covers no earlier one.
  */
-export function verifyAnswer(answer: Buffer, key: TsigKey, requestMac: Buffer | undefined, now = Date.now()): TsigVerdict {
+export function verifyAnswer(
+  answer: Buffer,
+  key: TsigKey,
+  requestMac: Buffer | undefined,
+  now = Date.now(),
+): TsigVerdict {
   let walked;
   try {
     walked = recordsOf(answer);
@@ -84,7 +101,8 @@ export function verifyAnswer(answer: Buffer, key: TsigKey, requestMac: Buffer | 
     return { ok: false, reason: `the answer cannot be read (${(err as Error).message})` };
   }
   const last = walked.records.at(-1);
-  if (!last || last.type !== TYPE.TSIG || walked.counts[3] === 0) return { ok: false, reason: 'the answer is not signed' };
+  if (!last || last.type !== TYPE.TSIG || walked.counts[3] === 0)
+    return { ok: false, reason: 'the answer is not signed' };
   if (last.name.toLowerCase().replace(/\.$/, '') !== key.name.toLowerCase().replace(/\.$/, '')) {
     return { ok: false, reason: `the answer is signed with another key (${last.name})` };
   }
@@ -97,28 +115,34 @@ export function verifyAnswer(answer: Buffer, key: TsigKey, requestMac: Buffer | 
     return { ok: false, reason: `the answer's TSIG record cannot be read (${(err as Error).message})` };
   }
   at = alg.end;
-  if (at + 10 > last.rdataEnd) return { ok: false, reason: 'the answer\'s TSIG record is truncated' };
+  if (at + 10 > last.rdataEnd) return { ok: false, reason: "the answer's TSIG record is truncated" };
   const timeSigned = r.readUInt16BE(at) * 2 ** 32 + r.readUInt32BE(at + 2);
   const fudge = r.readUInt16BE(at + 6);
   const macSize = r.readUInt16BE(at + 8);
   at += 10;
   const mac = r.subarray(at, at + macSize);
   at += macSize;
-  if (at + 6 > last.rdataEnd) return { ok: false, reason: 'the answer\'s TSIG record is truncated' };
+  if (at + 6 > last.rdataEnd) return { ok: false, reason: "the answer's TSIG record is truncated" };
   const originalId = r.readUInt16BE(at);
   const error = r.readUInt16BE(at + 2);
   const otherLen = r.readUInt16BE(at + 4);
-  if (at + 6 + otherLen > last.rdataEnd) return { ok: false, reason: 'the answer\'s TSIG record is truncated' };
+  if (at + 6 + otherLen > last.rdataEnd) return { ok: false, reason: "the answer's TSIG record is truncated" };
   const other = r.subarray(at + 6, at + 6 + otherLen);
   if (error !== 0) return { ok: false, error, reason: TSIG_ERRORS[error] ?? `TSIG error ${error}` };
-  if (alg.name.toLowerCase() !== TSIG_ALGORITHMS[key.algorithm].wire) return { ok: false, reason: `the answer is signed with another algorithm (${alg.name})` };
+  if (alg.name.toLowerCase() !== TSIG_ALGORITHMS[key.algorithm].wire)
+    return { ok: false, reason: `the answer is signed with another algorithm (${alg.name})` };
   // The MAC covers the answer as it was before the TSIG record was added, with its original id.
   const unsigned = Buffer.from(r.subarray(0, last.start));
   unsigned.writeUInt16BE(walked.counts[3] - 1, 10);
   unsigned.writeUInt16BE(originalId, 0);
   const prior = requestMac ? [u16(requestMac.length), requestMac] : [];
   const expected = hmac(key, ...prior, unsigned, variables(key, timeSigned, fudge, error, other));
-  if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) return { ok: false, reason: 'the answer\'s signature does not match the key' };
-  if (Math.abs(now / 1000 - timeSigned) > fudge) return { ok: false, reason: `the answer was signed at ${new Date(timeSigned * 1000).toISOString()}, outside the ${fudge} s allowed` };
+  if (mac.length !== expected.length || !timingSafeEqual(mac, expected))
+    return { ok: false, reason: "the answer's signature does not match the key" };
+  if (Math.abs(now / 1000 - timeSigned) > fudge)
+    return {
+      ok: false,
+      reason: `the answer was signed at ${new Date(timeSigned * 1000).toISOString()}, outside the ${fudge} s allowed`,
+    };
   return { ok: true };
 }

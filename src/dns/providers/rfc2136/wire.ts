@@ -95,7 +95,12 @@ export interface RecordAt {
 /** Walks a message: the offsets of every resource record after the question section. */
 export function recordsOf(buf: Buffer): { counts: [number, number, number, number]; records: RecordAt[] } {
   if (buf.length < 12) throw new Error('message shorter than its header');
-  const counts = [buf.readUInt16BE(4), buf.readUInt16BE(6), buf.readUInt16BE(8), buf.readUInt16BE(10)] as [number, number, number, number];
+  const counts = [buf.readUInt16BE(4), buf.readUInt16BE(6), buf.readUInt16BE(8), buf.readUInt16BE(10)] as [
+    number,
+    number,
+    number,
+    number,
+  ];
   let at = 12;
   for (let i = 0; i < counts[0]; i++) at = readName(buf, at).end + 4;
   const records: RecordAt[] = [];
@@ -105,7 +110,15 @@ export function recordsOf(buf: Buffer): { counts: [number, number, number, numbe
     const { name, end } = readName(buf, at);
     if (end + 10 > buf.length) throw new Error('truncated record');
     const rdlength = buf.readUInt16BE(end + 8);
-    const rec = { start, name, type: buf.readUInt16BE(end), klass: buf.readUInt16BE(end + 2), ttl: buf.readUInt32BE(end + 4), rdataStart: end + 10, rdataEnd: end + 10 + rdlength };
+    const rec = {
+      start,
+      name,
+      type: buf.readUInt16BE(end),
+      klass: buf.readUInt16BE(end + 2),
+      ttl: buf.readUInt32BE(end + 4),
+      rdataStart: end + 10,
+      rdataEnd: end + 10 + rdlength,
+    };
     if (rec.rdataEnd > buf.length) throw new Error('truncated rdata');
     records.push(rec);
     at = rec.rdataEnd;
