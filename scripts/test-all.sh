@@ -6,11 +6,18 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; node scripts/test-summary.mjs /nonexistent; exit 1; }
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 npm run -s typecheck || { echo "typecheck failed"; node scripts/test-summary.mjs /nonexistent; exit 1; }
+# The fast lane first: formatter and linter, then the unit tests (no Docker); then the integration lane.
+LINT_FAILED=0
+npx biome check . >.test-work-lint.log 2>&1 || { LINT_FAILED=1; cat .test-work-lint.log; echo "lint failed: run npm run format, then npm run lint"; }
+rm -f .test-work-lint.log
+export LINT_FAILED
 mkdir -p .test-work
-rm -f .test-work/vitest.json
-npx vitest run --reporter=default --reporter=json --outputFile.json=.test-work/vitest.json "$@"
-code=$?
-node scripts/test-summary.mjs .test-work/vitest.json "$@"
+rm -f .test-work/unit.json .test-work/integration.json
+npx vitest run --project unit --passWithNoTests --reporter=default --reporter=json --outputFile.json=.test-work/unit.json "$@"
+unit=$?
+npx vitest run --project integration --passWithNoTests --reporter=default --reporter=json --outputFile.json=.test-work/integration.json "$@"
+integration=$?
+node scripts/test-summary.mjs .test-work/unit.json,.test-work/integration.json "$@"
 summary=$?
-[ $code -eq 0 ] && code=$summary
+code=$((unit || integration || summary || LINT_FAILED))
 exit $code

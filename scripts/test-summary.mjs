@@ -15,13 +15,27 @@ const expected = testFiles('test')
   .map((p) => relative('.', p))
   .filter((p) => filters.length === 0 || filters.some((f) => p.includes(f)));
 
-let r;
-try {
-  r = JSON.parse(readFileSync(report, 'utf8'));
-} catch {
-  console.log(`0 passed, ${Math.max(1, expected.length)} failed (no test report: vitest did not run)`);
+// Reports: one or more vitest JSON reports, comma-separated (the unit lane, then the integration lane).
+const reports = [];
+for (const path of report.split(',')) {
+  try {
+    reports.push(JSON.parse(readFileSync(path, 'utf8')));
+  } catch {
+    console.log(`test summary: no test report at ${path} (that lane did not run)`);
+  }
+}
+const lintFailed = process.env.LINT_FAILED === '1';
+if (reports.length === 0) {
+  console.log(
+    `0 passed, ${Math.max(1, expected.length) + (lintFailed ? 1 : 0)} failed (no test report: vitest did not run)`,
+  );
   process.exit(1);
 }
+const r = {
+  testResults: reports.flatMap((x) => x.testResults),
+  numFailedTests: reports.reduce((n, x) => n + x.numFailedTests, 0),
+  numPassedTests: reports.reduce((n, x) => n + x.numPassedTests, 0),
+};
 const files = r.testResults.map((f) => ({ ...f, path: relative(process.cwd(), f.name) }));
 const notRun = files.filter((f) => f.status === 'failed' && !f.assertionResults.some((a) => a.status === 'failed'));
 const missing = expected.filter((p) => !files.some((f) => f.path === p));
@@ -30,8 +44,9 @@ const skippedElsewhere = files
   .flatMap((f) =>
     f.assertionResults.filter((a) => a.status === 'skipped' || a.status === 'pending' || a.status === 'todo'),
   );
-const failed = r.numFailedTests + notRun.length + missing.length + skippedElsewhere.length;
+const failed = r.numFailedTests + notRun.length + missing.length + skippedElsewhere.length + (lintFailed ? 1 : 0);
 const why = [
+  lintFailed && 'the formatter or linter is not clean (npm run lint)',
   notRun.length && `${notRun.length} suite(s) failed to run: ${notRun.map((f) => f.path).join(', ')}`,
   missing.length && `${missing.length} suite(s) missing from the report: ${missing.join(', ')}`,
   skippedElsewhere.length && `${skippedElsewhere.length} skipped test(s)`,

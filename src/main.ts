@@ -216,7 +216,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`mailcerts: unknown command "${command}"\n\n${USAGE}\n`);
     return EXIT.usage;
   }
-  let args;
+  let args: { values: Record<string, unknown>; positionals: string[] };
   try {
     args = parseArgs({
       args: rest,

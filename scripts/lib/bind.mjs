@@ -60,7 +60,7 @@ export async function startBind(opts) {
           ? 'allow-update { none; };'
           : `allow-update { ${opts.keys.map((k) => `key "${k.name}";`).join(' ')} };`;
       // DNSSEC: BIND makes the keys and signs at once, and signs every update too.
-      const signing = z.dnssec ? ' dnssec-policy default; inline-signing yes; key-directory "' + dir + '";' : '';
+      const signing = z.dnssec ? ` dnssec-policy default; inline-signing yes; key-directory "${dir}";` : '';
       return `zone "${z.name}" { type primary; file "${file}"; ${update}${signing} };`;
     })
     .join('\n');

@@ -47,7 +47,7 @@ export function useMailPorts(ports) {
   const names = Object.keys(ENDPOINTS);
   if (ports.length !== names.length || new Set(ports).size !== names.length)
     throw new Error(`useMailPorts needs ${names.length} distinct ports`);
-  names.forEach((n, i) => (ENDPOINTS[n].port = ports[i]));
+  for (const [i, n] of names.entries()) ENDPOINTS[n].port = ports[i];
   setVerifyLabels();
 }
 
@@ -88,7 +88,8 @@ export async function removeContainers(marker = TEST_MARKER) {
  * carry mailcerts.test.run=TEST_RUN and are named and grouped (compose project) by it, so that
  * runs side by side never touch each other's containers. It begins with the run's pid.
  */
-export const TEST_RUN = (process.env.MAILCERTS_TEST_RUN ||= `${process.pid}-${randomBytes(3).toString('hex')}`);
+process.env.MAILCERTS_TEST_RUN ||= `${process.pid}-${randomBytes(3).toString('hex')}`;
+export const TEST_RUN = process.env.MAILCERTS_TEST_RUN;
 export const TEST_MARKER = `mailcerts.test.run=${TEST_RUN}`;
 /** The compose project the tests' containers belong to, as if started by docker compose (DOCKER_SCOPE). */
 export const TEST_PROJECT = `mailcerts-test-${TEST_RUN}`;

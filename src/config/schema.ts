@@ -40,9 +40,12 @@ const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
  * A name as certificates and SNI carry it: lower case, internationalized names in their A-label
  * (xn--) form. Undefined when it cannot be converted.
  */
+/** Whether a name is all ASCII (else it is an internationalized name in its U-label form). */
+const isAscii = (s: string) => [...s].every((c) => c.charCodeAt(0) < 0x80);
+
 export function aLabelName(raw: string): string | undefined {
   const name = raw.trim().toLowerCase();
-  if (!/[^\x00-\x7f]/.test(name)) return name;
+  if (isAscii(name)) return name;
   const wildcard = name.startsWith('*.');
   const ascii = domainToASCII(wildcard ? name.slice(2) : name);
   return ascii ? `${wildcard ? '*.' : ''}${ascii}` : undefined;
@@ -51,7 +54,7 @@ export function aLabelName(raw: string): string | undefined {
 /** Why a DNS name is unusable, or undefined when it is fine. Expects lower case. */
 export function dnsNameProblem(name: string): string | undefined {
   const bare = name.startsWith('*.') ? name.slice(2) : name;
-  if (/[^\x00-\x7f]/.test(name)) return 'is not a valid internationalized name';
+  if (!isAscii(name)) return 'is not a valid internationalized name';
   if (bare.includes('*')) return 'a wildcard is only allowed as the whole first label, as in *.example.com';
   if (bare.length > 253) return 'is longer than 253 characters';
   if (isIP(bare)) return 'is an IP address; certificates here are for DNS names only';

@@ -1,4 +1,4 @@
-import * as acme from 'acme-client';
+import type * as acme from 'acme-client';
 import { createCsr } from '../pki/csr.js';
 import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';

@@ -112,7 +112,11 @@ export const containerRules: Rule[] = [
       if (refused) return refused;
       return {
         allow: true,
-        answer: (a) => rewrite(a, (made) => (remember(ctx, isRecord(made) ? made.Id : undefined), made)),
+        answer: (a) =>
+          rewrite(a, (made) => {
+            remember(ctx, isRecord(made) ? made.Id : undefined);
+            return made;
+          }),
       };
     },
   },

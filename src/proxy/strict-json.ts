@@ -19,7 +19,7 @@ function checkKeys(node: Node, path: string): void {
   if (node.type === 'Number' && Math.abs(node.value) > Number.MAX_SAFE_INTEGER)
     throw new StrictJsonError(`the number at ${path || 'the top'} is too large to be judged exactly`);
   if (node.type === 'Array') {
-    node.elements.forEach((e, i) => checkKeys(e.value, `${path}[${i}]`));
+    for (const [i, e] of node.elements.entries()) checkKeys(e.value, `${path}[${i}]`);
     return;
   }
   if (node.type !== 'Object') return;

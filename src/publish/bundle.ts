@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { keyTypeOf } from '../pki/keys.js';
 
 /** A certificate with its key, checked and ready to publish. */
@@ -60,7 +60,7 @@ export function parseBundle(fullchainPem: string, privateKeyPem: string, source 
       throw new BundleError(`${source}: certificate ${i + 1} of the chain cannot be parsed`);
     }
   });
-  let key;
+  let key: KeyObject;
   try {
     key = createPrivateKey(privateKeyPem);
   } catch {

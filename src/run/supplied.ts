@@ -127,7 +127,7 @@ export async function intakeTraefik(
         why && `${why} (trust a private ACME CA's root with NODE_EXTRA_CA_CERTS, or set TRAEFIK_VERIFY_CHAIN=false)`
       );
     });
-  let picked;
+  let picked: Awaited<ReturnType<typeof pickTraefikEntry>>;
   try {
     const { data, partialReads } = await readAcmeJsonStable(file, signal);
     if (partialReads > 0)

@@ -80,7 +80,7 @@ export async function startSwarm(
     const engines = await Promise.all(
       names.map((name, i) => startEngineIn(netns[i]!, join(workDir, `swarm-${tag}-${name}`), args, { hostname: name })),
     );
-    engines.forEach((e, i) =>
+    for (const [i, e] of engines.entries())
       nodes.push({
         ...e,
         name: names[i]!,
@@ -88,8 +88,7 @@ export async function startSwarm(
         address: `${LINK}.${i + 1}`,
         inNetns: async (cmd, ...a) =>
           (await run('nsenter', [`--net=/run/netns/${netns[i]}`, cmd, ...a], { maxBuffer: 16 * 1024 * 1024 })).stdout,
-      }),
-    );
+      });
     const [leader, ...others] = nodes as [SwarmNode, ...SwarmNode[]];
     await leader.docker(
       'swarm',

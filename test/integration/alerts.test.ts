@@ -294,7 +294,7 @@ describe('LOG_FORMAT=text', () => {
     const lines = text.stdout.split('\n').filter(Boolean);
     expect(lines.length).toBeGreaterThan(2);
     for (const l of lines) expect(l).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ (TRACE|DEBUG|INFO |WARN |ERROR|FATAL) /);
-    const failed = lines.find((l) => / ERROR log\.example\.test report: issuance failed  /.test(l));
+    const failed = lines.find((l) => / ERROR log\.example\.test report: issuance failed {2}/.test(l));
     expect(failed).toBeDefined();
     expect(failed).toContain(`error=${JSON.stringify(jsonError)}`);
   });

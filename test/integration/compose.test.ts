@@ -343,7 +343,7 @@ describe('compose.example.yml with Docker Compose v2', () => {
       'the restarted pass',
       async () =>
         (await logs('mailcerts')).split('"msg":"mailcerts started"').length > 2 &&
-        /"msg":"waiting for the next pass"[^]*$/.test(
+        /"msg":"waiting for the next pass"[\s\S]*$/.test(
           (await logs('mailcerts')).split('"msg":"mailcerts started"').at(-1)!,
         ),
     );

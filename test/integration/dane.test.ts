@@ -267,7 +267,7 @@ describe('DANE when the records cannot be written', () => {
     );
     expect(
       shown.stdout.match(
-        /_25\._tcp\.mx2\.mail\.test\. 4 IN TLSA 3 1 1 [0-9a-f]{64}   ; (current|next), answered by 0 of 1 servers/g,
+        /_25\._tcp\.mx2\.mail\.test\. 4 IN TLSA 3 1 1 [0-9a-f]{64} {3}; (current|next), answered by 0 of 1 servers/g,
       ),
     ).toHaveLength(2);
     expect(

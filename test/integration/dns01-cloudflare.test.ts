@@ -25,7 +25,6 @@ const other = { id: zoneId(), name: 'other.test' };
 const euZone = { id: zoneId(), name: 'example.co.test' };
 
 let cf: CloudflareDouble;
-let stack: { postfix: string; dovecot: string };
 
 function envFor(name: string, extra: Record<string, string> = {}) {
   const dir = join(work, name);
@@ -85,7 +84,7 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
   it('issues example.test + *.example.test; Postfix and Dovecot serve it; no challenge record remains', async () => {
     const { dir, env } = envFor('wildcard', { ACME_DOMAINS: 'example.test,*.example.test', DOCKER_RELOAD: 'true' });
     await seedSelfSigned(env.CERTS_DIR!);
-    stack = await startMailStack(env.CERTS_DIR!);
+    await startMailStack(env.CERTS_DIR!);
     const r = await runCli(['run', '--once'], env);
     expect(r.code, r.stdout).toBe(0);
 

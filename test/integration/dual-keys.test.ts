@@ -24,7 +24,6 @@ import {
  * one set, and served by a real Postfix and Dovecot to clients that offer only one algorithm, on
  * every port, by SNI and without it (the first certificate is the default).
  */
-const pebble = inject('pebble');
 const work = join(inject('workDir'), 'dual');
 const ALL: Endpoint[] = ['smtp', 'smtps', 'submission', 'imap', 'imaps', 'pop3', 'pop3s', 'sieve'];
 const ALGS = ['ecdsa', 'rsa'] as const;
@@ -210,10 +209,8 @@ describe('/status and /metrics of the daemon', () => {
 });
 
 describe('Postfix 3.7 and Dovecot 2.3 serve each client the variant it can use', () => {
-  let stack: { postfix: string; dovecot: string };
-
   it('an RSA-only and an ECDSA-only client get their own certificate on every port, by SNI for both names and without SNI', async () => {
-    stack = await startMailStack(certsDir, {
+    await startMailStack(certsDir, {
       mainCf,
       dovecotConf: dovecot23,
       labels: { 'mailcerts.certificates': '*' },

@@ -130,7 +130,7 @@ services:
     image: ${inject('mailcertsImage')}
     hostname: docker-api-proxy # not its short id: the proxy still knows which container is its own
     volumes:
-      - ${'${ENGINE_SOCKET}'}:/var/run/docker.sock:ro
+      - ${'$'}{ENGINE_SOCKET}:/var/run/docker.sock:ro
   postfix:
     image: ${MAIL_IMAGE}
     command: [postfix, start-fg]

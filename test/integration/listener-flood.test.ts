@@ -33,7 +33,7 @@ describe('the HTTP-01 listener under a connection flood', () => {
     };
     const sources = Array.from({ length: 120 }, (_, i) => `127.0.3.${i + 1}`);
     const pumps = sources.flatMap((src) => Array.from({ length: 10 }, () => pump(src)));
-    let r;
+    let r: Awaited<ReturnType<typeof runCli>>;
     try {
       r = await runCli(['run', '--once'], env, { maxOpenFiles: 1024 });
     } finally {

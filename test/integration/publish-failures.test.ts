@@ -76,7 +76,7 @@ describe('an issued certificate is kept when its publish fails', () => {
     const env = pebbleEnv(dir, { ACME_DOMAINS: 'kept.example.test', DOCKER_RELOAD: 'false' });
     mkdirSync(env.CERTS_DIR!, { recursive: true });
     let locked = false;
-    let first;
+    let first: Awaited<ReturnType<typeof runCli>>;
     try {
       first = await runCli(['run', '--once'], env, {
         onLine: (l) => {

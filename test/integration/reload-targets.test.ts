@@ -12,7 +12,6 @@ import {
   waitForLog,
 } from '../helpers/mailstack.js';
 
-const pebble = inject('pebble');
 const dir = join(inject('workDir'), 'reload-targets');
 const certs = join(dir, 'certs');
 const env = pebbleEnv(dir, { ACME_DOMAINS: 'mx.example.test' });

@@ -98,7 +98,7 @@ describe('two mailcerts containers on one STATE_DIR', () => {
         await new Promise((r) => setTimeout(r, 2));
       }
     })();
-    let outputs;
+    let outputs: Awaited<ReturnType<typeof container>>[];
     try {
       outputs = await Promise.all([container('a'), container('b')]);
     } finally {

@@ -121,10 +121,10 @@ describe('per-domain certificates by SNI (Postfix 3.7 texthash map, Dovecot 2.3 
       'mx.c.test /etc/ssl/mail/mx/privkey-fullchain.pem',
     ]);
     expect(readFileSync(join(certsDir, 'sni', 'dovecot.conf'), 'utf8')).toMatch(
-      /^local_name \*\.c\.test \{\n  ssl_cert = <\/etc\/ssl\/mail\/wild\/privkey-fullchain\.pem/m,
+      /^local_name \*\.c\.test \{\n {2}ssl_cert = <\/etc\/ssl\/mail\/wild\/privkey-fullchain\.pem/m,
     );
     expect(readFileSync(join(certsDir, 'sni', 'dovecot24.conf'), 'utf8')).toMatch(
-      /^local_name mail\.b\.test \{\n  ssl_server_cert_file = \/etc\/ssl\/mail\/b\/privkey-fullchain\.pem/m,
+      /^local_name mail\.b\.test \{\n {2}ssl_server_cert_file = \/etc\/ssl\/mail\/b\/privkey-fullchain\.pem/m,
     );
     expect(serialIn('a')).toBe(new X509Certificate(readFileSync(join(certsDir, 'cert.pem'))).serialNumber); // the first is also the default
   });

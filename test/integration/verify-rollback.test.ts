@@ -23,7 +23,6 @@ import {
 } from '../helpers/mailstack.js';
 import { makeChain } from '../helpers/pki.js';
 
-const pebble = inject('pebble');
 const dir = join(inject('workDir'), 'verify');
 const certs = join(dir, 'certs');
 const custom = join(dir, 'custom');

@@ -34,7 +34,7 @@ describe('a certificate that was issued is never thrown away', () => {
     const engine = engineWith(config, issuer, new FakeDeployer([{ name: 'postfix', certs: ['mail'] }]), log);
     mkdirSync(config.certsDir, { recursive: true });
     chattr('+i', config.certsDir); // nothing can be created in it, not even by root
-    let first;
+    let first: Awaited<ReturnType<typeof engine.pass>>;
     try {
       first = await engine.pass();
     } finally {

@@ -14,24 +14,22 @@ describe('LOG_FORMAT', () => {
     log
       .child({ cert: 'mail' })
       .info({ step: 'validate', serial: 'ABC123', notAfter: '2027-03-01T00:00:00.000Z' }, 'new certificate checked');
-    log
-      .child({ cert: 'mail' })
-      .error(
-        {
-          step: 'deploy',
-          container: 'postfix',
-          error: 'TLS broken with the published certificate: smtp://:25 (SNI mail.a.test, only RSA offered)',
-        },
-        'deployment failed',
-      );
+    log.child({ cert: 'mail' }).error(
+      {
+        step: 'deploy',
+        container: 'postfix',
+        error: 'TLS broken with the published certificate: smtp://:25 (SNI mail.a.test, only RSA offered)',
+      },
+      'deployment failed',
+    );
     log.info('started');
     expect(lines[0]).toMatch(
-      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ INFO  mail validate: new certificate checked  serial=ABC123 notAfter=2027-03-01T00:00:00\.000Z\n$/,
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ INFO {2}mail validate: new certificate checked {2}serial=ABC123 notAfter=2027-03-01T00:00:00\.000Z\n$/,
     );
     expect(lines[1]).toMatch(
-      /^\S+ \S+ ERROR mail deploy: deployment failed  container=postfix error="TLS broken with the published certificate: smtp:\/\/:25 \(SNI mail\.a\.test, only RSA offered\)"\n$/,
+      /^\S+ \S+ ERROR mail deploy: deployment failed {2}container=postfix error="TLS broken with the published certificate: smtp:\/\/:25 \(SNI mail\.a\.test, only RSA offered\)"\n$/,
     );
-    expect(lines[2]).toMatch(/^\S+ \S+ INFO  started\n$/);
+    expect(lines[2]).toMatch(/^\S+ \S+ INFO {2}started\n$/);
   });
 
   it('errors read the same in both formats, and secrets are gone from both', () => {

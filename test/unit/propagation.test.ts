@@ -60,7 +60,9 @@ beforeAll(async () => {
     return [];
   });
 });
-afterAll(() => sockets.forEach((s) => s.close()));
+afterAll(() => {
+  for (const s of sockets) s.close();
+});
 
 describe('DNS-01 propagation', () => {
   const log = createLogger('silent');

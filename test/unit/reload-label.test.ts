@@ -34,7 +34,7 @@ describe('the mailcerts.reload label', () => {
       error:
         "exec: commands run without a shell, so $MAP would not be expanded; write exec:sh -c '... $MAP ...' if the container's shell should expand it",
     });
-    expect(parseReloadLabel('exec:echo ${HOME}x')).toMatchObject({
+    expect(parseReloadLabel(`exec:echo ${'$'}{HOME}x`)).toMatchObject({
       error: expect.stringMatching(/\$HOME would not be expanded/),
     });
     expect(parseReloadLabel(`exec:sh -c 'postmap -F $MAP'`)).toEqual({

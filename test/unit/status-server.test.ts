@@ -1,6 +1,5 @@
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startStatusServer } from '../../src/report/server.js';
 import { certStatePath } from '../../src/state/cert-state.js';

@@ -225,15 +225,14 @@ export class SwarmDeployer implements Deployer {
     const nodes = services.length > 0 ? await listNodes(docker) : [];
     const made = new Map<string, Promise<{ id: string } | { error: string }>>();
     const ensure = (o: SwarmObject) => {
-      let p = made.get(`${o.kind}/${o.name}`);
-      if (!p)
-        made.set(
-          `${o.kind}/${o.name}`,
-          (p = ensureObject(docker, o).then(
-            (id) => ({ id }),
-            (err: unknown) => ({ error: errorMessage(err) }),
-          )),
-        );
+      const key = `${o.kind}/${o.name}`;
+      const known = made.get(key);
+      if (known) return known;
+      const p = ensureObject(docker, o).then(
+        (id) => ({ id }),
+        (err: unknown) => ({ error: errorMessage(err) }),
+      );
+      made.set(key, p);
       return p;
     };
     const own = services.length > 0 ? await ownIds(docker, self.scope) : new Set<string>();
@@ -729,9 +728,13 @@ async function answeringNow<E extends { host: string; port: number }>(list: E[])
     list.map(
       (e) =>
         new Promise<boolean>((resolve) => {
-          const s = connect({ host: e.host, port: e.port, timeout: 2_000 }, () => (s.destroy(), resolve(true)));
+          const done = (open: boolean) => {
+            s.destroy();
+            resolve(open);
+          };
+          const s = connect({ host: e.host, port: e.port, timeout: 2_000 }, () => done(true));
           s.on('error', () => resolve(false));
-          s.on('timeout', () => (s.destroy(), resolve(false)));
+          s.on('timeout', () => done(false));
         }),
     ),
   );

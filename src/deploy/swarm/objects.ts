@@ -44,7 +44,7 @@ export interface SwarmObject {
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** A name part that fits: long certificate names are cut and made unique again with a hash. */
-function fit(part: string, room: number): string {
+function fitName(part: string, room: number): string {
   return part.length <= room ? part : `${part.slice(0, room - 7)}-${sha256(part).slice(0, 6)}`;
 }
 
@@ -66,7 +66,7 @@ export function objectFor(f: ShippedFile, scope: string): SwarmObject {
   const v = f.variant;
   const fp = v.fingerprint256.replace(/:/g, '').toLowerCase().slice(0, 12);
   const tail = `.${v.algorithm}.${fp}.${SHORT[f.file] ?? f.file}`;
-  const name = `mailcerts.${fit(v.cert, MAX_NAME - 'mailcerts.'.length - tail.length)}${tail}`;
+  const name = `mailcerts.${fitName(v.cert, MAX_NAME - 'mailcerts.'.length - tail.length)}${tail}`;
   const group = `${v.cert}.${v.algorithm}`;
   return {
     kind: f.secret ? 'secret' : 'config',

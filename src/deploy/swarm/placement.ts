@@ -26,13 +26,13 @@ function satisfies(n: NodeView, constraint: string): boolean {
   const m = /^\s*([A-Za-z0-9._-]+)\s*(==|!=)\s*(.*?)\s*$/.exec(constraint);
   if (!m) return true;
   const [, key, op, want] = m as unknown as [string, string, string, string];
-  const value = valueOf(n, key);
+  const value = nodeValue(n, key);
   if (value === null) return true; // a form mailcerts does not know: Swarm decides
   const equal = value !== undefined && value.toLowerCase() === want.toLowerCase();
   return op === '==' ? equal : !equal;
 }
 
-function valueOf(n: NodeView, key: string): string | undefined | null {
+function nodeValue(n: NodeView, key: string): string | undefined | null {
   if (key === 'node.id') return n.ID;
   if (key === 'node.hostname') return n.Description?.Hostname;
   if (key === 'node.role') return n.Spec?.Role;

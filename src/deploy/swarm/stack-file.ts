@@ -45,10 +45,10 @@ export function stackFile(
       continue;
     }
     entries.push(`  ${JSON.stringify(name)}:`);
-    if (ss.length > 0)
-      entries.push('    secrets:', ...ss.map((r) => (secrets.add(r.SecretName!), item(r.SecretName!, r))));
-    if (cc.length > 0)
-      entries.push('    configs:', ...cc.map((r) => (configs.add(r.ConfigName!), item(r.ConfigName!, r))));
+    for (const r of ss) secrets.add(r.SecretName!);
+    for (const r of cc) configs.add(r.ConfigName!);
+    if (ss.length > 0) entries.push('    secrets:', ...ss.map((r) => item(r.SecretName!, r)));
+    if (cc.length > 0) entries.push('    configs:', ...cc.map((r) => item(r.ConfigName!, r)));
   }
   lines.push(entries.some((e) => !e.startsWith('  #')) ? 'services:' : 'services: {}', ...entries);
   const external = (kind: string, names: Set<string>) =>

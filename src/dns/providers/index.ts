@@ -24,8 +24,10 @@ export class DnsProviders {
     const def = DNS_PROVIDER_DEFINITIONS.find((d) => d.name === name);
     const settings = this.settings[name];
     if (!def || settings === undefined) return undefined;
-    let p = this.made.get(name);
-    if (!p) this.made.set(name, (p = def.create(settings, this.log)));
+    const known = this.made.get(name);
+    if (known) return known;
+    const p = def.create(settings, this.log);
+    this.made.set(name, p);
     return p;
   }
 

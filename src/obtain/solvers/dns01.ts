@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import { type DnsJournal, type JournalEntry } from '../../state/dns-journal.js';
+import type { DnsJournal, JournalEntry } from '../../state/dns-journal.js';
 import { errorMessage } from '../../util/errors.js';
 import { type RecordExpectation, waitForRecords } from '../../dns/propagation.js';
 import { type DnsProvider, findRecord } from '../../dns/provider.js';

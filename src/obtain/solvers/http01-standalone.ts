@@ -139,17 +139,25 @@ export class StandaloneHttp01 implements ChallengeSolver {
     };
     const url = req.url ?? '';
     const length = Number(req.headers['content-length'] ?? 0);
-    if (req.headers['transfer-encoding'] || length > 0) return reply(413);
-    if (url.length > MAX_URL) return reply(414);
+    if (req.headers['transfer-encoding'] || length > 0) {
+      reply(413);
+      return;
+    }
+    if (url.length > MAX_URL) {
+      reply(414);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
-      return reply(405);
+      reply(405);
+      return;
     }
     const token = url.startsWith(CHALLENGE_PREFIX) ? url.slice(CHALLENGE_PREFIX.length) : '';
     const keyAuthorization = TOKEN_PATTERN.test(token) ? this.tokens.get(token) : undefined;
     if (keyAuthorization === undefined) {
       this.log.debug({ step: 'http-01', status: 404 }, 'unknown challenge request');
-      return reply(404);
+      reply(404);
+      return;
     }
     this.logServed(token, req.socket.remoteAddress);
     reply(200, keyAuthorization);

@@ -18,7 +18,6 @@ const MIN_TTL = 60; // Cloudflare's minimum outside Enterprise plans
 const COMMENT: Record<DnsRecordType, string> = { TXT: 'mailcerts ACME challenge', TLSA: 'mailcerts DANE' };
 const RETRIES = 3;
 const RETRY_AFTER_CAP_MS = 30_000;
-const AUTH_CODES = new Set([1000, 6003, 6111, 9106, 9109, 10000]);
 
 export interface CloudflareOptions {
   apiToken: string;

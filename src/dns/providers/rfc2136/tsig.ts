@@ -94,7 +94,7 @@ export function verifyAnswer(
   requestMac: Buffer | undefined,
   now = Date.now(),
 ): TsigVerdict {
-  let walked;
+  let walked: ReturnType<typeof recordsOf>;
   try {
     walked = recordsOf(answer);
   } catch (err) {
