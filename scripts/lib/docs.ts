@@ -82,9 +82,9 @@ export function includes(root: string, page: string): Include[] {
 export function refreshIncludes(root: string, page: string, _file?: string): string {
   const blocks = includes(root, page);
   let i = 0;
-  return page.replace(INCLUDE, (whole, _p, _r, _g, _raw, body: string) => {
+  return page.replace(INCLUDE, (whole: string) => {
     const b = blocks[i++]!;
-    return whole.replace(body, () => b.expected);
+    return `${whole.slice(0, whole.indexOf('\n') + 1)}${b.expected}<!-- /include -->`;
   });
 }
 
@@ -108,8 +108,11 @@ export function anchors(page: string): Set<string> {
   return out;
 }
 
-/** Every relative link of a page that points at no file, or at a heading its page does not have. */
-export function brokenLinks(root: string, file: string): string[] {
+/**
+ * Every relative link of a page that points at no file, or at a heading its page does not have.
+ * `pending`: pages that another branch writes; a link to one is not broken while it is missing.
+ */
+export function brokenLinks(root: string, file: string, pending: string[] = []): string[] {
   const page = readFileSync(join(root, file), 'utf8');
   const problems: string[] = [];
   for (const m of prose(page).matchAll(/\[[^\]]*\]\(([^)\s]+)(?: "[^"]*")?\)/g)) {
@@ -117,6 +120,7 @@ export function brokenLinks(root: string, file: string): string[] {
     if (/^[a-z]+:/i.test(target)) continue; // https:, mailto:
     const [path, anchor] = target.split('#') as [string, string | undefined];
     const resolved = path ? normalize(join(dirname(file), path)) : file;
+    if (pending.includes(resolved) && !existsSync(join(root, resolved))) continue;
     if (relative(root, join(root, resolved)).startsWith('..') || !existsSync(join(root, resolved))) {
       problems.push(`${file}: link to ${target}: ${resolved} does not exist`);
       continue;
