@@ -6,6 +6,7 @@ import en from 'zod/v4/locales/en.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { splitHostPort } from '../util/host-port.js';
+import { settingBounds } from './setting-doc.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -182,7 +183,7 @@ const duration = (min: number, max: number, example: string) =>
       return z.NEVER;
     }
     return ms;
-  });
+  }).register(settingBounds, { values: `${formatDuration(min)} to ${formatDuration(max)}` });
 
 const fileMode = stringTo((s, ctx) => {
   if (!/^0?[0-7]{3}$/.test(s)) {
@@ -203,10 +204,12 @@ const fileMode = stringTo((s, ctx) => {
 
 /** A whole number from min to max, written in decimal digits. */
 const wholeNumber = (min: number, max: number, messages: { digits: string; min: string; max: string }) =>
-  z.pipe(
-    z.pipe(matching(/^\d+$/, messages.digits), z.transform(Number)),
-    z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)),
-  );
+  z
+    .pipe(
+      z.pipe(matching(/^\d+$/, messages.digits), z.transform(Number)),
+      z.int().check(z.gte(min, messages.min), z.lte(max, messages.max)),
+    )
+    .register(settingBounds, { values: `${min} to ${max}` });
 
 /** A uid or gid as chown takes it: 4294967295 is (uid_t)-1, which chown reads as "leave it unchanged". */
 const numericId = (what: string) => {
@@ -261,8 +264,27 @@ const absolutePath = (message: string) => z.string().check(z.startsWith('/', mes
  */
 export const envSchema = () =>
   z.object({
+    /**
+     * Comma-separated names of one certificate. The first name also names it; `*.` becomes `wildcard.`. Use either
+     * `ACME_DOMAINS` or `MAILCERTS_CONFIG`, not both.
+     * @group certificates
+     * @default (required)
+     * @values DNS names, comma separated
+     */
     ACME_DOMAINS: z.optional(z.pipe(csv, domainList)),
+    /**
+     * Contact address for the ACME account.
+     * @group ca
+     * @default none
+     */
     ACME_EMAIL: z.optional(z.email({ error: () => 'use a mail address such as postmaster@example.com' })),
+    /**
+     * A preset or an `https://` directory URL.
+     * @group ca
+     * @default letsencrypt
+     * @values `letsencrypt`, `letsencrypt-staging`, `zerossl`, `buypass`, `buypass-staging`, `google`,
+     *   `google-staging`, or an `https://` URL
+     */
     ACME_DIRECTORY: z._default(
       stringTo((s, ctx) => {
         const known = DIRECTORIES[s];
@@ -285,14 +307,56 @@ export const envSchema = () =>
       }),
       { name: 'letsencrypt', url: DIRECTORIES.letsencrypt! },
     ),
+    /**
+     * How the CA checks the names. Wildcard names need `dns-01`. See [DNS-01](dns-01.md).
+     * @group certificates
+     * @default http-01
+     */
     ACME_CHALLENGE: z._default(challenge, 'http-01'),
+    /**
+     * The key type, or one ECDSA and one RSA for dual certificates, e.g. `ec-256,rsa-2048` (see [dual
+     * keys](dual-keys.md)). Changing it renews what changed.
+     * @group certificates
+     * @default ec-256
+     * @values `ec-256`, `ec-384`, `rsa-2048`, `rsa-3072`, `rsa-4096`, or one ECDSA and one RSA, comma separated
+     */
     ACME_KEY_TYPE: z._default(keyTypes, ['ec-256']),
+    /**
+     * DNS provider for `dns-01`: `cloudflare`, or `rfc2136` (dynamic updates signed with TSIG: BIND, Knot, PowerDNS,
+     * Technitium; see [DNS-01 with your own name server](dns-01.md#your-own-name-server-rfc-2136)).
+     * @group dns01
+     * @default cloudflare
+     */
     ACME_DNS_PROVIDER: z._default(dnsProvider, DNS_PROVIDERS[0]!),
     // Each DNS provider's own variables (dns/providers/<name>/index.ts).
     ...(Object.assign({}, ...DNS_PROVIDER_DEFINITIONS.map((d) => d.env)) as Record<string, z.ZodMiniType>),
+    /**
+     * Name servers to ask for the records instead.
+     * @group dns01
+     * @default each zone's authoritative servers
+     * @values `ip[:port]` / `[ipv6]:port`, comma separated
+     */
     DNS01_RESOLVERS: z.optional(csvOf(resolverProblem)),
+    /**
+     * How long to wait for the TXT records before giving up.
+     * @group dns01
+     * @default 180s
+     */
     DNS01_PROPAGATION_TIMEOUT: z._default(duration(5_000, 3_600_000, '180s'), 180_000),
+    /**
+     * MX host names (each one of the certificate's names) whose TLSA records mailcerts keeps in step with the key;
+     * per certificate in the config file as `dane: [mx.example.com]`.
+     * @group dane
+     * @default none
+     * @values DNS names, comma separated
+     */
     DANE_NAMES: z.optional(z.pipe(csv, domainList)),
+    /**
+     * Ports with a TLSA RRset at `_PORT._tcp.NAME`, e.g. `25,465`.
+     * @group dane
+     * @default 25
+     * @values port numbers from 1 to 65535, comma separated
+     */
     DANE_PORTS: z._default(
       z.pipe(
         csv,
@@ -309,15 +373,50 @@ export const envSchema = () =>
       [25],
     ),
     // Short TTLs are for tests and labs; a resolver may still keep an RRset longer than asked.
+    /**
+     * The TLSA RRset's TTL. A rollover waits twice this after the next key's record is answered everywhere.
+     * Cloudflare: at least 60 s.
+     * @group dane
+     * @default 3600s
+     */
     DANE_TTL: z._default(duration(1_000, 86_400_000, '3600s'), 3_600_000),
+    /**
+     * The DNS provider that writes the TLSA records, or `none` to publish them by hand (`mailcerts dane` prints
+     * them).
+     * @group dane
+     * @default the certificate's DNS-01 provider
+     */
     DANE_PROVIDER: z.optional(
       z.enum(['none', ...DNS_PROVIDERS] as [string, ...string[]], {
         error: () => `use one of ${DNS_PROVIDERS.join(', ')}, or none to publish the records by hand`,
       }),
     ),
+    /**
+     * A key older than this is rolled over.
+     * @group dane
+     * @default 365d
+     */
     DANE_KEY_LIFETIME: z._default(duration(86_400_000, 10 * 365 * 86_400_000, '365d'), 365 * 86_400_000),
+    /**
+     * Validating resolvers, such as the one your senders' side would use: the burn-in then counts only answers they
+     * give with the DNSSEC AD bit.
+     * @group dane
+     * @default none
+     * @values `ip[:port]`, comma separated
+     */
     DANE_RESOLVER: z.optional(csvOf(resolverProblem)),
+    /**
+     * Timeout of each HTTP call to the CA.
+     * @group ca
+     * @default 30s
+     */
     ACME_TIMEOUT: z._default(duration(1_000, 600_000, '30s'), 30_000),
+    /**
+     * How many certificates are ordered at the same time in a pass (1 orders them one after another, in configuration
+     * order). See [the benchmark](benchmark.md).
+     * @group ca
+     * @default 4
+     */
     ACME_CONCURRENCY: z._default(
       wholeNumber(1, 32, {
         digits: 'use a whole number from 1 (one certificate at a time) to 32',
@@ -326,20 +425,64 @@ export const envSchema = () =>
       }),
       4,
     ),
+    /**
+     * Profile sent in newOrder (Let's Encrypt: `classic`, `tlsserver`, `shortlived`). Checked against the CA's list;
+     * a change renews the certificate.
+     * @group ca
+     * @default none
+     * @values a profile name the CA offers
+     */
     ACME_PROFILE: z.optional(
       matching(/^[a-z0-9][a-z0-9_.-]{0,63}$/i, 'use a profile name the CA offers, such as tlsserver or shortlived'),
     ),
+    /**
+     * Issuer common name of the alternate chain to prefer, e.g. `ISRG Root X1`.
+     * @group ca
+     * @default the CA's default
+     */
     ACME_PREFERRED_CHAIN: z.optional(z.string().check(z.minLength(1))),
+    /**
+     * Keep the private key across renewals, so that TLSA `3 1 1` records published by hand stay valid. A change of
+     * `ACME_KEY_TYPE` still makes a new key. With `DANE_NAMES`, mailcerts keeps the key and its records itself.
+     * @group ca
+     * @default false
+     */
     ACME_REUSE_KEY: z._default(bool, false),
+    /**
+     * External account binding key id; with `ACME_EAB_HMAC_KEY`, both or neither. Required by `zerossl` and `google`.
+     * @group ca
+     * @default none
+     */
     ACME_EAB_KID: z.optional(z.string().check(z.minLength(1))),
+    /**
+     * External account binding HMAC key (base64url), given by the CA with the key id.
+     * @group ca
+     * @default none
+     */
     ACME_EAB_HMAC_KEY: z.optional(
       matching(/^[A-Za-z0-9_=+/-]{16,}$/, 'use the base64url HMAC key the CA gave you with the key id'),
     ),
+    /**
+     * `standalone`: mailcerts' own listener. `webroot`: files for the web server that owns port 80.
+     * @group http01
+     * @default standalone
+     */
     HTTP01_MODE: z._default(
       z.enum(['standalone', 'webroot'], { error: () => 'use standalone or webroot' }),
       'standalone',
     ),
+    /**
+     * Port of the standalone listener. Map the host's port 80 to it.
+     * @group http01
+     * @default 80
+     */
     HTTP01_PORT: z._default(port, 80),
+    /**
+     * Address of the standalone listener.
+     * @group http01
+     * @default all interfaces, IPv4 and IPv6
+     * @values an IP address
+     */
     HTTP01_ADDRESS: z.optional(
       z
         .string()
@@ -347,14 +490,68 @@ export const envSchema = () =>
           z.refine((s) => isIP(s) !== 0, 'use an IP address such as 0.0.0.0 or ::; leave it unset for all interfaces'),
         ),
     ),
+    /**
+     * Document root for `webroot` mode; tokens go into `.well-known/acme-challenge/`. Required with
+     * `HTTP01_MODE=webroot`.
+     * @group http01
+     * @default none
+     * @values an absolute path
+     */
     HTTP01_WEBROOT: z.optional(absolutePath("use an absolute path, the web server's document root")),
+    /**
+     * Where certificates are published (the shared volume).
+     * @group files
+     * @default /etc/ssl/mail
+     * @values an absolute path
+     */
     CERTS_DIR: z._default(absolutePath('use an absolute path'), '/etc/ssl/mail'),
+    /**
+     * Account key, account URL, per-certificate state. Mode 0700; files 0600.
+     * @group files
+     * @default /var/lib/mailcerts
+     * @values an absolute path
+     */
     STATE_DIR: z._default(absolutePath('use an absolute path'), '/var/lib/mailcerts'),
+    /**
+     * Mode of `privkey.pem` and `privkey-fullchain.pem`. Modes that let every user read the key are refused.
+     * @group files
+     * @default 0600
+     * @values an octal mode without bits for others, such as `0600` or `0640`
+     */
     KEY_FILE_MODE: z._default(fileMode, 0o600),
+    /**
+     * Numeric uid for the key files, as the mail containers see it (4294967295 is -1, which chown takes as "leave
+     * unchanged").
+     * @group files
+     * @default unchanged
+     */
     KEY_FILE_OWNER: z.optional(numericId('user')),
+    /**
+     * Numeric gid for the key files, as the mail containers see it, e.g. `KEY_FILE_GROUP=101` with
+     * `KEY_FILE_MODE=0640`.
+     * @group files
+     * @default unchanged
+     */
     KEY_FILE_GROUP: z.optional(numericId('group')),
+    /**
+     * Time between renewal checks (±5% random jitter), e.g. `90m`, `1d`.
+     * @group schedule
+     * @default 12h
+     */
     RENEW_CHECK_INTERVAL: z._default(duration(10_000, 7 * 86_400_000, '12h'), 43_200_000),
+    /**
+     * `false` publishes without reloading any container.
+     * @group deploy
+     * @default true
+     */
     DOCKER_RELOAD: z._default(bool, true),
+    /**
+     * `volume`: publish into `CERTS_DIR`, a volume the mail containers mount, and reload them through the Docker API.
+     * `swarm`: also ship each version as Swarm secrets and configs and update the labelled services of the stack (see
+     * [Swarm](swarm.md)); `DOCKER_SCOPE` is then a stack name.
+     * @group deploy
+     * @default volume
+     */
     DEPLOY_MODE: z._default(
       z.enum(['volume', 'swarm'], {
         error: () =>
@@ -362,7 +559,20 @@ export const envSchema = () =>
       }),
       'volume',
     ),
+    /**
+     * Swarm only: how long the lease on the issuing role lasts unless renewed.
+     * @group deploy
+     * @default 2m
+     */
     SWARM_LEASE: z._default(duration(10_000, 3_600_000, '2m'), 120_000),
+    /**
+     * The compose project whose labelled containers mailcerts reloads and verifies. Found from mailcerts' own
+     * container when it runs in one; **required** when it does not. `*` trusts every labelled container on the host,
+     * with a warning.
+     * @group deploy
+     * @default mailcerts' own compose project
+     * @values a compose project or stack name, or `*`
+     */
     DOCKER_SCOPE: z.optional(
       z
         .string()
@@ -373,6 +583,13 @@ export const envSchema = () =>
           ),
         ),
     ),
+    /**
+     * Hosts a `mailcerts.verify` label may name besides the container's own addresses, e.g. `mail.example.com`; `*`
+     * for any.
+     * @group deploy
+     * @default none
+     * @values addresses or host names, comma separated, or `*`
+     */
     VERIFY_HOSTS: z.optional(
       csvOf((h) =>
         h !== '*' && isIP(h) === 0 && dnsNameProblem(h.toLowerCase()) && !/^[a-z0-9][a-z0-9_.-]*$/i.test(h)
@@ -380,13 +597,32 @@ export const envSchema = () =>
           : undefined,
       ),
     ),
+    /**
+     * How much mailcerts logs.
+     * @group report
+     * @default info
+     */
     LOG_LEVEL: z._default(z.enum(LOG_LEVELS, { error: () => `use one of ${LOG_LEVELS.join(', ')}` }), 'info'),
+    /**
+     * Who gets alert mails. Needs `ALERT_SMTP`.
+     * @group alerts
+     * @default none
+     * @values mail addresses, comma separated
+     */
     ALERT_EMAIL: z.optional(
       z.pipe(
         csv,
         z.array(z.email({ error: () => 'use mail addresses such as postmaster@example.com, comma separated' })),
       ),
     ),
+    /**
+     * `smtp://[user:password@]host[:port]` (STARTTLS required, port 587 by default) or `smtps://…:465`;
+     * `?servername=NAME` when the URL names the server by address. Better as `ALERT_SMTP_FILE`: it is a secret, never
+     * logged.
+     * @group alerts
+     * @default (required with `ALERT_EMAIL`)
+     * @values an `smtp://` or `smtps://` URL
+     */
     ALERT_SMTP: z.optional(
       stringTo((s, ctx) => {
         let url: URL | undefined;
@@ -407,7 +643,19 @@ export const envSchema = () =>
         return url.href;
       }),
     ),
+    /**
+     * The sender of alert mails.
+     * @group alerts
+     * @default `mailcerts@<first name>`
+     * @values a mail address
+     */
     ALERT_FROM: z.optional(z.email({ error: () => 'use a mail address such as mailcerts@example.com' })),
+    /**
+     * A URL to POST alerts to; a secret, never logged (tokens often live in it). No `user:pass@` in it.
+     * @group alerts
+     * @default none
+     * @values `https://`, or plain `http://` only to a loopback address (`127.0.0.0/8`, `[::1]`, `localhost`)
+     */
     ALERT_WEBHOOK: z.optional(
       stringTo((s, ctx) => {
         let url: URL | undefined;
@@ -424,27 +672,85 @@ export const envSchema = () =>
         return url!.href;
       }),
     ),
+    /**
+     * `json` (`{event, problem, subject, text}`), `ntfy` (the text, with `Title`, `Tags`, `Priority` headers),
+     * `slack` (`{text}`, for Slack-compatible incoming webhooks).
+     * @group alerts
+     * @default json
+     */
     ALERT_WEBHOOK_FORMAT: z._default(
       z.enum(['json', 'ntfy', 'slack'], { error: () => 'use json, ntfy or slack' }),
       'json',
     ),
+    /**
+     * A renewal failing for longer than this is alerted.
+     * @group alerts
+     * @default 24h
+     */
     ALERT_AFTER: z._default(duration(1_000, 30 * 86_400_000, '24h'), 86_400_000),
+    /**
+     * A served certificate expiring sooner than this is alerted.
+     * @group alerts
+     * @default 14d
+     */
     ALERT_EXPIRY: z._default(duration(3_600_000, 90 * 86_400_000, '14d'), 14 * 86_400_000),
+    /**
+     * `json`: one JSON object per line, for a log collector. `text`: one short line per event for people (`docker
+     * compose logs`): time, level, certificate, step, message, then the other fields as `key=value`, e.g. `2026-12-03
+     * 10:31:02Z INFO  mail validate: new certificate checked  serial=04AB… notAfter=2027-03-03T09:31:01.000Z`. Errors
+     * read the same in both, and secrets are redacted in both.
+     * @group report
+     * @default `text` on a terminal, else `json`
+     */
     LOG_FORMAT: z.optional(
       z.enum(['json', 'text'], {
         error: () => 'use json (for a log collector) or text (one short line per event, for people)',
       }),
     ),
+    /**
+     * Path of a YAML or JSON file that lists several certificates (see [the config
+     * file](#the-mailcerts_config-file)).
+     * @group certificates
+     * @default none
+     * @values an absolute path to a `.yml`, `.yaml` or `.json` file
+     */
     MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
+    /**
+     * Where the daemon serves `/healthz`, `/status` and `/metrics`, unauthenticated; `0.0.0.0:9090` exposes it (for
+     * Prometheus); `off` disables it.
+     * @group report
+     * @default `127.0.0.1:9090`, in the image too
+     * @values `host:port`, or `off`
+     */
     STATUS_ADDRESS: z.optional(listenAddress),
+    /**
+     * Certificates you supply: drop `fullchain.pem` and `privkey.pem` here (a sub-directory per certificate for
+     * several).
+     * @group supplied
+     * @default none
+     * @values an absolute path
+     */
     CUSTOM_CERTS_DIR: z.optional(
       absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem'),
     ),
+    /**
+     * Traefik's `acme.json`, mounted read-only: the certificate comes from Traefik; with `MAILCERTS_CONFIG`, for each
+     * certificate with `source: traefik`.
+     * @group supplied
+     * @default none
+     * @values an absolute path
+     */
     TRAEFIK_ACME_JSON: z.optional(
       absolutePath(
         "use the absolute path at which Traefik's acme.json is mounted (read-only), such as /traefik/acme.json",
       ),
     ),
+    /**
+     * Only this Traefik certificate resolver's entries.
+     * @group supplied
+     * @default any
+     * @values a resolver name from Traefik's configuration
+     */
     TRAEFIK_RESOLVER: z.optional(
       z
         .string()
@@ -456,8 +762,21 @@ export const envSchema = () =>
         ),
     ),
     // false: for a private ACME CA whose root is not in NODE_EXTRA_CA_CERTS; the chain's signatures, key, names and dates are still checked.
+    /**
+     * An entry of acme.json is taken only if its chain leads to a root Node trusts: its bundled roots plus
+     * `NODE_EXTRA_CA_CERTS`. `false` is for a private ACME CA whose root you do not give in `NODE_EXTRA_CA_CERTS`:
+     * the chain's signatures, the key, the names and the dates are still checked, not who issued it.
+     * @group supplied
+     * @default true
+     */
     TRAEFIK_VERIFY_CHAIN: z._default(bool, true),
     // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
+    /**
+     * Where the mail containers mount `CERTS_DIR`: the paths written into the `sni/` files (see [SNI](sni.md)).
+     * @group files
+     * @default /etc/ssl/mail
+     * @values an absolute path of letters, digits, `.`, `_`, `-` and `/`
+     */
     SNI_CERTS_PATH: z._default(
       matching(
         /^\/[A-Za-z0-9._/-]*$/,
@@ -483,13 +802,48 @@ export const fileSchema = () =>
     certificates: z
       .array(
         z.strictObject({
+          /**
+           * The certificate's name: its directory in `CERTS_DIR` and in `STATE_DIR`, and what `status` shows. With
+           * several certificates, it may not be `sni` nor the name of a published file (`privkey.pem` …).
+           * @default the first domain, `*.` spelt `wildcard.`
+           * @values 1 to 64 lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit
+           */
           name: z.optional(certName),
+          /**
+           * The names of this certificate, as a list. Internationalized names may be written as they are; they are
+           * converted to their A-label (`xn--`) form.
+           * @default (required)
+           * @values DNS names, as a YAML or JSON list
+           */
           domains: domainList,
+          /**
+           * One key type, or a list of one ECDSA and one RSA (`[ec-256, rsa-2048]`) for a dual certificate.
+           * @default `ACME_KEY_TYPE`
+           * @values as `ACME_KEY_TYPE`, or a YAML or JSON list
+           */
           keyType: z.optional(keyTypes),
+          /**
+           * `http-01` or `dns-01`.
+           * @default `ACME_CHALLENGE`
+           */
           challenge: z.optional(challenge),
+          /**
+           * The DNS provider of this certificate's DNS-01 challenges.
+           * @default `ACME_DNS_PROVIDER`
+           */
           dnsProvider: z.optional(dnsProvider),
+          /**
+           * `acme`: obtained from the CA. `custom`: supplied in `CUSTOM_CERTS_DIR/<name>/`. `traefik`: taken from
+           * Traefik's `acme.json`.
+           * @default `custom` when `CUSTOM_CERTS_DIR` is set, else `traefik` when `TRAEFIK_ACME_JSON` is, else `acme`
+           */
           source: z.optional(z.enum(['acme', 'custom', 'traefik'], { error: () => 'use acme, custom or traefik' })),
-          /** MX host names whose TLSA records mailcerts keeps in step with the key (DANE). */
+          /**
+           * MX host names (each one of this certificate's names) whose TLSA records mailcerts keeps in step with the
+           * key (DANE).
+           * @default none
+           * @values DNS names, as a YAML or JSON list
+           */
           dane: z.optional(domainList),
         }),
       )

@@ -17,14 +17,40 @@ import { swarmRules } from './swarm-rules.js';
  * beside mailcerts. It holds the socket; mailcerts reaches it over a network that only the two
  * share, and it lets through only the calls mailcerts makes, each judged on what it would do.
  */
-const ProxyEnv = z.object({
+export const ProxyEnv = z.object({
+  /**
+   * Where the proxy listens: on a network that only mailcerts joins.
+   * @default 0.0.0.0:2375
+   * @values `host:port`
+   */
   PROXY_BIND: z._default(z.string(), '0.0.0.0:2375'),
+  /**
+   * The engine's socket.
+   * @default /var/run/docker.sock
+   */
   PROXY_SOCKET: z._default(z.string().check(z.minLength(1)), '/var/run/docker.sock'),
+  /**
+   * `yes`: also the Swarm calls of `DEPLOY_MODE=swarm`.
+   * @default no
+   */
   PROXY_SWARM: z._default(z.enum(['yes', 'no'], { error: () => 'use yes (DEPLOY_MODE=swarm) or no' }), 'no'),
+  /**
+   * Whose containers and services it serves (`*`: all); set it to mailcerts' `DOCKER_SCOPE` when that is set.
+   * @default its own stack or compose project
+   * @values a stack or compose project name, or `*`
+   */
   PROXY_SCOPE: z.optional(
     z.string().check(z.regex(/^(\*|[A-Za-z0-9][A-Za-z0-9_.-]{0,62})$/, 'use a stack or compose project name, or *')),
   ),
+  /**
+   * How much the proxy logs.
+   * @default info
+   */
   LOG_LEVEL: z._default(z.enum(LOG_LEVELS), 'info'),
+  /**
+   * As for mailcerts: `json` for a log collector, `text` for people.
+   * @default `text` on a terminal, else `json`
+   */
   LOG_FORMAT: z.optional(z.enum(['json', 'text'])),
 });
 

@@ -35,6 +35,11 @@ const apiBaseUrl = z.pipe(
 export const cloudflare: ProviderDefinition<CloudflareSettings> = {
   name: 'cloudflare',
   env: {
+    /**
+     * Cloudflare API token with Zone:Read and DNS:Edit (see [the token](dns-01.md#the-token)). Better as
+     * `CLOUDFLARE_API_TOKEN_FILE`.
+     * @default (required for dns-01 with Cloudflare)
+     */
     CLOUDFLARE_API_TOKEN: z.optional(
       z
         .string()
@@ -45,9 +50,19 @@ export const cloudflare: ProviderDefinition<CloudflareSettings> = {
           ),
         ),
     ),
+    /**
+     * Pins the zone instead of searching the zones the token can read.
+     * @default none
+     * @values 32 hex characters
+     */
     CLOUDFLARE_ZONE_ID: z.optional(
       z.string().check(z.regex(/^[0-9a-f]{32}$/, "use the 32-character zone ID shown on the zone's Overview page")),
     ),
+    /**
+     * Another endpoint (a proxy; the tests' double).
+     * @default `https://api.cloudflare.com/client/v4`
+     * @values `https://`, or `http://` only for a loopback address, since the token would travel in clear
+     */
     CLOUDFLARE_API_BASE_URL: z.optional(apiBaseUrl),
   },
   secrets: ['CLOUDFLARE_API_TOKEN'],

@@ -69,7 +69,16 @@ const secret = z.pipe(
 export const rfc2136: ProviderDefinition<Rfc2136Settings> = {
   name: 'rfc2136',
   env: {
+    /**
+     * The primary name server that takes the updates, `host[:port]` (port 53 by default; `[v6]:port`). Spoken to over
+     * TCP.
+     * @default (required for rfc2136)
+     */
     RFC2136_SERVER: z.optional(server),
+    /**
+     * The TSIG key's name as the server knows it (BIND: `key "NAME" { … }`).
+     * @default (required for rfc2136)
+     */
     RFC2136_TSIG_KEY: z.optional(
       z
         .string()
@@ -80,10 +89,19 @@ export const rfc2136: ProviderDefinition<Rfc2136Settings> = {
           ),
         ),
     ),
+    /**
+     * The TSIG algorithm. `hmac-sha1` and `hmac-md5` still work, with a warning: RFC 8945 §6 says hmac-md5 MUST NOT
+     * be used and hmac-sha1 is NOT RECOMMENDED.
+     * @default hmac-sha256
+     */
     RFC2136_TSIG_ALGORITHM: z._default(
       z.enum(ALGORITHMS, { error: () => `use one of ${ALGORITHMS.join(', ')}` }),
       'hmac-sha256',
     ),
+    /**
+     * The key's secret, base64 as `tsig-keygen` prints it. Better as `RFC2136_TSIG_SECRET_FILE`.
+     * @default (required for rfc2136)
+     */
     RFC2136_TSIG_SECRET: z.optional(secret),
   },
   secrets: ['RFC2136_TSIG_SECRET'],
