@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { Algorithm } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ShippedFile } from '../publish/shipped.js';
-import { covers, dnsNamesOf } from '../publish/bundle.js';
+import { covers, dnsNamesOf } from '../pki/bundle.js';
 import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
