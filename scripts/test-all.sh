@@ -6,11 +6,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh || { echo "setup failed"; node scripts/test-summary.mjs /nonexistent; exit 1; }
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 npm run -s typecheck || { echo "typecheck failed"; node scripts/test-summary.mjs /nonexistent; exit 1; }
-# The fast lane first: formatter and linter, then the unit tests (no Docker); then the integration lane.
+# The fast lane first: formatter and linter, the import rules, then the unit tests (no Docker); then the integration lane.
 LINT_FAILED=0
 npx biome check . >.test-work-lint.log 2>&1 || { LINT_FAILED=1; cat .test-work-lint.log; echo "lint failed: run npm run format, then npm run lint"; }
 rm -f .test-work-lint.log
-export LINT_FAILED
+DEPS_FAILED=0
+npm run -s deps >.test-work-deps.log 2>&1 || { DEPS_FAILED=1; cat .test-work-deps.log; echo "import rules broken: see docs/import-rules.md, then npm run deps"; }
+rm -f .test-work-deps.log
+export LINT_FAILED DEPS_FAILED
 mkdir -p .test-work
 rm -f .test-work/unit.json .test-work/integration.json
 npx vitest run --project unit --passWithNoTests --reporter=default --reporter=json --outputFile.json=.test-work/unit.json "$@"
@@ -19,5 +22,5 @@ npx vitest run --project integration --passWithNoTests --reporter=default --repo
 integration=$?
 node scripts/test-summary.mjs .test-work/unit.json,.test-work/integration.json "$@"
 summary=$?
-code=$((unit || integration || summary || LINT_FAILED))
+code=$((unit || integration || summary || LINT_FAILED || DEPS_FAILED))
 exit $code

@@ -25,10 +25,10 @@ for (const path of report.split(',')) {
   }
 }
 const lintFailed = process.env.LINT_FAILED === '1';
+const depsFailed = process.env.DEPS_FAILED === '1';
+const checksFailed = (lintFailed ? 1 : 0) + (depsFailed ? 1 : 0);
 if (reports.length === 0) {
-  console.log(
-    `0 passed, ${Math.max(1, expected.length) + (lintFailed ? 1 : 0)} failed (no test report: vitest did not run)`,
-  );
+  console.log(`0 passed, ${Math.max(1, expected.length) + checksFailed} failed (no test report: vitest did not run)`);
   process.exit(1);
 }
 const r = {
@@ -44,9 +44,10 @@ const skippedElsewhere = files
   .flatMap((f) =>
     f.assertionResults.filter((a) => a.status === 'skipped' || a.status === 'pending' || a.status === 'todo'),
   );
-const failed = r.numFailedTests + notRun.length + missing.length + skippedElsewhere.length + (lintFailed ? 1 : 0);
+const failed = r.numFailedTests + notRun.length + missing.length + skippedElsewhere.length + checksFailed;
 const why = [
   lintFailed && 'the formatter or linter is not clean (npm run lint)',
+  depsFailed && 'an import breaks the import rules (npm run deps, docs/import-rules.md)',
   notRun.length && `${notRun.length} suite(s) failed to run: ${notRun.map((f) => f.path).join(', ')}`,
   missing.length && `${missing.length} suite(s) missing from the report: ${missing.join(', ')}`,
   skippedElsewhere.length && `${skippedElsewhere.length} skipped test(s)`,

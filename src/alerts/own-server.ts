@@ -8,7 +8,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { spkiOf } from '../pki/identity.js';
-import { covers } from '../publish/bundle.js';
+import { covers } from '../pki/bundle.js';
 import { readPublished } from '../publish/publisher.js';
 
 /** The SPKI SHA-256 (hex) of the published leaves that cover the SMTP server's name; none when it is another server. */

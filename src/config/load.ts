@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type * as z from 'zod/mini';
-import { reservedNameProblem } from '../publish/layout.js';
+import { reservedNameProblem } from '../util/cert-files.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { runsInContainer } from '../util/container.js';
 import { redactWith } from '../util/redact.js';

@@ -10,8 +10,9 @@ import { settingBounds } from './setting-doc.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
-/** What a TLS client's signature algorithms choose between: Postfix takes one key of each. */
-export type Algorithm = 'ecdsa' | 'rsa';
+import type { Algorithm } from '../util/cert-files.js';
+
+export type { Algorithm };
 export const algorithmOf = (keyType: string): Algorithm | undefined =>
   keyType.startsWith('ec-') ? 'ecdsa' : keyType.startsWith('rsa-') ? 'rsa' : undefined;
 export const CHALLENGES = ['http-01', 'dns-01'] as const;

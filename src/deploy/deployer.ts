@@ -3,18 +3,17 @@ import type Docker from 'dockerode';
 import type { Algorithm } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ShippedFile } from '../publish/shipped.js';
-import { covers, dnsNamesOf } from '../publish/bundle.js';
+import { covers, dnsNamesOf } from '../pki/bundle.js';
 import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
 import { addressOf, discoverTargets, probeAddress, type Reach, resolveScope, type Scope } from './scope.js';
-import { LISTENING_COMMAND } from './reload-actions.js';
+import { ESCALATE_LABEL, LISTENING_COMMAND } from './reload-actions.js';
 import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
 import { monotonicMs } from '../util/clock.js';
 import {
   AFTER_RESTART_RETRIES,
   CERTIFICATES_LABEL,
-  ESCALATE_LABEL,
   type Expectation,
   listeningPorts,
   NO_SNI,

@@ -1,6 +1,6 @@
 import { Resolver } from 'node:dns/promises';
 import type { Logger } from '../log.js';
-import { sleep } from '../util/abort.js';
+import { type Clock, systemClock } from '../util/clock.js';
 import { UserError } from '../util/errors.js';
 import { formatDuration } from '../util/duration.js';
 
@@ -73,8 +73,10 @@ export async function waitForRecords(
     signal?: AbortSignal;
     step?: string;
     timeoutVariable?: string;
+    clock?: Clock;
   },
 ): Promise<void> {
+  const clock = opts.clock ?? systemClock;
   const step = opts.step ?? 'dns-01';
   const kinds = [...new Set(expected.map((e) => e.type))].join('/');
   const servers = new Map<string, string[]>();
@@ -82,7 +84,7 @@ export async function waitForRecords(
     if (!servers.has(e.zone))
       servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone, opts.bootstrap)));
   }
-  const started = Date.now();
+  const started = clock.now();
   let wait = 500;
   let round = 0;
   for (;;) {
@@ -103,12 +105,12 @@ export async function waitForRecords(
     round++;
     if (missing.length === 0) {
       opts.log.info(
-        { step, names: expected.map((e) => e.name), rounds: round, waited: formatDuration(Date.now() - started) },
+        { step, names: expected.map((e) => e.name), rounds: round, waited: formatDuration(clock.now() - started) },
         `${kinds} records visible on every name server`,
       );
       return;
     }
-    const elapsed = Date.now() - started;
+    const elapsed = clock.now() - started;
     if (elapsed >= opts.timeoutMs) {
       throw new UserError(
         `${kinds} records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`,
@@ -118,7 +120,7 @@ export async function waitForRecords(
       { step, waiting: missing, elapsed: formatDuration(elapsed) },
       `waiting for the ${kinds} records to propagate`,
     );
-    if (!(await sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal)))
+    if (!(await clock.sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal)))
       throw new Error('propagation wait cancelled: shutting down');
     wait = Math.min(wait * 1.5, 5_000);
   }

@@ -4,7 +4,7 @@
  * certificates are looked at; the ACME account (its private key) is never copied, logged or kept.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../publish/bundle.js';
+import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../pki/bundle.js';
 import { UserError } from '../util/errors.js';
 import { readAcmeJsonOnce } from './traefik-file.js';
 

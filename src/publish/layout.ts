@@ -1,33 +1,32 @@
-import type { Algorithm } from '../config/schema.js';
-import type { BundleText } from './bundle.js';
+import {
+  ALGORITHMS,
+  type Algorithm,
+  type FileName,
+  FILE_NAMES as NAMES,
+  SNI_DIR,
+  variantName,
+} from '../util/cert-files.js';
+import type { BundleText } from '../pki/bundle.js';
+
+export { ALGORITHMS, SNI_DIR, variantName };
+export const FILE_NAMES: readonly string[] = NAMES;
 
 /**
- * The published layout: the only place that knows the file names inside a certificate's directory.
- * Key-bearing files get the key mode, owner and group.
+ * The published layout: what each file of a certificate's directory holds (util/cert-files.ts
+ * names them). Key-bearing files get the key mode, owner and group.
  */
-export const LAYOUT = [
-  { name: 'fullchain.pem', secret: false, content: (b: BundleText) => b.certificates.join('') },
-  { name: 'cert.pem', secret: false, content: (b: BundleText) => b.certificates[0]! },
-  { name: 'chain.pem', secret: false, content: (b: BundleText) => b.certificates.slice(1).join('') },
-  { name: 'privkey.pem', secret: true, content: (b: BundleText) => b.privateKey },
+const CONTENTS: Record<FileName, { secret: boolean; content: (b: BundleText) => string }> = {
+  'fullchain.pem': { secret: false, content: (b) => b.certificates.join('') },
+  'cert.pem': { secret: false, content: (b) => b.certificates[0]! },
+  'chain.pem': { secret: false, content: (b) => b.certificates.slice(1).join('') },
+  'privkey.pem': { secret: true, content: (b) => b.privateKey },
   // For Postfix smtpd_tls_chain_files: key first, then its chain, in one file.
-  { name: 'privkey-fullchain.pem', secret: true, content: (b: BundleText) => b.privateKey + b.certificates.join('') },
-] as const;
+  'privkey-fullchain.pem': { secret: true, content: (b) => b.privateKey + b.certificates.join('') },
+};
+export const LAYOUT = NAMES.map((name) => ({ name, ...CONTENTS[name] }));
 
-export const ALGORITHMS: readonly Algorithm[] = ['ecdsa', 'rsa'];
-/** A dual certificate's own files for one algorithm: the plain names with a prefix, e.g. rsa-privkey-fullchain.pem. */
-export const variantName = (algorithm: Algorithm, name: string) => `${algorithm}-${name}`;
-
-export const FILE_NAMES: readonly string[] = LAYOUT.map((f) => f.name);
-/** Every name a certificate's directory can hold, the dual layout's included. */
-export const ALL_FILE_NAMES: readonly string[] = [
-  ...FILE_NAMES,
-  ...ALGORITHMS.flatMap((a) => FILE_NAMES.map((n) => variantName(a, n))),
-];
-/** CERTS_DIR/sni/: the Postfix SNI map and the Dovecot local_name includes for every certificate. */
-export const SNI_DIR = 'sni';
 /** The file each certificate's SNI entries point at: key, leaf and chain in one (Postfix, Dovecot). */
-export const SNI_KEY_AND_CHAIN = 'privkey-fullchain.pem';
+export const SNI_KEY_AND_CHAIN: FileName = 'privkey-fullchain.pem';
 /** The pair a reader needs; files adopted from another tool may lack the rest. */
 export const PAIR = { chain: 'fullchain.pem', key: 'privkey.pem' } as const;
 export const variantPair = (algorithm: Algorithm) => ({
@@ -73,17 +72,4 @@ export function sniFilesOf(set: Pick<SetText, 'variants'>): string[] {
   return set.variants?.length
     ? set.variants.map((v) => variantName(v.algorithm, SNI_KEY_AND_CHAIN))
     : [SNI_KEY_AND_CHAIN];
-}
-
-/**
- * Certificate names that would collide with what sits at the top of CERTS_DIR (the first
- * certificate's files), since every other certificate gets CERTS_DIR/<name>/.
- */
-export function reservedNameProblem(name: string): string | undefined {
-  if (ALL_FILE_NAMES.includes(name))
-    return `"${name}" is the name of a published file at the top of CERTS_DIR; choose another certificate name`;
-  if (name === SNI_DIR)
-    return `"${name}" is the directory of the SNI files at the top of CERTS_DIR; choose another certificate name`;
-  if (name.startsWith('..')) return `"${name}" starts with "..", which the publish layout uses for its own entries`;
-  return undefined;
 }

@@ -12,7 +12,7 @@ import {
   digestOf,
   parseBundle,
   parseCheckedBundle,
-} from './bundle.js';
+} from '../pki/bundle.js';
 import {
   ALGORITHMS,
   layoutFiles,

@@ -6,7 +6,7 @@ import { errorMessage } from '../util/errors.js';
 import { answerClientErrors, LISTENER_OPTIONS, limitConnections } from '../util/http-limits.js';
 import { redact } from '../util/redact.js';
 import { collectStatus, health, type StatusRow } from './status.js';
-import { monotonicMs } from '../util/clock.js';
+import { type Clock, systemClock } from '../util/clock.js';
 
 const seconds = (iso?: string) => (iso ? new Date(iso).getTime() / 1000 : undefined);
 
@@ -98,10 +98,10 @@ async function metrics(rows: StatusRow[]): Promise<Registry> {
 /** collectStatus reads every certificate's files: a burst of requests shares one reading per second. */
 const CACHE_MS = 1_000;
 
-function cachedStatus(config: Config): () => Promise<StatusRow[]> {
+function cachedStatus(config: Config, clock: Clock): () => Promise<StatusRow[]> {
   let cached: { at: number; rows: Promise<StatusRow[]> } | undefined;
   return () => {
-    const now = monotonicMs();
+    const now = clock.now();
     if (!cached || now - cached.at >= CACHE_MS) {
       const rows = collectStatus(config);
       cached = { at: now, rows };
@@ -120,10 +120,11 @@ export async function startStatusServer(
   config: Config,
   address: { host: string; port: number },
   log: Logger,
+  clock: Clock = systemClock,
 ): Promise<Server> {
   const { host, port } = address;
   const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const status = cachedStatus(config);
+  const status = cachedStatus(config, clock);
   const server = createServer(LISTENER_OPTIONS, async (req, res) => {
     const send = (code: number, type: string, body: string) => {
       res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store', connection: 'close' });

@@ -2,7 +2,7 @@ import { type CertificateSpec, type Config, suppliedFrom, variantsOf } from '../
 import { errorMessage } from '../util/errors.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
-import { type Bundle, parseBundle } from '../publish/bundle.js';
+import { type Bundle, parseBundle } from '../pki/bundle.js';
 import { bundleFor, readPublishedOrBroken } from '../publish/publisher.js';
 import { type CertState, readCertState, readPending, variantStateKeys } from '../state/cert-state.js';
 import { type ContainerRecord, readContainers } from '../state/containers.js';

@@ -1,7 +1,7 @@
 import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { type Decision, nextAttemptAt, renewalTime } from '../plan/renewal.js';
-import type { Bundle } from '../publish/bundle.js';
+import type { Bundle } from '../pki/bundle.js';
 import { bundleFor, type Published } from '../publish/publisher.js';
 import { type CertState, dropPending, keepPending, writeCertState } from '../state/cert-state.js';
 

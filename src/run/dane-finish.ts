@@ -11,8 +11,15 @@ import { generatePrivateKey } from '../pki/keys.js';
 import { readDaneNextKey, writeDaneNextKey } from '../state/cert-state.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
-import { desiredValues, keptValues, keysOf, usableNextKey, type VariantKeys, vouched } from './dane-keys.js';
-import type { DaneContext } from './dane-step.js';
+import {
+  type DaneContext,
+  desiredValues,
+  keptValues,
+  keysOf,
+  usableNextKey,
+  type VariantKeys,
+  vouched,
+} from './dane-keys.js';
 
 /**
  * After the deploy: a variant whose deploy was verified now serves its published key. If that

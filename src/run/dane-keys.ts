@@ -5,8 +5,18 @@ import { missingInView, type TlsaView } from '../dane/records.js';
 import { spkiOf, spkiOfKey } from '../pki/identity.js';
 import { generatePrivateKey, keyTypeOf } from '../pki/keys.js';
 import { readDaneNextKey, writeDaneNextKey } from '../state/cert-state.js';
+import type { Config } from '../config/schema.js';
+import type { DnsProviders } from '../dns/providers/index.js';
+import type { Logger } from '../log.js';
 import type { CertRun } from './cert-run.js';
-import type { DaneContext } from './dane-step.js';
+
+/** What the DANE steps before and after the orders (dane-step.ts, dane-finish.ts) work with. */
+export interface DaneContext {
+  config: Config;
+  dns: DnsProviders;
+  log: Logger;
+  signal?: AbortSignal;
+}
 
 /** One variant's keys as SPKI SHA-256 digests (hex). */
 export interface VariantKeys {

@@ -6,27 +6,16 @@
  * retires the old digest and announces a new next key, and the served key is checked against
  * what the servers answer.
  */
-import type { Config } from '../config/schema.js';
 import { chooseKey, decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
 import { ask, dnssecNotes, missingInView, noRecordsAnywhere, type TlsaView } from '../dane/records.js';
 import { writeRecords } from '../dane/write-records.js';
-import type { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
 import { spkiOf } from '../pki/identity.js';
 import { generatePrivateKey } from '../pki/keys.js';
 import { renewalTime } from '../plan/renewal.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
-import { desiredValues, keptValues, keysOf, type VariantKeys, vouched } from './dane-keys.js';
-
-export { finishDane } from './dane-finish.js';
-
-export interface DaneContext {
-  config: Config;
-  dns: DnsProviders;
-  log: Logger;
-  signal?: AbortSignal;
-}
+import { type DaneContext, desiredValues, keptValues, keysOf, type VariantKeys, vouched } from './dane-keys.js';
 
 function logDnssec(view: TlsaView, log: Logger): void {
   for (const problem of dnssecNotes(view).problems) log.warn({ step: 'dane', problem }, 'DANE: DNSSEC problem');

@@ -218,7 +218,7 @@ export class Engine {
         : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
       for (const spec of specs.filter((s) => s.dane)) {
         if (opts.signal?.aborted) break;
-        const { finishDane } = await import('./dane-step.js');
+        const { finishDane } = await import('./dane-finish.js');
         await finishDane(
           runs.filter((r) => r.name === spec.name),
           { config, dns: this.dns, log, signal: opts.signal },

@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { failureFacts, type Issuer } from '../obtain/issuer.js';
-import { type Bundle, checkBundle, parseBundle } from '../publish/bundle.js';
+import { type Bundle, checkBundle, parseBundle } from '../pki/bundle.js';
 import { publishedSet, publishSet } from '../publish/publisher.js';
 import { recordFailedValidation, validationPause } from '../state/identifiers.js';
 import type { PassLock } from '../state/lock.js';

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import type { Issuer } from '../obtain/issuer.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
-import { type Bundle, parseBundle } from '../publish/bundle.js';
+import { type Bundle, parseBundle } from '../pki/bundle.js';
 import { readPublishedOrBroken } from '../publish/publisher.js';
 import { type AriState, type CertState, readCertState, readPending, settleVariantStates } from '../state/cert-state.js';
 import { errorMessage } from '../util/errors.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { algorithmOf, type Config } from '../config/schema.js';
 import { renewalTime } from '../plan/renewal.js';
-import { type Bundle, BundleError, checkBundle, parseBundle } from '../publish/bundle.js';
+import { type Bundle, BundleError, checkBundle, parseBundle } from '../pki/bundle.js';
 import { ALGORITHMS, PAIR, variantPair } from '../publish/layout.js';
 import { publishedSet } from '../publish/publisher.js';
 import { errorMessage } from '../util/errors.js';

@@ -4,10 +4,9 @@ import { link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promis
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { sleep } from '../util/abort.js';
 import { UserError } from '../util/errors.js';
 import { processAlive as alive } from '../util/process.js';
-import { monotonicMs, preciseWallMs } from '../util/clock.js';
+import { type Clock, preciseWallMs, systemClock } from '../util/clock.js';
 
 /**
  * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
@@ -82,6 +81,8 @@ export interface LockOptions {
   signal?: AbortSignal;
   staleMs?: number;
   heartbeatMs?: number;
+  /** How the waiter reads time and sleeps (a test's fake clock). */
+  clock?: Clock;
 }
 
 /** Takes STATE_DIR/pass.lock, waiting up to waitMs for another live holder. */
@@ -89,6 +90,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const path = join(stateDir, 'pass.lock');
   const staleMs = opts.staleMs ?? STALE_MS;
+  const clock = opts.clock ?? systemClock;
   const me: Holder = {
     owner: randomUUID(),
     host: hostname(),
@@ -97,7 +99,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
     since: new Date().toISOString(),
     beat: 0,
   };
-  const deadline = monotonicMs() + opts.waitMs;
+  const deadline = clock.now() + opts.waitMs;
   let watched: { text: string; since: number } | undefined;
   let announced = false;
   await sweepTempFiles(stateDir, me.ns);
@@ -116,7 +118,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
       );
     }
     const holder = decode(text);
-    const now = monotonicMs();
+    const now = clock.now();
     if (holder && holder.ns === me.ns && !alive(holder.pid)) {
       opts.log?.warn(
         { step: 'lock', holder: describeHolder(holder) },
@@ -147,7 +149,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
         'waiting for another mailcerts to finish its pass',
       );
     }
-    if (!(await sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal)))
+    if (!(await clock.sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal)))
       throw new Error('waiting for the pass lock cancelled: shutting down');
   }
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { BundleError, checkBundle, covers, digestOf, parseBundle } from '../../src/publish/bundle.js';
+import { BundleError, checkBundle, covers, digestOf, parseBundle } from '../../src/pki/bundle.js';
 import { layoutFiles as bundleFiles, FILE_NAMES } from '../../src/publish/layout.js';
 import { SNI_FILES } from '../../src/publish/sni.js';
 import { makeChain } from '../helpers/pki.js';

@@ -70,19 +70,16 @@ describe('connection limits of the HTTP-01 listener', () => {
 
   it('a flood of 1,000 idle connections from one source is held to 16; the CA is answered at once', async () => {
     const flood = await Promise.all(Array.from({ length: 1_000 }, () => open('127.0.0.2').catch(() => undefined)));
-    await new Promise((r) => setTimeout(r, 100));
-    const held = flood.filter((s) => s && !s.destroyed && s.readyState === 'open');
-    // Refused connections are closed by the server at once; those still open are the allowance.
-    const stillOpen = await Promise.all(
-      held.map(
-        (s) =>
-          new Promise<boolean>((resolve) => {
-            s!.once('close', () => resolve(false));
-            setTimeout(() => resolve(!s!.destroyed), 200);
-          }),
-      ),
-    );
-    expect(stillOpen.filter(Boolean).length).toBeLessThanOrEqual(16);
+    // Refused connections are closed by the server at once; those still open are the allowance. The
+    // closes are awaited (under load they take a moment to arrive), but for less than the 5 s
+    // request timeout, which would close them all anyway.
+    const stillOpen = () =>
+      flood.filter((s) => s && !s.destroyed && s.readyState === 'open' && !s.readableEnded).length;
+    for (const until = performance.now() + 2_000; stillOpen() > 16 && performance.now() < until; )
+      await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200)); // and none of the allowance is closed after all
+    expect(stillOpen()).toBeLessThanOrEqual(16);
+    expect(stillOpen()).toBeGreaterThan(0);
     const ca = await askAsCa();
     expect(ca.status).toBe(200);
     expect(ca.ms).toBeLessThan(1_000);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { acquireLock } from '../../src/state/lock.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 const fresh = () => mkdtempSync(join(tmpdir(), 'mailcerts-lock-'));
 /** A lock file as another container (another pid namespace) writes it: its pid means nothing here. */
@@ -13,9 +14,11 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
   it('a second holder waits, then gives up naming the first', async () => {
     const dir = fresh();
     const first = await acquireLock(dir, { waitMs: 0 });
-    await expect(acquireLock(dir, { waitMs: 300 })).rejects.toThrow(
+    const clock = new FakeClock();
+    await expect(acquireLock(dir, { waitMs: 300, clock })).rejects.toThrow(
       /another mailcerts \(host .+, pid \d+, since .+\) is working on .+; try again when it has finished/,
     );
+    expect(clock.now()).toBeGreaterThanOrEqual(300);
     await first.release();
     const again = await acquireLock(dir, { waitMs: 0 });
     await again.release();
@@ -26,27 +29,29 @@ describe('the pass lock (STATE_DIR/pass.lock)', () => {
     const path = join(dir, 'pass.lock');
     writeFileSync(path, foreign(0));
     let beat = 0;
+    const clock = new FakeClock();
     // Each beat replaces the file whole: a reader never sees it empty (the lock's own beat rewrites its fixed-size record in place).
-    const heart = setInterval(() => {
+    const stop = clock.every(100, () => {
       writeFileSync(`${path}.beat`, foreign(++beat));
       renameSync(`${path}.beat`, path);
-    }, 100);
+    });
     try {
-      await expect(acquireLock(dir, { waitMs: 1_500, staleMs: 600 })).rejects.toThrow(
+      await expect(acquireLock(dir, { waitMs: 1_500, staleMs: 600, clock })).rejects.toThrow(
         /another mailcerts \(host c0ffee, pid 1/,
       );
     } finally {
-      clearInterval(heart);
+      stop();
     }
+    expect(clock.now()).toBeGreaterThanOrEqual(1_500);
     expect(readFileSync(path, 'utf8')).toContain('other-container');
   });
 
   it('a lock whose holder stopped beating (a dead container, another host) is taken over after it stayed unchanged', async () => {
     const dir = fresh();
     writeFileSync(join(dir, 'pass.lock'), foreign(7));
-    const started = Date.now();
-    const lock = await acquireLock(dir, { waitMs: 5_000, staleMs: 600 });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(550);
+    const clock = new FakeClock();
+    const lock = await acquireLock(dir, { waitMs: 5_000, staleMs: 600, clock });
+    expect(clock.now()).toBeGreaterThanOrEqual(600);
     expect(readFileSync(join(dir, 'pass.lock'), 'utf8')).not.toContain('other-container');
     await lock.release();
   });

@@ -3,6 +3,7 @@ import * as packet from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { authoritativeServers, waitForRecords } from '../../src/dns/propagation.js';
+import { FakeClock } from '../helpers/fake-clock.js';
 
 /**
  * Two tiny authoritative name servers for zone.test on 127.0.0.2:53 and 127.0.0.3:53, plus a
@@ -73,17 +74,19 @@ describe('DNS-01 propagation', () => {
 
   it('waits until every authoritative server answers every value, asking them directly', async () => {
     const name = '_acme-challenge.zone.test';
+    const clock = new FakeClock();
     txt.get('127.0.0.2')!.set(name, ['apex-value']);
-    setTimeout(() => txt.get('127.0.0.2')!.set(name, ['apex-value', 'wildcard-value']), 400);
-    setTimeout(() => txt.get('127.0.0.3')!.set(name, ['wildcard-value', 'apex-value']), 900);
+    clock.at(400, () => txt.get('127.0.0.2')!.set(name, ['apex-value', 'wildcard-value']));
+    clock.at(900, () => txt.get('127.0.0.3')!.set(name, ['wildcard-value', 'apex-value']));
     asked.length = 0;
-    const started = Date.now();
     await waitForRecords([{ type: 'TXT', name, zone: 'zone.test', values: ['apex-value', 'wildcard-value'] }], {
       bootstrap: ['127.0.0.4'],
       timeoutMs: 10_000,
       log,
+      clock,
     });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(clock.now()).toBeGreaterThanOrEqual(900);
+    expect(clock.slept).toEqual([500, 750]); // short, growing waits
     expect(asked.filter((a) => a.startsWith('127.0.0.4') && a.includes('TXT'))).toEqual([]); // never the recursive one
     expect(asked.filter((a) => a === `127.0.0.3 TXT ${name}`).length).toBeGreaterThan(1);
   });
@@ -95,6 +98,7 @@ describe('DNS-01 propagation', () => {
         bootstrap: ['127.0.0.4'],
         timeoutMs: 1_200,
         log,
+        clock: new FakeClock(),
       }),
     ).rejects.toThrow(
       /TXT records not visible after 1s: _acme-challenge.late.zone.test on 127.0.0.2 \(1 of 1 values missing\); _acme-challenge.late.zone.test on 127.0.0.3 \(1 of 1 values missing\)\. Check the zone at the provider, or raise DNS01_PROPAGATION_TIMEOUT/,

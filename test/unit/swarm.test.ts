@@ -7,7 +7,7 @@ import type { ServiceView } from '../../src/deploy/swarm/api.js';
 import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
 import { unsatisfiable } from '../../src/deploy/swarm/placement.js';
 import { stackFile } from '../../src/deploy/swarm/stack-file.js';
-import { parseBundle } from '../../src/publish/bundle.js';
+import { parseBundle } from '../../src/pki/bundle.js';
 import { type ShippedFile, shippedFiles } from '../../src/publish/shipped.js';
 import { makeChain } from '../helpers/pki.js';
 

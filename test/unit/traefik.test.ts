@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readAcmeJsonOnce } from '../../src/obtain/traefik-file.js';
 import { pickTraefikEntry, type TraefikEntry, traefikEntries } from '../../src/obtain/traefik.js';
 import { untrustedChain } from '../../src/pki/trust.js';
-import { parseBundle } from '../../src/publish/bundle.js';
+import { parseBundle } from '../../src/pki/bundle.js';
 import { makeChain, makeSelfSigned } from '../helpers/pki.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');

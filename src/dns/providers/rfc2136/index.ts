@@ -2,17 +2,7 @@ import { isIP } from 'node:net';
 import * as z from 'zod/mini';
 import { splitHostPort } from '../../../util/host-port.js';
 import type { ProviderDefinition } from '../definition.js';
-
-/** The TSIG algorithms BIND offers, strongest first (tsig.ts knows their hashes; it loads only with the provider). */
-export const TSIG_ALGORITHM_NAMES = [
-  'hmac-sha256',
-  'hmac-sha384',
-  'hmac-sha512',
-  'hmac-sha224',
-  'hmac-sha1',
-  'hmac-md5',
-] as const;
-export type TsigAlgorithm = (typeof TSIG_ALGORITHM_NAMES)[number];
+import { TSIG_ALGORITHM_NAMES, type TsigAlgorithm } from './algorithms.js';
 
 export interface Rfc2136Settings {
   server: { host: string; port: number };

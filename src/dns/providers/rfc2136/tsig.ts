@@ -4,7 +4,7 @@
  * of the TSIG record, and the answer's MAC also covers the request's MAC.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { TsigAlgorithm } from './index.js';
+import type { TsigAlgorithm } from './algorithms.js';
 import { encodeName, readName, recordsOf, resourceRecord, TYPE, CLASS, u16, u32 } from './wire.js';
 
 export type { TsigAlgorithm };

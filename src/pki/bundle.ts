@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { keyTypeOf } from '../pki/keys.js';
+import { keyTypeOf } from './keys.js';
 
 /** A certificate with its key, checked and ready to publish. */
 export interface Bundle {
