@@ -139,8 +139,8 @@ async function checkDocker(config: Config): Promise<boolean> {
   const [
     { connectDocker, pingDocker },
     { resolveScope, discoverTargets },
-    { describeAction, labelProblems, RELOAD_LABEL },
-  ] = await Promise.all([import('./deploy/docker.js'), import('./deploy/scope.js'), import('./deploy/targets.js')]);
+    { describeReload, labelProblems, RELOAD_LABEL },
+  ] = await Promise.all([import('./deploy/docker.js'), import('./deploy/scope.js'), import('./deploy/kinds/index.js')]);
   let ok = true;
   try {
     const docker = connectDocker();
@@ -158,7 +158,7 @@ async function checkDocker(config: Config): Promise<boolean> {
         ok = false;
         for (const p of problems) out(`  ${t.name}: INVALID LABEL ${p}`);
       } else {
-        out(`  ${t.name}: ${describeAction(t.action, t.labels)}`);
+        out(`  ${t.name}: ${describeReload(t.action, t.labels)}`);
       }
     }
   } catch (err) {

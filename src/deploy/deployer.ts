@@ -8,13 +8,13 @@ import { errorMessage } from '../util/errors.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
 import { addressOf, discoverTargets, probeAddress, type Reach, resolveScope, type Scope } from './scope.js';
-import { LISTENING_COMMAND } from './reload-actions.js';
-import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
+import { defaultEndpoints, ESCALATE_LABEL, KINDS_WITH_ENDPOINTS, LISTENING_COMMAND } from './kinds/index.js';
+import { type ReloadTarget, reloadTarget } from './targets.js';
 import { monotonicMs } from '../util/clock.js';
 import {
   AFTER_RESTART_RETRIES,
   CERTIFICATES_LABEL,
-  ESCALATE_LABEL,
+  type EndpointSpec,
   type Expectation,
   listeningPorts,
   NO_SNI,
@@ -287,11 +287,11 @@ export async function endpointsFor(
   const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
   if (parsed === 'off') return { skip: `${VERIFY_LABEL}=off` };
   if (parsed && 'error' in parsed) return { problem: 'label', error: `label ${VERIFY_LABEL}: ${parsed.error}` };
-  let specs = parsed;
+  let specs: readonly EndpointSpec[] | undefined = parsed;
   if (!specs) {
-    const preset = presetEndpoints(t.action);
+    const preset = defaultEndpoints(t.action);
     if (!preset)
-      return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+      return { skip: `no ${VERIFY_LABEL} label (only the ${KINDS_WITH_ENDPOINTS} presets have default endpoints)` };
     const listening = await how.listening();
     specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
     if (specs.length === 0)

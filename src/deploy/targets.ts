@@ -2,29 +2,12 @@ import type Docker from 'dockerode';
 import type { Logger } from '../log.js';
 import { errorMessage } from '../util/errors.js';
 import { type ContainerView, execIn, restartContainer, signalContainer } from './docker.js';
-import {
-  PRESETS,
-  parseReloadLabel,
-  postmapSteps,
-  RELOAD_LABEL,
-  type ReloadAction,
-  type Step,
-} from './reload-actions.js';
+import { parseReloadLabel, planReload, RELOAD_LABEL, type ReloadAction, type Step } from './kinds/index.js';
 
 /**
- * Running a container's reload: its checks side by side, then postmap and the reload itself. What
- * each kind of server needs is in reload-actions.ts.
+ * Running a container's reload: the plan its kind makes (deploy/kinds/), its checks side by side,
+ * then its steps in order, through the Docker API.
  */
-export {
-  describeAction,
-  parsePostmapLabel,
-  parseReloadLabel,
-  POSTMAP_LABEL,
-  presetEndpoints,
-  RELOAD_LABEL,
-  type ReloadAction,
-} from './reload-actions.js';
-
 export interface ReloadTarget extends ContainerView {
   label: string;
   action: ReloadAction | { error: string };
@@ -55,21 +38,6 @@ async function execStep(
   return `"${cmd}" exited with ${exitCode}${what}${said}`;
 }
 
-/** Runs the commands in order; stops at the first failure and reports it with the container's output. */
-async function execSteps(
-  docker: Docker,
-  target: ReloadTarget,
-  steps: string[][],
-  log: Logger,
-  signal?: AbortSignal,
-): Promise<string | undefined> {
-  for (const argv of steps) {
-    const failed = await execStep(docker, target, { argv }, log, signal);
-    if (failed) return failed;
-  }
-  return undefined;
-}
-
 /**
  * Runs the checks side by side and waits for all of them; reports the first failure in the listed
  * order. Nothing that changes the server starts before every check has finished.
@@ -89,15 +57,6 @@ async function execChecks(
   return undefined;
 }
 
-/** What is wrong with a container's mailcerts labels (reload, postmap), for `check`; empty when nothing. */
-export function labelProblems(target: ReloadTarget): string[] {
-  const problems: string[] = [];
-  if ('error' in target.action) problems.push(`${RELOAD_LABEL}=${target.label}: ${target.action.error}`);
-  const maps = postmapSteps(target);
-  if ('error' in maps) problems.push(maps.error.replace(/^label /, ''));
-  return problems;
-}
-
 /** Validates, then reloads one container. Never throws: the answer is the error, or undefined. */
 export async function reloadTarget(
   docker: Docker,
@@ -107,34 +66,24 @@ export async function reloadTarget(
 ): Promise<string | undefined> {
   const { action } = target;
   if ('error' in action) return `label ${RELOAD_LABEL}=${target.label}: ${action.error}`;
+  const plan = planReload(action, target.labels);
+  if ('error' in plan) return plan.error;
   try {
-    switch (action.kind) {
-      case 'postfix':
-      case 'dovecot': {
-        const preset = PRESETS[action.kind];
-        const invalid = await execChecks(docker, target, preset.validate, log, signal);
-        if (invalid) return `validation failed, not reloaded: ${invalid}`;
-        // postmap -F stores the files' contents in the table: it must run after every publish.
-        const maps = postmapSteps(target);
-        if ('error' in maps) return maps.error;
-        const unmapped = await execSteps(docker, target, maps.steps, log, signal);
-        if (unmapped) return `postmap failed, not reloaded: ${unmapped}`;
-        const failed = await execSteps(docker, target, preset.reload, log, signal);
-        return failed && `reload failed: ${failed}`;
-      }
-      case 'exec': {
-        const failed = await execSteps(docker, target, [action.argv], log, signal);
-        return failed && `reload failed: ${failed}`;
-      }
-      case 'signal':
-        await signalContainer(docker, target.id, action.signal);
-        log.info({ step: 'reload', container: target.name, signal: action.signal }, 'signal sent');
-        return undefined;
-      case 'restart':
+    const invalid = await execChecks(docker, target, plan.checks, log, signal);
+    if (invalid) return `validation failed, not reloaded: ${invalid}`;
+    for (const step of plan.steps) {
+      if ('exec' in step) {
+        const failed = await execStep(docker, target, step.exec, log, signal);
+        if (failed) return `${step.failure}: ${failed}`;
+      } else if ('signal' in step) {
+        await signalContainer(docker, target.id, step.signal);
+        log.info({ step: 'reload', container: target.name, signal: step.signal }, 'signal sent');
+      } else {
         await restartContainer(docker, target.id);
         log.info({ step: 'reload', container: target.name }, 'container restarted');
-        return undefined;
+      }
     }
+    return undefined;
   } catch (err) {
     return `reload failed: ${errorMessage(err)}`;
   }

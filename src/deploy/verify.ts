@@ -8,7 +8,6 @@ import { DEFAULT_PORTS, type Endpoint, endpointText, PROTOCOLS, type Protocol, P
 import { monotonicMs } from '../util/clock.js';
 
 export const VERIFY_LABEL = 'mailcerts.verify';
-export { ESCALATE_LABEL } from './reload-actions.js';
 export const CERTIFICATES_LABEL = 'mailcerts.certificates';
 /** A label may list this many endpoints; more is a mistake or an attempt to hold the pass. */
 export const MAX_ENDPOINTS = 16;

@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { RELOAD_LABEL } from '../deploy/reload-actions.js';
+import { RELOAD_LABEL } from '../deploy/kinds/index.js';
 import { parseSecretTarget, SECRET_TARGET_LABEL } from '../deploy/swarm/objects.js';
 import {
   deny,

@@ -1,5 +1,6 @@
 import { algorithmOf, type Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
+import { renderSni, SNI_FILE_NAMES } from '../deploy/kinds/index.js';
 import type { Logger } from '../log.js';
 import {
   bundleFor,
@@ -138,13 +139,14 @@ async function publishSniFiles(
     await ctx.lock.check('publishing the SNI files');
     const sni = await publishSni(
       ctx.config,
+      renderSni,
       new Map(known.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))),
     );
     if (!sni) return { pending: false, deployed: async () => undefined };
     if (sni.changed)
       ctx.log.info(
         { step: 'publish', certificates: sni.listed },
-        'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)',
+        `published the SNI files (${SNI_FILE_NAMES.map((n) => `sni/${n}`).join(', ')})`,
       );
     const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);
     return {
@@ -189,7 +191,7 @@ async function deploy(runs: CertRun[], ctx: RolloutContext, repairOnly = false):
   return ctx.deployer.deploy(
     await servedCerts(runs, ctx.config, ships),
     ctx.signal,
-    ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined,
+    ships ? await shippedSniFiles(ctx.config, SNI_FILE_NAMES).catch(() => []) : undefined,
     repairOnly,
   );
 }

@@ -16,7 +16,8 @@ import {
   VERIFY_BUDGET_MS,
 } from '../deployer.js';
 import { connectDocker, pingDocker } from '../docker.js';
-import { asTarget, RELOAD_LABEL } from '../targets.js';
+import { RELOAD_LABEL } from '../kinds/index.js';
+import { asTarget } from '../targets.js';
 import { type Expectation, QUICK_RETRIES, verifyServed } from '../verify.js';
 import {
   createObject,
