@@ -4,7 +4,8 @@ import type { Config, KeyType } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
 import { AcmeIssuer } from './obtain/issuer.js';
 import { collectStatus, formatStatusTable, health } from './report/status.js';
-import { defaultComponents, swarmDeployer } from './run/components.js';
+import { deployModeOf, DEPLOY_MODES } from './deploy/modes/index.js';
+import { defaultComponents } from './run/components.js';
 import { runDaemon } from './run/daemon.js';
 import { Engine, type PassResult } from './run/engine.js';
 import { certsDirProblem } from './run/preflight.js';
@@ -305,9 +306,11 @@ async function main(argv: string[]): Promise<number> {
         return rows.every((r) => !r.state.startsWith('OUT OF STEP')) ? EXIT.ok : EXIT.failed;
       }
       case 'stack-file': {
-        if (config.docker.mode !== 'swarm') {
+        const mode = deployModeOf(config);
+        if (!mode.stackFile) {
+          const withOne = DEPLOY_MODES.filter((m) => m.stackFile).map((m) => `DEPLOY_MODE=${m.name}`);
           process.stderr.write(
-            'mailcerts stack-file: only with DEPLOY_MODE=swarm; in volume mode the files are in CERTS_DIR\n',
+            `mailcerts stack-file: only with ${withOne.join(' or ')}; in ${mode.name} mode the files are in CERTS_DIR\n`,
           );
           return EXIT.usage;
         }
@@ -318,7 +321,7 @@ async function main(argv: string[]): Promise<number> {
           );
           return EXIT.usage;
         }
-        out((await (await swarmDeployer(config, log)).stackFile(version)).trimEnd());
+        out((await mode.stackFile(config, log, version)).trimEnd());
         return EXIT.ok;
       }
       case 'healthcheck': {

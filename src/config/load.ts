@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import type * as z from 'zod/mini';
 import { reservedNameProblem } from '../publish/layout.js';
+import { DEPLOY_MODES } from '../deploy/modes/index.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { runsInContainer } from '../util/container.js';
 import { redactWith } from '../util/redact.js';
@@ -11,12 +12,16 @@ import {
   type Config,
   type ConfigFile,
   type DaneSpec,
+  type DockerConfig,
   defaultCertName,
   envSchema,
   fileSchema,
   NEEDS_EAB,
   SECRET_KEYS,
 } from './schema.js';
+
+/** What the deploy modes add to config.docker. */
+type ModeSettings = Omit<DockerConfig, 'reload' | 'scope' | 'verifyHosts' | 'mode'>;
 
 /** Every problem found in the configuration, each naming its variable and what to change. */
 export class ConfigError extends Error {
@@ -340,19 +345,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       "ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack's Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465",
     );
   const inContainer = opts.inContainer ?? runsInContainer();
-  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_RELOAD)
-    problems.push(
-      'DEPLOY_MODE: swarm ships the certificates by updating the labelled services, which DOCKER_RELOAD=false forbids; drop DOCKER_RELOAD=false, or use DEPLOY_MODE=volume',
-    );
-  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_SCOPE && !inContainer)
-    problems.push(
-      'DOCKER_SCOPE: mailcerts does not run in a Swarm task, so it cannot tell which stack is its own; set DOCKER_SCOPE to the stack name (docker stack ls), or * for every labelled service',
-    );
-  else if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
-    problems.push(
-      "DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack's project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false",
-    );
-  }
+  // The deploy mode checks what it needs (deploy/modes/<name>/index.ts).
+  DEPLOY_MODES.find((m) => m.name === e.DEPLOY_MODE)?.check?.(e as Record<string, unknown>, { inContainer }, problems);
   if (problems.length > 0) throw new ConfigError(scrub(problems));
 
   return {
@@ -383,7 +377,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       scope: e.DOCKER_SCOPE,
       verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
       mode: e.DEPLOY_MODE,
-      leaseMs: e.SWARM_LEASE,
+      // Every mode's settings, whichever is chosen: they are declared on DockerConfig by each mode.
+      ...(Object.assign({}, ...DEPLOY_MODES.map((m) => m.settings?.(e as Record<string, unknown>))) as ModeSettings),
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

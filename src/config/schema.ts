@@ -3,8 +3,9 @@ import { domainToASCII } from 'node:url';
 // zod/mini: the same checks as zod's classic API at a fraction of its memory (it loads only what is used).
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
+import { DEPLOY_MODES } from '../deploy/modes/index.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
-import { formatDuration, parseDuration } from '../util/duration.js';
+import { absolutePath, bool, duration, matching, stringTo } from './fields.js';
 import { splitHostPort } from '../util/host-port.js';
 
 export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
@@ -16,6 +17,7 @@ export const algorithmOf = (keyType: string): Algorithm | undefined =>
 export const CHALLENGES = ['http-01', 'dns-01'] as const;
 export type Challenge = (typeof CHALLENGES)[number];
 export const DNS_PROVIDERS = DNS_PROVIDER_DEFINITIONS.map((d) => d.name);
+const DEPLOY_MODE_NAMES = DEPLOY_MODES.map((m) => m.name);
 export type DnsProviderName = string;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -112,9 +114,6 @@ const csvOf = (problem: (item: string) => string | undefined) =>
     }
   });
 
-/** A string matching `pattern`; `message` says what to write instead. */
-const matching = (pattern: RegExp, message: string) => z.string().check(z.regex(pattern, message));
-
 const certName = matching(
   /^[a-z0-9][a-z0-9._-]{0,63}$/,
   'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit',
@@ -166,24 +165,6 @@ function webhookProblem(url: URL | undefined): string | undefined {
   return undefined;
 }
 
-/** A string turned into something else by `fn`, which reports its own issues. */
-const stringTo = <T>(fn: (s: string, ctx: z.core.ParsePayload) => T) => z.pipe(z.string(), z.transform(fn));
-
-const duration = (min: number, max: number, example: string) =>
-  stringTo((s, ctx) => {
-    const ms = parseDuration(s);
-    if (ms === undefined || ms < min || ms > max) {
-      const shown = s.length > 40 ? `${s.slice(0, 40)}…` : s;
-      ctx.issues.push({
-        code: 'custom',
-        input: s,
-        message: `"${shown}" is not a duration between ${formatDuration(min)} and ${formatDuration(max)}; write it like ${example}`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
 const fileMode = stringTo((s, ctx) => {
   if (!/^0?[0-7]{3}$/.test(s)) {
     ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not an octal file mode such as 0600 or 0640` });
@@ -221,7 +202,6 @@ const numericId = (what: string) => {
 const PORT_MESSAGE = 'use a port number between 1 and 65535';
 const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
 
-const bool = z.stringbool({ error: () => 'use true or false' });
 const dnsProvider = z.enum(DNS_PROVIDERS as [string, ...string[]], {
   error: () => `use one of ${DNS_PROVIDERS.join(', ')}`,
 });
@@ -251,8 +231,6 @@ const listenAddress = stringTo((s, ctx) => {
 });
 
 const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
-
-const absolutePath = (message: string) => z.string().check(z.startsWith('/', message));
 
 /**
  * The environment, one field per variable. Empty values count as unset (compose writes FOO= as "").
@@ -356,13 +334,13 @@ export const envSchema = () =>
     RENEW_CHECK_INTERVAL: z._default(duration(10_000, 7 * 86_400_000, '12h'), 43_200_000),
     DOCKER_RELOAD: z._default(bool, true),
     DEPLOY_MODE: z._default(
-      z.enum(['volume', 'swarm'], {
-        error: () =>
-          'use volume (a shared volume, containers reloaded through the Docker API) or swarm (Swarm secrets and configs, services updated)',
+      z.enum(DEPLOY_MODE_NAMES as [string, ...string[]], {
+        error: () => `use ${DEPLOY_MODES.map((m) => `${m.name} (${m.summary})`).join(' or ')}`,
       }),
-      'volume',
+      DEPLOY_MODE_NAMES[0]!,
     ),
-    SWARM_LEASE: z._default(duration(10_000, 3_600_000, '2m'), 120_000),
+    // Each deploy mode's own variables (deploy/modes/<name>/index.ts).
+    ...(Object.assign({}, ...DEPLOY_MODES.map((m) => m.env ?? {})) as Record<string, z.ZodMiniType>),
     DOCKER_SCOPE: z.optional(
       z
         .string()
@@ -547,6 +525,18 @@ export function variantsOf(spec: CertificateSpec): VariantSpec[] {
   return spec.keyTypes.map((keyType) => ({ ...spec, keyType }));
 }
 
+/** How certificates reach the containers; each deploy mode adds its own settings (deploy/modes/<name>/index.ts). */
+export interface DockerConfig {
+  /** false: publish without reloading any container. */
+  reload: boolean;
+  /** The compose project whose containers mailcerts acts on; '*' for every labelled container; undefined: its own project. */
+  scope?: string;
+  /** Hosts that mailcerts.verify labels may name besides the container's own addresses ('*': any). */
+  verifyHosts: string[] | '*';
+  /** The DEPLOY_MODE (deploy/modes/): volume (files in CERTS_DIR, containers reloaded), swarm (secrets and configs, services updated). */
+  mode: string;
+}
+
 export interface Config {
   certificates: CertificateSpec[];
   acme: {
@@ -580,18 +570,7 @@ export interface Config {
   renewCheckIntervalMs: number;
   /** Where /healthz, /status and /metrics listen, or undefined when off. */
   statusAddress?: { host: string; port: number };
-  docker: {
-    /** false: publish without reloading any container. */
-    reload: boolean;
-    /** The compose project whose containers mailcerts acts on; '*' for every labelled container; undefined: its own project. */
-    scope?: string;
-    /** Hosts that mailcerts.verify labels may name besides the container's own addresses ('*': any). */
-    verifyHosts: string[] | '*';
-    /** volume: files in CERTS_DIR, containers reloaded; swarm: Swarm secrets and configs, services updated. */
-    mode: 'volume' | 'swarm';
-    /** Swarm: how long the lease on the issuing role lasts without being renewed. */
-    leaseMs: number;
-  };
+  docker: DockerConfig;
   logLevel: (typeof LOG_LEVELS)[number];
   /** Who is told when something is wrong (and again when it is fixed). */
   alerts: {

@@ -59,7 +59,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   if (pending.length === 0 && !sni.pending) {
     // Swarm: a docker stack deploy resets a service's secrets and configs to the stack file's; every
     // pass gives them back to a service that lost them (and reports only such services).
-    if (ctx.config.docker.mode !== 'swarm') return [];
+    if (!ctx.deployer.repairs) return [];
     const repaired = await deploy(runs, ctx, true);
     // Only the repaired services are in it: the others' records stay.
     await recordResults(ctx, { ...repaired, complete: false });
@@ -186,7 +186,7 @@ async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published
 }
 
 async function deploy(runs: CertRun[], ctx: RolloutContext, repairOnly = false): Promise<DeployReport> {
-  const ships = ctx.config.docker.mode === 'swarm';
+  const ships = ctx.deployer.shipsFiles === true;
   // SNI files that cannot be read are not shipped; the services keep the ones they have.
   return ctx.deployer.deploy(
     await servedCerts(runs, ctx.config, ships),

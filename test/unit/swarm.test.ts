@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
-import { collisionIn, withMounts } from '../../src/deploy/swarm/deployer.js';
-import { reachTask } from '../../src/deploy/swarm/self.js';
-import type { ServiceView } from '../../src/deploy/swarm/api.js';
-import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
-import { unsatisfiable } from '../../src/deploy/swarm/placement.js';
-import { stackFile } from '../../src/deploy/swarm/stack-file.js';
+import { collisionIn, withMounts } from '../../src/deploy/modes/swarm/service-spec.js';
+import { reachTask } from '../../src/deploy/modes/swarm/self.js';
+import type { ServiceView } from '../../src/deploy/modes/swarm/api.js';
+import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/modes/swarm/objects.js';
+import { unsatisfiable } from '../../src/deploy/modes/swarm/placement.js';
+import { stackFile } from '../../src/deploy/modes/swarm/stack-file.js';
 import { parseBundle } from '../../src/publish/bundle.js';
 import { type ShippedFile, shippedFiles } from '../../src/publish/shipped.js';
 import { makeChain } from '../helpers/pki.js';
