@@ -3,6 +3,7 @@ import { ConfigError, configParsers, loadConfig } from './config/load.js';
 import type { Config, KeyType } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
 import { AcmeIssuer } from './obtain/issuer.js';
+import { ordersByDns01 } from './obtain/sources/index.js';
 import { collectStatus, formatStatusTable, health } from './report/status.js';
 import { deployModeOf, DEPLOY_MODES } from './deploy/modes/index.js';
 import { defaultComponents } from './run/components.js';
@@ -115,7 +116,7 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
     out(`CA directory: FAILED: ${errorMessage(err)}`);
   }
   const issuer = new AcmeIssuer(config, log);
-  for (const spec of config.certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01')) {
+  for (const spec of config.certificates.filter(ordersByDns01)) {
     try {
       out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await issuer.preflight(spec)})`);
     } catch (err) {

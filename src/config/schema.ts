@@ -5,6 +5,7 @@ import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 import { DEPLOY_MODES } from '../deploy/modes/index.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
+import { CERTIFICATE_SOURCES, SOURCE_NAMES } from '../obtain/sources/index.js';
 import { absolutePath, bool, duration, matching, stringTo } from './fields.js';
 import { splitHostPort } from '../util/host-port.js';
 
@@ -415,26 +416,8 @@ export const envSchema = () =>
     ),
     MAILCERTS_CONFIG: z.optional(absolutePath('use an absolute path to a .yml, .yaml or .json file')),
     STATUS_ADDRESS: z.optional(listenAddress),
-    CUSTOM_CERTS_DIR: z.optional(
-      absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem'),
-    ),
-    TRAEFIK_ACME_JSON: z.optional(
-      absolutePath(
-        "use the absolute path at which Traefik's acme.json is mounted (read-only), such as /traefik/acme.json",
-      ),
-    ),
-    TRAEFIK_RESOLVER: z.optional(
-      z
-        .string()
-        .check(
-          z.regex(
-            /^[A-Za-z0-9._-]{1,64}$/,
-            "use the name of a certificate resolver from Traefik's configuration (certificatesResolvers.NAME)",
-          ),
-        ),
-    ),
-    // false: for a private ACME CA whose root is not in NODE_EXTRA_CA_CERTS; the chain's signatures, key, names and dates are still checked.
-    TRAEFIK_VERIFY_CHAIN: z._default(bool, true),
+    // Each certificate source's own variables (obtain/sources/<name>/index.ts).
+    ...(Object.assign({}, ...CERTIFICATE_SOURCES.map((s) => s.env)) as Record<string, z.ZodMiniType>),
     // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
     SNI_CERTS_PATH: z._default(
       matching(
@@ -466,7 +449,11 @@ export const fileSchema = () =>
           keyType: z.optional(keyTypes),
           challenge: z.optional(challenge),
           dnsProvider: z.optional(dnsProvider),
-          source: z.optional(z.enum(['acme', 'custom', 'traefik'], { error: () => 'use acme, custom or traefik' })),
+          source: z.optional(
+            z.enum(SOURCE_NAMES as [string, ...string[]], {
+              error: () => `use ${SOURCE_NAMES.slice(0, -1).join(', ')} or ${SOURCE_NAMES.at(-1)}`,
+            }),
+          ),
           /** MX host names whose TLSA records mailcerts keeps in step with the key (DANE). */
           dane: z.optional(domainList),
         }),
@@ -486,13 +473,12 @@ export interface CertificateSpec {
   challenge: Challenge;
   /** Set when challenge is dns-01. */
   dnsProvider?: DnsProviderName;
-  /** acme: obtained from the CA; custom: supplied by the user in customDir; traefik: taken from Traefik's acme.json. */
-  source: 'acme' | 'custom' | 'traefik';
-  /** Where a traefik certificate comes from. */
-  traefik?: { file: string; resolver?: string; verifyChain: boolean };
-  /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
-  customDir?: string;
-  /** DANE: TLSA 3 1 1 records kept in step with the key (which is then reused across renewals). */
+  /**
+   * Where it comes from (obtain/sources/): acme, obtained from the CA; custom, supplied by the user;
+   * traefik, taken from Traefik's acme.json. Each source declares its own settings on this type.
+   */
+  source: string;
+  /** DANE: TLSA 3 1 1 records kept in step with the key (which is then reused across renewals); only for an ordered source. */
   dane?: DaneSpec;
 }
 
@@ -512,13 +498,6 @@ export interface DaneSpec {
 /** One key type of a certificate: what a single order obtains and a single state file follows. */
 export interface VariantSpec extends CertificateSpec {
   keyType: KeyType;
-}
-
-/** Where a certificate that mailcerts does not obtain comes from, as status and logs say it. */
-export function suppliedFrom(spec: Pick<CertificateSpec, 'source' | 'traefik' | 'customDir'>): string {
-  return spec.source === 'traefik'
-    ? `from Traefik's acme.json (${spec.traefik?.file})`
-    : `supplied in ${spec.customDir}`;
 }
 
 export function variantsOf(spec: CertificateSpec): VariantSpec[] {

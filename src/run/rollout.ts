@@ -2,14 +2,7 @@ import { algorithmOf, type Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import { renderSni, SNI_FILE_NAMES } from '../deploy/kinds/index.js';
 import type { Logger } from '../log.js';
-import {
-  bundleFor,
-  type Published,
-  publishSni,
-  readPublished,
-  repairPublished,
-  rollbackPublished,
-} from '../publish/publisher.js';
+import { type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
 import { shippedFiles, shippedSniFiles } from '../publish/shipped.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
@@ -53,9 +46,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   }
   let sni = await publishSniFiles(ctx, runs);
   // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
-  const pending = runs.filter(
-    (r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source !== 'acme' || r.bundle),
-  );
+  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && r.bundle);
   if (pending.length === 0 && !sni.pending) {
     // Swarm: a docker stack deploy resets a service's secrets and configs to the stack file's; every
     // pass gives them back to a service that lost them (and reports only such services).
@@ -93,9 +84,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       // A variant whose certificate is the same before and after is not what broke, unless
       // nothing else changed (a key type removed from the list): the first one then carries it.
       const variants = runs.filter((r) => r.name === run.name);
-      const changed = variants.filter(
-        (v) => v.spec.source !== 'acme' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial,
-      );
+      const changed = variants.filter((v) => v.bundleIn(to)?.serial !== v.bundle?.serial);
       for (const v of variants) v.published = to; // what the containers must serve now
       for (const v of changed.length > 0 ? changed : [run])
         rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
