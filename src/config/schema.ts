@@ -6,15 +6,12 @@ import en from 'zod/v4/locales/en.js';
 import { DEPLOY_MODES } from '../deploy/modes/index.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { CERTIFICATE_SOURCES, SOURCE_NAMES } from '../obtain/sources/index.js';
+import { algorithmOf, KEY_TYPES, type KeyType } from '../pki/key-types.js';
 import { absolutePath, bool, duration, matching, stringTo } from './fields.js';
 import { splitHostPort } from '../util/host-port.js';
 
-export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
-/** What a TLS client's signature algorithms choose between: Postfix takes one key of each. */
-export type Algorithm = 'ecdsa' | 'rsa';
-export const algorithmOf = (keyType: string): Algorithm | undefined =>
-  keyType.startsWith('ec-') ? 'ecdsa' : keyType.startsWith('rsa-') ? 'rsa' : undefined;
+// The key types are one table (pki/key-types.ts).
+export { type Algorithm, algorithmOf, KEY_TYPES, type KeyType } from '../pki/key-types.js';
 export const CHALLENGES = ['http-01', 'dns-01'] as const;
 export type Challenge = (typeof CHALLENGES)[number];
 export const DNS_PROVIDERS = DNS_PROVIDER_DEFINITIONS.map((d) => d.name);

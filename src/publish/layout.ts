@@ -1,4 +1,4 @@
-import type { Algorithm } from '../config/schema.js';
+import { type Algorithm, ALGORITHMS } from '../pki/key-types.js';
 import type { BundleText } from './bundle.js';
 
 /**
@@ -14,7 +14,7 @@ export const LAYOUT = [
   { name: 'privkey-fullchain.pem', secret: true, content: (b: BundleText) => b.privateKey + b.certificates.join('') },
 ] as const;
 
-export const ALGORITHMS: readonly Algorithm[] = ['ecdsa', 'rsa'];
+export { ALGORITHMS };
 /** A dual certificate's own files for one algorithm: the plain names with a prefix, e.g. rsa-privkey-fullchain.pem. */
 export const variantName = (algorithm: Algorithm, name: string) => `${algorithm}-${name}`;
 
