@@ -6,9 +6,9 @@
 const LAYERS = [
   ['util'],
   ['log.ts'],
+  ['pki'],
   ['dns'],
   ['config'],
-  ['pki'],
   ['state'],
   ['plan'],
   ['obtain'],
@@ -19,7 +19,7 @@ const LAYERS = [
   ['alerts'],
   ['proxy'],
   ['run'],
-  ['main.ts', 'cli.ts'],
+  ['parts.ts', 'main.ts', 'cli.ts'],
 ];
 
 const path = (names) => `^src/(${names.map((n) => n.replace('.', '\\.')).join('|')})($|/)`;

@@ -3,14 +3,17 @@ import { ConfigError, configParsers, loadConfig } from './config/load.js';
 import type { Config, KeyType } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
 import { AcmeIssuer } from './obtain/issuer.js';
+import { ordersByDns01 } from './obtain/sources/index.js';
 import { collectStatus, formatStatusTable, health } from './report/status.js';
-import { defaultComponents, swarmDeployer } from './run/components.js';
+import { deployModeOf, DEPLOY_MODES } from './deploy/modes/index.js';
+import { defaultComponents } from './run/components.js';
 import { runDaemon } from './run/daemon.js';
 import { Engine, type PassResult } from './run/engine.js';
 import { certsDirProblem } from './run/preflight.js';
 import { runsInContainer } from './util/container.js';
 import { errorMessage, UserError } from './util/errors.js';
 import { redact, registerSecrets } from './util/redact.js';
+import { CONFIG_PARTS } from './parts.js';
 
 const USAGE = `Usage: mailcerts <command> [options]
 
@@ -114,7 +117,7 @@ async function commandCheck(config: Config, log: Logger): Promise<number> {
     out(`CA directory: FAILED: ${errorMessage(err)}`);
   }
   const issuer = new AcmeIssuer(config, log);
-  for (const spec of config.certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01')) {
+  for (const spec of config.certificates.filter(ordersByDns01)) {
     try {
       out(`DNS-01 (${spec.dnsProvider}) for ${spec.name}: ok (${await issuer.preflight(spec)})`);
     } catch (err) {
@@ -139,8 +142,8 @@ async function checkDocker(config: Config): Promise<boolean> {
   const [
     { connectDocker, pingDocker },
     { resolveScope, discoverTargets },
-    { describeAction, labelProblems, RELOAD_LABEL },
-  ] = await Promise.all([import('./deploy/docker.js'), import('./deploy/scope.js'), import('./deploy/targets.js')]);
+    { describeReload, labelProblems, RELOAD_LABEL },
+  ] = await Promise.all([import('./deploy/docker.js'), import('./deploy/scope.js'), import('./deploy/kinds/index.js')]);
   let ok = true;
   try {
     const docker = connectDocker();
@@ -158,7 +161,7 @@ async function checkDocker(config: Config): Promise<boolean> {
         ok = false;
         for (const p of problems) out(`  ${t.name}: INVALID LABEL ${p}`);
       } else {
-        out(`  ${t.name}: ${describeAction(t.action, t.labels)}`);
+        out(`  ${t.name}: ${describeReload(t.action, t.labels)}`);
       }
     }
   } catch (err) {
@@ -230,7 +233,7 @@ async function main(argv: string[]): Promise<number> {
   }
   let config: Config;
   try {
-    config = loadConfig(process.env, await configParsers(process.env));
+    config = loadConfig(process.env, { parts: CONFIG_PARTS, ...(await configParsers(process.env)) });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`mailcerts: ${err.message}\nNothing was changed.\n`);
@@ -305,9 +308,11 @@ async function main(argv: string[]): Promise<number> {
         return rows.every((r) => !r.state.startsWith('OUT OF STEP')) ? EXIT.ok : EXIT.failed;
       }
       case 'stack-file': {
-        if (config.docker.mode !== 'swarm') {
+        const mode = deployModeOf(config);
+        if (!mode.stackFile) {
+          const withOne = DEPLOY_MODES.filter((m) => m.stackFile).map((m) => `DEPLOY_MODE=${m.name}`);
           process.stderr.write(
-            'mailcerts stack-file: only with DEPLOY_MODE=swarm; in volume mode the files are in CERTS_DIR\n',
+            `mailcerts stack-file: only with ${withOne.join(' or ')}; in ${mode.name} mode the files are in CERTS_DIR\n`,
           );
           return EXIT.usage;
         }
@@ -318,7 +323,7 @@ async function main(argv: string[]): Promise<number> {
           );
           return EXIT.usage;
         }
-        out((await (await swarmDeployer(config, log)).stackFile(version)).trimEnd());
+        out((await mode.stackFile(config, log, version)).trimEnd());
         return EXIT.ok;
       }
       case 'healthcheck': {

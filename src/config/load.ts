@@ -1,22 +1,24 @@
 import { isIP } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { extname } from 'node:path';
 import type * as z from 'zod/mini';
-import { reservedNameProblem } from '../util/cert-files.js';
+import { certificatesOf, usedDnsProviders } from './certificates.js';
+import type { ConfigParts } from './parts.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { runsInContainer } from '../util/container.js';
 import { redactWith } from '../util/redact.js';
 import {
-  type CertificateSpec,
   type Config,
   type ConfigFile,
-  type DaneSpec,
-  defaultCertName,
+  type DockerConfig,
   envSchema,
   fileSchema,
   NEEDS_EAB,
   SECRET_KEYS,
 } from './schema.js';
+
+/** What the deploy modes add to config.docker. */
+type ModeSettings = Omit<DockerConfig, 'reload' | 'scope' | 'verifyHosts' | 'mode'>;
 
 /** Every problem found in the configuration, each naming its variable and what to change. */
 export class ConfigError extends Error {
@@ -98,7 +100,12 @@ export async function configParsers(env: NodeJS.ProcessEnv = process.env): Promi
   return yaml ? { yaml: await import('./yaml.js') } : {};
 }
 
-function readConfigFile(path: string, problems: string[], yaml: YamlParser | undefined): ConfigFile | undefined {
+function readConfigFile(
+  path: string,
+  parts: ConfigParts,
+  problems: string[],
+  yaml: YamlParser | undefined,
+): ConfigFile | undefined {
   const where = `MAILCERTS_CONFIG (${path})`;
   let text: string;
   try {
@@ -137,7 +144,7 @@ function readConfigFile(path: string, problems: string[], yaml: YamlParser | und
       return undefined;
     }
   }
-  const parsed = fileSchema().safeParse(data);
+  const parsed = fileSchema(parts).safeParse(data);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(describe(where, issue));
     return undefined;
@@ -146,6 +153,8 @@ function readConfigFile(path: string, problems: string[], yaml: YamlParser | und
 }
 
 export interface LoadOptions {
+  /** The certificate sources and deploy modes (src/parts.ts: the registries, which sit above config). */
+  parts: ConfigParts;
   /** Whether mailcerts runs in a container (then it can find its own compose project). */
   inContainer?: boolean;
   /** Needed for a YAML config file: see configParsers(). */
@@ -153,16 +162,16 @@ export interface LoadOptions {
 }
 
 /** Builds the configuration from the environment (and MAILCERTS_CONFIG); throws ConfigError listing every problem. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): Config {
+export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadOptions): Config {
   const problems: string[] = [];
   const files = new Map<string, string>();
-  const schema = envSchema();
+  const schema = envSchema(opts.parts);
   const raw = readEnv(env, Object.keys(schema.shape), problems, files);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue, files));
   const file =
     raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG
-      ? readConfigFile(parsed.data.MAILCERTS_CONFIG, problems, opts.yaml)
+      ? readConfigFile(parsed.data.MAILCERTS_CONFIG, opts.parts, problems, opts.yaml)
       : undefined;
 
   if (!!raw.ACME_EAB_KID !== !!raw.ACME_EAB_HMAC_KEY) {
@@ -200,135 +209,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
   if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
   const e = parsed.data;
 
-  const custom = e.CUSTOM_CERTS_DIR;
-  // DANE_PROVIDER, or the certificate's own DNS-01 provider; '' when neither (reported below).
-  const daneOf = (names: string[], dnsProvider: string | undefined): DaneSpec => ({
-    names,
-    ports: [...new Set(e.DANE_PORTS)],
-    ttlSeconds: Math.round(e.DANE_TTL / 1000),
-    provider: e.DANE_PROVIDER ?? dnsProvider ?? '',
-    keyLifetimeMs: e.DANE_KEY_LIFETIME,
-    resolvers: e.DANE_RESOLVER,
-  });
-  // Normalized: the watcher reports the path so, and compares it with this one.
-  const traefikOf = (source: string) =>
-    source === 'traefik' && e.TRAEFIK_ACME_JSON
-      ? { file: resolve(e.TRAEFIK_ACME_JSON), resolver: e.TRAEFIK_RESOLVER, verifyChain: e.TRAEFIK_VERIFY_CHAIN }
-      : undefined;
-  if (!file && custom && e.TRAEFIK_ACME_JSON)
-    problems.push(
-      'TRAEFIK_ACME_JSON: set either CUSTOM_CERTS_DIR or TRAEFIK_ACME_JSON for the certificate, not both (or list the certificates in MAILCERTS_CONFIG with a source each)',
-    );
-  const several = (file?.certificates.length ?? 1) > 1;
-  const certificates: CertificateSpec[] = file
-    ? file.certificates.map((c) => ({
-        source: c.source ?? (custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
-        customDir:
-          custom && (c.source ?? 'custom') === 'custom'
-            ? several
-              ? join(custom, c.name ?? defaultCertName(c.domains))
-              : custom
-            : undefined,
-        name: c.name ?? defaultCertName(c.domains),
-        domains: c.domains,
-        keyTypes: c.keyType ?? e.ACME_KEY_TYPE,
-        challenge: c.challenge ?? e.ACME_CHALLENGE,
-        dnsProvider:
-          (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
-        dane:
-          c.dane &&
-          daneOf(
-            c.dane,
-            (c.challenge ?? e.ACME_CHALLENGE) === 'dns-01' ? (c.dnsProvider ?? e.ACME_DNS_PROVIDER) : undefined,
-          ),
-        traefik: traefikOf(c.source ?? (custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme')),
-      }))
-    : [
-        {
-          source: custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme',
-          customDir: custom,
-          traefik: traefikOf(custom ? 'custom' : e.TRAEFIK_ACME_JSON ? 'traefik' : 'acme'),
-          name: defaultCertName(e.ACME_DOMAINS!),
-          domains: e.ACME_DOMAINS!,
-          keyTypes: e.ACME_KEY_TYPE,
-          challenge: e.ACME_CHALLENGE,
-          dnsProvider: e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined,
-          dane: e.DANE_NAMES && daneOf(e.DANE_NAMES, e.ACME_CHALLENGE === 'dns-01' ? e.ACME_DNS_PROVIDER : undefined),
-        },
-      ];
-  if (file && e.DANE_NAMES)
-    problems.push('DANE_NAMES: with MAILCERTS_CONFIG, list the DANE names per certificate (dane: [mx.example.com])');
-
-  const seen = new Set<string>();
-  const owners = new Map<string, number>();
-  certificates.forEach((c, i) => {
-    const where = file ? `MAILCERTS_CONFIG certificates[${i}]` : 'ACME_CHALLENGE';
-    if (seen.has(c.name))
-      problems.push(
-        `MAILCERTS_CONFIG certificates[${i}].name: "${c.name}" is used twice; give each certificate its own name`,
-      );
-    seen.add(c.name);
-    const reserved = several ? reservedNameProblem(c.name) : undefined;
-    if (reserved) problems.push(`MAILCERTS_CONFIG certificates[${i}].name: ${reserved}`);
-    // SNI picks the certificate by name: a name can belong to one certificate only.
-    c.domains.forEach((d, j) => {
-      const owner = owners.get(d);
-      if (owner !== undefined) {
-        problems.push(
-          `MAILCERTS_CONFIG certificates[${i}].domains[${j}]: "${d}" is also in certificates[${owner}] ("${certificates[owner]!.name}"); a client asking for a name by SNI can get one certificate only: list each name once`,
-        );
-      } else {
-        owners.set(d, i);
-      }
-    });
-    if (c.source === 'traefik') {
-      if (!e.TRAEFIK_ACME_JSON)
-        problems.push(
-          `MAILCERTS_CONFIG certificates[${i}].source: traefik needs TRAEFIK_ACME_JSON, the path of Traefik's acme.json mounted read-only`,
-        );
-    } else if (c.source === 'custom') {
-      if (!custom)
-        problems.push(
-          `MAILCERTS_CONFIG certificates[${i}].source: custom needs CUSTOM_CERTS_DIR, the folder where you drop the files`,
-        );
-    } else if (c.challenge === 'dns-01') {
-      // Checked below, once per provider.
-    } else if (c.domains.some((d) => d.startsWith('*.'))) {
-      problems.push(
-        `${file ? `${where}.domains` : 'ACME_DOMAINS'}: wildcard names need the dns-01 challenge; HTTP-01 cannot validate "*." names`,
-      );
-    }
-  });
-  certificates.forEach((c, i) => {
-    if (!c.dane) return;
-    const where = file ? `MAILCERTS_CONFIG certificates[${i}].dane` : 'DANE_NAMES';
-    if (c.source !== 'acme')
-      problems.push(
-        `${where}: DANE needs a key that mailcerts controls and rolls over; "${c.name}" is ${c.source === 'traefik' ? 'taken from Traefik (TRAEFIK_ACME_JSON)' : 'supplied (CUSTOM_CERTS_DIR)'}: publish its TLSA records yourself, or let mailcerts obtain it`,
-      );
-    for (const n of c.dane.names) {
-      if (n.startsWith('*.'))
-        problems.push(`${where}: "${n}" is a wildcard; TLSA records name the MX host itself, such as mx.example.com`);
-      else if (!c.domains.includes(n))
-        problems.push(
-          `${where}: "${n}" is not one of the names of "${c.name}" (${c.domains.join(', ')}); a DANE name must be in the certificate`,
-        );
-    }
-    const min = DNS_PROVIDER_DEFINITIONS.find((d) => d.name === c.dane!.provider)?.minTtlSeconds;
-    if (min && c.dane.ttlSeconds < min)
-      problems.push(
-        `DANE_TTL: ${c.dane.provider} takes no TTL below ${min} s, and the rollover waits twice the real TTL: set DANE_TTL to ${min}s or more`,
-      );
-    if (!c.dane.provider)
-      problems.push(
-        `DANE_PROVIDER: "${c.name}" uses ${c.challenge}, so no DNS provider writes its TLSA records: set DANE_PROVIDER to ${DNS_PROVIDER_DEFINITIONS.map((d) => d.name).join(' or ')}, or to none to publish them by hand`,
-      );
-  });
+  const certificates = certificatesOf(opts.parts, e, file, problems);
   // Each DNS provider reads and checks its own variables; one a certificate uses must be complete.
-  const usedProviders = new Set([
-    ...certificates.filter((c) => c.source === 'acme' && c.challenge === 'dns-01').map((c) => c.dnsProvider),
-    ...certificates.map((c) => c.dane?.provider).filter((p) => p && p !== 'none'),
-  ]);
+  const usedProviders = usedDnsProviders(opts.parts, certificates);
   const providers: Record<string, unknown> = {};
   for (const def of DNS_PROVIDER_DEFINITIONS) {
     const settings = def.settings(e as Record<string, unknown>, usedProviders.has(def.name), problems);
@@ -340,19 +223,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       "ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack's Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465",
     );
   const inContainer = opts.inContainer ?? runsInContainer();
-  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_RELOAD)
-    problems.push(
-      'DEPLOY_MODE: swarm ships the certificates by updating the labelled services, which DOCKER_RELOAD=false forbids; drop DOCKER_RELOAD=false, or use DEPLOY_MODE=volume',
-    );
-  if (e.DEPLOY_MODE === 'swarm' && !e.DOCKER_SCOPE && !inContainer)
-    problems.push(
-      'DOCKER_SCOPE: mailcerts does not run in a Swarm task, so it cannot tell which stack is its own; set DOCKER_SCOPE to the stack name (docker stack ls), or * for every labelled service',
-    );
-  else if (e.DOCKER_RELOAD && !e.DOCKER_SCOPE && !inContainer) {
-    problems.push(
-      "DOCKER_SCOPE: mailcerts does not run in a container, so it cannot tell which compose project is its own; set DOCKER_SCOPE to the mail stack's project name (docker compose ls), DOCKER_SCOPE=* to act on every labelled container on this host, or DOCKER_RELOAD=false",
-    );
-  }
+  // The deploy mode checks what it needs (deploy/modes/<name>/index.ts).
+  opts.parts.modes
+    .find((m) => m.name === e.DEPLOY_MODE)
+    ?.check?.(e as Record<string, unknown>, { inContainer }, problems);
   if (problems.length > 0) throw new ConfigError(scrub(problems));
 
   return {
@@ -383,7 +257,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: LoadOptio
       scope: e.DOCKER_SCOPE,
       verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
       mode: e.DEPLOY_MODE,
-      leaseMs: e.SWARM_LEASE,
+      // Every mode's settings, whichever is chosen: they are declared on DockerConfig by each mode.
+      ...(Object.assign(
+        {},
+        ...opts.parts.modes.map((m) => m.settings?.(e as Record<string, unknown>)),
+      ) as ModeSettings),
     },
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

@@ -4,22 +4,18 @@ import { domainToASCII } from 'node:url';
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
-import { formatDuration, parseDuration } from '../util/duration.js';
+import { algorithmOf, KEY_TYPES, type KeyType } from '../pki/key-types.js';
+import { absolutePath, bool, duration, matching, stringTo } from './fields.js';
 import { splitHostPort } from '../util/host-port.js';
+import type { ConfigParts } from './parts.js';
+import { CHALLENGES, LOG_LEVELS } from './types.js';
 import { settingBounds } from './setting-doc.js';
 
-export const KEY_TYPES = ['ec-256', 'ec-384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const;
-export type KeyType = (typeof KEY_TYPES)[number];
-import type { Algorithm } from '../util/cert-files.js';
-
-export type { Algorithm };
-export const algorithmOf = (keyType: string): Algorithm | undefined =>
-  keyType.startsWith('ec-') ? 'ecdsa' : keyType.startsWith('rsa-') ? 'rsa' : undefined;
-export const CHALLENGES = ['http-01', 'dns-01'] as const;
-export type Challenge = (typeof CHALLENGES)[number];
+// The key types are one table (pki/key-types.ts).
+export { type Algorithm, algorithmOf, KEY_TYPES, type KeyType } from '../pki/key-types.js';
+// What the rest of mailcerts reads: the configuration's types (types.ts), re-exported here.
+export * from './types.js';
 export const DNS_PROVIDERS = DNS_PROVIDER_DEFINITIONS.map((d) => d.name);
-export type DnsProviderName = string;
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const DIRECTORIES: Record<string, string> = {
   letsencrypt: 'https://acme-v02.api.letsencrypt.org/directory',
@@ -114,9 +110,6 @@ const csvOf = (problem: (item: string) => string | undefined) =>
     }
   });
 
-/** A string matching `pattern`; `message` says what to write instead. */
-const matching = (pattern: RegExp, message: string) => z.string().check(z.regex(pattern, message));
-
 const certName = matching(
   /^[a-z0-9][a-z0-9._-]{0,63}$/,
   'use 1-64 lower-case letters, digits, dots, hyphens or underscores, starting with a letter or digit',
@@ -168,24 +161,6 @@ function webhookProblem(url: URL | undefined): string | undefined {
   return undefined;
 }
 
-/** A string turned into something else by `fn`, which reports its own issues. */
-const stringTo = <T>(fn: (s: string, ctx: z.core.ParsePayload) => T) => z.pipe(z.string(), z.transform(fn));
-
-const duration = (min: number, max: number, example: string) =>
-  stringTo((s, ctx) => {
-    const ms = parseDuration(s);
-    if (ms === undefined || ms < min || ms > max) {
-      const shown = s.length > 40 ? `${s.slice(0, 40)}…` : s;
-      ctx.issues.push({
-        code: 'custom',
-        input: s,
-        message: `"${shown}" is not a duration between ${formatDuration(min)} and ${formatDuration(max)}; write it like ${example}`,
-      });
-      return z.NEVER;
-    }
-    return ms;
-  }).register(settingBounds, { values: `${formatDuration(min)} to ${formatDuration(max)}` });
-
 const fileMode = stringTo((s, ctx) => {
   if (!/^0?[0-7]{3}$/.test(s)) {
     ctx.issues.push({ code: 'custom', input: s, message: `"${s}" is not an octal file mode such as 0600 or 0640` });
@@ -225,7 +200,6 @@ const numericId = (what: string) => {
 const PORT_MESSAGE = 'use a port number between 1 and 65535';
 const port = wholeNumber(1, 65535, { digits: PORT_MESSAGE, min: PORT_MESSAGE, max: PORT_MESSAGE });
 
-const bool = z.stringbool({ error: () => 'use true or false' });
 const dnsProvider = z.enum(DNS_PROVIDERS as [string, ...string[]], {
   error: () => `use one of ${DNS_PROVIDERS.join(', ')}`,
 });
@@ -256,14 +230,12 @@ const listenAddress = stringTo((s, ctx) => {
 
 const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 
-const absolutePath = (message: string) => z.string().check(z.startsWith('/', message));
-
 /**
  * The environment, one field per variable. Empty values count as unset (compose writes FOO= as "").
  * Built when the configuration is read and dropped after: a daemon does not keep a hundred field
  * schemas in memory for its lifetime.
  */
-export const envSchema = () =>
+export const envSchema = (parts: ConfigParts) =>
   z.object({
     /**
      * Comma-separated names of one certificate. The first name also names it; `*.` becomes `wildcard.`. Use either
@@ -554,18 +526,13 @@ export const envSchema = () =>
      * @default volume
      */
     DEPLOY_MODE: z._default(
-      z.enum(['volume', 'swarm'], {
-        error: () =>
-          'use volume (a shared volume, containers reloaded through the Docker API) or swarm (Swarm secrets and configs, services updated)',
+      z.enum(parts.modes.map((m) => m.name) as [string, ...string[]], {
+        error: () => `use ${parts.modes.map((m) => `${m.name} (${m.summary})`).join(' or ')}`,
       }),
-      'volume',
+      parts.modes[0]!.name,
     ),
-    /**
-     * Swarm only: how long the lease on the issuing role lasts unless renewed.
-     * @group deploy
-     * @default 2m
-     */
-    SWARM_LEASE: z._default(duration(10_000, 3_600_000, '2m'), 120_000),
+    // Each deploy mode's own variables (deploy/modes/<name>/index.ts).
+    ...(Object.assign({}, ...parts.modes.map((m) => m.env ?? {})) as Record<string, z.ZodMiniType>),
     /**
      * The compose project whose labelled containers mailcerts reloads and verifies. Found from mailcerts' own
      * container when it runs in one; **required** when it does not. `*` trusts every labelled container on the host,
@@ -724,53 +691,8 @@ export const envSchema = () =>
      * @values `host:port`, or `off`
      */
     STATUS_ADDRESS: z.optional(listenAddress),
-    /**
-     * Certificates you supply: drop `fullchain.pem` and `privkey.pem` here (a sub-directory per certificate for
-     * several).
-     * @group supplied
-     * @default none
-     * @values an absolute path
-     */
-    CUSTOM_CERTS_DIR: z.optional(
-      absolutePath('use an absolute path: the folder where you drop fullchain.pem and privkey.pem'),
-    ),
-    /**
-     * Traefik's `acme.json`, mounted read-only: the certificate comes from Traefik; with `MAILCERTS_CONFIG`, for each
-     * certificate with `source: traefik`.
-     * @group supplied
-     * @default none
-     * @values an absolute path
-     */
-    TRAEFIK_ACME_JSON: z.optional(
-      absolutePath(
-        "use the absolute path at which Traefik's acme.json is mounted (read-only), such as /traefik/acme.json",
-      ),
-    ),
-    /**
-     * Only this Traefik certificate resolver's entries.
-     * @group supplied
-     * @default any
-     * @values a resolver name from Traefik's configuration
-     */
-    TRAEFIK_RESOLVER: z.optional(
-      z
-        .string()
-        .check(
-          z.regex(
-            /^[A-Za-z0-9._-]{1,64}$/,
-            "use the name of a certificate resolver from Traefik's configuration (certificatesResolvers.NAME)",
-          ),
-        ),
-    ),
-    // false: for a private ACME CA whose root is not in NODE_EXTRA_CA_CERTS; the chain's signatures, key, names and dates are still checked.
-    /**
-     * An entry of acme.json is taken only if its chain leads to a root Node trusts: its bundled roots plus
-     * `NODE_EXTRA_CA_CERTS`. `false` is for a private ACME CA whose root you do not give in `NODE_EXTRA_CA_CERTS`:
-     * the chain's signatures, the key, the names and the dates are still checked, not who issued it.
-     * @group supplied
-     * @default true
-     */
-    TRAEFIK_VERIFY_CHAIN: z._default(bool, true),
+    // Each certificate source's own variables (obtain/sources/<name>/index.ts).
+    ...(Object.assign({}, ...parts.sources.map((s) => s.env)) as Record<string, z.ZodMiniType>),
     // Written into Postfix's map and Dovecot's config: only characters neither of them treats specially.
     /**
      * Where the mail containers mount `CERTS_DIR`: the paths written into the `sni/` files (see [SNI](sni.md)).
@@ -798,7 +720,7 @@ export const SECRET_KEYS: readonly string[] = [
 ];
 
 /** The optional config file: a list of certificates; everything else comes from the environment. */
-export const fileSchema = () =>
+export const fileSchema = (parts: ConfigParts) =>
   z.strictObject({
     certificates: z
       .array(
@@ -838,7 +760,15 @@ export const fileSchema = () =>
            * Traefik's `acme.json`.
            * @default `custom` when `CUSTOM_CERTS_DIR` is set, else `traefik` when `TRAEFIK_ACME_JSON` is, else `acme`
            */
-          source: z.optional(z.enum(['acme', 'custom', 'traefik'], { error: () => 'use acme, custom or traefik' })),
+          source: z.optional(
+            z.enum(parts.sources.map((s) => s.name) as [string, ...string[]], {
+              error: () =>
+                `use ${parts.sources
+                  .map((s) => s.name)
+                  .join(', ')
+                  .replace(/, ([^,]*)$/, ' or $1')}`,
+            }),
+          ),
           /**
            * MX host names (each one of this certificate's names) whose TLSA records mailcerts keeps in step with the
            * key (DANE).
@@ -851,118 +781,3 @@ export const fileSchema = () =>
       .check(z.minLength(1, 'list at least one certificate')),
   });
 export type ConfigFile = z.output<ReturnType<typeof fileSchema>>;
-
-export interface CertificateSpec {
-  name: string;
-  domains: string[];
-  /**
-   * One key type, or one ECDSA and one RSA: each is its own order (key, serial, renewal time), and
-   * all are published together. The first keeps the plain file names.
-   */
-  keyTypes: KeyType[];
-  challenge: Challenge;
-  /** Set when challenge is dns-01. */
-  dnsProvider?: DnsProviderName;
-  /** acme: obtained from the CA; custom: supplied by the user in customDir; traefik: taken from Traefik's acme.json. */
-  source: 'acme' | 'custom' | 'traefik';
-  /** Where a traefik certificate comes from. */
-  traefik?: { file: string; resolver?: string; verifyChain: boolean };
-  /** Where a custom certificate's fullchain.pem and privkey.pem are dropped. */
-  customDir?: string;
-  /** DANE: TLSA 3 1 1 records kept in step with the key (which is then reused across renewals). */
-  dane?: DaneSpec;
-}
-
-export interface DaneSpec {
-  /** MX host names (each one of the certificate's names): records at _PORT._tcp.NAME. */
-  names: string[];
-  ports: number[];
-  ttlSeconds: number;
-  /** The DNS provider that writes the records, or 'none': printed to be published by hand. */
-  provider: string;
-  /** A key older than this is rolled over (after the next key's record has been seen long enough). */
-  keyLifetimeMs: number;
-  /** Validating resolvers (DANE_RESOLVER): the burn-in counts only answers they give with the AD bit. */
-  resolvers?: string[];
-}
-
-/** One key type of a certificate: what a single order obtains and a single state file follows. */
-export interface VariantSpec extends CertificateSpec {
-  keyType: KeyType;
-}
-
-/** Where a certificate that mailcerts does not obtain comes from, as status and logs say it. */
-export function suppliedFrom(spec: Pick<CertificateSpec, 'source' | 'traefik' | 'customDir'>): string {
-  return spec.source === 'traefik'
-    ? `from Traefik's acme.json (${spec.traefik?.file})`
-    : `supplied in ${spec.customDir}`;
-}
-
-export function variantsOf(spec: CertificateSpec): VariantSpec[] {
-  return spec.keyTypes.map((keyType) => ({ ...spec, keyType }));
-}
-
-export interface Config {
-  certificates: CertificateSpec[];
-  acme: {
-    directoryUrl: string;
-    directoryName: string;
-    email?: string;
-    timeoutMs: number;
-    /** Certificates obtained at the same time in a pass. */
-    concurrency: number;
-    /** Sent in newOrder; a change renews the certificate. */
-    profile?: string;
-    /** Issuer common name of the chain to prefer among the CA's alternates. */
-    preferredChain?: string;
-    /** Keep the private key across renewals (for DANE TLSA 3 1 1 records). */
-    reuseKey: boolean;
-    eab?: { kid: string; hmacKey: string };
-  };
-  http01: { mode: 'standalone' | 'webroot'; port: number; address?: string; webroot?: string };
-  dns: {
-    /** Name servers to ask instead of each zone's authoritative ones. */
-    resolvers?: string[];
-    propagationTimeoutMs: number;
-    /** The settings of each configured DNS provider, by name (see dns/providers/). */
-    providers: Record<string, unknown>;
-  };
-  certsDir: string;
-  /** Where the mail containers see CERTS_DIR: the paths written into the sni/ files. */
-  sniCertsPath: string;
-  stateDir: string;
-  files: { keyMode: number; certMode: number; owner?: number; group?: number };
-  renewCheckIntervalMs: number;
-  /** Where /healthz, /status and /metrics listen, or undefined when off. */
-  statusAddress?: { host: string; port: number };
-  docker: {
-    /** false: publish without reloading any container. */
-    reload: boolean;
-    /** The compose project whose containers mailcerts acts on; '*' for every labelled container; undefined: its own project. */
-    scope?: string;
-    /** Hosts that mailcerts.verify labels may name besides the container's own addresses ('*': any). */
-    verifyHosts: string[] | '*';
-    /** volume: files in CERTS_DIR, containers reloaded; swarm: Swarm secrets and configs, services updated. */
-    mode: 'volume' | 'swarm';
-    /** Swarm: how long the lease on the issuing role lasts without being renewed. */
-    leaseMs: number;
-  };
-  logLevel: (typeof LOG_LEVELS)[number];
-  /** Who is told when something is wrong (and again when it is fixed). */
-  alerts: {
-    /** servername: what the submission server's certificate is checked against. */
-    email?: { to: string[]; smtp: string; from: string; servername: string };
-    webhook?: { url: string; format: 'json' | 'ntfy' | 'slack' };
-    afterMs: number;
-    expiryMs: number;
-  };
-  /** Unset: text when the log goes to a terminal, JSON otherwise. */
-  logFormat?: 'json' | 'text';
-  /** The values of the secret variables (tokens, keys), for redaction only. */
-  secrets: string[];
-}
-
-/** The certificate's default name: its first domain, "*." spelt "wildcard.". */
-export function defaultCertName(domains: string[]): string {
-  return domains[0]!.replace(/^\*\./, 'wildcard.');
-}

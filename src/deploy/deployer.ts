@@ -1,29 +1,25 @@
 import type { X509Certificate } from 'node:crypto';
-import type Docker from 'dockerode';
 import type { Algorithm } from '../config/schema.js';
-import type { Logger } from '../log.js';
 import type { ShippedFile } from '../publish/shipped.js';
 import { covers, dnsNamesOf } from '../pki/bundle.js';
-import { errorMessage } from '../util/errors.js';
-import { connectDocker, execIn, pingDocker, restartContainer } from './docker.js';
 import type { Endpoint } from './probe.js';
-import { addressOf, discoverTargets, probeAddress, type Reach, resolveScope, type Scope } from './scope.js';
-import { ESCALATE_LABEL, LISTENING_COMMAND } from './reload-actions.js';
-import { presetEndpoints, type ReloadTarget, reloadTarget } from './targets.js';
-import { monotonicMs } from '../util/clock.js';
+import { probeAddress, type Reach } from './scope.js';
+import { defaultEndpoints, KINDS_WITH_ENDPOINTS } from './kinds/index.js';
+import type { ReloadTarget } from './targets.js';
 import {
-  AFTER_RESTART_RETRIES,
   CERTIFICATES_LABEL,
+  type EndpointSpec,
   type Expectation,
-  listeningPorts,
   NO_SNI,
   parseVerifyLabel,
-  QUICK_RETRIES,
   VERIFY_LABEL,
   type VerifyOutcome,
-  verifyServed,
 } from './verify.js';
 
+/**
+ * What every deploy mode shares (deploy/modes/<name>/): what the containers should serve, the
+ * result of a deploy, and how a container's endpoints and expectations are found from its labels.
+ */
 /** A configured certificate as the containers should serve it; no leaf when nothing is published for it. */
 export interface ServedCert {
   name: string;
@@ -78,6 +74,10 @@ export interface DeployReport {
 
 /** Where published certificates go after a publish: reloaded, verified. The engine knows no more. */
 export interface Deployer {
+  /** The published files travel with the deploy (Swarm secrets and configs): `files` and `sni` are handed over. */
+  readonly shipsFiles?: boolean;
+  /** Each pass, even one that published nothing, gives back what a target lost (deploy with `repairOnly`). */
+  readonly repairs?: boolean;
   /**
    * `sni`: the published SNI files, for a deployer that ships files itself. `repairOnly`: nothing new
    * was published; only targets that lost what they had (Swarm: a docker stack deploy reset a
@@ -99,180 +99,6 @@ export interface Deployer {
 /** How long verification of one container may take in all, restart included. */
 export const VERIFY_BUDGET_MS = 120_000;
 
-export interface DockerDeployerOptions {
-  scope?: string;
-  verifyHosts: string[] | '*';
-  inContainer: boolean;
-  log: Logger;
-}
-
-/** Reloads and verifies the labelled containers in scope through the Docker API. */
-export class DockerDeployer implements Deployer {
-  private readonly opts: DockerDeployerOptions;
-  private scope: Scope | undefined;
-  private warnedWide = false;
-
-  constructor(opts: DockerDeployerOptions) {
-    this.opts = opts;
-  }
-
-  async deploy(certs: ServedCert[], signal?: AbortSignal): Promise<DeployReport> {
-    const { log } = this.opts;
-    let docker: Docker;
-    let targets: ReloadTarget[];
-    try {
-      docker = connectDocker();
-      await pingDocker(docker);
-      this.scope ??= await resolveScope(docker, this.opts.scope, this.opts.inContainer);
-      if (this.scope.project === '*' && !this.warnedWide) {
-        this.warnedWide = true;
-        log.warn(
-          { step: 'reload', scope: '*' },
-          'DOCKER_SCOPE=*: every labelled container on this host is trusted, whatever compose project it belongs to',
-        );
-      }
-      targets = await discoverTargets(docker, this.scope);
-    } catch (err) {
-      const all = certs.map((c) => c.name);
-      return {
-        results: [
-          {
-            container: '(docker)',
-            certs: all,
-            ok: false,
-            reloaded: false,
-            serves: null,
-            problem: 'reload',
-            error: errorMessage(err),
-          },
-        ],
-        complete: false,
-      };
-    }
-    const scope = this.scope;
-    if (targets.length === 0)
-      log.warn(
-        { step: 'reload', scope: scope.project },
-        `no running container in scope carries the label mailcerts.reload; nothing to reload`,
-      );
-    // Containers are reloaded and verified side by side; each one's own steps stay in order.
-    const results = await Promise.all(targets.map((t) => this.deployTarget(docker, t, scope, certs, signal)));
-    return { results: results.filter((r): r is DeployResult => r !== undefined), complete: !signal?.aborted };
-  }
-
-  /** Validate and reload one container, then check what it serves; undefined when stopped first. */
-  private async deployTarget(
-    docker: Docker,
-    t: ReloadTarget,
-    scope: Scope,
-    certs: ServedCert[],
-    signal?: AbortSignal,
-  ): Promise<DeployResult | undefined> {
-    const { log } = this.opts;
-    if (signal?.aborted) return undefined;
-    const served = expectationsFor(t, certs);
-    const base = { container: t.name, certs: [...new Set(served.map((x) => x.cert))] };
-    // Which endpoints to probe does not depend on the reload: found while it runs.
-    const endpoints = this.endpointsOf(docker, t, scope, signal);
-    endpoints.catch(() => undefined);
-    const reloadError = await reloadTarget(docker, t, log, signal);
-    let r: DeployResult;
-    if (reloadError) {
-      r = {
-        ...base,
-        ok: false,
-        reloaded: false,
-        serves: null,
-        problem: 'error' in t.action || reloadError.startsWith('label ') ? 'label' : 'reload',
-        error: reloadError,
-      };
-    } else {
-      log.info({ step: 'reload', container: t.name }, 'container reloaded');
-      r = await this.verifyTarget(docker, t, await endpoints, served, signal).catch(
-        (err: unknown): DeployResult => ({
-          ...base,
-          ok: false,
-          reloaded: true,
-          serves: null,
-          problem: 'reload',
-          error: `verification failed: ${errorMessage(err)}`,
-        }),
-      );
-    }
-    if (!r.ok)
-      log.error(
-        {
-          step: r.problem === 'broken' ? 'verify' : 'reload',
-          container: r.container,
-          problem: r.problem,
-          error: r.error,
-        },
-        r.problem === 'broken' ? 'TLS broken with the published certificate' : 'container not deployed',
-      );
-    return r;
-  }
-
-  /** Checks what a reloaded container serves; restarts it once when it still serves an old certificate. */
-  private async verifyTarget(
-    docker: Docker,
-    t: ReloadTarget,
-    endpoints: ContainerEndpoints,
-    expected: Wanted[],
-    signal?: AbortSignal,
-  ): Promise<DeployResult> {
-    const { log } = this.opts;
-    const base = { container: t.name, certs: [...new Set(expected.map((x) => x.cert))], reloaded: true };
-    if ('skip' in endpoints) {
-      log.info({ step: 'verify', container: t.name, reason: endpoints.skip }, 'not verified');
-      return { ...base, ok: true, serves: null };
-    }
-    if ('problem' in endpoints)
-      return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
-    const checkable = expected.filter((x): x is Expectation => x.leaf !== undefined);
-    if (checkable.length === 0) return { ...base, ok: true, serves: null };
-    const deadline = monotonicMs() + VERIFY_BUDGET_MS;
-    const check = (waits: number[]) =>
-      verifyServed(endpoints.list, checkable, { waits, log, container: t.name, deadline, signal });
-    let outcome = await check(QUICK_RETRIES);
-    let escalated = false;
-    if (
-      !outcome.ok &&
-      outcome.kind === 'stale' &&
-      (t.labels[ESCALATE_LABEL] ?? 'restart') === 'restart' &&
-      !signal?.aborted
-    ) {
-      log.warn(
-        { step: 'verify', container: t.name, problem: outcome.detail },
-        'still serving an old certificate after reload: restarting the container',
-      );
-      await restartContainer(docker, t.id);
-      escalated = true;
-      outcome = await check(AFTER_RESTART_RETRIES);
-    }
-    return resultOf(base, outcome, escalated ? 'after reload and restart' : 'after reload');
-  }
-
-  /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */
-  private endpointsOf(
-    docker: Docker,
-    t: ReloadTarget,
-    scope: Scope,
-    signal?: AbortSignal,
-  ): Promise<ContainerEndpoints> {
-    return endpointsFor(t, {
-      verifyHosts: this.opts.verifyHosts,
-      reach: () => addressOf(t, scope.self),
-      // Read even when cat fails on one of the two (a kernel without IPv6 has no tcp6).
-      listening: async () => {
-        const proc = await execIn(docker, t.id, LISTENING_COMMAND, { timeoutMs: 15_000, signal }).catch(
-          () => undefined,
-        );
-        return proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
-      },
-    });
-  }
-}
-
 /**
  * The endpoints to check on a container (or a Swarm task), a reason to skip it, or a problem with
  * its labels: those of mailcerts.verify, else the preset's default ports it listens on. A host
@@ -286,11 +112,11 @@ export async function endpointsFor(
   const parsed = label !== undefined ? parseVerifyLabel(label) : undefined;
   if (parsed === 'off') return { skip: `${VERIFY_LABEL}=off` };
   if (parsed && 'error' in parsed) return { problem: 'label', error: `label ${VERIFY_LABEL}: ${parsed.error}` };
-  let specs = parsed;
+  let specs: readonly EndpointSpec[] | undefined = parsed;
   if (!specs) {
-    const preset = presetEndpoints(t.action);
+    const preset = defaultEndpoints(t.action);
     if (!preset)
-      return { skip: `no ${VERIFY_LABEL} label (only the postfix and dovecot presets have default endpoints)` };
+      return { skip: `no ${VERIFY_LABEL} label (only the ${KINDS_WITH_ENDPOINTS} presets have default endpoints)` };
     const listening = await how.listening();
     specs = listening ? preset.filter((p) => listening.has(p.port)) : preset;
     if (specs.length === 0)
@@ -350,7 +176,7 @@ export type ContainerEndpoints =
   | { problem: 'label' | 'unreachable'; error: string };
 
 /** A certificate a container should serve; its leaf is missing when nothing is published for it. */
-type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };
+export type Wanted = Omit<Expectation, 'leaf'> & { leaf?: X509Certificate };
 
 /** The name a wildcard is probed with: a label made up under it, as a client would ask. */
 const PROBE_LABEL = 'mailcerts-probe';

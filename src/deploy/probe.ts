@@ -1,7 +1,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import type { Algorithm } from '../config/schema.js';
+import { type Algorithm, ALGORITHM_TABLE, ALGORITHMS } from '../pki/key-types.js';
 import { spkiOf } from '../pki/identity.js';
 
 export const PROTOCOLS = [
@@ -222,10 +222,10 @@ async function startTls(protocol: Protocol, socket: Socket, greeted: () => void)
  * The signature algorithms a client offers to get one variant of a dual certificate: the server
  * picks the certificate whose key can sign with them (TLS 1.3 needs RSA-PSS for an RSA key).
  */
-export const SIGALGS: Record<Algorithm, string> = {
-  ecdsa: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512',
-  rsa: 'rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pss_rsae_sha512:rsa_pkcs1_sha256:rsa_pkcs1_sha384:rsa_pkcs1_sha512',
-};
+export const SIGALGS = Object.fromEntries(ALGORITHMS.map((a) => [a, ALGORITHM_TABLE[a].sigalgs])) as Record<
+  Algorithm,
+  string
+>;
 
 /**
  * Connects as a mail client would and returns the leaf certificate the server presents for

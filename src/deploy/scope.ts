@@ -4,7 +4,8 @@ import type Docker from 'dockerode';
 import { hostnameAsContainerId, ownContainerId } from '../util/container.js';
 import { UserError } from '../util/errors.js';
 import { COMPOSE_PROJECT_LABEL, type ContainerView, listContainers } from './docker.js';
-import { asTarget, RELOAD_LABEL, type ReloadTarget } from './targets.js';
+import { RELOAD_LABEL } from './kinds/index.js';
+import { asTarget, type ReloadTarget } from './targets.js';
 import { VERIFY_LABEL } from './verify.js';
 
 /**

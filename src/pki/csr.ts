@@ -1,4 +1,6 @@
-import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, sign } from 'node:crypto';
+import { algorithmOf, KEY_TYPE_TABLE, keyTypeDefinition } from './key-types.js';
+import { keyTypeOf } from './keys.js';
 
 /*
  * A PKCS#10 certificate request (RFC 2986) for an ACME finalize: the names as subjectAltName
@@ -34,11 +36,14 @@ function oid(dotted: string): Buffer {
   return tlv(0x06, Buffer.from(bytes));
 }
 
-const SIGNATURES = {
-  'P-256': { hash: 'sha256', algorithm: sequence(oid('1.2.840.10045.4.3.2')) }, // ecdsa-with-SHA256
-  'P-384': { hash: 'sha384', algorithm: sequence(oid('1.2.840.10045.4.3.3')) }, // ecdsa-with-SHA384
-  rsa: { hash: 'sha256', algorithm: sequence(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])) }, // sha256WithRSAEncryption, NULL
-} as const;
+/** The signature of a request made with this key: its key type's (any RSA size signs as RSA does). */
+function signatureOf(key: KeyObject): { hash: string; algorithm: Buffer } | undefined {
+  const type = keyTypeOf(key);
+  const def = keyTypeDefinition(type) ?? (algorithmOf(type) === 'rsa' ? keyTypeDefinition('rsa-2048') : undefined);
+  if (!def) return undefined;
+  const { hash, oid: dotted, nullParameters } = def.csr;
+  return { hash, algorithm: sequence(oid(dotted), ...(nullParameters ? [Buffer.from([0x05, 0x00])] : [])) };
+}
 
 /** The request as PEM, for the names (already in A-label form), signed by the key (PEM). */
 export function createCsr(names: string[], privateKeyPem: string): string {
@@ -48,18 +53,13 @@ export function createCsr(names: string[], privateKeyPem: string): string {
       throw new Error(`"${n}" is not an ASCII DNS name; names reach the request in their A-label form`);
   const key = createPrivateKey(privateKeyPem);
   const curve = key.asymmetricKeyDetails?.namedCurve;
-  const signature =
-    key.asymmetricKeyType === 'rsa'
-      ? SIGNATURES.rsa
-      : curve === 'prime256v1'
-        ? SIGNATURES['P-256']
-        : curve === 'secp384r1'
-          ? SIGNATURES['P-384']
-          : undefined;
-  if (!signature)
+  const signature = signatureOf(key);
+  if (!signature) {
+    const ec = KEY_TYPE_TABLE.filter((k) => algorithmOf(k.name) !== 'rsa').map((k) => k.name);
     throw new Error(
-      `cannot sign a certificate request with a key of type ${key.asymmetricKeyType}${curve ? ` (${curve})` : ''}; use KEY_TYPE ec-256, ec-384 or rsa-N`,
+      `cannot sign a certificate request with a key of type ${key.asymmetricKeyType}${curve ? ` (${curve})` : ''}; use KEY_TYPE ${ec.join(', ')} or rsa-N`,
     );
+  }
   const commonName = names[0]!.length <= 64 ? [set(sequence(oid('2.5.4.3'), tlv(0x0c, Buffer.from(names[0]!))))] : [];
   const altNames = sequence(...names.map((n) => tlv(0x82, Buffer.from(n, 'ascii')))); // [2] dNSName
   const extensionRequest = sequence(

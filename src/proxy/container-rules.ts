@@ -1,4 +1,4 @@
-import { allowedActions, RELOAD_LABEL } from '../deploy/reload-actions.js';
+import { allowedActions, RELOAD_LABEL } from '../deploy/kinds/index.js';
 import {
   allow,
   deny,
@@ -39,7 +39,7 @@ async function targetLabels(ctx: ProxyContext, id: string): Promise<Record<strin
   return labels;
 }
 
-/** Whether the container's own labels ask mailcerts to do this to it (reload-actions.ts): nothing else is let through. */
+/** Whether the container's own labels ask mailcerts to do this to it (the plan of its kind, deploy/kinds/): nothing else is let through. */
 async function judgeAct(ctx: ProxyContext, id: string, act: Act): Promise<Verdict | undefined> {
   const labels = await targetLabels(ctx, id);
   if (isVerdict(labels)) return labels;

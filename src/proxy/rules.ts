@@ -1,6 +1,6 @@
 import type { EngineAnswer, EngineSocket } from './engine-socket.js';
-import { MANAGED_LABEL } from '../deploy/swarm/objects.js';
-import { STACK_LABEL } from '../deploy/swarm/stack-file.js';
+import { MANAGED_LABEL } from '../deploy/modes/swarm/objects.js';
+import { STACK_LABEL } from '../deploy/modes/swarm/stack-file.js';
 import { isRecord, parseStrictJson, StrictJsonError } from './strict-json.js';
 
 /**

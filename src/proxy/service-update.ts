@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
-import { RELOAD_LABEL } from '../deploy/reload-actions.js';
-import { parseSecretTarget, SECRET_TARGET_LABEL } from '../deploy/swarm/objects.js';
+import { RELOAD_LABEL } from '../deploy/kinds/index.js';
+import { parseSecretTarget, SECRET_TARGET_LABEL } from '../deploy/modes/swarm/objects.js';
 import {
   deny,
   inStack,
@@ -30,7 +30,7 @@ const FREE = [
   ['TaskTemplate', 'ForceUpdate'],
   ['UpdateConfig'],
 ];
-/** What mailcerts sets where a service has no update policy of its own (deploy/swarm/deployer.ts withMounts). */
+/** What mailcerts sets where a service has no update policy of its own (deploy/modes/swarm/deployer.ts withMounts). */
 const UPDATE_DEFAULTS: Record<string, unknown> = { Parallelism: 1, Order: 'stop-first', Monitor: 5_000_000_000 };
 
 type Json = Record<string, unknown>;

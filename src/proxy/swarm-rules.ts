@@ -1,4 +1,4 @@
-import { LEASE_HOLDER_LABEL, LEASE_SCOPE_LABEL, leaseConfigName } from '../deploy/swarm/lease.js';
+import { LEASE_HOLDER_LABEL, LEASE_SCOPE_LABEL, leaseConfigName } from '../deploy/modes/swarm/lease.js';
 import {
   allow,
   deny,
@@ -29,7 +29,7 @@ const SWARM_ID = '([a-z0-9]{25})';
 const LEASE_PREFIX = 'mailcerts.lease.';
 const OBJECT_NAME = /^mailcerts\.[A-Za-z0-9][A-Za-z0-9._-]{0,53}$/;
 
-/** A lease config (deploy/swarm/lease.ts): one of mailcerts' objects that carries the holder label. */
+/** A lease config (deploy/modes/swarm/lease.ts): one of mailcerts' objects that carries the holder label. */
 const isLease = (o: unknown) =>
   typeof labelsOf(o)[LEASE_HOLDER_LABEL] === 'string' &&
   typeof labelsOf(o)[MANAGED_LABEL] === 'string' &&

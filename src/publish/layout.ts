@@ -3,12 +3,14 @@ import {
   type Algorithm,
   type FileName,
   FILE_NAMES as NAMES,
+  PAIR,
   SNI_DIR,
   variantName,
+  variantPair,
 } from '../util/cert-files.js';
 import type { BundleText } from '../pki/bundle.js';
 
-export { ALGORITHMS, SNI_DIR, variantName };
+export { ALGORITHMS, PAIR, SNI_DIR, variantName, variantPair };
 export const FILE_NAMES: readonly string[] = NAMES;
 
 /**
@@ -27,12 +29,6 @@ export const LAYOUT = NAMES.map((name) => ({ name, ...CONTENTS[name] }));
 
 /** The file each certificate's SNI entries point at: key, leaf and chain in one (Postfix, Dovecot). */
 export const SNI_KEY_AND_CHAIN: FileName = 'privkey-fullchain.pem';
-/** The pair a reader needs; files adopted from another tool may lack the rest. */
-export const PAIR = { chain: 'fullchain.pem', key: 'privkey.pem' } as const;
-export const variantPair = (algorithm: Algorithm) => ({
-  chain: variantName(algorithm, PAIR.chain),
-  key: variantName(algorithm, PAIR.key),
-});
 
 /**
  * What one publish of a certificate holds: the first variant under the plain names and, for a

@@ -27,7 +27,7 @@ import {
 } from './layout.js';
 import { isRefusedFile } from '../util/small-file.js';
 import { keyTypeOf } from '../pki/keys.js';
-import { renderSni, type SniCert } from './sni.js';
+import type { SniCert, SniRenderer } from './sni.js';
 
 /**
  * Where a certificate is published. One certificate: the top of CERTS_DIR. Several: CERTS_DIR/<name>/
@@ -240,9 +240,11 @@ export async function checkPublishable(config: Config): Promise<void> {
  * Published after the certificates it names (a map never names a file that is not there) and
  * before any reload, so the servers read a consistent set. `known`: certificates the caller holds
  * as published (the pass read and checked them), so that only their files' presence is looked at.
+ * `render`: the files of every mail-server kind (deploy/kinds/), handed in by the rollout.
  */
 export async function publishSni(
   config: Config,
+  render: SniRenderer,
   known: ReadonlyMap<string, Published> = new Map(),
 ): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
   const listed: SniCert[] = [];
@@ -257,7 +259,7 @@ export async function publishSni(
   const dir = new AtomicDir(join(config.certsDir, SNI_DIR));
   // Nothing published yet: nothing to name (and nothing written into CERTS_DIR).
   if (listed.length === 0 && !(await dir.currentVersion())) return undefined;
-  const files = renderSni(listed, config.sniCertsPath).map((f) => ({ ...f, mode: 0o644 }));
+  const files = render(listed, config.sniCertsPath).map((f) => ({ ...f, mode: 0o644 }));
   const { changed } = await dir.publish(files);
   return { changed, digest: digestOf(files), listed: listed.map((c) => c.name) };
 }

@@ -3,7 +3,6 @@ import { algorithmOf, type CertificateSpec, type Config } from '../config/schema
 import { AtomicDir } from './atomic-dir.js';
 import { FILE_NAMES, isSecretFile, layoutFiles, SNI_DIR } from './layout.js';
 import { publishDirs, type Published, setOf } from './publisher.js';
-import { SNI_FILES } from './sni.js';
 
 /**
  * A published file as a deployer that ships files itself (Swarm) needs it: its path under
@@ -51,10 +50,9 @@ export function shippedFiles(config: Config, spec: CertificateSpec, published: P
   return out;
 }
 
-/** The SNI files as last published (CERTS_DIR/sni/), or none. */
-export async function shippedSniFiles(config: Config): Promise<ShippedFile[]> {
-  const names = Object.values(SNI_FILES);
-  const read = await new AtomicDir(join(config.certsDir, SNI_DIR)).read(names);
+/** The SNI files as last published (CERTS_DIR/sni/), or none; `names`: those of every mail-server kind. */
+export async function shippedSniFiles(config: Config, names: readonly string[]): Promise<ShippedFile[]> {
+  const read = await new AtomicDir(join(config.certsDir, SNI_DIR)).read([...names]);
   if (!read) return [];
   return names.map((n) => ({ path: `${SNI_DIR}/${n}`, data: read.get(n)!.toString('utf8'), secret: false, file: n }));
 }

@@ -42,7 +42,7 @@ const count = (byServer: Map<string, string[] | string> | undefined, value: stri
 export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]> {
   const rows: DaneRow[] = [];
   const dns = new DnsProviders(config.dns.providers, log);
-  for (const spec of config.certificates.filter((c) => c.dane && c.source === 'acme')) {
+  for (const spec of config.certificates.filter((c) => c.dane)) {
     const dane = spec.dane!;
     const keys = await variantStateKeys(config.stateDir, spec);
     const { published } = await readPublishedOrBroken(config, spec);
@@ -150,7 +150,7 @@ export function formatDane(rows: DaneRow[], config: Config): string {
 export async function daneDnssecCheck(config: Config, log: Logger): Promise<string[]> {
   const lines: string[] = [];
   const dns = new DnsProviders(config.dns.providers, log);
-  for (const spec of config.certificates.filter((c) => c.dane && c.source === 'acme')) {
+  for (const spec of config.certificates.filter((c) => c.dane)) {
     const dane = spec.dane!;
     try {
       const provider = dane.provider === 'none' ? undefined : await dns.get(dane.provider);
@@ -166,7 +166,7 @@ export async function daneDnssecCheck(config: Config, log: Logger): Promise<stri
 
 /** Marks a rollover as asked for, under the pass lock (a running pass keeps its own view until it ends). */
 export async function requestRollover(config: Config, log: Logger, name?: string): Promise<string[]> {
-  const specs = config.certificates.filter((c) => c.dane && c.source === 'acme' && (!name || c.name === name));
+  const specs = config.certificates.filter((c) => c.dane && (!name || c.name === name));
   if (specs.length === 0)
     throw new Error(name ? `"${name}" is not a certificate with DANE names` : 'no certificate has DANE names');
   const lock = await acquireLock(config.stateDir, { waitMs: 120_000, log });

@@ -1,4 +1,5 @@
-import { type CertificateSpec, type Config, suppliedFrom, variantsOf } from '../config/schema.js';
+import { type CertificateSpec, type Config, variantsOf } from '../config/schema.js';
+import { describeSource, type SuppliedSource, suppliedSourceOf } from '../obtain/sources/index.js';
 import { errorMessage } from '../util/errors.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
@@ -11,7 +12,8 @@ export interface StatusRow {
   name: string;
   domains: string[];
   keyType: string;
-  source: 'acme' | 'custom' | 'traefik';
+  /** Where it comes from (obtain/sources/): acme, custom, traefik. */
+  source: string;
   serial?: string;
   notAfter?: string;
   daysLeft?: number;
@@ -46,7 +48,7 @@ export interface DaneStatus {
 }
 
 function daneStatus(spec: CertificateSpec, state: CertState): DaneStatus | undefined {
-  if (!spec.dane || spec.source !== 'acme') return undefined;
+  if (!spec.dane) return undefined; // only for an ordered source (config/certificates.ts)
   const d = state.dane;
   if (!d) return { summary: 'TLSA records not written yet' };
   const dueAt = d.rolloverRequestedAt ?? new Date(Date.parse(d.keySince) + spec.dane.keyLifetimeMs).toISOString();
@@ -99,28 +101,17 @@ async function statusRows(
   now: Date,
 ): Promise<StatusRow[]> {
   const variants = variantsOf(spec);
-  const keys =
-    spec.source !== 'acme'
-      ? new Map(spec.keyTypes.map((kt) => [kt, spec.name]))
-      : await variantStateKeys(config.stateDir, spec);
+  const supplied = suppliedSourceOf(spec);
+  // A supplied set is one run, with one state file.
+  const keys = supplied
+    ? new Map(spec.keyTypes.map((kt) => [kt, spec.name]))
+    : await variantStateKeys(config.stateDir, spec);
   const states = await Promise.all(
     variants.map((v) => readCertState(config.stateDir, keys.get(v.keyType)!, undefined, { readOnly: true })),
   );
   // As in a pass: files that still hold the deployed set were checked then; only their leaves are read.
   const { published, broken } = await readPublishedOrBroken(config, spec, states[0]!.deployedDigest);
-  if (spec.source !== 'acme') {
-    const state = states[0]!;
-    return (published?.bundles ?? [undefined]).map((b) => ({
-      ...rowOf(spec, b, spec.keyTypes[0]!, now),
-      nextReason: `${suppliedFrom(spec)}: ${spec.source === 'traefik' ? 'Traefik renews it, mailcerts publishes each new one' : `nothing renews it${b ? `, replace it before ${b.notAfter.toISOString().slice(0, 10)}` : ''}`}`,
-      deployed: !!published && state.deployedDigest === published.digest,
-      failures: state.failures,
-      failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
-      lastSuccessAt: state.lastSuccessAt,
-      lastError: state.lastError ?? broken,
-      containers,
-    }));
-  }
+  if (supplied) return suppliedRows(spec, supplied, states[0]!, { published, broken }, containers, now);
   const rows: StatusRow[] = [];
   for (const [i, v] of variants.entries()) {
     const state = states[i]!;
@@ -151,6 +142,27 @@ async function statusRows(
     });
   }
   return rows;
+}
+
+/** A supplied certificate's rows: one per published variant (or one without), from its one state. */
+function suppliedRows(
+  spec: CertificateSpec,
+  supplied: SuppliedSource,
+  state: CertState,
+  { published, broken }: Awaited<ReturnType<typeof readPublishedOrBroken>>,
+  containers: Record<string, ContainerRecord>,
+  now: Date,
+): StatusRow[] {
+  return (published?.bundles ?? [undefined]).map((b) => ({
+    ...rowOf(spec, b, spec.keyTypes[0]!, now),
+    nextReason: `${describeSource(spec)}: ${supplied.renewal(spec, b)}`,
+    deployed: !!published && state.deployedDigest === published.digest,
+    failures: state.failures,
+    failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
+    lastSuccessAt: state.lastSuccessAt,
+    lastError: state.lastError ?? broken,
+    containers,
+  }));
 }
 
 function rowOf(spec: CertificateSpec, b: Bundle | undefined, keyType: string, now: Date) {

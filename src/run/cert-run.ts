@@ -1,5 +1,6 @@
 import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { isSupplied } from '../obtain/sources/index.js';
 import { type Decision, nextAttemptAt, renewalTime } from '../plan/renewal.js';
 import type { Bundle } from '../pki/bundle.js';
 import { bundleFor, type Published } from '../publish/publisher.js';
@@ -38,6 +39,8 @@ export class CertRun {
   /** Where its state is kept under STATE_DIR/certificates/. */
   readonly stateKey: string;
   private readonly stateDir: string;
+  /** A supplied certificate: one run for the whole set its source brings (obtain/sources/). */
+  private readonly wholeSet: boolean;
   decision: Decision['action'] | 'publish' = 'keep';
   reason = '';
   /** What is published now (after this pass's publish or rollback). */
@@ -74,6 +77,7 @@ export class CertRun {
     this.stateKey = opts.stateKey;
     this.log = opts.log;
     this.published = opts.published;
+    this.wholeSet = isSupplied(opts.spec);
   }
 
   get name(): string {
@@ -82,7 +86,12 @@ export class CertRun {
 
   /** This variant's bundle in the published set. */
   get bundle(): Bundle | undefined {
-    return this.spec.source !== 'acme' ? this.published?.bundle : bundleFor(this.published, this.spec);
+    return this.bundleIn(this.published);
+  }
+
+  /** This variant's bundle in a set (the first, for a supplied set). */
+  bundleIn(published: Published | undefined): Bundle | undefined {
+    return this.wholeSet ? published?.bundle : bundleFor(published, this.spec);
   }
 
   /** The plan for this pass; `error` carries over a failure still being backed off. */
@@ -182,10 +191,9 @@ export class CertRun {
    * failed deploy, so that after the backoff the set is tried again without a new order.
    */
   rolledBack(from: Published, to: Published, why: string, restored: boolean, layoutOnly = false): void {
-    const serial = (p: Published) =>
-      (this.spec.source !== 'acme' ? p.bundle : bundleFor(p, this.spec))?.serial ?? '(none)';
+    const serial = (p: Published) => this.bundleIn(p)?.serial ?? '(none)';
     this.published = to;
-    if (layoutOnly && this.spec.source === 'acme') {
+    if (layoutOnly && !this.wholeSet) {
       const types = (p: Published) => p.bundles.map((b) => b.keyType).join(', ');
       this.failed(
         'deploy',
@@ -200,7 +208,8 @@ export class CertRun {
       );
     }
     if (restored) this.state.deployedDigest = to.digest;
-    if (this.spec.source !== 'acme') this.state.rejectedDigest = from.digest;
+    // A source that brings the same files again must not have them published again.
+    if (this.wholeSet) this.state.rejectedDigest = from.digest;
   }
 
   async dropPending(): Promise<void> {

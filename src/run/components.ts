@@ -1,9 +1,9 @@
 import type { Config } from '../config/schema.js';
 import type { Deployer } from '../deploy/deployer.js';
+import { deployModeOf } from '../deploy/modes/index.js';
 import type { Logger } from '../log.js';
 import { DnsProviders } from '../dns/providers/index.js';
 import { AcmeIssuer } from '../obtain/issuer.js';
-import { runsInContainer } from '../util/container.js';
 import type { Components } from './engine.js';
 
 /**
@@ -15,39 +15,20 @@ export function defaultComponents(config: Config, log: Logger): Components {
   return { issuer: new AcmeIssuer(config, log, dns), deployer: lazyDeployer(config, log), dns };
 }
 
-/** DEPLOY_MODE=swarm's deployer, for a pass and for mailcerts stack-file. */
-export async function swarmDeployer(config: Config, log: Logger) {
-  const { SwarmDeployer } = await import('../deploy/swarm/deployer.js');
-  const { scope, verifyHosts, leaseMs } = config.docker;
-  return new SwarmDeployer({
-    scope,
-    verifyHosts,
-    keyMode: config.files.keyMode,
-    owner: config.files.owner,
-    group: config.files.group,
-    leaseMs,
-    names: config.certificates.flatMap((c) => c.domains),
-    log,
-  });
-}
-
+/** The deployer of the configured mode (deploy/modes/), made the first time a pass needs it. */
 function lazyDeployer(config: Config, log: Logger): Deployer {
+  const mode = deployModeOf(config);
   let real: Promise<Deployer> | undefined;
-  const { scope, verifyHosts, mode } = config.docker;
-  const load = () =>
-    (real ??=
-      mode === 'swarm'
-        ? swarmDeployer(config, log)
-        : import('../deploy/deployer.js').then(
-            ({ DockerDeployer }) => new DockerDeployer({ scope, verifyHosts, inContainer: runsInContainer(), log }),
-          ));
+  const load = () => (real ??= mode.create(config, log));
   return {
+    shipsFiles: mode.shipsFiles,
+    repairs: mode.repairs,
     deploy: async (certs, signal, sni, repairOnly) => (await load()).deploy(certs, signal, sni, repairOnly),
     prepare: () => {
       if (config.docker.reload) load().catch(() => undefined); // a failure shows again at deploy
     },
-    // Swarm: only the holder of the lease issues and deploys.
-    ...(mode === 'swarm'
+    // Only the holder of the lease issues and deploys.
+    ...(mode.leads
       ? {
           lead: async (signal?: AbortSignal) => {
             const d: Deployer = await load();

@@ -31,7 +31,7 @@ import {
 export async function finishDane(runs: CertRun[], ctx: DaneContext): Promise<void> {
   const spec = runs[0]?.spec;
   const dane = spec?.dane;
-  if (!spec || !dane || spec.source !== 'acme') return;
+  if (!spec || !dane) return; // DANE is only set for an ordered source (config/certificates.ts)
   const log = runs[0]!.log;
   const now = new Date().toISOString();
   let changed = runs.some((r) => r.publishedNow);

@@ -29,7 +29,7 @@ function logDnssec(view: TlsaView, log: Logger): void {
 export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<void> {
   const spec = runs[0]?.spec;
   const dane = spec?.dane;
-  if (!spec || !dane || spec.source !== 'acme') return;
+  if (!spec || !dane) return; // DANE is only set for an ordered source (config/certificates.ts)
   const log = runs[0]!.log;
   let keys: VariantKeys[];
   try {

@@ -5,6 +5,7 @@ import type { Issuer } from '../obtain/issuer.js';
 import pLimit from 'p-limit';
 import { type CertificateSpec, variantsOf } from '../config/schema.js';
 import { DnsProviders } from '../dns/providers/index.js';
+import { ordersByDns01 } from '../obtain/sources/index.js';
 import { acquireLock, type PassLock } from '../state/lock.js';
 import { errorMessage } from '../util/errors.js';
 import { type CertOutcome, CertRun } from './cert-run.js';
@@ -129,7 +130,7 @@ export class Engine {
     );
     if (o.signal?.aborted) return runs;
     const obtaining = runs.filter((r) => r.decision === 'issue' && r.ok);
-    if (spec.source === 'acme' && spec.challenge === 'dns-01' && (obtaining.length > 0 || o.preflightAll)) {
+    if (ordersByDns01(spec) && (obtaining.length > 0 || o.preflightAll)) {
       const problem = await components.issuer.preflight(spec).then(
         () => undefined,
         (err: unknown) => errorMessage(err),

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { failureFacts, type Issuer } from '../obtain/issuer.js';
+import { suppliedSourceOf } from '../obtain/sources/index.js';
 import { type Bundle, checkBundle, parseBundle } from '../pki/bundle.js';
 import { publishedSet, publishSet } from '../publish/publisher.js';
 import { recordFailedValidation, validationPause } from '../state/identifiers.js';
@@ -8,7 +9,7 @@ import { raceAbort } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
 import { explainPublishError } from './preflight.js';
-import { intakeSupplied, intakeTraefik } from './supplied.js';
+import { intakeSupplied } from './supplied.js';
 
 export interface ObtainContext {
   config: Config;
@@ -25,15 +26,9 @@ export interface ObtainContext {
  */
 export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Promise<void> {
   const first = runs[0]!;
-  if (first.spec.source !== 'acme') {
-    const supplied = await intakeOne(
-      first,
-      () =>
-        first.spec.source === 'traefik'
-          ? intakeTraefik(first, ctx.config, ctx.signal)
-          : intakeSupplied(first, ctx.config),
-      ctx,
-    );
+  const source = suppliedSourceOf(first.spec);
+  if (source) {
+    const supplied = await intakeOne(first, () => intakeSupplied(first, source, ctx.config, ctx.signal), ctx);
     if (supplied) await publish(runs, supplied.bundles, supplied.dual, ctx);
     return;
   }
@@ -155,7 +150,8 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
  */
 async function publish(runs: CertRun[], bundles: Bundle[], dual: boolean, ctx: ObtainContext): Promise<void> {
   const { log, spec } = runs[0]!;
-  const custom = spec.source !== 'acme';
+  const supplied = suppliedSourceOf(spec);
+  const custom = supplied !== undefined;
   try {
     await ctx.lock.check(`publishing "${spec.name}"`);
     const { changed, ...published } = await publishSet(ctx.config, spec, bundles, dual);
@@ -166,15 +162,9 @@ async function publish(runs: CertRun[], bundles: Bundle[], dual: boolean, ctx: O
         changed,
         serial: serials[0],
         ...(bundles.length > 1 ? { serials, keyTypes: bundles.map((b) => b.keyType) } : {}),
-        ...(custom ? { source: spec.source === 'traefik' ? spec.traefik?.file : spec.customDir } : {}),
+        ...(supplied ? { source: supplied.origin(spec) } : {}),
       },
-      spec.source === 'traefik'
-        ? 'published the certificate from Traefik'
-        : custom
-          ? 'published the supplied certificate'
-          : changed
-            ? 'published'
-            : 'identical files already published',
+      supplied ? supplied.published : changed ? 'published' : 'identical files already published',
     );
     for (const run of runs) {
       if (custom || run.toPublish)

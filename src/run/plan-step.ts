@@ -1,6 +1,7 @@
-import { type CertificateSpec, type Config, suppliedFrom, variantsOf } from '../config/schema.js';
+import { type CertificateSpec, type Config, variantsOf } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Issuer } from '../obtain/issuer.js';
+import { describeSource, isSupplied } from '../obtain/sources/index.js';
 import { safeAriCertId } from '../pki/identity.js';
 import { decide } from '../plan/renewal.js';
 import { type Bundle, parseBundle } from '../pki/bundle.js';
@@ -39,18 +40,37 @@ async function readKept(config: Config, run: CertRun): Promise<{ bundle?: Bundle
  * variants (one per key type; a supplied certificate is one run, whatever its files hold).
  */
 export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): Promise<CertRun[]> {
+  return isSupplied(spec) ? [await planSupplied(ctx, spec)] : planOrdered(ctx, spec);
+}
+
+/** A supplied certificate: kept as published; the source's intake says whether a new set is there. */
+async function planSupplied(ctx: PlanContext, spec: CertificateSpec): Promise<CertRun> {
   const log = ctx.log.child({ cert: spec.name });
-  const variants = spec.source !== 'acme' ? variantsOf(spec).slice(0, 1) : variantsOf(spec);
+  const state = await readCertState(ctx.config.stateDir, spec.name, log);
+  const { published, broken } = await readPublishedOrBroken(ctx.config, spec, state.deployedDigest);
+  if (broken) log.warn({ step: 'plan', error: broken }, 'published certificate is unusable');
+  const run = new CertRun({
+    spec: variantsOf(spec)[0]!,
+    state,
+    stateKey: spec.name,
+    stateDir: ctx.config.stateDir,
+    log,
+    published,
+  });
+  run.planned('keep', describeSource(spec), undefined, broken);
+  return run;
+}
+
+/** An ordered certificate: each variant's state, and whether it is due. */
+async function planOrdered(ctx: PlanContext, spec: CertificateSpec): Promise<CertRun[]> {
+  const log = ctx.log.child({ cert: spec.name });
+  const variants = variantsOf(spec);
   const logs = variants.map((v) => (variants.length > 1 ? log.child({ keyType: v.keyType }) : log));
-  const settled =
-    spec.source !== 'acme'
-      ? { keys: new Map([[variants[0]!.keyType, spec.name]]), states: new Map<string, CertState>() }
-      : await settleVariantStates(ctx.config.stateDir, spec, log);
-  const keys = settled.keys;
+  const { keys, states: settled } = await settleVariantStates(ctx.config.stateDir, spec, log);
   const states: CertState[] = [];
   for (const [i, v] of variants.entries()) {
     const key = keys.get(v.keyType)!;
-    states.push(settled.states.get(key) ?? (await readCertState(ctx.config.stateDir, key, logs[i])));
+    states.push(settled.get(key) ?? (await readCertState(ctx.config.stateDir, key, logs[i])));
   }
   // Files that still hold the set last deployed were checked then: only their leaves are read again.
   const { published, broken } = await readPublishedOrBroken(ctx.config, spec, states[0]!.deployedDigest);
@@ -65,8 +85,7 @@ export async function planCertificate(ctx: PlanContext, spec: CertificateSpec): 
       log: logs[i]!,
       published,
     });
-    if (spec.source !== 'acme') run.planned('keep', suppliedFrom(spec), undefined, broken);
-    else await planVariant(ctx, run, broken);
+    await planVariant(ctx, run, broken);
     runs.push(run);
   }
   return runs;

@@ -1,14 +1,8 @@
 import { algorithmOf, type Config } from '../config/schema.js';
 import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
+import { renderSni, SNI_FILE_NAMES } from '../deploy/kinds/index.js';
 import type { Logger } from '../log.js';
-import {
-  bundleFor,
-  type Published,
-  publishSni,
-  readPublished,
-  repairPublished,
-  rollbackPublished,
-} from '../publish/publisher.js';
+import { type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
 import { shippedFiles, shippedSniFiles } from '../publish/shipped.js';
 import { recordContainers } from '../state/containers.js';
 import type { PassLock } from '../state/lock.js';
@@ -52,13 +46,11 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   }
   let sni = await publishSniFiles(ctx, runs);
   // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
-  const pending = runs.filter(
-    (r) => r.published && r.state.deployedDigest !== r.published.digest && (r.spec.source !== 'acme' || r.bundle),
-  );
+  const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && r.bundle);
   if (pending.length === 0 && !sni.pending) {
     // Swarm: a docker stack deploy resets a service's secrets and configs to the stack file's; every
     // pass gives them back to a service that lost them (and reports only such services).
-    if (ctx.config.docker.mode !== 'swarm') return [];
+    if (!ctx.deployer.repairs) return [];
     const repaired = await deploy(runs, ctx, true);
     // Only the repaired services are in it: the others' records stay.
     await recordResults(ctx, { ...repaired, complete: false });
@@ -92,9 +84,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       // A variant whose certificate is the same before and after is not what broke, unless
       // nothing else changed (a key type removed from the list): the first one then carries it.
       const variants = runs.filter((r) => r.name === run.name);
-      const changed = variants.filter(
-        (v) => v.spec.source !== 'acme' || bundleFor(to, v.spec)?.serial !== v.bundle?.serial,
-      );
+      const changed = variants.filter((v) => v.bundleIn(to)?.serial !== v.bundle?.serial);
       for (const v of variants) v.published = to; // what the containers must serve now
       for (const v of changed.length > 0 ? changed : [run])
         rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
@@ -138,13 +128,14 @@ async function publishSniFiles(
     await ctx.lock.check('publishing the SNI files');
     const sni = await publishSni(
       ctx.config,
+      renderSni,
       new Map(known.flatMap((r) => (r.published ? [[r.name, r.published] as const] : []))),
     );
     if (!sni) return { pending: false, deployed: async () => undefined };
     if (sni.changed)
       ctx.log.info(
         { step: 'publish', certificates: sni.listed },
-        'published the SNI files (sni/postfix.map, sni/dovecot.conf, sni/dovecot24.conf)',
+        `published the SNI files (${SNI_FILE_NAMES.map((n) => `sni/${n}`).join(', ')})`,
       );
     const deployed = await readSniDeployed(ctx.config.stateDir, ctx.log);
     return {
@@ -184,12 +175,12 @@ async function rollBackOne(run: CertRun, ctx: RolloutContext): Promise<Published
 }
 
 async function deploy(runs: CertRun[], ctx: RolloutContext, repairOnly = false): Promise<DeployReport> {
-  const ships = ctx.config.docker.mode === 'swarm';
+  const ships = ctx.deployer.shipsFiles === true;
   // SNI files that cannot be read are not shipped; the services keep the ones they have.
   return ctx.deployer.deploy(
     await servedCerts(runs, ctx.config, ships),
     ctx.signal,
-    ships ? await shippedSniFiles(ctx.config).catch(() => []) : undefined,
+    ships ? await shippedSniFiles(ctx.config, SNI_FILE_NAMES).catch(() => []) : undefined,
     repairOnly,
   );
 }

@@ -9,6 +9,12 @@ export const ALGORITHMS = ['ecdsa', 'rsa'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 /** A dual certificate's own files for one algorithm: the plain names with a prefix, e.g. rsa-privkey-fullchain.pem. */
 export const variantName = (algorithm: Algorithm, name: string) => `${algorithm}-${name}`;
+/** The pair a reader needs; files adopted from another tool may lack the rest. */
+export const PAIR = { chain: 'fullchain.pem', key: 'privkey.pem' } as const;
+export const variantPair = (algorithm: Algorithm) => ({
+  chain: variantName(algorithm, PAIR.chain),
+  key: variantName(algorithm, PAIR.key),
+});
 
 export const FILE_NAMES = ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'privkey-fullchain.pem'] as const;
 export type FileName = (typeof FILE_NAMES)[number];

@@ -8,6 +8,7 @@ import { createLogger, type Logger } from '../../src/log.js';
 import type { IssueRequest, Issued, Issuer } from '../../src/obtain/issuer.js';
 import { Engine } from '../../src/run/engine.js';
 import { makeChain } from './pki.js';
+import { CONFIG_PARTS } from '../../src/parts.js';
 
 /**
  * In-process doubles for the engine's two collaborators, so that its rules (keep, republish, roll
@@ -122,7 +123,7 @@ export function testConfig(
       CLOUDFLARE_API_TOKEN: 'unused-token-0123456789abcdef',
       ...env,
     },
-    { inContainer: false },
+    { inContainer: false, parts: CONFIG_PARTS },
   );
   return { config, dir };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { BundleError, checkBundle, covers, digestOf, parseBundle } from '../../src/pki/bundle.js';
 import { layoutFiles as bundleFiles, FILE_NAMES } from '../../src/publish/layout.js';
-import { SNI_FILES } from '../../src/publish/sni.js';
+import { SNI_FILE_NAMES } from '../../src/deploy/kinds/index.js';
 import { makeChain } from '../helpers/pki.js';
 
 const chain = makeChain(['mail.example.com', '*.example.org']);
@@ -90,7 +90,7 @@ describe('validating a certificate before it is published', () => {
 
 describe('the digest of a published set', () => {
   it('orders the files as before (localeCompare), so that the digests state files hold stay valid', () => {
-    const names = [...FILE_NAMES, ...Object.values(SNI_FILES)];
+    const names = [...FILE_NAMES, ...SNI_FILE_NAMES];
     expect([...names].sort()).toEqual([...names].sort((a, b) => a.localeCompare(b)));
     const files = names.map((name, i) => ({ name, data: `content ${i}` }));
     const before = createHash('sha256');

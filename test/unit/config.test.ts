@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'yaml';
 import { ConfigError, configParsers, type LoadOptions, loadConfig } from '../../src/config/load.js';
+import { CONFIG_PARTS } from '../../src/parts.js';
 
 /** As inside the mailcerts container, unless a test says otherwise. */
-const load = (env: Record<string, string>, opts: LoadOptions = { inContainer: true }) =>
-  loadConfig(env, { yaml, ...opts });
+const load = (env: Record<string, string>, opts: Partial<LoadOptions> = { inContainer: true }) =>
+  loadConfig(env, { yaml, parts: CONFIG_PARTS, ...opts });
 
-function problems(env: Record<string, string>, opts: LoadOptions = { inContainer: true }): string[] {
+function problems(env: Record<string, string>, opts: Partial<LoadOptions> = { inContainer: true }): string[] {
   try {
     load(env, opts);
   } catch (err) {
@@ -567,7 +568,7 @@ describe('the config file (MAILCERTS_CONFIG)', () => {
     writeFileSync(join(dir, 'c.json'), JSON.stringify({ certificates: [{ domains: ['mail.example.org'] }] }));
     writeFileSync(join(dir, 'path'), `${join(dir, 'c.yml')}\n`); // a secret file holding the path
     const viaCli = async (env: Record<string, string>) =>
-      loadConfig(env, { inContainer: true, ...(await configParsers(env)) });
+      loadConfig(env, { inContainer: true, parts: CONFIG_PARTS, ...(await configParsers(env)) });
     expect((await viaCli({ MAILCERTS_CONFIG: join(dir, 'c.yml') })).certificates[0]!.domains).toEqual([
       'mail.example.com',
     ]);

@@ -13,8 +13,9 @@ import { collectSettings, docProblems, renderConfigPage, SOURCES } from '../../s
 import { anchors, brokenLinks, docPages, includes } from '../../scripts/lib/docs.js';
 import { loadConfig } from '../../src/config/load.js';
 import * as yamlParser from '../../src/config/yaml.js';
-import { renderSni } from '../../src/publish/sni.js';
+import { renderSni } from '../../src/deploy/kinds/index.js';
 import { OTHER_SETTINGS } from '../../src/config/setting-doc.js';
+import { CONFIG_PARTS } from '../../src/parts.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
@@ -41,7 +42,7 @@ describe('docs/configuration.md', () => {
     afterAll(() => rmSync(tmp, { recursive: true, force: true }));
     const copy = () => {
       const root = mkdtempSync(join(tmp, 'root-'));
-      for (const file of [SOURCES.schema, SOURCES.proxy, ...['cloudflare', 'rfc2136'].map(SOURCES.provider)])
+      for (const file of [SOURCES.schema, SOURCES.proxy, ...SOURCES.parts.map((p) => p.file)])
         mkdirSync(dirname(join(root, file)), { recursive: true }), cpSync(join(ROOT, file), join(root, file));
       return root;
     };
@@ -154,7 +155,7 @@ function load(vars: Record<string, string>, configFile?: string) {
     writeFileSync(file, configFile);
     env.MAILCERTS_CONFIG = file;
   }
-  return loadConfig(env, { inContainer: true, yaml: yamlParser });
+  return loadConfig(env, { inContainer: true, yaml: yamlParser, parts: CONFIG_PARTS });
 }
 
 const stripComment = (line: string) => line.replace(/\s+#.*$/, '').trim();

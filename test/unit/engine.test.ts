@@ -11,6 +11,7 @@ import { registerSecrets } from '../../src/util/redact.js';
 import { MAX_SMALL_FILE_BYTES } from '../../src/util/small-file.js';
 import { captureLog, engineWith, FakeDeployer, FakeIssuer, testConfig } from '../helpers/fakes.js';
 import { makeChain } from '../helpers/pki.js';
+import { CONFIG_PARTS } from '../../src/parts.js';
 
 /**
  * The engine's rules, in process, against a fake CA and a fake Docker side: what is kept, published
@@ -245,7 +246,7 @@ describe('configuration changes', () => {
     const { loadConfig } = await import('../../src/config/load.js');
     const two = loadConfig(
       { MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' },
-      { inContainer: false },
+      { inContainer: false, parts: CONFIG_PARTS },
     );
     const r = await engineWith(two, issuer, new FakeDeployer([]), quiet).pass();
     expect(r.certs[0]).toMatchObject({ ok: true, decision: 'keep', issued: false });
@@ -312,7 +313,7 @@ describe('the SNI files follow what is published', () => {
     const { loadConfig } = await import('../../src/config/load.js');
     const grown = loadConfig(
       { MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' },
-      { inContainer: false },
+      { inContainer: false, parts: CONFIG_PARTS },
     );
     issuer.failWith = new Error('the CA said no');
     const deployer = new FakeDeployer([{ name: 'x', certs: ['a', 'b'] }]);
@@ -373,7 +374,7 @@ describe('the SNI files follow what is published', () => {
     const { loadConfig } = await import('../../src/config/load.js');
     const grown = loadConfig(
       { MAILCERTS_CONFIG: file, CERTS_DIR: one.config.certsDir, STATE_DIR: one.config.stateDir, DOCKER_SCOPE: 'test' },
-      { inContainer: false },
+      { inContainer: false, parts: CONFIG_PARTS },
     );
     const deployer = new FakeDeployer([x]);
     const r = await engineWith(grown, issuer, deployer, captureLog().log).pass();

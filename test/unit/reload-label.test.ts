@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parsePostmapLabel, parseReloadLabel } from '../../src/deploy/targets.js';
+import { parseReloadLabel } from '../../src/deploy/kinds/index.js';
+import { parsePostmapLabel } from '../../src/deploy/kinds/postfix/index.js';
 
 describe('the mailcerts.reload label', () => {
   it('knows the presets, signals, restart and exec', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderSni } from '../../src/publish/sni.js';
+import { renderSni } from '../../src/deploy/kinds/index.js';
 
 const certs = [
   { name: 'a', domains: ['mail.a.test', 'smtp.a.test'], dir: 'a', files: ['privkey-fullchain.pem'] },

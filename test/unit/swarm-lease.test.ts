@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { describe, expect, it } from 'vitest';
-import type { ObjectView, TaskView } from '../../src/deploy/swarm/api.js';
-import { holdLease, leaseConfigName } from '../../src/deploy/swarm/lease.js';
+import type { ObjectView, TaskView } from '../../src/deploy/modes/swarm/api.js';
+import { holdLease, leaseConfigName } from '../../src/deploy/modes/swarm/lease.js';
 import type { Logger } from '../../src/log.js';
 
 const quiet = {

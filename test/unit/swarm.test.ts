@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import * as yaml from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
-import { collisionIn, withMounts } from '../../src/deploy/swarm/deployer.js';
-import { reachTask } from '../../src/deploy/swarm/self.js';
-import type { ServiceView } from '../../src/deploy/swarm/api.js';
-import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/swarm/objects.js';
-import { unsatisfiable } from '../../src/deploy/swarm/placement.js';
-import { stackFile } from '../../src/deploy/swarm/stack-file.js';
+import { collisionIn, withMounts } from '../../src/deploy/modes/swarm/service-spec.js';
+import { reachTask } from '../../src/deploy/modes/swarm/self.js';
+import type { ServiceView } from '../../src/deploy/modes/swarm/api.js';
+import { mountsFor, objectFor, parseSecretTarget, sameObject } from '../../src/deploy/modes/swarm/objects.js';
+import { unsatisfiable } from '../../src/deploy/modes/swarm/placement.js';
+import { stackFile } from '../../src/deploy/modes/swarm/stack-file.js';
 import { parseBundle } from '../../src/pki/bundle.js';
 import { type ShippedFile, shippedFiles } from '../../src/publish/shipped.js';
 import { makeChain } from '../helpers/pki.js';
+import { CONFIG_PARTS } from '../../src/parts.js';
 
 const variant = (cert: string, algorithm = 'ecdsa') => ({
   cert,
@@ -293,7 +294,8 @@ describe('where a task is probed', () => {
 
 describe('DEPLOY_MODE', () => {
   it('swarm needs reloads on, and a scope when mailcerts runs outside a task', () => {
-    const load = (env: Record<string, string>, inContainer: boolean) => loadConfig(env, { yaml, inContainer });
+    const load = (env: Record<string, string>, inContainer: boolean) =>
+      loadConfig(env, { yaml, inContainer, parts: CONFIG_PARTS });
     expect(load({ ACME_DOMAINS: 'a.example.com', DEPLOY_MODE: 'swarm' }, true).docker).toMatchObject({
       mode: 'swarm',
       leaseMs: 120_000,
@@ -320,7 +322,7 @@ describe('a published set as shipped files', () => {
   it('a dual certificate: the plain names hold the first variant, each prefixed name its own; the same content is the same object', async () => {
     const config = await loadConfig(
       { ACME_DOMAINS: 'mail.example.com', ACME_KEY_TYPE: 'ec-256,rsa-2048' },
-      { yaml, inContainer: true },
+      { yaml, inContainer: true, parts: CONFIG_PARTS },
     );
     const spec = config.certificates[0]!;
     const ec = makeChain(['mail.example.com']);

@@ -2,8 +2,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readAcmeJsonOnce } from '../../src/obtain/traefik-file.js';
-import { pickTraefikEntry, type TraefikEntry, traefikEntries } from '../../src/obtain/traefik.js';
+import { readAcmeJsonOnce } from '../../src/obtain/sources/traefik/file.js';
+import { pickTraefikEntry, type TraefikEntry, traefikEntries } from '../../src/obtain/sources/traefik/acme-json.js';
 import { untrustedChain } from '../../src/pki/trust.js';
 import { parseBundle } from '../../src/pki/bundle.js';
 import { makeChain, makeSelfSigned } from '../helpers/pki.js';

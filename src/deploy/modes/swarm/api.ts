@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { withTimeout } from '../../util/abort.js';
+import { withTimeout } from '../../../util/abort.js';
 
 /**
  * The Swarm API calls mailcerts makes, typed for the fields it reads. Bodies and query strings go

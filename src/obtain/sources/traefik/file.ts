@@ -1,6 +1,6 @@
 import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { UserError } from '../util/errors.js';
+import { UserError } from '../../../util/errors.js';
 
 /** acme.json with a few hundred certificates is well under this; a larger file is refused unread. */
 const MAX_BYTES = 32 * 1024 * 1024;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
-import type { ShippedFile } from '../../publish/shipped.js';
-import type { ServedCert } from '../deployer.js';
-import { CERTIFICATES_LABEL } from '../verify.js';
+import type { ShippedFile } from '../../../publish/shipped.js';
+import type { ServedCert } from '../../deployer.js';
+import { CERTIFICATES_LABEL } from '../../verify.js';
 
 /**
  * The Swarm objects of published certificates, and which of them a service mounts where. Pure:

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
-import type { Logger } from '../../log.js';
-import { monotonicMs } from '../../util/clock.js';
-import { errorMessage } from '../../util/errors.js';
+import type { Logger } from '../../../log.js';
+import { monotonicMs } from '../../../util/clock.js';
+import { errorMessage } from '../../../util/errors.js';
 import { createObject, inspectConfig, inspectTask, listObjects, type ObjectView, updateConfigLabels } from './api.js';
 import { MANAGED_LABEL } from './objects.js';
 

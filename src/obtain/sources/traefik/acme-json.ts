@@ -4,9 +4,9 @@
  * certificates are looked at; the ACME account (its private key) is never copied, logged or kept.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../pki/bundle.js';
-import { UserError } from '../util/errors.js';
-import { readAcmeJsonOnce } from './traefik-file.js';
+import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../../../pki/bundle.js';
+import { UserError } from '../../../util/errors.js';
+import { readAcmeJsonOnce } from './file.js';
 
 /** A read counts when the same bytes come back this much later (Traefik rewrites the file in place). */
 const STABLE_MS = 250;

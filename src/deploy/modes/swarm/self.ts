@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import type Docker from 'dockerode';
-import { ownContainerId, runsInContainer } from '../../util/container.js';
-import { errorMessage } from '../../util/errors.js';
-import type { ContainerView } from '../docker.js';
+import { ownContainerId, runsInContainer } from '../../../util/container.js';
+import { errorMessage } from '../../../util/errors.js';
+import type { ContainerView } from '../../docker.js';
 import { inspectService, inspectTask, type NodeView, type TaskView } from './api.js';
 import { STACK_LABEL } from './stack-file.js';
 
