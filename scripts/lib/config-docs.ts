@@ -238,11 +238,6 @@ function settingBlock(x: Setting, level: string): string[] {
   return [`${level} \`${x.name}\``, '', facts.join(' '), '', x.doc?.description ?? '', ''];
 }
 
-const PROVIDER_TITLES: Record<string, string> = {
-  cloudflare: 'Cloudflare (`ACME_DNS_PROVIDER=cloudflare`)',
-  rfc2136: 'Your own name server (`ACME_DNS_PROVIDER=rfc2136`)',
-};
-
 /** The "bad configuration" example, made by loadConfig itself so that it cannot drift. */
 export function badConfigExample(): string {
   try {
@@ -293,7 +288,7 @@ export function renderConfigPage(root: string): { page: string; problems: string
       out.push(...settingBlock(x, '###'));
     if (id !== 'dns01') continue;
     for (const d of DNS_PROVIDER_DEFINITIONS) {
-      out.push(`### ${PROVIDER_TITLES[d.name] ?? d.name}`, '');
+      out.push(`### ${d.title} (\`ACME_DNS_PROVIDER=${d.name}\`)`, '');
       for (const x of s.env.filter((v) => s.providers[v.name] === d.name)) out.push(...settingBlock(x, '####'));
     }
   }

@@ -110,9 +110,8 @@ export function anchors(page: string): Set<string> {
 
 /**
  * Every relative link of a page that points at no file, or at a heading its page does not have.
- * `pending`: pages that another branch writes; a link to one is not broken while it is missing.
  */
-export function brokenLinks(root: string, file: string, pending: string[] = []): string[] {
+export function brokenLinks(root: string, file: string): string[] {
   const page = readFileSync(join(root, file), 'utf8');
   const problems: string[] = [];
   for (const m of prose(page).matchAll(/\[[^\]]*\]\(([^)\s]+)(?: "[^"]*")?\)/g)) {
@@ -120,7 +119,6 @@ export function brokenLinks(root: string, file: string, pending: string[] = []):
     if (/^[a-z]+:/i.test(target)) continue; // https:, mailto:
     const [path, anchor] = target.split('#') as [string, string | undefined];
     const resolved = path ? normalize(join(dirname(file), path)) : file;
-    if (pending.includes(resolved) && !existsSync(join(root, resolved))) continue;
     if (relative(root, join(root, resolved)).startsWith('..') || !existsSync(join(root, resolved))) {
       problems.push(`${file}: link to ${target}: ${resolved} does not exist`);
       continue;

@@ -10,6 +10,8 @@ import type { DnsProvider } from '../provider.js';
  */
 export interface ProviderDefinition<S = unknown> {
   name: string;
+  /** Its heading on the configuration page and in docs/dns-01.md: "Cloudflare", "Your own name server". */
+  title: string;
   /** Its environment variables, each checked on its own. */
   env: Record<string, z.ZodMiniType>;
   /** The shortest TTL the provider accepts, in seconds (DANE's burn-in is counted in it). */

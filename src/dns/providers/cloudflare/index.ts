@@ -34,6 +34,7 @@ const apiBaseUrl = z.pipe(
 
 export const cloudflare: ProviderDefinition<CloudflareSettings> = {
   name: 'cloudflare',
+  title: 'Cloudflare',
   env: {
     /**
      * Cloudflare API token with Zone:Read and DNS:Edit (see [the token](dns-01.md#the-token)). Better as

@@ -58,6 +58,7 @@ const secret = z.pipe(
 
 export const rfc2136: ProviderDefinition<Rfc2136Settings> = {
   name: 'rfc2136',
+  title: 'Your own name server',
   env: {
     /**
      * The primary name server that takes the updates, `host[:port]` (port 53 by default; `[v6]:port`). Spoken to over
