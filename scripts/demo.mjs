@@ -15,7 +15,9 @@ import { startPebble } from './lib/pebble.mjs';
 
 const ROOT = join(import.meta.dirname, '..');
 const DEMO = join(ROOT, 'demo');
-const say = (line) => console.log(`demo: ${line}`);
+const started = performance.now();
+// Each line says how long the demo has been running (setup's lines count their own).
+const say = (line) => console.log(`demo: ${line} (${((performance.now() - started) / 1000).toFixed(1)}s)`);
 
 function dockerReady() {
   try {
@@ -91,4 +93,11 @@ try {
     );
 }
 say(code === 0 ? 'done' : 'FAILED');
+if (code === 0)
+  console.log(`
+Next:
+  - your own mail stack with docker compose: README.md, "Quick start with compose"
+    (docs/getting-started.md has each step);
+  - several domains on one IP, each with its own certificate (SNI): docs/sni.md;
+  - every setting: docs/configuration.md.`);
 process.exit(code);

@@ -3,6 +3,6 @@
 # certificates into ./demo/certs, and Postfix + Dovecot containers reloaded where Docker is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SETUP_DOCKER=optional SETUP_IMAGE=no bash scripts/setup.sh
+SETUP_FOR=demo SETUP_DOCKER=optional SETUP_IMAGE=no bash scripts/setup.sh
 export PATH="$PWD/.tools/node_modules/.bin:$PATH"
 exec node scripts/demo.mjs "$@"
