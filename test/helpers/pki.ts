@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { generateKeyPair, generateKeyPairSync } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,26 +99,48 @@ export function makeChain(names: string[], opts: { days?: number; leafKey?: Leaf
     const pooled = fromPool(leafKey);
     writeFileSync(join(dir, 'leaf.key'), pooled ? readFileSync(`${pooled}.key`) : rsaKey(leafKey.slice(4)));
   }
-  ssl([
-    'req',
-    '-config',
-    'req.cnf',
-    ...(leafKey === 'ec' ? [...EC, '-keyout', 'leaf.key'] : ['-key', 'leaf.key']),
-    '-out',
-    'leaf.pem',
-    '-days',
-    String(opts.days ?? 10),
-    '-subj',
-    `/CN=${names[0]}`,
-    '-CA',
-    join(ca, 'int.pem'),
-    '-CAkey',
-    join(ca, 'int.key'),
-    '-extensions',
-    'leaf',
-    '-addext',
-    `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-  ]);
+  const keyArgs = leafKey === 'ec' ? [...EC, '-keyout', 'leaf.key'] : ['-key', 'leaf.key'];
+  const san = `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`;
+  const signer = ['-CA', join(ca, 'int.pem'), '-CAkey', join(ca, 'int.key')];
+  const days = opts.days ?? 10;
+  if (days > 0) {
+    ssl([
+      'req',
+      '-config',
+      'req.cnf',
+      ...keyArgs,
+      '-out',
+      'leaf.pem',
+      '-days',
+      String(days),
+      '-subj',
+      `/CN=${names[0]}`,
+      ...signer,
+      '-extensions',
+      'leaf',
+      '-addext',
+      san,
+    ]);
+  } else {
+    // Expired as it is made: `openssl req` refuses -days 0, `openssl x509 -req` takes it.
+    writeFileSync(join(dir, 'leaf.ext'), `${REQ_CNF.split('[leaf]\n')[1]}${san}\n`);
+    ssl(['req', '-config', 'req.cnf', ...keyArgs, '-out', 'leaf.csr', '-subj', `/CN=${names[0]}`]);
+    ssl([
+      'x509',
+      '-req',
+      '-in',
+      'leaf.csr',
+      ...signer,
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-days',
+      '0',
+      '-extfile',
+      'leaf.ext',
+      '-out',
+      'leaf.pem',
+    ]);
+  }
   const read = (f: string) => readFileSync(f, 'utf8');
   const leaf = read(join(dir, 'leaf.pem'));
   const intermediate = read(join(ca, 'int.pem'));
