@@ -85,7 +85,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
       // nothing else changed (a key type removed from the list): the first one then carries it.
       const variants = runs.filter((r) => r.name === run.name);
       const changed = variants.filter((v) => v.bundleIn(to)?.serial !== v.bundle?.serial);
-      for (const v of variants) v.published = to; // what the containers must serve now
+      for (const v of variants) v.restored(to); // what the containers must serve now
       for (const v of changed.length > 0 ? changed : [run])
         rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
     }
