@@ -149,8 +149,14 @@ export async function ask(
     );
   }
   const resolvers = dane.resolvers ?? [];
+  const validated = await askResolvers(resolvers.length > 0 ? owners : [], resolvers);
+  return { answers, validated, zones, resolvers };
+}
+
+/** Each validating resolver of DANE_RESOLVER: an answer counts only with the AD bit. */
+async function askResolvers(owners: string[], resolvers: string[]): Promise<Answers> {
   const validated: Answers = new Map();
-  for (const owner of resolvers.length > 0 ? owners : []) {
+  for (const owner of owners) {
     const byResolver = new Map<string, string[] | string>();
     for (const r of resolvers) {
       const a = await queryTlsa(r, owner, true).catch((err: unknown) => errorMessage(err));
@@ -169,7 +175,7 @@ export async function ask(
     }
     validated.set(owner, byResolver);
   }
-  return { answers, validated, zones, resolvers };
+  return validated;
 }
 
 /** Owner names and servers where some wanted value is not answered. */

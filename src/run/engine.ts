@@ -161,25 +161,8 @@ export class Engine {
       throw new Error(
         `no certificate named "${opts.only}"; known: ${config.certificates.map((c) => c.name).join(', ')}`,
       );
-    if (components.deployer.lead) {
-      const lead = await components.deployer
-        .lead(opts.signal)
-        .catch((err: unknown) => ({ leader: false as const, why: errorMessage(err), failed: true }));
-      if (!lead.leader) {
-        // Not knowing who issues is a failure (nothing is done); another holder is not.
-        if ('failed' in lead)
-          log.error(
-            { step: 'lease', error: lead.why },
-            'cannot tell whether another mailcerts holds the lease; nothing was done',
-          );
-        else
-          log.info(
-            { step: 'lease', why: lead.why },
-            'passive: another mailcerts issues and deploys; checking again at the next pass',
-          );
-        return { certs: [], reloads: [], ok: !('failed' in lead), passive: lead.why };
-      }
-    }
+    const passive = await this.notLeading(opts.signal);
+    if (passive) return passive;
     const lock = await acquireLock(config.stateDir, { waitMs: opts.lockWaitMs ?? 120_000, log, signal: opts.signal });
     const runs: CertRun[] = [];
     try {
@@ -191,64 +174,103 @@ export class Engine {
             'could not remove the records left by an earlier run; will retry at the next pass',
           ),
         );
-      const preflightAll = this.firstPass;
-      this.firstPass = false;
-      // Certificates are planned, obtained and published ACME_CONCURRENCY at a time, each on its own:
-      // one certificate's broken state, files or failed order never stops the others. The reload
-      // waits for all of them, so the containers reload once per pass.
-      const atOnce = pLimit(config.acme.concurrency);
-      // All settle before anything goes on: the lock is never released under a running publish.
-      const settled = await Promise.allSettled(
-        specs.map((spec) =>
-          atOnce(() =>
-            this.obtainOne(spec, {
-              force: opts.force ?? false,
-              forceKeyType: opts.forceKeyType,
-              preflightAll,
-              lock,
-              signal: opts.signal,
-            }),
-          ),
-        ),
-      );
-      for (const s of settled) if (s.status === 'fulfilled') runs.push(...s.value);
-      const thrown = settled.find((s) => s.status === 'rejected');
-      if (thrown) throw thrown.reason;
+      await this.obtainAll(specs, opts, lock, runs);
       const reloads = opts.signal?.aborted
         ? []
         : await rollOut(runs, { config, deployer: components.deployer, lock, log, signal: opts.signal });
-      for (const spec of specs.filter((s) => s.dane)) {
-        if (opts.signal?.aborted) break;
-        const { finishDane } = await import('./dane-finish.js');
-        await finishDane(
-          runs.filter((r) => r.name === spec.name),
-          { config, dns: this.dns, log, signal: opts.signal },
-        ).catch((err: unknown) =>
-          log.warn(
-            { step: 'dane', cert: spec.name, error: errorMessage(err) },
-            'DANE: the records could not be brought in step; retried at the next pass',
-          ),
-        );
-      }
+      await this.finishDane(specs, runs, opts.signal);
       const certs = runs.map((r) => r.outcome());
       return { certs, reloads, ok: certs.every((c) => c.ok) };
     } finally {
-      // Written only while the lock is ours: a holder that lost it must not overwrite its successor's state.
-      const owned = await lock.check('writing the state').then(
-        () => true,
-        (err: unknown) => {
-          log.error({ step: 'state', error: errorMessage(err) }, 'state not written');
-          return false;
-        },
-      );
-      if (owned)
-        for (const run of runs)
-          await run
-            .save()
-            .catch((err: unknown) =>
-              run.log.error({ step: 'state', error: errorMessage(err) }, 'could not write the state'),
-            );
+      await this.saveAll(runs, lock);
       await lock.release();
     }
+  }
+
+  /** DEPLOY_MODE=swarm: the pass's result when another mailcerts holds the lease (or who does is not known). */
+  private async notLeading(signal?: AbortSignal): Promise<PassResult | undefined> {
+    const { deployer } = this.components;
+    if (!deployer.lead) return undefined;
+    const lead = await deployer
+      .lead(signal)
+      .catch((err: unknown) => ({ leader: false as const, why: errorMessage(err), failed: true }));
+    if (lead.leader) return undefined;
+    // Not knowing who issues is a failure (nothing is done); another holder is not.
+    if ('failed' in lead)
+      this.log.error(
+        { step: 'lease', error: lead.why },
+        'cannot tell whether another mailcerts holds the lease; nothing was done',
+      );
+    else
+      this.log.info(
+        { step: 'lease', why: lead.why },
+        'passive: another mailcerts issues and deploys; checking again at the next pass',
+      );
+    return { certs: [], reloads: [], ok: !('failed' in lead), passive: lead.why };
+  }
+
+  /**
+   * Certificates are planned, obtained and published ACME_CONCURRENCY at a time, each on its own:
+   * one certificate's broken state, files or failed order never stops the others. The reload
+   * waits for all of them, so the containers reload once per pass. Their runs go into `runs`
+   * even when one throws, so that what happened is saved.
+   */
+  private async obtainAll(specs: CertificateSpec[], opts: PassOptions, lock: PassLock, runs: CertRun[]): Promise<void> {
+    const preflightAll = this.firstPass;
+    this.firstPass = false;
+    const atOnce = pLimit(this.config.acme.concurrency);
+    // All settle before anything goes on: the lock is never released under a running publish.
+    const settled = await Promise.allSettled(
+      specs.map((spec) =>
+        atOnce(() =>
+          this.obtainOne(spec, {
+            force: opts.force ?? false,
+            forceKeyType: opts.forceKeyType,
+            preflightAll,
+            lock,
+            signal: opts.signal,
+          }),
+        ),
+      ),
+    );
+    for (const s of settled) if (s.status === 'fulfilled') runs.push(...s.value);
+    const thrown = settled.find((s) => s.status === 'rejected');
+    if (thrown) throw thrown.reason;
+  }
+
+  /** After the rollout: each DANE certificate's records follow what is served; a failure is retried next pass. */
+  private async finishDane(specs: CertificateSpec[], runs: CertRun[], signal?: AbortSignal): Promise<void> {
+    const { config, log } = this;
+    for (const spec of specs.filter((s) => s.dane)) {
+      if (signal?.aborted) break;
+      const { finishDane } = await import('./dane-finish.js');
+      await finishDane(
+        runs.filter((r) => r.name === spec.name),
+        { config, dns: this.dns, log, signal },
+      ).catch((err: unknown) =>
+        log.warn(
+          { step: 'dane', cert: spec.name, error: errorMessage(err) },
+          'DANE: the records could not be brought in step; retried at the next pass',
+        ),
+      );
+    }
+  }
+
+  /** Written only while the lock is ours: a holder that lost it must not overwrite its successor's state. */
+  private async saveAll(runs: CertRun[], lock: PassLock): Promise<void> {
+    const owned = await lock.check('writing the state').then(
+      () => true,
+      (err: unknown) => {
+        this.log.error({ step: 'state', error: errorMessage(err) }, 'state not written');
+        return false;
+      },
+    );
+    if (!owned) return;
+    for (const run of runs)
+      await run
+        .save()
+        .catch((err: unknown) =>
+          run.log.error({ step: 'state', error: errorMessage(err) }, 'could not write the state'),
+        );
   }
 }

@@ -35,14 +35,16 @@ export async function obtainAndPublish(runs: CertRun[], ctx: ObtainContext): Pro
   for (const run of runs) {
     if (ctx.signal?.aborted) break;
     if (!run.ok) continue; // backing off, or held: its published bundle stays in the set
-    run.toPublish = await intakeOne(
-      run,
-      async () => {
-        if (run.decision === 'republish' && run.pending) return run.pending;
-        if (run.decision === 'issue') return issue(run, ctx);
-        return undefined;
-      },
-      ctx,
+    run.brought(
+      await intakeOne(
+        run,
+        async () => {
+          if (run.decision === 'republish' && run.pending) return run.pending;
+          if (run.decision === 'issue') return issue(run, ctx);
+          return undefined;
+        },
+        ctx,
+      ),
     );
   }
   if (ctx.signal?.aborted) return;
@@ -102,7 +104,7 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
   if (pause) {
     // Not even --force: the CA counts failed validations per name, and pauses accounts that keep failing.
     const error = `${pause.count} failed validations of ${pause.name} in the last hour; no new order before ${pause.until.toISOString()} (the CA's limit is per name)`;
-    run.planned('wait', run.reason, pause.until, error);
+    run.replanned('wait', run.reason, pause.until, error);
     log.warn(
       { step: 'plan', domain: pause.name, until: pause.until.toISOString() },
       'validation limit reached; waiting',
@@ -110,15 +112,15 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
     return undefined;
   }
   run.attempting();
+  const { order } = run;
   const reuse =
-    run.daneKey ??
-    (ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined);
-  if (run.daneRollover)
+    order.key ?? (ctx.config.acme.reuseKey && run.bundle?.keyType === spec.keyType ? run.bundle.privateKey : undefined);
+  if (order.rollover)
     log.info(
       { step: 'order', keyType: spec.keyType },
       'ordering with the next key, whose TLSA record is published (DANE rollover)',
     );
-  else if (run.daneKey && run.daneKey !== run.bundle?.privateKey)
+  else if (order.key && order.key !== run.bundle?.privateKey)
     log.info(
       { step: 'order', keyType: spec.keyType },
       "ordering with a new key of mailcerts' own (DANE: no TLSA record exists yet)",
@@ -126,10 +128,10 @@ async function issue(run: CertRun, ctx: ObtainContext): Promise<Bundle | undefin
   else if (reuse)
     log.info(
       { step: 'order', keyType: spec.keyType },
-      run.daneKey ? 'reusing the published private key (DANE)' : 'reusing the published private key (ACME_REUSE_KEY)',
+      order.key ? 'reusing the published private key (DANE)' : 'reusing the published private key (ACME_REUSE_KEY)',
     );
   const issued = await raceAbort(
-    ctx.issuer.issue({ spec, replaces: run.replaces, privateKey: reuse, signal: ctx.signal }),
+    ctx.issuer.issue({ spec, replaces: order.replaces, privateKey: reuse, signal: ctx.signal }),
     ctx.signal,
     `certificate "${spec.name}": order`,
   );

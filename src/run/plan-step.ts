@@ -8,7 +8,7 @@ import { type Bundle, parseBundle } from '../pki/bundle.js';
 import { readPublishedOrBroken } from '../publish/publisher.js';
 import { type AriState, type CertState, readCertState, readPending, settleVariantStates } from '../state/cert-state.js';
 import { errorMessage } from '../util/errors.js';
-import { CertRun } from './cert-run.js';
+import { CertRun, type Plan } from './cert-run.js';
 
 const HOUR = 3_600_000;
 /** ARI is asked at least twice a day: a stored next check further out is not trusted. */
@@ -57,7 +57,7 @@ async function planSupplied(ctx: PlanContext, spec: CertificateSpec): Promise<Ce
     log,
     published,
   });
-  run.planned('keep', describeSource(spec), undefined, broken);
+  run.decided({ action: 'keep', reason: describeSource(spec), error: broken });
   return run;
 }
 
@@ -85,22 +85,22 @@ async function planOrdered(ctx: PlanContext, spec: CertificateSpec): Promise<Cer
       log: logs[i]!,
       published,
     });
-    await planVariant(ctx, run, broken);
+    run.decided(await planVariant(ctx, run, broken));
     runs.push(run);
   }
   return runs;
 }
 
-async function planVariant(ctx: PlanContext, run: CertRun, broken: string | undefined): Promise<void> {
+/** What this pass does with one variant (a kept certificate that cannot be used is dropped on the way). */
+async function planVariant(ctx: PlanContext, run: CertRun, broken: string | undefined): Promise<Plan> {
   const { spec, state, log } = run;
   const kept = await readKept(ctx.config, run);
   if (kept.damaged) {
     log.warn({ step: 'plan', error: kept.damaged }, 'the kept certificate is damaged; dropping it');
     await run.dropPending();
   }
-  run.pending = kept.bundle;
   const mine = run.bundle;
-  const ari = mine && !broken ? await refreshAri(ctx, run, mine, run.published!.digest, state, log) : undefined;
+  const ari = mine && !broken ? await refreshAri(ctx, run, mine, run.published!.digest, log) : undefined;
   const pending = kept.bundle && !kept.live ? kept.bundle : undefined;
   const now = new Date();
   const force = ctx.force && (!ctx.forceKeyType || ctx.forceKeyType === spec.keyType);
@@ -115,12 +115,14 @@ async function planVariant(ctx: PlanContext, run: CertRun, broken: string | unde
     ari,
     profile: ctx.config.acme.profile,
   });
+  let stillKept = kept.bundle;
   if (pending && decision.action === 'issue' && !force) {
     log.info(
       { step: 'plan', serial: pending.serial },
       'the kept certificate can no longer be used; a new one is ordered',
     );
     await run.dropPending();
+    stillKept = undefined;
   }
   log.info({ step: 'plan', decision: decision.action, reason: decision.reason }, `plan: ${decision.action}`);
   const nextAt =
@@ -129,13 +131,14 @@ async function planVariant(ctx: PlanContext, run: CertRun, broken: string | unde
       : decision.action === 'wait'
         ? decision.until
         : undefined;
-  run.planned(
-    decision.action,
-    decision.reason,
+  return {
+    action: decision.action,
+    reason: decision.reason,
     nextAt,
-    decision.action === 'wait' ? (state.lastError ?? 'waiting') : undefined,
-  );
-  run.replaces = ari?.certId;
+    error: decision.action === 'wait' ? (state.lastError ?? 'waiting') : undefined,
+    replaces: ari?.certId,
+    kept: stillKept,
+  };
 }
 
 function earliest(a: Date, b?: Date): Date {
@@ -148,9 +151,9 @@ async function refreshAri(
   run: CertRun,
   bundle: Bundle,
   setDigest: string,
-  state: CertState,
   log: Logger,
 ): Promise<AriState | undefined> {
+  const { state } = run;
   const certPem = bundle.certificates[0]!;
   // Parsing the certificate for its id costs about a millisecond: done once per published
   // certificate, and not at all while the CA offers no ARI (nothing stored).
@@ -159,18 +162,16 @@ async function refreshAri(
   const now = Date.now();
   const nextCheck = known ? Date.parse(known.nextCheckAt) : NaN;
   if (known && nextCheck > now && nextCheck <= now + MAX_ARI_RECHECK_MS) return known;
-  const before = JSON.stringify(state.ari);
+  // A CA without ARI changes nothing: no state file is rewritten (and synced) for it at every pass.
   try {
     const fetched = await ctx.issuer.renewalInfo(certPem, known, log);
-    state.ari = fetched && { ...fetched, digest: setDigest };
+    run.ariRefreshed(fetched && { ...fetched, digest: setDigest });
   } catch (err) {
     log.warn(
       { step: 'ari', error: errorMessage(err) },
       'could not ask the CA for the renewal window; using the last one or the lifetime rule',
     );
-    if (known) state.ari = { ...known, nextCheckAt: new Date(now + HOUR).toISOString(), digest: setDigest };
+    if (known) run.ariRefreshed({ ...known, nextCheckAt: new Date(now + HOUR).toISOString(), digest: setDigest });
   }
-  // A CA without ARI changes nothing: no state file is rewritten (and synced) for it at every pass.
-  if (JSON.stringify(state.ari) !== before) run.markDirty();
-  return state.ari;
+  return run.state.ari;
 }

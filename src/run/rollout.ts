@@ -34,16 +34,7 @@ const describeFailures = (results: DeployResult[]) =>
 export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<DeployResult[]> {
   // A certificate's variants share one published set: it is repaired, and rolled back, once.
   const firstOfEach = runs.filter((r, i) => runs.findIndex((o) => o.name === r.name) === i);
-  for (const run of firstOfEach) {
-    if (!run.published || run.publishedNow) continue;
-    try {
-      await ctx.lock.check(`restoring a copy of "${run.name}"`);
-      const { changed } = await repairPublished(ctx.config, run.spec, run.published);
-      if (changed) run.log.info({ step: 'publish' }, 'restored a missing published copy');
-    } catch (err) {
-      run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
-    }
-  }
+  await restoreCopies(firstOfEach, ctx);
   let sni = await publishSniFiles(ctx, runs);
   // A variant with no certificate in the set yet (its first order failed) has nothing to deploy.
   const pending = runs.filter((r) => r.published && r.state.deployedDigest !== r.published.digest && r.bundle);
@@ -64,49 +55,16 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   }
   let report = await deploy(runs, ctx);
   if (ctx.signal?.aborted) return report.results; // deployed again at the next start: nothing recorded
-  const blamed = (r: DeployResult) => r.blame ?? r.certs;
-  const brokenCerts = new Set(report.results.filter((r) => r.problem === 'broken').flatMap(blamed));
-  const rolled = new Map<CertRun, { from: Published; to: Published; layoutOnly: boolean }>();
-  if (brokenCerts.size > 0) {
-    const why = describeFailures(report.results.filter((r) => r.problem === 'broken'));
-    for (const run of firstOfEach.filter((r) => pending.includes(r) && brokenCerts.has(r.name))) {
-      const from = run.published!;
-      const to = await rollBackOne(run, ctx);
-      if (!to) continue;
-      run.log.warn(
-        {
-          step: 'rollback',
-          from: from.bundles.map((b) => b.serial).join(','),
-          to: to.bundles.map((b) => b.serial).join(','),
-        },
-        'rolled back to the previous certificate',
-      );
-      // A variant whose certificate is the same before and after is not what broke, unless
-      // nothing else changed (a key type removed from the list): the first one then carries it.
-      const variants = runs.filter((r) => r.name === run.name);
-      const changed = variants.filter((v) => v.bundleIn(to)?.serial !== v.bundle?.serial);
-      for (const v of variants) v.published = to; // what the containers must serve now
-      for (const v of changed.length > 0 ? changed : [run])
-        rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
-    }
-    if (rolled.size > 0) {
-      // The SNI files follow what is published again (a rolled-back certificate may cover fewer
-      // names), read from the files: a rollback that failed halfway left them unlike run.published.
-      sni = await publishSniFiles(ctx);
-      report = await deploy(runs, ctx);
-      for (const [run, { from, to, layoutOnly }] of rolled) {
-        const still = report.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
-        const after =
-          still.length === 0
-            ? '; the previous certificate is served again'
-            : `; after the rollback: ${describeFailures(still)}`;
-        run.rolledBack(from, to, `${why}${after}`, still.length === 0, layoutOnly);
-      }
-    }
-  }
+  const rolled = await rollBackBroken(
+    runs,
+    firstOfEach.filter((r) => pending.includes(r)),
+    report,
+    ctx,
+  );
+  if (rolled) ({ report, sni } = rolled);
   await recordResults(ctx, report);
   for (const run of pending) {
-    if (rolled.has(run)) continue;
+    if (rolled?.runs.has(run)) continue;
     const failures = report.results.filter((r) => !r.ok && blamed(r).includes(run.name));
     if (failures.length === 0) await run.deployed();
     else run.failed('deploy', describeFailures(failures), 'deployment failed');
@@ -114,6 +72,72 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
   // The SNI files count as deployed once every container in scope took the reload.
   if (report.complete && report.results.every((r) => r.reloaded)) await sni.deployed();
   return report.results;
+}
+
+const blamed = (r: DeployResult) => r.blame ?? r.certs;
+
+/** Step 1: a missing copy of a published certificate (e.g. the top of CERTS_DIR) is restored. */
+async function restoreCopies(firstOfEach: CertRun[], ctx: RolloutContext): Promise<void> {
+  for (const run of firstOfEach) {
+    if (!run.published || run.publishedNow) continue;
+    try {
+      await ctx.lock.check(`restoring a copy of "${run.name}"`);
+      const { changed } = await repairPublished(ctx.config, run.spec, run.published);
+      if (changed) run.log.info({ step: 'publish' }, 'restored a missing published copy');
+    } catch (err) {
+      run.log.warn({ step: 'publish', error: errorMessage(err) }, 'could not restore a missing published copy');
+    }
+  }
+}
+
+/**
+ * Step 4: the certificates a broken container serves are rolled back, then deployed and verified
+ * again; undefined when nothing was rolled back. `pending`: one run per certificate deployed now.
+ */
+async function rollBackBroken(
+  runs: CertRun[],
+  pending: CertRun[],
+  report: DeployReport,
+  ctx: RolloutContext,
+): Promise<{ runs: Set<CertRun>; report: DeployReport; sni: Awaited<ReturnType<typeof publishSniFiles>> } | undefined> {
+  const broken = report.results.filter((r) => r.problem === 'broken');
+  const brokenCerts = new Set(broken.flatMap(blamed));
+  if (brokenCerts.size === 0) return undefined;
+  const why = describeFailures(broken);
+  const rolled = new Map<CertRun, { from: Published; to: Published; layoutOnly: boolean }>();
+  for (const run of pending.filter((r) => brokenCerts.has(r.name))) {
+    const from = run.published!;
+    const to = await rollBackOne(run, ctx);
+    if (!to) continue;
+    run.log.warn(
+      {
+        step: 'rollback',
+        from: from.bundles.map((b) => b.serial).join(','),
+        to: to.bundles.map((b) => b.serial).join(','),
+      },
+      'rolled back to the previous certificate',
+    );
+    // A variant whose certificate is the same before and after is not what broke, unless
+    // nothing else changed (a key type removed from the list): the first one then carries it.
+    const variants = runs.filter((r) => r.name === run.name);
+    const changed = variants.filter((v) => v.bundleIn(to)?.serial !== v.bundle?.serial);
+    for (const v of variants) v.restored(to); // what the containers must serve now
+    for (const v of changed.length > 0 ? changed : [run]) rolled.set(v, { from, to, layoutOnly: changed.length === 0 });
+  }
+  if (rolled.size === 0) return undefined;
+  // The SNI files follow what is published again (a rolled-back certificate may cover fewer
+  // names), read from the files: a rollback that failed halfway left them unlike run.published.
+  const sni = await publishSniFiles(ctx);
+  const again = await deploy(runs, ctx);
+  for (const [run, { from, to, layoutOnly }] of rolled) {
+    const still = again.results.filter((r) => blamed(r).includes(run.name) && !r.ok);
+    const after =
+      still.length === 0
+        ? '; the previous certificate is served again'
+        : `; after the rollback: ${describeFailures(still)}`;
+    run.rolledBack(from, to, `${why}${after}`, still.length === 0, layoutOnly);
+  }
+  return { runs: new Set(rolled.keys()), report: again, sni };
 }
 
 /**

@@ -7,9 +7,7 @@ import type { CertRun } from './cert-run.js';
 
 /** Files that cannot be taken: held with the error kept, not counted as a failure; nothing is published. */
 function refuse(run: CertRun, error: string): undefined {
-  run.held(error);
-  Object.assign(run.state, { lastError: error, lastAttemptAt: new Date().toISOString() });
-  run.markDirty();
+  run.refused(error);
   run.log.error({ step: 'validate', error }, 'supplied certificate refused');
   return undefined;
 }
@@ -53,6 +51,6 @@ export async function intakeSupplied(
     return undefined;
   }
   if (read.announce) run.log.info({ step: 'validate', ...read.announce.fields }, read.announce.message);
-  run.planned('publish', read.reason);
+  run.replanned('publish', read.reason);
   return read.set;
 }
