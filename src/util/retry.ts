@@ -33,10 +33,11 @@ interface WaitOptions {
   /** A clock.now() time: no wait runs past it, and a look that fails at or after it is the last. */
   deadline?: number;
   /**
-   * What a wait that would run past the deadline does: 'shorten' (the default) ends it at the
-   * deadline, for a last look then; 'give-up' stops at once, sparing a wait that could not end in time.
+   * What a wait that would run past the deadline does. 'last-look' (the default): it is shortened to
+   * end at the deadline, for a last look then. 'stop': it is shortened, and no look starts at or after
+   * the deadline (a look that needs time to mean anything). 'give-up': it is not begun; the poll stops.
    */
-  atDeadline?: 'shorten' | 'give-up';
+  atDeadline?: 'last-look' | 'stop' | 'give-up';
   /** A wait asked for by the other side (a Retry-After) above this is cut to it. */
   maxRetryAfterMs?: number;
   signal?: AbortSignal;
@@ -80,12 +81,14 @@ export async function poll<T>(look: (attempt: number) => Promise<T>, opts: PollO
     opts.onWait?.(value, ms, attempts);
     return (await clock.sleep(ms, opts.signal)) ? undefined : 'aborted';
   };
+  const late = () => opts.atDeadline === 'stop' && clock.now() >= deadline;
   const end = (stopped: 'attempts' | 'deadline' | 'aborted'): Polled<T> => ({ ok: false, stopped, value, attempts });
   if (opts.waitFirst) {
     const stopped = await pause();
     if (stopped) return end(stopped);
   }
   for (;;) {
+    if (late()) return end('deadline');
     value = await look(++attempts);
     if (opts.until(value)) return { ok: true, value, attempts };
     if (attempts >= (opts.attempts ?? Number.POSITIVE_INFINITY)) return end('attempts');

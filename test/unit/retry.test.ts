@@ -131,6 +131,18 @@ describe('poll', () => {
     expect(at).toEqual([0, 250, 500, 600]);
   });
 
+  it("atDeadline 'stop' shortens the last wait but makes no look at the deadline, nor any once it has passed", async () => {
+    const clock = new FakeClock();
+    const at: number[] = [];
+    const look = async () => at.push(clock.now());
+    const r = await poll(look, { until: () => false, backoff: every(250), deadline: 600, atDeadline: 'stop', clock });
+    expect(r).toMatchObject({ ok: false, stopped: 'deadline', attempts: 3 });
+    expect(at).toEqual([0, 250, 500]);
+    expect(clock.now()).toBe(600);
+    const none = await poll(look, { until: () => true, backoff: every(250), deadline: 600, atDeadline: 'stop', clock });
+    expect(none).toEqual({ ok: false, stopped: 'deadline', value: undefined, attempts: 0 });
+  });
+
   it("atDeadline 'give-up' does not start a wait that would end past the deadline", async () => {
     const clock = new FakeClock();
     const r = await poll(async () => 'pending', {
