@@ -1,7 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { sleep, withTimeout } from '../util/abort.js';
+import { withTimeout } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
+import { every, poll } from '../util/retry.js';
 
 /**
  * Docker mechanics only: connect, list, exec, signal, restart. What to run in a container and
@@ -141,11 +142,15 @@ export async function execIn(
       s.on('error', reject);
     });
     const inspect = () => exec.inspect({ abortSignal: abort.signal } as object) as Promise<Docker.ExecInspectInfo>;
-    let info = await inspect();
-    for (let i = 0; info.Running && i < 100; i++) {
-      await sleep(50, abort.signal);
-      info = await inspect();
-    }
+    // The stream ends a moment before the exec is marked finished: looked at again for up to 5 s.
+    const polled = await poll(inspect, {
+      until: (i) => !i.Running,
+      attempts: 101,
+      backoff: every(50),
+      signal: abort.signal,
+    });
+    if (abort.signal.aborted) throw abort.signal.reason as Error;
+    const info = polled.value!;
     // A terminal ends its lines with \r\n.
     return {
       exitCode: info.ExitCode ?? -1,

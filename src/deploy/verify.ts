@@ -1,61 +1,15 @@
 import type { X509Certificate } from 'node:crypto';
-import pLimit from 'p-limit';
+import pLimit, { type LimitFunction } from 'p-limit';
 import type { Algorithm } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { spkiOf } from '../pki/identity.js';
-import { sleep } from '../util/abort.js';
-import { DEFAULT_PORTS, type Endpoint, endpointText, PROTOCOLS, type Protocol, ProbeError, probe } from './probe.js';
+import { type Endpoint, endpointText, ProbeError, probe, type Served } from './probe.js';
 import { monotonicMs } from '../util/clock.js';
+import { poll } from '../util/retry.js';
 
 export const VERIFY_LABEL = 'mailcerts.verify';
 export const CERTIFICATES_LABEL = 'mailcerts.certificates';
-/** A label may list this many endpoints; more is a mistake or an attempt to hold the pass. */
-export const MAX_ENDPOINTS = 16;
-
-export interface EndpointSpec {
-  protocol: Protocol;
-  /** Empty: the container's own address (127.0.0.1 with host networking). */
-  host?: string;
-  port: number;
-}
-
-/** Parses mailcerts.verify: "off", or a comma list such as "smtp://:25,submissions://:465,imaps://mail:993". */
-export function parseVerifyLabel(value: string): EndpointSpec[] | 'off' | { error: string } {
-  const v = value.trim();
-  if (v === 'off') return 'off';
-  const specs: EndpointSpec[] = [];
-  const parts = v
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  if (parts.length > MAX_ENDPOINTS)
-    return { error: `lists ${parts.length} endpoints; at most ${MAX_ENDPOINTS} are checked per container` };
-  for (const part of parts) {
-    const m = part.match(/^([a-z0-9]+):\/\/(\[[0-9a-f:.]+\]|[a-z0-9.-]*)(?::(\d{1,5}))?\/?$/i);
-    if (!m)
-      return {
-        error: `"${part.slice(0, 80)}" is not an endpoint; write it like smtp://:25 or imaps://mail.example.com:993`,
-      };
-    const protocol = m[1]!.toLowerCase() as Protocol;
-    if (!PROTOCOLS.includes(protocol))
-      return { error: `"${m[1]}" is not a protocol mailcerts can check; use one of ${PROTOCOLS.join(', ')}` };
-    const port = m[3] ? Number(m[3]) : DEFAULT_PORTS[protocol];
-    if (port < 1 || port > 65535) return { error: `"${part}" has a bad port` };
-    specs.push({ protocol, host: m[2]?.replace(/^\[|\]$/g, '').toLowerCase() || undefined, port });
-  }
-  if (specs.length === 0) return { error: 'lists no endpoint; write e.g. smtp://:25,imaps://:993, or off' };
-  return specs;
-}
-
-/** TCP ports in LISTEN state inside the container (from /proc/net/tcp{,6}). */
-export function listeningPorts(procNetTcp: string): Set<number> {
-  const ports = new Set<number>();
-  for (const line of procNetTcp.split('\n')) {
-    const cols = line.trim().split(/\s+/);
-    if (cols[3] === '0A') ports.add(parseInt(cols[1]!.split(':').pop()!, 16)); // 0A = LISTEN
-  }
-  return ports;
-}
+export { type EndpointSpec, listeningPorts, MAX_ENDPOINTS, parseVerifyLabel } from './verify-label.js';
 
 /**
  * What a container should serve: this certificate, to a client asking for `servername` by SNI
@@ -126,6 +80,14 @@ export interface VerifyOptions {
 /** One probe's result: what it checked, or its problem (counted: a probe was made, so its name is wrong). */
 type Probed = { ok: string } | { problem: { kind: ProblemKind; text: string }; counted: boolean };
 
+/** What every probe of a verification shares: its options, the time left, and each leaf's key digest (made once). */
+interface ProbeContext {
+  opts: VerifyOptions;
+  expected: Expectation[];
+  left: () => number;
+  spkiOfLeaf: Map<X509Certificate, string>;
+}
+
 /**
  * Probes every endpoint for every expected certificate, retrying with short waits until all match,
  * within the container's time budget; stops at once when the signal aborts.
@@ -135,130 +97,157 @@ export async function verifyServed(
   expected: Expectation[],
   opts: VerifyOptions,
 ): Promise<VerifyOutcome> {
-  const atOnce = pLimit(PROBES_AT_ONCE);
-  let last: VerifyOutcome = {
+  const noTime: VerifyOutcome = {
     ok: false,
     kind: 'unreachable',
     detail: 'no time left to check',
     certs: expected.map((x) => x.cert),
     names: {},
   };
-  const left = () => opts.deadline - monotonicMs();
+  if (opts.signal?.aborted) return noTime;
+  const c: ProbeContext = {
+    opts,
+    expected,
+    left: () => opts.deadline - monotonicMs(),
+    spkiOfLeaf: new Map(expected.map((x) => [x.leaf, spkiOf(x.leaf)])),
+  };
   const started = monotonicMs();
-  // Each certificate's key digest, once: every probe of every attempt compares against it.
-  const spkiOfLeaf = new Map(expected.map((x) => [x.leaf, spkiOf(x.leaf)]));
-  const probeOnce = async (e: Endpoint, x: Expectation, signal: AbortSignal): Promise<Probed> => {
-    if (signal.aborted || left() < MIN_PROBE_MS) {
-      // Not probed: not counted as served wrong either.
-      return {
-        counted: false,
-        problem: {
-          kind: 'unreachable',
-          text: `${endpointText(e)}: not checked (${opts.signal?.aborted ? 'shutting down' : 'verification time used up'})`,
-        },
-      };
-    }
-    try {
-      const served = await probe(e, x.servername, {
-        timeoutMs: Math.min(10_000, left()),
-        signal,
-        algorithm: x.algorithm,
-      });
-      const same = (leaf: X509Certificate) =>
-        served.spki === spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
-      const asked = `${x.servername ?? 'a client without SNI'}${x.algorithm ? ` offering only ${x.algorithm.toUpperCase()}` : ''}`;
-      if (same(x.leaf))
-        return {
-          ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'}${x.algorithm ? `, ${x.algorithm}` : ''})`,
-        };
-      const other = expected.find((y) => y.cert !== x.cert && same(y.leaf));
-      return {
-        counted: true,
-        problem: other
-          ? {
-              kind: 'mismatch',
-              text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name`,
-            }
-          : {
-              kind: 'stale',
-              text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}`,
-            },
-      };
-    } catch (err) {
-      const stage = err instanceof ProbeError ? err.stage : 'protocol';
-      return {
-        counted: true,
-        problem: {
-          kind: KIND_OF_STAGE[stage],
-          text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername}` : ' (no SNI'}${x.algorithm ? `, only ${x.algorithm.toUpperCase()} offered)` : ')'}`,
-        },
-      };
-    }
-  };
-  const probeOne = async (e: Endpoint, x: Expectation): Promise<Probed> => {
-    const connections: AbortController[] = [];
-    const connection = () => {
-      const c = new AbortController();
-      connections.push(c);
-      return probeOnce(e, x, opts.signal ? AbortSignal.any([opts.signal, c.signal]) : c.signal);
-    };
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const one = connection();
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, SECOND_PROBE_AFTER_MS, 'late')));
-      const early = await Promise.race([one, late]);
-      if (early !== 'late') return early;
-      const two = connection();
-      let first: Probed | undefined;
-      void one.then((r) => (first = r));
-      // The first decides only by succeeding; when it fails, the second's answer is awaited.
-      const r2 = await Promise.race([one.then((r) => ('ok' in r ? r : two)), two]);
-      if ('ok' in r2) return r2;
-      // The second connection failed. A first one still open is not waited for: after a reload an
-      // old Postfix smtpd can hold it for a second while it retries its own tlsmgr, and the next
-      // attempt connects again anyway. When both failed, the worse answer is reported (a broken
-      // handshake outweighs an old process's old certificate); a connection never made does not count.
-      const r1 = first as Exclude<Probed, { ok: string }> | undefined;
-      return r1 && !(SEVERITY[r2.problem.kind] > SEVERITY[r1.problem.kind] && r2.counted) ? r1 : r2;
-    } finally {
-      clearTimeout(timer);
-      for (const c of connections) c.abort(); // the one still open, if any, is not needed
-    }
-  };
+  const atOnce = pLimit(PROBES_AT_ONCE);
   const pairs = endpoints.flatMap((e) => expected.map((x) => ({ e, x })));
-  for (let attempt = 0; attempt <= opts.waits.length; attempt++) {
-    if (attempt > 0 && !(await sleep(Math.min(opts.waits[attempt - 1]!, Math.max(0, left())), opts.signal))) break;
-    if (left() <= 0 || opts.signal?.aborted) break;
-    // Every endpoint × name is probed at once (a few at a time); the results are read in order.
-    const results = await Promise.all(pairs.map(({ e, x }) => atOnce(() => probeOne(e, x))));
-    const problems: { kind: ProblemKind; text: string; cert: string }[] = [];
-    const checked: string[] = [];
-    const names: Record<string, boolean> = {};
-    pairs.forEach(({ x }, i) => {
-      const r = results[i]!;
-      if ('ok' in r) {
-        names[x.name] ??= true;
-        checked.push(r.ok);
-        return;
-      }
-      problems.push({ ...r.problem, cert: x.cert });
-      if (r.counted) names[x.name] = false;
-    });
-    if (problems.length === 0) {
-      opts.log.info(
-        { step: 'verify', container: opts.container, endpoints: checked },
-        'serves the published certificate',
-      );
-      return { ok: true, checked, names };
+  const r = await poll((attempt) => probeRound(c, pairs, atOnce, attempt), {
+    // Served; or unreachable for so long that it is not retried further.
+    until: (o) => o.ok || (o.kind === 'unreachable' && monotonicMs() - started >= UNREACHABLE_GIVE_UP_MS),
+    attempts: opts.waits.length + 1,
+    backoff: opts.waits,
+    deadline: opts.deadline,
+    atDeadline: 'stop',
+    signal: opts.signal,
+  });
+  return r.value ?? noTime;
+}
+
+/** One attempt: every endpoint × name probed at once (a few at a time), the results read in order. */
+async function probeRound(
+  c: ProbeContext,
+  pairs: { e: Endpoint; x: Expectation }[],
+  atOnce: LimitFunction,
+  attempt: number,
+): Promise<VerifyOutcome> {
+  const { opts } = c;
+  const results = await Promise.all(pairs.map(({ e, x }) => atOnce(() => probeRacing(c, e, x))));
+  const problems: { kind: ProblemKind; text: string; cert: string }[] = [];
+  const checked: string[] = [];
+  const names: Record<string, boolean> = {};
+  pairs.forEach(({ x }, i) => {
+    const r = results[i]!;
+    if ('ok' in r) {
+      names[x.name] ??= true;
+      checked.push(r.ok);
+      return;
     }
-    const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
-    const certs = [...new Set(problems.filter((p) => p.kind === kind).map((p) => p.cert))];
-    last = { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs, names };
+    problems.push({ ...r.problem, cert: x.cert });
+    if (r.counted) names[x.name] = false;
+  });
+  if (problems.length === 0) {
     opts.log.info(
-      { step: 'verify', container: opts.container, attempt: attempt + 1, problems: problems.map((p) => p.text) },
-      'not yet serving the published certificate',
+      { step: 'verify', container: opts.container, endpoints: checked },
+      'serves the published certificate',
     );
-    if (kind === 'unreachable' && monotonicMs() - started >= UNREACHABLE_GIVE_UP_MS) break;
+    return { ok: true, checked, names };
   }
-  return last;
+  const kind = problems.reduce<ProblemKind>((k, p) => (SEVERITY[p.kind] > SEVERITY[k] ? p.kind : k), 'unreachable');
+  const certs = [...new Set(problems.filter((p) => p.kind === kind).map((p) => p.cert))];
+  opts.log.info(
+    { step: 'verify', container: opts.container, attempt, problems: problems.map((p) => p.text) },
+    'not yet serving the published certificate',
+  );
+  return { ok: false, kind, detail: problems.map((p) => p.text).join('; '), certs, names };
+}
+
+/**
+ * One endpoint and name, raced by a second connection after SECOND_PROBE_AFTER_MS. The first
+ * decides only by succeeding; when it fails, the second's answer is awaited.
+ */
+async function probeRacing(c: ProbeContext, e: Endpoint, x: Expectation): Promise<Probed> {
+  const connections: AbortController[] = [];
+  const connection = () => {
+    const ac = new AbortController();
+    connections.push(ac);
+    return probeOnce(c, e, x, c.opts.signal ? AbortSignal.any([c.opts.signal, ac.signal]) : ac.signal);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const one = connection();
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(resolve, SECOND_PROBE_AFTER_MS, 'late')));
+    const early = await Promise.race([one, late]);
+    if (early !== 'late') return early;
+    const two = connection();
+    let first: Probed | undefined;
+    void one.then((r) => (first = r));
+    const r2 = await Promise.race([one.then((r) => ('ok' in r ? r : two)), two]);
+    if ('ok' in r2) return r2;
+    // The second connection failed. A first one still open is not waited for: after a reload an
+    // old Postfix smtpd can hold it for a second while it retries its own tlsmgr, and the next
+    // attempt connects again anyway. When both failed, the worse answer is reported (a broken
+    // handshake outweighs an old process's old certificate); a connection never made does not count.
+    const r1 = first as Exclude<Probed, { ok: string }> | undefined;
+    return r1 && !(SEVERITY[r2.problem.kind] > SEVERITY[r1.problem.kind] && r2.counted) ? r1 : r2;
+  } finally {
+    clearTimeout(timer);
+    for (const ac of connections) ac.abort(); // the one still open, if any, is not needed
+  }
+}
+
+/** One connection to an endpoint, asking for one name: what it served, judged against what is published. */
+async function probeOnce(c: ProbeContext, e: Endpoint, x: Expectation, signal: AbortSignal): Promise<Probed> {
+  if (signal.aborted || c.left() < MIN_PROBE_MS) {
+    // Not probed: not counted as served wrong either.
+    return {
+      counted: false,
+      problem: {
+        kind: 'unreachable',
+        text: `${endpointText(e)}: not checked (${c.opts.signal?.aborted ? 'shutting down' : 'verification time used up'})`,
+      },
+    };
+  }
+  try {
+    const served = await probe(e, x.servername, {
+      timeoutMs: Math.min(10_000, c.left()),
+      signal,
+      algorithm: x.algorithm,
+    });
+    return judge(c, e, x, served);
+  } catch (err) {
+    const stage = err instanceof ProbeError ? err.stage : 'protocol';
+    return {
+      counted: true,
+      problem: {
+        kind: KIND_OF_STAGE[stage],
+        text: `${(err as Error).message}${x.servername ? ` (SNI ${x.servername}` : ' (no SNI'}${x.algorithm ? `, only ${x.algorithm.toUpperCase()} offered)` : ')'}`,
+      },
+    };
+  }
+}
+
+/** Whether what an endpoint served is the expected certificate, another one of the set (mismatch), or an old one (stale). */
+function judge(c: ProbeContext, e: Endpoint, x: Expectation, served: Served): Probed {
+  const same = (leaf: X509Certificate) => served.spki === c.spkiOfLeaf.get(leaf) && served.serial === leaf.serialNumber;
+  const asked = `${x.servername ?? 'a client without SNI'}${x.algorithm ? ` offering only ${x.algorithm.toUpperCase()}` : ''}`;
+  if (same(x.leaf))
+    return {
+      ok: `${endpointText(e)} (${x.cert}${x.servername ? `, ${x.servername}` : ', no SNI'}${x.algorithm ? `, ${x.algorithm}` : ''})`,
+    };
+  const other = c.expected.find((y) => y.cert !== x.cert && same(y.leaf));
+  return {
+    counted: true,
+    problem: other
+      ? {
+          kind: 'mismatch',
+          text: `${endpointText(e)} serves certificate ${other.cert} (serial ${served.serial}, SHA-256 ${served.fingerprint256}) instead of ${x.cert} (serial ${x.leaf.serialNumber}) for ${asked}: its SNI setup does not pick the certificate by name`,
+        }
+      : {
+          kind: 'stale',
+          text: `${endpointText(e)} serves serial ${served.serial} (SHA-256 ${served.fingerprint256}) instead of ${x.leaf.serialNumber} for ${asked}`,
+        },
+  };
 }

@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { UserError } from '../util/errors.js';
 import { formatDuration } from '../util/duration.js';
+import { poll } from '../util/retry.js';
 
 import { type DnsRecordType, formatTlsa, normalizeValue } from './provider.js';
 
@@ -59,9 +60,31 @@ export async function askRecords(server: string, type: DnsRecordType, name: stri
   }
 }
 
+/** What a round of asking found missing: each name on each server that lacks a value, and why. */
+async function missingRecords(expected: RecordExpectation[], servers: Map<string, string[]>): Promise<string[]> {
+  const missing: string[] = [];
+  for (const e of expected) {
+    for (const server of servers.get(e.zone)!) {
+      const answer = await askRecords(server, e.type, e.name);
+      const lacking =
+        typeof answer === 'string'
+          ? e.values.length
+          : e.values.filter((v) => !answer.includes(normalizeValue(e.type, v))).length;
+      if (lacking > 0)
+        missing.push(
+          `${e.name} on ${server}${typeof answer === 'string' ? ` (${answer})` : ` (${lacking} of ${e.values.length} values missing)`}`,
+        );
+    }
+  }
+  return missing;
+}
+
+/** Waits between rounds of asking: short and growing, no fixed sleep. */
+const PROPAGATION_BACKOFF = { initialMs: 500, factor: 1.5, maxMs: 5_000 };
+
 /**
  * Waits until every server answers every expected value for each name. Servers are the zone's
- * authoritative ones unless `resolvers` replaces them. Short, growing waits; no fixed sleep.
+ * authoritative ones unless `resolvers` replaces them.
  */
 export async function waitForRecords(
   expected: RecordExpectation[],
@@ -85,45 +108,29 @@ export async function waitForRecords(
       servers.set(e.zone, opts.resolvers ?? (await authoritativeServers(e.zone, opts.bootstrap)));
   }
   const started = clock.now();
-  let wait = 500;
-  let round = 0;
-  for (;;) {
-    const missing: string[] = [];
-    for (const e of expected) {
-      for (const server of servers.get(e.zone)!) {
-        const answer = await askRecords(server, e.type, e.name);
-        const lacking =
-          typeof answer === 'string'
-            ? e.values.length
-            : e.values.filter((v) => !answer.includes(normalizeValue(e.type, v))).length;
-        if (lacking > 0)
-          missing.push(
-            `${e.name} on ${server}${typeof answer === 'string' ? ` (${answer})` : ` (${lacking} of ${e.values.length} values missing)`}`,
-          );
-      }
-    }
-    round++;
-    if (missing.length === 0) {
+  const r = await poll(() => missingRecords(expected, servers), {
+    until: (missing) => missing.length === 0,
+    backoff: PROPAGATION_BACKOFF,
+    deadline: started + opts.timeoutMs,
+    signal: opts.signal,
+    clock,
+    onWait: (missing) =>
       opts.log.info(
-        { step, names: expected.map((e) => e.name), rounds: round, waited: formatDuration(clock.now() - started) },
-        `${kinds} records visible on every name server`,
-      );
-      return;
-    }
-    const elapsed = clock.now() - started;
-    if (elapsed >= opts.timeoutMs) {
-      throw new UserError(
-        `${kinds} records not visible after ${formatDuration(elapsed)}: ${missing.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`,
-      );
-    }
+        { step, waiting: missing, elapsed: formatDuration(clock.now() - started) },
+        `waiting for the ${kinds} records to propagate`,
+      ),
+  });
+  if (r.ok) {
     opts.log.info(
-      { step, waiting: missing, elapsed: formatDuration(elapsed) },
-      `waiting for the ${kinds} records to propagate`,
+      { step, names: expected.map((e) => e.name), rounds: r.attempts, waited: formatDuration(clock.now() - started) },
+      `${kinds} records visible on every name server`,
     );
-    if (!(await clock.sleep(Math.min(wait, opts.timeoutMs - elapsed), opts.signal)))
-      throw new Error('propagation wait cancelled: shutting down');
-    wait = Math.min(wait * 1.5, 5_000);
+    return;
   }
+  if (r.stopped === 'aborted') throw new Error('propagation wait cancelled: shutting down');
+  throw new UserError(
+    `${kinds} records not visible after ${formatDuration(clock.now() - started)}: ${r.value!.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`,
+  );
 }
 
 /** The zone of a name: the nearest ancestor with NS records (when no provider says, as with DANE_PROVIDER=none). */

@@ -1,7 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import * as acme from 'acme-client';
 import type { AxiosError, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
-import { sleep } from '../util/abort.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { retry } from '../util/retry.js';
 import { parseRetryAfter } from '../util/retry-after.js';
 
 export { parseRetryAfter };
@@ -125,43 +126,70 @@ export interface AcmeHttpOptions {
 }
 
 type RetryConfig = InternalAxiosRequestConfig & {
-  retryAttempt?: number;
+  /** Set on a retry's request: its answer goes back to the retry loop of the first one. */
+  retrying?: boolean;
   retryValidateStatus?: ((s: number) => boolean) | null;
 };
+
+const isTransient = (error: AxiosError): boolean =>
+  !error.response || error.response.status === 429 || error.response.status >= 500;
+
+/** The answer as acme-client's own validation takes it: the response, or the error when its status is refused. */
+function settle(error: AxiosError): AxiosResponse {
+  const response = error.response as AxiosResponse | undefined;
+  if (!response) throw error;
+  const validate = (error.config as RetryConfig).retryValidateStatus;
+  if (!validate || validate(response.status)) return response;
+  throw error;
+}
 
 /**
  * acme-client's axios instance has no timeout and waits out any Retry-After. Replace its retry
  * interceptor with one that caps the wait and records the ACME problem of every failed answer.
+ * (acme-client sends every answer through this error handler, successes included.)
  */
-export function configureAcmeHttp(opts: AcmeHttpOptions): void {
+export function configureAcmeHttp(opts: AcmeHttpOptions, clock: Clock = systemClock): void {
   const ax = acme.axios;
   ax.defaults.timeout = opts.timeoutMs;
   ax.interceptors.response.clear();
   ax.interceptors.response.use(null, async (error: AxiosError) => {
     const config = error.config as RetryConfig | undefined;
-    const response = error.response as AxiosResponse | undefined;
     if (!config) throw error;
-    const store = problemScope.getStore();
-    if (response && response.status >= 400) {
-      if (store) store.last = problemFrom(response.status, response.data, response.headers as Record<string, unknown>);
-    } else if (!response && store) {
-      store.last = { code: error.code ?? 'network error' };
+    recordProblem(error);
+    if (!isTransient(error)) return settle(error);
+    if (config.retrying) throw error; // a retry's answer: the loop of the first request decides
+    const asked = (e: unknown) => parseRetryAfter((e as AxiosError).response?.headers['retry-after']);
+    try {
+      return await retry(
+        async (attempt) => {
+          if (attempt === 1) throw error;
+          config.retrying = true;
+          return ax.request(config);
+        },
+        {
+          attempts: opts.retries + 1,
+          backoff: { initialMs: 1_000 },
+          // A Retry-After beyond the cap is not waited out here: the scheduler retries later.
+          retryIf: (e) => isTransient(e as AxiosError) && (asked(e) ?? 0) <= opts.retryAfterCapMs,
+          retryAfter: asked,
+          clock,
+        },
+      );
+    } catch (e) {
+      if ((e as AxiosError).isAxiosError && (e as AxiosError).config) return settle(e as AxiosError);
+      throw e;
     }
-    const transient = !response || response.status === 429 || response.status >= 500;
-    const attempt = (config.retryAttempt ?? 0) + 1;
-    if (transient && attempt <= opts.retries) {
-      const asked = response ? parseRetryAfter(response.headers['retry-after']) : undefined;
-      if (asked === undefined || asked <= opts.retryAfterCapMs) {
-        config.retryAttempt = attempt;
-        await sleep(asked ?? 500 * 2 ** attempt);
-        return ax.request(config);
-      }
-    }
-    if (!response) throw error;
-    const validate = config.retryValidateStatus;
-    if (!validate || validate(response.status)) return response;
-    throw error;
   });
+}
+
+/** Keeps the ACME problem of a failed answer (or the network error) for the step that made the call. */
+function recordProblem(error: AxiosError): void {
+  const store = problemScope.getStore();
+  if (!store) return;
+  const response = error.response as AxiosResponse | undefined;
+  if (response && response.status >= 400)
+    store.last = problemFrom(response.status, response.data, response.headers as Record<string, unknown>);
+  else if (!response) store.last = { code: error.code ?? 'network error' };
 }
 
 /**

@@ -2,8 +2,9 @@ import type * as acme from 'acme-client';
 import { createCsr } from '../pki/csr.js';
 import type { VariantSpec } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { sleep } from '../util/abort.js';
-import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi } from './acme-http.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { poll } from '../util/retry.js';
+import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi, type Where } from './acme-http.js';
 import { generatePrivateKey } from '../pki/keys.js';
 import type { ChallengeItem, ChallengeSolver } from './solvers/types.js';
 
@@ -47,6 +48,8 @@ interface OrderContext {
   preferredChain?: string;
   /** A private key to keep (key reuse); a new one is made otherwise. */
   privateKey?: string;
+  /** How polls wait (a test's fake clock). */
+  clock?: Clock;
 }
 
 type Resource = {
@@ -56,9 +59,16 @@ type Resource = {
   [k: string]: unknown;
 };
 
+/** What one look at an order or authorization found: its body, and the wait the CA asks for. */
+interface Look {
+  body: Resource;
+  retryAfterMs?: number;
+}
+
 /**
  * Polls an order or authorization until it leaves pending/processing. The first look comes after
  * the first wait: the resource was just asked to change, and an answer of "pending" costs a request.
+ * A wait that would end past the deadline is not begun.
  */
 async function pollStatus(
   ctx: OrderContext,
@@ -68,52 +78,80 @@ async function pollStatus(
   domain?: string,
 ): Promise<Resource> {
   const opts = ctx.poll ?? DEFAULT_POLL;
+  const clock = ctx.clock ?? systemClock;
   const where = { cert: ctx.spec.name, domain, challenge: ctx.spec.challenge };
-  const deadline = Date.now() + opts.deadlineMs;
-  let wait = opts.minIntervalMs;
-  let next = wait;
-  for (;;) {
-    if (Date.now() + next > deadline) {
-      throw new AcmeError(step, where, new Error('timeout'), {
-        detail: `not ${done.join(' or ')} after ${Math.round(opts.deadlineMs / 1000)}s`,
-      });
-    }
-    if (!(await sleep(next, ctx.signal)))
-      throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
+  const look = async (): Promise<Look> => {
     const resp = await acmeStep(step, where, () => rawApi(ctx.client).apiRequest(url, null, [200]));
     const body = resp.data as Resource;
-    if (done.includes(body.status)) return body;
-    if (body.status === 'invalid') {
-      const failed = body.challenges?.find((c) => c.error)?.error ?? body.error;
-      throw new AcmeError(
-        step,
-        where,
-        new Error(`${step} is invalid`),
-        problemFrom(undefined, failed ?? { detail: `the ${step} became invalid` }),
-      );
-    }
-    if (body.status !== 'pending' && body.status !== 'processing' && body.status !== 'ready') {
-      throw new AcmeError(step, where, new Error(`unexpected status "${body.status}"`), {
-        detail: `unexpected status "${body.status}"`,
-      });
-    }
-    wait = Math.min(wait * 2, opts.maxIntervalMs);
-    const asked = problemFrom(resp.status, {}, resp.headers as Record<string, unknown>).retryAfterMs;
-    next = asked !== undefined ? Math.min(asked, opts.retryAfterCapMs) : wait;
+    if (!done.includes(body.status)) refuseEnd(step, where, body);
+    return { body, retryAfterMs: problemFrom(resp.status, {}, resp.headers as Record<string, unknown>).retryAfterMs };
+  };
+  const r = await poll(look, {
+    until: (l) => done.includes(l.body.status),
+    waitFirst: true,
+    backoff: { initialMs: opts.minIntervalMs, maxMs: opts.maxIntervalMs },
+    retryAfter: (l) => l.retryAfterMs,
+    maxRetryAfterMs: opts.retryAfterCapMs,
+    deadline: clock.now() + opts.deadlineMs,
+    atDeadline: 'give-up',
+    signal: ctx.signal,
+    clock,
+  });
+  if (r.ok) return r.value.body;
+  if (r.stopped === 'aborted') throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
+  throw new AcmeError(step, where, new Error('timeout'), {
+    detail: `not ${done.join(' or ')} after ${Math.round(opts.deadlineMs / 1000)}s`,
+  });
+}
+
+/** Throws for a resource that will never reach the wanted status: invalid, or a status ACME does not poll. */
+function refuseEnd(step: AcmeStep, where: Where, body: Resource): void {
+  if (body.status === 'invalid') {
+    const failed = body.challenges?.find((c) => c.error)?.error ?? body.error;
+    throw new AcmeError(
+      step,
+      where,
+      new Error(`${step} is invalid`),
+      problemFrom(undefined, failed ?? { detail: `the ${step} became invalid` }),
+    );
+  }
+  if (body.status !== 'pending' && body.status !== 'processing' && body.status !== 'ready') {
+    throw new AcmeError(step, where, new Error(`unexpected status "${body.status}"`), {
+      detail: `unexpected status "${body.status}"`,
+    });
   }
 }
 
+type Challenge = acme.Authorization['challenges'][number];
+type Pending = { item: ChallengeItem; challenge: Challenge; url: string };
+type NewOrder = Parameters<acme.Client['createOrder']>[0] & { replaces?: string; profile?: string };
+
 /** Orders a certificate with the manual flow: authorizations answered together, own polling, own timeouts. */
 export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
-  const { client, spec, solver, log } = ctx;
+  const { client, spec, log } = ctx;
   const cert = spec.name;
   const privateKey = ctx.privateKey ?? (await generatePrivateKey(spec.keyType));
+  const order = await createOrder(ctx);
+  log.info({ step: 'order', order: order.url, replaces: order.replaces }, 'order created');
+  const authorizations = await acmeStep('authorization', { cert }, () => client.getAuthorizations(order));
+  await validate(ctx, await pendingChallenges(ctx, authorizations));
+  const valid = await finalize(ctx, order, createCsr(spec.domains, privateKey));
+  log.info({ step: 'finalize' }, 'order valid');
+  const fullchain = await acmeStep('download', { cert }, () =>
+    client.getCertificate(valid as unknown as acme.Order, ctx.preferredChain),
+  );
+  log.info({ step: 'download' }, 'certificate downloaded');
+  return { privateKey, fullchain };
+}
+
+/** newOrder, with "replaces" (ARI) when asked; without it when the CA objects to it. */
+async function createOrder(ctx: OrderContext): Promise<acme.Order & { replaces?: string }> {
+  const { client, spec, log } = ctx;
+  const cert = spec.name;
   const identifiers = spec.domains.map((value) => ({ type: 'dns', value }));
-  type NewOrder = Parameters<acme.Client['createOrder']>[0] & { replaces?: string; profile?: string };
   const extra = ctx.profile ? { profile: ctx.profile } : {};
-  let order: acme.Order & { replaces?: string };
   try {
-    order = await acmeStep('order', { cert }, () =>
+    return await acmeStep('order', { cert }, () =>
       client.createOrder({ identifiers, ...extra, ...(ctx.replaces ? { replaces: ctx.replaces } : {}) } as NewOrder),
     );
   } catch (err) {
@@ -125,12 +163,14 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
       { step: 'order', replaces: ctx.replaces, error: err.message },
       'the CA refused "replaces"; ordering without it',
     );
-    order = await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra } as NewOrder));
+    return await acmeStep('order', { cert }, () => client.createOrder({ identifiers, ...extra } as NewOrder));
   }
-  log.info({ step: 'order', order: order.url, replaces: order.replaces }, 'order created');
+}
 
-  const authorizations = await acmeStep('authorization', { cert }, () => client.getAuthorizations(order));
-  const pending: { item: ChallengeItem; challenge: acme.Authorization['challenges'][number]; url: string }[] = [];
+/** The challenges to answer: one of the solver's type per authorization not valid yet. */
+async function pendingChallenges(ctx: OrderContext, authorizations: acme.Authorization[]): Promise<Pending[]> {
+  const { client, spec, solver, log } = ctx;
+  const pending: Pending[] = [];
   for (const authz of authorizations) {
     const domain = authz.identifier.value;
     if (authz.status === 'valid') {
@@ -139,7 +179,7 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
     }
     const challenge = authz.challenges.find((c) => c.type === solver.type);
     if (!challenge) {
-      throw new AcmeError('authorization', { cert, domain }, new Error(`no ${solver.type}`), {
+      throw new AcmeError('authorization', { cert: spec.name, domain }, new Error(`no ${solver.type}`), {
         detail: `the CA offers no ${solver.type} challenge for this name (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
       });
     }
@@ -150,10 +190,17 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
       url: authz.url,
     });
   }
+  return pending;
+}
 
-  // Every challenge is made answerable first (apex and wildcard TXT values must coexist), then the
-  // CA is asked to validate them all at once. All are waited for, so that every name that failed
-  // validation is known (each counts against the CA's per-name limit).
+/**
+ * Every challenge is made answerable first (apex and wildcard TXT values must coexist), then the
+ * CA is asked to validate them all at once. All are waited for, so that every name that failed
+ * validation is known (each counts against the CA's per-name limit).
+ */
+async function validate(ctx: OrderContext, pending: Pending[]): Promise<void> {
+  const { client, spec, solver, log } = ctx;
+  const cert = spec.name;
   await solver.begin();
   try {
     await solver.prepare(
@@ -184,23 +231,23 @@ export async function orderCertificate(ctx: OrderContext): Promise<Issued> {
     await solver.cleanup(pending.map((p) => p.item));
     await solver.end();
   }
+}
 
-  const csr = createCsr(spec.domains, privateKey);
-  // The order is ready once its authorizations are valid (RFC 8555 7.1.6): finalize at once, and
-  // look at the order first only if the CA says it is not ready yet.
+/**
+ * The order is ready once its authorizations are valid (RFC 8555 7.1.6): finalize at once, and
+ * look at the order first only if the CA says it is not ready yet. Returns the valid order.
+ */
+async function finalize(ctx: OrderContext, order: acme.Order, csr: string): Promise<Resource> {
+  const cert = ctx.spec.name;
+  const send = async () =>
+    (await acmeStep('finalize', { cert }, () => ctx.client.finalizeOrder(order, csr))) as unknown as Resource;
   let finalized: Resource;
   try {
-    finalized = (await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr))) as unknown as Resource;
+    finalized = await send();
   } catch (err) {
     if (!(err instanceof AcmeError) || !/orderNotReady/.test(err.problem.type ?? '')) throw err;
     await pollStatus(ctx, 'order', order.url, ['ready', 'valid']);
-    finalized = (await acmeStep('finalize', { cert }, () => client.finalizeOrder(order, csr))) as unknown as Resource;
+    finalized = await send();
   }
-  const valid = finalized.status === 'valid' ? finalized : await pollStatus(ctx, 'finalize', order.url, ['valid']);
-  log.info({ step: 'finalize' }, 'order valid');
-  const fullchain = await acmeStep('download', { cert }, () =>
-    client.getCertificate(valid as unknown as acme.Order, ctx.preferredChain),
-  );
-  log.info({ step: 'download' }, 'certificate downloaded');
-  return { privateKey, fullchain };
+  return finalized.status === 'valid' ? finalized : await pollStatus(ctx, 'finalize', order.url, ['valid']);
 }

@@ -2,18 +2,19 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { sleep } from '../util/abort.js';
 import { errorMessage } from '../util/errors.js';
+import { backoffDelay } from '../util/retry.js';
 import type { Engine } from './engine.js';
 import { watchSupplied } from './watch-supplied.js';
 import { startStatusServer } from '../report/server.js';
 
 /** The check interval with ±5% random jitter, so that many hosts do not hit the CA together. */
 export function nextCheckDelay(intervalMs: number, random = Math.random): number {
-  return Math.round(intervalMs * (0.95 + 0.1 * random()));
+  return backoffDelay({ initialMs: intervalMs, factor: 1, jitter: 0.05 }, 0, random);
 }
 
 /** After a pass that failed as a whole: 1 min, doubling up to an hour (never beyond the check interval). */
 export function failedPassDelay(consecutive: number, intervalMs: number): number {
-  return Math.min(60_000 * 2 ** Math.max(0, consecutive - 1), 3_600_000, intervalMs);
+  return backoffDelay({ initialMs: 60_000, maxMs: Math.min(3_600_000, intervalMs) }, Math.max(0, consecutive - 1));
 }
 
 /**

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { UserError } from '../util/errors.js';
 import { processAlive as alive } from '../util/process.js';
 import { type Clock, preciseWallMs, systemClock } from '../util/clock.js';
+import { every, poll } from '../util/retry.js';
 
 /**
  * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
@@ -89,7 +90,6 @@ export interface LockOptions {
 export async function acquireLock(stateDir: string, opts: LockOptions): Promise<PassLock> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const path = join(stateDir, 'pass.lock');
-  const staleMs = opts.staleMs ?? STALE_MS;
   const clock = opts.clock ?? systemClock;
   const me: Holder = {
     owner: randomUUID(),
@@ -100,58 +100,85 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
     beat: 0,
   };
   const deadline = clock.now() + opts.waitMs;
-  let watched: { text: string; since: number } | undefined;
-  let announced = false;
   await sweepTempFiles(stateDir, me.ns);
-  for (;;) {
-    if (await createComplete(path, me)) {
-      opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseWallMs() }, 'pass lock taken');
-      return holdLock(path, me, opts);
-    }
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
-      throw new UserError(
-        `cannot read the pass lock ${path} (${(err as NodeJS.ErrnoException).code}); if no mailcerts is running, remove it`,
-      );
-    }
-    const holder = decode(text);
-    const now = clock.now();
-    if (holder && holder.ns === me.ns && !alive(holder.pid)) {
-      opts.log?.warn(
-        { step: 'lock', holder: describeHolder(holder) },
-        'taking over the pass lock of a process that died',
-      );
-      await breakLock(path, text, me);
-      continue;
-    }
-    if (!watched || watched.text !== text) watched = { text, since: now };
-    else if (now - watched.since >= staleMs) {
-      opts.log?.warn(
-        { step: 'lock', holder: describeHolder(holder), unchangedFor: `${Math.round((now - watched.since) / 1000)}s` },
-        'taking over a pass lock whose holder stopped its heartbeat',
-      );
-      await breakLock(path, text, me);
-      watched = undefined;
-      continue;
-    }
-    if (now >= deadline) {
-      throw new UserError(
-        `another mailcerts (${describeHolder(holder)}) is working on ${stateDir}; try again when it has finished`,
-      );
-    }
-    if (!announced) {
+  let announced = false;
+  const r = await poll(lockTaker(path, me, opts, clock), {
+    until: (t) => 'taken' in t,
+    backoff: every(250),
+    deadline,
+    signal: opts.signal,
+    clock,
+    onWait: (t) => {
+      if (announced || !t || !('holder' in t)) return;
       announced = true;
       opts.log?.info(
-        { step: 'lock', holder: describeHolder(holder) },
+        { step: 'lock', holder: describeHolder(t.holder) },
         'waiting for another mailcerts to finish its pass',
       );
+    },
+  });
+  if (r.value && 'taken' in r.value) return r.value.taken;
+  if (!r.ok && r.stopped === 'aborted') throw new Error('waiting for the pass lock cancelled: shutting down');
+  const holder = r.value && 'holder' in r.value ? r.value.holder : undefined;
+  throw new UserError(
+    `another mailcerts (${describeHolder(holder)}) is working on ${stateDir}; try again when it has finished`,
+  );
+}
+
+/**
+ * One look at the lock: takes it, breaking it first when its holder died or stopped beating (the
+ * file unchanged for staleMs across looks), or names the live holder.
+ */
+function lockTaker(
+  path: string,
+  me: Holder,
+  opts: LockOptions,
+  clock: Clock,
+): () => Promise<{ taken: PassLock } | { holder: Holder | undefined }> {
+  const staleMs = opts.staleMs ?? STALE_MS;
+  let watched: { text: string; since: number } | undefined;
+  return async () => {
+    for (;;) {
+      if (await createComplete(path, me)) {
+        opts.log?.debug({ step: 'lock', owner: me.owner, at: preciseWallMs() }, 'pass lock taken');
+        return { taken: holdLock(path, me, opts) };
+      }
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
+        throw new UserError(
+          `cannot read the pass lock ${path} (${(err as NodeJS.ErrnoException).code}); if no mailcerts is running, remove it`,
+        );
+      }
+      const holder = decode(text);
+      const now = clock.now();
+      if (holder && holder.ns === me.ns && !alive(holder.pid)) {
+        opts.log?.warn(
+          { step: 'lock', holder: describeHolder(holder) },
+          'taking over the pass lock of a process that died',
+        );
+        await breakLock(path, text, me);
+        continue;
+      }
+      if (!watched || watched.text !== text) watched = { text, since: now };
+      else if (now - watched.since >= staleMs) {
+        opts.log?.warn(
+          {
+            step: 'lock',
+            holder: describeHolder(holder),
+            unchangedFor: `${Math.round((now - watched.since) / 1000)}s`,
+          },
+          'taking over a pass lock whose holder stopped its heartbeat',
+        );
+        await breakLock(path, text, me);
+        watched = undefined;
+        continue;
+      }
+      return { holder };
     }
-    if (!(await clock.sleep(Math.min(250, Math.max(1, deadline - now)), opts.signal)))
-      throw new Error('waiting for the pass lock cancelled: shutting down');
-  }
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { Logger } from '../../../log.js';
 import { monotonicMs } from '../../../util/clock.js';
 import { errorMessage } from '../../../util/errors.js';
+import { poll } from '../../../util/retry.js';
 import { createObject, inspectConfig, inspectTask, listObjects, type ObjectView, updateConfigLabels } from './api.js';
 import { MANAGED_LABEL } from './objects.js';
 
@@ -140,26 +141,32 @@ class SwarmLease implements LeaseHolder {
     this.held = r.leader;
   }
 
+  /** Takes or keeps the lease; another mailcerts writing it at the same moment makes it read again, three times at most. */
   private async renew(docker: Docker): Promise<Lead> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const all = await this.leases(docker);
-      const blocked = await this.heldElsewhere(docker, all);
-      if (blocked) return blocked;
-      const own = all.find((c) => c.Spec.Name === this.ownName);
-      const holder = own && (await this.heldBy(docker, own));
-      if (own && holder) return { leader: false, why: this.describe(own, holder) };
-      if (!(await this.write(docker, own && (await inspectConfig(docker, own.ID))))) continue; // someone wrote first: read again
-      // Another stack's mailcerts may have taken its lease at the same moment: the higher holder id yields.
-      const rival = await this.heldElsewhere(docker, await this.leases(docker), (h) => h < this.o.holder);
-      if (!rival) return { leader: true };
-      this.mine = undefined;
-      await this.giveBack(docker);
-      return rival;
-    }
-    return {
-      leader: false,
-      why: 'the lease changed three times while it was being taken; tried again at the next pass',
-    };
+    const r = await poll(() => this.tryTake(docker), { until: (l) => l !== 'raced', attempts: 3, backoff: [0] });
+    return r.value !== undefined && r.value !== 'raced'
+      ? r.value
+      : {
+          leader: false,
+          why: 'the lease changed three times while it was being taken; tried again at the next pass',
+        };
+  }
+
+  /** One try at the lease: held elsewhere, held here, or 'raced' when someone wrote first. */
+  private async tryTake(docker: Docker): Promise<Lead | 'raced'> {
+    const all = await this.leases(docker);
+    const blocked = await this.heldElsewhere(docker, all);
+    if (blocked) return blocked;
+    const own = all.find((c) => c.Spec.Name === this.ownName);
+    const holder = own && (await this.heldBy(docker, own));
+    if (own && holder) return { leader: false, why: this.describe(own, holder) };
+    if (!(await this.write(docker, own && (await inspectConfig(docker, own.ID))))) return 'raced';
+    // Another stack's mailcerts may have taken its lease at the same moment: the higher holder id yields.
+    const rival = await this.heldElsewhere(docker, await this.leases(docker), (h) => h < this.o.holder);
+    if (!rival) return { leader: true };
+    this.mine = undefined;
+    await this.giveBack(docker);
+    return rival;
   }
 
   /** A live lease of another stack that competes with this one (and, with `only`, whose holder passes it). */

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
-import { sleep } from '../../../util/abort.js';
 import { monotonicMs } from '../../../util/clock.js';
+import { every, poll } from '../../../util/retry.js';
 import { inspectService, listTasks, type NodeView, type ServiceView, type TaskView } from './api.js';
 import type { Mount } from './objects.js';
 import { unsatisfiable } from './placement.js';
@@ -22,14 +22,14 @@ export async function runningTasks(
   signal?: AbortSignal,
 ): Promise<TaskView[]> {
   const wanted = service.Spec.Mode?.Replicated?.Replicas;
-  const until = monotonicMs() + 60_000;
-  for (;;) {
-    const tasks = await tasksRunning(docker, service.ID);
-    const ready = tasks.filter(fresh);
-    if (wanted !== undefined && ready.length >= wanted) return ready;
-    if (wanted === undefined || monotonicMs() > until || signal?.aborted) return tasks;
-    await sleep(POLL_MS, signal);
-  }
+  if (wanted === undefined) return tasksRunning(docker, service.ID);
+  const r = await poll(() => tasksRunning(docker, service.ID), {
+    until: (tasks) => tasks.filter(fresh).length >= wanted,
+    backoff: every(POLL_MS),
+    deadline: monotonicMs() + 60_000,
+    signal,
+  });
+  return r.ok ? r.value.filter(fresh) : r.value!;
 }
 
 export const tasksRunning = async (docker: Docker, serviceId: string) =>
@@ -64,13 +64,12 @@ export async function waitForUpdate(
   begun: { before?: string } | undefined,
   signal?: AbortSignal,
 ): Promise<UpdateEnd> {
-  const deadline = monotonicMs() + UPDATE_BUDGET_MS;
   // Swarm clears the update status when it takes a new spec, and sets it once its updater starts.
   // A status that never comes (a spec whose tasks need no replacing) is taken as done after this;
   // the tasks' files are checked next all the same.
   const noStatusUntil = monotonicMs() + 30_000;
   let watched = begun !== undefined;
-  for (;;) {
+  const look = async (): Promise<{ end: UpdateEnd } | { name: string | undefined; state: string }> => {
     const s = await inspectService(docker, id);
     const u = s.UpdateStatus;
     const ours =
@@ -78,25 +77,39 @@ export async function waitForUpdate(
       (u?.StartedAt !== undefined && u.StartedAt !== begun.before) ||
       (u === undefined && monotonicMs() > noStatusUntil);
     const state = ours ? u?.State : 'updating';
-    if (state === 'paused' || state === 'rollback_paused') {
-      return {
-        end: 'unfinished',
-        why: `the update of ${s.Spec.Name} is paused (${u?.Message ?? state}); resume or roll it back with docker service update --rollback ${s.Spec.Name}`,
-      };
-    }
-    if (state !== 'updating' && state !== 'rollback_started') {
-      if (!watched || state !== 'rollback_completed') return { end: 'completed' };
-      return {
-        end: 'rolled back',
-        why: `Swarm rolled the update of ${s.Spec.Name} back: ${u?.Message ?? 'a new task failed'}; the old certificate files are in place again`,
-      };
-    }
+    const end = updateEnd(s.Spec.Name, state, u?.Message, watched);
+    if (end) return { end };
     watched = true;
-    if (monotonicMs() > deadline)
-      return {
-        end: 'unfinished',
-        why: `the update of ${s.Spec.Name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${s.Spec.Name}`,
-      };
-    if (!(await sleep(POLL_MS, signal))) return { end: 'unfinished', why: 'stopped before the update finished' };
+    return { name: s.Spec.Name, state: state! };
+  };
+  const r = await poll(look, {
+    until: (l) => 'end' in l,
+    backoff: every(POLL_MS),
+    deadline: monotonicMs() + UPDATE_BUDGET_MS,
+    signal,
+  });
+  const last = r.value;
+  if (last && 'end' in last) return last.end;
+  if (!r.ok && r.stopped === 'aborted') return { end: 'unfinished', why: 'stopped before the update finished' };
+  const { name, state } = last!;
+  return {
+    end: 'unfinished',
+    why: `the update of ${name} did not finish within ${UPDATE_BUDGET_MS / 60_000} minutes (state ${state}); see docker service ps ${name}`,
+  };
+}
+
+/** How an update in this state ended, or undefined while it runs (`watched`: it was seen running). */
+function updateEnd(name: string | undefined, state: string | undefined, message: string | undefined, watched: boolean) {
+  if (state === 'paused' || state === 'rollback_paused') {
+    return {
+      end: 'unfinished',
+      why: `the update of ${name} is paused (${message ?? state}); resume or roll it back with docker service update --rollback ${name}`,
+    } as const;
   }
+  if (state === 'updating' || state === 'rollback_started') return undefined;
+  if (!watched || state !== 'rollback_completed') return { end: 'completed' } as const;
+  return {
+    end: 'rolled back',
+    why: `Swarm rolled the update of ${name} back: ${message ?? 'a new task failed'}; the old certificate files are in place again`,
+  } as const;
 }

@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { sleep } from '../../../util/abort.js';
+import { every, poll } from '../../../util/retry.js';
 import { monotonicMs } from '../../../util/clock.js';
 import {
   type DeployResult,
@@ -155,10 +155,13 @@ async function answering<E extends { host: string; port: number }>(
   deadline: number,
   signal?: AbortSignal,
 ): Promise<E[]> {
-  for (;;) {
-    const open = await answeringNow(list);
-    if (open.length > 0 || monotonicMs() > deadline || !(await sleep(POLL_MS, signal))) return open;
-  }
+  const r = await poll(() => answeringNow(list), {
+    until: (open) => open.length > 0,
+    backoff: every(POLL_MS),
+    deadline,
+    signal,
+  });
+  return r.value ?? [];
 }
 
 async function answeringNow<E extends { host: string; port: number }>(list: E[]): Promise<E[]> {

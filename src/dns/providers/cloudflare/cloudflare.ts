@@ -1,7 +1,8 @@
 import Cloudflare, { APIConnectionError, APIError } from 'cloudflare';
 import type { Logger } from '../../../log.js';
-import { sleep } from '../../../util/abort.js';
+import { type Clock, systemClock } from '../../../util/clock.js';
 import { UserError } from '../../../util/errors.js';
+import { retry } from '../../../util/retry.js';
 import { parseRetryAfter } from '../../../util/retry-after.js';
 import {
   type DnsProvider,
@@ -24,6 +25,8 @@ export interface CloudflareOptions {
   zoneId?: string;
   baseUrl?: string;
   log: Logger;
+  /** How retries wait (a test's fake clock). */
+  clock?: Clock;
 }
 
 type ZoneInfo = DnsZone & { permissions?: string[] };
@@ -32,6 +35,9 @@ function codes(err: APIError): string {
   const list = (err.errors ?? []) as { code?: number; message?: string }[];
   return list.map((e) => `code ${e.code}: ${e.message}`).join('; ') || `HTTP ${err.status}`;
 }
+
+const transient = (err: unknown): boolean =>
+  err instanceof APIConnectionError || (err instanceof APIError && (err.status === 429 || (err.status ?? 0) >= 500));
 
 function hasCode(err: unknown, ...wanted: number[]): boolean {
   return (
@@ -47,12 +53,14 @@ export class CloudflareDns implements DnsProvider {
   private readonly zoneId?: string;
   private readonly log: Logger;
   private readonly where: string;
+  private readonly clock: Clock;
   private zones: ZoneInfo[] | undefined;
 
   constructor(opts: CloudflareOptions) {
     this.zoneId = opts.zoneId;
     this.log = opts.log.child({ provider: 'cloudflare' });
     this.where = opts.baseUrl ?? 'https://api.cloudflare.com/client/v4';
+    this.clock = opts.clock ?? systemClock;
     this.cf = new Cloudflare({
       apiToken: opts.apiToken,
       apiKey: null,
@@ -66,25 +74,22 @@ export class CloudflareDns implements DnsProvider {
 
   /** One API call: transient failures (429, 5xx, network) are retried; permanent ones explain what to change. */
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        const transient =
-          err instanceof APIConnectionError ||
-          (err instanceof APIError && (err.status === 429 || (err.status ?? 0) >= 500));
-        if (transient && attempt < RETRIES) {
-          const asked = parseRetryAfter(err instanceof APIError ? err.headers?.get('retry-after') : undefined);
-          const wait = Math.min(asked ?? 500 * 2 ** attempt, RETRY_AFTER_CAP_MS);
+    try {
+      return await retry(fn, {
+        attempts: RETRIES + 1,
+        backoff: { initialMs: 500, maxMs: RETRY_AFTER_CAP_MS },
+        retryIf: transient,
+        retryAfter: (err) => parseRetryAfter(err instanceof APIError ? err.headers?.get('retry-after') : undefined),
+        maxRetryAfterMs: RETRY_AFTER_CAP_MS,
+        clock: this.clock,
+        onRetry: (err, wait) =>
           this.log.warn(
             { step: 'dns-01', call: what, status: err instanceof APIError ? err.status : 'network', retryIn: wait },
             'Cloudflare call failed; retrying',
-          );
-          await sleep(wait);
-          continue;
-        }
-        throw this.explain(what, err);
-      }
+          ),
+      });
+    } catch (err) {
+      throw this.explain(what, err);
     }
   }
 

@@ -3,9 +3,10 @@
  * {main, sans}, certificate, key, Store}]}}, certificate and key being base64 of PEM. Only the
  * certificates are looked at; the ACME account (its private key) is never copied, logged or kept.
  */
-import { setTimeout as delay } from 'node:timers/promises';
 import { type Bundle, BundleError, checkBundle, covers, parseBundle } from '../../../pki/bundle.js';
+import { type Clock, systemClock } from '../../../util/clock.js';
 import { UserError } from '../../../util/errors.js';
+import { every, poll } from '../../../util/retry.js';
 import { readAcmeJsonOnce } from './file.js';
 
 /** A read counts when the same bytes come back this much later (Traefik rewrites the file in place). */
@@ -29,23 +30,32 @@ export interface TraefikEntry {
 export async function readAcmeJsonStable(
   file: string,
   signal?: AbortSignal,
+  clock: Clock = systemClock,
 ): Promise<{ data: unknown; partialReads: number }> {
-  let last = '';
+  let last: string | undefined;
   let partialReads = 0;
-  for (let i = 0; i < READ_TRIES; i++) {
+  const read = async (): Promise<{ data: unknown } | undefined> => {
     const text = readAcmeJsonOnce(file);
     if (text === last) {
       try {
-        return { data: JSON.parse(text), partialReads };
+        return { data: JSON.parse(text) };
       } catch {
         /* the same half file twice: Traefik is slow, keep waiting */
       }
     }
-    if (i > 0) partialReads++;
+    if (last !== undefined) partialReads++;
     last = text;
-    await delay(STABLE_MS, undefined, { signal }).catch(() => undefined);
-    if (signal?.aborted) throw new Error('reading acme.json cancelled: shutting down');
-  }
+    return undefined;
+  };
+  const r = await poll(read, {
+    until: (v) => v !== undefined,
+    attempts: READ_TRIES,
+    backoff: every(STABLE_MS),
+    signal,
+    clock,
+  });
+  if (r.ok) return { data: r.value!.data, partialReads };
+  if (r.stopped === 'aborted') throw new Error('reading acme.json cancelled: shutting down');
   throw new UserError(
     `Traefik's acme.json at ${file} did not settle into valid JSON (being rewritten, or damaged); nothing was published, the current certificate is kept`,
   );
