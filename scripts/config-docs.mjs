@@ -1,4 +1,5 @@
-// npm run docs: renders docs/configuration.md from the configuration schema (scripts/lib/config-docs.ts)
+// npm run docs: renders docs/configuration.md from the configuration schema (scripts/lib/config-docs.ts),
+// docs/errors.md from the error catalogue (scripts/lib/error-docs.ts),
 // and refreshes every included block in README.md and docs/*.md from the file it names
 // (scripts/lib/docs.ts). With --check it changes nothing and exits 1 when a page is out of date.
 // The TypeScript is bundled with esbuild into node_modules/.cache, where its imports resolve.
@@ -13,7 +14,7 @@ mkdirSync(dirname(out), { recursive: true });
 await build({
   stdin: {
     contents:
-      "export { renderConfigPage } from './scripts/lib/config-docs.ts'; export { refreshIncludes, docPages } from './scripts/lib/docs.ts';",
+      "export { renderConfigPage } from './scripts/lib/config-docs.ts'; export { renderErrorsPage } from './scripts/lib/error-docs.ts'; export { refreshIncludes, docPages } from './scripts/lib/docs.ts';",
     resolveDir: root,
     loader: 'ts',
   },
@@ -25,7 +26,7 @@ await build({
   outfile: out,
   logLevel: 'warning',
 });
-const { renderConfigPage, refreshIncludes, docPages } = await import(pathToFileURL(out).href);
+const { renderConfigPage, renderErrorsPage, refreshIncludes, docPages } = await import(pathToFileURL(out).href);
 
 const check = process.argv.includes('--check');
 let stale = 0;
@@ -46,5 +47,6 @@ if (problems.length > 0) {
   process.exit(1);
 }
 update('docs/configuration.md', page);
+update('docs/errors.md', renderErrorsPage());
 for (const file of docPages(root)) update(file, refreshIncludes(root, readFileSync(join(root, file), 'utf8'), file));
 process.exit(check && stale > 0 ? 1 : 0);

@@ -15,6 +15,7 @@ import { redact } from '../util/redact.js';
 import { type AlertMessage, sendEmail, sendWebhook } from './deliver.js';
 import { publishedPins } from './own-server.js';
 import { currentProblems, type Problem } from './problems.js';
+import { Cancelled } from '../util/error-codes.js';
 
 const MessageSchema = z.object({
   kind: z.enum(['problem', 'resolved']),
@@ -52,7 +53,7 @@ const MAX_OUTBOX = 200;
 async function withDeadline<T>(send: (signal: AbortSignal) => Promise<T>, ms: number, stop?: AbortSignal): Promise<T> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new Error(`no answer within ${ms / 1000} s`)), ms);
-  const onStop = () => ac.abort(new Error('cancelled: mailcerts is stopping'));
+  const onStop = () => ac.abort(new Cancelled('the alert round'));
   stop?.addEventListener('abort', onStop, { once: true });
   const aborted = new Promise<never>((_, reject) =>
     ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true }),

@@ -30,7 +30,7 @@ export function currentProblems(
       problems.push({
         key: `renewal:${r.name}:${r.keyType}`,
         summary: `renewal of ${what} failing`,
-        detail: `${r.failures} failed attempt(s); last error: ${r.lastError ?? 'unknown'}`,
+        detail: `${r.failures} failed attempt(s); last error: ${r.errorCode ? `${r.errorCode} ` : ''}${r.lastError ?? 'unknown'}`,
         since: r.failingSince,
         next,
       });

@@ -6,6 +6,7 @@ import { formatDuration } from '../util/duration.js';
 import { poll } from '../util/retry.js';
 
 import { type DnsRecordType, formatTlsa, normalizeValue } from './provider.js';
+import { Cancelled } from '../util/error-codes.js';
 
 /** Values that must all be answered at a name (others may be there too). */
 export interface RecordExpectation {
@@ -127,7 +128,7 @@ export async function waitForRecords(
     );
     return;
   }
-  if (r.stopped === 'aborted') throw new Error('propagation wait cancelled: shutting down');
+  if (r.stopped === 'aborted') throw new Cancelled('propagation wait');
   throw new UserError(
     `${kinds} records not visible after ${formatDuration(clock.now() - started)}: ${r.value!.join('; ')}. Check the zone at the provider, or raise ${opts.timeoutVariable ?? 'DNS01_PROPAGATION_TIMEOUT'}`,
   );

@@ -7,6 +7,7 @@ import { poll } from '../util/retry.js';
 import { AcmeError, type AcmeStep, acmeStep, problemFrom, rawApi, type Where } from './acme-http.js';
 import { generatePrivateKey } from '../pki/keys.js';
 import type { ChallengeItem, ChallengeSolver } from './solvers/types.js';
+import { Cancelled } from '../util/error-codes.js';
 
 export interface Issued {
   privateKey: string;
@@ -98,7 +99,7 @@ async function pollStatus(
     clock,
   });
   if (r.ok) return r.value.body;
-  if (r.stopped === 'aborted') throw new Error(`certificate "${ctx.spec.name}": ${step} cancelled: shutting down`);
+  if (r.stopped === 'aborted') throw new Cancelled(`certificate "${ctx.spec.name}": ${step}`);
   throw new AcmeError(step, where, new Error('timeout'), {
     detail: `not ${done.join(' or ')} after ${Math.round(opts.deadlineMs / 1000)}s`,
   });

@@ -27,6 +27,8 @@ export interface StatusRow {
   failingSince?: string;
   lastSuccessAt?: string;
   lastError?: string;
+  /** lastError's stable code (docs/errors.md). */
+  errorCode?: string;
   /** The labelled containers at their last deploy. */
   containers: Record<string, ContainerRecord>;
   /** DANE: the TLSA records of this variant's key, as the last pass found them. */
@@ -86,6 +88,7 @@ export async function collectStatus(config: Config, now = new Date()): Promise<S
         deployed: false,
         failures: 0,
         lastError: errorMessage(err),
+        errorCode: 'MC_CERTIFICATE_INVALID',
         containers,
       });
     }
@@ -137,6 +140,7 @@ async function statusRows(
       failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
       lastSuccessAt: state.lastSuccessAt,
       lastError: state.lastError ?? broken,
+      errorCode: state.lastError ? state.lastErrorCode : broken ? 'MC_CERTIFICATE_INVALID' : undefined,
       containers,
       dane: daneStatus(spec, state),
     });
@@ -161,6 +165,7 @@ function suppliedRows(
     failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
     lastSuccessAt: state.lastSuccessAt,
     lastError: state.lastError ?? broken,
+    errorCode: state.lastError ? state.lastErrorCode : broken ? 'MC_CERTIFICATE_INVALID' : undefined,
     containers,
   }));
 }
@@ -218,7 +223,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
     r.nextReason,
     r.deployed ? 'yes' : 'no',
     ...(withDane ? [r.dane?.summary ?? '-'] : []),
-    r.lastError ? r.lastError.replace(/\s+/g, ' ').slice(0, 120) : '-',
+    r.lastError ? `${r.errorCode ? `${r.errorCode} ` : ''}${r.lastError.replace(/\s+/g, ' ').slice(0, 120)}` : '-',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const table = [header, ...lines]

@@ -4,6 +4,7 @@ import type { Published } from '../publish/publisher.js';
 import { type AriState, type DaneState, dropPending, keepPending, writeCertState } from '../state/cert-state.js';
 import { RunFacts } from './run-facts.js';
 import { type Action, type CertOutcome, clearFailure, type FailedStep, type Plan, recordFailure } from './run-types.js';
+import { Cancelled, type ErrorCode, errorCode } from '../util/error-codes.js';
 
 export type { Action, CertOutcome, FailedStep, Plan, StateView } from './run-types.js';
 
@@ -48,13 +49,14 @@ export class CertRun extends RunFacts {
   refused(error: string): void {
     this.held(error);
     this._state.lastError = error;
+    this._state.lastErrorCode = 'MC_SUPPLIED_REFUSED' satisfies ErrorCode;
     this._state.lastAttemptAt = new Date().toISOString();
     this._dirty = true;
   }
 
   /** Stopped by SIGTERM: not a failure, and nothing of the abandoned attempt is recorded. */
   cancelled(): void {
-    this._error = 'cancelled: shutting down';
+    this._error = new Cancelled().message;
     if (!this._issuedNow) this._dirty = false;
   }
 
@@ -113,12 +115,13 @@ export class CertRun extends RunFacts {
   }
 
   /** A failure: counted, backed off, reported. */
-  failed(step: FailedStep, error: string, message: string, retryAfterMs?: number): void {
-    this._nextAt = recordFailure(this._state, step, error, new Date(), retryAfterMs);
+  failed(step: FailedStep, error: string, message: string, retryAfterMs?: number, code?: ErrorCode): void {
+    const coded = code ?? errorCode(undefined, step);
+    this._nextAt = recordFailure(this._state, step, error, new Date(), retryAfterMs, coded);
     this._error = error;
     this._dirty = true;
     const { failures, nextAttemptAt } = this._state;
-    this.log.error({ step: 'report', error, failures, nextAttemptAt }, message);
+    this.log.error({ step: 'report', code: coded, error, failures, nextAttemptAt }, message);
   }
 
   /** The containers serve what is published. */

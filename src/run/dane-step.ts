@@ -47,7 +47,13 @@ export async function prepareDane(runs: CertRun[], ctx: DaneContext): Promise<vo
   } catch (err) {
     for (const run of runs)
       if (run.decision === 'issue')
-        run.failed('obtain', `DANE: cannot make or read the next key: ${errorMessage(err)}`, 'DANE failed');
+        run.failed(
+          'obtain',
+          `DANE: cannot make or read the next key: ${errorMessage(err)}`,
+          'DANE failed',
+          undefined,
+          'MC_DANE',
+        );
     return;
   }
   const provider = dane.provider === 'none' ? undefined : await ctx.dns.get(dane.provider);

@@ -136,7 +136,7 @@ export class Engine {
         (err: unknown) => errorMessage(err),
       );
       if (problem && obtaining.length > 0) {
-        for (const run of obtaining) run.failed('obtain', problem, 'issuance failed'); // before any order: a bad token places none
+        for (const run of obtaining) run.failed('obtain', problem, 'issuance failed', undefined, 'MC_DNS_PROVIDER'); // before any order: a bad token places none
       }
       // A certificate that is not due is not failed by a credential check: it is only reported.
       else if (problem)

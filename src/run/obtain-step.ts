@@ -10,6 +10,7 @@ import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
 import { explainPublishError } from './preflight.js';
 import { intakeSupplied } from './supplied.js';
+import { errorCode } from '../util/error-codes.js';
 
 export interface ObtainContext {
   config: Config;
@@ -92,7 +93,7 @@ async function intakeOne<T>(
           run.log.warn({ step: 'state', error: errorMessage(e) }, 'could not record the failed validation'),
       );
     }
-    run.failed('obtain', errorMessage(err), 'issuance failed', facts.retryAfterMs);
+    run.failed('obtain', errorMessage(err), 'issuance failed', facts.retryAfterMs, errorCode(err, 'order'));
     return undefined;
   }
 }

@@ -1,5 +1,11 @@
 import { algorithmOf, type Config } from '../config/schema.js';
-import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
+import {
+  CHECK_REFUSED,
+  type DeployReport,
+  type DeployResult,
+  type Deployer,
+  type ServedCert,
+} from '../deploy/deployer.js';
 import { renderSni, SNI_FILE_NAMES } from '../deploy/kinds/index.js';
 import type { Logger } from '../log.js';
 import { type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';
@@ -9,6 +15,7 @@ import type { PassLock } from '../state/lock.js';
 import { readSniDeployed, writeSniDeployed } from '../state/sni-state.js';
 import { errorMessage } from '../util/errors.js';
 import type { CertRun } from './cert-run.js';
+import type { ErrorCode } from '../util/error-codes.js';
 
 export interface RolloutContext {
   config: Config;
@@ -20,6 +27,14 @@ export interface RolloutContext {
 
 const describeFailures = (results: DeployResult[]) =>
   results.map((r) => `container ${r.container}: ${r.error}`).join('; ');
+
+/** A server that serves another certificate (or none) is a failed verification; one that was not reloaded, a failed reload. */
+const deployFailureCode = (results: DeployResult[]): ErrorCode =>
+  results.some((r) => r.reloaded && r.serves !== true)
+    ? 'MC_VERIFY'
+    : results.some((r) => r.error?.startsWith(CHECK_REFUSED))
+      ? 'MC_RELOAD_CHECK'
+      : 'MC_RELOAD';
 
 /**
  * The rollout transaction, after the publishes of a pass:
@@ -67,7 +82,7 @@ export async function rollOut(runs: CertRun[], ctx: RolloutContext): Promise<Dep
     if (rolled?.runs.has(run)) continue;
     const failures = report.results.filter((r) => !r.ok && blamed(r).includes(run.name));
     if (failures.length === 0) await run.deployed();
-    else run.failed('deploy', describeFailures(failures), 'deployment failed');
+    else run.failed('deploy', describeFailures(failures), 'deployment failed', undefined, deployFailureCode(failures));
   }
   // The SNI files count as deployed once every container in scope took the reload.
   if (report.complete && report.results.every((r) => r.reloaded)) await sni.deployed();

@@ -5,6 +5,7 @@
 import { type Decision, nextAttemptAt } from '../plan/renewal.js';
 import type { Bundle } from '../pki/bundle.js';
 import type { AriState, CertState, DaneState } from '../state/cert-state.js';
+import type { ErrorCode } from '../util/error-codes.js';
 
 /** What a pass did with one certificate, as `run --once`, the daemon and the logs report it. */
 export interface CertOutcome {
@@ -49,10 +50,18 @@ export type StateView = Readonly<Omit<CertState, 'dane' | 'ari' | 'pending'>> & 
 };
 
 /** Counts a failure on the state and backs off; returns when the next attempt may come. */
-export function recordFailure(st: CertState, step: FailedStep, error: string, now: Date, retryAfterMs?: number): Date {
+export function recordFailure(
+  st: CertState,
+  step: FailedStep,
+  error: string,
+  now: Date,
+  retryAfterMs?: number,
+  code?: ErrorCode,
+): Date {
   st.failures += 1;
   st.failedStep = step;
   st.lastError = error;
+  st.lastErrorCode = code;
   st.failedAt = now.toISOString();
   st.failingSince ??= now.toISOString();
   const next = nextAttemptAt(st.failures, now, retryAfterMs);
@@ -64,6 +73,7 @@ export function recordFailure(st: CertState, step: FailedStep, error: string, no
 export function clearFailure(st: CertState): void {
   st.failures = 0;
   st.lastError = undefined;
+  st.lastErrorCode = undefined;
   st.failedStep = undefined;
   st.nextAttemptAt = undefined;
   st.failedAt = undefined;

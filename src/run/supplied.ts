@@ -27,7 +27,7 @@ export async function intakeSupplied(
   if ('missing' in read) return run.published ? undefined : refuse(run, read.missing);
   if ('refused' in read) return refuse(run, read.refused);
   if ('failed' in read) {
-    run.failed('obtain', read.failed, read.message);
+    run.failed('obtain', read.failed, read.message, undefined, 'MC_SUPPLIED_REFUSED');
     return undefined;
   }
   const { bundles, dual } = read.set;

@@ -65,6 +65,8 @@ const CertStateSchema = z.object({
   lastSuccessAt: z.optional(z.iso.datetime()),
   lastAttemptAt: z.optional(z.iso.datetime()),
   lastError: z.optional(z.string()),
+  /** The stable code of lastError (util/error-codes.ts, docs/errors.md); a string, so that a code of a later version reads. */
+  lastErrorCode: z.optional(z.string()),
   /** Which stage the last failure came from: a deploy failure is cleared by the next good deploy. */
   failedStep: z.optional(z.enum(['obtain', 'publish', 'deploy', 'verify'])),
   failures: z._default(z.int().check(z.nonnegative()), 0),

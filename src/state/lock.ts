@@ -8,6 +8,7 @@ import { UserError } from '../util/errors.js';
 import { processAlive as alive } from '../util/process.js';
 import { type Clock, preciseWallMs, systemClock } from '../util/clock.js';
 import { every, poll } from '../util/retry.js';
+import { Cancelled } from '../util/error-codes.js';
 
 /**
  * One pass at a time per STATE_DIR, across processes, containers and hosts that share the volume.
@@ -118,7 +119,7 @@ export async function acquireLock(stateDir: string, opts: LockOptions): Promise<
     },
   });
   if (r.value && 'taken' in r.value) return r.value.taken;
-  if (!r.ok && r.stopped === 'aborted') throw new Error('waiting for the pass lock cancelled: shutting down');
+  if (!r.ok && r.stopped === 'aborted') throw new Cancelled('waiting for the pass lock');
   const holder = r.value && 'holder' in r.value ? r.value.holder : undefined;
   throw new UserError(
     `another mailcerts (${describeHolder(holder)}) is working on ${stateDir}; try again when it has finished`,

@@ -5,6 +5,7 @@
  * tests run on fake time. Why not p-retry or p-wait-for: docs/decisions.md.
  */
 import { type Clock, systemClock } from './clock.js';
+import { Cancelled } from './error-codes.js';
 
 /**
  * The waits between looks: a list (the n-th wait is the n-th entry, the last one repeating), or
@@ -135,7 +136,8 @@ export async function retry<T>(fn: (attempt: number) => Promise<T>, opts: RetryO
   throw last.error;
 }
 
+/** Why the signal aborted (mailcerts aborts with Cancelled); Cancelled when it says nothing. */
 function abortReason(signal: AbortSignal | undefined): Error {
   const reason: unknown = signal?.reason;
-  return reason instanceof Error ? reason : new Error('cancelled: shutting down');
+  return reason instanceof Error ? reason : new Cancelled();
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { collectSettings, docProblems, renderConfigPage, SOURCES } from '../../scripts/lib/config-docs.js';
+import { renderErrorsPage } from '../../scripts/lib/error-docs.js';
 import { anchors, brokenLinks, docPages, includes } from '../../scripts/lib/docs.js';
 import { loadConfig } from '../../src/config/load.js';
 import * as yamlParser from '../../src/config/yaml.js';
@@ -19,6 +20,12 @@ import { CONFIG_PARTS } from '../../src/parts.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
+
+describe('docs/errors.md', () => {
+  it('is what npm run docs renders from the catalogue of error codes (src/util/error-codes.ts)', () => {
+    expect(read('docs/errors.md')).toBe(renderErrorsPage());
+  });
+});
 
 describe('docs/configuration.md', () => {
   it('is what scripts/config-docs.mjs renders from the schema (run npm run docs after changing a setting)', () => {

@@ -4,6 +4,7 @@ import { errorMessage } from '../../../util/errors.js';
 import { execIn, restartContainer, signalContainer } from '../../docker.js';
 import { planReload, RELOAD_LABEL, type Step } from '../../kinds/index.js';
 import type { ReloadTarget } from '../../targets.js';
+import { CHECK_REFUSED } from '../../deployer.js';
 
 /**
  * Running a container's reload through the Docker API: the plan its kind makes (deploy/kinds/),
@@ -61,7 +62,7 @@ export async function reloadTarget(
   if ('error' in plan) return plan.error;
   try {
     const invalid = await execChecks(docker, target, plan.checks, log, signal);
-    if (invalid) return `validation failed, not reloaded: ${invalid}`;
+    if (invalid) return `${CHECK_REFUSED}: ${invalid}`;
     for (const step of plan.steps) {
       if ('exec' in step) {
         const failed = await execStep(docker, target, step.exec, log, signal);

@@ -8,6 +8,7 @@ import { type Clock, systemClock } from '../../../util/clock.js';
 import { UserError } from '../../../util/errors.js';
 import { every, poll } from '../../../util/retry.js';
 import { readAcmeJsonOnce } from './file.js';
+import { Cancelled } from '../../../util/error-codes.js';
 
 /** A read counts when the same bytes come back this much later (Traefik rewrites the file in place). */
 const STABLE_MS = 250;
@@ -55,7 +56,7 @@ export async function readAcmeJsonStable(
     clock,
   });
   if (r.ok) return { data: r.value!.data, partialReads };
-  if (r.stopped === 'aborted') throw new Error('reading acme.json cancelled: shutting down');
+  if (r.stopped === 'aborted') throw new Cancelled('reading acme.json');
   throw new UserError(
     `Traefik's acme.json at ${file} did not settle into valid JSON (being rewritten, or damaged); nothing was published, the current certificate is kept`,
   );
