@@ -19,7 +19,7 @@ const LAYERS = [
   ['alerts'],
   ['proxy'],
   ['run'],
-  ['parts.ts', 'main.ts', 'cli.ts'],
+  ['parts.ts', 'main.ts', 'cli.ts', 'commands'],
 ];
 
 const path = (names) => `^src/(${names.map((n) => n.replace('.', '\\.')).join('|')})($|/)`;

@@ -1,112 +1,16 @@
-// Renders docs/configuration.md from the configuration schema: each variable's JSDoc (description,
-// @group, @default, @values), read with the TypeScript parser from the file that defines it, and
-// what the schema itself knows (defaults, enums, the bounds its helpers check). scripts/config-docs.mjs
-// writes the page; test/unit/docs.test.ts fails when the page differs or a variable has no doc.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+// Renders docs/configuration.md from the settings and their docs (config-settings.ts collects them)
+// and what the schema itself knows (defaults, enums, the bounds its helpers check).
+// scripts/config-docs.mjs writes the page; test/unit/docs.test.ts fails when the page differs or a
+// variable has no doc.
 import { slug } from 'github-slugger';
-import ts from 'typescript';
 import type * as z from 'zod/mini';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { envSchema, fileSchema, SECRET_KEYS } from '../../src/config/schema.js';
-import { OTHER_SETTINGS, settingBounds } from '../../src/config/setting-doc.js';
-import { DEPLOY_MODES } from '../../src/deploy/modes/index.js';
+import { settingBounds } from '../../src/config/setting-doc.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../../src/dns/providers/index.js';
-import { CERTIFICATE_SOURCES } from '../../src/obtain/sources/index.js';
 import { CONFIG_PARTS } from '../../src/parts.js';
-import { ProxyEnv } from '../../src/proxy/index.js';
+import { collectSettings, GROUPS, type Setting } from './config-settings.js';
 
-/** The sections of the page, in order. A variable's @group names one. */
-export const GROUPS: Record<string, { title: string; intro: string }> = {
-  certificates: { title: 'Certificates', intro: 'Which certificates mailcerts keeps, and how the CA checks them.' },
-  ca: { title: 'The CA and the ACME account', intro: 'Which CA issues them, and how mailcerts talks to it.' },
-  http01: {
-    title: 'HTTP-01',
-    intro: 'The default challenge: a token served on port 80 of each name. See [renewal](renewal.md#http-01).',
-  },
-  dns01: {
-    title: 'DNS-01',
-    intro:
-      'TXT records at `_acme-challenge.NAME`, for wildcards and hosts without port 80. See [DNS-01](dns-01.md). Each provider owns its variables.',
-  },
-  dane: { title: 'DANE', intro: 'TLSA records kept in step with the key. See [DANE](dane.md).' },
-  files: {
-    title: 'Files and the volume',
-    intro: 'Where the certificates are published, and who may read the keys. See [the volume](volume.md).',
-  },
-  supplied: {
-    title: 'Supplied certificates and Traefik',
-    intro:
-      'Certificates that mailcerts does not obtain itself. See [Traefik and supplied certificates](traefik-and-supplied.md).',
-  },
-  deploy: {
-    title: 'Reloading and deploying',
-    intro:
-      'Which containers or services get the certificates, and how. See [reload and verify](reload-and-verify.md) and [Swarm](swarm.md).',
-  },
-  schedule: { title: 'Schedule', intro: 'When mailcerts looks again. See [renewal](renewal.md).' },
-  alerts: { title: 'Alerts', intro: 'Who is told when something is wrong. See [alerts](alerts.md).' },
-  report: {
-    title: 'Status and logs',
-    intro: 'What mailcerts says, and where. See [status and metrics](status-and-metrics.md).',
-  },
-};
-
-/** Where the settings are defined, relative to the repository. */
-export const SOURCES = {
-  schema: 'src/config/schema.ts',
-  proxy: 'src/proxy/index.ts',
-  provider: (name: string) => `src/dns/providers/${name}/index.ts`,
-  /** The parts that bring variables of their own, each in its folder's index.ts. */
-  parts: [
-    ...DNS_PROVIDER_DEFINITIONS.map((d) => ({
-      file: `src/dns/providers/${d.name}/index.ts`,
-      env: d.env,
-      provider: d.name,
-    })),
-    ...CERTIFICATE_SOURCES.map((s) => ({ file: `src/obtain/sources/${s.name}/index.ts`, env: s.env })),
-    ...DEPLOY_MODES.map((m) => ({ file: `src/deploy/modes/${m.name}/index.ts`, env: m.env ?? {} })),
-  ] as { file: string; env: Record<string, unknown>; provider?: string }[],
-};
-
-interface Doc {
-  description: string;
-  tags: Record<string, string>;
-}
-
-const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
-
-/** The JSDoc of each property of an object literal, by property name. */
-function docsOf(obj: ts.ObjectLiteralExpression): Map<string, Doc> {
-  const out = new Map<string, Doc>();
-  for (const p of obj.properties) {
-    if (!ts.isPropertyAssignment(p) || !(ts.isIdentifier(p.name) || ts.isStringLiteral(p.name))) continue;
-    const jsdoc = ts.getJSDocCommentsAndTags(p).filter(ts.isJSDoc).at(-1);
-    if (!jsdoc) continue;
-    const tags: Record<string, string> = {};
-    for (const t of jsdoc.tags ?? []) tags[t.tagName.text] = oneLine(ts.getTextOfJSDocComment(t.comment) ?? '');
-    out.set(p.name.text, { description: oneLine(ts.getTextOfJSDocComment(jsdoc.comment) ?? ''), tags });
-  }
-  return out;
-}
-
-/** The first object literal in `file` that `pick` accepts, walking the tree in order. */
-function findObject(root: string, file: string, pick: (o: ts.ObjectLiteralExpression) => boolean) {
-  const text = readFileSync(join(root, file), 'utf8');
-  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
-  let found: ts.ObjectLiteralExpression | undefined;
-  const walk = (n: ts.Node): void => {
-    if (found) return;
-    if (ts.isObjectLiteralExpression(n) && pick(n)) found = n;
-    else ts.forEachChild(n, walk);
-  };
-  walk(sf);
-  if (!found) throw new Error(`${file}: the object that defines the settings was not found`);
-  return docsOf(found);
-}
-
-const hasKey = (o: ts.ObjectLiteralExpression, key: string) =>
-  o.properties.some((p) => p.name && (ts.isIdentifier(p.name) || ts.isStringLiteral(p.name)) && p.name.text === key);
+export { collectSettings, GROUPS, SOURCES, type Setting } from './config-settings.js';
 
 type Schema = z.ZodMiniType;
 const defOf = (s: Schema) => (s as unknown as { _zod: { def: Record<string, unknown> } })._zod.def;
@@ -129,69 +33,6 @@ function derivedValues(s: Schema): string | undefined {
 
 const hasDefault = (s: Schema) => defOf(s).type === 'default';
 const unquote = (s: string) => s.replace(/^`(.*)`$/, '$1');
-
-export interface Setting {
-  name: string;
-  schema?: Schema;
-  doc?: Doc;
-  /** Where it is defined. */
-  source: string;
-  secret: boolean;
-  /** Read outside the schema (no _FILE form). */
-  readBy?: string;
-}
-
-/** Every setting mailcerts reads, with its doc (or none: a problem). */
-export function collectSettings(root: string) {
-  const mainDocs = findObject(root, SOURCES.schema, (o) => hasKey(o, 'ACME_DOMAINS'));
-  const fileDocs = findObject(root, SOURCES.schema, (o) => hasKey(o, 'domains') && hasKey(o, 'keyType'));
-  const proxyDocs = findObject(root, SOURCES.proxy, (o) => hasKey(o, 'PROXY_BIND'));
-  // Each variable a part brings is documented in the part's own file.
-  const partOf = new Map<string, { file: string; provider?: string; doc?: Doc }>();
-  for (const part of SOURCES.parts) {
-    const keys = Object.keys(part.env);
-    if (keys.length === 0) continue;
-    const docs = findObject(root, part.file, (o) => hasKey(o, keys[0]!));
-    for (const key of keys) partOf.set(key, { file: part.file, provider: part.provider, doc: docs.get(key) });
-  }
-  const shape = envSchema(CONFIG_PARTS).shape as Record<string, Schema>;
-  const env: Setting[] = Object.entries(shape).map(([name, schema]) => {
-    const p = partOf.get(name);
-    return {
-      name,
-      schema,
-      doc: p ? p.doc : mainDocs.get(name),
-      source: p ? p.file : SOURCES.schema,
-      secret: SECRET_KEYS.includes(name),
-    };
-  });
-  for (const [name, o] of Object.entries(OTHER_SETTINGS))
-    env.push({
-      name,
-      doc: { description: o.description, tags: { group: o.group, default: o.default } },
-      source: 'src/config/setting-doc.ts',
-      secret: false,
-      readBy: o.readBy,
-    });
-  const item = (fileSchema(CONFIG_PARTS).shape.certificates as unknown as { _zod: { def: { element: unknown } } })._zod
-    .def.element as { shape: Record<string, Schema> };
-  const file: Setting[] = Object.entries(item.shape).map(([name, schema]) => ({
-    name,
-    schema,
-    doc: fileDocs.get(name),
-    source: SOURCES.schema,
-    secret: false,
-  }));
-  const proxy: Setting[] = Object.entries(ProxyEnv.shape as Record<string, Schema>).map(([name, schema]) => ({
-    name,
-    schema,
-    doc: proxyDocs.get(name),
-    source: SOURCES.proxy,
-    secret: false,
-  }));
-  const providers = Object.fromEntries([...partOf].filter(([, v]) => v.provider).map(([k, v]) => [k, v.provider!]));
-  return { env, file, proxy, providers };
-}
 
 /** What is wrong with the docs: a setting without a description or group, a default that is not the schema's. */
 export function docProblems(s: ReturnType<typeof collectSettings>): string[] {
@@ -255,8 +96,10 @@ export function badConfigExample(): string {
 const HEADER = (example: string) => `# Configuration
 
 <!-- Generated by scripts/config-docs.mjs (npm run docs) from the JSDoc of each setting where it is
-defined: src/config/schema.ts, the index.ts of each part that brings its own (src/dns/providers/<name>/,
-src/obtain/sources/<name>/, src/deploy/modes/<name>/), src/proxy/index.ts and src/config/setting-doc.ts. Do not edit it by hand; test/unit/docs.test.ts fails when it differs. -->
+defined: src/config/env/<group>.ts (the central variables), src/config/schema.ts (the config file), the
+index.ts of each part that brings its own (src/dns/providers/<name>/, src/obtain/sources/<name>/,
+src/deploy/modes/<name>/), src/proxy/index.ts and src/config/setting-doc.ts. Do not edit it by hand;
+test/unit/docs.test.ts fails when it differs. -->
 
 All settings are environment variables. An empty value counts as unset, so \`FOO=\` in compose means
 the default. Any variable of the schema can also be given as \`NAME_FILE\`, the path of a file that

@@ -93,6 +93,9 @@ function resolvedMessage(key: string, open: { since: string; summary: string }, 
   };
 }
 
+type Channel = AlertState['outbox'][number]['channel'];
+type Outgoing = AlertState['outbox'][number];
+
 /** After a pass: new problems and fixed ones become messages; due messages are sent. */
 export async function notify(
   config: Config,
@@ -112,19 +115,34 @@ export async function notify(
     await writeJson(path, state);
     saved = text;
   };
-  const channels = [...(email ? ['email' as const] : []), ...(webhook ? ['webhook' as const] : [])];
+  const channels: Channel[] = [...(email ? ['email' as const] : []), ...(webhook ? ['webhook' as const] : [])];
   // A channel no longer configured has nobody to deliver to; old or surplus messages go too.
   state.outbox = state.outbox
     .filter((o) => channels.includes(o.channel) && now.getTime() - Date.parse(o.nextTryAt) < KEEP_MS)
     .slice(-MAX_OUTBOX);
-  const enqueue = (message: AlertMessage) => {
-    for (const channel of channels) state.outbox.push({ channel, message, attempts: 0, nextTryAt: now.toISOString() });
-  };
-  const problems = currentProblems(rows, config.alerts, now);
+  queueChanges(state, channels, currentProblems(rows, config.alerts, now), log, now);
+  // Saved before anything is sent, and after each send: a crash never sends one twice, nor forgets one.
+  try {
+    await save();
+  } catch (err) {
+    log.warn(
+      { step: 'alert', error: errorMessage(err) },
+      'cannot write STATE_DIR/alerts.json; no alert is sent until it can be',
+    );
+    return { undelivered: state.outbox.length };
+  }
+  await deliver(config, state, { log, now, opts, save });
+  return { undelivered: state.outbox.length, nextTryAt: nextTry(state) };
+}
+
+/** New problems are queued on every channel; a fixed one is queued as resolved, or its unsent problem dropped. */
+function queueChanges(state: AlertState, channels: Channel[], problems: Problem[], log: Logger, now: Date): void {
+  const enqueue = (channel: Channel, message: AlertMessage) =>
+    state.outbox.push({ channel, message, attempts: 0, nextTryAt: now.toISOString() });
   for (const p of problems) {
     if (state.open[p.key]) continue;
     state.open[p.key] = { since: p.since, summary: p.summary };
-    enqueue(problemMessage(p));
+    for (const channel of channels) enqueue(channel, problemMessage(p));
     log.warn({ step: 'alert', problem: p.key, since: p.since }, `alert: ${p.summary}`);
   }
   for (const [key, open] of Object.entries(state.open)) {
@@ -137,30 +155,25 @@ export async function notify(
         (o) => o.channel === channel && o.message.key === key && o.message.kind === 'problem',
       );
       if (unsent >= 0) state.outbox.splice(unsent, 1);
-      else
-        state.outbox.push({
-          channel,
-          message: resolvedMessage(key, open, now),
-          attempts: 0,
-          nextTryAt: now.toISOString(),
-        });
+      else enqueue(channel, resolvedMessage(key, open, now));
     }
   }
-  // Saved before anything is sent, and after each send: a crash never sends one twice, nor forgets one.
-  try {
-    await save();
-  } catch (err) {
-    log.warn(
-      { step: 'alert', error: errorMessage(err) },
-      'cannot write STATE_DIR/alerts.json; no alert is sent until it can be',
-    );
-    return { undelivered: state.outbox.length };
-  }
+}
+
+interface Round {
+  log: Logger;
+  now: Date;
+  opts: NotifyOptions;
+  save: () => Promise<void>;
+}
+
+/** Sends the due messages in order per channel: once one fails, the rest of that channel waits with it. */
+async function deliver(config: Config, state: AlertState, { log, now, opts, save }: Round): Promise<void> {
+  const { email, webhook } = config.alerts;
   const down = new Set<string>();
   let pins: Promise<string[]> | undefined;
   for (const item of [...state.outbox]) {
     if (opts.signal?.aborted) break;
-    // In order per channel: once one fails, the rest of that channel waits with it.
     if (down.has(item.channel)) continue;
     if (Date.parse(item.nextTryAt) > now.getTime()) {
       down.add(item.channel);
@@ -181,27 +194,23 @@ export async function notify(
     } catch (err) {
       if (opts.signal?.aborted) break; // not the target's fault: tried again as it stands at the next start
       down.add(item.channel);
-      item.attempts++;
-      item.lastError = redact(errorMessage(err)).slice(0, 500);
-      item.nextTryAt = new Date(
-        now.getTime() + Math.min(RETRY_MS * 2 ** (item.attempts - 1), RETRY_CAP_MS),
-      ).toISOString();
-      log.warn(
-        {
-          step: 'alert',
-          channel: item.channel,
-          problem: item.message.key,
-          error: item.lastError,
-          retryAt: item.nextTryAt,
-        },
-        'could not send an alert; retrying later',
-      );
+      retryLater(item, err, now, log);
     }
     await save().catch((err: unknown) =>
       log.warn({ step: 'alert', error: errorMessage(err) }, 'cannot write STATE_DIR/alerts.json'),
     );
   }
-  return { undelivered: state.outbox.length, nextTryAt: nextTry(state) };
+}
+
+/** A failed send: tried again after a backoff that doubles per attempt, up to an hour. */
+function retryLater(item: Outgoing, err: unknown, now: Date, log: Logger): void {
+  item.attempts++;
+  item.lastError = redact(errorMessage(err)).slice(0, 500);
+  item.nextTryAt = new Date(now.getTime() + Math.min(RETRY_MS * 2 ** (item.attempts - 1), RETRY_CAP_MS)).toISOString();
+  log.warn(
+    { step: 'alert', channel: item.channel, problem: item.message.key, error: item.lastError, retryAt: item.nextTryAt },
+    'could not send an alert; retrying later',
+  );
 }
 
 /** When a channel is tried again: at its first message's time (the others wait behind it, whatever their own time says). */

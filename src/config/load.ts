@@ -1,21 +1,24 @@
 import { isIP } from 'node:net';
 import { readFileSync, statSync } from 'node:fs';
-import { extname } from 'node:path';
-import type * as z from 'zod/mini';
 import { certificatesOf, usedDnsProviders } from './certificates.js';
+import { readConfigFile, type YamlParser } from './config-file.js';
+import { describe } from './issues.js';
 import type { ConfigParts } from './parts.js';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { runsInContainer } from '../util/container.js';
 import { redactWith } from '../util/redact.js';
 import {
+  type CertificateSpec,
   type Config,
   type ConfigFile,
   type DockerConfig,
+  type Env,
   envSchema,
-  fileSchema,
   NEEDS_EAB,
   SECRET_KEYS,
 } from './schema.js';
+
+export { configParsers, type YamlParser } from './config-file.js';
 
 /** What the deploy modes add to config.docker. */
 type ModeSettings = Omit<DockerConfig, 'reload' | 'scope' | 'verifyHosts' | 'mode'>;
@@ -29,28 +32,6 @@ export class ConfigError extends Error {
     this.problems = problems;
   }
 }
-
-function pathOf(issue: z.core.$ZodIssue): string {
-  return issue.path
-    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
-    .join('')
-    .replace(/^\./, '');
-}
-
-function describe(prefix: string, issue: z.core.$ZodIssue, files?: Map<string, string>): string {
-  const path = pathOf(issue);
-  // An issue on a list element: "ACME_DOMAINS[1]" reads worse than "ACME_DOMAINS".
-  const where = prefix ? `${prefix}${path ? ` ${path}` : ''}` : path.replace(/\[\d+\]$/, '');
-  const key = String(issue.path[0] ?? '');
-  const file = files?.get(key);
-  // A value read from a file is never echoed: the path may point at a file that holds a secret.
-  if (file !== undefined)
-    return `${key}_FILE (${file}): the file's content is not a valid ${key}: ${issue.message.replace(/"[^"]*"/g, 'the value')}`;
-  return `${where}: ${issue.message}`;
-}
-
-/** Config files beyond this size are refused before they are parsed. */
-const MAX_CONFIG_BYTES = 1_048_576;
 
 /** Reads NAME or NAME_FILE (Docker secrets) for every known variable; empty means unset. */
 function readEnv(
@@ -84,74 +65,6 @@ function readEnv(
   return out;
 }
 
-/** A config file is JSON by its name; anything else is read as YAML. */
-const isJson = (path: string) => extname(path) === '.json';
-
-/** The YAML parser, loaded only when the config file is YAML (it costs several MB of memory). */
-export type YamlParser = Pick<typeof import('yaml'), 'parseDocument'>;
-
-/**
- * What loadConfig needs loaded first for this environment: the YAML parser when MAILCERTS_CONFIG
- * names a YAML file, or when MAILCERTS_CONFIG_FILE holds the path (read later, with the rest).
- */
-export async function configParsers(env: NodeJS.ProcessEnv = process.env): Promise<Pick<LoadOptions, 'yaml'>> {
-  const file = env.MAILCERTS_CONFIG;
-  const yaml = env.MAILCERTS_CONFIG_FILE ? true : !!file && !isJson(file);
-  return yaml ? { yaml: await import('./yaml.js') } : {};
-}
-
-function readConfigFile(
-  path: string,
-  parts: ConfigParts,
-  problems: string[],
-  yaml: YamlParser | undefined,
-): ConfigFile | undefined {
-  const where = `MAILCERTS_CONFIG (${path})`;
-  let text: string;
-  try {
-    if (statSync(path).size > MAX_CONFIG_BYTES) {
-      problems.push(`${where}: the file is larger than 1 MiB; a list of certificates is far smaller`);
-      return undefined;
-    }
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    problems.push(
-      `${where}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'}); check the path and the volume`,
-    );
-    return undefined;
-  }
-  let data: unknown;
-  if (isJson(path)) {
-    try {
-      data = JSON.parse(text);
-    } catch (err) {
-      problems.push(`${where}: not valid JSON: ${(err as Error).message}`);
-      return undefined;
-    }
-  } else {
-    if (!yaml) throw new Error('loadConfig: a YAML config file needs opts.yaml (from configParsers())');
-    const doc = yaml.parseDocument(text, { prettyErrors: true });
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) problems.push(`${where}: not valid YAML: ${e.message.split('\n')[0]}`);
-      return undefined;
-    }
-    try {
-      data = doc.toJS({ maxAliasCount: 50 }); // an alias bomb stops here, not in memory
-    } catch (err) {
-      problems.push(
-        `${where}: the YAML cannot be read: ${(err as Error).message.split('\n')[0]}; write the certificates out without nested aliases`,
-      );
-      return undefined;
-    }
-  }
-  const parsed = fileSchema(parts).safeParse(data);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(describe(where, issue));
-    return undefined;
-  }
-  return parsed.data;
-}
-
 export interface LoadOptions {
   /** The certificate sources and deploy modes (src/parts.ts: the registries, which sit above config). */
   parts: ConfigParts;
@@ -164,16 +77,44 @@ export interface LoadOptions {
 /** Builds the configuration from the environment (and MAILCERTS_CONFIG); throws ConfigError listing every problem. */
 export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadOptions): Config {
   const problems: string[] = [];
+  const { raw, parsed, file } = parseEnvironment(env, opts, problems);
+  checkCombinations(raw, problems);
+  const secrets = secretsOf(raw);
+  const scrub = (list: string[]) => list.map((p) => redactWith(secrets, p));
+  if (problems.length > 0 || !parsed) throw new ConfigError(scrub(problems));
+
+  const certificates = certificatesOf(opts.parts, parsed, file, problems);
+  const providers = dnsProviderSettings(opts.parts, parsed, certificates, problems);
+  if (parsed.ALERT_EMAIL && !parsed.ALERT_SMTP)
+    problems.push(
+      "ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack's Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465",
+    );
+  const inContainer = opts.inContainer ?? runsInContainer();
+  // The deploy mode checks what it needs (deploy/modes/<name>/index.ts).
+  opts.parts.modes
+    .find((m) => m.name === parsed.DEPLOY_MODE)
+    ?.check?.(parsed as Record<string, unknown>, { inContainer }, problems);
+  if (problems.length > 0) throw new ConfigError(scrub(problems));
+  return configOf(parsed, { certificates, providers, secrets, parts: opts.parts });
+}
+
+/** The variables as given (NAME or NAME_FILE), the schema's reading of them, and the config file it names. */
+function parseEnvironment(env: NodeJS.ProcessEnv, opts: LoadOptions, problems: string[]) {
   const files = new Map<string, string>();
   const schema = envSchema(opts.parts);
   const raw = readEnv(env, Object.keys(schema.shape), problems, files);
-  const parsed = schema.safeParse(raw);
-  if (!parsed.success) for (const issue of parsed.error.issues) problems.push(describe('', issue, files));
-  const file =
-    raw.MAILCERTS_CONFIG && parsed.success && parsed.data.MAILCERTS_CONFIG
-      ? readConfigFile(parsed.data.MAILCERTS_CONFIG, opts.parts, problems, opts.yaml)
+  const result = schema.safeParse(raw);
+  if (!result.success) for (const issue of result.error.issues) problems.push(describe('', issue, files));
+  const parsed: Env | undefined = result.success ? result.data : undefined;
+  const file: ConfigFile | undefined =
+    raw.MAILCERTS_CONFIG && parsed?.MAILCERTS_CONFIG
+      ? readConfigFile(parsed.MAILCERTS_CONFIG, opts.parts, problems, opts.yaml)
       : undefined;
+  return { raw, parsed, file };
+}
 
+/** Variables that only make sense together, or not at all together. */
+function checkCombinations(raw: Record<string, string>, problems: string[]): void {
   if (!!raw.ACME_EAB_KID !== !!raw.ACME_EAB_HMAC_KEY) {
     problems.push(
       `${raw.ACME_EAB_KID ? 'ACME_EAB_HMAC_KEY' : 'ACME_EAB_KID'}: external account binding needs both ACME_EAB_KID and ACME_EAB_HMAC_KEY (or _FILE)`,
@@ -195,6 +136,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadOptions): Config {
       'ACME_DOMAINS: is required: set the names of the mail server, such as mail.example.com,smtp.example.com (or list certificates in MAILCERTS_CONFIG)',
     );
   }
+}
+
+/** The values to redact wherever they would be shown: the secret variables, and passwords inside alert URLs. */
+function secretsOf(raw: Record<string, string>): string[] {
   const secrets = SECRET_KEYS.map((k) => raw[k]).filter((v): v is string => !!v && v.length >= 8);
   // A password inside an alert URL is a secret of its own (the URL may be printed normalized).
   for (const k of ['ALERT_SMTP', 'ALERT_WEBHOOK']) {
@@ -205,30 +150,35 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadOptions): Config {
       /* not a URL: reported by the schema */
     }
   }
-  const scrub = (list: string[]) => list.map((p) => redactWith(secrets, p));
-  if (problems.length > 0 || !parsed.success) throw new ConfigError(scrub(problems));
-  const e = parsed.data;
+  return secrets;
+}
 
-  const certificates = certificatesOf(opts.parts, e, file, problems);
-  // Each DNS provider reads and checks its own variables; one a certificate uses must be complete.
-  const usedProviders = usedDnsProviders(opts.parts, certificates);
+/** Each DNS provider reads and checks its own variables; one a certificate uses must be complete. */
+function dnsProviderSettings(
+  parts: ConfigParts,
+  e: Env,
+  certificates: CertificateSpec[],
+  problems: string[],
+): Record<string, unknown> {
+  const used = usedDnsProviders(parts, certificates);
   const providers: Record<string, unknown> = {};
   for (const def of DNS_PROVIDER_DEFINITIONS) {
-    const settings = def.settings(e as Record<string, unknown>, usedProviders.has(def.name), problems);
+    const settings = def.settings(e as Record<string, unknown>, used.has(def.name), problems);
     if (settings !== undefined) providers[def.name] = settings;
   }
-  const firstName = certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost';
-  if (e.ALERT_EMAIL && !e.ALERT_SMTP)
-    problems.push(
-      "ALERT_SMTP: ALERT_EMAIL needs the SMTP submission server to send through, such as smtp://postfix:587 (the stack's Postfix, with STARTTLS) or smtps://user:password@smtp.example.com:465",
-    );
-  const inContainer = opts.inContainer ?? runsInContainer();
-  // The deploy mode checks what it needs (deploy/modes/<name>/index.ts).
-  opts.parts.modes
-    .find((m) => m.name === e.DEPLOY_MODE)
-    ?.check?.(e as Record<string, unknown>, { inContainer }, problems);
-  if (problems.length > 0) throw new ConfigError(scrub(problems));
+  return providers;
+}
 
+interface Checked {
+  certificates: CertificateSpec[];
+  providers: Record<string, unknown>;
+  secrets: string[];
+  parts: ConfigParts;
+}
+
+/** The configuration the rest of mailcerts reads, from variables that passed every check. */
+function configOf(e: Env, { certificates, providers, secrets, parts }: Checked): Config {
+  const firstName = certificates[0]!.domains.find((d) => !d.startsWith('*.')) ?? 'localhost';
   return {
     certificates,
     acme: {
@@ -252,33 +202,38 @@ export function loadConfig(env: NodeJS.ProcessEnv, opts: LoadOptions): Config {
     renewCheckIntervalMs: e.RENEW_CHECK_INTERVAL,
     // Loopback by default, in the image too: the HEALTHCHECK runs inside the container. Exposing it is a choice.
     statusAddress: e.STATUS_ADDRESS === 'off' ? undefined : (e.STATUS_ADDRESS ?? { host: '127.0.0.1', port: 9090 }),
-    docker: {
-      reload: e.DOCKER_RELOAD,
-      scope: e.DOCKER_SCOPE,
-      verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
-      mode: e.DEPLOY_MODE,
-      // Every mode's settings, whichever is chosen: they are declared on DockerConfig by each mode.
-      ...(Object.assign(
-        {},
-        ...opts.parts.modes.map((m) => m.settings?.(e as Record<string, unknown>)),
-      ) as ModeSettings),
-    },
+    docker: dockerOf(e, parts),
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
-    alerts: {
-      email:
-        e.ALERT_EMAIL && e.ALERT_SMTP
-          ? {
-              to: e.ALERT_EMAIL,
-              smtp: e.ALERT_SMTP,
-              from: e.ALERT_FROM ?? `mailcerts@${firstName}`,
-              servername: smtpServername(e.ALERT_SMTP, firstName),
-            }
-          : undefined,
-      webhook: e.ALERT_WEBHOOK ? { url: e.ALERT_WEBHOOK, format: e.ALERT_WEBHOOK_FORMAT } : undefined,
-      afterMs: e.ALERT_AFTER,
-      expiryMs: e.ALERT_EXPIRY,
-    },
+    alerts: alertsOf(e, firstName),
+  };
+}
+
+function dockerOf(e: Env, parts: ConfigParts): DockerConfig {
+  return {
+    reload: e.DOCKER_RELOAD,
+    scope: e.DOCKER_SCOPE,
+    verifyHosts: e.VERIFY_HOSTS?.includes('*') ? '*' : (e.VERIFY_HOSTS ?? []).map((h) => h.toLowerCase()),
+    mode: e.DEPLOY_MODE,
+    // Every mode's settings, whichever is chosen: they are declared on DockerConfig by each mode.
+    ...(Object.assign({}, ...parts.modes.map((m) => m.settings?.(e as Record<string, unknown>))) as ModeSettings),
+  };
+}
+
+function alertsOf(e: Env, firstName: string): Config['alerts'] {
+  return {
+    email:
+      e.ALERT_EMAIL && e.ALERT_SMTP
+        ? {
+            to: e.ALERT_EMAIL,
+            smtp: e.ALERT_SMTP,
+            from: e.ALERT_FROM ?? `mailcerts@${firstName}`,
+            servername: smtpServername(e.ALERT_SMTP, firstName),
+          }
+        : undefined,
+    webhook: e.ALERT_WEBHOOK ? { url: e.ALERT_WEBHOOK, format: e.ALERT_WEBHOOK_FORMAT } : undefined,
+    afterMs: e.ALERT_AFTER,
+    expiryMs: e.ALERT_EXPIRY,
   };
 }
 

@@ -1,31 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, readdirSync, readlinkSync } from 'node:fs';
-import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { chown, lstat, mkdir, readdir, readFile, rename, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir, writeNewFile } from '../state/files.js';
 import { UserError } from '../util/errors.js';
 import { isRefusedFile, readSmallFile } from '../util/small-file.js';
+import {
+  DATA,
+  ensureStableLink,
+  isVersion,
+  PREVIOUS,
+  type PublishFile,
+  refuseDirectoryAt,
+  removeStaleLinks,
+  swapLink,
+  writeVersion,
+} from './versions.js';
 
-export interface PublishFile {
-  name: string;
-  data: string | Buffer;
-  mode: number;
-  /** Owner and group for this file (key files), when configured. */
-  owner?: number;
-  group?: number;
-}
-
-const DATA = '..data';
-/** A link naming the version that was live before ..data's (what a rollback restores). */
-const PREVIOUS = '..previous';
-
-function isVersion(entry: string): boolean {
-  return /^\.\.\d{8}_\d{6}\.\d{3}_[0-9a-f]{6}$/.test(entry);
-}
-
-function versionName(now = new Date()): string {
-  return `..${now.toISOString().replace(/[-:]/g, '').replace('T', '_').replace('Z', '')}_${randomBytes(3).toString('hex')}`;
-}
+export type { PublishFile } from './versions.js';
 
 /**
  * Publishes a set of files so that readers see either the whole old set or the whole new one
@@ -148,33 +140,8 @@ export class AtomicDir {
       if (st?.isFile()) found.push({ ...f, data: await readFile(join(this.dir, f.name)) });
     }
     if (found.length === 0) return undefined;
-    const version = await this.writeVersion(found);
-    await this.swapLink(DATA, version); // the stable names are still the plain files: readers see no change
-    return version;
-  }
-
-  private async writeVersion(files: PublishFile[]): Promise<string> {
-    const version = versionName();
-    const versionDir = join(this.dir, version);
-    await mkdir(versionDir, { mode: 0o755 });
-    await chmod(versionDir, 0o755);
-    try {
-      // Written and synced side by side (the file system batches the syncs); nothing points at
-      // the version before all of them and the folder are on disk.
-      const written = await Promise.allSettled(
-        files.map(async (f) => {
-          const path = join(versionDir, f.name);
-          await writeNewFile(path, f.data, f.mode);
-          if (f.owner !== undefined || f.group !== undefined) await chown(path, f.owner ?? -1, f.group ?? -1);
-        }),
-      );
-      const failed = written.find((w) => w.status === 'rejected');
-      if (failed) throw failed.reason;
-      await fsyncDir(versionDir);
-    } catch (err) {
-      await rm(versionDir, { recursive: true, force: true });
-      throw err;
-    }
+    const version = await writeVersion(this.dir, found);
+    await swapLink(this.dir, DATA, version); // the stable names are still the plain files: readers see no change
     return version;
   }
 
@@ -218,24 +185,24 @@ export class AtomicDir {
       const extra = (await readdir(join(this.dir, current)).catch(() => [])).length !== files.length;
       if (same && !extra) {
         // Same bytes: only the stable names may need mending (after an interrupted rollback).
-        for (const f of files) await this.ensureStableLink(f.name);
-        await this.removeStaleLinks(new Set(files.map((f) => f.name)));
+        for (const f of files) await ensureStableLink(this.dir, f.name);
+        await removeStaleLinks(this.dir, new Set(files.map((f) => f.name)));
         return { changed: false, version: current };
       }
     }
 
     // 1. Nothing can stop the stable links once the new set is live: check them first.
-    for (const f of files) await this.refuseDirectoryAt(f.name);
+    for (const f of files) await refuseDirectoryAt(this.dir, f.name);
     // 2. The new version, written and fsynced beside the live one.
-    const version = await this.writeVersion(files);
+    const version = await writeVersion(this.dir, files);
     // 3. ..previous names the live version before ..data moves: a crash between the two leaves
     //    ..previous equal to ..data, which a rollback treats as "nothing to go back to".
     await this.setPrevious(current);
     // 4. The swap: one rename(2).
-    await this.swapLink(DATA, version);
+    await swapLink(this.dir, DATA, version);
     // 5. Stable names, links of files no longer published, then the directory entry itself.
-    for (const f of files) await this.ensureStableLink(f.name);
-    await this.removeStaleLinks(new Set(files.map((f) => f.name)));
+    for (const f of files) await ensureStableLink(this.dir, f.name);
+    await removeStaleLinks(this.dir, new Set(files.map((f) => f.name)));
     await fsyncDir(this.dir);
     // 6. Older versions go; never the live one or the one before it.
     await this.prune([version, current]);
@@ -247,55 +214,19 @@ export class AtomicDir {
     const current = await this.currentVersion();
     const previous = await this.rollbackTarget();
     if (!previous) return undefined;
-    await this.swapLink(DATA, previous);
+    await swapLink(this.dir, DATA, previous);
     await this.setPrevious(current);
     // Versions may name different files (a key type added or removed): the stable names follow.
     const names = (await readdir(join(this.dir, previous))).filter((n) => !n.startsWith('.'));
-    for (const name of names) await this.ensureStableLink(name);
-    await this.removeStaleLinks(new Set(names));
+    for (const name of names) await ensureStableLink(this.dir, name);
+    await removeStaleLinks(this.dir, new Set(names));
     await fsyncDir(this.dir);
     return previous;
   }
 
   private async setPrevious(version: string | undefined): Promise<void> {
-    if (version) await this.swapLink(PREVIOUS, version);
+    if (version) await swapLink(this.dir, PREVIOUS, version);
     else await rm(join(this.dir, PREVIOUS), { force: true });
-  }
-
-  private async swapLink(name: string, target: string): Promise<void> {
-    const tmp = join(this.dir, `..tmp_${randomBytes(6).toString('hex')}`);
-    await symlink(target, tmp);
-    try {
-      await rename(tmp, join(this.dir, name));
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-  }
-
-  private async refuseDirectoryAt(name: string): Promise<void> {
-    const path = join(this.dir, name);
-    if ((await lstat(path).catch(() => undefined))?.isDirectory())
-      throw new UserError(`${path} is a directory; remove it so mailcerts can publish ${name} there`);
-  }
-
-  /** NAME -> ..data/NAME; replaces a plain file left by another tool in one rename. */
-  private async ensureStableLink(name: string): Promise<void> {
-    const path = join(this.dir, name);
-    const target = `${DATA}/${name}`;
-    const st = await lstat(path).catch(() => undefined);
-    if (st?.isSymbolicLink() && (await readlink(path)) === target) return;
-    await this.refuseDirectoryAt(name);
-    await this.swapLink(name, target);
-  }
-
-  private async removeStaleLinks(keep: Set<string>): Promise<void> {
-    for (const entry of await readdir(this.dir)) {
-      if (entry.startsWith('..') || keep.has(entry)) continue;
-      const path = join(this.dir, entry);
-      const st = await lstat(path);
-      if (st.isSymbolicLink() && (await readlink(path)).startsWith(`${DATA}/`)) await rm(path);
-    }
   }
 
   /**

@@ -1,68 +1,23 @@
-import { X509Certificate } from 'node:crypto';
-import { join, relative } from 'node:path';
 import { algorithmOf, type CertificateSpec, type Config, type VariantSpec } from '../config/schema.js';
-import { AtomicDir, type PublishFile } from './atomic-dir.js';
+import { AtomicDir } from './atomic-dir.js';
 import {
   type Bundle,
   BundleError,
   type BundleText,
   bundleText,
-  covers,
-  dnsNamesOf,
   digestOf,
   parseBundle,
   parseCheckedBundle,
 } from '../pki/bundle.js';
-import {
-  ALGORITHMS,
-  layoutFiles,
-  layoutNames,
-  PAIR,
-  type SetText,
-  SNI_DIR,
-  SNI_KEY_AND_CHAIN,
-  sniFilesOf,
-  variantName,
-  variantPair,
-} from './layout.js';
+import { ALGORITHMS, layoutNames, PAIR, type SetText, variantPair } from './layout.js';
 import { isRefusedFile } from '../util/small-file.js';
-import { keyTypeOf } from '../pki/keys.js';
-import type { SniCert, SniRenderer } from './sni.js';
+import { filesFor, type Published, publishDirs, setOf } from './set.js';
 
-/**
- * Where a certificate is published. One certificate: the top of CERTS_DIR. Several: CERTS_DIR/<name>/
- * each, and the first one also at the top (so /etc/ssl/mail/fullchain.pem always works).
- */
-export function publishDirs(config: Config, spec: CertificateSpec): AtomicDir[] {
-  if (config.certificates.length === 1) return [new AtomicDir(config.certsDir)];
-  const own = new AtomicDir(join(config.certsDir, spec.name));
-  return config.certificates[0]!.name === spec.name ? [own, new AtomicDir(config.certsDir)] : [own];
-}
-
-export interface Published {
-  /** The first variant: what the plain file names hold. */
-  bundle: Bundle;
-  /** Every variant published, the first first (one for a single key type). */
-  bundles: Bundle[];
-  /** Each variant also has its own prefixed files (rsa-privkey-fullchain.pem, …). */
-  dual: boolean;
-  digest: string;
-}
+// What a pass reads of a published set, and where it goes (set.ts); the SNI files (sni-publish.ts).
+export { filesFor, type Published, publishDirs, publishedSet, setOf } from './set.js';
+export { publishSni } from './sni-publish.js';
 
 const OPTIONAL_PAIRS = ALGORITHMS.flatMap((a) => Object.values(variantPair(a)));
-
-/** The files of a set of variants, the first one first; `dual`: each under its own names too. */
-export function setOf(bundles: Bundle[], dual: boolean): SetText {
-  return {
-    primary: bundles[0]!,
-    variants: dual ? bundles.map((b) => ({ algorithm: algorithmOf(b.keyType)!, text: b })) : undefined,
-  };
-}
-
-/** The set as it would be published: its bundles and the digest of its files. */
-export function publishedSet(config: Config, bundles: Bundle[], dual: boolean): Published {
-  return { bundle: bundles[0]!, bundles, dual, digest: digestOf(filesFor(config, setOf(bundles, dual))) };
-}
 
 /**
  * The published bundle of one variant: the one of its algorithm. A certificate with a single key
@@ -151,14 +106,6 @@ export async function readPublishedOrBroken(
   }
 }
 
-export function filesFor(config: Config, set: SetText): PublishFile[] {
-  return layoutFiles(set).map((f) =>
-    f.secret
-      ? { name: f.name, data: f.data, mode: config.files.keyMode, owner: config.files.owner, group: config.files.group }
-      : { name: f.name, data: f.data, mode: config.files.certMode },
-  );
-}
-
 /** Publishes a checked set of variants into every directory of the certificate; returns it as now published. */
 export async function publishSet(
   config: Config,
@@ -232,68 +179,4 @@ export async function checkPublishable(config: Config): Promise<void> {
       await dir.checkWritableHere();
     }
   }
-}
-
-/**
- * CERTS_DIR/sni/: the Postfix map and the Dovecot includes for every certificate whose files are
- * published in its own directory, under the configured names its published certificate covers.
- * Published after the certificates it names (a map never names a file that is not there) and
- * before any reload, so the servers read a consistent set. `known`: certificates the caller holds
- * as published (the pass read and checked them), so that only their files' presence is looked at.
- * `render`: the files of every mail-server kind (deploy/kinds/), handed in by the rollout.
- */
-export async function publishSni(
-  config: Config,
-  render: SniRenderer,
-  known: ReadonlyMap<string, Published> = new Map(),
-): Promise<{ changed: boolean; digest: string; listed: string[] } | undefined> {
-  const listed: SniCert[] = [];
-  for (const spec of config.certificates) {
-    const dir = publishDirs(config, spec)[0]!;
-    const found = await publishedForSni(dir, known.get(spec.name));
-    if (!found) continue; // not published: not listed
-    const domains = spec.domains.filter((d) => covers(found.names, d));
-    if (domains.length > 0)
-      listed.push({ name: spec.name, domains, dir: relative(config.certsDir, dir.dir), files: found.files });
-  }
-  const dir = new AtomicDir(join(config.certsDir, SNI_DIR));
-  // Nothing published yet: nothing to name (and nothing written into CERTS_DIR).
-  if (listed.length === 0 && !(await dir.currentVersion())) return undefined;
-  const files = render(listed, config.sniCertsPath).map((f) => ({ ...f, mode: 0o644 }));
-  const { changed } = await dir.publish(files);
-  return { changed, digest: digestOf(files), listed: listed.map((c) => c.name) };
-}
-
-/**
- * The DNS names of the certificate published in dir and the key-and-chain files a map names
- * (every variant's); undefined when they are not there.
- */
-async function publishedForSni(
-  dir: AtomicDir,
-  known: Published | undefined,
-): Promise<{ names: string[]; files: string[] } | undefined> {
-  if (known) {
-    const files = sniFilesOf(setOf(known.bundles, known.dual));
-    return (await dir.holds([PAIR.chain, ...files])) ? { names: known.bundle.names, files } : undefined;
-  }
-  // Unreadable: the last SNI files stay as they are (this throws).
-  const read = await dir.read(
-    [PAIR.chain],
-    ALGORITHMS.map((a) => variantName(a, SNI_KEY_AND_CHAIN)).concat(SNI_KEY_AND_CHAIN),
-  );
-  if (!read) return undefined;
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(read.get(PAIR.chain)!);
-  } catch {
-    throw new BundleError(`the published certificate in ${dir.dir} cannot be parsed; the SNI files were not changed`);
-  }
-  // The first variant's file first, as sniFilesOf orders them.
-  const first = algorithmOf(keyTypeOf(leaf.publicKey));
-  const dual = [...ALGORITHMS]
-    .sort((a, b) => Number(b === first) - Number(a === first))
-    .map((a) => variantName(a, SNI_KEY_AND_CHAIN))
-    .filter((f) => read.has(f));
-  const files = dual.length > 0 ? dual : read.has(SNI_KEY_AND_CHAIN) ? [SNI_KEY_AND_CHAIN] : [];
-  return files.length > 0 ? { names: dnsNamesOf(leaf), files } : undefined;
 }

@@ -2,14 +2,20 @@
  * `mailcerts dane`: the TLSA records each DANE certificate needs, whether every authoritative
  * server answers them, and where its rollover stands. `mailcerts dane rollover` asks for one.
  */
-import { type Config, variantsOf } from '../config/schema.js';
+import { type Config, type DaneSpec, variantsOf } from '../config/schema.js';
 import { decideRollover, tlsa311, tlsaOwners } from '../dane/plan.js';
 import { ask, dnssecNotes, missingInView } from '../dane/records.js';
 import { DnsProviders } from '../dns/providers/index.js';
 import type { Logger } from '../log.js';
 import { spkiOf, spkiOfKey } from '../pki/identity.js';
 import { bundleFor, readPublishedOrBroken } from '../publish/publisher.js';
-import { readCertState, readDaneNextKey, variantStateKeys, writeCertState } from '../state/cert-state.js';
+import {
+  type DaneState,
+  readCertState,
+  readDaneNextKey,
+  variantStateKeys,
+  writeCertState,
+} from '../state/cert-state.js';
 import { acquireLock } from '../state/lock.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -39,6 +45,21 @@ export interface DaneRow {
 const count = (byServer: Map<string, string[] | string> | undefined, value: string) =>
   [...(byServer?.values() ?? [])].filter((g) => typeof g !== 'string' && g.includes(value)).length;
 
+type View = Awaited<ReturnType<typeof ask>>;
+
+/** One record at one name, with who answers it. */
+function recordRow(view: View, owner: string, value: string, role: DaneRecordRow['role']): DaneRecordRow {
+  return {
+    owner,
+    value,
+    role,
+    answeredBy: count(view.answers.get(owner), value),
+    asked: view.answers.get(owner)?.size ?? 0,
+    validatedBy: count(view.validated.get(owner), value),
+    resolvers: view.resolvers.length,
+  };
+}
+
 export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]> {
   const rows: DaneRow[] = [];
   const dns = new DnsProviders(config.dns.providers, log);
@@ -55,11 +76,11 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
     for (const v of variantsOf(spec)) {
       const key = keys.get(v.keyType)!;
       const state = await readCertState(config.stateDir, key, undefined, { readOnly: true });
-      const leaf = bundleFor(published, v)?.leaf;
+      const bundle = bundleFor(published, v);
       const next = await readDaneNextKey(config.stateDir, key);
-      const current = leaf && spkiOf(leaf);
+      const current = bundle?.leaf && spkiOf(bundle.leaf);
       const records: DaneRecordRow[] = [];
-      for (const owner of owners) {
+      for (const owner of owners)
         for (const [role, digest] of [
           ['current', current],
           ['next', next && spkiOfKey(next)],
@@ -67,38 +88,15 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
           if (!digest) continue;
           const value = tlsa311(digest);
           mine.add(value);
-          records.push({
-            owner,
-            value,
-            role,
-            answeredBy: count(view.answers.get(owner), value),
-            asked: view.answers.get(owner)?.size ?? 0,
-            validatedBy: count(view.validated.get(owner), value),
-            resolvers: view.resolvers.length,
-          });
+          records.push(recordRow(view, owner, value, role));
         }
-      }
-      const d = state.dane;
-      const isMine = !!current && (current === d?.served || current === d?.ordered);
-      let text: string;
-      if (!leaf) text = 'no certificate yet: its records are published once it is served';
-      else if (!isMine && missingInView(view, [tlsa311(current!)]).length > 0)
-        text = `the key in CERTS_DIR is not one mailcerts made or deployed, and not every server answers its record: it is not announced, and is replaced by a key of mailcerts' own (at once while no TLSA record exists, else once the next key's record has been answered everywhere for twice the TTL)`;
-      else if (!d) text = 'not started: the records are written at the next pass';
-      else {
-        const decision = decideRollover({
-          now: new Date(),
-          ttlSeconds: dane.ttlSeconds,
-          keyLifetimeMs: dane.keyLifetimeMs,
-          keySince: new Date(d.keySince),
-          seenSince: d.seenSince ? new Date(d.seenSince) : undefined,
-          rolloverRequestedAt: d.rolloverRequestedAt ? new Date(d.rolloverRequestedAt) : undefined,
-          keyTypeChanged: bundleFor(published, v)!.keyType !== v.keyType,
-        });
-        const step = d.check ? (d.check.inStep ? 'in step' : `OUT OF STEP: ${d.check.detail}`) : 'not checked yet';
-        const seen = d.seenSince ? `next published since ${d.seenSince}` : 'next key not yet answered by every server';
-        text = `${step}; ${seen}; ${decision.reason}`;
-      }
+      const text = variantState({
+        dane,
+        view,
+        state: state.dane,
+        current,
+        keyTypeChanged: bundle?.keyType !== v.keyType,
+      });
       variantRows.push({ cert: spec.name, keyType: v.keyType, provider: dane.provider, state: text, records, dnssec });
     }
     // Records at the names that are neither variant's keys: left alone by mailcerts.
@@ -108,20 +106,40 @@ export async function daneReport(config: Config, log: Logger): Promise<DaneRow[]
           .flatMap((g) => (typeof g === 'string' ? [] : g))
           .filter((value) => !mine.has(value)),
       );
-      for (const value of others)
-        variantRows[0]?.records.push({
-          owner,
-          value,
-          role: 'other',
-          answeredBy: count(view.answers.get(owner), value),
-          asked: view.answers.get(owner)!.size,
-          validatedBy: count(view.validated.get(owner), value),
-          resolvers: view.resolvers.length,
-        });
+      for (const value of others) variantRows[0]?.records.push(recordRow(view, owner, value, 'other'));
     }
     rows.push(...variantRows);
   }
   return rows;
+}
+
+/** Where one variant's records stand: not started, a key not mailcerts' own, or in step and its rollover. */
+function variantState(v: {
+  dane: DaneSpec;
+  view: View;
+  state: DaneState | undefined;
+  /** The SPKI digest of the published leaf, undefined when none is published. */
+  current: string | undefined;
+  keyTypeChanged: boolean;
+}): string {
+  const d = v.state;
+  const isMine = !!v.current && (v.current === d?.served || v.current === d?.ordered);
+  if (!v.current) return 'no certificate yet: its records are published once it is served';
+  if (!isMine && missingInView(v.view, [tlsa311(v.current)]).length > 0)
+    return `the key in CERTS_DIR is not one mailcerts made or deployed, and not every server answers its record: it is not announced, and is replaced by a key of mailcerts' own (at once while no TLSA record exists, else once the next key's record has been answered everywhere for twice the TTL)`;
+  if (!d) return 'not started: the records are written at the next pass';
+  const decision = decideRollover({
+    now: new Date(),
+    ttlSeconds: v.dane.ttlSeconds,
+    keyLifetimeMs: v.dane.keyLifetimeMs,
+    keySince: new Date(d.keySince),
+    seenSince: d.seenSince ? new Date(d.seenSince) : undefined,
+    rolloverRequestedAt: d.rolloverRequestedAt ? new Date(d.rolloverRequestedAt) : undefined,
+    keyTypeChanged: v.keyTypeChanged,
+  });
+  const step = d.check ? (d.check.inStep ? 'in step' : `OUT OF STEP: ${d.check.detail}`) : 'not checked yet';
+  const seen = d.seenSince ? `next published since ${d.seenSince}` : 'next key not yet answered by every server';
+  return `${step}; ${seen}; ${decision.reason}`;
 }
 
 export function formatDane(rows: DaneRow[], config: Config): string {

@@ -10,88 +10,84 @@ import { type Clock, systemClock } from '../util/clock.js';
 
 const seconds = (iso?: string) => (iso ? new Date(iso).getTime() / 1000 : undefined);
 
+/** One series per variant: a dual certificate has an ECDSA and an RSA one. */
+const CERT_LABELS = ['certificate', 'key_type'];
+
+/** Each gauge: its name (after mailcerts_), its help, its labels; exposed in this order. */
+const GAUGES = {
+  expiry: ['certificate_expiry_timestamp_seconds', 'When the published certificate expires.', CERT_LABELS],
+  success: ['certificate_last_success_timestamp_seconds', 'Last successful issuance or publish.', CERT_LABELS],
+  failures: ['certificate_consecutive_failures', 'Failures since the last success.', CERT_LABELS],
+  next: ['certificate_next_renewal_timestamp_seconds', 'When mailcerts plans to renew (or retry).', CERT_LABELS],
+  deployed: ['certificate_deployed', '1 when the published certificate was deployed to the containers.', CERT_LABELS],
+  ariStart: [
+    'certificate_ari_window_start_timestamp_seconds',
+    "Start of the CA's suggested renewal window (ARI).",
+    CERT_LABELS,
+  ],
+  ariEnd: [
+    'certificate_ari_window_end_timestamp_seconds',
+    "End of the CA's suggested renewal window (ARI).",
+    CERT_LABELS,
+  ],
+  reloaded: ['container_reload_success', '1 when the last reload of the container succeeded.', ['container']],
+  serves: [
+    'container_serves_current',
+    '1 when the container serves the published certificate, 0 when not; absent when not verified.',
+    ['container'],
+  ],
+  servesName: [
+    'container_serves_name',
+    '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.',
+    ['container', 'name'],
+  ],
+  daneInStep: [
+    'dane_in_step',
+    '1 when the served key is in the TLSA RRset on every authoritative server (DANE), 0 when not; absent before a check.',
+    CERT_LABELS,
+  ],
+  daneSeen: [
+    'dane_next_seen_since_timestamp_seconds',
+    "Since when the next key's TLSA record has been answered everywhere (DANE).",
+    CERT_LABELS,
+  ],
+  healthy: ['healthy', '1 when every certificate is valid and will be retried before it expires.', []],
+} satisfies Record<string, [name: string, help: string, labels: string[]]>;
+
+type Gauges = Record<keyof typeof GAUGES, Gauge>;
+
 /**
  * Prometheus metrics, rebuilt from the same data as `mailcerts status` at each scrape. prom-client
  * (with its OpenTelemetry API) is loaded at the first scrape: a daemon nobody scrapes does not carry it.
  */
-/** One series per variant: a dual certificate has an ECDSA and an RSA one. */
-const CERT_LABELS = ['certificate', 'key_type'];
-
 async function metrics(rows: StatusRow[]): Promise<Registry> {
   const { Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
-  const gauge = (name: string, help: string, labelNames: string[]) =>
-    new Gauge({ name: `mailcerts_${name}`, help, labelNames, registers: [registry] });
-  const expiry = gauge('certificate_expiry_timestamp_seconds', 'When the published certificate expires.', CERT_LABELS);
-  const success = gauge(
-    'certificate_last_success_timestamp_seconds',
-    'Last successful issuance or publish.',
-    CERT_LABELS,
-  );
-  const failures = gauge('certificate_consecutive_failures', 'Failures since the last success.', CERT_LABELS);
-  const next = gauge(
-    'certificate_next_renewal_timestamp_seconds',
-    'When mailcerts plans to renew (or retry).',
-    CERT_LABELS,
-  );
-  const deployed = gauge(
-    'certificate_deployed',
-    '1 when the published certificate was deployed to the containers.',
-    CERT_LABELS,
-  );
-  const ariStart = gauge(
-    'certificate_ari_window_start_timestamp_seconds',
-    "Start of the CA's suggested renewal window (ARI).",
-    CERT_LABELS,
-  );
-  const ariEnd = gauge(
-    'certificate_ari_window_end_timestamp_seconds',
-    "End of the CA's suggested renewal window (ARI).",
-    CERT_LABELS,
-  );
-  const reloaded = gauge('container_reload_success', '1 when the last reload of the container succeeded.', [
-    'container',
-  ]);
-  const serves = gauge(
-    'container_serves_current',
-    '1 when the container serves the published certificate, 0 when not; absent when not verified.',
-    ['container'],
-  );
-  const servesName = gauge(
-    'container_serves_name',
-    '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.',
-    ['container', 'name'],
-  );
-  const daneInStep = gauge(
-    'dane_in_step',
-    '1 when the served key is in the TLSA RRset on every authoritative server (DANE), 0 when not; absent before a check.',
-    CERT_LABELS,
-  );
-  const daneSeen = gauge(
-    'dane_next_seen_since_timestamp_seconds',
-    "Since when the next key's TLSA record has been answered everywhere (DANE).",
-    CERT_LABELS,
-  );
-  const healthy = gauge('healthy', '1 when every certificate is valid and will be retried before it expires.', []);
+  const g = Object.fromEntries(
+    Object.entries(GAUGES).map(([key, [name, help, labelNames]]) => [
+      key,
+      new Gauge({ name: `mailcerts_${name}`, help, labelNames, registers: [registry] }),
+    ]),
+  ) as Gauges;
   for (const r of rows) {
     const c = { certificate: r.name, key_type: r.keyType };
-    const set = (g: Gauge, v?: number) => v !== undefined && g.set(c, v);
-    set(expiry, seconds(r.notAfter));
-    set(success, seconds(r.lastSuccessAt));
-    failures.set(c, r.failures);
-    set(next, seconds(r.nextRenewal));
-    deployed.set(c, r.deployed ? 1 : 0);
-    set(ariStart, seconds(r.ariWindow?.start));
-    set(ariEnd, seconds(r.ariWindow?.end));
-    if (r.dane?.inStep !== undefined) daneInStep.set(c, r.dane.inStep ? 1 : 0);
-    set(daneSeen, seconds(r.dane?.nextSeenSince));
+    const set = (gauge: Gauge, v?: number) => v !== undefined && gauge.set(c, v);
+    set(g.expiry, seconds(r.notAfter));
+    set(g.success, seconds(r.lastSuccessAt));
+    g.failures.set(c, r.failures);
+    set(g.next, seconds(r.nextRenewal));
+    g.deployed.set(c, r.deployed ? 1 : 0);
+    set(g.ariStart, seconds(r.ariWindow?.start));
+    set(g.ariEnd, seconds(r.ariWindow?.end));
+    if (r.dane?.inStep !== undefined) g.daneInStep.set(c, r.dane.inStep ? 1 : 0);
+    set(g.daneSeen, seconds(r.dane?.nextSeenSince));
   }
   for (const [name, c] of Object.entries(rows[0]?.containers ?? {})) {
-    reloaded.set({ container: name }, c.reloaded ? 1 : 0);
-    if (c.serves !== null) serves.set({ container: name }, c.serves ? 1 : 0);
-    for (const [sni, ok] of Object.entries(c.names ?? {})) servesName.set({ container: name, name: sni }, ok ? 1 : 0);
+    g.reloaded.set({ container: name }, c.reloaded ? 1 : 0);
+    if (c.serves !== null) g.serves.set({ container: name }, c.serves ? 1 : 0);
+    for (const [sni, ok] of Object.entries(c.names ?? {})) g.servesName.set({ container: name, name: sni }, ok ? 1 : 0);
   }
-  healthy.set(health(rows).ok ? 1 : 0);
+  g.healthy.set(health(rows).ok ? 1 : 0);
   return registry;
 }
 

@@ -19,6 +19,14 @@ function watchedOf(config: Config) {
   return { dirs, files };
 }
 
+type Watched = ReturnType<typeof watchedOf>;
+type Watch = typeof import('chokidar')['watch'];
+/** One watcher and the timers of the changes it is letting settle. */
+interface Part {
+  watcher?: ReturnType<Watch>;
+  timers: Map<string, NodeJS.Timeout>;
+}
+
 /**
  * Watches what the supplied certificates come from, and calls onSettled(certificate name) once a
  * change has settled: folders where files are dropped (CUSTOM_CERTS_DIR), files rewritten in place
@@ -33,8 +41,49 @@ export async function watchSupplied(
   const { dirs, files } = watchedOf(config);
   if (dirs.length === 0 && files.length === 0) return undefined;
   const { watch } = await import('chokidar');
-  const timers = new Map<string, NodeJS.Timeout>();
+  const inFiles = watchFiles(watch, files, onSettled, log);
+  const inDirs = watchDirs(watch, dirs, onSettled, log);
+  return {
+    async close() {
+      for (const t of [...inDirs.timers.values(), ...inFiles.timers.values()]) clearTimeout(t);
+      await inDirs.watcher?.close();
+      await inFiles.watcher?.close();
+    },
+  };
+}
 
+/** Files rewritten in place (Traefik's acme.json): every certificate taken from one is looked at again. */
+function watchFiles(watch: Watch, files: Watched['files'], onSettled: (name: string) => void, log: Logger): Part {
+  const timers = new Map<string, NodeJS.Timeout>();
+  const watchedFiles = [...new Set(files.map((c) => c.file))];
+  if (watchedFiles.length === 0) return { timers };
+  const fileChanged = (file: string) => {
+    clearTimeout(timers.get(file));
+    timers.set(
+      file,
+      setTimeout(() => {
+        timers.delete(file);
+        const of = files.filter((x) => x.file === file);
+        log.info({ step: 'watch', file }, `${of[0]?.what ?? file} changed`);
+        for (const c of of) onSettled(c.name);
+      }, SETTLE_MS),
+    );
+  };
+  const watcher = watch(watchedFiles, {
+    ignoreInitial: true,
+    awaitWriteFinish: { stabilityThreshold: SETTLE_MS, pollInterval: 100 },
+  });
+  watcher.on('all', (_event, path) => fileChanged(path));
+  const whats = [...new Set(files.map((c) => c.what))].join(' and ');
+  watcher.on('error', (err) => log.error({ step: 'watch', error: String(err) }, `watching ${whats} failed`));
+  log.info({ step: 'watch', files: watchedFiles }, `watching ${whats}`);
+  return { watcher, timers };
+}
+
+/** Folders where a certificate's files are dropped (CUSTOM_CERTS_DIR): read once both have settled. */
+function watchDirs(watch: Watch, dirs: Watched['dirs'], onSettled: (name: string) => void, log: Logger): Part {
+  const timers = new Map<string, NodeJS.Timeout>();
+  if (dirs.length === 0) return { timers };
   const settleThenRun = (name: string, dir: string, names: readonly string[]) => {
     clearTimeout(timers.get(name));
     timers.set(
@@ -56,56 +105,20 @@ export async function watchSupplied(
       }, SETTLE_MS),
     );
   };
-
-  const watchedFiles = [...new Set(files.map((c) => c.file))];
-  const fileTimers = new Map<string, NodeJS.Timeout>();
-  const fileChanged = (file: string) => {
-    clearTimeout(fileTimers.get(file));
-    fileTimers.set(
-      file,
-      setTimeout(() => {
-        fileTimers.delete(file);
-        const of = files.filter((x) => x.file === file);
-        log.info({ step: 'watch', file }, `${of[0]?.what ?? file} changed`);
-        for (const c of of) onSettled(c.name);
-      }, SETTLE_MS),
-    );
-  };
-  const fileWatcher =
-    watchedFiles.length > 0
-      ? watch(watchedFiles, {
-          ignoreInitial: true,
-          awaitWriteFinish: { stabilityThreshold: SETTLE_MS, pollInterval: 100 },
-        })
-      : undefined;
-  fileWatcher?.on('all', (_event, path) => fileChanged(path));
-  const whats = [...new Set(files.map((c) => c.what))].join(' and ');
-  fileWatcher?.on('error', (err) => log.error({ step: 'watch', error: String(err) }, `watching ${whats} failed`));
-  if (fileWatcher) log.info({ step: 'watch', files: watchedFiles }, `watching ${whats}`);
   const allNames = new Set(dirs.flatMap((d) => d.files));
-  const dirWatcher =
-    dirs.length === 0
-      ? undefined
-      : watch([...new Set(dirs.map((c) => c.dir))], {
-          ignoreInitial: true,
-          depth: 1,
-          awaitWriteFinish: { stabilityThreshold: SETTLE_MS, pollInterval: 100 },
-          ignored: (path, st) => (st?.isFile() ?? false) && !allNames.has(basename(path)),
-        });
-  dirWatcher?.on('all', (_event, path) => {
+  const watcher = watch([...new Set(dirs.map((c) => c.dir))], {
+    ignoreInitial: true,
+    depth: 1,
+    awaitWriteFinish: { stabilityThreshold: SETTLE_MS, pollInterval: 100 },
+    ignored: (path, st) => (st?.isFile() ?? false) && !allNames.has(basename(path)),
+  });
+  watcher.on('all', (_event, path) => {
     const watched = dirs.find((c) => c.dir === dirname(path));
     if (watched?.files.includes(basename(path))) settleThenRun(watched.name, watched.dir, watched.files);
   });
-  dirWatcher?.on('error', (err) =>
+  watcher.on('error', (err) =>
     log.error({ step: 'watch', error: String(err) }, 'watching the supplied certificates failed'),
   );
-  if (dirWatcher)
-    log.info({ step: 'watch', dirs: [...new Set(dirs.map((c) => c.dir))] }, 'watching for supplied certificates');
-  return {
-    async close() {
-      for (const t of [...timers.values(), ...fileTimers.values()]) clearTimeout(t);
-      await dirWatcher?.close();
-      await fileWatcher?.close();
-    },
-  };
+  log.info({ step: 'watch', dirs: [...new Set(dirs.map((c) => c.dir))] }, 'watching for supplied certificates');
+  return { watcher, timers };
 }

@@ -92,18 +92,18 @@ describe('configuration from the environment', () => {
     expect(named).toEqual([
       'ACME_DOMAINS',
       'ACME_DOMAINS',
-      'ACME_EMAIL',
-      'ACME_DIRECTORY',
       'ACME_CHALLENGE',
       'ACME_KEY_TYPE',
+      'ACME_EMAIL',
+      'ACME_DIRECTORY',
       'HTTP01_MODE',
       'HTTP01_PORT',
       'HTTP01_ADDRESS',
       'CERTS_DIR',
       'KEY_FILE_MODE',
       'KEY_FILE_OWNER',
-      'RENEW_CHECK_INTERVAL',
       'DOCKER_RELOAD',
+      'RENEW_CHECK_INTERVAL',
       'LOG_LEVEL',
     ]);
     expect(list).toContain(
@@ -276,8 +276,8 @@ describe('values that used to be accepted and failed later', () => {
         DNS01_PROPAGATION_TIMEOUT: '2d',
       }),
     ).toEqual([
-      'DNS01_PROPAGATION_TIMEOUT: "2d" is not a duration between 5s and 1h; write it like 180s',
       'ACME_TIMEOUT: "30d" is not a duration between 1s and 10m; write it like 30s',
+      'DNS01_PROPAGATION_TIMEOUT: "2d" is not a duration between 5s and 1h; write it like 180s',
       'RENEW_CHECK_INTERVAL: "100000000000000000000d" is not a duration between 10s and 7d; write it like 12h',
     ]);
     expect(problems({ ACME_DOMAINS: 'a.example.com', RENEW_CHECK_INTERVAL: '1e20d' })).toEqual([

@@ -49,7 +49,7 @@ describe('docs/configuration.md', () => {
     afterAll(() => rmSync(tmp, { recursive: true, force: true }));
     const copy = () => {
       const root = mkdtempSync(join(tmp, 'root-'));
-      for (const file of [SOURCES.schema, SOURCES.proxy, ...SOURCES.parts.map((p) => p.file)])
+      for (const file of [SOURCES.schema, ...SOURCES.env, SOURCES.proxy, ...SOURCES.parts.map((p) => p.file)])
         mkdirSync(dirname(join(root, file)), { recursive: true }), cpSync(join(ROOT, file), join(root, file));
       return root;
     };
@@ -61,9 +61,9 @@ describe('docs/configuration.md', () => {
 
     it('is found: no description', () => {
       const root = copy();
-      edit(root, SOURCES.schema, /\/\*\*\n\s+\* How long to wait for the TXT records[\s\S]*?\*\/\n/, '');
+      edit(root, SOURCES.envFile('dns01'), /\/\*\*\n\s+\* How long to wait for the TXT records[\s\S]*?\*\/\n/, '');
       expect(docProblems(collectSettings(root))).toEqual([
-        'DNS01_PROPAGATION_TIMEOUT (src/config/schema.ts): has no description; write a JSDoc comment on its definition',
+        'DNS01_PROPAGATION_TIMEOUT (src/config/env/dns01.ts): has no description; write a JSDoc comment on its definition',
       ]);
     });
 
@@ -79,8 +79,8 @@ describe('docs/configuration.md', () => {
 
     it('is found: a default the schema does not have, a group that does not exist', () => {
       const root = copy();
-      edit(root, SOURCES.schema, /@default 180s/, '@default 120s');
-      edit(root, SOURCES.schema, /(Time between renewal checks[^@]*)@group schedule/, '$1@group timing');
+      edit(root, SOURCES.envFile('dns01'), /@default 180s/, '@default 120s');
+      edit(root, SOURCES.envFile('schedule'), /(Time between renewal checks[^@]*)@group schedule/, '$1@group timing');
       expect(docProblems(collectSettings(root))).toEqual([
         expect.stringMatching(/^DNS01_PROPAGATION_TIMEOUT .*: @default 120s is not the schema's default \(180000\)$/),
         expect.stringMatching(/^RENEW_CHECK_INTERVAL .*: @group must be one of certificates, ca, /),
