@@ -1,5 +1,6 @@
 import { errorMessage } from '../util/errors.js';
 import { EXIT } from './common.js';
+import { Cancelled } from '../util/error-codes.js';
 
 /** `mailcerts proxy`: needs none of mailcerts' own configuration, only the PROXY_ variables. */
 export async function commandProxy(rest: string[]): Promise<number> {
@@ -10,7 +11,7 @@ export async function commandProxy(rest: string[]): Promise<number> {
     return EXIT.usage;
   }
   const stop = new AbortController();
-  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop.abort());
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => stop.abort(new Cancelled()));
   const { runProxy } = await import('../proxy/index.js');
   try {
     await runProxy(process.env, stop.signal);

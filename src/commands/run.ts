@@ -3,6 +3,7 @@ import { defaultComponents } from '../run/components.js';
 import { runDaemon } from '../run/daemon.js';
 import { Engine } from '../run/engine.js';
 import { type CommandContext, EXIT, refuseUnpublishable, summarize, usageError } from './common.js';
+import { Cancelled } from '../util/error-codes.js';
 
 /** `mailcerts run [--once]`: the daemon, or one pass. */
 export async function commandRun({ config, log, values }: CommandContext): Promise<number> {
@@ -13,7 +14,7 @@ export async function commandRun({ config, log, values }: CommandContext): Promi
   const onSignal = (sig: NodeJS.Signals) => {
     if (stop.signal.aborted) return;
     log.info({ step: 'daemon', signal: sig }, 'stopping');
-    stop.abort();
+    stop.abort(new Cancelled());
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);

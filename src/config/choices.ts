@@ -3,6 +3,7 @@ import * as z from 'zod/mini';
 import { DNS_PROVIDER_DEFINITIONS } from '../dns/providers/index.js';
 import { algorithmOf, KEY_TYPES, type KeyType } from '../pki/key-types.js';
 import { CHALLENGES } from './types.js';
+import { settingBounds } from './setting-doc.js';
 
 /** Fields that pick from a list, shared by the environment (env/<group>.ts) and the config file (schema.ts). */
 
@@ -23,20 +24,24 @@ export function keyTypesProblem(list: string[]): string | undefined {
 }
 
 /** ACME_KEY_TYPE, or keyType in the config file: one key type, or a comma list (or YAML list) of one ECDSA and one RSA. */
-export const keyTypes = z.pipe(
-  z.union([z.string(), z.array(z.string())], {
-    error: () => 'use a key type such as ec-256, or a list such as ec-256,rsa-2048',
-  }),
-  z.transform((v: string | string[], ctx) => {
-    const list = (typeof v === 'string' ? v.split(',') : v).map((k) => k.trim()).filter(Boolean);
-    const problem = keyTypesProblem(list);
-    if (problem) {
-      ctx.issues.push({ code: 'custom', input: v, message: problem });
-      return z.NEVER;
-    }
-    return list as KeyType[];
-  }),
-);
+export const keyTypes = z
+  .pipe(
+    z.union([z.string(), z.array(z.string())], {
+      error: () => 'use a key type such as ec-256, or a list such as ec-256,rsa-2048',
+    }),
+    z.transform((v: string | string[], ctx) => {
+      const list = (typeof v === 'string' ? v.split(',') : v).map((k) => k.trim()).filter(Boolean);
+      const problem = keyTypesProblem(list);
+      if (problem) {
+        ctx.issues.push({ code: 'custom', input: v, message: problem });
+        return z.NEVER;
+      }
+      return list as KeyType[];
+    }),
+  )
+  .register(settingBounds, {
+    values: `${KEY_TYPES.map((k) => `\`${k}\``).join(', ')}, or one ECDSA and one RSA, comma separated`,
+  });
 
 export const challenge = z.enum(CHALLENGES, { error: () => `use one of ${CHALLENGES.join(', ')}` });
 

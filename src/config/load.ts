@@ -17,6 +17,7 @@ import {
   NEEDS_EAB,
   SECRET_KEYS,
 } from './schema.js';
+import { CodedError } from '../util/error-codes.js';
 
 export { configParsers, type YamlParser } from './config-file.js';
 
@@ -24,11 +25,11 @@ export { configParsers, type YamlParser } from './config-file.js';
 type ModeSettings = Omit<DockerConfig, 'reload' | 'scope' | 'verifyHosts' | 'mode'>;
 
 /** Every problem found in the configuration, each naming its variable and what to change. */
-export class ConfigError extends Error {
+export class ConfigError extends CodedError {
   override name = 'ConfigError';
   readonly problems: string[];
   constructor(problems: string[]) {
-    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super('MC_CONFIG', `Invalid configuration (MC_CONFIG):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.problems = problems;
   }
 }

@@ -18,6 +18,8 @@ export interface ConfigParts {
 export interface SourceDefinition {
   /** Its value in a certificate's `source:`. */
   name: string;
+  /** What it does, for the configuration page: "obtained from the CA". */
+  summary: string;
   /** Its environment variables, each checked on its own. */
   env: Record<string, z.ZodMiniType>;
   /** For a certificate that names no source: this one when the variable is set (else the first without one). */

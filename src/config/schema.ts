@@ -16,6 +16,7 @@ import { scheduleEnv } from './env/schedule.js';
 import { matching } from './fields.js';
 import { domainList } from './names.js';
 import type { ConfigParts } from './parts.js';
+import { settingBounds } from './setting-doc.js';
 
 // The key types are one table (pki/key-types.ts).
 export { type Algorithm, algorithmOf, KEY_TYPES, type KeyType } from '../pki/key-types.js';
@@ -102,18 +103,22 @@ export const fileSchema = (parts: ConfigParts) =>
            */
           dnsProvider: z.optional(dnsProvider),
           /**
-           * `acme`: obtained from the CA. `custom`: supplied in `CUSTOM_CERTS_DIR/<name>/`. `traefik`: taken from
-           * Traefik's `acme.json`.
-           * @default `custom` when `CUSTOM_CERTS_DIR` is set, else `traefik` when `TRAEFIK_ACME_JSON` is, else `acme`
+           * Where the certificate comes from.
+           * @default the first source whose variable is set (see [Supplied certificates and
+           * Traefik](#supplied-certificates-and-traefik)), else `acme`
            */
           source: z.optional(
-            z.enum(parts.sources.map((s) => s.name) as [string, ...string[]], {
-              error: () =>
-                `use ${parts.sources
-                  .map((s) => s.name)
-                  .join(', ')
-                  .replace(/, ([^,]*)$/, ' or $1')}`,
-            }),
+            z
+              .enum(parts.sources.map((s) => s.name) as [string, ...string[]], {
+                error: () =>
+                  `use ${parts.sources
+                    .map((s) => s.name)
+                    .join(', ')
+                    .replace(/, ([^,]*)$/, ' or $1')}`,
+              })
+              .register(settingBounds, {
+                values: parts.sources.map((s) => `\`${s.name}\` (${s.summary})`).join(', '),
+              }),
           ),
           /**
            * MX host names (each one of this certificate's names) whose TLSA records mailcerts keeps in step with the

@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { withTimeout } from '../util/abort.js';
+import { Cancelled } from '../util/error-codes.js';
 import { errorMessage } from '../util/errors.js';
 import { every, poll } from '../util/retry.js';
 
@@ -108,7 +109,7 @@ export async function execIn(
     () => abort.abort(new Error(`${what} timed out after ${Math.round(timeoutMs / 1000)}s`)),
     timeoutMs,
   );
-  const onAbort = () => abort.abort(new Error(`${what} cancelled: shutting down`));
+  const onAbort = () => abort.abort(new Cancelled(what));
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   let stream: Readable | undefined;
   try {

@@ -27,7 +27,6 @@ export const certificatesEnv = () => ({
    * keys](dual-keys.md)). Changing it renews what changed.
    * @group certificates
    * @default ec-256
-   * @values `ec-256`, `ec-384`, `rsa-2048`, `rsa-3072`, `rsa-4096`, or one ECDSA and one RSA, comma separated
    */
   ACME_KEY_TYPE: z._default(keyTypes, ['ec-256']),
   /**

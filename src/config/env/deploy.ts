@@ -3,6 +3,7 @@ import * as z from 'zod/mini';
 import { bool, csvOf } from '../fields.js';
 import { dnsNameProblem } from '../names.js';
 import type { ConfigParts } from '../parts.js';
+import { settingBounds } from '../setting-doc.js';
 
 const COMPOSE_PROJECT = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 
@@ -18,16 +19,17 @@ export const deployEnv = (parts: ConfigParts) => ({
    */
   DOCKER_RELOAD: z._default(bool, true),
   /**
-   * `volume`: publish into `CERTS_DIR`, a volume the mail containers mount, and reload them through the Docker API.
-   * `swarm`: also ship each version as Swarm secrets and configs and update the labelled services of the stack (see
-   * [Swarm](swarm.md)); `DOCKER_SCOPE` is then a stack name.
+   * How the published certificates reach the servers (see [reload and
+   * verify](reload-and-verify.md) and [Swarm](swarm.md)). With `swarm`, `DOCKER_SCOPE` is a stack name.
    * @group deploy
    * @default volume
    */
   DEPLOY_MODE: z._default(
-    z.enum(parts.modes.map((m) => m.name) as [string, ...string[]], {
-      error: () => `use ${parts.modes.map((m) => `${m.name} (${m.summary})`).join(' or ')}`,
-    }),
+    z
+      .enum(parts.modes.map((m) => m.name) as [string, ...string[]], {
+        error: () => `use ${parts.modes.map((m) => `${m.name} (${m.summary})`).join(' or ')}`,
+      })
+      .register(settingBounds, { values: parts.modes.map((m) => `\`${m.name}\` (${m.summary})`).join(', ') }),
     parts.modes[0]!.name,
   ),
   // Each deploy mode's own variables (deploy/modes/<name>/index.ts).

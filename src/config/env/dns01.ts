@@ -9,8 +9,7 @@ import { csvOf, duration, resolverProblem } from '../fields.js';
  */
 export const dns01Env = () => ({
   /**
-   * DNS provider for `dns-01`: `cloudflare`, or `rfc2136` (dynamic updates signed with TSIG: BIND, Knot, PowerDNS,
-   * Technitium; see [DNS-01 with your own name server](dns-01.md#your-own-name-server-rfc-2136)).
+   * DNS provider for `dns-01`: each has its section below, with its own variables (see [DNS-01](dns-01.md)).
    * @group dns01
    * @default cloudflare
    */

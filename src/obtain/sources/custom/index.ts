@@ -20,6 +20,7 @@ const WATCHED = ['fullchain.pem', 'privkey.pem'];
  */
 export const custom: CertificateSource = {
   name: 'custom',
+  summary: 'supplied in `CUSTOM_CERTS_DIR/<name>/`',
   env: {
     /**
      * Certificates you supply: drop `fullchain.pem` and `privkey.pem` here (a sub-directory per certificate for

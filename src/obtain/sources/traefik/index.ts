@@ -16,6 +16,7 @@ declare module '../../../config/types.js' {
  */
 export const traefik: CertificateSource = {
   name: 'traefik',
+  summary: "taken from Traefik's `acme.json`",
   env: {
     /**
      * Traefik's `acme.json`, mounted read-only: the certificate comes from Traefik; with `MAILCERTS_CONFIG`, for each
