@@ -255,6 +255,11 @@ part_memory() {
 has peers && part_peers
 has deploy && part_deploy
 has memory && part_memory
+# What each footprint trick still buys, in fresh processes with the image's node flags.
+if has memory; then
+  log "footprint: each trick against the plain way (bench/footprint.mjs)"
+  MAILCERTS_NODE_FLAGS="$MAILCERTS_NODE_FLAGS" node "$BENCH/footprint.mjs" --runs "$COLD_RUNS" >"$OUT/footprint.md" || log "footprint: failed"
+fi
 echo "load_end=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/meta.env"
 log "report"
 RESULTS_MD=${RESULTS_MD:-$OUT/results.md}

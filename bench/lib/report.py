@@ -255,5 +255,9 @@ if details:
     md.extend(f"- {d}" for d in ["publish → deployed, " + d for d in deploy_detail] + mem_detail)
 for n in notes:
     md.append(f"- note: {n}")
+foot = os.path.join(RUN, "footprint.md")
+if os.path.exists(foot) and os.path.getsize(foot) > 0:
+    md.append("")
+    md.extend(l.rstrip("\n") for l in open(foot))
 open(MD, "w").write("\n".join(md) + "\n")
 sys.exit(1 if failed or not measured_goals else 0)
