@@ -66,9 +66,6 @@ export interface DeployResult {
   error?: string;
 }
 
-/** How a reload that a server's own check refused begins its error (`postfix check`, `doveconf -n`). */
-export const CHECK_REFUSED = 'validation failed, not reloaded';
-
 export interface DeployReport {
   results: DeployResult[];
   /** The results cover every container in scope (discovery worked). */

@@ -1,11 +1,6 @@
 import { algorithmOf, type Config } from '../config/schema.js';
-import {
-  CHECK_REFUSED,
-  type DeployReport,
-  type DeployResult,
-  type Deployer,
-  type ServedCert,
-} from '../deploy/deployer.js';
+import { CHECK_REFUSED } from '../deploy/check-refused.js';
+import type { DeployReport, DeployResult, Deployer, ServedCert } from '../deploy/deployer.js';
 import { renderSni, SNI_FILE_NAMES } from '../deploy/kinds/index.js';
 import type { Logger } from '../log.js';
 import { type Published, publishSni, readPublished, repairPublished, rollbackPublished } from '../publish/publisher.js';

@@ -4,7 +4,7 @@ import { errorMessage } from '../../../util/errors.js';
 import { execIn, restartContainer, signalContainer } from '../../docker.js';
 import { planReload, RELOAD_LABEL, type Step } from '../../kinds/index.js';
 import type { ReloadTarget } from '../../targets.js';
-import { CHECK_REFUSED } from '../../deployer.js';
+import { CHECK_REFUSED } from '../../check-refused.js';
 
 /**
  * Running a container's reload through the Docker API: the plan its kind makes (deploy/kinds/),
