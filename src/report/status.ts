@@ -136,11 +136,7 @@ async function statusRows(
       nextReason: d.reason,
       ariWindow: ari ? { start: ari.start, end: ari.end, explanationURL: ari.explanationURL } : undefined,
       deployed: !!published && !!b && state.deployedDigest === published.digest,
-      failures: state.failures,
-      failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
-      lastSuccessAt: state.lastSuccessAt,
-      lastError: state.lastError ?? broken,
-      errorCode: state.lastError ? state.lastErrorCode : broken ? 'MC_CERTIFICATE_INVALID' : undefined,
+      ...failureOf(state, broken),
       containers,
       dane: daneStatus(spec, state),
     });
@@ -161,13 +157,20 @@ function suppliedRows(
     ...rowOf(spec, b, spec.keyTypes[0]!, now),
     nextReason: `${describeSource(spec)}: ${supplied.renewal(spec, b)}`,
     deployed: !!published && state.deployedDigest === published.digest,
+    ...failureOf(state, broken),
+    containers,
+  }));
+}
+
+/** A row's failure fields: the state's last failure, else published files that cannot be read. */
+function failureOf(state: CertState, broken: string | undefined) {
+  return {
     failures: state.failures,
     failingSince: state.failingSince ?? (state.failures > 0 ? state.failedAt : undefined),
     lastSuccessAt: state.lastSuccessAt,
     lastError: state.lastError ?? broken,
     errorCode: state.lastError ? state.lastErrorCode : broken ? 'MC_CERTIFICATE_INVALID' : undefined,
-    containers,
-  }));
+  };
 }
 
 function rowOf(spec: CertificateSpec, b: Bundle | undefined, keyType: string, now: Date) {

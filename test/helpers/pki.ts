@@ -195,21 +195,7 @@ export function makeExpired(name: string, opts: { san?: boolean } = {}): { key: 
     join(dir, 'ca.cnf'),
     '[ca]\ndefault_ca=d\n[d]\ndir=.\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n',
   );
-  ssl(
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-nodes',
-    '-keyout',
-    'key.pem',
-    '-out',
-    'csr.pem',
-    '-subj',
-    `/CN=${name}`,
-  );
+  ssl('req', '-new', ...EC, '-keyout', 'key.pem', '-out', 'csr.pem', '-subj', `/CN=${name}`);
   writeFileSync(join(dir, 'san.ext'), `subjectAltName=DNS:${name}\n`);
   ssl(
     'ca',
@@ -241,11 +227,7 @@ export function makeSelfSigned(names: string[], days: number): { key: string; ce
     [
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
+      ...EC,
       '-keyout',
       'key.pem',
       '-out',
