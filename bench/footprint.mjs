@@ -1,10 +1,11 @@
 // bench/footprint.mjs: what each footprint trick of mailcerts still buys, measured in fresh node
 // processes with the image's node flags. For each trick: the RSS a process holds after doing a
-// thing the plain way, against the way mailcerts does it (median of RUNS processes each).
+// thing the plain way, against the way mailcerts does it (median of RUNS processes each); then
+// every module the bundle loads lazily (each dynamic import() in src/), against not loading it.
 //   node bench/footprint.mjs [--runs 5] [--json out.json]
 // Printed as a markdown table; bench/run.sh (PARTS=footprint) puts it into bench/results.md.
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, json: { type: 'string' } } });
@@ -27,7 +28,7 @@ function rssAfter(code) {
 const median = (xs) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)];
 const measure = (code) => median(Array.from({ length: RUNS }, () => rssAfter(code)));
 
-/** Each trick: what the plain code does, and what mailcerts does instead (or nothing: loaded lazily). */
+/** Each trick: what the plain code does, and what mailcerts does instead. The lazy loaders follow. */
 const TRICKS = [
   {
     trick: 'builtins through process.getBuiltinModule() (scripts/bundle.mjs)',
@@ -44,15 +45,6 @@ const TRICKS = [
     plain: 'void performance.now()',
     ours: 'void process.hrtime()',
   },
-  { trick: 'prom-client loaded at the first scrape of /metrics', plain: "await import('prom-client')", ours: '' },
-  { trick: 'chokidar loaded only for a supplied certificate', plain: "await import('chokidar')", ours: '' },
-  { trick: 'the YAML parser loaded only for a YAML config file', plain: "await import('yaml')", ours: '' },
-  { trick: 'dockerode loaded only when a pass deploys', plain: "await import('dockerode')", ours: '' },
-  {
-    trick: 'the Cloudflare SDK loaded only for ACME_DNS_PROVIDER=cloudflare',
-    plain: "await import('cloudflare')",
-    ours: '',
-  },
   {
     trick: 'zod/mini instead of zod (a schema built and used)',
     plain:
@@ -66,7 +58,38 @@ const TRICKS = [
   },
 ];
 
-const rows = TRICKS.map((t) => {
+/**
+ * Every module that src/ loads with a dynamic import(), found in the bundle's metafile (written by
+ * scripts/bundle.mjs): what loading its chunk adds to a process that holds the chunks the program
+ * loads at start. A lazy loader that saves nothing should become a plain import.
+ */
+function lazyModules() {
+  const metaFile = `${ROOT}dist/bundle-meta.json`;
+  if (!existsSync(metaFile)) throw new Error(`${metaFile} is missing: run npm run build && node scripts/bundle.mjs`);
+  const outputs = JSON.parse(readFileSync(metaFile, 'utf8'));
+  const name = (out) => out.replace(/^bundle\//, '');
+  const staticClosure = (out, seen = new Set()) => {
+    for (const i of outputs[out].imports)
+      if (i.kind === 'import-statement' && !i.external && !seen.has(i.path)) {
+        seen.add(i.path);
+        staticClosure(i.path, seen);
+      }
+    return seen;
+  };
+  const main = Object.keys(outputs).find((o) => outputs[o].entryPoint === 'dist/main.js');
+  // What every command holds before it runs: main's static imports (not main itself, which would run).
+  const start = [...staticClosure(main)].map((o) => `await import('./${o}');`).join(' ');
+  return Object.entries(outputs)
+    .filter(([, o]) => o.entryPoint && !['dist/cli.js', 'dist/main.js'].includes(o.entryPoint))
+    .map(([out, o]) => ({
+      trick: `${o.entryPoint.replace(/^dist\/(.*)\.js$/, 'src/$1.ts')} loaded lazily (${name(out)})`,
+      plain: `${start} await import('./${out}')`,
+      ours: start,
+    }))
+    .sort((a, b) => a.trick.localeCompare(b.trick));
+}
+
+const rows = [...TRICKS, ...lazyModules()].map((t) => {
   const plain = measure(t.plain);
   const ours = measure(t.ours);
   return { trick: t.trick, plainMiB: plain, oursMiB: ours, savedMiB: plain - ours };

@@ -1,7 +1,7 @@
 // Bundles dist/ into bundle/ for the image: only the code mailcerts runs, split so that the
 // ACME, Docker and Cloudflare parts still load only when a pass needs them.
 import { build } from 'esbuild';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
 
 // Node's builtins reach the bundle as process.getBuiltinModule(), not as ESM imports. An ESM
@@ -48,3 +48,7 @@ const result = await build({
 });
 const bytes = Object.values(result.metafile.outputs).reduce((sum, o) => sum + o.bytes, 0);
 console.log(`bundle: ${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024 / 1024).toFixed(1)} MB`);
+
+// Which chunk each lazily loaded module became, for bench/footprint.mjs (not shipped: dist/ is the build's).
+mkdirSync('dist', { recursive: true });
+writeFileSync('dist/bundle-meta.json', JSON.stringify(result.metafile.outputs));

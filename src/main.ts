@@ -1,9 +1,5 @@
 import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
-import { commandCheck } from './commands/check.js';
 import { type CommandContext, EXIT } from './commands/common.js';
-import { commandProxy, proxyHealthcheck } from './commands/proxy.js';
-import { commandDane, commandHealthcheck, commandStackFile, commandStatus } from './commands/report.js';
-import { commandRenew, commandRun } from './commands/run.js';
 import { ConfigError, configParsers, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger, stderrDestination } from './log.js';
@@ -42,19 +38,32 @@ interface Command {
   run(ctx: CommandContext): Promise<number>;
 }
 
+// Each command's module loads only when it runs: the daemon never holds check's, status' or the
+// proxy's code (measured in bench/footprint.mjs).
+const runs = async (ctx: CommandContext) => (await import('./commands/run.js')).commandRun(ctx);
+const renews = async (ctx: CommandContext) => (await import('./commands/run.js')).commandRenew(ctx);
+const checks = async (ctx: CommandContext) => (await import('./commands/check.js')).commandCheck(ctx);
+const reports =
+  (name: 'commandDane' | 'commandHealthcheck' | 'commandStackFile' | 'commandStatus') => async (ctx: CommandContext) =>
+    (await import('./commands/report.js'))[name](ctx);
+
 /** The commands that read mailcerts' configuration (proxy reads only its own). */
 const COMMANDS: Record<string, Command> = {
-  run: { options: { once: { type: 'boolean' } }, run: commandRun },
+  run: { options: { once: { type: 'boolean' } }, run: runs },
   renew: {
     options: { force: { type: 'boolean' }, 'key-type': { type: 'string' } },
     positionals: true,
-    run: commandRenew,
+    run: renews,
   },
-  status: { options: { json: { type: 'boolean' } }, human: true, run: commandStatus },
-  check: { options: {}, human: true, run: commandCheck },
-  healthcheck: { options: {}, human: true, run: commandHealthcheck },
-  dane: { options: {}, positionals: true, human: true, run: commandDane },
-  'stack-file': { options: { 'compose-version': { type: 'string' } }, human: true, run: commandStackFile },
+  status: { options: { json: { type: 'boolean' } }, human: true, run: reports('commandStatus') },
+  check: { options: {}, human: true, run: checks },
+  healthcheck: { options: {}, human: true, run: reports('commandHealthcheck') },
+  dane: { options: {}, positionals: true, human: true, run: reports('commandDane') },
+  'stack-file': {
+    options: { 'compose-version': { type: 'string' } },
+    human: true,
+    run: reports('commandStackFile'),
+  },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -63,9 +72,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return command ? EXIT.ok : EXIT.usage;
   }
-  if (command === 'proxy') return commandProxy(rest);
+  if (command === 'proxy') return (await import('./commands/proxy.js')).commandProxy(rest);
   if (command === 'healthcheck') {
-    const proxy = await proxyHealthcheck();
+    const proxy = await (await import('./commands/proxy.js')).proxyHealthcheck();
     if (proxy !== undefined) return proxy;
   }
   const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
