@@ -15,10 +15,18 @@ npm run -s deps >.test-work-deps.log 2>&1 || { DEPS_FAILED=1; cat .test-work-dep
 rm -f .test-work-deps.log
 export LINT_FAILED DEPS_FAILED
 mkdir -p .test-work
-rm -f .test-work/unit.json .test-work/integration.json
-npx vitest run --project unit --passWithNoTests --reporter=default --reporter=json --outputFile.json=.test-work/unit.json "$@"
+rm -f .test-work/unit.json .test-work/integration.json .test-work/*.errors.json .test-work/*.exit
+# Each lane: vitest's JSON report, what it leaves out (errors outside any test) and vitest's exit code.
+lane() {
+  RUN_ERRORS_FILE=.test-work/$1.errors.json npx vitest run --project "$1" --passWithNoTests --reporter=default \
+    --reporter=json --outputFile.json=".test-work/$1.json" --reporter=./scripts/run-errors-reporter.mjs "${@:2}"
+  local code=$?
+  echo "$code" >".test-work/$1.exit"
+  return "$code"
+}
+lane unit "$@"
 unit=$?
-npx vitest run --project integration --passWithNoTests --reporter=default --reporter=json --outputFile.json=.test-work/integration.json "$@"
+lane integration "$@"
 integration=$?
 node scripts/test-summary.mjs .test-work/unit.json,.test-work/integration.json "$@"
 summary=$?
