@@ -115,9 +115,13 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
 
   it('one certificate across two zones; the deepest zone wins (mail.eu.example.co.test → example.co.test)', async () => {
     const { env } = envFor('two-zones', { ACME_DOMAINS: 'mail.example.test,mx.other.test,mail.eu.example.co.test' });
+    // Only this run's requests: the log holds the earlier tests' writes to example.test too.
+    const before = cf.requests.length;
     const r = await runCli(['run', '--once'], env);
     expect(r.code, r.stdout).toBe(0);
-    const zonesWritten = new Set(cf.requests.filter((q) => q.method === 'POST').map((q) => q.path.split('/')[4]));
+    const posts = cf.requests.slice(before).filter((q) => q.method === 'POST');
+    expect(posts).toHaveLength(3);
+    const zonesWritten = new Set(posts.map((q) => q.path.split('/')[4]));
     expect(zonesWritten).toContain(example.id);
     expect(zonesWritten).toContain(other.id);
     expect(zonesWritten).toContain(euZone.id);

@@ -275,6 +275,34 @@ describe('stopping', () => {
         readFileSync(join(dir, 'state', 'certificates', 'verify-stop.example.test', 'state.json'), 'utf8'),
       );
       expect(state.deployedDigest).toBeUndefined(); // so the next start reloads and verifies again
+
+      // The next start: the endpoint now answers with what was published. No new order; the
+      // container is reloaded and verified, and the deploy is recorded.
+      // Not waited for: the connections the stopped process left open are the server's to drop.
+      silent.close();
+      const { createServer: tlsServer } = await import('node:tls');
+      const certs = join(dir, 'certs');
+      const tls = tlsServer({
+        cert: readFileSync(join(certs, 'fullchain.pem')),
+        key: readFileSync(join(certs, 'privkey.pem')),
+      });
+      tls.on('tlsClientError', () => undefined);
+      await new Promise<void>((r) => tls.listen(port, '127.0.0.1', r));
+      try {
+        const next = await runCli(['run', '--once'], { ...env, ACME_DOMAINS: 'verify-stop.example.test' });
+        expect(next.code, next.stdout).toBe(0);
+        expect(logsWith(next, { step: 'plan', decision: 'keep' })).toHaveLength(1);
+        expect(logsWith(next, { msg: 'container reloaded', container: hanging })).toHaveLength(1);
+        expect(
+          logsWith(next, { step: 'verify', msg: 'serves the published certificate', container: hanging }),
+        ).toHaveLength(1);
+        const after = JSON.parse(
+          readFileSync(join(dir, 'state', 'certificates', 'verify-stop.example.test', 'state.json'), 'utf8'),
+        );
+        expect(after.deployedDigest).toMatch(/^[0-9a-f]{64}$/);
+      } finally {
+        tls.close();
+      }
     } finally {
       silent.close();
       await docker('rm', '-f', hanging);

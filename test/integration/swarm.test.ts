@@ -965,6 +965,8 @@ configs:
       expect(await publishedFp()).toBe(good);
       expect(await bothServe(good)).toBe(true);
       // Retried through the backoff, not at the next pass: nothing else is rolled out meanwhile.
+      // Present first: a missing one would compare as 'undefined', which sorts after every date.
+      expect(reported.nextAttemptAt).toMatch(/^\d{4}-\d\d-\d\dT/);
       expect(String(reported.nextAttemptAt) > new Date(Date.now() + 30_000).toISOString()).toBe(true);
       await delay(15_000);
       expect(await updateState()).toBe('rollback_completed');
