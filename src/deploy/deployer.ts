@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { Algorithm } from '../config/schema.js';
+import type { Logger } from '../log.js';
 import type { ShippedFile } from '../publish/shipped.js';
 import { covers, dnsNamesOf } from '../pki/bundle.js';
 import type { Endpoint } from './probe.js';
@@ -59,6 +60,8 @@ export interface DeployResult {
   reloaded: boolean;
   /** true: verified to serve the published certificate; false: it does not; null: not checked. */
   serves: boolean | null;
+  /** Reloaded, but what it serves could not be checked, and why: reported, never a silent ok. */
+  unverified?: string;
   /** Per name probed by SNI ('(no SNI)' for the default): served correctly on every endpoint. */
   names?: Record<string, boolean>;
   problem?: DeployProblem;
@@ -167,6 +170,24 @@ export function resultOf(
     problem: outcome.kind,
     error: `${what}: ${outcome.detail}`,
   };
+}
+
+/** Why a container serving only certificates with nothing published yet is not checked. */
+export const NOTHING_TO_CHECK = 'none of its certificates is published yet, so there is nothing to check';
+
+/**
+ * A reloaded container whose verification was skipped: still deployed (its reload worked), but
+ * reported as "could not verify" with the reason; logged as a warning unless the admin turned it off.
+ */
+export function unverifiedResult(
+  base: { container: string; certs: string[]; reloaded: boolean },
+  reason: string,
+  log: Logger,
+): DeployResult {
+  const fields = { step: 'verify', container: base.container, reason };
+  if (reason === `${VERIFY_LABEL}=off`) log.info(fields, 'could not verify');
+  else log.warn(fields, 'could not verify');
+  return { ...base, ok: true, serves: null, unverified: reason };
 }
 
 /** The endpoints to check on a container, a reason to skip it, or a problem with its labels. */

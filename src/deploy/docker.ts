@@ -11,6 +11,7 @@ import { every, poll } from '../util/retry.js';
  */
 const CALL_TIMEOUT = 30_000;
 export const EXEC_TIMEOUT = 120_000;
+/** What is kept of a command's output by default: enough for a config check's error. */
 const MAX_OUTPUT = 4_000;
 
 export const COMPOSE_PROJECT_LABEL = 'com.docker.compose.project';
@@ -100,8 +101,9 @@ export async function execIn(
   docker: Docker,
   id: string,
   argv: string[],
-  opts: { timeoutMs?: number; signal?: AbortSignal; tty?: boolean } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; tty?: boolean; maxOutput?: number } = {},
 ): Promise<ExecOutcome> {
+  const maxOutput = opts.maxOutput ?? MAX_OUTPUT;
   const what = `running "${argv.join(' ')}"`;
   const abort = new AbortController();
   const timeoutMs = opts.timeoutMs ?? EXEC_TIMEOUT;
@@ -130,7 +132,7 @@ export async function execIn(
     let output = '';
     const sink = new PassThrough();
     sink.on('data', (b: Buffer) => {
-      if (output.length < MAX_OUTPUT) output += b.toString('utf8');
+      if (output.length < maxOutput) output += b.toString('utf8');
     });
     docker.modem.demuxStream(stream, sink, sink);
     await new Promise<void>((resolve, reject) => {
@@ -155,7 +157,7 @@ export async function execIn(
     // A terminal ends its lines with \r\n.
     return {
       exitCode: info.ExitCode ?? -1,
-      output: (tty ? output.replace(/\r+\n/g, '\n') : output).trim().slice(0, MAX_OUTPUT),
+      output: (tty ? output.replace(/\r+\n/g, '\n') : output).trim().slice(0, maxOutput),
     };
   } catch (err) {
     throw abort.signal.aborted ? (abort.signal.reason as Error) : err;

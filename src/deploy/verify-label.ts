@@ -39,7 +39,7 @@ export function parseVerifyLabel(value: string): EndpointSpec[] | 'off' | { erro
   return specs;
 }
 
-/** TCP ports in LISTEN state inside the container (from /proc/net/tcp{,6}). */
+/** TCP ports in LISTEN state in the container's network namespace (from /proc/net/tcp{,6}). */
 export function listeningPorts(procNetTcp: string): Set<number> {
   const ports = new Set<number>();
   for (const line of procNetTcp.split('\n')) {

@@ -36,6 +36,11 @@ const GAUGES = {
     '1 when the container serves the published certificate, 0 when not; absent when not verified.',
     ['container'],
   ],
+  unverified: [
+    'container_unverified',
+    '1 when the container was reloaded but what it serves could not be checked (mailcerts status says why), 0 when it was checked.',
+    ['container'],
+  ],
   servesName: [
     'container_serves_name',
     '1 when every endpoint of the container serves the right certificate for the name by SNI ("(no SNI)": the default), 0 when not.',
@@ -85,6 +90,7 @@ async function metrics(rows: StatusRow[]): Promise<Registry> {
   for (const [name, c] of Object.entries(rows[0]?.containers ?? {})) {
     g.reloaded.set({ container: name }, c.reloaded ? 1 : 0);
     if (c.serves !== null) g.serves.set({ container: name }, c.serves ? 1 : 0);
+    if (c.reloaded) g.unverified.set({ container: name }, c.serves === null ? 1 : 0);
     for (const [sni, ok] of Object.entries(c.names ?? {})) g.servesName.set({ container: name, name: sni }, ok ? 1 : 0);
   }
   g.healthy.set(health(rows).ok ? 1 : 0);

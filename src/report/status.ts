@@ -199,6 +199,12 @@ export function health(rows: StatusRow[], now = new Date()): { ok: boolean; prob
   return { ok: problems.length === 0, problems };
 }
 
+/** A container's problem as the table shows it: its error, or why it could not be verified. */
+function problemOf(c: ContainerRecord): string {
+  const text = c.error ?? (c.unverified ? `could not verify: ${c.unverified}` : undefined);
+  return text ? text.replace(/\s+/g, ' ').slice(0, 120) : '-';
+}
+
 export function formatStatusTable(rows: StatusRow[]): string {
   const withDane = rows.some((r) => r.dane);
   const header = [
@@ -235,7 +241,7 @@ export function formatStatusTable(rows: StatusRow[]): string {
   const containers = Object.entries(rows[0]?.containers ?? {});
   if (containers.length === 0) return table;
   const serves = (c: ContainerRecord) =>
-    c.serves === true ? 'yes' : c.serves === false ? 'NO' : c.reloaded ? 'not verified' : 'not reloaded';
+    c.serves === true ? 'yes' : c.serves === false ? 'NO' : c.reloaded ? 'could not verify' : 'not reloaded';
   const names = (c: ContainerRecord) => {
     const all = Object.entries(c.names ?? {});
     if (all.length === 0) return '-';
@@ -249,10 +255,10 @@ export function formatStatusTable(rows: StatusRow[]): string {
   return [
     table,
     '',
-    `${'CONTAINER'.padEnd(cw)}  SERVES CURRENT  ${'NAMES OK'.padEnd(nw)}  LAST DEPLOY       PROBLEM`,
+    `${'CONTAINER'.padEnd(cw)}  SERVES CURRENT    ${'NAMES OK'.padEnd(nw)}  LAST DEPLOY       PROBLEM`,
     ...containers.map(
       ([n, c]) =>
-        `${n.padEnd(cw)}  ${serves(c).padEnd(14)}  ${names(c).padEnd(nw)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${c.error ? c.error.replace(/\s+/g, ' ').slice(0, 120) : '-'}`,
+        `${n.padEnd(cw)}  ${serves(c).padEnd(16)}  ${names(c).padEnd(nw)}  ${c.at.slice(0, 16).replace('T', ' ')}  ${problemOf(c)}`,
     ),
   ].join('\n');
 }

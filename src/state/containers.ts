@@ -12,6 +12,8 @@ const ContainerRecordSchema = z.object({
   /** Per name probed by SNI ('(no SNI)' for the default): whether every endpoint served the right certificate. */
   names: z.optional(z.record(z.string(), z.boolean())),
   error: z.optional(z.string()),
+  /** Reloaded, but what it serves could not be checked: why (no endpoint, mailcerts.verify=off …). */
+  unverified: z.optional(z.string()),
 });
 export type ContainerRecord = z.infer<typeof ContainerRecordSchema>;
 const ContainersSchema = z.record(z.string(), ContainerRecordSchema);
@@ -33,6 +35,7 @@ export interface ContainerResult {
   verified?: boolean;
   reloaded?: boolean;
   names?: Record<string, boolean>;
+  unverified?: string;
 }
 
 /**
@@ -52,7 +55,7 @@ export async function recordContainers(
     const reloaded = r.reloaded === true;
     // Not reloaded: unknown. Reloaded and checked: yes or no. Reloaded, not checked (no endpoints): unknown.
     const serves = !reloaded ? null : r.verified ? true : r.ok ? null : false;
-    all[r.container] = { at, reloaded, serves, names: r.names, error: r.error };
+    all[r.container] = { at, reloaded, serves, names: r.names, error: r.error, unverified: r.unverified };
   }
   await writeJson(path(stateDir), all);
 }

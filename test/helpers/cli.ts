@@ -33,13 +33,17 @@ export function runCli(
     onLine?: (line: Record<string, unknown>, pid: number) => void;
     maxOpenFiles?: number;
     uid?: number;
+    /** A network namespace (`ip netns add`) to run it in, as a process on that "host". */
+    netns?: string;
   } = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     // With maxOpenFiles, the CLI runs under `ulimit -n`, as in a container with a low descriptor limit.
     const [cmd, argv] = opts.maxOpenFiles
       ? ['sh', ['-c', `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args]]
-      : [process.execPath, [CLI, ...args]];
+      : opts.netns
+        ? ['nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, CLI, ...args]]
+        : [process.execPath, [CLI, ...args]];
     const child = spawn(cmd, argv, {
       env: {
         PATH: process.env.PATH,

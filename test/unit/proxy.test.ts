@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/log.js';
+import { LISTENING_COMMAND } from '../../src/deploy/kinds/index.js';
 import { containerRules } from '../../src/proxy/container-rules.js';
 import { engineSocket } from '../../src/proxy/engine-socket.js';
 import { identify } from '../../src/proxy/index.js';
@@ -205,11 +206,7 @@ describe('mailcerts proxy: containers', () => {
   it('lets through the exec mailcerts sends to a labelled container of its project, then its start and inspect; the API version prefix is not forwarded', async () => {
     expect((await call('POST', `/containers/${MAIL}/exec`, exec)).status).toBe(201);
     expect(reached.at(-1)).toBe(`POST /containers/${MAIL}/exec`); // not /v1.41/…: the engine reads it as its own version
-    for (const Cmd of [
-      ['postconf', '-n'],
-      ['postmap', '-F', 'hash:/etc/postfix/sni'],
-      ['cat', '/proc/net/tcp', '/proc/net/tcp6'],
-    ])
+    for (const Cmd of [['postconf', '-n'], ['postmap', '-F', 'hash:/etc/postfix/sni'], LISTENING_COMMAND])
       expect((await call('POST', `/containers/${MAIL}/exec`, { ...exec, Cmd })).status).toBe(201);
     expect((await call('POST', `/containers/${SIGNALLED}/kill?signal=SIGHUP`)).status).toBe(200);
     expect(

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   allowedActions,
   describeReload,
+  LISTENING_COMMAND,
   labelProblems,
   parseReloadLabel,
   planReload,
@@ -25,14 +26,14 @@ describe('the mail-server kinds: one plan, run by the deployer, described by che
 
   it('the proxy allows exactly the commands of the plan, the listening ports, and a restart unless escalation is off', () => {
     expect(argvs({ 'mailcerts.reload': 'postfix', 'mailcerts.postmap': 'hash:/etc/postfix/sni' })).toEqual([
-      'cat /proc/net/tcp /proc/net/tcp6',
+      LISTENING_COMMAND.join(' '),
       'postconf -n',
       'postfix check',
       'postmap -F hash:/etc/postfix/sni',
       'postfix reload',
     ]);
     expect(allowedActions({ 'mailcerts.reload': 'signal:USR1', 'mailcerts.escalate': 'off' })).toEqual({
-      commands: [{ argv: ['cat', '/proc/net/tcp', '/proc/net/tcp6'] }],
+      commands: [{ argv: LISTENING_COMMAND }],
       signal: 'SIGUSR1',
       restart: false,
     });
@@ -48,10 +49,10 @@ describe('the mail-server kinds: one plan, run by the deployer, described by che
       labelProblems({ label: labels['mailcerts.reload'], action: action(labels['mailcerts.reload']), labels }),
     ).toEqual(['mailcerts.postmap: needs mailcerts.reload=postfix']);
     // The proxy lets through no command of a container mailcerts will not reload.
-    expect(argvs(labels)).toEqual(['cat /proc/net/tcp /proc/net/tcp6']);
+    expect(argvs(labels)).toEqual([LISTENING_COMMAND.join(' ')]);
     // A Postfix whose map label is wrong: not even its checks run.
     expect(argvs({ 'mailcerts.reload': 'postfix', 'mailcerts.postmap': '/etc/postfix/sni' })).toEqual([
-      'cat /proc/net/tcp /proc/net/tcp6',
+      LISTENING_COMMAND.join(' '),
     ]);
   });
 });

@@ -15,8 +15,13 @@ export const SERVER_KINDS: readonly ServerKind[] = [postfix, dovecot, restart, s
 export const RELOAD_LABEL = 'mailcerts.reload';
 /** mailcerts.escalate: restart (the default) or off, when a container still serves an old certificate after its reload. */
 export const ESCALATE_LABEL = 'mailcerts.escalate';
-/** What every labelled container is asked: the ports it listens on (when it has no mailcerts.verify). */
+/**
+ * What every labelled container is asked: the ports listening in its network namespace (when it
+ * has no mailcerts.verify). With host networking that is every socket of the host.
+ */
 export const LISTENING_COMMAND = ['cat', '/proc/net/tcp', '/proc/net/tcp6'];
+/** Its output is kept whole up to this: a host-networked container sees every socket of the host (about 150 bytes each). */
+export const LISTENING_MAX_OUTPUT = 8_000_000;
 
 /** "a, b and c" */
 const listed = (words: string[], last: string) =>

@@ -5,8 +5,10 @@ import {
   type DeployResult,
   endpointsFor,
   expectationsFor,
+  NOTHING_TO_CHECK,
   resultOf,
   type ServedCert,
+  unverifiedResult,
   VERIFY_BUDGET_MS,
 } from '../../deployer.js';
 import type { Endpoint } from '../../probe.js';
@@ -88,10 +90,7 @@ async function verifyTask(c: TaskCheck, task: TaskView, node: NodeView | undefin
     reach: () => reachTask(view, node, c.pass.self.container),
     listening: () => Promise.resolve(undefined),
   });
-  if ('skip' in endpoints) {
-    log.info({ step: 'verify', container: name, reason: endpoints.skip }, 'not verified');
-    return { ...base, ok: true, serves: null };
-  }
+  if ('skip' in endpoints) return unverifiedResult(base, endpoints.skip, log);
   if ('problem' in endpoints) {
     log.error(
       { step: 'verify', container: name, problem: endpoints.problem, error: endpoints.error },
@@ -110,7 +109,7 @@ async function verifyTask(c: TaskCheck, task: TaskView, node: NodeView | undefin
     log.error({ step: 'verify', container: name, problem: 'unreachable', error }, 'task not verified');
     return { ...base, ok: false, serves: null, problem: 'unreachable', error };
   }
-  if (c.checkable.length === 0) return { ...base, ok: true, serves: null };
+  if (c.checkable.length === 0) return unverifiedResult(base, NOTHING_TO_CHECK, log);
   return probeTask(c, base, list);
 }
 

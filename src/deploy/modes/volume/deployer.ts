@@ -9,13 +9,15 @@ import {
   type Deployer,
   endpointsFor,
   expectationsFor,
+  NOTHING_TO_CHECK,
   resultOf,
   type ServedCert,
+  unverifiedResult,
   VERIFY_BUDGET_MS,
   type Wanted,
 } from '../../deployer.js';
 import { connectDocker, execIn, pingDocker, restartContainer } from '../../docker.js';
-import { ESCALATE_LABEL, LISTENING_COMMAND } from '../../kinds/index.js';
+import { ESCALATE_LABEL, LISTENING_COMMAND, LISTENING_MAX_OUTPUT } from '../../kinds/index.js';
 import { addressOf, discoverTargets, resolveScope, type Scope } from '../../scope.js';
 import type { ReloadTarget } from '../../targets.js';
 import { AFTER_RESTART_RETRIES, type Expectation, listeningPorts, QUICK_RETRIES, verifyServed } from '../../verify.js';
@@ -144,14 +146,11 @@ export class DockerDeployer implements Deployer {
   ): Promise<DeployResult> {
     const { log } = this.opts;
     const base = { container: t.name, certs: [...new Set(expected.map((x) => x.cert))], reloaded: true };
-    if ('skip' in endpoints) {
-      log.info({ step: 'verify', container: t.name, reason: endpoints.skip }, 'not verified');
-      return { ...base, ok: true, serves: null };
-    }
+    if ('skip' in endpoints) return unverifiedResult(base, endpoints.skip, log);
     if ('problem' in endpoints)
       return { ...base, ok: false, serves: null, problem: endpoints.problem, error: endpoints.error };
     const checkable = expected.filter((x): x is Expectation => x.leaf !== undefined);
-    if (checkable.length === 0) return { ...base, ok: true, serves: null };
+    if (checkable.length === 0) return unverifiedResult(base, NOTHING_TO_CHECK, log);
     const deadline = monotonicMs() + VERIFY_BUDGET_MS;
     const check = (waits: number[]) =>
       verifyServed(endpoints.list, checkable, { waits, log, container: t.name, deadline, signal });
@@ -186,9 +185,11 @@ export class DockerDeployer implements Deployer {
       reach: () => addressOf(t, scope.self),
       // Read even when cat fails on one of the two (a kernel without IPv6 has no tcp6).
       listening: async () => {
-        const proc = await execIn(docker, t.id, LISTENING_COMMAND, { timeoutMs: 15_000, signal }).catch(
-          () => undefined,
-        );
+        const proc = await execIn(docker, t.id, LISTENING_COMMAND, {
+          timeoutMs: 15_000,
+          signal,
+          maxOutput: LISTENING_MAX_OUTPUT,
+        }).catch(() => undefined);
         return proc && /local_address/.test(proc.output) ? listeningPorts(proc.output) : undefined;
       },
     });
