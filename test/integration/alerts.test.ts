@@ -1,13 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chownSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
-import { containerLogs, mailConfig, removeTestContainers, startContainer } from '../helpers/mailstack.js';
-import { makeChain, makeExpired } from '../helpers/pki.js';
+import { type AlertMx, startAlertMx } from '../helpers/alert-mx.js';
+import { containerLogs, removeTestContainers } from '../helpers/mailstack.js';
+import { makeExpired } from '../helpers/pki.js';
 import { freePorts } from '../helpers/ports.js';
 
 /**
@@ -17,13 +18,12 @@ import { freePorts } from '../helpers/ports.js';
  * same Postfix, by SNI, plays the stack's own one serving the expired certificate mailcerts published.
  */
 const work = join(inject('workDir'), 'alerts');
-const maildir = join(work, 'mail');
 const HOOK_TOKEN = 'hook-token-secret-0123456789';
 let smtpPort = 0;
 let hookPort = 0;
 let hook: Server;
 const hooks: { path: string; body: Record<string, unknown> }[] = [];
-let mx: string;
+let mx: AlertMx;
 
 function env(extra: Record<string, string> = {}) {
   const dir = join(work, 'mailcerts');
@@ -34,31 +34,12 @@ function env(extra: Record<string, string> = {}) {
     ALERT_SMTP: `smtp://127.0.0.1:${smtpPort}?servername=alerts.test`,
     ALERT_WEBHOOK: `http://127.0.0.1:${hookPort}/hook?token=${HOOK_TOKEN}`,
     ALERT_AFTER: '1s',
-    NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem'),
+    NODE_EXTRA_CA_CERTS: mx.caBundle,
     ...extra,
   });
 }
 /** The CA is unreachable: every renewal fails. */
 const broken = { ACME_DIRECTORY: 'https://127.0.0.1:9/dir', ACME_TIMEOUT: '2s' };
-
-/** The messages delivered to admin@alerts.test (or another box), as files in its maildir. */
-function mailbox(box = 'admin'): string[] {
-  const dir = join(maildir, box, 'new');
-  try {
-    // Quoted-printable, as nodemailer writes long lines: soft breaks joined, =XX decoded.
-    const qp = (t: string) =>
-      t.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    return readdirSync(dir)
-      .sort()
-      .map((f) => qp(readFileSync(join(dir, f), 'utf8')));
-  } catch {
-    return [];
-  }
-}
-async function mailboxHas(n: number, box = 'admin'): Promise<string[]> {
-  for (let i = 0; i < 150 && mailbox(box).length < n; i++) await delay(100);
-  return mailbox(box);
-}
 
 /**
  * The stack's own Postfix in the expiry case: the same Postfix serves, to SNI mail.own.test, an
@@ -82,8 +63,6 @@ function writePublished(dir: string, c: { key: string; cert: string }) {
 }
 
 beforeAll(async () => {
-  mkdirSync(maildir, { recursive: true });
-  chownSync(maildir, 5000, 5000);
   [smtpPort, hookPort] = (await freePorts(2)) as [number, number];
   hook = createServer((req, res) => {
     let body = '';
@@ -94,65 +73,13 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => hook.listen(hookPort, '127.0.0.1', r));
-  // The admin's mail server: a real Postfix with STARTTLS, delivering alerts.test to a maildir.
-  const chain = makeChain(['alerts.test']);
-  const certs = join(work, 'mx-certs');
-  mkdirSync(certs, { recursive: true });
-  writeFileSync(join(certs, 'privkey-fullchain.pem'), chain.key + chain.fullchain);
-  writeFileSync(join(work, 'ca-bundle.pem'), readFileSync(inject('pebble').caFile, 'utf8') + chain.root);
   writePublished(ownCerts, served);
-  writeFileSync(join(work, 'sni.map'), `${OWN} /etc/ssl/own/privkey-fullchain.pem\n`);
-  writeFileSync(
-    join(work, 'main.cf'),
-    [
-      'compatibility_level = 3.6',
-      'myhostname = alerts.test',
-      'mydestination =',
-      'inet_interfaces = loopback-only',
-      'inet_protocols = ipv4',
-      'maillog_file = /dev/stdout',
-      'smtpd_tls_security_level = may',
-      'smtpd_tls_chain_files = /etc/ssl/mail/privkey-fullchain.pem',
-      'smtpd_tls_loglevel = 1',
-      'smtpd_tls_received_header = yes',
-      'tls_server_sni_maps = texthash:/etc/postfix/sni.map',
-      'virtual_mailbox_domains = alerts.test',
-      'virtual_mailbox_base = /var/mail/vhosts',
-      'virtual_mailbox_maps = inline:{ admin@alerts.test=admin/, ops@alerts.test=ops/ }',
-      'virtual_uid_maps = static:5000',
-      'virtual_gid_maps = static:5000',
-      'virtual_minimum_uid = 100',
-      'smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination',
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(
-    join(work, 'master.cf'),
-    [
-      `127.0.0.1:${smtpPort} inet n - n - - smtpd`,
-      ...mailConfig('postfix/master.cf')
-        .split('\n')
-        .filter((l) => l && !/^\S+:\d+ inet/.test(l) && !l.startsWith('#')),
-      'virtual   unix  -       n       n       -       -       virtual',
-      '',
-    ].join('\n'),
-  );
-  mx = await startContainer({
+  mx = await startAlertMx(work, {
     name: 'alert-mx',
-    role: 'postfix',
-    certsDir: certs,
-    mainCf: join(work, 'main.cf'),
-    masterCf: join(work, 'master.cf'),
-    volumes: [
-      `${maildir}:/var/mail/vhosts`,
-      `${ownCerts}:/etc/ssl/own:ro`,
-      `${join(work, 'sni.map')}:/etc/postfix/sni.map:ro`,
-    ],
+    ports: { starttls: smtpPort },
+    sniMap: `${OWN} /etc/ssl/own/privkey-fullchain.pem\n`,
+    volumes: [`${ownCerts}:/etc/ssl/own:ro`],
   });
-  for (let i = 0; !/daemon started/.test(await containerLogs(mx)); i++) {
-    if (i > 150) throw new Error(`the alerts Postfix did not start:\n${await containerLogs(mx)}`);
-    await delay(100);
-  }
 });
 afterAll(async () => {
   await removeTestContainers();
@@ -171,7 +98,7 @@ describe('alerts by e-mail and webhook', () => {
         .map((l) => l.channel)
         .sort(),
     ).toEqual(['email', 'webhook']);
-    const mails = await mailboxHas(1);
+    const mails = await mx.mailboxHas(1);
     expect(mails).toHaveLength(1);
     expect(mails[0]).toMatch(/^Subject: \[mailcerts\] renewal of alert\.example\.test failing$/m);
     expect(mails[0]).toMatch(
@@ -181,7 +108,9 @@ describe('alerts by e-mail and webhook', () => {
     expect(mails[0]).toMatch(/^Next: next attempt at /m);
     expect(mails[0]).toContain('See more: docker compose exec mailcerts node /app/mailcerts.mjs status');
     // Sent with STARTTLS, the server's certificate checked (alerts.test, by the test CA).
-    expect(await containerLogs(mx)).toMatch(/TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23]/);
+    expect(await containerLogs(mx.container)).toMatch(
+      /TLS connection established from localhost\[127\.0\.0\.1\]: TLSv1\.[23]/,
+    );
     expect(mails[0]).toMatch(/\(using TLSv1\.[23] with cipher /);
     expect(hooks).toHaveLength(1);
     expect(hooks[0]!.body).toMatchObject({
@@ -203,14 +132,14 @@ describe('alerts by e-mail and webhook', () => {
     ).toEqual(['email resolved', 'webhook resolved']);
     const after = await runCli(['run', '--once'], env());
     expect(logsWith(after, { step: 'alert', msg: 'alert sent' })).toHaveLength(0);
-    expect(await mailboxHas(2)).toHaveLength(2);
-    expect(mailbox()[1]).toMatch(/^Subject: \[mailcerts\] resolved: renewal of alert\.example\.test failing$/m);
+    expect(await mx.mailboxHas(2)).toHaveLength(2);
+    expect(mx.mailbox()[1]).toMatch(/^Subject: \[mailcerts\] resolved: renewal of alert\.example\.test failing$/m);
     expect(hooks.map((h) => h.body.event)).toEqual(['problem', 'resolved']);
     for (const r of [first, second, fixed, after])
       expect(r.stdout.includes(HOOK_TOKEN), 'webhook token in the logs').toBe(false);
   });
 
-  it('an alert target that cannot be reached is retried with backoff and shown in status; the renewal is not held up', async () => {
+  it('an alert target that cannot be reached is retried with backoff and shown in status (a slow one: alerts-failing.test.ts)', async () => {
     const closed = (await freePorts(1))[0]!;
     const dir = join(work, 'unreachable');
     const e = pebbleEnv(dir, {
@@ -241,7 +170,7 @@ describe("the stack's own Postfix, serving the expired certificate mailcerts pub
       ALERT_EMAIL: 'ops@alerts.test',
       // By address: the certificate is checked against the first name, mail.own.test, which mailcerts publishes.
       ALERT_SMTP: `smtp://127.0.0.1:${smtpPort}`,
-      NODE_EXTRA_CA_CERTS: join(work, 'ca-bundle.pem'),
+      NODE_EXTRA_CA_CERTS: mx.caBundle,
       ...broken,
     });
 
@@ -261,7 +190,7 @@ describe("the stack's own Postfix, serving the expired certificate mailcerts pub
       logsWith(r, { step: 'alert', msg: 'alert sent' }).map((l) => `${l.channel} ${l.problem}`),
       r.stdout,
     ).toEqual([`email expiry:${OWN}:ec-256`]);
-    const mails = await mailboxHas(1, 'ops');
+    const mails = await mx.mailboxHas(1, 'ops');
     expect(mails).toHaveLength(1);
     expect(mails[0]).toMatch(/^Subject: \[mailcerts\] certificate mail\.own\.test expired$/m);
     expect(mails[0]).toMatch(/\(using TLSv1\.[23] with cipher /);
@@ -280,7 +209,7 @@ describe("the stack's own Postfix, serving the expired certificate mailcerts pub
       /^the SMTP server's certificate cannot be trusted for mail\.own\.test \(.+\), and it is not the certificate mailcerts published for mail\.own\.test; nothing was sent$/,
     );
     await delay(500);
-    expect(mailbox('ops')).toHaveLength(1);
+    expect(mx.mailbox('ops')).toHaveLength(1);
   });
 });
 
