@@ -2,6 +2,7 @@
 // TXT records become visible in DNS by being published into pebble-challtestsrv, after a delay.
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { queryProblem, recordBodyProblem } from './cloudflare-rules.js';
 
 export interface TokenSpec {
   status?: 'active' | 'disabled' | 'expired';
@@ -9,6 +10,8 @@ export interface TokenSpec {
   zones: string[] | '*';
   /** As in the zone object: '#zone:read', '#dns_records:read', '#dns_records:edit'. */
   permissions: string[];
+  /** false: the zone object carries no `permissions` field (what it enforces is still `permissions`). */
+  listsPermissions?: boolean;
 }
 
 export interface DoubleZone {
@@ -156,7 +159,7 @@ export async function startCloudflareDouble(opts: {
     name_servers: ['ada.ns.cloudflare.com', 'bob.ns.cloudflare.com'],
     original_name_servers: null,
     account: { id: 'acc0123456789abcdef0123456789abc', name: 'Double account' },
-    permissions: t.permissions,
+    ...(t.listsPermissions === false ? {} : { permissions: t.permissions }),
     created_on: '2024-01-01T00:00:00Z',
     modified_on: '2024-01-01T00:00:00Z',
     activated_on: '2024-01-01T00:00:00Z',
@@ -214,6 +217,8 @@ export async function startCloudflareDouble(opts: {
     const can = (p: string) => token.permissions.includes(p);
 
     if (route === '/zones' && req.method === 'GET') {
+      const bad = queryProblem('zones', query);
+      if (bad) return send(res, bad.status, failure(bad.code, bad.message));
       if (!can('#zone:read')) return send(res, 403, failure(9109, 'Unauthorized to access requested resource'));
       const list = opts.zones.filter(visible).filter((z) => !query.name || z.name === query.name);
       const { slice, info } = paginate(list, query, 20, 50);
@@ -239,6 +244,8 @@ export async function startCloudflareDouble(opts: {
     if (req.method === 'GET' && !recordId) {
       if (!can('#dns_records:read') && !can('#dns_records:edit'))
         return send(res, 403, failure(10000, 'Authentication error'));
+      const bad = queryProblem('records', query);
+      if (bad) return send(res, bad.status, failure(bad.code, bad.message));
       const list = [...records.values()].filter(
         (r) =>
           r.zone_id === zone.id &&
@@ -250,30 +257,19 @@ export async function startCloudflareDouble(opts: {
     }
     if (!can('#dns_records:edit')) return send(res, 403, failure(10000, 'Authentication error'));
     if (req.method === 'POST' && !recordId) {
-      const body = (await readBody(req)) as Partial<DoubleRecord> | symbol | undefined;
-      if (typeof body !== 'object' || !body) return send(res, 400, failure(9207, 'Request body is invalid.'));
-      const name = String(body.name ?? '')
-        .replace(/\.$/, '')
-        .toLowerCase();
+      const raw = await readBody(req);
+      const bad = recordBodyProblem(raw);
+      if (bad) return send(res, bad.status, failure(bad.code, bad.message));
+      const body = raw as Partial<DoubleRecord> & { type: 'TXT' | 'TLSA'; name: string; ttl: number };
+      const name = body.name.replace(/\.$/, '').toLowerCase();
+      // TLSA is written as data fields; Cloudflare answers with content formatted from them.
       if (body.type === 'TLSA') {
-        // TLSA is written as data fields; Cloudflare answers with content formatted from them.
-        const d = body.data;
-        if (
-          !d ||
-          ![d.usage, d.selector, d.matching_type].every((n) => Number.isInteger(n) && n >= 0 && n <= 255) ||
-          !/^[0-9a-fA-F]+$/.test(d.certificate ?? '')
-        ) {
-          return send(res, 400, failure(9101, 'TLSA record data is invalid.'));
-        }
+        const d = body.data!;
         body.content = `${d.usage} ${d.selector} ${d.matching_type} ${d.certificate.toLowerCase()}`;
       }
-      if (!body.type || !name || body.content === undefined)
-        return send(res, 400, failure(1004, 'DNS Validation Error'));
       if (name !== zone.name && !name.endsWith(`.${zone.name}`))
         return send(res, 400, failure(1004, 'DNS Validation Error'));
-      const ttl = body.ttl ?? 1;
-      if (ttl !== 1 && (ttl < 60 || ttl > 86400))
-        return send(res, 400, failure(9021, 'Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic.'));
+      const ttl = body.ttl;
       if (
         [...records.values()].some(
           (r) => r.zone_id === zone.id && r.type === body.type && r.name === name && r.content === body.content,

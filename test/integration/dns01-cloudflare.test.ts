@@ -13,6 +13,7 @@ const TOKENS = {
   good: 'good-token-0123456789abcdefABCDEF_-xyz',
   readonly: 'readonly-token-0123456789abcdefABCDEF',
   nozone: 'nozone-token-0123456789abcdefABCDEF',
+  unlisted: 'unlisted-token-0123456789abcdefABCDEF',
   unknown: 'unknown-token-0123456789abcdefABCDEF',
 };
 // 55 other zones first, so that with 50 zones a page the ones we need sit on the second page.
@@ -70,6 +71,12 @@ beforeAll(async () => {
       [TOKENS.good]: { zones: '*', permissions: ['#zone:read', '#dns_records:read', '#dns_records:edit'] },
       [TOKENS.readonly]: { zones: '*', permissions: ['#zone:read', '#dns_records:read'] },
       [TOKENS.nozone]: { zones: '*', permissions: ['#dns_records:edit'] },
+      // Scoped to one zone, and Cloudflare lists no permissions in the zone object for it.
+      [TOKENS.unlisted]: {
+        zones: [example.id],
+        permissions: ['#zone:read', '#dns_records:read', '#dns_records:edit'],
+        listsPermissions: false,
+      },
     },
     challtestsrv: `http://127.0.0.1:${pebble.dnsMgmtPort}`,
     visibleAfterMs: 1200, // records reach DNS only after a while, as at Cloudflare
@@ -150,6 +157,47 @@ describe('DNS-01 through Cloudflare (the official SDK against the local double)'
     expect(logsWith(r, { step: 'account' })).toHaveLength(0);
     expect(cf.requests.filter((q) => q.method === 'POST').length).toBe(posts);
     expectNoToken([r.stdout, r.stderr], join(dir, 'state'));
+  });
+
+  it('CLOUDFLARE_ZONE_ID with a token whose zone lists no permissions: the zone is read by its id, DNS:Edit is proven by the first record', async () => {
+    const { env } = envFor('zone-id', {
+      ACME_DOMAINS: 'zoneid.example.test',
+      CLOUDFLARE_API_TOKEN: TOKENS.unlisted,
+      CLOUDFLARE_ZONE_ID: example.id,
+    });
+    const before = cf.requests.length;
+    const r = await runCli(['run', '--once'], env);
+    expect(r.code, r.stdout).toBe(0);
+    expect(
+      logsWith(r, {
+        step: 'dns-01',
+        msg: "Cloudflare did not list the token's permissions; DNS:Edit is proven at the first record",
+      }),
+    ).toHaveLength(1);
+    const seen = cf.requests
+      .slice(before)
+      .map((q) => `${q.method} ${q.path.replace(cf.url.replace(/^http:\/\/[^/]+/, ''), '')}`);
+    expect(seen).toContain(`GET /zones/${example.id}`);
+    expect(seen).not.toContain('GET /zones'); // never listed
+    expect(seen.filter((q) => q === `POST /zones/${example.id}/dns_records`)).toHaveLength(1);
+    expect(new X509Certificate(readFileSync(join(env.CERTS_DIR!, 'cert.pem'))).subjectAltName).toBe(
+      'DNS:zoneid.example.test',
+    );
+
+    // A name outside that zone: the error says which zone CLOUDFLARE_ZONE_ID names; no order placed.
+    const outside = await runCli(
+      ['run', '--once'],
+      envFor('zone-id-outside', {
+        ACME_DOMAINS: 'mail.other.test',
+        CLOUDFLARE_API_TOKEN: TOKENS.unlisted,
+        CLOUDFLARE_ZONE_ID: example.id,
+      }).env,
+    );
+    expect(outside.code).toBe(1);
+    expect(outside.logs.find((l) => l.msg === 'issuance failed')?.error).toBe(
+      'Cloudflare: mail.other.test is not in the zone example.test (CLOUDFLARE_ZONE_ID); unset CLOUDFLARE_ZONE_ID or use the zone that holds the name',
+    );
+    expect(logsWith(outside, { step: 'order' })).toHaveLength(0);
   });
 
   it('a token without DNS:Edit, or without Zone:Read: the error names the missing permission and the zone; no order placed', async () => {
