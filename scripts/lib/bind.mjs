@@ -29,27 +29,41 @@ export function tsigKeygen(name, algorithm = 'hmac-sha256') {
   return /secret "([^"]+)"/.exec(out)[1];
 }
 
+/** A zone this BIND serves as a secondary: it transfers from `primary` at start, then only when rndc() says so. */
+const secondaryZone = (dir, host, z) =>
+  `zone "${z.name}" { type secondary; primaries { ${z.secondaryOf.replace(':', ' port ')}; }; transfer-source ${host}; file "${join(dir, `${z.name}.secondary`)}"; };`;
+
 /**
- * @param {{ dir: string, port: number, zones: { name: string, update?: 'key' | 'none', policy?: string, dnssec?: boolean, records?: string[] }[], keys: { name: string, algorithm?: string, secret: string }[] }} opts
+ * Options beyond the zones and keys (bind.d.mts): `address` to listen on (127.0.0.1); a zone's
+ * `nameServers` (its NS records and their addresses; default ns1 at 127.0.0.1), `refresh` (the
+ * SOA refresh its secondaries keep, in seconds), `transferTo` (addresses allowed to transfer it),
+ * or `secondaryOf` (this BIND is a secondary of that host:port); `rndcPort` for rndc(); `querylog`
+ * to log every query (named.log).
  */
 export async function startBind(opts) {
   const problem = bindMissing();
   if (problem) throw new Error(problem);
   const { dir, port } = opts;
+  const host = opts.address ?? '127.0.0.1';
   mkdirSync(dir, { recursive: true });
+  const rndcSecret = tsigKeygen('rndc-key');
+  const rndcKey = `key "rndc-key" { algorithm hmac-sha256; secret "${rndcSecret}"; };`;
+  writeFileSync(join(dir, 'rndc.key'), `${rndcKey}\n`);
   const keys = opts.keys
     .map((k) => `key "${k.name}" { algorithm ${k.algorithm ?? 'hmac-sha256'}; secret "${k.secret}"; };`)
     .join('\n');
   const zones = opts.zones
     .map((z) => {
+      if (z.secondaryOf) return secondaryZone(dir, host, z);
       const file = join(dir, `${z.name}.zone`);
+      const ns = z.nameServers ?? [{ name: 'ns1', address: '127.0.0.1' }];
       writeFileSync(
         file,
         [
           '$TTL 60',
-          `@ IN SOA ns1.${z.name}. hostmaster.${z.name}. 1 60 60 600 2`, // negative answers kept 2 s: tests add names
-          `@ IN NS ns1.${z.name}.`,
-          'ns1 IN A 127.0.0.1',
+          // Negative answers kept 2 s: tests add names.
+          `@ IN SOA ${ns[0].name}.${z.name}. hostmaster.${z.name}. 1 ${z.refresh ?? 60} 60 ${Math.max(600, (z.refresh ?? 0) * 2)} 2`,
+          ...ns.flatMap((n) => [`@ IN NS ${n.name}.${z.name}.`, `${n.name} IN A ${n.address}`]),
           ...(z.records ?? []),
           '',
         ].join('\n'),
@@ -61,7 +75,8 @@ export async function startBind(opts) {
           : `allow-update { ${opts.keys.map((k) => `key "${k.name}";`).join(' ')} };`;
       // DNSSEC: BIND makes the keys and signs at once, and signs every update too.
       const signing = z.dnssec ? ` dnssec-policy default; inline-signing yes; key-directory "${dir}";` : '';
-      return `zone "${z.name}" { type primary; file "${file}"; ${update}${signing} };`;
+      const transfer = z.transferTo ? ` allow-transfer { ${z.transferTo.map((a) => `${a};`).join(' ')} };` : '';
+      return `zone "${z.name}" { type primary; file "${file}"; ${update}${signing}${transfer} };`;
     })
     .join('\n');
   writeFileSync(
@@ -70,14 +85,16 @@ export async function startBind(opts) {
 options {
   directory "${dir}";
   pid-file "${join(dir, 'named.pid')}";
-  listen-on port ${port} { 127.0.0.1; };
+  listen-on port ${port} { ${host}; };
   listen-on-v6 { none; };
   recursion no;
-  dnssec-validation no;
+  dnssec-validation no;${opts.querylog ? '\n  querylog yes;' : ''}
   notify no;
   allow-transfer { none; };
 };
 ${keys}
+${rndcKey}
+${opts.rndcPort ? `controls { inet 127.0.0.1 port ${opts.rndcPort} allow { 127.0.0.1; } keys { "rndc-key"; }; };` : 'controls { };'}
 ${zones}
 `,
   );
@@ -86,31 +103,29 @@ ${zones}
     bin: 'named',
     args: ['-g', '-c', join(dir, 'named.conf')],
     logFile: join(dir, 'named.log'),
-    what: `named on 127.0.0.1:${port}`,
+    what: `named on ${host}:${port}`,
     answers: () =>
       execFileSync(
         'dig',
-        ['+short', '+time=1', '+tries=1', '-p', String(port), '@127.0.0.1', opts.zones[0].name, 'SOA'],
+        ['+short', '+time=1', '+tries=1', '-p', String(port), `@${host}`, opts.zones[0].name, 'SOA'],
         { encoding: 'utf8', stdio: 'pipe' },
       ).trim() !== '',
   });
   /** What the server answers for a name, asked directly (dig +short). */
   const dig = (name, type) =>
-    execFileSync('dig', ['+short', '+tcp', '-p', String(port), '@127.0.0.1', name, type], { encoding: 'utf8' })
+    execFileSync('dig', ['+short', '+tcp', '-p', String(port), `@${host}`, name, type], { encoding: 'utf8' })
       .trim()
       .split('\n')
       .filter(Boolean);
   /** A signed zone's key-signing key as a DNSKEY record (a validating resolver's trust anchor); waits until the zone is signed. */
   const ksk = async (zone) => {
     for (let i = 0; i < 300; i++) {
-      const keys = execFileSync(
-        'dig',
-        ['+noall', '+answer', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'DNSKEY'],
-        { encoding: 'utf8' },
-      )
+      const keys = execFileSync('dig', ['+noall', '+answer', '+tcp', '-p', String(port), `@${host}`, zone, 'DNSKEY'], {
+        encoding: 'utf8',
+      })
         .split('\n')
         .filter((l) => /\sDNSKEY\s+257\s/.test(l));
-      const signed = execFileSync('dig', ['+dnssec', '+short', '+tcp', '-p', String(port), '@127.0.0.1', zone, 'SOA'], {
+      const signed = execFileSync('dig', ['+dnssec', '+short', '+tcp', '-p', String(port), `@${host}`, zone, 'SOA'], {
         encoding: 'utf8',
       }).includes('SOA ');
       if (keys.length > 0 && signed) return keys[0].replace(/\s+/g, ' ').replace(/ \d+ IN DNSKEY /, ' DNSKEY ');
@@ -118,5 +133,11 @@ ${zones}
     }
     throw new Error(`BIND did not sign ${zone} within 30s; see ${join(dir, 'named.log')}`);
   };
-  return { address: `127.0.0.1:${port}`, port, dir, dig, ksk, stop };
+  /** Runs rndc against this named (with rndcPort), e.g. rndc('retransfer', zone). */
+  const rndc = (...args) =>
+    execFileSync('rndc', ['-k', join(dir, 'rndc.key'), '-s', '127.0.0.1', '-p', String(opts.rndcPort), ...args], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+  return { address: `${host}:${port}`, port, dir, dig, ksk, rndc, stop };
 }

@@ -35,6 +35,8 @@ export function runCli(
     uid?: number;
     /** A network namespace (`ip netns add`) to run it in, as a process on that "host". */
     netns?: string;
+    /** A resolv.conf it sees as /etc/resolv.conf (in a mount namespace of its own): the system's resolvers. */
+    resolvConf?: string;
   } = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
@@ -43,7 +45,21 @@ export function runCli(
       ? ['sh', ['-c', `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args]]
       : opts.netns
         ? ['nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, CLI, ...args]]
-        : [process.execPath, [CLI, ...args]];
+        : opts.resolvConf
+          ? [
+              'unshare',
+              [
+                '--mount',
+                'sh',
+                '-c',
+                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+                opts.resolvConf,
+                process.execPath,
+                CLI,
+                ...args,
+              ],
+            ]
+          : [process.execPath, [CLI, ...args]];
     const child = spawn(cmd, argv, {
       env: {
         PATH: process.env.PATH,
