@@ -38,8 +38,8 @@ for (const path of report.split(',')) {
   } catch {
     outside.push(`${path}: no ${side}.errors.json (the reporters did not finish)`);
   }
-  if (existsSync(`${side}.exit`) && readFileSync(`${side}.exit`, 'utf8').trim() !== '0')
-    exits.push(`${path}: vitest exited with code ${readFileSync(`${side}.exit`, 'utf8').trim()}`);
+  const exit = existsSync(`${side}.exit`) ? readFileSync(`${side}.exit`, 'utf8').trim() : '0';
+  if (exit !== '0') exits.push(`${path}: vitest exited with code ${exit}`);
 }
 const lintFailed = process.env.LINT_FAILED === '1';
 const depsFailed = process.env.DEPS_FAILED === '1';

@@ -350,6 +350,22 @@ describe('DEPLOY_MODE=swarm on a swarm of three managers', () => {
       // The rest found no server at that moment (its task being replaced), never a broken one.
       expect(seen.filter((s) => !s.fp && !s.refused)).toEqual([]);
       expect(new Set(answered.filter((s) => s.fp === now).map((s) => s.node))).toEqual(new Set(['node1', 'node2']));
+      // Task by task: one node served the new certificate while the other still served the old one.
+      const firstNew = (node: string) => seen.findIndex((s) => s.node === node && s.fp === now);
+      const [early, late] = ['node1', 'node2'].sort((a, b) => firstNew(a) - firstNew(b)) as [string, string];
+      expect(
+        seen.slice(firstNew(early), firstNew(late)).some((s) => s.node === late && s.fp === versions.at(-1)),
+        'both tasks were replaced at once',
+      ).toBe(true);
+      // mailcerts then verified each of the two replicas on its own node.
+      const verified = r.out
+        .split('\n')
+        .filter((l) => l.includes('"task serves the published certificate"'))
+        .map((l) => String((JSON.parse(l) as { container: string }).container));
+      expect(verified).toHaveLength(2);
+      for (const v of verified) expect(v).toMatch(new RegExp(`^${STACK}_mail\\.[12] on node[12]$`));
+      expect(new Set(verified.map((v) => v.slice(-5)))).toEqual(new Set(['node1', 'node2']));
+      expect(new Set(verified.map((v) => v.split(' ')[0]))).toHaveProperty('size', 2);
       versions.push(now);
     }
     const fp12 = (fp: string) => fp.replace(/:/g, '').toLowerCase().slice(0, 12);
