@@ -7,17 +7,8 @@ import { type Bind, startBind, tsigKeygen } from '../../scripts/lib/bind.mjs';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
 import { startUnbound, type Unbound } from '../../scripts/lib/unbound.mjs';
 import { logsWith, runCli } from '../helpers/cli.js';
-import {
-  containerLogs,
-  docker,
-  ENDPOINTS,
-  mailConfig,
-  removeTestContainers,
-  seedSelfSigned,
-  startContainer,
-  startMailStack,
-  TEST_PROJECT,
-} from '../helpers/mailstack.js';
+import { type DaneSender, startDaneSender } from '../helpers/dane-sender.js';
+import { ENDPOINTS, removeTestContainers, seedSelfSigned, startMailStack, TEST_PROJECT } from '../helpers/mailstack.js';
 import { freePorts } from '../helpers/ports.js';
 import { rfc2136Env } from '../helpers/rfc2136-env.js';
 
@@ -35,7 +26,7 @@ const MX = 'mx.mail.test';
 let bind: Bind;
 let unbound: Unbound;
 let pebble: Pebble;
-let sender: string;
+let sender: DaneSender;
 const certsDir = join(work, 'certs');
 
 function env(): Record<string, string> {
@@ -51,30 +42,6 @@ function env(): Record<string, string> {
       DANE_RESOLVER: unbound.address,
     },
   );
-}
-
-let sent = 0;
-/** Sends one message through the DANE sender; resolves with what its SMTP client logged about it. */
-async function deliver(): Promise<string> {
-  const from = (await containerLogs(sender)).split('\n').length - 1;
-  const id = `dane-test-${++sent}`;
-  await docker(
-    'exec',
-    sender,
-    'sh',
-    '-c',
-    `printf 'Subject: ${id}\\n\\n${id}\\n' | sendmail -f sender@sender.test postmaster@${MX}`,
-  );
-  const until = Date.now() + 30_000;
-  for (;;) {
-    const smtp = (await containerLogs(sender))
-      .split('\n')
-      .slice(from)
-      .filter((l) => /postfix\/smtp\[/.test(l));
-    if (smtp.some((l) => /status=/.test(l))) return smtp.join('\n');
-    if (Date.now() > until) throw new Error(`no delivery attempt logged within 30s:\n${smtp.join('\n')}`);
-    await delay(200);
-  }
 }
 
 beforeAll(async () => {
@@ -97,46 +64,8 @@ beforeAll(async () => {
   pebble = await startPebble({ dir: join(work, 'pebble'), dnsServer: bind.address, acmePort, mgmtPort, httpPort });
   await seedSelfSigned(certsDir);
   await startMailStack(certsDir);
-  // The sending MTA: DANE through the validating resolver, no listener of its own, every message to the stack's Postfix.
-  const conf = join(work, 'sender');
-  mkdirSync(conf, { recursive: true });
-  writeFileSync(
-    join(conf, 'main.cf'),
-    [
-      'compatibility_level = 3.6',
-      'myhostname = sender.test',
-      'mydestination =',
-      'inet_interfaces = loopback-only',
-      'inet_protocols = ipv4',
-      'maillog_file = /dev/stdout',
-      'smtp_connection_cache_on_demand = no',
-      'smtp_dns_support_level = dnssec',
-      'smtp_tls_security_level = dane',
-      'smtp_tls_loglevel = 1',
-      `relayhost = [${MX}]:${ENDPOINTS.smtp.port}`,
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(
-    join(conf, 'master.cf'),
-    mailConfig('postfix/master.cf')
-      .split('\n')
-      .filter((l) => !/^\S+:\d+ inet/.test(l))
-      .join('\n'),
-  );
-  writeFileSync(join(conf, 'resolv.conf'), `nameserver ${address}\noptions trust-ad edns0\n`);
-  sender = await startContainer({
-    name: 'dane-sender',
-    role: 'postfix',
-    certsDir,
-    mainCf: join(conf, 'main.cf'),
-    masterCf: join(conf, 'master.cf'),
-    volumes: [`${join(conf, 'resolv.conf')}:/etc/resolv.conf:ro`],
-  });
-  for (let i = 0; !/daemon started/.test(await containerLogs(sender)); i++) {
-    if (i > 150) throw new Error(`the sending Postfix did not start:\n${await containerLogs(sender)}`);
-    await delay(100);
-  }
+  // The sending MTA: DANE through the validating resolver, every message to the stack's Postfix.
+  sender = await startDaneSender(work, { name: 'dane-sender', mx: MX, resolver: address, certsDir });
 });
 afterAll(async () => {
   await removeTestContainers();
@@ -148,7 +77,7 @@ afterAll(async () => {
 describe('a DANE-validating Postfix delivers to the stack before, during and after a rollover', () => {
   it('without TLSA records the sender cannot authenticate the server (the control)', async () => {
     expect(unbound.dig(MX, 'A')).toMatch(/flags: qr rd ra ad;/);
-    const attempt = await deliver();
+    const attempt = await sender.deliver();
     expect(attempt).not.toMatch(/Verified TLS connection established/);
     expect(attempt).toMatch(/(Untrusted|Anonymous) TLS connection established to mx\.mail\.test/);
   });
@@ -177,7 +106,7 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
       `DANE for ${MX}: DNSSEC ok (validated by ${unbound.address} (AD bit required))`,
     );
     await delay(TTL * 1000 + 500); // the resolver may hold the empty answer for the negative TTL
-    const attempt = await deliver();
+    const attempt = await sender.deliver();
     expect(attempt).toMatch(
       new RegExp(`Verified TLS connection established to mx\\.mail\\.test\\[127\\.0\\.0\\.1\\]:${ENDPOINTS.smtp.port}`),
     );
@@ -193,7 +122,7 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
     const waits = logsWith(early, { step: 'dane', msg: 'DANE rollover waits' });
     expect(waits, early.stdout).toHaveLength(1);
     expect(keyOf()).toBe(before);
-    expect(await deliver()).toMatch(/Verified TLS connection established/);
+    expect(await sender.deliver()).toMatch(/Verified TLS connection established/);
 
     const readyAt = Date.parse(String(waits[0]!.readyAt));
     const seenSince = Date.parse(/seen since (\S+),/.exec(String(waits[0]!.reason))![1]!);
@@ -209,7 +138,7 @@ describe('a DANE-validating Postfix delivers to the stack before, during and aft
     ).toHaveLength(1);
     expect(logsWith(roll, { msg: 'serves the published certificate' }).length).toBeGreaterThan(0);
     expect(keyOf()).not.toBe(before);
-    const attempt = await deliver();
+    const attempt = await sender.deliver();
     expect(attempt).toMatch(/Verified TLS connection established/);
     expect(attempt).toMatch(/status=sent/);
   });
@@ -229,7 +158,7 @@ describe('mailcerts loses its state: DNS says which key may be served, and the s
     writeFileSync(join(stateDir, 'certificates', MX, 'state.json'), '{"deployedDigest": "trunc');
     const r = await runCli(['renew', '--force'], env());
     expect(r.code, r.stdout).toBe(0);
-    const attempt = await deliver();
+    const attempt = await sender.deliver();
     expect(attempt).toMatch(/Verified TLS connection established/);
     expect(attempt).toMatch(/status=sent/);
     expect(
@@ -245,7 +174,7 @@ describe('mailcerts loses its state: DNS says which key may be served, and the s
     mkdirSync(stateDir);
     const r = await runCli(['renew', '--force'], env());
     expect(r.code, r.stdout).toBe(0);
-    const attempt = await deliver();
+    const attempt = await sender.deliver();
     expect(attempt).toMatch(/Verified TLS connection established/);
     expect(attempt).toMatch(/status=sent/);
     expect(logsWith(r, { step: 'order', msg: 'reusing the published private key (DANE)' })).toHaveLength(1);
