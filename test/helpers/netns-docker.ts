@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -38,12 +39,15 @@ export async function startEngineIn(
   opts: { hostname?: string } = {},
 ): Promise<Engine> {
   rmSync(dir, { recursive: true, force: true });
-  for (const d of ['data', 'exec']) mkdirSync(join(dir, d), { recursive: true });
-  const sock = join(dir, 'docker.sock');
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  // The engine's socket and containerd's (in the exec root) must stay under the 108 bytes of a
+  // unix socket address whatever directory the checkout is in: a short directory under /tmp.
+  const execRoot = mkdtempSync(join(tmpdir(), 'mcx-'));
+  const sock = join(execRoot, 'docker.sock');
   const pidfile = join(dir, 'docker.pid');
   // Not `ip netns exec`: it remounts /sys and dockerd then misses the cgroup mount. A private /run
   // keeps this engine's containerd apart from the host's; its own UTS namespace gives it a hostname.
-  const script = `mount --make-rprivate / && mount -t tmpfs tmpfs /run && ${opts.hostname ? `hostname ${opts.hostname} && ` : ''}exec dockerd --data-root ${dir}/data --exec-root ${dir}/exec -H unix://${sock} --pidfile ${pidfile} ${dockerdArgs.join(' ')}`;
+  const script = `mount --make-rprivate / && mount -t tmpfs tmpfs /run && ${opts.hostname ? `hostname ${opts.hostname} && ` : ''}exec dockerd --data-root ${dir}/data --exec-root ${execRoot} -H unix://${sock} --pidfile ${pidfile} ${dockerdArgs.join(' ')}`;
   const daemon = spawn(
     'nsenter',
     [
@@ -71,6 +75,7 @@ export async function startEngineIn(
     for (let i = 0; i < 150 && daemon.exitCode === null; i++) await delay(100);
     if (daemon.exitCode === null) daemon.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    rmSync(execRoot, { recursive: true, force: true });
   };
   for (let i = 0; ; i++) {
     if (
