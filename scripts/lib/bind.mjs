@@ -46,9 +46,9 @@ export async function startBind(opts) {
   const { dir, port } = opts;
   const host = opts.address ?? '127.0.0.1';
   mkdirSync(dir, { recursive: true });
-  const rndcSecret = tsigKeygen('rndc-key');
-  const rndcKey = `key "rndc-key" { algorithm hmac-sha256; secret "${rndcSecret}"; };`;
-  writeFileSync(join(dir, 'rndc.key'), `${rndcKey}\n`);
+  // rndc's key and channel only when rndc() is to be used: tsig-keygen is a process of its own.
+  const rndcKey = opts.rndcPort ? `key "rndc-key" { algorithm hmac-sha256; secret "${tsigKeygen('rndc-key')}"; };` : '';
+  if (rndcKey) writeFileSync(join(dir, 'rndc.key'), `${rndcKey}\n`);
   const keys = opts.keys
     .map((k) => `key "${k.name}" { algorithm ${k.algorithm ?? 'hmac-sha256'}; secret "${k.secret}"; };`)
     .join('\n');

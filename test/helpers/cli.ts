@@ -24,6 +24,23 @@ function jsonLines(text: string): Record<string, unknown>[] {
   });
 }
 
+/** How the CLI is started: as it is, under `ulimit -n`, in a network namespace, or with a resolv.conf of its own. */
+function commandFor(
+  args: string[],
+  o: { maxOpenFiles?: number; netns?: string; resolvConf?: string },
+): [string, string[]] {
+  const cli = [process.execPath, CLI, ...args];
+  if (o.maxOpenFiles) return ['sh', ['-c', `ulimit -n ${o.maxOpenFiles} && exec "$0" "$@"`, ...cli]];
+  if (o.netns) return ['nsenter', [`--net=/run/netns/${o.netns}`, ...cli]];
+  // A mount namespace of its own, with the file bound over /etc/resolv.conf.
+  if (o.resolvConf)
+    return [
+      'unshare',
+      ['--mount', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', o.resolvConf, ...cli],
+    ];
+  return [process.execPath, [CLI, ...args]];
+}
+
 /** Runs `node dist/cli.js ...` with only the given environment (plus PATH and DOCKER_HOST). */
 export function runCli(
   args: string[],
@@ -40,26 +57,7 @@ export function runCli(
   } = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    // With maxOpenFiles, the CLI runs under `ulimit -n`, as in a container with a low descriptor limit.
-    const [cmd, argv] = opts.maxOpenFiles
-      ? ['sh', ['-c', `ulimit -n ${opts.maxOpenFiles} && exec "$0" "$@"`, process.execPath, CLI, ...args]]
-      : opts.netns
-        ? ['nsenter', [`--net=/run/netns/${opts.netns}`, process.execPath, CLI, ...args]]
-        : opts.resolvConf
-          ? [
-              'unshare',
-              [
-                '--mount',
-                'sh',
-                '-c',
-                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
-                opts.resolvConf,
-                process.execPath,
-                CLI,
-                ...args,
-              ],
-            ]
-          : [process.execPath, [CLI, ...args]];
+    const [cmd, argv] = commandFor(args, opts);
     const child = spawn(cmd, argv, {
       env: {
         PATH: process.env.PATH,

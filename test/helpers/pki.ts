@@ -243,3 +243,17 @@ export function makeSelfSigned(names: string[], days: number): { key: string; ce
   );
   return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
 }
+
+/** A certificate and key as mailcerts publishes them (the layout's file names and modes) into `dir`. */
+export function writePublished(dir: string, c: { key: string; cert: string }): void {
+  mkdirSync(dir, { recursive: true });
+  const files = {
+    'fullchain.pem': c.cert,
+    'cert.pem': c.cert,
+    'chain.pem': '',
+    'privkey.pem': c.key,
+    'privkey-fullchain.pem': c.key + c.cert,
+  };
+  for (const [name, data] of Object.entries(files))
+    writeFileSync(join(dir, name), data, { mode: name.startsWith('privkey') ? 0o600 : 0o644 });
+}

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -8,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { logsWith, pebbleEnv, runCli } from '../helpers/cli.js';
 import { type AlertMx, startAlertMx } from '../helpers/alert-mx.js';
 import { containerLogs, removeTestContainers } from '../helpers/mailstack.js';
-import { makeExpired } from '../helpers/pki.js';
+import { makeExpired, writePublished } from '../helpers/pki.js';
 import { freePorts } from '../helpers/ports.js';
 
 /**
@@ -48,20 +47,6 @@ const broken = { ACME_DIRECTORY: 'https://127.0.0.1:9/dir', ACME_TIMEOUT: '2s' }
 const OWN = 'mail.own.test';
 const served = makeExpired(OWN, { san: true });
 const ownCerts = join(work, 'own', 'certs');
-/** Files as mailcerts publishes them (the layout's names), for a CERTS_DIR. */
-function writePublished(dir: string, c: { key: string; cert: string }) {
-  mkdirSync(dir, { recursive: true });
-  const files = {
-    'fullchain.pem': c.cert,
-    'cert.pem': c.cert,
-    'chain.pem': '',
-    'privkey.pem': c.key,
-    'privkey-fullchain.pem': c.key + c.cert,
-  };
-  for (const [name, data] of Object.entries(files))
-    writeFileSync(join(dir, name), data, { mode: name.startsWith('privkey') ? 0o600 : 0o644 });
-}
-
 beforeAll(async () => {
   [smtpPort, hookPort] = (await freePorts(2)) as [number, number];
   hook = createServer((req, res) => {

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -7,6 +7,7 @@ import { type Bind, startBind, tsigKeygen } from '../../scripts/lib/bind.mjs';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
 import { Rfc2136Dns } from '../../src/dns/providers/rfc2136/rfc2136.js';
 import { createLogger } from '../../src/log.js';
+import { spkiOf, spkiOfKey } from '../../src/pki/identity.js';
 import { logsWith, runCli } from '../helpers/cli.js';
 import {
   ENDPOINTS,
@@ -34,10 +35,6 @@ const TTL = 3; // seconds: the burn-in is 6 s
 let bind: Bind;
 let pebble: Pebble;
 
-const spki = (pem: string) =>
-  createHash('sha256')
-    .update(createPublicKey(pem).export({ type: 'spki', format: 'der' }))
-    .digest('hex');
 const tlsa = (digest: string) => `3 1 1 ${digest.toUpperCase().replace(/(.{56})/, '$1 ')}`;
 const dns = () =>
   new Rfc2136Dns({
@@ -56,8 +53,8 @@ function envFor(name: string, domain: string, extra: Record<string, string> = {}
   return {
     dir,
     env,
-    leafKey: () => spki(readFileSync(join(dir, 'certs', 'privkey.pem'), 'utf8')),
-    nextKey: () => spki(readFileSync(join(state, 'dane-next.pem'), 'utf8')),
+    leafKey: () => spkiOfKey(readFileSync(join(dir, 'certs', 'privkey.pem'), 'utf8')),
+    nextKey: () => spkiOfKey(readFileSync(join(state, 'dane-next.pem'), 'utf8')),
     danePath: join(state, 'dane.json'),
     records: () => bind.dig(`_25._tcp.${domain}`, 'TLSA').sort(),
   };
@@ -110,7 +107,7 @@ describe('DANE when the new certificate cannot be deployed', () => {
       labels: { 'mailcerts.verify': VERIFY_LABELS.postfix },
     });
     await waitForPort(ENDPOINTS.smtp.port);
-    const served = async () => spki((await servedCertificate('smtp', 'mx.mail.test')).toString());
+    const served = async () => spkiOf(new X509Certificate(await servedCertificate('smtp', 'mx.mail.test')));
     const ecKey = t.leafKey();
     expect(await served()).toBe(ecKey);
 

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { tsigKeygen } from '../../scripts/lib/bind.mjs';
 import { type Pebble, startPebble } from '../../scripts/lib/pebble.mjs';
 import { startUnbound, type Unbound } from '../../scripts/lib/unbound.mjs';
+import { spkiOfKey } from '../../src/pki/identity.js';
 import { type LaggingPair, startLaggingPair } from '../helpers/bind-pair.js';
 import { type CliRun, logsWith, runCli } from '../helpers/cli.js';
 import { type DaneSender, startDaneSender } from '../helpers/dane-sender.js';
@@ -34,21 +35,8 @@ let pebble: Pebble;
 let sender: DaneSender;
 const attempts: string[] = [];
 
-const leafKey = () =>
-  createHash('sha256')
-    .update(
-      createPublicKey(readFileSync(join(certsDir, 'privkey.pem'), 'utf8')).export({ type: 'spki', format: 'der' }),
-    )
-    .digest('hex');
-const nextKey = () =>
-  createHash('sha256')
-    .update(
-      createPublicKey(readFileSync(join(work, 'state', 'certificates', MX, 'dane-next.pem'), 'utf8')).export({
-        type: 'spki',
-        format: 'der',
-      }),
-    )
-    .digest('hex');
+const leafKey = () => spkiOfKey(readFileSync(join(certsDir, 'privkey.pem'), 'utf8'));
+const nextKey = () => spkiOfKey(readFileSync(join(work, 'state', 'certificates', MX, 'dane-next.pem'), 'utf8'));
 const owner = `_${ENDPOINTS.smtp.port}._tcp.${MX}`;
 const onSecondary = () => pair.secondary.dig(owner, 'TLSA').map((r) => r.replace(/\s+/g, '').slice(3).toLowerCase());
 function env(): Record<string, string> {

@@ -13,7 +13,7 @@ import {
   VERIFY_LABELS,
   waitForPort,
 } from '../helpers/mailstack.js';
-import { makeExpired } from '../helpers/pki.js';
+import { makeExpired, writePublished } from '../helpers/pki.js';
 
 /**
  * Rollbacks end to end, on one real Postfix serving two certificates by SNI (texthash map). The
@@ -136,15 +136,7 @@ describe('rollback of one of two certificates served by SNI', () => {
     // while mailcerts was down; the next publish makes that version ..previous.
     const bDir = join(certsDir, 'b');
     const live = readlinkSync(join(bDir, '..data'));
-    const expired = makeExpired('mail.b.test', { san: true });
-    const files = {
-      'cert.pem': expired.cert,
-      'fullchain.pem': expired.cert,
-      'chain.pem': '',
-      'privkey.pem': expired.key,
-      'privkey-fullchain.pem': expired.key + expired.cert,
-    };
-    for (const [name, data] of Object.entries(files)) writeFileSync(join(bDir, live, name), data);
+    writePublished(join(bDir, live), makeExpired('mail.b.test', { san: true }));
 
     writeConfig({ a: 'ec-256', b: 'ec-256' });
     const r = await runCli(['renew', '--force', 'b'], env);
